@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using ERCache.Policies;
+
+namespace ERCache.Diagnostics;
+
+/// <summary>
+/// The instruments of one cache instance. Tags are bounded: model, tier, source and cause, never a user id.
+/// Tag values are interned strings, so recording allocates nothing.
+/// </summary>
+internal sealed class ERCacheMetrics : IDisposable
+{
+    private static readonly string[] SourceNames = ["fallback", "direct", "fresh", "failover"];
+    private static readonly string[] CauseNames = ["none", "error", "timeout", "invalid_vector", "overload", "circuit_open"];
+
+    private readonly bool _ownsMeter;
+    private readonly Counter<long> _requests;
+    private readonly Counter<long> _inferenceCalls;
+    private readonly Counter<long> _inferenceUsers;
+    private readonly Counter<long> _inferenceFailures;
+    private readonly Counter<long> _evictions;
+    private readonly Histogram<double> _age;
+    private Func<IEnumerable<Measurement<long>>>? _observeEntries;
+
+    public ERCacheMetrics(IMeterFactory? meterFactory)
+    {
+        var options = new MeterOptions(ERCacheDiagnostics.MeterName);
+        if (meterFactory is null)
+        {
+            Meter = new Meter(options);
+            _ownsMeter = true;
+        }
+        else
+        {
+            Meter = meterFactory.Create(options);
+        }
+
+        _requests = Meter.CreateCounter<long>(ERCacheDiagnostics.Requests, "{request}", "Embedding requests, one per user, by source.");
+        _inferenceCalls = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceCalls, "{call}", "Inference delegate calls.");
+        _inferenceUsers = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceUsers, "{user}", "Users sent to inference.");
+        _inferenceFailures = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceFailures, "{user}", "Users whose inference failed, by cause.");
+        _evictions = Meter.CreateCounter<long>(ERCacheDiagnostics.Evictions, "{entry}", "Entries evicted to make room.");
+        _age = Meter.CreateHistogram<double>(ERCacheDiagnostics.VectorAge, "s", "Age of served vectors, by source.");
+        Meter.CreateObservableGauge(ERCacheDiagnostics.Entries, () => _observeEntries?.Invoke() ?? [], "{entry}", "Entries held per tier.");
+    }
+
+    /// <summary>The meter all instruments hang off.</summary>
+    public Meter Meter { get; }
+
+    public static string SourceName(EmbeddingSource source) => SourceNames[(int)source];
+
+    public static string CauseName(InferenceFailureCause cause) => CauseNames[(int)cause];
+
+    public static string TierName(TierKind kind) => kind == TierKind.Direct ? "direct" : "failover";
+
+    public static TagList TierTags(string model, TierKind tier) =>
+        new() { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.TierTag, TierName(tier) } };
+
+    /// <summary>Connects the entries gauge to the live set of tiers.</summary>
+    public void ObserveEntries(Func<IEnumerable<Measurement<long>>> observe) => _observeEntries = observe;
+
+    public void RecordResult(string model, in EmbeddingResult result)
+    {
+        var tags = new TagList
+        {
+            { ERCacheDiagnostics.ModelTag, model },
+            { ERCacheDiagnostics.SourceTag, SourceNames[(int)result.Source] },
+        };
+        _requests.Add(1, tags);
+        if (result.Source != EmbeddingSource.Fallback && _age.Enabled)
+        {
+            _age.Record(result.Age.TotalSeconds, tags);
+        }
+    }
+
+    public void RecordInferenceCall(string model, int users)
+    {
+        var tags = new TagList { { ERCacheDiagnostics.ModelTag, model } };
+        _inferenceCalls.Add(1, tags);
+        _inferenceUsers.Add(users, tags);
+    }
+
+    public void RecordInferenceFailures(string model, InferenceFailureCause cause, int users)
+    {
+        if (users > 0)
+        {
+            _inferenceFailures.Add(users, new TagList
+            {
+                { ERCacheDiagnostics.ModelTag, model },
+                { ERCacheDiagnostics.CauseTag, CauseNames[(int)cause] },
+            });
+        }
+    }
+
+    public void RecordEvictions(long count, in TagList tierTags)
+    {
+        if (count > 0)
+        {
+            _evictions.Add(count, tierTags);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_ownsMeter)
+        {
+            Meter.Dispose();
+        }
+    }
+}

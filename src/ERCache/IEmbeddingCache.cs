@@ -1,0 +1,39 @@
+namespace ERCache;
+
+/// <summary>
+/// Serves user embeddings per model: from the direct tier, from inference, from the failover tier, or a
+/// fallback (see <see cref="EmbeddingSource"/>). Safe to call from many threads at once.
+/// </summary>
+public interface IEmbeddingCache
+{
+    /// <summary>The configured model names.</summary>
+    IReadOnlyCollection<string> Models { get; }
+
+    /// <summary>
+    /// Writes user <paramref name="userId"/>'s embedding for <paramref name="model"/> into
+    /// <paramref name="destination"/> and says where it came from. Inference failures never throw: they are
+    /// answered from the failover tier or as a fallback.
+    /// </summary>
+    /// <param name="model">A configured model name.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="destination">Exactly the model's <c>Dimensions</c> floats, owned by the caller.</param>
+    /// <param name="cancellationToken">Ends the wait for inference; the call then throws <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentException">Unknown model, or a destination of the wrong length.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Serves many users of one model: hits are copied at once and all misses go to inference together, in
+    /// as few delegate calls as <c>Inference:MaxBatchSize</c> allows. Row <c>i</c> of
+    /// <paramref name="destination"/> and element <c>i</c> of <paramref name="results"/> belong to
+    /// <c>userIds[i]</c>.
+    /// </summary>
+    /// <param name="model">A configured model name.</param>
+    /// <param name="userIds">The users.</param>
+    /// <param name="destination">Exactly <c>userIds.Length × Dimensions</c> floats.</param>
+    /// <param name="results">Exactly <c>userIds.Length</c> results.</param>
+    /// <param name="cancellationToken">Ends the wait for inference; the call then throws <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentException">Unknown model, or a buffer of the wrong length.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    ValueTask GetManyAsync(string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,137 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+
+namespace ERCache.Inference;
+
+/// <summary>
+/// One call's worth of users for a model's inference delegate, and the buffer it fills
+/// (<see cref="Count"/> × <see cref="Dimensions"/> floats, row <c>i</c> for <c>UserIds[i]</c>).
+/// </summary>
+/// <remarks>
+/// The buffers are pooled and owned by the cache: they are returned only after the delegate's task completes,
+/// so a delegate that outlives its deadline never writes into memory a caller already got back. Rows start
+/// as NaN, so a row the delegate forgets to write is rejected as an invalid vector rather than cached.
+/// Different rows may be written from different threads.
+/// </remarks>
+public sealed class InferenceBatch
+{
+    private readonly long[] _users;
+    private readonly float[] _vectors;
+    private readonly RowStatus[] _status;
+    private int _released;
+
+    internal InferenceBatch(string model, string version, int dimensions, int count)
+    {
+        Model = model;
+        Version = version;
+        Dimensions = dimensions;
+        Count = count;
+        _users = ArrayPool<long>.Shared.Rent(Count);
+        _vectors = ArrayPool<float>.Shared.Rent(Count * dimensions);
+        _vectors.AsSpan(0, Count * dimensions).Fill(float.NaN);
+        _status = ArrayPool<RowStatus>.Shared.Rent(Count);
+        _status.AsSpan(0, Count).Clear();
+    }
+
+    internal enum RowStatus : byte
+    {
+        Written = 0,
+        Failed = 1,
+        WrongLength = 2,
+    }
+
+    /// <summary>The model name.</summary>
+    public string Model { get; }
+
+    /// <summary>The model version the vectors will be cached under.</summary>
+    public string Version { get; }
+
+    /// <summary>Length of each vector.</summary>
+    public int Dimensions { get; }
+
+    /// <summary>Number of users in the batch.</summary>
+    public int Count { get; }
+
+    /// <summary>The users, in row order.</summary>
+    public ReadOnlyMemory<long> UserIds => _users.AsMemory(0, Count);
+
+    /// <summary>All rows, <see cref="Count"/> × <see cref="Dimensions"/> floats.</summary>
+    public Memory<float> Destination => _vectors.AsMemory(0, Count * Dimensions);
+
+    /// <summary>The user ids, for the cache to fill before the call.</summary>
+    internal Span<long> UsersToFill => _users.AsSpan(0, Count);
+
+    /// <summary>The row for user <paramref name="index"/>.</summary>
+    public Memory<float> GetRow(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
+        return _vectors.AsMemory(index * Dimensions, Dimensions);
+    }
+
+    /// <summary>
+    /// Copies a computed vector into row <paramref name="index"/>. A vector whose length is not
+    /// <see cref="Dimensions"/> is not copied: the user's inference counts as failed
+    /// (<see cref="InferenceFailureCause.InvalidVector"/>) and nothing is cached.
+    /// </summary>
+    public void SetRow(int index, ReadOnlySpan<float> vector)
+    {
+        var row = GetRow(index).Span;
+        if (vector.Length != Dimensions)
+        {
+            _status[index] = RowStatus.WrongLength;
+            return;
+        }
+
+        vector.CopyTo(row);
+        _status[index] = RowStatus.Written;
+    }
+
+    /// <summary>Reports that inference failed for user <paramref name="index"/> only
+    /// (<see cref="InferenceFailureCause.Error"/>); the other users' rows are still used.</summary>
+    public void Fail(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
+        _status[index] = RowStatus.Failed;
+    }
+
+    /// <summary>Checks row <paramref name="index"/> after the delegate completed.</summary>
+    internal InferenceFailureCause Validate(int index) => _status[index] switch
+    {
+        RowStatus.Failed => InferenceFailureCause.Error,
+        RowStatus.WrongLength => InferenceFailureCause.InvalidVector,
+        _ => AllFinite(Row(index)) ? InferenceFailureCause.None : InferenceFailureCause.InvalidVector,
+    };
+
+    internal ReadOnlySpan<float> Row(int index) => _vectors.AsSpan(index * Dimensions, Dimensions);
+
+    /// <summary>Returns the pooled buffers; called once, after the delegate's task has completed.</summary>
+    internal void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            return;
+        }
+
+        ArrayPool<long>.Shared.Return(_users);
+        ArrayPool<float>.Shared.Return(_vectors);
+        ArrayPool<RowStatus>.Shared.Return(_status);
+    }
+
+    // x * 0 is 0 for every finite x and NaN for NaN and ±infinity, so one vectorised pass finds both.
+    private static bool AllFinite(ReadOnlySpan<float> row) => !float.IsNaN(TensorPrimitives.Sum(row) * 0f) || CheckEach(row);
+
+    private static bool CheckEach(ReadOnlySpan<float> row)
+    {
+        foreach (float v in row)
+        {
+            if (!float.IsFinite(v))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

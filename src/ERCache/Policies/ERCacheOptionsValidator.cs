@@ -1,0 +1,165 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+
+namespace ERCache.Policies;
+
+/// <summary>
+/// Validates <see cref="ERCacheOptions"/> and reports every bad field in one message, each named by its
+/// configuration path (<c>ERCache:Models:ctr:Direct:Ttl must be positive (got 00:00:00).</c>).
+/// </summary>
+public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
+{
+    /// <summary>Largest accepted <see cref="ModelOptions.Dimensions"/>.</summary>
+    public const int MaxDimensions = 16384;
+
+    /// <summary>Largest accepted <see cref="InferenceOptions.MaxBatchSize"/>.</summary>
+    public const int MaxBatchSizeLimit = 65536;
+
+    private readonly string _sectionPath;
+
+    /// <summary>Creates a validator whose messages name fields under <paramref name="sectionPath"/>.</summary>
+    /// <param name="sectionPath">The configuration section the options were bound from; <c>ERCache</c> by default.</param>
+    public ERCacheOptionsValidator(string sectionPath = ERCacheOptions.DefaultSectionPath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sectionPath);
+        _sectionPath = sectionPath;
+    }
+
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, ERCacheOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = Collect(options);
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>Returns one message per bad field; empty when the options are valid.</summary>
+    public IReadOnlyList<string> Collect(ERCacheOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+        if (options.Models is null || options.Models.Count == 0)
+        {
+            errors.Add($"{_sectionPath}:Models must configure at least one model.");
+            return errors;
+        }
+
+        foreach (var (name, model) in options.Models.OrderBy(m => m.Key, StringComparer.Ordinal))
+        {
+            string p = $"{_sectionPath}:Models:{name}";
+            if (model is null)
+            {
+                errors.Add($"{p} is empty; it needs at least Dimensions and the tier TTLs.");
+                continue;
+            }
+
+            ValidateModel(p, model, errors);
+        }
+
+        return errors;
+    }
+
+    private static void ValidateModel(string p, ModelOptions model, List<string> errors)
+    {
+        if (model.Dimensions is < 1 or > MaxDimensions)
+        {
+            errors.Add($"{p}:Dimensions must be between 1 and {MaxDimensions} (got {model.Dimensions}).");
+        }
+
+        if (string.IsNullOrWhiteSpace(model.Version))
+        {
+            errors.Add($"{p}:Version must not be empty.");
+        }
+
+        var inference = model.Inference ?? new InferenceOptions();
+        if (inference.Timeout <= TimeSpan.Zero)
+        {
+            errors.Add($"{p}:Inference:Timeout must be positive (got {Format(inference.Timeout)}).");
+        }
+
+        if (inference.MaxBatchSize is < 1 or > MaxBatchSizeLimit)
+        {
+            errors.Add($"{p}:Inference:MaxBatchSize must be between 1 and {MaxBatchSizeLimit} (got {inference.MaxBatchSize}).");
+        }
+
+        if (inference.MaxConcurrency < 1)
+        {
+            errors.Add($"{p}:Inference:MaxConcurrency must be positive (got {inference.MaxConcurrency}).");
+        }
+
+        var direct = model.Direct ?? new TierOptions();
+        var failover = model.Failover ?? new TierOptions();
+        ValidateTier($"{p}:Direct", direct, errors);
+        ValidateTier($"{p}:Failover", failover, errors);
+        if (direct.Enabled && failover.Enabled && direct.Ttl > TimeSpan.Zero && failover.Ttl > TimeSpan.Zero && failover.Ttl < direct.Ttl)
+        {
+            errors.Add($"{p}:Failover:Ttl ({Format(failover.Ttl)}) must not be shorter than {p}:Direct:Ttl ({Format(direct.Ttl)}).");
+        }
+
+        if (model.DefaultVector is { } vector)
+        {
+            if (model.Dimensions is >= 1 and <= MaxDimensions && vector.Length != model.Dimensions)
+            {
+                errors.Add($"{p}:DefaultVector must have Dimensions ({model.Dimensions}) values (got {vector.Length}).");
+            }
+
+            int bad = Array.FindIndex(vector, v => !float.IsFinite(v));
+            if (bad >= 0)
+            {
+                errors.Add($"{p}:DefaultVector:{bad} must be finite (got {vector[bad].ToString(CultureInfo.InvariantCulture)}).");
+            }
+        }
+    }
+
+    private static void ValidateTier(string p, TierOptions tier, List<string> errors)
+    {
+        if (!tier.Enabled)
+        {
+            return;
+        }
+
+        if (tier.Ttl <= TimeSpan.Zero)
+        {
+            errors.Add($"{p}:Ttl must be positive (got {Format(tier.Ttl)}).");
+        }
+
+        if (tier.Capacity < 1)
+        {
+            errors.Add($"{p}:Capacity must be positive (got {tier.Capacity}).");
+        }
+
+        if (!TryParse<EvictionStrategy>(tier.Eviction, out _))
+        {
+            errors.Add($"{p}:Eviction '{tier.Eviction}' is not a known eviction strategy; allowed: {string.Join(", ", Enum.GetNames<EvictionStrategy>())}.");
+        }
+
+        if (!TryParse<StorageFormat>(tier.Format, out _))
+        {
+            errors.Add($"{p}:Format '{tier.Format}' is not a known storage format; allowed: {string.Join(", ", Enum.GetNames<StorageFormat>())}.");
+        }
+    }
+
+    /// <summary>Parses an enum name exactly as configuration spells it (case-insensitive), rejecting numbers.</summary>
+    internal static bool TryParse<TEnum>(string? value, out TEnum result)
+        where TEnum : struct, Enum
+    {
+        result = default;
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return false;
+        }
+
+        foreach (var candidate in Enum.GetValues<TEnum>())
+        {
+            if (string.Equals(candidate.ToString(), value.Trim(), StringComparison.OrdinalIgnoreCase))
+            {
+                result = candidate;
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static string Format(TimeSpan value) => value.ToString("c", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,99 @@
+namespace ERCache.Policies;
+
+/// <summary>
+/// The validated, immutable settings of one model. A configuration reload builds a new instance and
+/// swaps it in atomically; a request reads one instance from start to end.
+/// </summary>
+public sealed class ModelPolicy
+{
+    private ModelPolicy(string name, ModelOptions options)
+    {
+        Name = name;
+        Dimensions = options.Dimensions;
+        Version = options.Version;
+        var inference = options.Inference ?? new InferenceOptions();
+        InferenceTimeout = inference.Timeout;
+        MaxBatchSize = inference.MaxBatchSize;
+        MaxConcurrency = inference.MaxConcurrency;
+        Direct = TierPolicy.From(TierKind.Direct, options.Direct ?? new TierOptions());
+        Failover = TierPolicy.From(TierKind.Failover, options.Failover ?? new TierOptions());
+        DefaultVector = options.DefaultVector is { } v ? (float[])v.Clone() : null;
+    }
+
+    /// <summary>The model name, as configured.</summary>
+    public string Name { get; }
+
+    /// <summary>Length of the model's vectors.</summary>
+    public int Dimensions { get; }
+
+    /// <summary>The model version; entries of any other version are invisible.</summary>
+    public string Version { get; }
+
+    /// <summary>How long a caller waits for inference.</summary>
+    public TimeSpan InferenceTimeout { get; }
+
+    /// <summary>Most users per delegate call.</summary>
+    public int MaxBatchSize { get; }
+
+    /// <summary>Most delegate calls in flight at once.</summary>
+    public int MaxConcurrency { get; }
+
+    /// <summary>The direct tier's settings.</summary>
+    public TierPolicy Direct { get; }
+
+    /// <summary>The failover tier's settings.</summary>
+    public TierPolicy Failover { get; }
+
+    /// <summary>The vector written on a fallback, or <see langword="null"/> to zero the destination.</summary>
+    public ReadOnlyMemory<float>? DefaultVector { get; }
+
+    /// <summary>Builds a policy from options that <see cref="ERCacheOptionsValidator"/> accepted.</summary>
+    internal static ModelPolicy From(string name, ModelOptions options) => new(name, options);
+
+    /// <summary>Whether cached vectors made under <paramref name="previous"/> are still valid under this policy.</summary>
+    internal bool KeepsVectorsOf(ModelPolicy previous) =>
+        previous.Dimensions == Dimensions && string.Equals(previous.Version, Version, StringComparison.Ordinal);
+}
+
+/// <summary>The validated settings of one tier.</summary>
+public sealed class TierPolicy
+{
+    private TierPolicy(TierKind kind, TierOptions options)
+    {
+        Kind = kind;
+        Enabled = options.Enabled;
+        Ttl = options.Ttl;
+        Capacity = options.Capacity;
+        // Only validated options reach here; a failed parse means a validator bug, not bad input.
+        Eviction = ERCacheOptionsValidator.TryParse(options.Eviction, out EvictionStrategy eviction)
+            ? eviction
+            : throw new InvalidOperationException($"Unvalidated eviction strategy '{options.Eviction}'.");
+        Format = ERCacheOptionsValidator.TryParse(options.Format, out StorageFormat format)
+            ? format
+            : throw new InvalidOperationException($"Unvalidated storage format '{options.Format}'.");
+    }
+
+    /// <summary>Which tier this is.</summary>
+    public TierKind Kind { get; }
+
+    /// <summary>Whether the tier exists.</summary>
+    public bool Enabled { get; }
+
+    /// <summary>Entries younger than this are valid.</summary>
+    public TimeSpan Ttl { get; }
+
+    /// <summary>Most entries held.</summary>
+    public int Capacity { get; }
+
+    /// <summary>The eviction strategy.</summary>
+    public EvictionStrategy Eviction { get; }
+
+    /// <summary>The storage format.</summary>
+    public StorageFormat Format { get; }
+
+    internal static TierPolicy From(TierKind kind, TierOptions options) => new(kind, options);
+
+    /// <summary>Whether a tier built for <paramref name="other"/> can be kept as is (only the TTL differs).</summary>
+    internal bool SameStorageAs(TierPolicy other) =>
+        Enabled == other.Enabled && Capacity == other.Capacity && Eviction == other.Eviction && Format == other.Format;
+}

@@ -1,0 +1,55 @@
+using ERCache.Diagnostics;
+using ERCache.Policies;
+
+namespace ERCache.Tiers;
+
+/// <summary>
+/// One tier of one model version. The tier instance itself stands for the (model, version) part of the
+/// key, so entries are looked up by user id and compared in full; a version or dimension change builds a
+/// new tier. All times are <see cref="TimeProvider.GetTimestamp"/> values.
+/// </summary>
+internal abstract class EmbeddingTier
+{
+    protected EmbeddingTier(string model, TierPolicy policy, int dimensions, ERCacheMetrics metrics)
+    {
+        Model = model;
+        Policy = policy;
+        Dimensions = dimensions;
+        Metrics = metrics;
+        MetricTags = ERCacheMetrics.TierTags(model, policy.Kind);
+    }
+
+    public string Model { get; }
+
+    /// <summary>The storage settings this tier was built with (its TTL is read from the live policy instead).</summary>
+    public TierPolicy Policy { get; }
+
+    public int Dimensions { get; }
+
+    public int Capacity => Policy.Capacity;
+
+    protected ERCacheMetrics Metrics { get; }
+
+    protected System.Diagnostics.TagList MetricTags { get; }
+
+    /// <summary>Entries currently held.</summary>
+    public abstract int Count { get; }
+
+    /// <summary>Entries evicted to make room since the tier was built.</summary>
+    public abstract long Evictions { get; }
+
+    /// <summary>
+    /// Copies the user's vector into <paramref name="destination"/> when the tier holds one whose age
+    /// (<paramref name="now"/> minus its write time) is less than <paramref name="ttl"/>.
+    /// On <see langword="false"/> the destination may hold garbage and must not be used.
+    /// </summary>
+    public abstract bool TryRead(long userId, long now, long ttl, Span<float> destination, out long writtenAt);
+
+    /// <summary>Stores a validated vector for the user, stamped <paramref name="writtenAt"/>, evicting if full.</summary>
+    public abstract void Write(long userId, ReadOnlySpan<float> vector, long writtenAt);
+
+    protected void RecordEvictions(long count) => Metrics.RecordEvictions(count, MetricTags);
+
+    /// <summary>The age of an entry, clamped at zero should a clock ever step back.</summary>
+    protected static bool IsFresh(long now, long writtenAt, long ttl) => Math.Max(0, now - writtenAt) < ttl;
+}

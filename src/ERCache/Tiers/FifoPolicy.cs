@@ -1,0 +1,28 @@
+namespace ERCache.Tiers;
+
+/// <summary>
+/// First in, first out by write: a rewrite moves a slot to the tail (its TTL restarts), reads change nothing,
+/// and the head, the entry written longest ago and so the closest to expiry, is evicted.
+/// </summary>
+internal readonly struct FifoPolicy : IEvictionPolicy
+{
+    private readonly SlotList _order;
+
+    public FifoPolicy(int capacity) => _order = new SlotList(capacity);
+
+    internal SlotList Order => _order;
+
+    public void OnInsert(int slot) => _order.AddLast(slot);
+
+    public void OnUpdate(int slot) => _order.MoveToLast(slot);
+
+    public bool RecordHit(int slot) => false;
+
+    public void DrainHits()
+    {
+    }
+
+    public int SelectVictim() => _order.Head;
+
+    public void Remove(int slot) => _order.Remove(slot);
+}

@@ -1,0 +1,28 @@
+namespace ERCache.Tiers;
+
+/// <summary>
+/// Orders a slab tier's slots for eviction. Implemented by structs so <see cref="SlabTier{TPolicy, TCodec}"/>
+/// gets a specialised copy per strategy. Every member except <see cref="RecordHit"/> runs under the tier's
+/// write lock; <see cref="RecordHit"/> runs on the lock-free read path.
+/// </summary>
+internal interface IEvictionPolicy
+{
+    /// <summary>A new key was written into <paramref name="slot"/>.</summary>
+    void OnInsert(int slot);
+
+    /// <summary>An existing key in <paramref name="slot"/> was rewritten.</summary>
+    void OnUpdate(int slot);
+
+    /// <summary>A reader hit <paramref name="slot"/>. Returns <see langword="true"/> when buffered hits should be
+    /// drained soon (the caller then tries to take the lock and call <see cref="DrainHits"/>).</summary>
+    bool RecordHit(int slot);
+
+    /// <summary>Applies buffered hits to the order.</summary>
+    void DrainHits();
+
+    /// <summary>The slot to evict next; the caller reuses it and then calls <see cref="OnInsert"/>.</summary>
+    int SelectVictim();
+
+    /// <summary>Unlinks <paramref name="slot"/> from the order (before it is reused).</summary>
+    void Remove(int slot);
+}

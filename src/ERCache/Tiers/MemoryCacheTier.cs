@@ -1,0 +1,86 @@
+using ERCache.Diagnostics;
+using ERCache.Policies;
+using ERCache.Storage;
+using Microsoft.Extensions.Caching.Memory;
+
+namespace ERCache.Tiers;
+
+/// <summary>
+/// A tier backed by <see cref="MemoryCache"/> with <c>SizeLimit = Capacity</c> (each entry has size 1): one
+/// heap object per entry, MemoryCache's own compaction order. For teams that want its semantics, and the
+/// benchmark peer of the slab tiers.
+/// </summary>
+/// <remarks>
+/// MemoryCache drops a write that would exceed its size limit and compacts in the background. So that no
+/// fresh vector is silently lost, writes here are serialised and compact synchronously first when the cache
+/// is full. TTLs are checked against the cache's own <see cref="TimeProvider"/> timestamps, not MemoryCache
+/// expirations (MemoryCache has its own clock).
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage(
+    "Design",
+    "CA1001",
+    Justification = "A tier dropped by a reload may still serve requests in flight; MemoryCache holds no unmanaged resource, so the GC reclaims it.")]
+internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
+    where TCodec : struct, IRowCodec
+{
+    private readonly MemoryCache _cache;
+    private readonly Lock _writeLock = new();
+    private readonly string _version;
+    private readonly double _compactPercentage;
+    private long _evictions;
+
+    public MemoryCacheTier(string model, string version, TierPolicy policy, int dimensions, ERCacheMetrics metrics)
+        : base(model, policy, dimensions, metrics)
+    {
+        _version = version;
+        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = policy.Capacity });
+
+        // MemoryCache's default 5%, but at least one entry (it truncates Count * percentage).
+        _compactPercentage = Math.Min(1.0, Math.Max(0.05, 1.5 / policy.Capacity));
+    }
+
+    public override int Count => _cache.Count;
+
+    public override long Evictions => Interlocked.Read(ref _evictions);
+
+    public override bool TryRead(long userId, long now, long ttl, Span<float> destination, out long writtenAt)
+    {
+        writtenAt = 0;
+        if (_cache.TryGetValue(new EntryKey(Model, _version, userId), out var value) &&
+            value is StoredRow row && IsFresh(now, row.WrittenAt, ttl))
+        {
+            TCodec.Decode(row.Bytes, destination); // entries are immutable: no torn reads
+            writtenAt = row.WrittenAt;
+            return true;
+        }
+
+        return false;
+    }
+
+    public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt)
+    {
+        var bytes = new byte[TCodec.RowBytes(Dimensions)];
+        TCodec.Encode(vector, bytes);
+        var key = new EntryKey(Model, _version, userId);
+        lock (_writeLock)
+        {
+            if (_cache.Count >= Capacity && !_cache.TryGetValue(key, out _))
+            {
+                int before = _cache.Count;
+                _cache.Compact(_compactPercentage);
+                long evicted = Math.Max(0, before - _cache.Count);
+                Interlocked.Add(ref _evictions, evicted);
+                RecordEvictions(evicted);
+            }
+
+            using var entry = _cache.CreateEntry(key);
+            entry.Size = 1;
+            entry.Value = new StoredRow(bytes, writtenAt);
+        }
+    }
+
+    /// <summary>The full key (model, version, user), compared field by field.</summary>
+    private readonly record struct EntryKey(string Model, string Version, long UserId);
+
+    private sealed record StoredRow(byte[] Bytes, long WrittenAt);
+}

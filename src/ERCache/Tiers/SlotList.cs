@@ -1,0 +1,102 @@
+namespace ERCache.Tiers;
+
+/// <summary>
+/// An intrusive doubly linked list over slot numbers, held in two int arrays (no node objects).
+/// Head is the next eviction victim; tail is the most recently ordered slot. Used under the tier lock only,
+/// so the arrays may grow as the tier fills.
+/// </summary>
+internal sealed class SlotList
+{
+    private const int None = -1;
+    private int[] _prev;
+    private int[] _next;
+    private readonly int _capacity;
+
+    public SlotList(int capacity)
+    {
+        _capacity = capacity;
+        int initial = Math.Min(capacity, 1024);
+        _prev = new int[initial];
+        _next = new int[initial];
+    }
+
+    public int Head { get; private set; } = None;
+
+    public int Tail { get; private set; } = None;
+
+    public int Count { get; private set; }
+
+    public void AddLast(int slot)
+    {
+        EnsureRoom(slot);
+        _prev[slot] = Tail;
+        _next[slot] = None;
+        if (Tail == None)
+        {
+            Head = slot;
+        }
+        else
+        {
+            _next[Tail] = slot;
+        }
+
+        Tail = slot;
+        Count++;
+    }
+
+    public void Remove(int slot)
+    {
+        int p = _prev[slot], n = _next[slot];
+        if (p == None)
+        {
+            Head = n;
+        }
+        else
+        {
+            _next[p] = n;
+        }
+
+        if (n == None)
+        {
+            Tail = p;
+        }
+        else
+        {
+            _prev[n] = p;
+        }
+
+        Count--;
+    }
+
+    public void MoveToLast(int slot)
+    {
+        if (slot == Tail)
+        {
+            return;
+        }
+
+        Remove(slot);
+        AddLast(slot);
+    }
+
+    /// <summary>Slots from head (next victim) to tail, for tests and diagnostics.</summary>
+    public IEnumerable<int> FromHead()
+    {
+        for (int s = Head; s != None; s = _next[s])
+        {
+            yield return s;
+        }
+    }
+
+    private void EnsureRoom(int slot)
+    {
+        if (slot < _prev.Length)
+        {
+            return;
+        }
+
+        int size = (int)Math.Min(_capacity, Math.Max((long)_prev.Length * 2, slot + 1L));
+        Array.Resize(ref _prev, size);
+        Array.Resize(ref _next, size);
+    }
+}

@@ -1,0 +1,32 @@
+using ERCache.Diagnostics;
+using ERCache.Policies;
+using ERCache.Storage;
+
+namespace ERCache.Tiers;
+
+/// <summary>Builds the tier a <see cref="TierPolicy"/> describes, closing the generic types once here.</summary>
+internal static class TierFactory
+{
+    public static EmbeddingTier? Create(ModelPolicy model, TierPolicy tier, ERCacheMetrics metrics)
+    {
+        if (!tier.Enabled)
+        {
+            return null;
+        }
+
+        return tier.Format switch
+        {
+            StorageFormat.Float32 => Create<Float32Codec>(model, tier, metrics),
+            _ => throw new InvalidOperationException($"Storage format {tier.Format} has no codec."),
+        };
+    }
+
+    private static EmbeddingTier Create<TCodec>(ModelPolicy model, TierPolicy tier, ERCacheMetrics metrics)
+        where TCodec : struct, IRowCodec => tier.Eviction switch
+        {
+            EvictionStrategy.Lru => new SlabTier<LruPolicy, TCodec>(model.Name, tier, model.Dimensions, new LruPolicy(tier.Capacity), metrics),
+            EvictionStrategy.Fifo => new SlabTier<FifoPolicy, TCodec>(model.Name, tier, model.Dimensions, new FifoPolicy(tier.Capacity), metrics),
+            EvictionStrategy.MemoryCache => new MemoryCacheTier<TCodec>(model.Name, model.Version, tier, model.Dimensions, metrics),
+            _ => throw new InvalidOperationException($"Eviction strategy {tier.Eviction} has no implementation."),
+        };
+}
