@@ -17,7 +17,7 @@ public sealed class ModelPolicy
         MaxConcurrency = inference.MaxConcurrency;
         Direct = TierPolicy.From(TierKind.Direct, options.Direct ?? new TierOptions());
         Failover = TierPolicy.From(TierKind.Failover, options.Failover ?? new TierOptions());
-        DefaultVector = options.DefaultVector is { } v ? (float[])v.Clone() : null;
+        DefaultVector = options.DefaultVector is { } v ? new ReadOnlyMemory<float>((float[])v.Clone()) : (ReadOnlyMemory<float>?)null;
     }
 
     /// <summary>The model name, as configured.</summary>

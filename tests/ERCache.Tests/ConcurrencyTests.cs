@@ -1,0 +1,268 @@
+using System.Diagnostics;
+using ERCache.Diagnostics;
+using ERCache.Policies;
+using ERCache.Tests.Infrastructure;
+using ERCache.Tiers;
+
+namespace ERCache.Tests;
+
+/// <summary>Hammers each shared structure from several threads, then checks its invariants.</summary>
+public sealed class ConcurrencyTests
+{
+    private static readonly TimeSpan HammerTime = TimeSpan.FromSeconds(2);
+
+    /// <summary>Row of user <paramref name="user"/> at write number <paramref name="write"/>: every value depends on both,
+    /// so a copy mixing two writes, or two users, is detectable.</summary>
+    private static void FillWrite(Span<float> row, long user, int write)
+    {
+        row[0] = user;
+        row[1] = write;
+        for (int j = 2; j < row.Length; j++)
+        {
+            row[j] = ((user * 31) + (write * 17) + j) % (1 << 20);
+        }
+    }
+
+    private static bool IsConsistent(ReadOnlySpan<float> row, long user)
+    {
+        if (row[0] != user)
+        {
+            return false;
+        }
+
+        int write = (int)row[1];
+        for (int j = 2; j < row.Length; j++)
+        {
+            if (row[j] != ((user * 31) + (write * 17) + j) % (1 << 20))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    [Theory]
+    [InlineData("Lru")]
+    [InlineData("Fifo")]
+    [InlineData("MemoryCache")]
+    public void Eight_threads_of_random_reads_and_writes_never_see_a_torn_or_foreign_vector(string eviction)
+    {
+        const int capacity = 64, keySpace = 1000, dims = 64;
+        using var metrics = new ERCacheMetrics(null);
+        var tier = TierHelper.Create(eviction, capacity, dims, metrics);
+        long reads = 0, hits = 0, writes = 0, bad = 0, overCapacity = 0;
+        var deadline = Stopwatch.StartNew();
+
+        var threads = Enumerable.Range(0, 8).Select(t => new Thread(() =>
+        {
+            var rng = new Random(t);
+            var buffer = new float[dims];
+            int writeNo = 0;
+            while (deadline.Elapsed < HammerTime)
+            {
+                long user = rng.Next(keySpace);
+                if (rng.Next(4) == 0)
+                {
+                    FillWrite(buffer, user, ++writeNo);
+                    tier.Write(user, buffer, writtenAt: 1);
+                    Interlocked.Increment(ref writes);
+                }
+                else
+                {
+                    Interlocked.Increment(ref reads);
+                    if (tier.TryRead(user, now: 1, ttl: long.MaxValue, buffer, out _))
+                    {
+                        Interlocked.Increment(ref hits);
+                        if (!IsConsistent(buffer, user))
+                        {
+                            Interlocked.Increment(ref bad);
+                        }
+                    }
+                }
+
+                if (tier.Count > capacity)
+                {
+                    Interlocked.Increment(ref overCapacity);
+                }
+            }
+        })).ToArray();
+        foreach (var th in threads)
+        {
+            th.Start();
+        }
+
+        foreach (var th in threads)
+        {
+            th.Join();
+        }
+
+        Assert.Equal(0, bad);
+        Assert.Equal(0, overCapacity);
+        Assert.InRange(tier.Count, 1, capacity);
+        Assert.True(hits > 1000, $"only {hits} hits in {reads} reads: the test did not exercise reads");
+        Assert.True(tier.Evictions > 1000, $"only {tier.Evictions} evictions in {writes} writes");
+        for (long u = 0; u < keySpace; u++)
+        {
+            var v = new float[dims];
+            if (tier.TryRead(u, 1, long.MaxValue, v, out _))
+            {
+                Assert.True(IsConsistent(v, u));
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("Lru")]
+    [InlineData("Fifo")]
+    [InlineData("MemoryCache")]
+    public async Task Eight_callers_through_the_public_api_only_ever_get_their_own_vector(string eviction)
+    {
+        using var f = new CacheFixture(m =>
+        {
+            m.Direct.Capacity = 50;
+            m.Direct.Eviction = eviction;
+            m.Failover.Capacity = 200;
+            m.Failover.Eviction = eviction;
+        }, dimensions: 16);
+        f.Tower.PerUser = (user, batch, i, _) =>
+        {
+            if (user % 13 == 0)
+            {
+                batch.Fail(i); // some users go to failover/fallback
+            }
+            else
+            {
+                TestTower.Fill(batch.GetRow(i).Span, user, 0);
+            }
+
+            return ValueTask.CompletedTask;
+        };
+        long bad = 0, served = 0, overCapacity = 0;
+        var deadline = Stopwatch.StartNew();
+        using var stop = new CancellationTokenSource();
+
+        // One thread moves time so entries expire and are rewritten while others read.
+        var clock = Task.Run(() =>
+        {
+            while (deadline.Elapsed < HammerTime)
+            {
+                f.Clock.Advance(TimeSpan.FromSeconds(7));
+                Thread.Yield();
+            }
+        });
+        var callers = Enumerable.Range(0, 8).Select(t => Task.Run(async () =>
+        {
+            var rng = new Random(t);
+            var vector = new float[16];
+            var users = new long[8];
+            var vectors = new float[8 * 16];
+            var results = new EmbeddingResult[8];
+            while (deadline.Elapsed < HammerTime)
+            {
+                if (rng.Next(2) == 0)
+                {
+                    long user = rng.Next(1, 2000);
+                    var r = await f.Cache.GetAsync(CacheFixture.Model, user, vector);
+                    Check(r, vector, user);
+                }
+                else
+                {
+                    for (int i = 0; i < users.Length; i++)
+                    {
+                        users[i] = rng.Next(1, 2000);
+                    }
+
+                    await f.Cache.GetManyAsync(CacheFixture.Model, users, vectors, results);
+                    for (int i = 0; i < users.Length; i++)
+                    {
+                        Check(results[i], vectors.AsSpan(i * 16, 16), users[i]);
+                    }
+                }
+
+                if (f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct) > 50 || f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Failover) > 200)
+                {
+                    Interlocked.Increment(ref overCapacity);
+                }
+            }
+        })).ToArray();
+
+        await Task.WhenAll(callers.Append(clock));
+
+        Assert.Equal(0, bad);
+        Assert.Equal(0, overCapacity);
+        Assert.True(served > 1000, $"only {served} vectors served");
+
+        void Check(EmbeddingResult r, ReadOnlySpan<float> v, long user)
+        {
+            if (r.HasVector)
+            {
+                Interlocked.Increment(ref served);
+                if (!TestTower.BelongsTo(v, user) || user % 13 == 0 && r.Source == EmbeddingSource.Fresh)
+                {
+                    Interlocked.Increment(ref bad);
+                }
+            }
+            else if (r.Source != EmbeddingSource.Fallback || v.ContainsAnyExcept(0f))
+            {
+                Interlocked.Increment(ref bad);
+            }
+        }
+    }
+
+    [Fact]
+    public void Hit_buffer_hammered_by_readers_while_a_drainer_runs_only_yields_recorded_slots()
+    {
+        var buffer = new HitBuffer();
+        long added = 0, drained = 0, foreign = 0;
+        var deadline = Stopwatch.StartNew();
+        var sink = new CountingSink(() => Interlocked.Increment(ref drained), slot =>
+        {
+            if (slot is < 0 or >= 1000)
+            {
+                Interlocked.Increment(ref foreign);
+            }
+        });
+        var drainer = new Thread(() =>
+        {
+            while (deadline.Elapsed < HammerTime)
+            {
+                buffer.Drain(ref sink);
+            }
+        });
+        var readers = Enumerable.Range(0, 6).Select(t => new Thread(() =>
+        {
+            var rng = new Random(t);
+            while (deadline.Elapsed < HammerTime)
+            {
+                buffer.Add(rng.Next(1000));
+                Interlocked.Increment(ref added);
+            }
+        })).ToArray();
+        drainer.Start();
+        foreach (var r in readers)
+        {
+            r.Start();
+        }
+
+        foreach (var r in readers)
+        {
+            r.Join();
+        }
+
+        drainer.Join();
+        buffer.Drain(ref sink);
+
+        Assert.Equal(0, foreign);
+        Assert.InRange(drained, 1, added);
+    }
+
+    private struct CountingSink(Action onHit, Action<int> check) : IHitSink
+    {
+        public readonly void Hit(int slot)
+        {
+            check(slot);
+            onHit();
+        }
+    }
+}

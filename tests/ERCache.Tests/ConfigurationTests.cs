@@ -1,0 +1,324 @@
+using ERCache.Policies;
+using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace ERCache.Tests;
+
+public sealed class ConfigurationTests
+{
+    private static IReadOnlyList<string> Errors(Action<ModelOptions> configure)
+    {
+        var model = CacheFixture.DefaultModel(4);
+        configure(model);
+        var options = new ERCacheOptions { Models = { ["ctr"] = model } };
+        return new ERCacheOptionsValidator().Collect(options);
+    }
+
+    [Fact]
+    public void The_default_fixture_is_valid() => Assert.Empty(Errors(_ => { }));
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-3)]
+    [InlineData(16385)]
+    public void Dimensions_outside_1_to_16384_are_rejected(int dimensions) =>
+        Assert.Equal([$"ERCache:Models:ctr:Dimensions must be between 1 and 16384 (got {dimensions})."], Errors(m => m.Dimensions = dimensions));
+
+    [Fact]
+    public void Dimensions_at_the_limits_are_accepted()
+    {
+        Assert.Empty(Errors(m => m.Dimensions = 1));
+        Assert.Empty(Errors(m => m.Dimensions = 16384));
+    }
+
+    [Fact]
+    public void A_zero_direct_ttl_is_rejected() =>
+        Assert.Equal(["ERCache:Models:ctr:Direct:Ttl must be positive (got 00:00:00)."], Errors(m => m.Direct.Ttl = TimeSpan.Zero));
+
+    [Fact]
+    public void A_negative_failover_ttl_is_rejected() =>
+        Assert.Equal(["ERCache:Models:ctr:Failover:Ttl must be positive (got -00:00:01)."], Errors(m => m.Failover.Ttl = TimeSpan.FromSeconds(-1)));
+
+    [Fact]
+    public void A_failover_ttl_shorter_than_the_direct_ttl_is_rejected() =>
+        Assert.Equal(
+            ["ERCache:Models:ctr:Failover:Ttl (00:00:30) must not be shorter than ERCache:Models:ctr:Direct:Ttl (00:01:00)."],
+            Errors(m => m.Failover.Ttl = TimeSpan.FromSeconds(30)));
+
+    [Fact]
+    public void A_short_failover_ttl_is_fine_when_the_direct_tier_is_disabled() =>
+        Assert.Empty(Errors(m => { m.Failover.Ttl = TimeSpan.FromSeconds(30); m.Direct.Enabled = false; }));
+
+    [Fact]
+    public void A_disabled_tier_is_not_validated() =>
+        Assert.Empty(Errors(m => { m.Failover.Enabled = false; m.Failover.Ttl = TimeSpan.Zero; m.Failover.Capacity = 0; m.Failover.Eviction = "Nope"; }));
+
+    [Fact]
+    public void A_non_positive_capacity_is_rejected() =>
+        Assert.Equal(["ERCache:Models:ctr:Direct:Capacity must be positive (got 0)."], Errors(m => m.Direct.Capacity = 0));
+
+    [Fact]
+    public void An_unknown_eviction_lists_the_allowed_names() =>
+        Assert.Equal(
+            ["ERCache:Models:ctr:Failover:Eviction 'Random' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache."],
+            Errors(m => m.Failover.Eviction = "Random"));
+
+    [Fact]
+    public void An_unknown_format_lists_the_allowed_names() =>
+        Assert.Equal(
+            ["ERCache:Models:ctr:Direct:Format 'Int4' is not a known storage format; allowed: Float32."],
+            Errors(m => m.Direct.Format = "Int4"));
+
+    [Fact]
+    public void Names_are_case_insensitive() => Assert.Empty(Errors(m => { m.Direct.Eviction = "lru"; m.Direct.Format = "FLOAT32"; }));
+
+    [Fact]
+    public void Numeric_enum_values_are_not_names() =>
+        Assert.Single(Errors(m => m.Direct.Eviction = "0"));
+
+    [Fact]
+    public void Inference_settings_are_checked() =>
+        Assert.Equal(
+            [
+                "ERCache:Models:ctr:Inference:Timeout must be positive (got 00:00:00).",
+                "ERCache:Models:ctr:Inference:MaxBatchSize must be between 1 and 65536 (got 0).",
+                "ERCache:Models:ctr:Inference:MaxConcurrency must be positive (got -1).",
+            ],
+            Errors(m => { m.Inference.Timeout = TimeSpan.Zero; m.Inference.MaxBatchSize = 0; m.Inference.MaxConcurrency = -1; }));
+
+    [Fact]
+    public void A_default_vector_must_match_the_dimensions_and_be_finite() =>
+        Assert.Equal(
+            [
+                "ERCache:Models:ctr:DefaultVector must have Dimensions (4) values (got 3).",
+                "ERCache:Models:ctr:DefaultVector:1 must be finite (got NaN).",
+            ],
+            Errors(m => m.DefaultVector = [1, float.NaN, 2]));
+
+    [Fact]
+    public void An_empty_version_is_rejected() =>
+        Assert.Equal(["ERCache:Models:ctr:Version must not be empty."], Errors(m => m.Version = " "));
+
+    [Fact]
+    public void No_models_at_all_is_rejected() =>
+        Assert.Equal(["ERCache:Models must configure at least one model."], new ERCacheOptionsValidator().Collect(new ERCacheOptions()));
+
+    [Fact]
+    public void Every_bad_field_is_reported_in_one_message()
+    {
+        var options = new ERCacheOptions
+        {
+            Models =
+            {
+                ["a"] = new ModelOptions { Dimensions = 0, Direct = { Ttl = TimeSpan.Zero }, Failover = { Ttl = TimeSpan.FromHours(1) } },
+                ["b"] = CacheFixture.DefaultModel(4),
+            },
+        };
+        options.Models["b"].Failover.Format = "Float64";
+
+        var ex = Assert.Throws<OptionsValidationException>(() => EmbeddingCache.Create(options, new Dictionary<string, Inference.IEmbeddingInference>()));
+
+        Assert.Equal(
+            "ERCache:Models:a:Dimensions must be between 1 and 16384 (got 0).; " +
+            "ERCache:Models:a:Direct:Ttl must be positive (got 00:00:00).; " +
+            "ERCache:Models:b:Failover:Format 'Float64' is not a known storage format; allowed: Float32.",
+            ex.Message);
+    }
+
+    [Fact]
+    public void Binding_from_json_reads_every_field_and_keeps_documented_defaults()
+    {
+        using var host = new ConfiguredHost("""
+        {
+          "ERCache": {
+            "Models": {
+              "ctr_user_tower": {
+                "Dimensions": 256,
+                "Version": "2026-11-01",
+                "Inference": { "Timeout": "00:00:00.050", "MaxBatchSize": 64, "MaxConcurrency": 8 },
+                "Direct":   { "Enabled": true, "Ttl": "00:01:00", "Capacity": 1000000, "Eviction": "Lru",  "Format": "Float32" },
+                "Failover": { "Enabled": true, "Ttl": "01:00:00", "Capacity": 4000000, "Eviction": "Fifo", "Format": "Float32" }
+              },
+              "minimal": { "Dimensions": 8, "Direct": { "Ttl": "00:00:30" }, "Failover": { "Ttl": "00:10:00" } }
+            }
+          }
+        }
+        """);
+
+        var full = host.Cache.GetPolicy("ctr_user_tower");
+        var minimal = host.Cache.GetPolicy("minimal");
+
+        Assert.Equal(256, full.Dimensions);
+        Assert.Equal("2026-11-01", full.Version);
+        Assert.Equal(TimeSpan.FromMilliseconds(50), full.InferenceTimeout);
+        Assert.Equal(64, full.MaxBatchSize);
+        Assert.Equal(8, full.MaxConcurrency);
+        Assert.Equal((TimeSpan.FromMinutes(1), 1_000_000, EvictionStrategy.Lru, StorageFormat.Float32), (full.Direct.Ttl, full.Direct.Capacity, full.Direct.Eviction, full.Direct.Format));
+        Assert.Equal((TimeSpan.FromHours(1), 4_000_000, EvictionStrategy.Fifo), (full.Failover.Ttl, full.Failover.Capacity, full.Failover.Eviction));
+
+        Assert.Equal("1", minimal.Version);
+        Assert.Equal(InferenceOptions.DefaultTimeout, minimal.InferenceTimeout);
+        Assert.Equal(64, minimal.MaxBatchSize);
+        Assert.True(minimal.Direct.Enabled);
+        Assert.Equal(TierOptions.DefaultCapacity, minimal.Direct.Capacity);
+        Assert.Equal(EvictionStrategy.Lru, minimal.Direct.Eviction);
+        Assert.Equal(EvictionStrategy.Fifo, minimal.Failover.Eviction);
+        Assert.Equal(StorageFormat.Float32, minimal.Failover.Format);
+    }
+
+    [Fact]
+    public void Invalid_configuration_is_reported_with_every_bad_field_when_options_are_read()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", dimensions: 0, directTtl: "00:00:00")));
+
+        var ex = Assert.Throws<OptionsValidationException>(() => host.Services.GetRequiredService<IOptions<ERCacheOptions>>().Value);
+
+        Assert.Contains("ERCache:Models:ctr:Dimensions must be between 1 and 16384 (got 0).", ex.Failures);
+        Assert.Contains("ERCache:Models:ctr:Direct:Ttl must be positive (got 00:00:00).", ex.Failures);
+    }
+
+    [Fact]
+    public async Task Rule7_reload_with_a_new_version_hides_every_older_entry()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v1")));
+        var cache = host.Cache;
+        await cache.GetAsync("ctr", 7, new float[4]);
+
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v2")));
+        var fresh = await cache.GetAsync("ctr", 7, new float[4]);
+        host.Towers["ctr"].Whole = (_, _) => throw new InvalidOperationException("down");
+        var other = await cache.GetAsync("ctr", 8, new float[4]);
+
+        Assert.Equal("v2", cache.GetPolicy("ctr").Version);
+        Assert.Equal(EmbeddingSource.Fresh, fresh.Source);
+        Assert.Equal("v2", fresh.ModelVersion);
+        Assert.Equal(3, host.Towers["ctr"].CallCount);
+        Assert.Equal(EmbeddingSource.Fallback, other.Source);
+    }
+
+    [Fact]
+    public async Task Rule7_version_change_hides_failover_entries_too()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v1")));
+        await host.Cache.GetAsync("ctr", 7, new float[4]);
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v2")));
+        host.Towers["ctr"].Whole = (_, _) => throw new InvalidOperationException("down");
+
+        var result = await host.Cache.GetAsync("ctr", 7, new float[4]);
+
+        Assert.Equal(EmbeddingSource.Fallback, result.Source);
+        Assert.Equal(0, host.Cache.GetEntryCount("ctr", TierKind.Failover));
+    }
+
+    [Fact]
+    public async Task Reload_of_dimensions_drops_cached_vectors_and_uses_the_new_length()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", dimensions: 4)));
+        await host.Cache.GetAsync("ctr", 7, new float[4]);
+
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", dimensions: 6)));
+        var result = await host.Cache.GetAsync("ctr", 7, new float[6]);
+
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        await Assert.ThrowsAsync<ArgumentException>(() => host.Cache.GetAsync("ctr", 7, new float[4]).AsTask());
+    }
+
+    [Fact]
+    public async Task Reload_of_a_ttl_keeps_cached_vectors_and_applies_the_new_ttl()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", directTtl: "00:01:00")));
+        await host.Cache.GetAsync("ctr", 7, new float[4]);
+        host.Clock.Advance(TimeSpan.FromSeconds(90));
+
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", directTtl: "00:02:00")));
+        var result = await host.Cache.GetAsync("ctr", 7, new float[4]);
+
+        Assert.Equal(EmbeddingSource.Direct, result.Source);
+        Assert.Equal(TimeSpan.FromSeconds(90), result.Age);
+        Assert.Equal(TimeSpan.FromMinutes(2), host.Cache.GetPolicy("ctr").Direct.Ttl);
+    }
+
+    [Fact]
+    public async Task Reload_applies_per_model_and_leaves_other_models_untouched()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("a") + "," + ConfiguredHost.Model("b")));
+        await host.Cache.GetAsync("a", 7, new float[4]);
+        await host.Cache.GetAsync("b", 7, new float[4]);
+
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("a", version: "v2") + "," + ConfiguredHost.Model("b")));
+
+        Assert.Equal(EmbeddingSource.Fresh, (await host.Cache.GetAsync("a", 7, new float[4])).Source);
+        Assert.Equal(EmbeddingSource.Direct, (await host.Cache.GetAsync("b", 7, new float[4])).Source);
+    }
+
+    [Fact]
+    public async Task An_invalid_reload_is_rejected_whole_and_the_previous_policies_stay()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v1")));
+        await host.Cache.GetAsync("ctr", 7, new float[4]);
+
+        // The options monitor validates on reload; the configuration reload surfaces the failure.
+        var ex = Assert.ThrowsAny<Exception>(() => host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v2", directTtl: "-00:00:01"))));
+
+        Assert.Contains("ERCache:Models:ctr:Direct:Ttl must be positive", ex.ToString(), StringComparison.Ordinal);
+        Assert.Equal("v1", host.Cache.GetPolicy("ctr").Version);
+        Assert.Equal(EmbeddingSource.Direct, (await host.Cache.GetAsync("ctr", 7, new float[4])).Source);
+    }
+
+    [Fact]
+    public async Task Requests_during_reloads_always_see_one_consistent_policy()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", dimensions: 4, version: "v4")));
+        var cache = host.Cache;
+        using var stop = new CancellationTokenSource();
+        var errors = 0;
+
+        // A reader sees version vN only with N-dimension vectors: a torn policy would mix them.
+        var readers = Enumerable.Range(0, 4).Select(t => Task.Run(async () =>
+        {
+            var rng = new Random(t);
+            while (!stop.IsCancellationRequested)
+            {
+                var policy = cache.GetPolicy("ctr");
+                if (policy.Version != $"v{policy.Dimensions}")
+                {
+                    Interlocked.Increment(ref errors);
+                }
+
+                try
+                {
+                    var result = await cache.GetAsync("ctr", rng.Next(100), new float[policy.Dimensions]);
+                    if (result.ModelVersion != $"v{policy.Dimensions}" && result.ModelVersion != policy.Version)
+                    {
+                        Interlocked.Increment(ref errors);
+                    }
+                }
+                catch (ArgumentException)
+                {
+                    // the policy changed between GetPolicy and GetAsync: expected, the length check caught it
+                }
+            }
+        })).ToArray();
+
+        for (int i = 0; i < 50; i++)
+        {
+            int dims = 4 + (i % 3);
+            host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", dimensions: dims, version: $"v{dims}")));
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(readers);
+        Assert.Equal(0, errors);
+    }
+
+    [Fact]
+    public void A_configured_model_without_inference_fails_at_start()
+    {
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["cvr"] = CacheFixture.DefaultModel(4) } };
+
+        var ex = Assert.Throws<InvalidOperationException>(() => EmbeddingCache.Create(options, new Dictionary<string, Inference.IEmbeddingInference> { ["ctr"] = new TestTower() }));
+
+        Assert.StartsWith("No inference is registered for model(s) 'cvr'", ex.Message, StringComparison.Ordinal);
+    }
+}

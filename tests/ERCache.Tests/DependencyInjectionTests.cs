@@ -1,0 +1,144 @@
+using ERCache.Inference;
+using ERCache.Policies;
+using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace ERCache.Tests;
+
+public sealed class DependencyInjectionTests
+{
+    [Fact]
+    public async Task AddERCache_binds_the_ERCache_section_and_AddModel_registers_the_delegate()
+    {
+        int calls = 0;
+        using var host = new ConfiguredHost(
+            ConfiguredHost.Json(ConfiguredHost.Model("ctr")),
+            b => b.AddModel("ctr", (batch, _) =>
+            {
+                Interlocked.Increment(ref calls);
+                batch.Destination.Span.Fill(1f);
+                return ValueTask.CompletedTask;
+            }));
+
+        var cache = host.Services.GetRequiredService<IEmbeddingCache>();
+        var first = await cache.GetAsync("ctr", 1, new float[4]);
+        var second = await cache.GetAsync("ctr", 1, new float[4]);
+
+        Assert.Same(host.Services.GetRequiredService<EmbeddingCache>(), cache);
+        Assert.Equal(["ctr"], cache.Models);
+        Assert.Equal((EmbeddingSource.Fresh, EmbeddingSource.Direct), (first.Source, second.Source));
+        Assert.Equal(1, calls);
+    }
+
+    [Fact]
+    public async Task Inference_can_be_a_keyed_service_the_container_builds()
+    {
+        using var host = new ConfiguredHost(
+            ConfiguredHost.Json(ConfiguredHost.Model("ctr")),
+            b => b.AddModel<OnesTower>("ctr"));
+
+        var vector = new float[4];
+        var result = await host.Cache.GetAsync("ctr", 1, vector);
+
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        Assert.Equal([1f, 1f, 1f, 1f], vector);
+    }
+
+    [Fact]
+    public async Task A_keyed_inference_registered_directly_is_found()
+    {
+        using var host = new ConfiguredHost(
+            ConfiguredHost.Json(ConfiguredHost.Model("ctr")),
+            b => b.Services.AddKeyedSingleton<IEmbeddingInference, OnesTower>("ctr"));
+
+        Assert.Equal(EmbeddingSource.Fresh, (await host.Cache.GetAsync("ctr", 1, new float[4])).Source);
+    }
+
+    [Fact]
+    public void The_time_provider_registered_in_the_container_is_used()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr")));
+
+        Assert.Same(host.Clock, host.Services.GetRequiredService<TimeProvider>());
+    }
+
+    [Fact]
+    public async Task ValidateOnStart_fails_host_start_naming_every_bad_field()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ERCache:Models:ctr:Dimensions"] = "0",
+            ["ERCache:Models:ctr:Direct:Ttl"] = "00:01:00",
+            ["ERCache:Models:ctr:Failover:Ttl"] = "00:00:10",
+            ["ERCache:Models:ctr:Failover:Eviction"] = "Clock",
+        });
+        builder.Services.AddERCache().AddModel<OnesTower>("ctr");
+        using var host = builder.Build();
+
+        var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Equal(
+            [
+                "ERCache:Models:ctr:Dimensions must be between 1 and 16384 (got 0).",
+                "ERCache:Models:ctr:Failover:Eviction 'Clock' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache.",
+                "ERCache:Models:ctr:Failover:Ttl (00:00:10) must not be shorter than ERCache:Models:ctr:Direct:Ttl (00:01:00).",
+            ],
+            ex.Failures);
+    }
+
+    [Fact]
+    public void A_custom_section_path_is_bound_and_named_in_messages()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Ranking:Cache:Models:ctr:Dimensions"] = "4",
+            ["Ranking:Cache:Models:ctr:Direct:Ttl"] = "00:00:00",
+            ["Ranking:Cache:Models:ctr:Failover:Ttl"] = "00:10:00",
+        }).Build());
+        services.AddERCache("Ranking:Cache").AddModel<OnesTower>("ctr");
+        using var sp = services.BuildServiceProvider();
+
+        var ex = Assert.Throws<OptionsValidationException>(() => sp.GetRequiredService<EmbeddingCache>());
+
+        Assert.Equal(["Ranking:Cache:Models:ctr:Direct:Ttl must be positive (got 00:00:00)."], ex.Failures);
+    }
+
+    [Fact]
+    public async Task AddERCache_can_configure_in_code()
+    {
+        var services = new ServiceCollection();
+        services.AddERCache(o => o.Models["ctr"] = CacheFixture.DefaultModel(4)).AddModel<OnesTower>("ctr");
+        using var sp = services.BuildServiceProvider();
+
+        var result = await sp.GetRequiredService<IEmbeddingCache>().GetAsync("ctr", 5, new float[4]);
+
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        Assert.Equal(EvictionStrategy.Lru, sp.GetRequiredService<EmbeddingCache>().GetPolicy("ctr").Direct.Eviction);
+    }
+
+    [Fact]
+    public void A_model_without_inference_fails_when_the_cache_is_built()
+    {
+        var services = new ServiceCollection();
+        services.AddERCache(o => o.Models["ctr"] = CacheFixture.DefaultModel(4));
+        using var sp = services.BuildServiceProvider();
+
+        var ex = Assert.Throws<InvalidOperationException>(() => sp.GetRequiredService<EmbeddingCache>());
+
+        Assert.Contains("'ctr'", ex.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class OnesTower : IEmbeddingInference
+    {
+        public ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)
+        {
+            batch.Destination.Span.Fill(1f);
+            return ValueTask.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,67 @@
+using ERCache.Inference;
+using ERCache.Policies;
+using ERCache.Testing;
+
+namespace ERCache.Tests.Infrastructure;
+
+/// <summary>Builds a cache with one or more models on a manual clock, and a metric collector on its meter.</summary>
+internal sealed class CacheFixture : IDisposable
+{
+    public const string Model = "ctr";
+
+    public CacheFixture(Action<ModelOptions>? configure = null, int dimensions = 4)
+        : this(new Dictionary<string, Action<ModelOptions>?> { [Model] = configure }, dimensions)
+    {
+    }
+
+    public CacheFixture(IReadOnlyDictionary<string, Action<ModelOptions>?> models, int dimensions = 4)
+    {
+        Options = new ERCacheOptions();
+        foreach (var (name, configure) in models)
+        {
+            var model = DefaultModel(dimensions);
+            configure?.Invoke(model);
+            Options.Models[name] = model;
+            Towers[name] = new TestTower();
+        }
+
+        Cache = EmbeddingCache.Create(Options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), Clock);
+        Metrics = new MetricCollector(Cache.Meter);
+    }
+
+    public ManualTimeProvider Clock { get; } = new();
+
+    public ERCacheOptions Options { get; }
+
+    public Dictionary<string, TestTower> Towers { get; } = [];
+
+    public TestTower Tower => Towers[Model];
+
+    public EmbeddingCache Cache { get; }
+
+    public MetricCollector Metrics { get; }
+
+    public int Dimensions => Cache.GetPolicy(Options.Models.Keys.First()).Dimensions;
+
+    public static ModelOptions DefaultModel(int dimensions) => new()
+    {
+        Dimensions = dimensions,
+        Version = "v1",
+        Inference = new InferenceOptions { Timeout = TimeSpan.FromMilliseconds(50), MaxBatchSize = 16, MaxConcurrency = 4 },
+        Direct = new TierOptions { Ttl = TimeSpan.FromMinutes(1), Capacity = 1000, Eviction = "Lru" },
+        Failover = new TierOptions { Ttl = TimeSpan.FromHours(1), Capacity = 1000, Eviction = "Fifo" },
+    };
+
+    public async Task<(EmbeddingResult Result, float[] Vector)> GetAsync(long user, string model = Model)
+    {
+        var vector = new float[Cache.GetPolicy(model).Dimensions];
+        var result = await Cache.GetAsync(model, user, vector);
+        return (result, vector);
+    }
+
+    public void Dispose()
+    {
+        Metrics.Dispose();
+        Cache.Dispose();
+    }
+}

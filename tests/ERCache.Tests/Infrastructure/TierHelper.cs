@@ -1,0 +1,29 @@
+using ERCache.Diagnostics;
+using ERCache.Policies;
+using ERCache.Tiers;
+
+namespace ERCache.Tests.Infrastructure;
+
+/// <summary>Builds single tiers for storage-level tests.</summary>
+internal static class TierHelper
+{
+    public static EmbeddingTier Create(string eviction, int capacity, int dimensions, ERCacheMetrics metrics, TierKind kind = TierKind.Direct)
+    {
+        var options = CacheFixture.DefaultModel(dimensions);
+        var tier = kind == TierKind.Direct ? options.Direct : options.Failover;
+        tier.Eviction = eviction;
+        tier.Capacity = capacity;
+        var policy = ModelPolicy.From("m", options);
+        return TierFactory.Create(policy, kind == TierKind.Direct ? policy.Direct : policy.Failover, metrics)!;
+    }
+
+    public static float[] Vector(long user, int dimensions)
+    {
+        var v = new float[dimensions];
+        TestTower.Fill(v, user, 0);
+        return v;
+    }
+
+    public static bool Contains(EmbeddingTier tier, long user) =>
+        tier.TryRead(user, now: 0, ttl: long.MaxValue, new float[tier.Dimensions], out _);
+}

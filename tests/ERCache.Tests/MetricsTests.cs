@@ -1,0 +1,79 @@
+using ERCache.Tests.Infrastructure;
+
+namespace ERCache.Tests;
+
+public sealed class MetricsTests
+{
+    [Fact]
+    public async Task Counts_observed_through_a_MeterListener_match_what_the_test_did()
+    {
+        using var f = new CacheFixture();
+        await f.GetAsync(1);                                        // fresh
+        await f.GetAsync(2);                                        // fresh
+        f.Clock.Advance(TimeSpan.FromSeconds(20));
+        await f.GetAsync(1);                                        // direct, age 20 s
+        await f.GetAsync(1);                                        // direct, age 20 s
+        f.Clock.Advance(TimeSpan.FromMinutes(2));
+        f.Tower.Whole = (_, _) => throw new InvalidOperationException("down");
+        await f.GetAsync(2);                                        // failover, age 140 s
+        await f.GetAsync(3);                                        // fallback
+        f.Tower.Whole = (b, _) => { b.Destination.Span.Fill(float.NaN); return ValueTask.CompletedTask; };
+        await f.GetAsync(4);                                        // fallback, invalid vector
+
+        var m = f.Metrics;
+        Assert.Equal(2, m.Sum("ercache.requests", ("model", "ctr"), ("source", "fresh")));
+        Assert.Equal(2, m.Sum("ercache.requests", ("model", "ctr"), ("source", "direct")));
+        Assert.Equal(1, m.Sum("ercache.requests", ("model", "ctr"), ("source", "failover")));
+        Assert.Equal(2, m.Sum("ercache.requests", ("model", "ctr"), ("source", "fallback")));
+        Assert.Equal(5, m.Sum("ercache.inference.calls", ("model", "ctr")));
+        Assert.Equal(5, m.Sum("ercache.inference.users", ("model", "ctr")));
+        Assert.Equal(2, m.Sum("ercache.inference.failures", ("model", "ctr"), ("cause", "error")));
+        Assert.Equal(1, m.Sum("ercache.inference.failures", ("model", "ctr"), ("cause", "invalid_vector")));
+        Assert.Equal(2, m.Count("ercache.vector.age", ("source", "direct")));
+        Assert.Equal(40, m.Sum("ercache.vector.age", ("source", "direct")), 6);
+        Assert.Equal(140, m.Sum("ercache.vector.age", ("source", "failover")), 6);
+        Assert.Equal(0, m.Sum("ercache.vector.age", ("source", "fresh")));
+        Assert.Equal(0, m.Count("ercache.vector.age", ("source", "fallback")));
+    }
+
+    [Fact]
+    public async Task Entries_gauge_reports_each_tier()
+    {
+        using var f = new CacheFixture(m => m.Direct.Capacity = 2);
+        foreach (long u in new long[] { 1, 2, 3 })
+        {
+            await f.GetAsync(u);
+        }
+
+        f.Metrics.RecordObservables();
+
+        Assert.Equal(2, f.Metrics.Sum("ercache.entries", ("model", "ctr"), ("tier", "direct")));
+        Assert.Equal(3, f.Metrics.Sum("ercache.entries", ("model", "ctr"), ("tier", "failover")));
+        Assert.Equal(1, f.Metrics.Sum("ercache.evictions", ("model", "ctr"), ("tier", "direct")));
+        Assert.Equal(0, f.Metrics.Sum("ercache.evictions", ("tier", "failover")));
+    }
+
+    [Fact]
+    public async Task Tags_are_bounded_and_never_carry_a_user_id()
+    {
+        using var f = new CacheFixture();
+        for (long u = 1000; u < 1100; u++)
+        {
+            await f.GetAsync(u);
+        }
+
+        f.Metrics.RecordObservables();
+        var keys = f.Metrics.Measurements.SelectMany(m => m.Tags.Keys).ToHashSet();
+        var values = f.Metrics.Measurements.SelectMany(m => m.Tags.Values).ToHashSet();
+
+        Assert.Subset(new HashSet<string> { "model", "tier", "source", "cause" }, keys);
+        Assert.DoesNotContain(values, v => long.TryParse(v, out _));
+    }
+
+    [Fact]
+    public void The_meter_is_named_ERCache()
+    {
+        using var f = new CacheFixture();
+        Assert.Equal("ERCache", f.Cache.Meter.Name);
+    }
+}
