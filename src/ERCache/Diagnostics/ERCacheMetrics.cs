@@ -61,6 +61,11 @@ internal sealed class ERCacheMetrics : IDisposable
 
     public void RecordResult(string model, in EmbeddingResult result)
     {
+        if (!_requests.Enabled && !_age.Enabled)
+        {
+            return; // nobody listens: keep the hit path free of tag work
+        }
+
         var tags = new TagList
         {
             { ERCacheDiagnostics.ModelTag, model },

@@ -64,23 +64,23 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
         var page = Volatile.Read(ref _pages[slot >> _pageShift])!;
         int i = slot & _pageMask;
-        ref int sequence = ref page.Sequence[i];
+        ref int sequence = ref page.Sequence(i);
         var spin = default(SpinWait);
         while (true)
         {
             int before = Volatile.Read(ref sequence);
             if ((before & 1) == 0)
             {
-                long key = page.Keys[i];
-                long written = page.WrittenAt[i];
+                long key = page.Key(i);
+                long written = page.WrittenAt(i);
                 bool match = before != 0 && key == userId && IsFresh(now, written, ttl);
                 if (match)
                 {
                     TCodec.Decode(page.Row(i), destination);
                 }
 
-                // Full fence: the copy above must complete before the sequence is read again.
-                Interlocked.MemoryBarrier();
+                // Every load above completes before the sequence is read again (a compiler-only fence on x86/x64).
+                Volatile.ReadBarrier();
                 if (Volatile.Read(ref sequence) == before)
                 {
                     if (!match)
@@ -125,7 +125,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
                 slot = _policy.SelectVictim();
                 _policy.Remove(slot);
                 var page = _pages[slot >> _pageShift]!;
-                _index.TryRemove(page.Keys[slot & _pageMask], out _);
+                _index.TryRemove(page.Key(slot & _pageMask), out _);
                 Interlocked.Increment(ref _evictions);
                 RecordEvictions(1);
             }
@@ -140,15 +140,16 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     {
         var page = _pages[slot >> _pageShift]!;
         int i = slot & _pageMask;
-        int sequence = page.Sequence[i];
+        ref int sequence = ref page.Sequence(i);
+        int current = sequence;
 
         // Odd = write in progress. Interlocked makes the odd value visible before any byte of the row changes.
-        Interlocked.Exchange(ref page.Sequence[i], sequence + 1);
-        page.Keys[i] = userId;
-        page.WrittenAt[i] = writtenAt;
+        Interlocked.Exchange(ref sequence, current + 1);
+        page.Key(i) = userId;
+        page.WrittenAt(i) = writtenAt;
         TCodec.Encode(vector, page.Row(i));
-        int next = unchecked(sequence + 2);
-        Volatile.Write(ref page.Sequence[i], next == 0 ? 2 : next); // release: the row is visible before the even value
+        int next = unchecked(current + 2);
+        Volatile.Write(ref sequence, next == 0 ? 2 : next); // release: the row is visible before the even value
     }
 
     private void EnsurePage(int slot)

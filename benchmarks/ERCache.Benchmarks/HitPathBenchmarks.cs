@@ -1,0 +1,130 @@
+using System.Collections.Concurrent;
+using BenchmarkDotNet.Attributes;
+using ERCache.Inference;
+using ERCache.Policies;
+using Microsoft.Extensions.Caching.Memory;
+
+namespace ERCache.Benchmarks;
+
+/// <summary>
+/// One direct-tier hit of a 256-dimension vector into a caller buffer, against the peers: a
+/// <see cref="ConcurrentDictionary{TKey, TValue}"/> of <c>float[]</c> plus a copy (the floor) and
+/// <see cref="MemoryCache"/> of <c>float[]</c> plus a copy. Each invocation reads 1,024 users in a
+/// pre-shuffled order, so the large store is read at random.
+/// </summary>
+[MemoryDiagnoser]
+public class HitPathBenchmarks
+{
+    private const int Dimensions = 256;
+    private const int Reads = 1024;
+    private readonly float[] _destination = new float[Dimensions];
+    private long[] _order = [];
+    private ConcurrentDictionary<long, float[]> _dictionary = new();
+    private MemoryCache _memoryCache = null!;
+    private EmbeddingCache _cache = null!;
+
+    [Params(10_000, 1_000_000)]
+    public int Entries { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(42);
+        _order = Enumerable.Range(0, Reads).Select(_ => (long)rng.Next(Entries)).ToArray();
+        _dictionary = new ConcurrentDictionary<long, float[]>();
+        _memoryCache = new MemoryCache(new MemoryCacheOptions { SizeLimit = Entries });
+        var options = new ERCacheOptions
+        {
+            Models =
+            {
+                ["m"] = new ModelOptions
+                {
+                    Dimensions = Dimensions,
+                    Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = Entries, Eviction = "Lru", Format = "Float32" },
+                    Failover = new TierOptions { Enabled = false },
+                },
+            },
+        };
+        _cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["m"] = new DelegateInference(Fill) });
+
+        // Warm every store with the same vectors; the ERCache store is filled through its public API.
+        var users = Enumerable.Range(0, Entries).Select(i => (long)i).ToArray();
+        var vectors = new float[1024 * Dimensions];
+        var results = new EmbeddingResult[1024];
+        for (int start = 0; start < users.Length; start += 1024)
+        {
+            int n = Math.Min(1024, users.Length - start);
+            _cache.GetManyAsync("m", users.AsMemory(start, n), vectors.AsMemory(0, n * Dimensions), results.AsMemory(0, n)).AsTask().GetAwaiter().GetResult();
+            for (int i = 0; i < n; i++)
+            {
+                var copy = vectors.AsSpan(i * Dimensions, Dimensions).ToArray();
+                _dictionary[users[start + i]] = copy;
+                using var entry = _memoryCache.CreateEntry(users[start + i]);
+                entry.Size = 1;
+                entry.Value = copy;
+            }
+        }
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _cache.Dispose();
+        _memoryCache.Dispose();
+    }
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Reads)]
+    public float ConcurrentDictionary()
+    {
+        foreach (long user in _order)
+        {
+            if (_dictionary.TryGetValue(user, out var vector))
+            {
+                vector.CopyTo(_destination, 0);
+            }
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float MemoryCache()
+    {
+        foreach (long user in _order)
+        {
+            if (_memoryCache.TryGetValue(user, out float[]? vector))
+            {
+                vector!.CopyTo(_destination, 0);
+            }
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float ERCacheFloat32()
+    {
+        var destination = _destination.AsMemory();
+        foreach (long user in _order)
+        {
+            var pending = _cache.GetAsync("m", user, destination);
+            if (!pending.IsCompletedSuccessfully || pending.Result.Source != EmbeddingSource.Direct)
+            {
+                throw new InvalidOperationException("expected a direct hit");
+            }
+        }
+
+        return _destination[0];
+    }
+
+    private static ValueTask Fill(InferenceBatch batch, CancellationToken cancellationToken)
+    {
+        var users = batch.UserIds.Span;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            batch.GetRow(i).Span.Fill(users[i] * 0.001f);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,104 @@
+// ERCache quick start: two models configured in appsettings.json, a small user tower per model, a fault switch
+// that fails a share of inference calls, and a burst of traffic replayed on a simulated clock (so half an hour of
+// traffic runs in a second or two). Prints, per model, how many requests each source served and how old the
+// served vectors were.
+//
+//   dotnet run --project samples/ERCache.QuickStart
+//   dotnet run --project samples/ERCache.QuickStart -- --QuickStart:FailureRate=0.3
+using ERCache;
+using ERCache.Policies;
+using ERCache.QuickStart;
+using ERCache.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
+var settings = builder.Configuration.GetSection("QuickStart");
+int users = settings.GetValue("Users", 5000);
+int requests = settings.GetValue("Requests", 100_000);
+var traffic = TimeSpan.FromMinutes(settings.GetValue("TrafficMinutes", 30.0));
+double failureRate = settings.GetValue("FailureRate", 0.1);
+int seed = settings.GetValue("Seed", 42);
+if (users < 1 || requests < 1 || traffic <= TimeSpan.Zero || failureRate is < 0 or > 1)
+{
+    Console.Error.WriteLine($"Invalid QuickStart settings: Users={users}, Requests={requests}, TrafficMinutes={traffic.TotalMinutes}, FailureRate={failureRate} (must be in 0..1).");
+    return 2;
+}
+
+// The simulated clock: the cache reads time only through TimeProvider, so replaying on a manual clock is exact.
+var clock = new ManualTimeProvider();
+builder.Services.AddSingleton<TimeProvider>(clock);
+
+var cacheBuilder = builder.Services.AddERCache();
+var models = builder.Configuration.GetSection("ERCache:Models").GetChildren().Select(s => s.Key).ToArray();
+foreach (var (model, i) in models.Select((m, i) => (m, i)))
+{
+    int dimensions = builder.Configuration.GetValue<int>($"ERCache:Models:{model}:Dimensions");
+    cacheBuilder.AddModel(model, new FaultSwitch(new UserTower(dimensions, seed + i), failureRate, seed + 100 + i));
+}
+
+using var host = builder.Build();
+await host.StartAsync(); // validates ERCache options (ValidateOnStart)
+var cache = host.Services.GetRequiredService<IEmbeddingCache>();
+var ercache = host.Services.GetRequiredService<EmbeddingCache>();
+
+Console.WriteLine($"ERCache quick start: {requests:N0} requests from {users:N0} users over {traffic.TotalMinutes:0} simulated minutes, " +
+                  $"{failureRate:P0} of inference calls failing, models: {string.Join(", ", models)}.");
+
+var stats = models.ToDictionary(m => m, _ => new ModelStats());
+var buffers = models.ToDictionary(m => m, m => new float[ercache.GetPolicy(m).Dimensions]);
+var rng = new Random(seed);
+var step = traffic / requests;
+for (int r = 0; r < requests; r++)
+{
+    clock.Advance(step);
+
+    // Skewed popularity: a few users come back often, most rarely, as in ranking traffic.
+    long user = (long)(users * Math.Pow(rng.NextDouble(), 3));
+    var model = models[rng.Next(models.Length)];
+    var result = await cache.GetAsync(model, user, buffers[model]);
+    stats[model].Add(result);
+}
+
+foreach (var model in models)
+{
+    var policy = ercache.GetPolicy(model);
+    Console.WriteLine();
+    Console.WriteLine($"{model} (dimensions {policy.Dimensions}, direct TTL {policy.Direct.Ttl}, failover TTL {policy.Failover.Ttl}):");
+    stats[model].Print();
+    Console.WriteLine($"  entries: direct {ercache.GetEntryCount(model, TierKind.Direct):N0}, failover {ercache.GetEntryCount(model, TierKind.Failover):N0}");
+}
+
+await host.StopAsync();
+return 0;
+
+/// <summary>Counts per source and the ages of what was served.</summary>
+internal sealed class ModelStats
+{
+    private readonly Dictionary<EmbeddingSource, List<double>> _ages = Enum.GetValues<EmbeddingSource>().ToDictionary(s => s, _ => new List<double>());
+    private int _total;
+
+    public void Add(EmbeddingResult result)
+    {
+        _ages[result.Source].Add(result.Age.TotalSeconds);
+        _total++;
+    }
+
+    public void Print()
+    {
+        Console.WriteLine($"  {"source",-9} {"requests",9} {"share",7} {"age p50",9} {"age p90",9} {"age p99",9}");
+        foreach (var source in new[] { EmbeddingSource.Direct, EmbeddingSource.Fresh, EmbeddingSource.Failover, EmbeddingSource.Fallback })
+        {
+            var ages = _ages[source];
+            ages.Sort();
+            Console.WriteLine($"  {source,-9} {ages.Count,9:N0} {(double)ages.Count / _total,7:P1} {Age(ages, 0.5),9} {Age(ages, 0.9),9} {Age(ages, 0.99),9}");
+        }
+
+        int inferences = _total - _ages[EmbeddingSource.Direct].Count;
+        Console.WriteLine($"  inference skipped for {(double)_ages[EmbeddingSource.Direct].Count / _total:P1} of requests; {inferences:N0} inference attempts instead of {_total:N0}");
+    }
+
+    private static string Age(List<double> sorted, double q) =>
+        sorted.Count == 0 ? "-" : $"{sorted[Math.Min(sorted.Count - 1, (int)(q * sorted.Count))]:0.0}s";
+}
