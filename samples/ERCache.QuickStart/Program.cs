@@ -1,7 +1,7 @@
-// ERCache quick start: two models configured in appsettings.json, a small user tower per model, a fault switch
-// that fails a share of inference calls, and a burst of traffic replayed on a simulated clock (so half an hour of
-// traffic runs in a second or two). Prints, per model, how many requests each source served and how old the
-// served vectors were.
+// ERCache quick start: two models configured in appsettings.json, a small user tower per model behind a fault
+// switch (ERCache.Testing's FaultInjectingInference: a share of calls fail, every call takes some model latency),
+// and bursts of concurrent traffic replayed on a simulated clock (half an hour of traffic runs in seconds).
+// Prints, per model, how many requests each source served, why inference failed, and how old the served vectors were.
 //
 //   dotnet run --project samples/ERCache.QuickStart
 //   dotnet run --project samples/ERCache.QuickStart -- --QuickStart:FailureRate=0.3
@@ -19,10 +19,13 @@ int users = settings.GetValue("Users", 5000);
 int requests = settings.GetValue("Requests", 100_000);
 var traffic = TimeSpan.FromMinutes(settings.GetValue("TrafficMinutes", 30.0));
 double failureRate = settings.GetValue("FailureRate", 0.1);
+int burst = settings.GetValue("BurstSize", 40);
+var modelLatency = TimeSpan.FromMilliseconds(settings.GetValue("ModelLatencyMs", 20.0));
 int seed = settings.GetValue("Seed", 42);
-if (users < 1 || requests < 1 || traffic <= TimeSpan.Zero || failureRate is < 0 or > 1)
+if (users < 1 || requests < 1 || burst < 1 || traffic <= TimeSpan.Zero || failureRate is < 0 or > 1 || modelLatency < TimeSpan.Zero)
 {
-    Console.Error.WriteLine($"Invalid QuickStart settings: Users={users}, Requests={requests}, TrafficMinutes={traffic.TotalMinutes}, FailureRate={failureRate} (must be in 0..1).");
+    Console.Error.WriteLine($"Invalid QuickStart settings: Users={users}, Requests={requests}, BurstSize={burst}, TrafficMinutes={traffic.TotalMinutes}, " +
+                            $"FailureRate={failureRate} (must be in 0..1), ModelLatencyMs={modelLatency.TotalMilliseconds}.");
     return 2;
 }
 
@@ -35,7 +38,8 @@ var models = builder.Configuration.GetSection("ERCache:Models").GetChildren().Se
 foreach (var (model, i) in models.Select((m, i) => (m, i)))
 {
     int dimensions = builder.Configuration.GetValue<int>($"ERCache:Models:{model}:Dimensions");
-    cacheBuilder.AddModel(model, new FaultSwitch(new UserTower(dimensions, seed + i), failureRate, seed + 100 + i));
+    var faults = new FaultSettings { ErrorRate = failureRate, Latency = FaultSettings.Uniform(modelLatency, modelLatency / 2) };
+    cacheBuilder.AddModel(model, new FaultInjectingInference(new UserTower(dimensions, seed + i), faults, clock, seed + 100 + i));
 }
 
 using var host = builder.Build();
@@ -44,21 +48,42 @@ var cache = host.Services.GetRequiredService<IEmbeddingCache>();
 var ercache = host.Services.GetRequiredService<EmbeddingCache>();
 
 Console.WriteLine($"ERCache quick start: {requests:N0} requests from {users:N0} users over {traffic.TotalMinutes:0} simulated minutes, " +
-                  $"{failureRate:P0} of inference calls failing, models: {string.Join(", ", models)}.");
+                  $"in bursts of {burst} concurrent requests; {failureRate:P0} of inference calls failing, ~{modelLatency.TotalMilliseconds:0} ms model latency; " +
+                  $"models: {string.Join(", ", models)}.");
 
 var stats = models.ToDictionary(m => m, _ => new ModelStats());
-var buffers = models.ToDictionary(m => m, m => new float[ercache.GetPolicy(m).Dimensions]);
 var rng = new Random(seed);
-var step = traffic / requests;
-for (int r = 0; r < requests; r++)
+var step = traffic * burst / requests;
+var pending = new List<(string Model, Task<EmbeddingResult> Result)>(burst);
+for (int sent = 0; sent < requests; sent += burst)
 {
     clock.Advance(step);
 
-    // Skewed popularity: a few users come back often, most rarely, as in ranking traffic.
-    long user = (long)(users * Math.Pow(rng.NextDouble(), 3));
-    var model = models[rng.Next(models.Length)];
-    var result = await cache.GetAsync(model, user, buffers[model]);
-    stats[model].Add(result);
+    // A burst of concurrent requests; skewed popularity: a few users come back often, most rarely.
+    pending.Clear();
+    for (int b = 0; b < burst && sent + b < requests; b++)
+    {
+        long user = (long)(users * Math.Pow(rng.NextDouble(), 3));
+        var model = models[rng.Next(models.Length)];
+        pending.Add((model, cache.GetAsync(model, user, new float[ercache.GetPolicy(model).Dimensions]).AsTask()));
+    }
+
+    // Let simulated time pass in 5 ms steps until every request of the burst is answered (model latency and
+    // deadlines play out on the simulated clock; a short real wait lets the thread pool run the calls).
+    var all = Task.WhenAll(pending.Select(p => p.Result));
+    while (!all.IsCompleted)
+    {
+        await Task.WhenAny(all, Task.Delay(1));
+        if (!all.IsCompleted)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(5));
+        }
+    }
+
+    foreach (var (model, result) in pending)
+    {
+        stats[model].Add(await result);
+    }
 }
 
 foreach (var model in models)
@@ -77,11 +102,17 @@ return 0;
 internal sealed class ModelStats
 {
     private readonly Dictionary<EmbeddingSource, List<double>> _ages = Enum.GetValues<EmbeddingSource>().ToDictionary(s => s, _ => new List<double>());
+    private readonly Dictionary<InferenceFailureCause, int> _causes = [];
     private int _total;
 
     public void Add(EmbeddingResult result)
     {
         _ages[result.Source].Add(result.Age.TotalSeconds);
+        if (result.FailureCause != InferenceFailureCause.None)
+        {
+            _causes[result.FailureCause] = _causes.GetValueOrDefault(result.FailureCause) + 1;
+        }
+
         _total++;
     }
 
@@ -96,7 +127,8 @@ internal sealed class ModelStats
         }
 
         int inferences = _total - _ages[EmbeddingSource.Direct].Count;
-        Console.WriteLine($"  inference skipped for {(double)_ages[EmbeddingSource.Direct].Count / _total:P1} of requests; {inferences:N0} inference attempts instead of {_total:N0}");
+        Console.WriteLine($"  inference failures by cause: {(_causes.Count == 0 ? "none" : string.Join(", ", _causes.OrderBy(c => c.Key).Select(c => $"{c.Key} {c.Value:N0}")))}");
+        Console.WriteLine($"  inference skipped for {(double)_ages[EmbeddingSource.Direct].Count / _total:P1} of requests ({inferences:N0} of {_total:N0} went on to inference, coalesced or shed)");
     }
 
     private static string Age(List<double> sorted, double q) =>

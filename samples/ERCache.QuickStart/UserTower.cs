@@ -79,23 +79,3 @@ internal sealed class UserTower : IEmbeddingInference
         return w;
     }
 }
-
-/// <summary>The quick start's fault switch: fails a share of inference calls, decided by a seeded generator.</summary>
-internal sealed class FaultSwitch(IEmbeddingInference inner, double failureRate, int seed) : IEmbeddingInference
-{
-    private readonly Random _rng = new(seed);
-    private readonly Lock _lock = new();
-
-    public ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)
-    {
-        bool fail;
-        lock (_lock)
-        {
-            fail = _rng.NextDouble() < failureRate;
-        }
-
-        return fail
-            ? ValueTask.FromException(new InvalidOperationException("injected inference failure"))
-            : inner.InferAsync(batch, cancellationToken);
-    }
-}

@@ -61,7 +61,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         _metrics = new ERCacheMetrics(meterFactory);
         try
         {
-            _registry = new ModelPolicyRegistry(options.CurrentValue, resolveInference, _time, _metrics, sectionPath);
+            _registry = new ModelPolicyRegistry(options.CurrentValue, resolveInference, _time, _metrics, sectionPath, _logger);
         }
         catch
         {
@@ -79,7 +79,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         _metrics = new ERCacheMetrics(meterFactory);
         try
         {
-            _registry = new ModelPolicyRegistry(options, resolveInference, _time, _metrics, ERCacheOptions.DefaultSectionPath);
+            _registry = new ModelPolicyRegistry(options, resolveInference, _time, _metrics, ERCacheOptions.DefaultSectionPath, _logger);
         }
         catch
         {
@@ -125,6 +125,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         return (tier == TierKind.Direct ? runtime.Direct : runtime.Failover)?.Count ?? 0;
     }
 
+    /// <summary>Inference delegate calls in flight for <paramref name="model"/> (for tests and diagnostics).</summary>
+    internal int GetInFlight(string model) => Resolve(model).Scheduler.InFlight;
+
     /// <inheritdoc />
     public ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, CancellationToken cancellationToken = default)
     {
@@ -147,7 +150,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
             return new ValueTask<EmbeddingResult>(hit);
         }
 
-        return new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, cancellationToken));
+        return new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -191,7 +194,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
 
         return misses is null
             ? default
-            : new ValueTask(ResolveMissesAsync(runtime, userIds, misses, missCount, destination, results, cancellationToken));
+            : new ValueTask(ResolveMissesAsync(runtime, userIds, misses, missCount, destination, results, now, cancellationToken));
     }
 
     /// <summary>Stops following configuration reloads and releases the meter when the cache owns it.</summary>
@@ -204,37 +207,60 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         }
     }
 
-    private async Task<EmbeddingResult> MissAsync(ModelRuntime runtime, long userId, Memory<float> destination, CancellationToken cancellationToken)
+    private async Task<EmbeddingResult> MissAsync(ModelRuntime runtime, long userId, Memory<float> destination, long now, CancellationToken cancellationToken)
     {
         var result = new EmbeddingResult[1];
         var miss = ArrayPool<int>.Shared.Rent(1);
         miss[0] = 0;
-        await ResolveMissesAsync(runtime, new[] { userId }, miss, 1, destination, result, cancellationToken).ConfigureAwait(false);
+        await ResolveMissesAsync(runtime, new[] { userId }, miss, 1, destination, result, now, cancellationToken).ConfigureAwait(false);
         return result[0];
     }
 
-    /// <summary>Sends the misses to inference in batches of at most MaxBatchSize, all batches at once.</summary>
+    /// <summary>
+    /// Hands the misses to the model's scheduler (which coalesces, batches and bounds them), waits for them until
+    /// the request's deadline, then answers each user: fresh, or failover / fallback with the cause.
+    /// </summary>
     private async Task ResolveMissesAsync(
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount,
-        Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken)
+        Memory<float> destination, Memory<EmbeddingResult> results, long now, CancellationToken cancellationToken)
     {
         try
         {
-            int batchSize = runtime.Policy.MaxBatchSize;
-            if (missCount <= batchSize)
+            if (runtime.Inference is null)
             {
-                await RunBatchAsync(runtime, userIds, misses, 0, missCount, destination, results, cancellationToken).ConfigureAwait(false);
-                return;
+                ThrowHelper.ThrowNoInference(runtime.Policy.Name);
             }
 
-            var batches = new Task[(missCount + batchSize - 1) / batchSize];
-            for (int b = 0; b < batches.Length; b++)
+            var scheduler = runtime.Scheduler;
+            long deadline = now + runtime.InferenceTimeout;
+            var tickets = new InferenceTicket[missCount];
+            var tasks = new Task<InferenceOutcome>[missCount];
+            var users = userIds.Span;
+            for (int i = 0; i < missCount; i++)
             {
-                int start = b * batchSize;
-                batches[b] = RunBatchAsync(runtime, userIds, misses, start, Math.Min(batchSize, missCount - start), destination, results, cancellationToken);
+                tickets[i] = scheduler.Join(users[misses[i]], deadline);
+                tasks[i] = tickets[i].Task;
             }
 
-            await Task.WhenAll(batches).ConfigureAwait(false);
+            scheduler.Dispatch();
+            var all = Task.WhenAll(tasks);
+            if (!all.IsCompleted)
+            {
+                var remaining = runtime.Policy.InferenceTimeout - _time.GetElapsedTime(now);
+                try
+                {
+                    if (remaining > TimeSpan.Zero)
+                    {
+                        await all.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                catch (TimeoutException)
+                {
+                    // The deadline passed: whatever has not finished is answered from failover or as a fallback.
+                }
+            }
+
+            Complete(runtime, tickets, misses.AsSpan(0, missCount), userIds.Span, destination.Span, results.Span);
         }
         finally
         {
@@ -242,37 +268,8 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         }
     }
 
-    private async Task RunBatchAsync(
-        ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int start, int count,
-        Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken)
-    {
-        var policy = runtime.Policy;
-        var batch = new InferenceBatch(policy.Name, policy.Version, policy.Dimensions, count);
-        var users = userIds.Span;
-        var batchUsers = batch.UsersToFill;
-        for (int i = 0; i < count; i++)
-        {
-            batchUsers[i] = users[misses[start + i]];
-        }
-
-        var (batchCause, abandoned) = await InvokeAsync(runtime, batch, cancellationToken).ConfigureAwait(false);
-        try
-        {
-            CompleteBatch(runtime, batch, batchCause, misses.AsSpan(start, count), userIds.Span, destination.Span, results.Span);
-        }
-        finally
-        {
-            if (!abandoned)
-            {
-                batch.Release();
-            }
-        }
-    }
-
-    /// <summary>Turns a finished (or failed) batch into one result per user: cache and return fresh vectors,
-    /// answer failures from the failover tier or as a fallback.</summary>
-    private void CompleteBatch(
-        ModelRuntime runtime, InferenceBatch batch, InferenceFailureCause batchCause, ReadOnlySpan<int> positions,
+    private void Complete(
+        ModelRuntime runtime, InferenceTicket[] tickets, ReadOnlySpan<int> positions,
         ReadOnlySpan<long> users, Span<float> destination, Span<EmbeddingResult> results)
     {
         var policy = runtime.Policy;
@@ -283,22 +280,21 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         for (int i = 0; i < positions.Length; i++)
         {
             int position = positions[i];
-            long userId = users[position];
             var row = destination.Slice(position * dims, dims);
-            var cause = batchCause == InferenceFailureCause.None ? batch.Validate(i) : batchCause;
+            var ticket = tickets[i];
+            var cause = ticket.Task.IsCompletedSuccessfully
+                ? ticket.Task.Result.Cause
+                : ticket.Pending?.Started == true ? InferenceFailureCause.Timeout : InferenceFailureCause.Overload;
             EmbeddingResult result;
             if (cause == InferenceFailureCause.None)
             {
-                var fresh = batch.Row(i);
-                runtime.Direct?.Write(userId, fresh, now);
-                runtime.Failover?.Write(userId, fresh, now);
-                fresh.CopyTo(row);
+                ticket.Task.Result.Vector.AsSpan().CopyTo(row);
                 result = new EmbeddingResult(EmbeddingSource.Fresh, TimeSpan.Zero, policy.Version, InferenceFailureCause.None, hasVector: true);
             }
             else
             {
                 failures[(int)cause]++;
-                result = ServeFailure(runtime, userId, now, cause, row);
+                result = ServeFailure(runtime, users[position], now, cause, row);
             }
 
             results[position] = result;
@@ -332,80 +328,6 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         return new EmbeddingResult(EmbeddingSource.Fallback, TimeSpan.Zero, policy.Version, cause, hasVector: policy.DefaultVector is not null);
     }
 
-    /// <summary>
-    /// Calls the delegate under the model's deadline. Returns the batch-wide failure cause (None when the
-    /// delegate completed) and whether the call was abandoned still running, in which case its buffers are
-    /// released only when it finally completes. Throws only when the caller cancelled.
-    /// </summary>
-    private async Task<(InferenceFailureCause Cause, bool Abandoned)> InvokeAsync(ModelRuntime runtime, InferenceBatch batch, CancellationToken cancellationToken)
-    {
-        var policy = runtime.Policy;
-        var inference = runtime.Inference ?? ThrowHelper.ThrowNoInference(policy.Name);
-        _metrics.RecordInferenceCall(policy.Name, batch.Count);
-        var deadline = new CancellationTokenSource(policy.InferenceTimeout, _time);
-        var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
-        Task task;
-        try
-        {
-            task = inference.InferAsync(batch, linked.Token).AsTask();
-        }
-        catch (Exception ex)
-        {
-            task = Task.FromException(ex); // a delegate that throws before its first await
-        }
-
-        if (!task.IsCompleted)
-        {
-            try
-            {
-                await task.WaitAsync(linked.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!task.IsCompleted)
-            {
-                // The deadline passed or the caller left while the delegate still runs. Its token is cancelled;
-                // keep its buffers alive until it actually stops.
-                _ = task.ContinueWith(
-                    static (t, state) =>
-                    {
-                        _ = t.Exception; // observed: a late failure must not surface as unobserved
-                        var (b, l, d) = ((InferenceBatch, CancellationTokenSource, CancellationTokenSource))state!;
-                        b.Release();
-                        l.Dispose();
-                        d.Dispose();
-                    },
-                    (batch, linked, deadline),
-                    CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously,
-                    TaskScheduler.Default);
-                cancellationToken.ThrowIfCancellationRequested();
-                LogTimeout(policy.Name, batch.Count, policy.InferenceTimeout);
-                return (InferenceFailureCause.Timeout, true);
-            }
-            catch (Exception)
-            {
-                // The delegate failed; classified below from the task itself.
-            }
-        }
-
-        bool deadlinePassed = deadline.IsCancellationRequested;
-        linked.Dispose();
-        deadline.Dispose();
-        if (task.IsCompletedSuccessfully)
-        {
-            return (InferenceFailureCause.None, false);
-        }
-
-        cancellationToken.ThrowIfCancellationRequested();
-        if (deadlinePassed && task.IsCanceled)
-        {
-            LogTimeout(policy.Name, batch.Count, policy.InferenceTimeout);
-            return (InferenceFailureCause.Timeout, false);
-        }
-
-        LogInferenceFailed(policy.Name, batch.Count, task.Exception?.GetBaseException() ?? new OperationCanceledException("The inference delegate was cancelled."));
-        return (InferenceFailureCause.Error, false);
-    }
-
     private ModelRuntime Resolve(string model)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -435,12 +357,6 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
             LogReloadRejected(ex.Message);
         }
     }
-
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback.")]
-    private partial void LogInferenceFailed(string model, int users, Exception exception);
-
-    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Inference for model '{Model}' missed its {Timeout} deadline for a batch of {Users} user(s); serving failover or fallback.")]
-    private partial void LogTimeout(string model, int users, TimeSpan timeout);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Rejected an ERCache configuration reload; the previous policies stay in force: {Errors}")]
     private partial void LogReloadRejected(string errors);

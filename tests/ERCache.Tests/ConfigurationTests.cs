@@ -88,6 +88,33 @@ public sealed class ConfigurationTests
             Errors(m => { m.Inference.Timeout = TimeSpan.Zero; m.Inference.MaxBatchSize = 0; m.Inference.MaxConcurrency = -1; }));
 
     [Fact]
+    public void Sla_settings_are_checked() =>
+        Assert.Equal(
+            [
+                "ERCache:Models:ctr:Inference:HardTimeout (00:00:00.0100000) must not be shorter than ERCache:Models:ctr:Inference:Timeout (00:00:00.0500000).",
+                "ERCache:Models:ctr:Inference:BatchWindow must be zero or more and shorter than Inference:Timeout (got 00:00:00.0500000).",
+                "ERCache:Models:ctr:Inference:MaxQueue must be positive (got 0).",
+                "ERCache:Models:ctr:Inference:CircuitBreaker:FailureRatio must be in (0, 1] (got 1.5).",
+                "ERCache:Models:ctr:Inference:CircuitBreaker:MinimumThroughput must be at least 2 (got 1).",
+                "ERCache:Models:ctr:Inference:CircuitBreaker:SamplingDuration must be at least 00:00:00.500 (got 00:00:00.1000000).",
+                "ERCache:Models:ctr:Inference:CircuitBreaker:BreakDuration must be at least 00:00:00.500 (got 00:00:00).",
+            ],
+            Errors(m =>
+            {
+                m.Inference.HardTimeout = TimeSpan.FromMilliseconds(10);
+                m.Inference.BatchWindow = TimeSpan.FromMilliseconds(50);
+                m.Inference.MaxQueue = 0;
+                m.Inference.CircuitBreaker = new CircuitBreakerOptions
+                {
+                    FailureRatio = 1.5, MinimumThroughput = 1, SamplingDuration = TimeSpan.FromMilliseconds(100), BreakDuration = TimeSpan.Zero,
+                };
+            }));
+
+    [Fact]
+    public void A_disabled_breaker_is_not_validated() =>
+        Assert.Empty(Errors(m => m.Inference.CircuitBreaker = new CircuitBreakerOptions { Enabled = false, FailureRatio = 7 }));
+
+    [Fact]
     public void A_default_vector_must_match_the_dimensions_and_be_finite() =>
         Assert.Equal(
             [

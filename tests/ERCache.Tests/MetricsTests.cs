@@ -37,6 +37,39 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task Inference_instruments_record_batch_sizes_durations_and_in_flight_calls()
+    {
+        using var f = new CacheFixture(m => m.Inference.MaxBatchSize = 16);
+        var gate = new TaskCompletionSource();
+        f.Tower.Whole = async (batch, _) =>
+        {
+            await gate.Task;
+            for (int i = 0; i < batch.Count; i++)
+            {
+                TestTower.Fill(batch.GetRow(i).Span, batch.UserIds.Span[i], 0);
+            }
+        };
+        var users = Enumerable.Range(0, 20).Select(u => (long)u).ToArray();
+
+        var pending = f.Cache.GetManyAsync(CacheFixture.Model, users, new float[80], new EmbeddingResult[20]).AsTask();
+        for (int i = 0; i < 2000 && f.Tower.CallCount < 2; i++)
+        {
+            await Task.Delay(5);
+        }
+
+        f.Metrics.RecordObservables();
+        double inFlightDuring = f.Metrics.Matching("ercache.inference.in_flight", ("model", "ctr")).Last().Value;
+        f.Clock.Advance(TimeSpan.FromMilliseconds(3));
+        gate.SetResult();
+        await pending;
+
+        Assert.Equal(2, inFlightDuring);
+        Assert.Equal([4.0, 16.0], f.Metrics.Matching("ercache.inference.batch_size", ("model", "ctr")).Select(m => m.Value).Order());
+        Assert.Equal(2, f.Metrics.Count("ercache.inference.duration", ("model", "ctr"), ("cause", "none")));
+        Assert.All(f.Metrics.Matching("ercache.inference.duration"), m => Assert.Equal(0.003, m.Value, 6));
+    }
+
+    [Fact]
     public async Task Entries_gauge_reports_each_tier()
     {
         using var f = new CacheFixture(m => m.Direct.Capacity = 2);

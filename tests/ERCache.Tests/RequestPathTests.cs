@@ -168,16 +168,16 @@ public sealed class RequestPathTests
         using var f = new CacheFixture();
         await f.GetAsync(7);
         f.Clock.Advance(TimeSpan.FromMinutes(2));
-        var delegateCancelled = new TaskCompletionSource();
-        f.Tower.Whole = async (_, ct) =>
+        var started = new TaskCompletionSource();
+        f.Tower.Whole = async (_, _) =>
         {
-            ct.Register(() => delegateCancelled.TrySetResult());
+            started.TrySetResult();
             await Task.Delay(Timeout.Infinite, CancellationToken.None); // hangs, ignoring cancellation
         };
 
         var vector = new float[4];
         var pending = f.Cache.GetAsync(CacheFixture.Model, 7, vector).AsTask();
-        Assert.False(pending.IsCompleted);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
         f.Clock.Advance(TimeSpan.FromMilliseconds(49));
         Assert.False(pending.IsCompleted);
         f.Clock.Advance(TimeSpan.FromMilliseconds(1));
@@ -185,8 +185,8 @@ public sealed class RequestPathTests
 
         Assert.Equal(EmbeddingSource.Failover, result.Source);
         Assert.Equal(InferenceFailureCause.Timeout, result.FailureCause);
+        Assert.Equal(TimeSpan.FromMinutes(2) + TimeSpan.FromMilliseconds(50), result.Age);
         Assert.True(TestTower.BelongsTo(vector, 7));
-        Assert.True(delegateCancelled.Task.IsCompleted); // its token was cancelled at the deadline
         Assert.Equal(1, f.Metrics.Sum("ercache.inference.failures", ("cause", "timeout")));
     }
 
@@ -371,23 +371,24 @@ public sealed class RequestPathTests
     }
 
     [Fact]
-    public async Task Caller_cancellation_ends_the_wait_and_cancels_the_delegate()
+    public async Task Caller_cancellation_ends_the_wait_with_OperationCanceledException()
     {
         using var f = new CacheFixture();
-        var delegateCancelled = new TaskCompletionSource();
+        var started = new TaskCompletionSource();
         f.Tower.Whole = async (_, ct) =>
         {
-            ct.Register(() => delegateCancelled.TrySetResult());
-            await Task.Delay(Timeout.Infinite, CancellationToken.None);
+            started.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct);
         };
         using var cts = new CancellationTokenSource();
 
         var pending = f.Cache.GetAsync(CacheFixture.Model, 7, new float[4], cts.Token).AsTask();
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
         await cts.CancelAsync();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.True(delegateCancelled.Task.IsCompleted);
         Assert.Equal(0, f.Metrics.Sum("ercache.inference.failures"));
+        Assert.Equal(0, f.Metrics.Sum("ercache.requests"));
     }
 
     [Fact]

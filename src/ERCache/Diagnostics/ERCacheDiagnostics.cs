@@ -15,7 +15,7 @@ public static class ERCacheDiagnostics
     /// <summary>Counter of users sent to inference, tagged <c>model</c>.</summary>
     public const string InferenceUsers = "ercache.inference.users";
 
-    /// <summary>Counter of users whose inference failed, tagged <c>model</c> and <c>cause</c>.</summary>
+    /// <summary>Counter of requests (one per user) whose inference failed, tagged <c>model</c> and <c>cause</c>.</summary>
     public const string InferenceFailures = "ercache.inference.failures";
 
     /// <summary>Counter of entries evicted to make room, tagged <c>model</c> and <c>tier</c>.</summary>
@@ -27,6 +27,25 @@ public static class ERCacheDiagnostics
     /// <summary>Histogram of the age, in seconds, of served vectors, tagged <c>model</c> and <c>source</c>
     /// (Direct, Fresh and Failover; a fallback serves no vector).</summary>
     public const string VectorAge = "ercache.vector.age";
+
+    /// <summary>Histogram of delegate call durations, in seconds, tagged <c>model</c> and <c>cause</c>
+    /// (<c>none</c> for a call that completed).</summary>
+    public const string InferenceDuration = "ercache.inference.duration";
+
+    /// <summary>Histogram of users per delegate call, tagged <c>model</c>.</summary>
+    public const string InferenceBatchSize = "ercache.inference.batch_size";
+
+    /// <summary>Observable gauge of delegate calls in flight, tagged <c>model</c>.</summary>
+    public const string InferenceInFlight = "ercache.inference.in_flight";
+
+    /// <summary>Counter of misses that joined an inference already pending for the same user, tagged <c>model</c>.</summary>
+    public const string InferenceCoalesced = "ercache.inference.coalesced";
+
+    /// <summary>Counter of misses shed without inference (queue full, or it could not start before its deadline), tagged <c>model</c>.</summary>
+    public const string InferenceShed = "ercache.inference.shed";
+
+    /// <summary>Observable gauge of each model's circuit breaker: 0 closed, 1 open, 2 half-open, 3 isolated; tagged <c>model</c>.</summary>
+    public const string CircuitState = "ercache.circuit.state";
 
     /// <summary>Tag: the model name.</summary>
     public const string ModelTag = "model";

@@ -20,7 +20,13 @@ internal sealed class ERCacheMetrics : IDisposable
     private readonly Counter<long> _inferenceFailures;
     private readonly Counter<long> _evictions;
     private readonly Histogram<double> _age;
+    private readonly Histogram<double> _duration;
+    private readonly Histogram<int> _batchSize;
+    private readonly Counter<long> _coalesced;
+    private readonly Counter<long> _shed;
     private Func<IEnumerable<Measurement<long>>>? _observeEntries;
+    private Func<IEnumerable<Measurement<int>>>? _observeInFlight;
+    private Func<IEnumerable<Measurement<int>>>? _observeCircuits;
 
     public ERCacheMetrics(IMeterFactory? meterFactory)
     {
@@ -42,6 +48,12 @@ internal sealed class ERCacheMetrics : IDisposable
         _evictions = Meter.CreateCounter<long>(ERCacheDiagnostics.Evictions, "{entry}", "Entries evicted to make room.");
         _age = Meter.CreateHistogram<double>(ERCacheDiagnostics.VectorAge, "s", "Age of served vectors, by source.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.Entries, () => _observeEntries?.Invoke() ?? [], "{entry}", "Entries held per tier.");
+        _duration = Meter.CreateHistogram<double>(ERCacheDiagnostics.InferenceDuration, "s", "Duration of inference delegate calls.");
+        _batchSize = Meter.CreateHistogram<int>(ERCacheDiagnostics.InferenceBatchSize, "{user}", "Users per inference delegate call.");
+        _coalesced = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceCoalesced, "{request}", "Misses that joined a pending inference for the same user.");
+        _shed = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceShed, "{request}", "Misses shed without inference because the model was overloaded.");
+        Meter.CreateObservableGauge(ERCacheDiagnostics.InferenceInFlight, () => _observeInFlight?.Invoke() ?? [], "{call}", "Inference delegate calls in flight.");
+        Meter.CreateObservableGauge(ERCacheDiagnostics.CircuitState, () => _observeCircuits?.Invoke() ?? [], "{state}", "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 isolated.");
     }
 
     /// <summary>The meter all instruments hang off.</summary>
@@ -58,6 +70,38 @@ internal sealed class ERCacheMetrics : IDisposable
 
     /// <summary>Connects the entries gauge to the live set of tiers.</summary>
     public void ObserveEntries(Func<IEnumerable<Measurement<long>>> observe) => _observeEntries = observe;
+
+    /// <summary>Connects the in-flight and circuit-state gauges to the live schedulers.</summary>
+    public void ObserveSchedulers(Func<IEnumerable<Measurement<int>>> inFlight, Func<IEnumerable<Measurement<int>>> circuits)
+    {
+        _observeInFlight = inFlight;
+        _observeCircuits = circuits;
+    }
+
+    public static TagList ModelTags(string model) => new() { { ERCacheDiagnostics.ModelTag, model } };
+
+    public void RecordCoalesced(string model)
+    {
+        if (_coalesced.Enabled)
+        {
+            _coalesced.Add(1, ModelTags(model));
+        }
+    }
+
+    public void RecordShed(string model, int count)
+    {
+        if (count > 0)
+        {
+            _shed.Add(count, ModelTags(model));
+        }
+    }
+
+    public void RecordInferenceDuration(string model, TimeSpan duration, InferenceFailureCause cause) =>
+        _duration.Record(duration.TotalSeconds, new TagList
+        {
+            { ERCacheDiagnostics.ModelTag, model },
+            { ERCacheDiagnostics.CauseTag, CauseNames[(int)cause] },
+        });
 
     public void RecordResult(string model, in EmbeddingResult result)
     {
@@ -83,6 +127,7 @@ internal sealed class ERCacheMetrics : IDisposable
         var tags = new TagList { { ERCacheDiagnostics.ModelTag, model } };
         _inferenceCalls.Add(1, tags);
         _inferenceUsers.Add(users, tags);
+        _batchSize.Record(users, tags);
     }
 
     public void RecordInferenceFailures(string model, InferenceFailureCause cause, int users)

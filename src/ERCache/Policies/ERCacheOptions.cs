@@ -42,16 +42,63 @@ public sealed class InferenceOptions
     /// <summary>The default <see cref="Timeout"/>: 100 ms.</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>How long a caller waits for inference before it is treated as failed
-    /// (<see cref="InferenceFailureCause.Timeout"/>). Default 100 ms.</summary>
+    /// <summary>The deadline: how long a caller waits for inference before it is answered from the failover tier
+    /// or as a fallback (<see cref="InferenceFailureCause.Timeout"/>, or <see cref="InferenceFailureCause.Overload"/>
+    /// when the inference never started). Default 100 ms.</summary>
     public TimeSpan Timeout { get; set; } = DefaultTimeout;
+
+    /// <summary>When the delegate's cancellation token is cancelled and the call abandoned. Must be at least
+    /// <see cref="Timeout"/>. Default: ten times <see cref="Timeout"/>.</summary>
+    public TimeSpan? HardTimeout { get; set; }
+
+    /// <summary>Whether an inference that succeeds after the callers' deadline still refreshes both tiers.
+    /// Default <see langword="true"/>.</summary>
+    public bool WriteLateResults { get; set; } = true;
 
     /// <summary>Most users sent to the delegate in one call. Default 64.</summary>
     public int MaxBatchSize { get; set; } = 64;
 
-    /// <summary>Most delegate calls in flight at once for this model. Default 8.
-    /// Validated now; enforced with overload shedding in a later release.</summary>
+    /// <summary>How long the first queued miss waits for others to fill its batch. Default zero: only misses
+    /// already waiting are batched together.</summary>
+    public TimeSpan BatchWindow { get; set; }
+
+    /// <summary>Most delegate calls in flight at once for this model. Default 8.</summary>
     public int MaxConcurrency { get; set; } = 8;
+
+    /// <summary>Most users waiting for a free delegate call; a miss beyond it is shed at once
+    /// (<see cref="InferenceFailureCause.Overload"/>). Default 4096.</summary>
+    public int MaxQueue { get; set; } = 4096;
+
+    /// <summary>The model's circuit breaker.</summary>
+    public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
+
+    /// <summary>The effective hard timeout.</summary>
+    internal TimeSpan EffectiveHardTimeout => HardTimeout ?? (Timeout * 10);
+}
+
+/// <summary>
+/// Stops calling a failing model for a while (<c>ERCache:Models:&lt;name&gt;:Inference:CircuitBreaker</c>): when
+/// at least <see cref="FailureRatio"/> of the delegate calls in <see cref="SamplingDuration"/> fail (and there were
+/// at least <see cref="MinimumThroughput"/>), the circuit opens for <see cref="BreakDuration"/>; requests are then
+/// answered from the failover tier or as a fallback (<see cref="InferenceFailureCause.CircuitOpen"/>). After the
+/// break one probe call is let through: success closes the circuit, failure opens it again.
+/// </summary>
+public sealed class CircuitBreakerOptions
+{
+    /// <summary>Whether the breaker is on. Default <see langword="true"/>.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Share of failed delegate calls that opens the circuit, in (0, 1]. Default 0.5.</summary>
+    public double FailureRatio { get; set; } = 0.5;
+
+    /// <summary>Fewest delegate calls in a sampling window before the ratio counts; at least 2. Default 20.</summary>
+    public int MinimumThroughput { get; set; } = 20;
+
+    /// <summary>The window failures are counted over; at least 500 ms. Default 10 s.</summary>
+    public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long the circuit stays open before a probe; at least 500 ms. Default 5 s.</summary>
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>One tier of a model (<c>Direct</c> or <c>Failover</c>).</summary>

@@ -87,6 +87,45 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             errors.Add($"{p}:Inference:MaxConcurrency must be positive (got {inference.MaxConcurrency}).");
         }
 
+        if (inference.HardTimeout is { } hard && inference.Timeout > TimeSpan.Zero && hard < inference.Timeout)
+        {
+            errors.Add($"{p}:Inference:HardTimeout ({Format(hard)}) must not be shorter than {p}:Inference:Timeout ({Format(inference.Timeout)}).");
+        }
+
+        if (inference.BatchWindow < TimeSpan.Zero || (inference.Timeout > TimeSpan.Zero && inference.BatchWindow >= inference.Timeout))
+        {
+            errors.Add($"{p}:Inference:BatchWindow must be zero or more and shorter than Inference:Timeout (got {Format(inference.BatchWindow)}).");
+        }
+
+        if (inference.MaxQueue < 1)
+        {
+            errors.Add($"{p}:Inference:MaxQueue must be positive (got {inference.MaxQueue}).");
+        }
+
+        if (inference.CircuitBreaker is { Enabled: true } breaker)
+        {
+            string b = $"{p}:Inference:CircuitBreaker";
+            if (!(breaker.FailureRatio > 0 && breaker.FailureRatio <= 1))
+            {
+                errors.Add($"{b}:FailureRatio must be in (0, 1] (got {breaker.FailureRatio.ToString(CultureInfo.InvariantCulture)}).");
+            }
+
+            if (breaker.MinimumThroughput < 2)
+            {
+                errors.Add($"{b}:MinimumThroughput must be at least 2 (got {breaker.MinimumThroughput}).");
+            }
+
+            if (breaker.SamplingDuration < TimeSpan.FromMilliseconds(500))
+            {
+                errors.Add($"{b}:SamplingDuration must be at least 00:00:00.500 (got {Format(breaker.SamplingDuration)}).");
+            }
+
+            if (breaker.BreakDuration < TimeSpan.FromMilliseconds(500))
+            {
+                errors.Add($"{b}:BreakDuration must be at least 00:00:00.500 (got {Format(breaker.BreakDuration)}).");
+            }
+        }
+
         var direct = model.Direct ?? new TierOptions();
         var failover = model.Failover ?? new TierOptions();
         ValidateTier($"{p}:Direct", direct, errors);

@@ -15,6 +15,19 @@ public sealed class ModelPolicy
         InferenceTimeout = inference.Timeout;
         MaxBatchSize = inference.MaxBatchSize;
         MaxConcurrency = inference.MaxConcurrency;
+        HardTimeout = inference.EffectiveHardTimeout;
+        WriteLateResults = inference.WriteLateResults;
+        BatchWindow = inference.BatchWindow;
+        MaxQueue = inference.MaxQueue;
+        var breaker = inference.CircuitBreaker ?? new CircuitBreakerOptions();
+        CircuitBreaker = new CircuitBreakerOptions
+        {
+            Enabled = breaker.Enabled,
+            FailureRatio = breaker.FailureRatio,
+            MinimumThroughput = breaker.MinimumThroughput,
+            SamplingDuration = breaker.SamplingDuration,
+            BreakDuration = breaker.BreakDuration,
+        };
         Direct = TierPolicy.From(TierKind.Direct, options.Direct ?? new TierOptions());
         Failover = TierPolicy.From(TierKind.Failover, options.Failover ?? new TierOptions());
         DefaultVector = options.DefaultVector is { } v ? new ReadOnlyMemory<float>((float[])v.Clone()) : (ReadOnlyMemory<float>?)null;
@@ -38,6 +51,21 @@ public sealed class ModelPolicy
     /// <summary>Most delegate calls in flight at once.</summary>
     public int MaxConcurrency { get; }
 
+    /// <summary>When the delegate's token is cancelled and the call abandoned.</summary>
+    public TimeSpan HardTimeout { get; }
+
+    /// <summary>Whether a success after the deadline still refreshes the tiers.</summary>
+    public bool WriteLateResults { get; }
+
+    /// <summary>How long the first queued miss waits for others to fill its batch.</summary>
+    public TimeSpan BatchWindow { get; }
+
+    /// <summary>Most users waiting for a free delegate call.</summary>
+    public int MaxQueue { get; }
+
+    /// <summary>The circuit breaker settings (a private copy).</summary>
+    internal CircuitBreakerOptions CircuitBreaker { get; }
+
     /// <summary>The direct tier's settings.</summary>
     public TierPolicy Direct { get; }
 
@@ -49,6 +77,15 @@ public sealed class ModelPolicy
 
     /// <summary>Builds a policy from options that <see cref="ERCacheOptionsValidator"/> accepted.</summary>
     internal static ModelPolicy From(string name, ModelOptions options) => new(name, options);
+
+    /// <summary>Whether the circuit breaker built for <paramref name="previous"/> still fits this policy.</summary>
+    internal bool SameBreakerAs(ModelPolicy previous)
+    {
+        var a = CircuitBreaker;
+        var b = previous.CircuitBreaker;
+        return a.Enabled == b.Enabled && a.FailureRatio.Equals(b.FailureRatio) && a.MinimumThroughput == b.MinimumThroughput &&
+               a.SamplingDuration == b.SamplingDuration && a.BreakDuration == b.BreakDuration;
+    }
 
     /// <summary>Whether cached vectors made under <paramref name="previous"/> are still valid under this policy.</summary>
     internal bool KeepsVectorsOf(ModelPolicy previous) =>

@@ -13,8 +13,10 @@ namespace ERCache.Policies;
 /// </summary>
 internal sealed class ModelRuntime
 {
-    public ModelRuntime(ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, IEmbeddingInference? inference, long timestampFrequency)
+    public ModelRuntime(ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, IEmbeddingInference? inference, InferenceScheduler scheduler, long timestampFrequency)
     {
+        Scheduler = scheduler;
+        InferenceTimeout = ToTimestampTicks(policy.InferenceTimeout, timestampFrequency);
         Policy = policy;
         Direct = direct;
         Failover = failover;
@@ -30,6 +32,12 @@ internal sealed class ModelRuntime
     public EmbeddingTier? Failover { get; }
 
     public IEmbeddingInference? Inference { get; }
+
+    /// <summary>Runs this model version's inference; shared by every runtime of the same version and dimensions.</summary>
+    public InferenceScheduler Scheduler { get; }
+
+    /// <summary>The caller's deadline in <see cref="TimeProvider.GetTimestamp"/> units.</summary>
+    public long InferenceTimeout { get; }
 
     /// <summary>Direct TTL in <see cref="TimeProvider.GetTimestamp"/> units.</summary>
     public long DirectTtl { get; }
@@ -57,6 +65,8 @@ internal sealed class ModelPolicyRegistry
     private readonly ERCacheOptionsValidator _validator;
     private readonly ERCacheMetrics _metrics;
     private readonly long _timestampFrequency;
+    private readonly TimeProvider _time;
+    private readonly Microsoft.Extensions.Logging.ILogger _logger;
     private FrozenDictionary<string, ModelRuntime> _models = FrozenDictionary<string, ModelRuntime>.Empty;
 
     public ModelPolicyRegistry(
@@ -64,8 +74,11 @@ internal sealed class ModelPolicyRegistry
         Func<string, IEmbeddingInference?> resolveInference,
         TimeProvider timeProvider,
         ERCacheMetrics metrics,
-        string sectionPath)
+        string sectionPath,
+        Microsoft.Extensions.Logging.ILogger logger)
     {
+        _time = timeProvider;
+        _logger = logger;
         _resolveInference = resolveInference;
         _validator = new ERCacheOptionsValidator(sectionPath);
         _metrics = metrics;
@@ -82,6 +95,7 @@ internal sealed class ModelPolicyRegistry
         }
 
         metrics.ObserveEntries(ObserveEntries);
+        metrics.ObserveSchedulers(ObserveInFlight, ObserveCircuits);
     }
 
     public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _models).Keys;
@@ -116,13 +130,25 @@ internal sealed class ModelPolicyRegistry
                     ? previous.Failover
                     : TierFactory.Create(policy, policy.Failover, _metrics);
                 var inference = previous?.Inference ?? _resolveInference(name);
-                next[name] = new ModelRuntime(policy, direct, failover, inference, _timestampFrequency);
+
+                // In-flight inference, coalescing and breaker state carry over while the version stays.
+                var scheduler = keep ? previous!.Scheduler : new InferenceScheduler(_time, _metrics, _logger);
+                var runtime = new ModelRuntime(policy, direct, failover, inference, scheduler, _timestampFrequency);
+                scheduler.Attach(runtime);
+                next[name] = runtime;
             }
 
             // Dropped tiers are simply unreferenced: a request still holding the old runtime finishes on it.
             Volatile.Write(ref _models, next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
         }
     }
+
+    private IEnumerable<Measurement<int>> ObserveInFlight() =>
+        Runtimes.Select(r => new Measurement<int>(r.Scheduler.InFlight, ERCacheMetrics.ModelTags(r.Policy.Name)));
+
+    private IEnumerable<Measurement<int>> ObserveCircuits() =>
+        Runtimes.Where(r => r.Scheduler.BreakerState is not null)
+            .Select(r => new Measurement<int>((int)r.Scheduler.BreakerState!.Value, ERCacheMetrics.ModelTags(r.Policy.Name)));
 
     private IEnumerable<Measurement<long>> ObserveEntries()
     {

@@ -22,6 +22,7 @@ internal sealed class MetricCollector : IDisposable
                 listener.EnableMeasurementEvents(instrument);
             }
         };
+        _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Add(i, v, tags));
         _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Add(i, v, tags));
         _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Add(i, v, tags));
         _listener.Start();

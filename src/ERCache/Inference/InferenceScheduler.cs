@@ -1,0 +1,355 @@
+using System.Collections.Concurrent;
+using ERCache.Diagnostics;
+using ERCache.Policies;
+using Microsoft.Extensions.Logging;
+using Polly.CircuitBreaker;
+
+namespace ERCache.Inference;
+
+/// <summary>
+/// Runs one model version's inference under its SLA: coalesces concurrent misses for the same user, gathers
+/// misses from every caller into delegate calls of at most <c>MaxBatchSize</c>, keeps at most
+/// <c>MaxConcurrency</c> calls in flight, sheds what cannot start before its deadline, and stops calling a
+/// failing model while its circuit is open.
+/// </summary>
+/// <remarks>
+/// Every structure is bounded: the queue by <c>MaxQueue</c> (a miss beyond it is shed at once), the pending map
+/// by the queue plus the users of in-flight calls, and an abandoned call by <c>HardTimeout</c>. Callers wait on
+/// a shared task with their own deadline and cancellation; giving up never cancels an inference others wait for.
+/// </remarks>
+internal sealed partial class InferenceScheduler
+{
+    private readonly ConcurrentDictionary<long, PendingInference> _pending = new();
+    private readonly Queue<PendingInference> _queue = new();
+    private readonly Lock _lock = new();
+    private readonly TimeProvider _time;
+    private readonly ERCacheMetrics _metrics;
+    private readonly ILogger _logger;
+    private ModelRuntime _runtime = null!;
+    private ModelCircuitBreaker? _breaker;
+    private ITimer? _windowTimer;
+    private int _inFlight;
+
+    public InferenceScheduler(TimeProvider time, ERCacheMetrics metrics, ILogger logger)
+    {
+        _time = time;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    /// <summary>Delegate calls in flight now.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Users waiting for a free delegate call.</summary>
+    public int Queued
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queue.Count;
+            }
+        }
+    }
+
+    /// <summary>The breaker's state, or null when the breaker is disabled.</summary>
+    public CircuitState? BreakerState => Volatile.Read(ref _breaker)?.State;
+
+    private ModelRuntime Runtime => Volatile.Read(ref _runtime);
+
+    /// <summary>Points the scheduler at the model's current runtime (same version and dimensions) after a reload.</summary>
+    public void Attach(ModelRuntime runtime)
+    {
+        var breakerOptions = runtime.Policy.CircuitBreaker;
+        var current = Volatile.Read(ref _breaker);
+        if (!breakerOptions.Enabled)
+        {
+            Volatile.Write(ref _breaker, null);
+        }
+        else if (current is null || _runtime is null || !runtime.Policy.SameBreakerAs(_runtime.Policy))
+        {
+            string model = runtime.Policy.Name;
+            Volatile.Write(ref _breaker, new ModelCircuitBreaker(breakerOptions, _time, state => LogBreakerState(model, state)));
+        }
+
+        Volatile.Write(ref _runtime, runtime);
+    }
+
+    /// <summary>
+    /// Returns the task that completes with <paramref name="userId"/>'s inference: an already pending one
+    /// (coalesced), a newly queued one, or an immediate <see cref="InferenceFailureCause.Overload"/> or
+    /// <see cref="InferenceFailureCause.CircuitOpen"/>. Call <see cref="Dispatch"/> after joining a set of users.
+    /// </summary>
+    public InferenceTicket Join(long userId, long deadline)
+    {
+        // An open circuit is not checked here: Polly moves Open -> HalfOpen only when a call is attempted, so every
+        // miss goes through a (cheap) rejected attempt, and the first one after the break becomes the probe.
+        var runtime = Runtime;
+        while (true)
+        {
+            if (_pending.TryGetValue(userId, out var existing))
+            {
+                existing.ExtendDeadline(deadline);
+                _metrics.RecordCoalesced(runtime.Policy.Name);
+                return new InferenceTicket(existing.Task, existing);
+            }
+
+            var created = new PendingInference(userId, deadline);
+            lock (_lock)
+            {
+                if (_queue.Count >= runtime.Policy.MaxQueue)
+                {
+                    _metrics.RecordShed(runtime.Policy.Name, 1);
+                    return new InferenceTicket(InferenceOutcome.Overload, null);
+                }
+
+                if (_pending.TryAdd(userId, created))
+                {
+                    _queue.Enqueue(created);
+                    return new InferenceTicket(created.Task, created);
+                }
+            }
+
+            // Another caller queued this user between the lookup and the add: join theirs.
+        }
+    }
+
+    /// <summary>Starts as many delegate calls as the concurrency limit allows from the queue.</summary>
+    /// <param name="force">Send a partial batch now even when a batch window is configured.</param>
+    public void Dispatch(bool force = false)
+    {
+        List<PendingInference[]>? start = null;
+        lock (_lock)
+        {
+            var policy = Runtime.Policy;
+            long now = _time.GetTimestamp();
+            while (_inFlight < policy.MaxConcurrency && _queue.Count > 0)
+            {
+                if (!force && policy.BatchWindow > TimeSpan.Zero && _queue.Count < policy.MaxBatchSize)
+                {
+                    // Gather: the first waiting miss opens a window; a full batch or the window's end sends it.
+                    _windowTimer ??= _time.CreateTimer(static s => ((InferenceScheduler)s!).OnWindowElapsed(), this, policy.BatchWindow, Timeout.InfiniteTimeSpan);
+                    break;
+                }
+
+                var items = new List<PendingInference>(Math.Min(policy.MaxBatchSize, _queue.Count));
+                int shed = 0;
+                while (items.Count < policy.MaxBatchSize && _queue.TryDequeue(out var item))
+                {
+                    if (now >= item.Deadline)
+                    {
+                        // Nobody waits for it any more: do not spend the model's capacity on it.
+                        _pending.TryRemove(new KeyValuePair<long, PendingInference>(item.UserId, item));
+                        item.Complete(new InferenceOutcome(InferenceFailureCause.Overload, null));
+                        shed++;
+                        continue;
+                    }
+
+                    item.MarkStarted();
+                    items.Add(item);
+                }
+
+                _metrics.RecordShed(policy.Name, shed);
+                if (items.Count > 0)
+                {
+                    _inFlight++;
+                    (start ??= []).Add([.. items]);
+                }
+            }
+        }
+
+        if (start is null)
+        {
+            return;
+        }
+
+        foreach (var items in start)
+        {
+            // On the thread pool: a delegate that completes synchronously must not recurse through Dispatch.
+            _ = Task.Run(() => RunBatchAsync(items));
+        }
+    }
+
+    private void OnWindowElapsed()
+    {
+        lock (_lock)
+        {
+            _windowTimer?.Dispose();
+            _windowTimer = null;
+        }
+
+        Dispatch(force: true);
+    }
+
+    private async Task RunBatchAsync(PendingInference[] items)
+    {
+        var runtime = Runtime;
+        var policy = runtime.Policy;
+        var batch = new InferenceBatch(policy.Name, policy.Version, policy.Dimensions, items.Length);
+        var users = batch.UsersToFill;
+        for (int i = 0; i < items.Length; i++)
+        {
+            users[i] = items[i].UserId;
+        }
+
+        bool abandoned = false;
+        try
+        {
+            _metrics.RecordInferenceCall(policy.Name, items.Length);
+            long started = _time.GetTimestamp();
+            (var cause, abandoned) = await InvokeAsync(runtime, batch).ConfigureAwait(false);
+            long now = _time.GetTimestamp();
+            _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);
+
+            // Results go to the tiers in force now (a reload that kept this version may have rebuilt one).
+            var target = Runtime;
+            for (int i = 0; i < items.Length; i++)
+            {
+                var item = items[i];
+                var itemCause = cause == InferenceFailureCause.None ? batch.Validate(i) : cause;
+                InferenceOutcome outcome;
+                if (itemCause == InferenceFailureCause.None)
+                {
+                    var vector = batch.Row(i).ToArray();
+                    if (now < item.Deadline || target.Policy.WriteLateResults)
+                    {
+                        target.Direct?.Write(item.UserId, vector, now);
+                        target.Failover?.Write(item.UserId, vector, now);
+                    }
+
+                    outcome = new InferenceOutcome(InferenceFailureCause.None, vector);
+                }
+                else
+                {
+                    outcome = new InferenceOutcome(itemCause, null);
+                }
+
+                // Remove before completing: a caller arriving after this sees the tiers, not a finished pending.
+                _pending.TryRemove(new KeyValuePair<long, PendingInference>(item.UserId, item));
+                item.Complete(outcome);
+            }
+        }
+        catch (Exception ex)
+        {
+            // Only a bug of ours gets here (the delegate's failures are classified in InvokeAsync); never leave
+            // callers or the pending map hanging.
+            LogSchedulerFault(policy.Name, ex);
+            foreach (var item in items)
+            {
+                _pending.TryRemove(new KeyValuePair<long, PendingInference>(item.UserId, item));
+                item.Complete(new InferenceOutcome(InferenceFailureCause.Error, null));
+            }
+        }
+        finally
+        {
+            if (!abandoned)
+            {
+                batch.Release();
+            }
+
+            lock (_lock)
+            {
+                _inFlight--;
+            }
+
+            Dispatch(force: true);
+        }
+    }
+
+    /// <summary>
+    /// Calls the delegate through the breaker with the hard limit on its token. Returns the batch-wide cause
+    /// (None when the delegate completed) and whether the call was abandoned still running, in which case its
+    /// buffers are released only when it finally stops.
+    /// </summary>
+    private async Task<(InferenceFailureCause Cause, bool Abandoned)> InvokeAsync(ModelRuntime runtime, InferenceBatch batch)
+    {
+        var policy = runtime.Policy;
+        var inference = runtime.Inference!;
+        var hard = new CancellationTokenSource(policy.HardTimeout, _time);
+        Task? call = null;
+        async ValueTask CallAsync(CancellationToken ct)
+        {
+            try
+            {
+                call = inference.InferAsync(batch, ct).AsTask();
+            }
+            catch (Exception ex)
+            {
+                call = Task.FromException(ex); // a delegate that throws before its first await
+            }
+
+            try
+            {
+                await call.WaitAsync(ct).ConfigureAwait(false); // stop waiting at the hard limit even if the delegate ignores its token
+            }
+            catch (OperationCanceledException) when (hard.IsCancellationRequested)
+            {
+                throw new TimeoutException($"Inference for model '{policy.Name}' passed its hard timeout ({policy.HardTimeout}).");
+            }
+        }
+
+        try
+        {
+            var breaker = Volatile.Read(ref _breaker);
+            if (breaker is null)
+            {
+                await CallAsync(hard.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                await breaker.ExecuteAsync(CallAsync, hard.Token).ConfigureAwait(false);
+            }
+
+            return (InferenceFailureCause.None, false);
+        }
+        catch (BrokenCircuitException)
+        {
+            return (InferenceFailureCause.CircuitOpen, false);
+        }
+        catch (TimeoutException)
+        {
+            LogHardTimeout(policy.Name, batch.Count, policy.HardTimeout);
+            return (InferenceFailureCause.Timeout, call is { IsCompleted: false });
+        }
+        catch (Exception ex)
+        {
+            LogInferenceFailed(policy.Name, batch.Count, ex);
+            return (InferenceFailureCause.Error, false);
+        }
+        finally
+        {
+            if (call is { IsCompleted: false })
+            {
+                // Abandoned: keep the buffers alive until the delegate really stops, and observe its fault.
+                _ = call.ContinueWith(
+                    static (t, state) =>
+                    {
+                        _ = t.Exception;
+                        var (b, h) = ((InferenceBatch, CancellationTokenSource))state!;
+                        b.Release();
+                        h.Dispose();
+                    },
+                    (batch, hard),
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
+            else
+            {
+                hard.Dispose();
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback.")]
+    private partial void LogInferenceFailed(string model, int users, Exception exception);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Inference for model '{Model}' passed its hard timeout {HardTimeout} for a batch of {Users} user(s); the call was cancelled and abandoned.")]
+    private partial void LogHardTimeout(string model, int users, TimeSpan hardTimeout);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "The circuit breaker of model '{Model}' is now {State}.")]
+    private partial void LogBreakerState(string model, CircuitState state);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "ERCache's inference scheduler for model '{Model}' failed; the batch's users get a fallback.")]
+    private partial void LogSchedulerFault(string model, Exception exception);
+}

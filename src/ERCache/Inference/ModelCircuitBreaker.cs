@@ -1,0 +1,60 @@
+using ERCache.Policies;
+using Polly;
+using Polly.CircuitBreaker;
+
+namespace ERCache.Inference;
+
+/// <summary>
+/// A model's circuit breaker, built on Polly.Core's circuit-breaker strategy.
+/// </summary>
+/// <remarks>
+/// Why Polly: its breaker is well kept and well tested, takes our <see cref="TimeProvider"/> (so tests drive the
+/// sampling window and break duration with a manual clock), and implements the half-open probe (one call through,
+/// the rest rejected) that is easy to get subtly wrong. We use only the breaker, not Polly's timeout or
+/// retry: the deadline is per caller, not per delegate call, and retrying a struggling model is what a cache
+/// in front of it must never do.
+/// </remarks>
+internal sealed class ModelCircuitBreaker
+{
+    private readonly ResiliencePipeline _pipeline;
+    private readonly CircuitBreakerStateProvider _state = new();
+
+    public ModelCircuitBreaker(CircuitBreakerOptions options, TimeProvider timeProvider, Action<CircuitState>? onStateChanged = null)
+    {
+        Options = options;
+        _pipeline = new ResiliencePipelineBuilder { TimeProvider = timeProvider }
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                FailureRatio = options.FailureRatio,
+                MinimumThroughput = options.MinimumThroughput,
+                SamplingDuration = options.SamplingDuration,
+                BreakDuration = options.BreakDuration,
+                StateProvider = _state,
+
+                // Every failure of the delegate counts, timeouts at the hard limit included (they arrive as
+                // TimeoutException; Polly's default predicate would ignore cancellations).
+                ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is not null),
+                OnOpened = _ => Notify(onStateChanged, CircuitState.Open),
+                OnHalfOpened = _ => Notify(onStateChanged, CircuitState.HalfOpen),
+                OnClosed = _ => Notify(onStateChanged, CircuitState.Closed),
+            })
+            .Build();
+    }
+
+    public CircuitBreakerOptions Options { get; }
+
+    public CircuitState State => _state.CircuitState;
+
+    /// <summary>Open (or isolated): calls are rejected without reaching the delegate.</summary>
+    public bool IsOpen => _state.CircuitState is CircuitState.Open or CircuitState.Isolated;
+
+    /// <summary>Runs <paramref name="call"/> through the breaker; throws <see cref="BrokenCircuitException"/> when open.</summary>
+    public ValueTask ExecuteAsync(Func<CancellationToken, ValueTask> call, CancellationToken cancellationToken) =>
+        _pipeline.ExecuteAsync(static (c, ct) => c(ct), call, cancellationToken);
+
+    private static ValueTask Notify(Action<CircuitState>? onStateChanged, CircuitState state)
+    {
+        onStateChanged?.Invoke(state);
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,51 @@
+namespace ERCache.Inference;
+
+/// <summary>What inference produced for one user: a vector, or why there is none.</summary>
+internal readonly record struct InferenceOutcome(InferenceFailureCause Cause, float[]? Vector)
+{
+    public static readonly Task<InferenceOutcome> Overload = Task.FromResult(new InferenceOutcome(InferenceFailureCause.Overload, null));
+}
+
+/// <summary>
+/// One user's inference, shared by every caller that misses on the same user while it is pending (coalescing).
+/// </summary>
+internal sealed class PendingInference(long userId, long deadline)
+{
+    private readonly TaskCompletionSource<InferenceOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _deadline = deadline;
+    private int _started;
+
+    public long UserId { get; } = userId;
+
+    /// <summary>The latest deadline (timestamp) of the callers waiting; past it, nobody waits any more.</summary>
+    public long Deadline => Interlocked.Read(ref _deadline);
+
+    /// <summary>Whether the user has been handed to the delegate (a caller who gives up before that was shed).</summary>
+    public bool Started => Volatile.Read(ref _started) != 0;
+
+    public Task<InferenceOutcome> Task => _completion.Task;
+
+    /// <summary>A later caller joins: the item may now wait until that caller's deadline.</summary>
+    public void ExtendDeadline(long deadline)
+    {
+        long current = Interlocked.Read(ref _deadline);
+        while (deadline > current)
+        {
+            long seen = Interlocked.CompareExchange(ref _deadline, deadline, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+
+    public void MarkStarted() => Volatile.Write(ref _started, 1);
+
+    public void Complete(InferenceOutcome outcome) => _completion.TrySetResult(outcome);
+}
+
+/// <summary>A caller's handle on one user's inference: the outcome task, and the pending item when one was queued
+/// (null when the miss was rejected at once), to tell a timeout (started) from a shed (never started).</summary>
+internal readonly record struct InferenceTicket(Task<InferenceOutcome> Task, PendingInference? Pending);

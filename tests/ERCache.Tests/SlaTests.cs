@@ -1,0 +1,357 @@
+using ERCache.Inference;
+using ERCache.Policies;
+using ERCache.Testing;
+using ERCache.Tests.Infrastructure;
+
+namespace ERCache.Tests;
+
+/// <summary>Inference under an SLA: deadlines, coalescing, batching across callers, shedding, the breaker.</summary>
+public sealed class SlaTests
+{
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        // Waits for other threads to reach a state (never for time to pass: the clock is manual).
+        for (int i = 0; i < 2000 && !condition(); i++)
+        {
+            await Task.Delay(5);
+        }
+
+        Assert.True(condition(), "the expected state was not reached");
+    }
+
+    [Fact]
+    public async Task Hundred_concurrent_callers_for_one_user_share_one_inference()
+    {
+        using var f = new CacheFixture();
+        var release = new TaskCompletionSource();
+        f.Tower.Whole = async (batch, _) =>
+        {
+            await release.Task;
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 3);
+        };
+
+        var vectors = Enumerable.Range(0, 100).Select(_ => new float[4]).ToArray();
+        var calls = vectors.Select(v => f.Cache.GetAsync(CacheFixture.Model, 42, v).AsTask()).ToArray();
+        await WaitUntil(() => f.Tower.CallCount == 1);
+        release.SetResult();
+        var results = await Task.WhenAll(calls);
+
+        Assert.Equal(1, f.Tower.CallCount);
+        Assert.All(results, r => Assert.Equal(EmbeddingSource.Fresh, r.Source));
+        Assert.All(vectors, v => Assert.Equal(vectors[0], v));
+        Assert.Equal(3, TestTower.GenerationOf(vectors[0]));
+        Assert.Equal(99, f.Metrics.Sum("ercache.inference.coalesced", ("model", "ctr")));
+    }
+
+    [Fact]
+    public async Task A_hanging_delegate_is_answered_at_the_deadline_and_cancelled_at_the_hard_limit()
+    {
+        using var f = new CacheFixture(m => { m.Inference.Timeout = TimeSpan.FromMilliseconds(50); m.Inference.HardTimeout = TimeSpan.FromSeconds(1); });
+        await f.GetAsync(1); // user 1 has a failover entry, user 2 has none
+        f.Clock.Advance(TimeSpan.FromMinutes(2));
+        var cancelled = new TaskCompletionSource();
+        f.Tower.Whole = async (_, ct) =>
+        {
+            ct.Register(() => cancelled.TrySetResult());
+            await Task.Delay(Timeout.Infinite, CancellationToken.None); // ignores its token
+        };
+
+        var one = f.Cache.GetAsync(CacheFixture.Model, 1, new float[4]).AsTask();
+        var two = f.Cache.GetAsync(CacheFixture.Model, 2, new float[4]).AsTask();
+        await WaitUntil(() => f.Tower.CallCount >= 2);
+        f.Clock.Advance(TimeSpan.FromMilliseconds(49));
+        Assert.False(one.IsCompleted || two.IsCompleted);
+        f.Clock.Advance(TimeSpan.FromMilliseconds(1));
+        var r1 = await one.WaitAsync(TimeSpan.FromSeconds(10));
+        var r2 = await two.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal((EmbeddingSource.Failover, InferenceFailureCause.Timeout), (r1.Source, r1.FailureCause));
+        Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.Timeout), (r2.Source, r2.FailureCause));
+        Assert.False(cancelled.Task.IsCompleted); // still running between the deadline and the hard limit
+        f.Clock.Advance(TimeSpan.FromMilliseconds(950));
+        await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+    }
+
+    [Fact]
+    public async Task A_late_success_refreshes_both_tiers()
+    {
+        using var f = new CacheFixture(m => m.Inference.HardTimeout = TimeSpan.FromSeconds(5));
+        var release = new TaskCompletionSource();
+        f.Tower.Whole = async (batch, _) =>
+        {
+            await release.Task;
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 7);
+        };
+
+        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
+        await WaitUntil(() => f.Tower.CallCount == 1);
+        f.Clock.Advance(TimeSpan.FromMilliseconds(60));
+        var late = await pending.WaitAsync(TimeSpan.FromSeconds(10));
+        release.SetResult();
+        await WaitUntil(() => f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Failover) == 1);
+        var (next, vector) = await f.GetAsync(5);
+
+        Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.Timeout), (late.Source, late.FailureCause));
+        Assert.Equal(1, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct));
+        Assert.Equal(EmbeddingSource.Direct, next.Source);
+        Assert.Equal(7, TestTower.GenerationOf(vector));
+    }
+
+    [Fact]
+    public async Task A_late_success_is_not_written_when_WriteLateResults_is_off()
+    {
+        using var f = new CacheFixture(m => m.Inference.WriteLateResults = false);
+        var release = new TaskCompletionSource();
+        f.Tower.Whole = async (batch, _) =>
+        {
+            await release.Task;
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 7);
+        };
+
+        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
+        await WaitUntil(() => f.Tower.CallCount == 1);
+        f.Clock.Advance(TimeSpan.FromMilliseconds(60));
+        await pending.WaitAsync(TimeSpan.FromSeconds(10));
+        release.SetResult();
+        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+
+        Assert.Equal(0, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct));
+        Assert.Equal(0, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Failover));
+    }
+
+    [Fact]
+    public async Task A_late_failure_changes_nothing()
+    {
+        using var f = new CacheFixture();
+        await f.GetAsync(5);
+        f.Clock.Advance(TimeSpan.FromMinutes(2));
+        var release = new TaskCompletionSource();
+        f.Tower.Whole = async (_, _) =>
+        {
+            await release.Task;
+            throw new InvalidOperationException("late failure");
+        };
+
+        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
+        await WaitUntil(() => f.Tower.CallCount == 2);
+        f.Clock.Advance(TimeSpan.FromMilliseconds(60));
+        var result = await pending.WaitAsync(TimeSpan.FromSeconds(10));
+        release.SetResult();
+        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+        f.Tower.Whole = (_, _) => throw new InvalidOperationException("still down");
+        var after = await f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]);
+
+        Assert.Equal(EmbeddingSource.Failover, result.Source);
+        Assert.Equal(EmbeddingSource.Failover, after.Source);
+        Assert.Equal(TimeSpan.FromMinutes(2) + TimeSpan.FromMilliseconds(60), after.Age); // the original entry, untouched
+    }
+
+    [Fact]
+    public async Task Saturation_sheds_to_failover_with_cause_Overload_and_never_exceeds_MaxConcurrency()
+    {
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.MaxConcurrency = 2;
+            m.Inference.MaxBatchSize = 1;
+            m.Inference.MaxQueue = 3;
+            m.Inference.HardTimeout = TimeSpan.FromSeconds(10);
+        });
+        var warm = new long[] { 10, 11, 12, 13, 14, 15, 16, 17 };
+        foreach (long u in warm)
+        {
+            await f.GetAsync(u);
+        }
+
+        f.Clock.Advance(TimeSpan.FromMinutes(2)); // direct expired, failover valid
+        int inFlight = 0, maxInFlight = 0;
+        var release = new TaskCompletionSource();
+        f.Tower.Whole = async (batch, _) =>
+        {
+            int now = Interlocked.Increment(ref inFlight);
+            InterlockedMax(ref maxInFlight, now);
+            await release.Task;
+            Interlocked.Decrement(ref inFlight);
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 1);
+        };
+
+        var calls = warm.Select(u => f.Cache.GetAsync(CacheFixture.Model, u, new float[4]).AsTask()).ToArray();
+        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 2 && Volatile.Read(ref inFlight) == 2);
+        var shedAtOnce = calls.Where(c => c.IsCompleted).Select(c => c.Result).ToArray();
+        f.Clock.Advance(TimeSpan.FromMilliseconds(50)); // the deadline: queued misses never started
+        var results = await Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(10));
+        release.SetResult();
+        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+
+        Assert.Equal(3, shedAtOnce.Length); // 8 misses: 2 in flight, 3 queued, 3 over MaxQueue
+        Assert.All(shedAtOnce, r => Assert.Equal((EmbeddingSource.Failover, InferenceFailureCause.Overload), (r.Source, r.FailureCause)));
+        Assert.Equal(6, results.Count(r => r.FailureCause == InferenceFailureCause.Overload));
+        Assert.Equal(2, results.Count(r => r.FailureCause == InferenceFailureCause.Timeout));
+        Assert.All(results, r => Assert.Equal(EmbeddingSource.Failover, r.Source));
+        Assert.Equal(2, maxInFlight);
+        Assert.Equal(6, f.Metrics.Sum("ercache.inference.failures", ("cause", "overload")));
+        Assert.True(f.Metrics.Sum("ercache.inference.shed") >= 3);
+        Assert.Equal(8 + 2, f.Tower.CallCount); // 8 warm-up calls, then only the 2 that got a slot
+    }
+
+    [Fact]
+    public async Task The_breaker_opens_serves_failover_probes_and_closes()
+    {
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.CircuitBreaker = new CircuitBreakerOptions
+            {
+                FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
+            };
+        });
+        var users = Enumerable.Range(1, 10).Select(u => (long)u).ToArray();
+        await f.Cache.GetManyAsync(CacheFixture.Model, users, new float[40], new EmbeddingResult[10]);
+        f.Clock.Advance(TimeSpan.FromMinutes(2));
+        f.Tower.Whole = (_, _) => throw new InvalidOperationException("down");
+
+        for (int u = 1; u <= 4; u++)
+        {
+            var r = await f.Cache.GetAsync(CacheFixture.Model, u, new float[4]);
+            Assert.Equal((EmbeddingSource.Failover, InferenceFailureCause.Error), (r.Source, r.FailureCause));
+        }
+
+        int callsWhenOpened = f.Tower.CallCount;
+        f.Metrics.RecordObservables();
+        var open = await f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]);
+        Assert.Equal((EmbeddingSource.Failover, InferenceFailureCause.CircuitOpen), (open.Source, open.FailureCause));
+        Assert.Equal(callsWhenOpened, f.Tower.CallCount); // the delegate was not called
+        Assert.Equal(1, f.Metrics.Matching("ercache.circuit.state", ("model", "ctr")).Last().Value);
+
+        f.Clock.Advance(TimeSpan.FromSeconds(5)); // break over: the next call is a probe
+        f.Tower.Whole = null;
+        var probe = await f.Cache.GetAsync(CacheFixture.Model, 6, new float[4]);
+        var after = await f.Cache.GetAsync(CacheFixture.Model, 7, new float[4]);
+        f.Metrics.RecordObservables();
+
+        Assert.Equal(EmbeddingSource.Fresh, probe.Source);
+        Assert.Equal(EmbeddingSource.Fresh, after.Source);
+        Assert.Equal(0, f.Metrics.Matching("ercache.circuit.state", ("model", "ctr")).Last().Value);
+    }
+
+    [Fact]
+    public async Task Sixty_four_concurrent_single_user_misses_reach_the_delegate_in_four_calls_of_sixteen()
+    {
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.MaxBatchSize = 16;
+            m.Inference.MaxConcurrency = 8;
+            m.Inference.BatchWindow = TimeSpan.FromMilliseconds(5);
+        });
+
+        var calls = Enumerable.Range(0, 64).Select(u => f.Cache.GetAsync(CacheFixture.Model, u, new float[4]).AsTask()).ToArray();
+        var results = await Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(4, f.Tower.CallCount);
+        Assert.All(f.Tower.Calls, c => Assert.Equal(16, c.Length));
+        Assert.All(results, r => Assert.Equal(EmbeddingSource.Fresh, r.Source));
+    }
+
+    [Fact]
+    public async Task The_batch_window_sends_a_partial_batch_when_it_elapses()
+    {
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.MaxBatchSize = 16;
+            m.Inference.BatchWindow = TimeSpan.FromMilliseconds(5);
+        });
+
+        var calls = Enumerable.Range(0, 3).Select(u => f.Cache.GetAsync(CacheFixture.Model, u, new float[4]).AsTask()).ToArray();
+        Assert.Equal(0, f.Tower.CallCount);
+        f.Clock.Advance(TimeSpan.FromMilliseconds(5));
+        await Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal([[0L, 1L, 2L]], f.Tower.Calls);
+    }
+
+    [Fact]
+    public async Task A_caller_that_cancels_leaves_promptly_without_cancelling_the_shared_inference()
+    {
+        using var f = new CacheFixture();
+        var release = new TaskCompletionSource();
+        var tokenCancelled = false;
+        f.Tower.Whole = async (batch, ct) =>
+        {
+            await release.Task;
+            tokenCancelled = ct.IsCancellationRequested;
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+        };
+        using var cts = new CancellationTokenSource();
+
+        var leaving = f.Cache.GetAsync(CacheFixture.Model, 9, new float[4], cts.Token).AsTask();
+        var staying = f.Cache.GetAsync(CacheFixture.Model, 9, new float[4]).AsTask();
+        await WaitUntil(() => f.Tower.CallCount == 1);
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => leaving.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(staying.IsCompleted);
+        release.SetResult();
+        var result = await staying.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        Assert.False(tokenCancelled);
+    }
+
+    [Fact]
+    public async Task No_injected_fault_escapes_as_an_exception()
+    {
+        var clock = new ManualTimeProvider();
+        var faults = new FaultInjectingInference(new TestTower(), new FaultSettings
+        {
+            ErrorRate = 0.2, HangRate = 0.05, NaNRate = 0.1, InfinityRate = 0.1, WrongLengthRate = 0.1,
+        }, clock, seed: 7);
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        options.Models["ctr"].Inference.HardTimeout = TimeSpan.FromMilliseconds(200);
+        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = faults }, clock);
+        var rng = new Random(3);
+        var counts = new Dictionary<EmbeddingSource, int>();
+
+        for (int round = 0; round < 300; round++)
+        {
+            var users = Enumerable.Range(0, 4).Select(_ => (long)rng.Next(50)).ToArray();
+            var vectors = new float[16];
+            var results = new EmbeddingResult[4];
+            var pending = cache.GetManyAsync("ctr", users, vectors, results).AsTask();
+            for (int spin = 0; spin < 200 && !pending.IsCompleted; spin++)
+            {
+                clock.Advance(TimeSpan.FromMilliseconds(10)); // deadlines and hard limits pass for hung calls
+                await Task.Yield();
+            }
+
+            await pending.WaitAsync(TimeSpan.FromSeconds(10));
+            for (int i = 0; i < 4; i++)
+            {
+                counts[results[i].Source] = counts.GetValueOrDefault(results[i].Source) + 1;
+                if (results[i].HasVector)
+                {
+                    Assert.True(TestTower.BelongsTo(vectors.AsSpan(i * 4, 4), users[i]));
+                }
+            }
+
+            clock.Advance(TimeSpan.FromSeconds(20));
+        }
+
+        Assert.True(faults.Injected > 50, $"only {faults.Injected} faults injected");
+        Assert.True(counts.GetValueOrDefault(EmbeddingSource.Failover) > 0);
+        Assert.True(counts.GetValueOrDefault(EmbeddingSource.Fresh) > 0);
+        Assert.True(counts.GetValueOrDefault(EmbeddingSource.Direct) > 0);
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int current = Volatile.Read(ref target);
+        while (value > current)
+        {
+            int seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
+}
