@@ -40,6 +40,7 @@ public class HitPathBenchmarks
                 ["m"] = new ModelOptions
                 {
                     Dimensions = Dimensions,
+                    Inference = new InferenceOptions { Timeout = TimeSpan.FromMinutes(1), MaxBatchSize = 1024 }, // the warm-up must not time out
                     Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = Entries, Eviction = "Lru", Format = "Float32" },
                     Failover = new TierOptions { Enabled = false },
                 },

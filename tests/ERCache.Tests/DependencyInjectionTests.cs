@@ -112,7 +112,11 @@ public sealed class DependencyInjectionTests
     public async Task AddERCache_can_configure_in_code()
     {
         var services = new ServiceCollection();
-        services.AddERCache(o => o.Models["ctr"] = CacheFixture.DefaultModel(4)).AddModel<OnesTower>("ctr");
+        services.AddERCache(o =>
+        {
+            o.Models["ctr"] = CacheFixture.DefaultModel(4);
+            o.Models["ctr"].Inference.Timeout = TimeSpan.FromSeconds(30); // real clock here: a generous deadline
+        }).AddModel<OnesTower>("ctr");
         using var sp = services.BuildServiceProvider();
 
         var result = await sp.GetRequiredService<IEmbeddingCache>().GetAsync("ctr", 5, new float[4]);

@@ -252,7 +252,8 @@ internal sealed partial class InferenceScheduler
                 _inFlight--;
             }
 
-            Dispatch(force: true);
+            // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed).
+            Dispatch();
         }
     }
 
