@@ -67,7 +67,7 @@ public sealed class ConfigurationTests
     [Fact]
     public void An_unknown_format_lists_the_allowed_names() =>
         Assert.Equal(
-            ["ERCache:Models:ctr:Direct:Format 'Int4' is not a known storage format; allowed: Float32."],
+            ["ERCache:Models:ctr:Direct:Format 'Int4' is not a known storage format; allowed: Float32, Float16, Int8."],
             Errors(m => m.Direct.Format = "Int4"));
 
     [Fact]
@@ -149,7 +149,7 @@ public sealed class ConfigurationTests
         Assert.Equal(
             "ERCache:Models:a:Dimensions must be between 1 and 16384 (got 0).; " +
             "ERCache:Models:a:Direct:Ttl must be positive (got 00:00:00).; " +
-            "ERCache:Models:b:Failover:Format 'Float64' is not a known storage format; allowed: Float32.",
+            "ERCache:Models:b:Failover:Format 'Float64' is not a known storage format; allowed: Float32, Float16, Int8.",
             ex.Message);
     }
 

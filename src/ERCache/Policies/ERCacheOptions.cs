@@ -120,6 +120,6 @@ public sealed class TierOptions
     /// Default <c>Lru</c> for the direct tier and <c>Fifo</c> for the failover tier.</summary>
     public string Eviction { get; set; } = nameof(EvictionStrategy.Lru);
 
-    /// <summary>Storage format name: <c>Float32</c>. Default <c>Float32</c>.</summary>
+    /// <summary>Storage format name: <c>Float32</c>, <c>Float16</c> or <c>Int8</c>. Default <c>Float32</c>.</summary>
     public string Format { get; set; } = nameof(StorageFormat.Float32);
 }

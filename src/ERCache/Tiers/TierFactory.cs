@@ -17,6 +17,8 @@ internal static class TierFactory
         return tier.Format switch
         {
             StorageFormat.Float32 => Create<Float32Codec>(model, tier, metrics),
+            StorageFormat.Float16 => Create<Float16Codec>(model, tier, metrics),
+            StorageFormat.Int8 => Create<Int8RowwiseCodec>(model, tier, metrics),
             _ => throw new InvalidOperationException($"Storage format {tier.Format} has no codec."),
         };
     }
