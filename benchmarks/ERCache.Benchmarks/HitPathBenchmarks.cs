@@ -22,6 +22,8 @@ public class HitPathBenchmarks
     private ConcurrentDictionary<long, float[]> _dictionary = new();
     private MemoryCache _memoryCache = null!;
     private EmbeddingCache _cache = null!;
+    private EmbeddingCache _cacheFloat16 = null!;
+    private EmbeddingCache _cacheInt8 = null!;
 
     [Params(10_000, 1_000_000)]
     public int Entries { get; set; }
@@ -33,6 +35,25 @@ public class HitPathBenchmarks
         _order = Enumerable.Range(0, Reads).Select(_ => (long)rng.Next(Entries)).ToArray();
         _dictionary = new ConcurrentDictionary<long, float[]>();
         _memoryCache = new MemoryCache(new MemoryCacheOptions { SizeLimit = Entries });
+        _cache = CreateCache("Float32", users: Entries);
+        _cacheFloat16 = CreateCache("Float16", users: Entries);
+        _cacheInt8 = CreateCache("Int8", users: Entries);
+
+        // The peers hold the same vectors.
+        var vector = new float[Dimensions];
+        for (long user = 0; user < Entries; user++)
+        {
+            vector.AsSpan().Fill(user * 0.001f);
+            var copy = vector.ToArray();
+            _dictionary[user] = copy;
+            using var entry = _memoryCache.CreateEntry(user);
+            entry.Size = 1;
+            entry.Value = copy;
+        }
+    }
+
+    private static EmbeddingCache CreateCache(string format, int users)
+    {
         var options = new ERCacheOptions
         {
             Models =
@@ -41,36 +62,32 @@ public class HitPathBenchmarks
                 {
                     Dimensions = Dimensions,
                     Inference = new InferenceOptions { Timeout = TimeSpan.FromMinutes(1), MaxBatchSize = 1024 }, // the warm-up must not time out
-                    Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = Entries, Eviction = "Lru", Format = "Float32" },
+                    Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = users, Eviction = "Lru", Format = format },
                     Failover = new TierOptions { Enabled = false },
                 },
             },
         };
-        _cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["m"] = new DelegateInference(Fill) });
+        var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["m"] = new DelegateInference(Fill) });
 
-        // Warm every store with the same vectors; the ERCache store is filled through its public API.
-        var users = Enumerable.Range(0, Entries).Select(i => (long)i).ToArray();
+        // Filled through the public API: one GetManyAsync per 1,024 users.
+        var ids = Enumerable.Range(0, users).Select(i => (long)i).ToArray();
         var vectors = new float[1024 * Dimensions];
         var results = new EmbeddingResult[1024];
-        for (int start = 0; start < users.Length; start += 1024)
+        for (int start = 0; start < ids.Length; start += 1024)
         {
-            int n = Math.Min(1024, users.Length - start);
-            _cache.GetManyAsync("m", users.AsMemory(start, n), vectors.AsMemory(0, n * Dimensions), results.AsMemory(0, n)).AsTask().GetAwaiter().GetResult();
-            for (int i = 0; i < n; i++)
-            {
-                var copy = vectors.AsSpan(i * Dimensions, Dimensions).ToArray();
-                _dictionary[users[start + i]] = copy;
-                using var entry = _memoryCache.CreateEntry(users[start + i]);
-                entry.Size = 1;
-                entry.Value = copy;
-            }
+            int n = Math.Min(1024, ids.Length - start);
+            cache.GetManyAsync("m", ids.AsMemory(start, n), vectors.AsMemory(0, n * Dimensions), results.AsMemory(0, n)).AsTask().GetAwaiter().GetResult();
         }
+
+        return cache;
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
         _cache.Dispose();
+        _cacheFloat16.Dispose();
+        _cacheInt8.Dispose();
         _memoryCache.Dispose();
     }
 
@@ -103,12 +120,20 @@ public class HitPathBenchmarks
     }
 
     [Benchmark(OperationsPerInvoke = Reads)]
-    public float ERCacheFloat32()
+    public float ERCacheFloat32() => Hits(_cache);
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float ERCacheFloat16() => Hits(_cacheFloat16);
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float ERCacheInt8() => Hits(_cacheInt8);
+
+    private float Hits(EmbeddingCache cache)
     {
         var destination = _destination.AsMemory();
         foreach (long user in _order)
         {
-            var pending = _cache.GetAsync("m", user, destination);
+            var pending = cache.GetAsync("m", user, destination);
             if (!pending.IsCompletedSuccessfully || pending.Result.Source != EmbeddingSource.Direct)
             {
                 throw new InvalidOperationException("expected a direct hit");
@@ -123,7 +148,7 @@ public class HitPathBenchmarks
         var users = batch.UserIds.Span;
         for (int i = 0; i < batch.Count; i++)
         {
-            batch.GetRow(i).Span.Fill(users[i] * 0.001f);
+            batch.GetRow(i).Span.Fill(users[i] * 0.001f); // the same vectors the peers hold
         }
 
         return ValueTask.CompletedTask;

@@ -12,13 +12,13 @@ public interface IEmbeddingInference
     /// <see cref="InferenceBatch.Fail(int)"/>. Throwing fails the whole batch.
     /// </summary>
     /// <param name="batch">The users and the buffer to fill. Valid until the returned task completes.</param>
-    /// <param name="cancellationToken">Cancelled when the model's deadline passes or every caller gave up.</param>
+    /// <param name="cancellationToken">Cancelled at the model's <c>Inference:HardTimeout</c>; a caller giving up never cancels it.</param>
     ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken);
 }
 
 /// <summary>Delegate form of <see cref="IEmbeddingInference.InferAsync"/>.</summary>
 /// <param name="batch">The users and the buffer to fill.</param>
-/// <param name="cancellationToken">Cancelled when the model's deadline passes or every caller gave up.</param>
+/// <param name="cancellationToken">Cancelled at the model's <c>Inference:HardTimeout</c>; a caller giving up never cancels it.</param>
 public delegate ValueTask EmbeddingInference(InferenceBatch batch, CancellationToken cancellationToken);
 
 /// <summary>Adapts an <see cref="EmbeddingInference"/> delegate to <see cref="IEmbeddingInference"/>.</summary>
