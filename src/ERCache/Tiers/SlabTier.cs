@@ -145,9 +145,18 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
         // Odd = write in progress. Interlocked makes the odd value visible before any byte of the row changes.
         Interlocked.Exchange(ref sequence, current + 1);
-        page.Key(i) = userId;
-        page.WrittenAt(i) = writtenAt;
-        TCodec.Encode(vector, page.Row(i));
+        try
+        {
+            page.Key(i) = userId;
+            page.WrittenAt(i) = writtenAt;
+            TCodec.Encode(vector, page.Row(i));
+        }
+        catch
+        {
+            Volatile.Write(ref sequence, 0); // a half-written row must read as empty, never spin readers forever
+            throw;
+        }
+
         int next = unchecked(current + 2);
         Volatile.Write(ref sequence, next == 0 ? 2 : next); // release: the row is visible before the even value
     }
