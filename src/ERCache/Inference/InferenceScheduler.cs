@@ -60,16 +60,17 @@ internal sealed partial class InferenceScheduler
     /// <summary>Points the scheduler at the model's current runtime (same version and dimensions) after a reload.</summary>
     public void Attach(ModelRuntime runtime)
     {
-        var breakerOptions = runtime.Policy.CircuitBreaker;
+        var settings = runtime.Policy.CircuitBreaker;
         var current = Volatile.Read(ref _breaker);
-        if (!breakerOptions.Enabled)
+        if (!settings.Enabled)
         {
             Volatile.Write(ref _breaker, null);
         }
-        else if (current is null || _runtime is null || !runtime.Policy.SameBreakerAs(_runtime.Policy))
+        else if (current is null || current.Settings != settings)
         {
+            // New or changed settings start a fresh breaker; unchanged settings keep its state across a reload.
             string model = runtime.Policy.Name;
-            Volatile.Write(ref _breaker, new ModelCircuitBreaker(breakerOptions, _time, state => LogBreakerState(model, state)));
+            Volatile.Write(ref _breaker, new ModelCircuitBreaker(settings, _time, state => LogBreakerState(model, state)));
         }
 
         Volatile.Write(ref _runtime, runtime);

@@ -19,16 +19,16 @@ internal sealed class ModelCircuitBreaker
     private readonly ResiliencePipeline _pipeline;
     private readonly CircuitBreakerStateProvider _state = new();
 
-    public ModelCircuitBreaker(CircuitBreakerOptions options, TimeProvider timeProvider, Action<CircuitState>? onStateChanged = null)
+    public ModelCircuitBreaker(CircuitBreakerSettings settings, TimeProvider timeProvider, Action<CircuitState>? onStateChanged = null)
     {
-        Options = options;
+        Settings = settings;
         _pipeline = new ResiliencePipelineBuilder { TimeProvider = timeProvider }
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions
             {
-                FailureRatio = options.FailureRatio,
-                MinimumThroughput = options.MinimumThroughput,
-                SamplingDuration = options.SamplingDuration,
-                BreakDuration = options.BreakDuration,
+                FailureRatio = settings.FailureRatio,
+                MinimumThroughput = settings.MinimumThroughput,
+                SamplingDuration = settings.SamplingDuration,
+                BreakDuration = settings.BreakDuration,
                 StateProvider = _state,
 
                 // Every failure of the delegate counts, timeouts at the hard limit included (they arrive as
@@ -41,7 +41,8 @@ internal sealed class ModelCircuitBreaker
             .Build();
     }
 
-    public CircuitBreakerOptions Options { get; }
+    /// <summary>The settings this breaker was built with.</summary>
+    public CircuitBreakerSettings Settings { get; }
 
     public CircuitState State => _state.CircuitState;
 

@@ -23,7 +23,7 @@ internal static class ThrowHelper
         throw new ArgumentException($"The results buffer has {actual} elements but {users} users were requested; it needs exactly one per user.", paramName);
 
     [DoesNotReturn]
-    public static Inference.IEmbeddingInference ThrowNoInference(string model) =>
+    public static void ThrowNoInference(string model) =>
         throw new InvalidOperationException(
             $"Model '{model}' is configured but has no inference registered: call AddModel(\"{model}\", inference) or register a keyed IEmbeddingInference.");
 }

@@ -19,15 +19,7 @@ public sealed class ModelPolicy
         WriteLateResults = inference.WriteLateResults;
         BatchWindow = inference.BatchWindow;
         MaxQueue = inference.MaxQueue;
-        var breaker = inference.CircuitBreaker ?? new CircuitBreakerOptions();
-        CircuitBreaker = new CircuitBreakerOptions
-        {
-            Enabled = breaker.Enabled,
-            FailureRatio = breaker.FailureRatio,
-            MinimumThroughput = breaker.MinimumThroughput,
-            SamplingDuration = breaker.SamplingDuration,
-            BreakDuration = breaker.BreakDuration,
-        };
+        CircuitBreaker = CircuitBreakerSettings.From(inference.CircuitBreaker ?? new CircuitBreakerOptions());
         Direct = TierPolicy.From(TierKind.Direct, options.Direct ?? new TierOptions());
         Failover = TierPolicy.From(TierKind.Failover, options.Failover ?? new TierOptions());
         DefaultVector = options.DefaultVector is { } v ? new ReadOnlyMemory<float>((float[])v.Clone()) : (ReadOnlyMemory<float>?)null;
@@ -63,8 +55,8 @@ public sealed class ModelPolicy
     /// <summary>Most users waiting for a free delegate call.</summary>
     public int MaxQueue { get; }
 
-    /// <summary>The circuit breaker settings (a private copy).</summary>
-    internal CircuitBreakerOptions CircuitBreaker { get; }
+    /// <summary>The circuit breaker settings (an immutable snapshot: equal settings compare equal).</summary>
+    internal CircuitBreakerSettings CircuitBreaker { get; }
 
     /// <summary>The direct tier's settings.</summary>
     public TierPolicy Direct { get; }
@@ -77,15 +69,6 @@ public sealed class ModelPolicy
 
     /// <summary>Builds a policy from options that <see cref="ERCacheOptionsValidator"/> accepted.</summary>
     internal static ModelPolicy From(string name, ModelOptions options) => new(name, options);
-
-    /// <summary>Whether the circuit breaker built for <paramref name="previous"/> still fits this policy.</summary>
-    internal bool SameBreakerAs(ModelPolicy previous)
-    {
-        var a = CircuitBreaker;
-        var b = previous.CircuitBreaker;
-        return a.Enabled == b.Enabled && a.FailureRatio.Equals(b.FailureRatio) && a.MinimumThroughput == b.MinimumThroughput &&
-               a.SamplingDuration == b.SamplingDuration && a.BreakDuration == b.BreakDuration;
-    }
 
     /// <summary>Whether cached vectors made under <paramref name="previous"/> are still valid under this policy.</summary>
     internal bool KeepsVectorsOf(ModelPolicy previous) =>
@@ -133,4 +116,12 @@ public sealed class TierPolicy
     /// <summary>Whether a tier built for <paramref name="other"/> can be kept as is (only the TTL differs).</summary>
     internal bool SameStorageAs(TierPolicy other) =>
         Enabled == other.Enabled && Capacity == other.Capacity && Eviction == other.Eviction && Format == other.Format;
+}
+
+/// <summary>A validated, immutable snapshot of <see cref="CircuitBreakerOptions"/>.</summary>
+internal readonly record struct CircuitBreakerSettings(
+    bool Enabled, double FailureRatio, int MinimumThroughput, TimeSpan SamplingDuration, TimeSpan BreakDuration)
+{
+    public static CircuitBreakerSettings From(CircuitBreakerOptions options) =>
+        new(options.Enabled, options.FailureRatio, options.MinimumThroughput, options.SamplingDuration, options.BreakDuration);
 }
