@@ -41,14 +41,7 @@ public sealed class MetricsTests
     {
         using var f = new CacheFixture(m => m.Inference.MaxBatchSize = 16);
         var gate = new TaskCompletionSource();
-        f.Tower.Whole = async (batch, _) =>
-        {
-            await gate.Task;
-            for (int i = 0; i < batch.Count; i++)
-            {
-                TestTower.Fill(batch.GetRow(i).Span, batch.UserIds.Span[i], 0);
-            }
-        };
+        f.Tower.Gate = gate.Task;
         var users = Enumerable.Range(0, 20).Select(u => (long)u).ToArray();
 
         var pending = f.Cache.GetManyAsync(CacheFixture.Model, users, new float[80], new EmbeddingResult[20]).AsTask();

@@ -24,11 +24,8 @@ public sealed class SlaTests
     {
         using var f = new CacheFixture();
         var release = new TaskCompletionSource();
-        f.Tower.Whole = async (batch, _) =>
-        {
-            await release.Task;
-            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 3);
-        };
+        f.Tower.Gate = release.Task;
+        f.Tower.Generation = 3;
 
         var vectors = Enumerable.Range(0, 100).Select(_ => new float[4]).ToArray();
         var calls = vectors.Select(v => f.Cache.GetAsync(CacheFixture.Model, 42, v).AsTask()).ToArray();
@@ -78,11 +75,8 @@ public sealed class SlaTests
     {
         using var f = new CacheFixture(m => m.Inference.HardTimeout = TimeSpan.FromSeconds(5));
         var release = new TaskCompletionSource();
-        f.Tower.Whole = async (batch, _) =>
-        {
-            await release.Task;
-            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 7);
-        };
+        f.Tower.Gate = release.Task;
+        f.Tower.Generation = 7;
 
         var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
         await WaitUntil(() => f.Tower.CallCount == 1);
@@ -103,11 +97,8 @@ public sealed class SlaTests
     {
         using var f = new CacheFixture(m => m.Inference.WriteLateResults = false);
         var release = new TaskCompletionSource();
-        f.Tower.Whole = async (batch, _) =>
-        {
-            await release.Task;
-            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 7);
-        };
+        f.Tower.Gate = release.Task;
+        f.Tower.Generation = 7;
 
         var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
         await WaitUntil(() => f.Tower.CallCount == 1);

@@ -17,6 +17,9 @@ internal sealed class TestTower : IEmbeddingInference
     /// <summary>When set, decides per user what happens; default writes the expected row.</summary>
     public Func<long, InferenceBatch, int, CancellationToken, ValueTask>? PerUser { get; set; }
 
+    /// <summary>When set, every call waits for it before producing vectors (for tests that hold inference in flight).</summary>
+    public Task? Gate { get; set; }
+
     /// <summary>When set, replaces the whole call.</summary>
     public Func<InferenceBatch, CancellationToken, ValueTask>? Whole { get; set; }
 
@@ -65,6 +68,11 @@ internal sealed class TestTower : IEmbeddingInference
         lock (_lock)
         {
             _calls.Add(batch.UserIds.ToArray());
+        }
+
+        if (Gate is { } gate)
+        {
+            await gate;
         }
 
         if (Whole is { } whole)
