@@ -125,6 +125,15 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         return (tier == TierKind.Direct ? runtime.Direct : runtime.Failover)?.Count ?? 0;
     }
 
+    /// <summary>What one tier of <paramref name="model"/> holds and costs, or <see langword="null"/> when the tier is
+    /// disabled.</summary>
+    /// <exception cref="ArgumentException">Unknown model.</exception>
+    public TierStatistics? GetTierStatistics(string model, TierKind tier)
+    {
+        var runtime = Resolve(model);
+        return (tier == TierKind.Direct ? runtime.Direct : runtime.Failover)?.GetStatistics();
+    }
+
     /// <summary>Inference delegate calls in flight for <paramref name="model"/> (for tests and diagnostics).</summary>
     internal int GetInFlight(string model) => Resolve(model).Scheduler.InFlight;
 

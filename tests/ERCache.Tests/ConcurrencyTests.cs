@@ -11,29 +11,33 @@ public sealed class ConcurrencyTests
 {
     private static readonly TimeSpan HammerTime = TimeSpan.FromSeconds(2);
 
-    /// <summary>Row of user <paramref name="user"/> at write number <paramref name="write"/>: every value depends on both,
-    /// so a copy mixing two writes, or two users, is detectable.</summary>
+    /// <summary>Row of user <paramref name="user"/> at write number <paramref name="write"/>: every value depends on
+    /// both, so a copy mixing two writes, or two users, is detectable. Values are integers in [-128, 127] with the row's
+    /// minimum and maximum pinned, so every format holds them exactly (Float16 holds such integers; Int8's step is 1).
+    /// Users are identified modulo 256, so the tests keep user ids below 256.</summary>
     private static void FillWrite(Span<float> row, long user, int write)
     {
-        row[0] = user;
-        row[1] = write;
-        for (int j = 2; j < row.Length; j++)
+        row[0] = -128;
+        row[1] = 127;
+        row[2] = (user % 256) - 128;
+        row[3] = (write % 256) - 128;
+        for (int j = 4; j < row.Length; j++)
         {
-            row[j] = ((user * 31) + (write * 17) + j) % (1 << 20);
+            row[j] = (((user * 31) + (write * 17) + j) % 256) - 128;
         }
     }
 
     private static bool IsConsistent(ReadOnlySpan<float> row, long user)
     {
-        if (row[0] != user)
+        if (row[0] != -128 || row[1] != 127 || row[2] != (user % 256) - 128)
         {
             return false;
         }
 
-        int write = (int)row[1];
-        for (int j = 2; j < row.Length; j++)
+        int write = (int)row[3] + 128;
+        for (int j = 4; j < row.Length; j++)
         {
-            if (row[j] != ((user * 31) + (write * 17) + j) % (1 << 20))
+            if (row[j] != (((user * 31) + (write * 17) + j) % 256) - 128)
             {
                 return false;
             }
@@ -43,15 +47,24 @@ public sealed class ConcurrencyTests
     }
 
     [Theory]
-    [InlineData("Lru")]
-    [InlineData("Fifo")]
-    [InlineData("MemoryCache")]
-    public void Eight_threads_of_random_reads_and_writes_never_see_a_torn_or_foreign_vector(string eviction)
+    [InlineData("Lru", "Float32", null)]
+    [InlineData("Fifo", "Float32", null)]
+    [InlineData("Sieve", "Float32", null)]
+    [InlineData("MemoryCache", "Float32", null)]
+    [InlineData("Lru", "Float16", null)]
+    [InlineData("Sieve", "Float16", null)]
+    [InlineData("Lru", "Int8", null)]
+    [InlineData("Fifo", "Int8", null)]
+    [InlineData("Lru", "Float32", 20_000L)]
+    [InlineData("Sieve", "Int8", 12_000L)]
+    public void Eight_threads_of_random_reads_and_writes_never_see_a_torn_or_foreign_vector(string eviction, string format, long? maxBytes)
     {
-        const int capacity = 64, keySpace = 1000, dims = 64;
+        const int capacity = 64, keySpace = 250, dims = 64;
         using var metrics = new ERCacheMetrics(null);
-        var tier = TierHelper.Create(eviction, capacity, dims, metrics);
-        long reads = 0, hits = 0, writes = 0, bad = 0, overCapacity = 0;
+        var tier = TierHelper.Create(eviction, capacity, dims, metrics, format: format, maxBytes: maxBytes);
+        int bound = tier.Capacity;
+        Assert.True(maxBytes is null ? bound == capacity : bound < capacity, $"capacity {bound}");
+        long reads = 0, hits = 0, writes = 0, bad = 0, overCapacity = 0, overBytes = 0;
         var deadline = Stopwatch.StartNew();
 
         var threads = Enumerable.Range(0, 8).Select(t => new Thread(() =>
@@ -81,9 +94,14 @@ public sealed class ConcurrencyTests
                     }
                 }
 
-                if (tier.Count > capacity)
+                if (tier.Count > bound)
                 {
                     Interlocked.Increment(ref overCapacity);
+                }
+
+                if (maxBytes is long max && (writeNo & 63) == 0 && tier.AllocatedBytes > max)
+                {
+                    Interlocked.Increment(ref overBytes);
                 }
             }
         })).ToArray();
@@ -99,22 +117,28 @@ public sealed class ConcurrencyTests
 
         Assert.Equal(0, bad);
         Assert.Equal(0, overCapacity);
-        Assert.InRange(tier.Count, 1, capacity);
+        Assert.Equal(0, overBytes);
+        Assert.InRange(tier.Count, 1, bound);
         Assert.True(hits > 1000, $"only {hits} hits in {reads} reads: the test did not exercise reads");
         Assert.True(tier.Evictions > 1000, $"only {tier.Evictions} evictions in {writes} writes");
+        int found = 0;
         for (long u = 0; u < keySpace; u++)
         {
             var v = new float[dims];
             if (tier.TryRead(u, 1, long.MaxValue, v, out _))
             {
                 Assert.True(IsConsistent(v, u));
+                found++;
             }
         }
+
+        Assert.Equal(tier.Count, found); // every entry counted is reachable through the index, and no more
     }
 
     [Theory]
     [InlineData("Lru")]
     [InlineData("Fifo")]
+    [InlineData("Sieve")]
     [InlineData("MemoryCache")]
     public async Task Eight_callers_through_the_public_api_only_ever_get_their_own_vector(string eviction)
     {

@@ -7,7 +7,7 @@ namespace ERCache.Tests;
 
 public sealed class ConfigurationTests
 {
-    private static IReadOnlyList<string> Errors(Action<ModelOptions> configure)
+    internal static IReadOnlyList<string> Errors(Action<ModelOptions> configure)
     {
         var model = CacheFixture.DefaultModel(4);
         configure(model);
@@ -61,7 +61,7 @@ public sealed class ConfigurationTests
     [Fact]
     public void An_unknown_eviction_lists_the_allowed_names() =>
         Assert.Equal(
-            ["ERCache:Models:ctr:Failover:Eviction 'Random' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache."],
+            ["ERCache:Models:ctr:Failover:Eviction 'Random' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache, Sieve."],
             Errors(m => m.Failover.Eviction = "Random"));
 
     [Fact]
@@ -348,4 +348,33 @@ public sealed class ConfigurationTests
 
         Assert.StartsWith("No inference is registered for model(s) 'cvr'", ex.Message, StringComparison.Ordinal);
     }
+}
+
+public sealed class TierSizeConfigurationTests
+{
+    private static IReadOnlyList<string> Errors(Action<ModelOptions> change) => ConfigurationTests.Errors(change);
+
+    [Fact]
+    public void A_capacity_beyond_the_index_limit_is_rejected() =>
+        Assert.Equal(["ERCache:Models:ctr:Direct:Capacity must be at most 268435455 (got 268435456)."], Errors(m => m.Direct.Capacity = 1 << 28));
+
+    [Fact]
+    public void MaxBytes_too_small_for_one_entry_names_the_least_that_works()
+    {
+        // 4 dimensions (the fixture), Float32, Lru: 8192 fixed + (20 + 16 + 6 + 16) per entry = 8250.
+        Assert.Equal(
+            ["ERCache:Models:ctr:Direct:MaxBytes must be at least 8250 to hold one Float32 entry of 4 dimensions with Lru eviction (got 8249)."],
+            Errors(m => m.Direct.MaxBytes = 8249));
+        Assert.Empty(Errors(m => m.Direct.MaxBytes = 8250));
+    }
+
+    [Fact]
+    public void MaxBytes_with_memory_cache_eviction_is_rejected() =>
+        Assert.Equal(
+            ["ERCache:Models:ctr:Failover:MaxBytes is not supported with Eviction MemoryCache (got 1000000); use Capacity, or a slab strategy (Lru, Fifo, Sieve)."],
+            Errors(m => { m.Failover.Eviction = "MemoryCache"; m.Failover.MaxBytes = 1_000_000; }));
+
+    [Fact]
+    public void Sieve_is_accepted_by_name_in_any_case() =>
+        Assert.Empty(Errors(m => { m.Direct.Eviction = "sieve"; m.Failover.Eviction = "SIEVE"; }));
 }

@@ -84,7 +84,7 @@ public sealed class DependencyInjectionTests
         Assert.Equal(
             [
                 "ERCache:Models:ctr:Dimensions must be between 1 and 16384 (got 0).",
-                "ERCache:Models:ctr:Failover:Eviction 'Clock' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache.",
+                "ERCache:Models:ctr:Failover:Eviction 'Clock' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache, Sieve.",
                 "ERCache:Models:ctr:Failover:Ttl (00:00:10) must not be shorter than ERCache:Models:ctr:Direct:Ttl (00:01:00).",
             ],
             ex.Failures);

@@ -1,4 +1,5 @@
 using ERCache.Diagnostics;
+using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 using ERCache.Tiers;
 
@@ -77,6 +78,7 @@ public sealed class EvictionTests
     [Theory]
     [InlineData("Lru")]
     [InlineData("Fifo")]
+    [InlineData("Sieve")]
     [InlineData("MemoryCache")]
     public void Every_strategy_keeps_its_tier_at_or_under_capacity(string eviction)
     {
@@ -117,6 +119,7 @@ public sealed class EvictionTests
     [Theory]
     [InlineData("Lru")]
     [InlineData("Fifo")]
+    [InlineData("Sieve")]
     [InlineData("MemoryCache")]
     public void Rewriting_a_key_replaces_its_vector_without_eviction(string eviction)
     {
@@ -136,6 +139,7 @@ public sealed class EvictionTests
     [Theory]
     [InlineData("Lru")]
     [InlineData("Fifo")]
+    [InlineData("Sieve")]
     [InlineData("MemoryCache")]
     public void A_read_respects_the_ttl_boundary(string eviction)
     {
@@ -160,4 +164,140 @@ public sealed class EvictionTests
         Assert.InRange(allocated, 0, 1 << 20);
         Assert.True(TierHelper.Contains(tier, 1));
     }
+}
+
+public sealed class SieveAndExpiryTests
+{
+    private static void Write(EmbeddingTier tier, long user, long at, long ttl = long.MaxValue) =>
+        tier.Write(user, TierHelper.Vector(user, 4), at, ttl);
+
+    private static long[] Held(EmbeddingTier tier, params long[] users) => users.Where(u => TierHelper.Contains(tier, u)).ToArray();
+
+    [Fact]
+    public void Sieve_evicts_the_first_unvisited_entry_from_the_oldest_and_leaves_visited_ones_in_place()
+    {
+        using var metrics = new ERCacheMetrics(null);
+        var tier = (SlabTier<SievePolicy, ERCache.Storage.Float32Codec>)TierHelper.Create("Sieve", 3, 4, metrics);
+        Write(tier, 1, 0);
+        Write(tier, 2, 0);
+        Write(tier, 3, 0);
+        Assert.True(TierHelper.Contains(tier, 1));  // visits 1
+
+        Write(tier, 4, 0);                          // hand: 1 visited -> cleared, 2 not -> evicted; hand moves to 3
+        Assert.Equal([1, 3, 4], Order(tier));       // survivors keep their place (read without visiting)
+        Assert.False(tier.EvictionPolicy.IsVisited(SlotOf(tier, 1)));
+
+        Assert.True(TierHelper.Contains(tier, 3));  // visits 3 (the hand is on it)
+        Write(tier, 5, 0);                          // hand: 3 visited -> cleared, 4 not -> evicted
+        Assert.Equal([1, 3, 5], Order(tier));
+
+        Write(tier, 6, 0);                          // hand ran off the newest end: wraps to the oldest, 1, unvisited
+        Assert.Equal([3, 5, 6], Order(tier));
+        Assert.Equal(new long[] { 3, 5, 6 }, Held(tier, 1, 2, 3, 4, 5, 6)); // and the index agrees
+        Assert.Equal(3, tier.Evictions);
+        Assert.Equal(0, tier.ExpiredReclaimed);
+    }
+
+    [Theory]
+    [InlineData("Sieve", true)]
+    [InlineData("Lru", false)]
+    public void A_scan_of_one_off_users_does_not_flush_returning_users_from_sieve(string eviction, bool survives)
+    {
+        using var metrics = new ERCacheMetrics(null);
+        var tier = TierHelper.Create(eviction, 4, 4, metrics);
+        Write(tier, 1, 0);
+        Write(tier, 2, 0);
+        Assert.True(TierHelper.Contains(tier, 1));
+        Assert.True(TierHelper.Contains(tier, 2));
+        for (long u = 100; u < 120; u++)
+        {
+            Write(tier, u, 0); // twenty users seen once
+        }
+
+        Assert.Equal(survives, TierHelper.Contains(tier, 1) && TierHelper.Contains(tier, 2));
+    }
+
+    [Theory]
+    [InlineData("Lru")]
+    [InlineData("Fifo")]
+    [InlineData("Sieve")]
+    public void An_expired_entry_is_reclaimed_before_any_live_one(string eviction)
+    {
+        using var metrics = new ERCacheMetrics(null);
+        using var collector = new MetricCollector(metrics.Meter);
+        const long ttl = 100;
+        var tier = TierHelper.Create(eviction, 3, 4, metrics);
+        Write(tier, 1, 0, ttl);
+        Write(tier, 2, 50, ttl);
+        Write(tier, 3, 60, ttl);
+        Assert.True(tier.TryRead(1, 90, ttl, new float[4], out _)); // 1 is now the most recently used (and visited)
+
+        Write(tier, 4, 120, ttl); // 1 is 120 old: expired, so it goes, whatever LRU or SIEVE would choose
+        Assert.Equal(new long[] { 2, 3, 4 }, Held(tier, 1, 2, 3, 4));
+        Assert.Equal(1, tier.ExpiredReclaimed);
+
+        Write(tier, 5, 130, ttl); // nothing expired (2 is 80 old): a live victim, 2 for every strategy here
+        Assert.Equal(new long[] { 3, 4, 5 }, Held(tier, 2, 3, 4, 5));
+        Assert.Equal(2, tier.Evictions);
+        Assert.Equal(1, tier.ExpiredReclaimed);
+        Assert.Equal(1, collector.Sum("ercache.evictions", ("tier", "direct"), ("reason", "expired")));
+        Assert.Equal(1, collector.Sum("ercache.evictions", ("tier", "direct"), ("reason", "capacity")));
+    }
+
+    [Theory]
+    [InlineData("Lru", "Float32")]
+    [InlineData("Fifo", "Float16")]
+    [InlineData("Sieve", "Int8")]
+    public void MaxBytes_lowers_the_capacity_so_that_a_full_tier_fits(string eviction, string format)
+    {
+        const int dims = 256;
+        const long maxBytes = 1 << 20;
+        using var metrics = new ERCacheMetrics(null);
+        var tier = TierHelper.Create(eviction, 100_000, dims, metrics, format: format, maxBytes: maxBytes);
+        int rowBytes = TierSizing.RowBytes(Enum.Parse<StorageFormat>(format), dims);
+        Assert.InRange(tier.Capacity, (maxBytes / (rowBytes + 64)) - 1, maxBytes / rowBytes);
+
+        for (long u = 0; u < tier.Capacity * 3L; u++)
+        {
+            tier.Write(u, TierHelper.Vector(u, dims), 0);
+        }
+
+        Assert.Equal(tier.Capacity, tier.Count);
+        Assert.InRange(tier.AllocatedBytes, tier.Capacity * (long)rowBytes, maxBytes);
+        Assert.InRange(tier.BytesPerEntry, rowBytes + 20, rowBytes + 20 + 6 + 16 + 3); // header, index, links, padding
+    }
+
+    [Theory]
+    [InlineData("Fifo", 8 + 5.34)]
+    [InlineData("Sieve", 9 + 5.34)]
+    [InlineData("Lru", 16 + 5.34)]
+    public void Bytes_per_entry_is_the_row_plus_a_20_byte_header_the_index_and_the_policy(string eviction, double bookkeeping)
+    {
+        using var metrics = new ERCacheMetrics(null);
+        foreach (var (format, rowBytes) in new[] { ("Float32", 1024), ("Float16", 512), ("Int8", 264) })
+        {
+            var tier = TierHelper.Create(eviction, 1_000_000, 256, metrics, format: format);
+            Assert.InRange(tier.BytesPerEntry - rowBytes, 20 + bookkeeping - 0.01, 20 + bookkeeping);
+        }
+    }
+
+    [Fact]
+    public async Task A_tier_reports_its_statistics_through_the_public_api()
+    {
+        using var f = new CacheFixture(m => { m.Direct.Eviction = "Sieve"; m.Failover.Format = "Int8"; m.Failover.MaxBytes = 32 * 1024; });
+        await f.Cache.GetAsync(CacheFixture.Model, 1, new float[f.Dimensions]);
+
+        var direct = f.Cache.GetTierStatistics(CacheFixture.Model, TierKind.Direct)!.Value;
+        var failover = f.Cache.GetTierStatistics(CacheFixture.Model, TierKind.Failover)!.Value;
+        Assert.Equal((TierKind.Direct, EvictionStrategy.Sieve, StorageFormat.Float32, 1, 1000), (direct.Kind, direct.Eviction, direct.Format, direct.Count, direct.Capacity));
+        Assert.Equal((StorageFormat.Int8, 1), (failover.Format, failover.Count));
+        Assert.True(failover.Capacity < 1000 && failover.AllocatedBytes <= 32 * 1024, $"{failover}");
+        Assert.True(direct.BytesPerEntry > 4 * sizeof(float));
+    }
+
+    private static int SlotOf(SlabTier<SievePolicy, ERCache.Storage.Float32Codec> tier, long user) =>
+        tier.EvictionPolicy.Order.FromHead().Single(s => tier.KeyAt(s) == user);
+
+    private static long[] Order(SlabTier<SievePolicy, ERCache.Storage.Float32Codec> tier) =>
+        tier.EvictionPolicy.Order.FromHead().Select(tier.KeyAt).ToArray();
 }

@@ -1,3 +1,4 @@
+using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 
 namespace ERCache.Tests;
@@ -76,7 +77,12 @@ public sealed class MetricsTests
         Assert.Equal(2, f.Metrics.Sum("ercache.entries", ("model", "ctr"), ("tier", "direct")));
         Assert.Equal(3, f.Metrics.Sum("ercache.entries", ("model", "ctr"), ("tier", "failover")));
         Assert.Equal(1, f.Metrics.Sum("ercache.evictions", ("model", "ctr"), ("tier", "direct")));
+        Assert.Equal(1, f.Metrics.Sum("ercache.evictions", ("tier", "direct"), ("reason", "capacity")));
         Assert.Equal(0, f.Metrics.Sum("ercache.evictions", ("tier", "failover")));
+        Assert.Equal(
+            f.Cache.GetTierStatistics("ctr", TierKind.Direct)!.Value.AllocatedBytes,
+            f.Metrics.Sum("ercache.tier.bytes", ("model", "ctr"), ("tier", "direct")));
+        Assert.True(f.Metrics.Sum("ercache.tier.bytes", ("model", "ctr"), ("tier", "failover")) > 3 * 4 * sizeof(float));
     }
 
     [Fact]

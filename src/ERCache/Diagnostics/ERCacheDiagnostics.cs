@@ -18,11 +18,16 @@ public static class ERCacheDiagnostics
     /// <summary>Counter of requests (one per user) whose inference failed, tagged <c>model</c> and <c>cause</c>.</summary>
     public const string InferenceFailures = "ercache.inference.failures";
 
-    /// <summary>Counter of entries evicted to make room, tagged <c>model</c> and <c>tier</c>.</summary>
+    /// <summary>Counter of entries evicted to make room, tagged <c>model</c>, <c>tier</c> and <c>reason</c>
+    /// (<c>expired</c> when the entry had outlived its TTL, <c>capacity</c> when a live entry was chosen).</summary>
     public const string Evictions = "ercache.evictions";
 
     /// <summary>Observable gauge of entries held, tagged <c>model</c> and <c>tier</c>.</summary>
     public const string Entries = "ercache.entries";
+
+    /// <summary>Observable gauge of bytes a tier has allocated (slabs, index, eviction bookkeeping), tagged
+    /// <c>model</c> and <c>tier</c>.</summary>
+    public const string TierBytes = "ercache.tier.bytes";
 
     /// <summary>Histogram of the age, in seconds, of served vectors, tagged <c>model</c> and <c>source</c>
     /// (Direct, Fresh and Failover; a fallback serves no vector).</summary>
@@ -58,4 +63,7 @@ public static class ERCacheDiagnostics
 
     /// <summary>Tag: the <see cref="InferenceFailureCause"/> in lower case (<c>error</c>, <c>timeout</c>, ...).</summary>
     public const string CauseTag = "cause";
+
+    /// <summary>Tag on <see cref="Evictions"/>: <c>expired</c> or <c>capacity</c>.</summary>
+    public const string ReasonTag = "reason";
 }

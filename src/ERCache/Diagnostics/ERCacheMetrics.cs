@@ -25,6 +25,7 @@ internal sealed class ERCacheMetrics : IDisposable
     private readonly Counter<long> _coalesced;
     private readonly Counter<long> _shed;
     private Func<IEnumerable<Measurement<long>>>? _observeEntries;
+    private Func<IEnumerable<Measurement<long>>>? _observeBytes;
     private Func<IEnumerable<Measurement<int>>>? _observeInFlight;
     private Func<IEnumerable<Measurement<int>>>? _observeCircuits;
 
@@ -48,6 +49,7 @@ internal sealed class ERCacheMetrics : IDisposable
         _evictions = Meter.CreateCounter<long>(ERCacheDiagnostics.Evictions, "{entry}", "Entries evicted to make room.");
         _age = Meter.CreateHistogram<double>(ERCacheDiagnostics.VectorAge, "s", "Age of served vectors, by source.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.Entries, () => _observeEntries?.Invoke() ?? [], "{entry}", "Entries held per tier.");
+        Meter.CreateObservableGauge(ERCacheDiagnostics.TierBytes, () => _observeBytes?.Invoke() ?? [], "By", "Bytes allocated per tier.");
         _duration = Meter.CreateHistogram<double>(ERCacheDiagnostics.InferenceDuration, "s", "Duration of inference delegate calls.");
         _batchSize = Meter.CreateHistogram<int>(ERCacheDiagnostics.InferenceBatchSize, "{user}", "Users per inference delegate call.");
         _coalesced = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceCoalesced, "{request}", "Misses that joined a pending inference for the same user.");
@@ -68,8 +70,12 @@ internal sealed class ERCacheMetrics : IDisposable
     public static TagList TierTags(string model, TierKind tier) =>
         new() { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.TierTag, TierName(tier) } };
 
-    /// <summary>Connects the entries gauge to the live set of tiers.</summary>
-    public void ObserveEntries(Func<IEnumerable<Measurement<long>>> observe) => _observeEntries = observe;
+    /// <summary>Connects the entries and bytes gauges to the live set of tiers.</summary>
+    public void ObserveTiers(Func<IEnumerable<Measurement<long>>> entries, Func<IEnumerable<Measurement<long>>> bytes)
+    {
+        _observeEntries = entries;
+        _observeBytes = bytes;
+    }
 
     /// <summary>Connects the in-flight and circuit-state gauges to the live schedulers.</summary>
     public void ObserveSchedulers(Func<IEnumerable<Measurement<int>>> inFlight, Func<IEnumerable<Measurement<int>>> circuits)
@@ -142,11 +148,13 @@ internal sealed class ERCacheMetrics : IDisposable
         }
     }
 
-    public void RecordEvictions(long count, in TagList tierTags)
+    public void RecordEvictions(long count, in TagList tierTags, bool expired)
     {
         if (count > 0)
         {
-            _evictions.Add(count, tierTags);
+            var tags = tierTags;
+            tags.Add(ERCacheDiagnostics.ReasonTag, expired ? "expired" : "capacity");
+            _evictions.Add(count, tags);
         }
     }
 

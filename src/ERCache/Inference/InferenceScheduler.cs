@@ -214,8 +214,8 @@ internal sealed partial class InferenceScheduler
                     var vector = batch.Row(i).ToArray();
                     if (now < item.Deadline || target.Policy.WriteLateResults)
                     {
-                        target.Direct?.Write(item.UserId, vector, now);
-                        target.Failover?.Write(item.UserId, vector, now);
+                        target.Direct?.Write(item.UserId, vector, now, target.DirectTtl);
+                        target.Failover?.Write(item.UserId, vector, now, target.FailoverTtl);
                     }
 
                     outcome = new InferenceOutcome(InferenceFailureCause.None, vector);

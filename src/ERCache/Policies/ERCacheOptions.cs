@@ -113,10 +113,15 @@ public sealed class TierOptions
     /// <summary>Entries younger than this are valid (an entry exactly this old is expired). Required when enabled.</summary>
     public TimeSpan Ttl { get; set; }
 
-    /// <summary>Most entries the tier holds. Default 100,000.</summary>
+    /// <summary>Most entries the tier holds, 1..268,435,455. Default 100,000.</summary>
     public int Capacity { get; set; } = DefaultCapacity;
 
-    /// <summary>Eviction strategy name: <c>Lru</c>, <c>Fifo</c> or <c>MemoryCache</c>.
+    /// <summary>Optional bound on the bytes the tier holds when full (slabs, index and eviction bookkeeping); the tier
+    /// then holds fewer than <see cref="Capacity"/> entries if that many would not fit. Not supported with
+    /// <c>MemoryCache</c> eviction. Default: none.</summary>
+    public long? MaxBytes { get; set; }
+
+    /// <summary>Eviction strategy name: <c>Lru</c>, <c>Fifo</c>, <c>Sieve</c> or <c>MemoryCache</c>.
     /// Default <c>Lru</c> for the direct tier and <c>Fifo</c> for the failover tier.</summary>
     public string Eviction { get; set; } = nameof(EvictionStrategy.Lru);
 

@@ -1,4 +1,6 @@
 using System.Globalization;
+using ERCache.Storage;
+using ERCache.Tiers;
 using Microsoft.Extensions.Options;
 
 namespace ERCache.Policies;
@@ -128,8 +130,8 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
 
         var direct = model.Direct ?? new TierOptions();
         var failover = model.Failover ?? new TierOptions();
-        ValidateTier($"{p}:Direct", direct, errors);
-        ValidateTier($"{p}:Failover", failover, errors);
+        ValidateTier($"{p}:Direct", direct, model.Dimensions, errors);
+        ValidateTier($"{p}:Failover", failover, model.Dimensions, errors);
         if (direct.Enabled && failover.Enabled && direct.Ttl > TimeSpan.Zero && failover.Ttl > TimeSpan.Zero && failover.Ttl < direct.Ttl)
         {
             errors.Add($"{p}:Failover:Ttl ({Format(failover.Ttl)}) must not be shorter than {p}:Direct:Ttl ({Format(direct.Ttl)}).");
@@ -150,7 +152,7 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         }
     }
 
-    private static void ValidateTier(string p, TierOptions tier, List<string> errors)
+    private static void ValidateTier(string p, TierOptions tier, int dimensions, List<string> errors)
     {
         if (!tier.Enabled)
         {
@@ -166,15 +168,37 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         {
             errors.Add($"{p}:Capacity must be positive (got {tier.Capacity}).");
         }
+        else if (tier.Capacity > SlotIndex.MaxCapacity)
+        {
+            errors.Add($"{p}:Capacity must be at most {SlotIndex.MaxCapacity} (got {tier.Capacity}).");
+        }
 
-        if (!TryParse<EvictionStrategy>(tier.Eviction, out _))
+        bool knownEviction = TryParse(tier.Eviction, out EvictionStrategy eviction);
+        if (!knownEviction)
         {
             errors.Add($"{p}:Eviction '{tier.Eviction}' is not a known eviction strategy; allowed: {string.Join(", ", Enum.GetNames<EvictionStrategy>())}.");
         }
 
-        if (!TryParse<StorageFormat>(tier.Format, out _))
+        bool knownFormat = TryParse(tier.Format, out StorageFormat format);
+        if (!knownFormat)
         {
             errors.Add($"{p}:Format '{tier.Format}' is not a known storage format; allowed: {string.Join(", ", Enum.GetNames<StorageFormat>())}.");
+        }
+
+        if (tier.MaxBytes is long maxBytes && knownEviction && knownFormat)
+        {
+            if (eviction == EvictionStrategy.MemoryCache)
+            {
+                errors.Add($"{p}:MaxBytes is not supported with Eviction MemoryCache (got {maxBytes}); use Capacity, or a slab strategy (Lru, Fifo, Sieve).");
+            }
+            else if (dimensions is >= 1 and <= MaxDimensions)
+            {
+                long least = TierSizing.FixedBytes + TierSizing.BytesPerEntryBound(format, eviction, dimensions);
+                if (maxBytes < least)
+                {
+                    errors.Add($"{p}:MaxBytes must be at least {least} to hold one {format} entry of {dimensions} dimensions with {eviction} eviction (got {maxBytes}).");
+                }
+            }
         }
     }
 

@@ -14,4 +14,8 @@ public enum EvictionStrategy
     /// <c>SizeLimit = Capacity</c>; when full it compacts by its own rules (lowest priority, then least
     /// recently accessed) before a write.</summary>
     MemoryCache,
+
+    /// <summary>SIEVE (NSDI 2024): a hit sets a bit; the eviction hand walks from the oldest write, clearing set bits
+    /// and taking the first clear one. Scan-resistant, and cheaper on the hit path than LRU (no reordering).</summary>
+    Sieve,
 }

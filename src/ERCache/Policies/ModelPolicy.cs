@@ -84,6 +84,7 @@ public sealed class TierPolicy
         Enabled = options.Enabled;
         Ttl = options.Ttl;
         Capacity = options.Capacity;
+        MaxBytes = options.MaxBytes;
         // Only validated options reach here; a failed parse means a validator bug, not bad input.
         Eviction = ERCacheOptionsValidator.TryParse(options.Eviction, out EvictionStrategy eviction)
             ? eviction
@@ -105,6 +106,9 @@ public sealed class TierPolicy
     /// <summary>Most entries held.</summary>
     public int Capacity { get; }
 
+    /// <summary>The bound on the bytes a full tier holds, if any.</summary>
+    public long? MaxBytes { get; }
+
     /// <summary>The eviction strategy.</summary>
     public EvictionStrategy Eviction { get; }
 
@@ -115,7 +119,8 @@ public sealed class TierPolicy
 
     /// <summary>Whether a tier built for <paramref name="other"/> can be kept as is (only the TTL differs).</summary>
     internal bool SameStorageAs(TierPolicy other) =>
-        Enabled == other.Enabled && Capacity == other.Capacity && Eviction == other.Eviction && Format == other.Format;
+        Enabled == other.Enabled && Capacity == other.Capacity && MaxBytes == other.MaxBytes &&
+        Eviction == other.Eviction && Format == other.Format;
 }
 
 /// <summary>A validated, immutable snapshot of <see cref="CircuitBreakerOptions"/>.</summary>

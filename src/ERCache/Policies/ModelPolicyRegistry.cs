@@ -94,7 +94,7 @@ internal sealed class ModelPolicyRegistry
                 "or pass the inference to EmbeddingCache.Create.");
         }
 
-        metrics.ObserveEntries(ObserveEntries);
+        metrics.ObserveTiers(() => ObserveTiers(t => t.Count), () => ObserveTiers(t => t.AllocatedBytes));
         metrics.ObserveSchedulers(ObserveInFlight, ObserveCircuits);
     }
 
@@ -150,7 +150,7 @@ internal sealed class ModelPolicyRegistry
         Runtimes.Where(r => r.Scheduler.BreakerState is not null)
             .Select(r => new Measurement<int>((int)r.Scheduler.BreakerState!.Value, ERCacheMetrics.ModelTags(r.Policy.Name)));
 
-    private IEnumerable<Measurement<long>> ObserveEntries()
+    private IEnumerable<Measurement<long>> ObserveTiers(Func<EmbeddingTier, long> measure)
     {
         foreach (var runtime in Runtimes)
         {
@@ -158,7 +158,7 @@ internal sealed class ModelPolicyRegistry
             {
                 if (tier is not null)
                 {
-                    yield return new Measurement<long>(tier.Count, ERCacheMetrics.TierTags(runtime.Policy.Name, tier.Policy.Kind));
+                    yield return new Measurement<long>(measure(tier), ERCacheMetrics.TierTags(runtime.Policy.Name, tier.Policy.Kind));
                 }
             }
         }

@@ -26,7 +26,17 @@ internal abstract class EmbeddingTier
 
     public int Dimensions { get; }
 
-    public int Capacity => Policy.Capacity;
+    /// <summary>Most entries held: the configured <c>Capacity</c>, or fewer when <c>MaxBytes</c> binds.</summary>
+    public abstract int Capacity { get; }
+
+    /// <summary>Bytes one entry takes when the tier is full (slot header and row, index, eviction bookkeeping).</summary>
+    public abstract double BytesPerEntry { get; }
+
+    /// <summary>Bytes the tier has allocated so far (slabs are allocated page by page as it fills).</summary>
+    public abstract long AllocatedBytes { get; }
+
+    /// <summary>Entries reclaimed because they had expired (counted in <see cref="Evictions"/> too).</summary>
+    public abstract long ExpiredReclaimed { get; }
 
     protected ERCacheMetrics Metrics { get; }
 
@@ -45,10 +55,17 @@ internal abstract class EmbeddingTier
     /// </summary>
     public abstract bool TryRead(long userId, long now, long ttl, Span<float> destination, out long writtenAt);
 
-    /// <summary>Stores a validated vector for the user, stamped <paramref name="writtenAt"/>, evicting if full.</summary>
-    public abstract void Write(long userId, ReadOnlySpan<float> vector, long writtenAt);
+    /// <summary>
+    /// Stores a validated vector for the user, stamped <paramref name="writtenAt"/>. When the tier is full it first
+    /// reclaims an entry that is <paramref name="ttl"/> or more old, and only then evicts a live one.
+    /// </summary>
+    public abstract void Write(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl = long.MaxValue);
 
-    protected void RecordEvictions(long count) => Metrics.RecordEvictions(count, MetricTags);
+    /// <summary>A snapshot of the tier's counters.</summary>
+    public TierStatistics GetStatistics() =>
+        new(Policy.Kind, Policy.Eviction, Policy.Format, Count, Capacity, Evictions, ExpiredReclaimed, BytesPerEntry, AllocatedBytes);
+
+    protected void RecordEvictions(long count, bool expired) => Metrics.RecordEvictions(count, MetricTags, expired);
 
     /// <summary>The age of an entry, clamped at zero should a clock ever step back.</summary>
     protected static bool IsFresh(long now, long writtenAt, long ttl) => Math.Max(0, now - writtenAt) < ttl;

@@ -10,6 +10,12 @@ internal readonly struct FifoPolicy : IEvictionPolicy
 
     public FifoPolicy(int capacity) => _order = new SlotList(capacity);
 
+    public static int BytesPerEntry => 2 * sizeof(int);
+
+    public long AllocatedBytes => _order.AllocatedBytes;
+
+    public int OldestWritten => _order.Head;
+
     internal SlotList Order => _order;
 
     public void OnInsert(int slot) => _order.AddLast(slot);

@@ -16,6 +16,9 @@ internal sealed class HitBuffer
     private PaddedLong _claimed;  // next position writers claim
     private PaddedLong _drained;  // next position the drainer reads
 
+    /// <summary>Bytes a buffer holds (its ring and two padded counters).</summary>
+    public static long AllocatedBytes => (Size * sizeof(int)) + (2 * 128);
+
     /// <summary>Records a hit; returns <see langword="true"/> when the buffer is at least half full.</summary>
     public bool Add(int slot)
     {

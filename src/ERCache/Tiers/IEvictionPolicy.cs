@@ -7,6 +7,16 @@ namespace ERCache.Tiers;
 /// </summary>
 internal interface IEvictionPolicy
 {
+    /// <summary>Bookkeeping bytes per entry once the tier is full (for the tier's bytes-per-entry figure).</summary>
+    static abstract int BytesPerEntry { get; }
+
+    /// <summary>Bytes of bookkeeping allocated right now.</summary>
+    long AllocatedBytes { get; }
+
+    /// <summary>The slot written longest ago (rewrites count as writes), or -1 when empty. All entries of a tier share
+    /// one TTL, so if any entry has expired this one has: the tier reclaims it before asking for a victim.</summary>
+    int OldestWritten { get; }
+
     /// <summary>A new key was written into <paramref name="slot"/>.</summary>
     void OnInsert(int slot);
 
@@ -20,7 +30,7 @@ internal interface IEvictionPolicy
     /// <summary>Applies buffered hits to the order.</summary>
     void DrainHits();
 
-    /// <summary>The slot to evict next; the caller reuses it and then calls <see cref="OnInsert"/>.</summary>
+    /// <summary>The live slot to evict next; the caller then calls <see cref="Remove"/> and reuses it.</summary>
     int SelectVictim();
 
     /// <summary>Unlinks <paramref name="slot"/> from the order (before it is reused).</summary>

@@ -1,42 +1,70 @@
 namespace ERCache.Tiers;
 
-/// <summary>Least recently used: writes and (buffered) reads move a slot to the tail; the head is evicted.</summary>
-internal struct LruPolicy : IEvictionPolicy
+/// <summary>
+/// Least recently used: writes and (buffered) reads move a slot to the tail of the recency order; its head is
+/// evicted. A second list keeps write order, so an expired entry is found (and reclaimed first) in O(1) even when
+/// it was read recently: that costs 8 more bytes per entry than <see cref="FifoPolicy"/>.
+/// </summary>
+internal readonly struct LruPolicy : IEvictionPolicy
 {
     private readonly SlotList _order;
+    private readonly SlotList _written;
     private readonly HitBuffer _hits;
 
     public LruPolicy(int capacity)
     {
         _order = new SlotList(capacity);
+        _written = new SlotList(capacity);
         _hits = new HitBuffer();
     }
 
-    internal readonly SlotList Order => _order;
+    public static int BytesPerEntry => 4 * sizeof(int);
 
-    public readonly void OnInsert(int slot) => _order.AddLast(slot);
+    public long AllocatedBytes => _order.AllocatedBytes + _written.AllocatedBytes + HitBuffer.AllocatedBytes;
 
-    public readonly void OnUpdate(int slot) => _order.MoveToLast(slot);
+    public int OldestWritten => _written.Head;
 
-    public readonly bool RecordHit(int slot) => _hits.Add(slot);
+    internal SlotList Order => _order;
 
-    public readonly void DrainHits()
+    public void OnInsert(int slot)
+    {
+        _order.AddLast(slot);
+        _written.AddLast(slot);
+    }
+
+    public void OnUpdate(int slot)
+    {
+        _order.MoveToLast(slot);
+        _written.MoveToLast(slot);
+    }
+
+    public bool RecordHit(int slot) => _hits.Add(slot);
+
+    public void DrainHits()
     {
         var sink = new MoveToLast(_order);
         _hits.Drain(ref sink);
     }
 
-    public readonly int SelectVictim() => _order.Head;
+    public int SelectVictim() => _order.Head;
 
-    public readonly void Remove(int slot) => _order.Remove(slot);
+    public void Remove(int slot)
+    {
+        _order.Remove(slot);
+        _written.Remove(slot);
+    }
 
     private readonly struct MoveToLast(SlotList order) : IHitSink
     {
         public void Hit(int slot)
         {
             // A buffered slot may have been evicted and reused since the hit; promoting it then only
-            // mis-orders one entry, which the lossy buffer already allows.
-            order.MoveToLast(slot);
+            // mis-orders one entry, which the lossy buffer already allows. A slot evicted and not yet reused
+            // is unlinked: promoting it would relink a free slot, so it is skipped.
+            if (order.Contains(slot))
+            {
+                order.MoveToLast(slot);
+            }
         }
     }
 }

@@ -14,7 +14,8 @@ namespace ERCache.Tiers;
 /// MemoryCache drops a write that would exceed its size limit and compacts in the background. So that no
 /// fresh vector is silently lost, writes here are serialised and compact synchronously first when the cache
 /// is full. TTLs are checked against the cache's own <see cref="TimeProvider"/> timestamps, not MemoryCache
-/// expirations (MemoryCache has its own clock).
+/// expirations (MemoryCache has its own clock), so MemoryCache cannot tell an expired entry from a live one:
+/// this strategy does not reclaim expired entries first, and <c>MaxBytes</c> is not supported with it.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage(
     "Design",
@@ -39,7 +40,17 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         _compactPercentage = Math.Min(1.0, Math.Max(0.05, 1.5 / policy.Capacity));
     }
 
+    public override int Capacity => Policy.Capacity;
+
     public override int Count => _cache.Count;
+
+    /// <summary>Not known: MemoryCache's own entry objects are not visible from outside.</summary>
+    public override double BytesPerEntry => double.NaN;
+
+    /// <summary>The vector objects only (row array and its holder); MemoryCache's entries come on top.</summary>
+    public override long AllocatedBytes => Count * (long)(StoredRowBytes + ((TCodec.RowBytes(Dimensions) + 24 + 7) & ~7));
+
+    public override long ExpiredReclaimed => 0;
 
     public override long Evictions => Interlocked.Read(ref _evictions);
 
@@ -57,7 +68,7 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         return false;
     }
 
-    public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt)
+    public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl = long.MaxValue)
     {
         var bytes = new byte[TCodec.RowBytes(Dimensions)];
         TCodec.Encode(vector, bytes);
@@ -70,7 +81,7 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
                 _cache.Compact(_compactPercentage);
                 long evicted = Math.Max(0, before - _cache.Count);
                 Interlocked.Add(ref _evictions, evicted);
-                RecordEvictions(evicted);
+                RecordEvictions(evicted, expired: false);
             }
 
             using var entry = _cache.CreateEntry(key);
@@ -83,4 +94,6 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
     private readonly record struct EntryKey(string Model, string Version, long UserId);
 
     private sealed record StoredRow(byte[] Bytes, long WrittenAt);
+
+    private const int StoredRowBytes = 32; // object header and method table, one reference, one long
 }

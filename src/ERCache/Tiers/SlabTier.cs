@@ -1,5 +1,6 @@
-using System.Collections.Concurrent;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 using ERCache.Diagnostics;
 using ERCache.Policies;
 using ERCache.Storage;
@@ -7,15 +8,17 @@ using ERCache.Storage;
 namespace ERCache.Tiers;
 
 /// <summary>
-/// A tier whose vectors live in contiguous per-page slabs, ordered for eviction by <typeparamref name="TPolicy"/>
-/// and stored in the <typeparamref name="TCodec"/> format.
+/// A tier whose vectors live in contiguous per-page slabs, found through an open-addressing <see cref="SlotIndex"/>,
+/// ordered for eviction by <typeparamref name="TPolicy"/> and stored in the <typeparamref name="TCodec"/> format.
+/// No heap object per entry: an entry is a slot (header and row) in a slab, a 4-byte bucket and the policy's links.
 /// </summary>
 /// <remarks>
-/// Concurrency: writes (misses, after inference) take one lock per tier; reads take none. A reader finds a
-/// slot through the index, then reads it under the slot's sequence lock: it accepts the copy only when the
-/// sequence was even before and unchanged after, and the slot's key equals the requested user. A slot being
-/// rewritten or reused for another user is therefore never returned, half old and half new or as the wrong
-/// user's vector. The index may briefly point at a slot that was reused; the key check catches that.
+/// Concurrency: writes (misses, after inference) take one lock per tier; reads take none. A reader finds candidate
+/// slots through the index, then reads each under the slot's sequence lock: it accepts a copy only when the sequence
+/// was even before and unchanged after, and the slot's key equals the requested user. A slot being rewritten or
+/// reused for another user is therefore never returned, half old and half new or as the wrong user's vector.
+/// A miss is confirmed against the index's shift version (see <see cref="SlotIndex"/>); after two unlucky probes
+/// the reader looks the key up under the lock, so a busy writer can cost a reader time but never a false miss.
 /// </remarks>
 internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     where TPolicy : struct, IEvictionPolicy
@@ -24,45 +27,186 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private const int TargetPageBytes = 4 << 20;
 
     private readonly Lock _sync = new();
-    private readonly ConcurrentDictionary<long, int> _index;
+    private readonly SlotIndex _index;
     private readonly SlotPage?[] _pages;
     private readonly int _pageShift;
     private readonly int _pageMask;
     private readonly int _rowBytes;
+    private readonly int _capacity;
+    private readonly Stack<int> _free = new(); // slots emptied by a failed write, reused first
     private TPolicy _policy;
-    private int _used;
+    private int _used;     // slots handed out so far (high-water mark)
+    private int _count;    // slots holding an entry
     private long _evictions;
+    private long _expired;
 
-    public SlabTier(string model, TierPolicy policy, int dimensions, TPolicy evictionPolicy, ERCacheMetrics metrics)
+    public SlabTier(string model, TierPolicy policy, int dimensions, Func<int, TPolicy> createPolicy, ERCacheMetrics metrics)
         : base(model, policy, dimensions, metrics)
     {
-        _policy = evictionPolicy;
+        _capacity = TierSizing.EffectiveCapacity(policy, dimensions);
+        if (_capacity < 1)
+        {
+            throw new InvalidOperationException($"{policy.Kind} tier of model '{model}': MaxBytes {policy.MaxBytes} holds no entry.");
+        }
+
+        _policy = createPolicy(_capacity);
         _rowBytes = TCodec.RowBytes(dimensions);
-        int slotsPerPage = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, TargetPageBytes / _rowBytes));
+        int slotsPerPage = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, TargetPageBytes / SlotPage.StrideOf(_rowBytes)));
         slotsPerPage = Math.Clamp(slotsPerPage, 16, 4096);
-        slotsPerPage = Math.Min(slotsPerPage, (int)BitOperations.RoundUpToPowerOf2((uint)policy.Capacity));
+        slotsPerPage = Math.Min(slotsPerPage, (int)BitOperations.RoundUpToPowerOf2((uint)_capacity));
         _pageShift = BitOperations.Log2((uint)slotsPerPage);
         _pageMask = slotsPerPage - 1;
-        _pages = new SlotPage?[(policy.Capacity + slotsPerPage - 1) / slotsPerPage];
-        _index = new ConcurrentDictionary<long, int>(concurrencyLevel: Environment.ProcessorCount, capacity: Math.Min(policy.Capacity, 1024));
+        _pages = new SlotPage?[(_capacity + slotsPerPage - 1) / slotsPerPage];
+        _index = new SlotIndex(_capacity, KeyOfSlot, BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)));
     }
 
-    public override int Count => Volatile.Read(ref _used);
+    public override int Capacity => _capacity;
+
+    public override int Count => Volatile.Read(ref _count);
 
     public override long Evictions => Interlocked.Read(ref _evictions);
+
+    public override long ExpiredReclaimed => Interlocked.Read(ref _expired);
+
+    public override double BytesPerEntry =>
+        SlotPage.StrideOf(_rowBytes) + _index.BytesPerEntryAtCapacity(_capacity) + TPolicy.BytesPerEntry;
+
+    public override long AllocatedBytes
+    {
+        get
+        {
+            lock (_sync)
+            {
+                long bytes = _index.AllocatedBytes + _policy.AllocatedBytes + ((long)_pages.Length * IntPtr.Size);
+                foreach (var page in _pages)
+                {
+                    bytes += page?.SlabBytes ?? 0;
+                }
+
+                return bytes;
+            }
+        }
+    }
 
     /// <summary>The eviction policy, for tests that check the order (read under no concurrency).</summary>
     internal TPolicy EvictionPolicy => _policy;
 
+    /// <summary>The key stored in a slot, for tests that check the order.</summary>
+    internal long KeyAt(int slot) => KeyOfSlot(slot);
+
     public override bool TryRead(long userId, long now, long ttl, Span<float> destination, out long writtenAt)
     {
-        writtenAt = 0;
-        if (!_index.TryGetValue(userId, out int slot))
+        for (int attempt = 0; attempt < 2; attempt++)
         {
-            return false;
+            int version = _index.ShiftVersion;
+            var probe = _index.StartProbe(userId);
+            while (probe.MoveNext(out int slot))
+            {
+                var outcome = ReadSlot(slot, userId, now, ttl, destination, out writtenAt);
+                if (outcome == ReadOutcome.Hit)
+                {
+                    if (_policy.RecordHit(slot))
+                    {
+                        TryDrainHits();
+                    }
+
+                    return true;
+                }
+
+                if (outcome == ReadOutcome.Expired)
+                {
+                    return false; // the key is here but too old; a key is indexed once, so stop
+                }
+            }
+
+            if ((version & 1) == 0 && _index.ShiftVersion == version)
+            {
+                writtenAt = 0;
+                return false; // no removal moved buckets during the probe: a true miss
+            }
         }
 
-        var page = Volatile.Read(ref _pages[slot >> _pageShift])!;
+        return TryReadLocked(userId, now, ttl, destination, out writtenAt);
+    }
+
+    public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl = long.MaxValue)
+    {
+        lock (_sync)
+        {
+            _policy.DrainHits();
+            int slot = _index.Find(userId);
+            if (slot >= 0)
+            {
+                WriteSlot(slot, userId, vector, writtenAt); // the key's index entry stays; only the row changes
+                _policy.OnUpdate(slot);
+                return;
+            }
+
+            slot = TakeSlot(writtenAt, ttl);
+            try
+            {
+                WriteSlot(slot, userId, vector, writtenAt);
+            }
+            catch
+            {
+                _free.Push(slot); // the slot reads as empty (sequence 0); keep it for the next write
+                throw;
+            }
+
+            _index.Add(userId, slot);
+            _policy.OnInsert(slot);
+            Volatile.Write(ref _count, _count + 1);
+        }
+    }
+
+    /// <summary>A slot for a new key: a free one, a fresh one while the tier fills, else an expired entry's, else
+    /// the policy's victim's. Under the lock.</summary>
+    private int TakeSlot(long now, long ttl)
+    {
+        if (_free.TryPop(out int slot))
+        {
+            return slot;
+        }
+
+        if (_used < _capacity)
+        {
+            slot = _used;
+            EnsurePage(slot);
+            _used++;
+            return slot;
+        }
+
+        int oldest = _policy.OldestWritten;
+        bool expired = !IsFresh(now, Page(oldest).WrittenAt(oldest & _pageMask), ttl);
+        slot = expired ? oldest : _policy.SelectVictim();
+        _policy.Remove(slot);
+        _index.Remove(KeyOfSlot(slot), slot);
+        Volatile.Write(ref _count, _count - 1);
+        Interlocked.Increment(ref _evictions);
+        if (expired)
+        {
+            Interlocked.Increment(ref _expired);
+        }
+
+        RecordEvictions(1, expired);
+        return slot;
+    }
+
+    private bool TryReadLocked(long userId, long now, long ttl, Span<float> destination, out long writtenAt)
+    {
+        writtenAt = 0;
+        lock (_sync)
+        {
+            int slot = _index.Find(userId);
+            return slot >= 0 && ReadSlot(slot, userId, now, ttl, destination, out writtenAt) == ReadOutcome.Hit;
+        }
+    }
+
+    /// <summary>Copies a slot under its sequence lock when it holds <paramref name="userId"/>, fresh.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ReadOutcome ReadSlot(int slot, long userId, long now, long ttl, Span<float> destination, out long writtenAt)
+    {
+        var page = Page(slot);
         int i = slot & _pageMask;
         ref int sequence = ref page.Sequence(i);
         var spin = default(SpinWait);
@@ -73,8 +217,9 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             {
                 long key = page.Key(i);
                 long written = page.WrittenAt(i);
-                bool match = before != 0 && key == userId && IsFresh(now, written, ttl);
-                if (match)
+                bool mine = before != 0 && key == userId;
+                bool fresh = mine && IsFresh(now, written, ttl);
+                if (fresh)
                 {
                     TCodec.Decode(page.Row(i), destination);
                 }
@@ -83,18 +228,8 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
                 Volatile.ReadBarrier();
                 if (Volatile.Read(ref sequence) == before)
                 {
-                    if (!match)
-                    {
-                        return false; // a stable slot of another user, or expired
-                    }
-
                     writtenAt = written;
-                    if (_policy.RecordHit(slot))
-                    {
-                        TryDrainHits();
-                    }
-
-                    return true;
+                    return fresh ? ReadOutcome.Hit : mine ? ReadOutcome.Expired : ReadOutcome.OtherKey;
                 }
             }
 
@@ -102,43 +237,9 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
-    public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt)
-    {
-        lock (_sync)
-        {
-            _policy.DrainHits();
-            if (_index.TryGetValue(userId, out int slot))
-            {
-                WriteSlot(slot, userId, vector, writtenAt);
-                _policy.OnUpdate(slot);
-                return;
-            }
-
-            if (_used < Capacity)
-            {
-                slot = _used;
-                EnsurePage(slot);
-                Volatile.Write(ref _used, _used + 1);
-            }
-            else
-            {
-                slot = _policy.SelectVictim();
-                _policy.Remove(slot);
-                var page = _pages[slot >> _pageShift]!;
-                _index.TryRemove(page.Key(slot & _pageMask), out _);
-                Interlocked.Increment(ref _evictions);
-                RecordEvictions(1);
-            }
-
-            WriteSlot(slot, userId, vector, writtenAt);
-            _index[userId] = slot;
-            _policy.OnInsert(slot);
-        }
-    }
-
     private void WriteSlot(int slot, long userId, ReadOnlySpan<float> vector, long writtenAt)
     {
-        var page = _pages[slot >> _pageShift]!;
+        var page = Page(slot);
         int i = slot & _pageMask;
         ref int sequence = ref page.Sequence(i);
         int current = sequence;
@@ -147,8 +248,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         Interlocked.Exchange(ref sequence, current + 1);
         try
         {
-            page.Key(i) = userId;
-            page.WrittenAt(i) = writtenAt;
+            page.SetHeader(i, userId, writtenAt);
             TCodec.Encode(vector, page.Row(i));
         }
         catch
@@ -161,12 +261,20 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         Volatile.Write(ref sequence, next == 0 ? 2 : next); // release: the row is visible before the even value
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private SlotPage Page(int slot) => Volatile.Read(ref _pages[slot >> _pageShift])!;
+
+    /// <summary>The key in a slot; the index calls it under the lock to rehash and to compare keys in full.</summary>
+    private long KeyOfSlot(int slot) => Page(slot).Key(slot & _pageMask);
+
     private void EnsurePage(int slot)
     {
         ref SlotPage? page = ref _pages[slot >> _pageShift];
         if (page is null)
         {
-            Volatile.Write(ref page, new SlotPage(_pageMask + 1, _rowBytes));
+            int first = slot & ~_pageMask;
+            int slots = Math.Min(_pageMask + 1, _capacity - first); // the last page holds only what capacity needs
+            Volatile.Write(ref page, new SlotPage(slots, _rowBytes));
         }
     }
 
@@ -183,5 +291,12 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
                 _sync.Exit();
             }
         }
+    }
+
+    private enum ReadOutcome
+    {
+        OtherKey,
+        Expired,
+        Hit,
     }
 }

@@ -8,6 +8,7 @@ namespace ERCache.Tiers;
 internal sealed class SlotList
 {
     private const int None = -1;
+    private const int Unlinked = -2;
     private int[] _prev;
     private int[] _next;
     private readonly int _capacity;
@@ -25,6 +26,12 @@ internal sealed class SlotList
     public int Tail { get; private set; } = None;
 
     public int Count { get; private set; }
+
+    /// <summary>Bytes of the two link arrays right now (8 per slot once the tier is full).</summary>
+    public long AllocatedBytes => (long)_prev.Length * 2 * sizeof(int);
+
+    /// <summary>The slot after <paramref name="slot"/> towards the tail, or -1 at the tail.</summary>
+    public int Next(int slot) => _next[slot];
 
     public void AddLast(int slot)
     {
@@ -44,9 +51,14 @@ internal sealed class SlotList
         Count++;
     }
 
+    /// <summary>Whether <paramref name="slot"/> is linked (it was added and not removed since).</summary>
+    public bool Contains(int slot) => slot < _prev.Length && _prev[slot] != Unlinked;
+
     public void Remove(int slot)
     {
         int p = _prev[slot], n = _next[slot];
+        _prev[slot] = Unlinked;
+        _next[slot] = Unlinked;
         if (p == None)
         {
             Head = n;

@@ -26,8 +26,9 @@ internal static class TierFactory
     private static EmbeddingTier Create<TCodec>(ModelPolicy model, TierPolicy tier, ERCacheMetrics metrics)
         where TCodec : struct, IRowCodec => tier.Eviction switch
         {
-            EvictionStrategy.Lru => new SlabTier<LruPolicy, TCodec>(model.Name, tier, model.Dimensions, new LruPolicy(tier.Capacity), metrics),
-            EvictionStrategy.Fifo => new SlabTier<FifoPolicy, TCodec>(model.Name, tier, model.Dimensions, new FifoPolicy(tier.Capacity), metrics),
+            EvictionStrategy.Lru => new SlabTier<LruPolicy, TCodec>(model.Name, tier, model.Dimensions, capacity => new LruPolicy(capacity), metrics),
+            EvictionStrategy.Fifo => new SlabTier<FifoPolicy, TCodec>(model.Name, tier, model.Dimensions, capacity => new FifoPolicy(capacity), metrics),
+            EvictionStrategy.Sieve => new SlabTier<SievePolicy, TCodec>(model.Name, tier, model.Dimensions, capacity => new SievePolicy(capacity), metrics),
             EvictionStrategy.MemoryCache => new MemoryCacheTier<TCodec>(model.Name, model.Version, tier, model.Dimensions, metrics),
             _ => throw new InvalidOperationException($"Eviction strategy {tier.Eviction} has no implementation."),
         };

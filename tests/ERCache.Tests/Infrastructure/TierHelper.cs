@@ -7,12 +7,15 @@ namespace ERCache.Tests.Infrastructure;
 /// <summary>Builds single tiers for storage-level tests.</summary>
 internal static class TierHelper
 {
-    public static EmbeddingTier Create(string eviction, int capacity, int dimensions, ERCacheMetrics metrics, TierKind kind = TierKind.Direct)
+    public static EmbeddingTier Create(
+        string eviction, int capacity, int dimensions, ERCacheMetrics metrics, TierKind kind = TierKind.Direct, string format = "Float32", long? maxBytes = null)
     {
         var options = CacheFixture.DefaultModel(dimensions);
         var tier = kind == TierKind.Direct ? options.Direct : options.Failover;
         tier.Eviction = eviction;
         tier.Capacity = capacity;
+        tier.Format = format;
+        tier.MaxBytes = maxBytes;
         var policy = ModelPolicy.From("m", options);
         return TierFactory.Create(policy, kind == TierKind.Direct ? policy.Direct : policy.Failover, metrics)!;
     }

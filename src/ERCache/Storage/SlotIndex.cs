@@ -1,0 +1,244 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using ERCache.Internal;
+
+namespace ERCache.Storage;
+
+/// <summary>
+/// The index of a slab tier: user id to slot, as an open-addressing (linear probing) table of 32-bit buckets.
+/// No object per entry: a bucket holds the slot number plus 1 in its low bits and a tag (the top bits of the
+/// key's hash) in the rest, so a probe skips other keys' buckets without touching their slots. The key itself is
+/// compared in full in the slot header, which is the only place it is stored.
+/// </summary>
+/// <remarks>
+/// <para>Writers (add, remove, grow) run under the owning tier's lock; readers take no lock. A reader may see a
+/// bucket that names a slot since reused by another key, which the slot's key check rejects; it can never be
+/// handed another key's vector by the index.</para>
+/// <para>Removal shifts later buckets of the probe run back (no tombstones, so the table never silts up). A reader
+/// probing during a shift could step past a key that is moving behind it and report a miss that is not one, so
+/// shifts are bracketed by <see cref="ShiftVersion"/> (odd while shifting): a reader that finds nothing confirms the
+/// miss only when the version was even and unchanged across its probe.</para>
+/// <para>The table starts small and doubles until it reaches its final size, about 4/3 of the capacity (at most
+/// three quarters full). Growth publishes a new array; readers still probing the old one see every entry that
+/// existed before the swap.</para>
+/// </remarks>
+internal sealed class SlotIndex
+{
+    /// <summary>Largest capacity the bucket encoding supports while keeping at least 4 tag bits.</summary>
+    public const int MaxCapacity = (1 << 28) - 1;
+
+    private const int InitialLength = 1024;
+
+    private readonly Func<int, long> _keyOfSlot;
+    private readonly int _finalLength;
+    private readonly int _slotBits;
+    private readonly uint _slotMask;
+    private readonly int _tagShift;
+    private readonly ulong _seed;
+    private uint[] _buckets;
+    private int _count;
+    private int _shiftVersion;
+
+    /// <param name="capacity">Most entries the index will hold.</param>
+    /// <param name="keyOfSlot">Reads the key stored in a slot (called under the writer lock only).</param>
+    /// <param name="seed">Hash seed; a random one per tier keeps crafted user ids from piling into one run.</param>
+    public SlotIndex(int capacity, Func<int, long> keyOfSlot, ulong seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(capacity, MaxCapacity);
+        _keyOfSlot = keyOfSlot;
+        _seed = seed;
+        _slotBits = 32 - BitOperations.LeadingZeroCount((uint)capacity); // enough bits for slot + 1 <= capacity
+        _slotMask = (1u << _slotBits) - 1;
+        _tagShift = 32 + _slotBits; // the tag is the hash's top (32 - slotBits) bits; the home uses its low 32
+        _finalLength = (int)Math.Max(8, ((capacity * 4L) + 2) / 3);
+        _buckets = new uint[Math.Min(_finalLength, InitialLength)];
+    }
+
+    /// <summary>Entries held.</summary>
+    public int Count => _count;
+
+    /// <summary>Bytes of the bucket array right now.</summary>
+    public long AllocatedBytes => (long)Volatile.Read(ref _buckets).Length * sizeof(uint);
+
+    /// <summary>Bytes per entry when the index is full (4/3 of a bucket).</summary>
+    public double BytesPerEntryAtCapacity(int capacity) => (double)_finalLength * sizeof(uint) / capacity;
+
+    /// <summary>Odd while a removal shifts buckets; read it before and after a probe that found nothing.</summary>
+    public int ShiftVersion => Volatile.Read(ref _shiftVersion);
+
+    /// <summary>Starts a lock-free probe for <paramref name="userId"/>: yields the slots whose tag matches.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Probe StartProbe(long userId)
+    {
+        ulong hash = XxHash3.HashInt64(userId, _seed);
+        return new Probe(Volatile.Read(ref _buckets), hash, (uint)(hash >> _tagShift), _slotBits, _slotMask);
+    }
+
+    /// <summary>The slot holding <paramref name="userId"/>, or -1. Writer lock only.</summary>
+    public int Find(long userId)
+    {
+        var probe = StartProbe(userId);
+        while (probe.MoveNext(out int slot))
+        {
+            if (_keyOfSlot(slot) == userId)
+            {
+                return slot;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>Adds a key that is not present, stored in <paramref name="slot"/>. Writer lock only.</summary>
+    public void Add(long userId, int slot)
+    {
+        if ((_count + 1) * 4L > _buckets.Length * 3L && _buckets.Length < _finalLength)
+        {
+            Grow();
+        }
+
+        ulong hash = XxHash3.HashInt64(userId, _seed);
+        Insert(_buckets, hash, Bucket(hash, slot));
+        _count++;
+    }
+
+    /// <summary>Removes <paramref name="userId"/>, stored in <paramref name="slot"/>. Writer lock only.</summary>
+    public void Remove(long userId, int slot)
+    {
+        var buckets = _buckets;
+        ulong hash = XxHash3.HashInt64(userId, _seed);
+        uint wanted = Bucket(hash, slot);
+        int i = Home(hash, buckets.Length);
+        while (buckets[i] != wanted)
+        {
+            if (buckets[i] == 0)
+            {
+                throw new InvalidOperationException($"Index corrupted: user {userId} in slot {slot} is not indexed.");
+            }
+
+            i = Next(i, buckets.Length);
+        }
+
+        Interlocked.Increment(ref _shiftVersion); // odd: readers re-check a miss
+        try
+        {
+            ShiftBack(buckets, i);
+        }
+        finally
+        {
+            Volatile.Write(ref _shiftVersion, _shiftVersion + 1);
+        }
+
+        _count--;
+    }
+
+    /// <summary>Empties bucket <paramref name="hole"/> and moves back every later bucket of its run that may live
+    /// there (Knuth's algorithm R), so probes never need tombstones.</summary>
+    private void ShiftBack(uint[] buckets, int hole)
+    {
+        int j = hole;
+        while (true)
+        {
+            j = Next(j, buckets.Length);
+            uint b = buckets[j];
+            if (b == 0)
+            {
+                break;
+            }
+
+            int home = Home(XxHash3.HashInt64(_keyOfSlot((int)(b & _slotMask) - 1), _seed), buckets.Length);
+
+            // The entry at j stays when its home lies cyclically in (hole, j]: moving it before its home would hide it.
+            bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+            if (!stays)
+            {
+                Volatile.Write(ref buckets[hole], b); // copy first, then clear: a reader sees it at least once
+                hole = j;
+            }
+        }
+
+        Volatile.Write(ref buckets[hole], 0u);
+    }
+
+    private void Grow()
+    {
+        var old = _buckets;
+        var grown = new uint[(int)Math.Min(_finalLength, old.Length * 2L)];
+        foreach (uint b in old)
+        {
+            if (b != 0)
+            {
+                Insert(grown, XxHash3.HashInt64(_keyOfSlot((int)(b & _slotMask) - 1), _seed), b);
+            }
+        }
+
+        Volatile.Write(ref _buckets, grown); // the new table is complete before readers can see it
+    }
+
+    private static void Insert(uint[] buckets, ulong hash, uint bucket)
+    {
+        int i = Home(hash, buckets.Length);
+        while (buckets[i] != 0)
+        {
+            i = Next(i, buckets.Length);
+        }
+
+        Volatile.Write(ref buckets[i], bucket);
+    }
+
+    private uint Bucket(ulong hash, int slot) => ((uint)(hash >> _tagShift) << _slotBits) | (uint)(slot + 1);
+
+    /// <summary>Maps the hash's low 32 bits onto [0, length) with a multiply (no power-of-two size needed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Home(ulong hash, int length) => (int)(((ulong)(uint)hash * (ulong)(uint)length) >> 32);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Next(int i, int length) => ++i == length ? 0 : i;
+
+    /// <summary>A lock-free walk along one key's probe run, yielding the slots whose bucket tag matches.</summary>
+    public struct Probe
+    {
+        private readonly uint[] _buckets;
+        private readonly uint _tag;
+        private readonly int _slotBits;
+        private readonly uint _slotMask;
+        private int _position;
+        private int _remaining;
+
+        internal Probe(uint[] buckets, ulong hash, uint tag, int slotBits, uint slotMask)
+        {
+            _buckets = buckets;
+            _tag = tag;
+            _slotBits = slotBits;
+            _slotMask = slotMask;
+            _position = Home(hash, buckets.Length);
+            _remaining = buckets.Length; // the table always has empty buckets; this only guards against a bug
+        }
+
+        /// <summary>Advances to the next candidate slot; <see langword="false"/> at the end of the run.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool MoveNext(out int slot)
+        {
+            var buckets = _buckets;
+            while (_remaining-- > 0)
+            {
+                uint b = Volatile.Read(ref buckets[_position]);
+                _position = Next(_position, buckets.Length);
+                if (b == 0)
+                {
+                    break;
+                }
+
+                if (b >> _slotBits == _tag)
+                {
+                    slot = (int)(b & _slotMask) - 1;
+                    return true;
+                }
+            }
+
+            slot = -1;
+            return false;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+using ERCache.Policies;
+using ERCache.Storage;
+
+namespace ERCache.Tiers;
+
+/// <summary>
+/// What a slab tier costs per entry, computed before it is built: the validator uses it to check <c>MaxBytes</c>,
+/// and the tier uses it to turn <c>MaxBytes</c> into a capacity.
+/// </summary>
+internal static class TierSizing
+{
+    /// <summary>Bytes a slab tier holds whatever its size: the smallest index, the hit buffer and object headers.</summary>
+    public const long FixedBytes = 8 * 1024;
+
+    /// <summary>Upper bound of the index's share per entry: 4/3 of a 4-byte bucket, rounded up.</summary>
+    public const int IndexBytesPerEntry = 6;
+
+    public static int RowBytes(StorageFormat format, int dimensions) => format switch
+    {
+        StorageFormat.Float32 => Float32Codec.RowBytes(dimensions),
+        StorageFormat.Float16 => Float16Codec.RowBytes(dimensions),
+        StorageFormat.Int8 => Int8RowwiseCodec.RowBytes(dimensions),
+        _ => throw new ArgumentOutOfRangeException(nameof(format), format, "Unknown storage format."),
+    };
+
+    public static int PolicyBytes(EvictionStrategy eviction) => eviction switch
+    {
+        EvictionStrategy.Lru => LruPolicy.BytesPerEntry,
+        EvictionStrategy.Fifo => FifoPolicy.BytesPerEntry,
+        EvictionStrategy.Sieve => SievePolicy.BytesPerEntry,
+        _ => 0,
+    };
+
+    /// <summary>Bytes one entry of a full slab tier takes at most: slot header and row, index share, eviction links.</summary>
+    public static int BytesPerEntryBound(StorageFormat format, EvictionStrategy eviction, int dimensions) =>
+        SlotPage.StrideOf(RowBytes(format, dimensions)) + IndexBytesPerEntry + PolicyBytes(eviction);
+
+    /// <summary>The entries a tier may hold: its <c>Capacity</c>, lowered so that a full tier fits in <c>MaxBytes</c>.</summary>
+    public static int EffectiveCapacity(TierPolicy tier, int dimensions)
+    {
+        if (tier.MaxBytes is not long maxBytes)
+        {
+            return tier.Capacity;
+        }
+
+        long fits = (maxBytes - FixedBytes) / BytesPerEntryBound(tier.Format, tier.Eviction, dimensions);
+        return (int)Math.Clamp(fits, 0, tier.Capacity);
+    }
+}

@@ -1,0 +1,239 @@
+using System.Diagnostics;
+using ERCache.Storage;
+
+namespace ERCache.Tests;
+
+public sealed class SlotIndexTests
+{
+    /// <summary>Slots and the keys they hold, as a slab tier keeps them (key 0 = free in these tests).</summary>
+    private sealed class Slots(int capacity)
+    {
+        public readonly long[] Keys = new long[capacity];
+
+        public long KeyOf(int slot) => Volatile.Read(ref Keys[slot]);
+    }
+
+    /// <summary>The reader protocol of SlabTier: probe, compare the key in full, confirm a miss by the shift version.</summary>
+    private static int LockFreeFind(SlotIndex index, Slots slots, long key, out bool confirmed)
+    {
+        int version = index.ShiftVersion;
+        var probe = index.StartProbe(key);
+        while (probe.MoveNext(out int slot))
+        {
+            if (slots.KeyOf(slot) == key)
+            {
+                confirmed = true;
+                return slot;
+            }
+        }
+
+        confirmed = (version & 1) == 0 && index.ShiftVersion == version;
+        return -1;
+    }
+
+    [Fact]
+    public void Random_adds_and_removes_agree_with_a_dictionary_through_growth()
+    {
+        const int capacity = 5000;
+        var slots = new Slots(capacity);
+        var index = new SlotIndex(capacity, slots.KeyOf, seed: 99);
+        var reference = new Dictionary<long, int>();
+        var free = new Stack<int>(Enumerable.Range(0, capacity).Reverse());
+        var rng = new Random(3);
+        for (int step = 0; step < 200_000; step++)
+        {
+            long key = rng.Next(1, 8000) * 7919L; // spread, never 0
+            if (reference.TryGetValue(key, out int slot))
+            {
+                if (rng.Next(2) == 0)
+                {
+                    index.Remove(key, slot);
+                    slots.Keys[slot] = 0;
+                    reference.Remove(key);
+                    free.Push(slot);
+                }
+            }
+            else if (free.TryPop(out slot))
+            {
+                slots.Keys[slot] = key;
+                index.Add(key, slot);
+                reference[key] = slot;
+            }
+
+            if (step % 5000 == 0)
+            {
+                foreach (var (k, s) in reference)
+                {
+                    Assert.Equal(s, index.Find(k));
+                }
+            }
+        }
+
+        Assert.Equal(reference.Count, index.Count);
+        for (long k = 1; k < 8000; k++)
+        {
+            Assert.Equal(reference.TryGetValue(k * 7919L, out int s) ? s : -1, index.Find(k * 7919L));
+        }
+
+        Assert.True(index.AllocatedBytes <= ((capacity * 4L / 3) + 1) * sizeof(uint), $"{index.AllocatedBytes} bytes");
+    }
+
+    [Fact]
+    public void Keys_whose_probe_runs_collide_are_told_apart_by_the_full_key()
+    {
+        // A tiny table (capacity 8 -> 10 buckets) forces long shared runs; every key must still map to its own slot.
+        var slots = new Slots(8);
+        var index = new SlotIndex(8, slots.KeyOf, seed: 1);
+        for (int s = 0; s < 8; s++)
+        {
+            slots.Keys[s] = 1000 + s;
+            index.Add(1000 + s, s);
+        }
+
+        for (int s = 0; s < 8; s++)
+        {
+            Assert.Equal(s, index.Find(1000 + s));
+        }
+
+        Assert.Equal(-1, index.Find(999));
+        index.Remove(1003, 3);
+        slots.Keys[3] = 0;
+        Assert.Equal(-1, index.Find(1003));
+        Assert.All(new[] { 0, 1, 2, 4, 5, 6, 7 }, s => Assert.Equal(s, index.Find(1000 + s)));
+    }
+
+    [Fact]
+    public void A_probe_overtaken_by_a_backward_shift_does_not_confirm_its_miss()
+    {
+        // The largest capacity leaves 4 tag bits, so keys that share a home bucket and a tag are easy to find.
+        const int capacity = SlotIndex.MaxCapacity, buckets = 1024; // the table starts at 1024 buckets
+        const ulong seed = 11;
+        static (int Home, ulong Tag) Place(long key)
+        {
+            ulong h = ERCache.Internal.XxHash3.HashInt64(key, seed);
+            return ((int)(((ulong)(uint)h * buckets) >> 32), h >> 60);
+        }
+
+        // A, B and C share a home; B and C share a tag too (so a probe for C stops at B), A does not.
+        long c = 1;
+        var (home, tag) = Place(c);
+        var others = Enumerable.Range(2, 1_000_000).Select(k => (long)k).Where(k => Place(k).Home == home).ToList();
+        long b = others.First(k => Place(k).Tag == tag);
+        long a = others.First(k => Place(k).Tag != tag);
+
+        var keys = new Dictionary<int, long> { [0] = a, [1] = b, [2] = c };
+        var index = new SlotIndex(capacity, slot => keys[slot], seed);
+        index.Add(a, 0); // run: [A][B][C]
+        index.Add(b, 1);
+        index.Add(c, 2);
+
+        int version = index.ShiftVersion;
+        var probe = index.StartProbe(c);
+        Assert.True(probe.MoveNext(out int candidate));
+        Assert.Equal(1, candidate); // the reader is at B, about to look past it
+
+        index.Remove(a, 0); // B and C shift back one bucket: C now sits where the reader has already been
+        keys.Remove(0);
+
+        Assert.False(probe.MoveNext(out _)); // the probe ran off the end of the run
+        Assert.NotEqual(version, index.ShiftVersion); // ... and the version tells the reader to look again
+        var retry = index.StartProbe(c);
+        Assert.True(retry.MoveNext(out candidate) && (candidate == 2 || (retry.MoveNext(out candidate) && candidate == 2)));
+    }
+
+    [Fact]
+    public void Readers_never_confirm_a_miss_for_a_key_that_stays_while_writers_churn_and_shift_around_it()
+    {
+        const int capacity = 4096, pinned = 512;
+        var slots = new Slots(capacity);
+        var index = new SlotIndex(capacity, slots.KeyOf, seed: 5);
+        var gate = new object();
+        for (int s = 0; s < pinned; s++)
+        {
+            slots.Keys[s] = s + 1; // keys 1..512 stay for the whole test
+            index.Add(s + 1, s);
+        }
+
+        long falseMisses = 0, wrongSlots = 0, lookups = 0, churn = 0, retries = 0;
+        var stopwatch = Stopwatch.StartNew();
+        var writers = Enumerable.Range(0, 2).Select(w => new Thread(() =>
+        {
+            var rng = new Random(w);
+            var mine = new List<(long Key, int Slot)>();
+            int next = pinned + (w * ((capacity - pinned) / 2));
+            var free = new Stack<int>(Enumerable.Range(next, (capacity - pinned) / 2));
+            while (stopwatch.Elapsed < TimeSpan.FromSeconds(1.5))
+            {
+                lock (gate)
+                {
+                    if (free.Count > 0 && (mine.Count == 0 || rng.Next(2) == 0))
+                    {
+                        int slot = free.Pop();
+                        long key = 1_000_000 + rng.NextInt64(1L << 40);
+                        if (index.Find(key) >= 0)
+                        {
+                            free.Push(slot);
+                            continue;
+                        }
+
+                        Volatile.Write(ref slots.Keys[slot], key);
+                        index.Add(key, slot);
+                        mine.Add((key, slot));
+                    }
+                    else
+                    {
+                        int pick = rng.Next(mine.Count);
+                        var (key, slot) = mine[pick];
+                        mine[pick] = mine[^1];
+                        mine.RemoveAt(mine.Count - 1);
+                        index.Remove(key, slot);
+                        Volatile.Write(ref slots.Keys[slot], 0);
+                        free.Push(slot);
+                    }
+
+                    churn++;
+                }
+            }
+        })).ToArray();
+        var readers = Enumerable.Range(0, 3).Select(r => new Thread(() =>
+        {
+            var rng = new Random(100 + r);
+            while (stopwatch.Elapsed < TimeSpan.FromSeconds(1.5))
+            {
+                long key = rng.Next(1, pinned + 1);
+                int slot = LockFreeFind(index, slots, key, out bool confirmed);
+                Interlocked.Increment(ref lookups);
+                if (slot < 0 && !confirmed)
+                {
+                    Interlocked.Increment(ref retries); // the protocol says "look again": fine, not a miss
+                }
+                else if (slot < 0)
+                {
+                    Interlocked.Increment(ref falseMisses);
+                }
+                else if (slot != key - 1)
+                {
+                    Interlocked.Increment(ref wrongSlots);
+                }
+            }
+        })).ToArray();
+        foreach (var t in writers.Concat(readers))
+        {
+            t.Start();
+        }
+
+        foreach (var t in writers.Concat(readers))
+        {
+            t.Join();
+        }
+
+        Assert.Equal(0, falseMisses);
+        Assert.Equal(0, wrongSlots);
+        Assert.True(churn > 10_000, $"only {churn} adds and removes");
+        Assert.True(lookups > 10_000, $"only {lookups} lookups");
+        for (int s = 0; s < pinned; s++)
+        {
+            Assert.Equal(s, index.Find(s + 1));
+        }
+    }
+}
