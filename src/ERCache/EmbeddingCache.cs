@@ -243,18 +243,16 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
             var scheduler = runtime.Scheduler;
             long deadline = now + runtime.InferenceTimeout;
             var tickets = new InferenceTicket[missCount];
-            var tasks = new Task<InferenceOutcome>[missCount];
             var users = userIds.Span;
             for (int i = 0; i < missCount; i++)
             {
                 tickets[i] = scheduler.Join(users[misses[i]], deadline);
-                tasks[i] = tickets[i].Task;
             }
 
-            scheduler.Dispatch();
-            var all = Task.WhenAll(tasks);
-            if (!all.IsCompleted)
+            scheduler.Dispatch(inline: runtime.Policy.RunInline);
+            if (!AllCompleted(tickets))
             {
+                var all = Task.WhenAll(tickets.Select(t => t.Task));
                 var remaining = runtime.Policy.InferenceTimeout - _time.GetElapsedTime(now);
                 try
                 {
@@ -275,6 +273,19 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         {
             ArrayPool<int>.Shared.Return(misses);
         }
+    }
+
+    private static bool AllCompleted(InferenceTicket[] tickets)
+    {
+        foreach (var ticket in tickets)
+        {
+            if (!ticket.Task.IsCompleted)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private void Complete(

@@ -346,3 +346,61 @@ public sealed class SlaTests
         }
     }
 }
+
+/// <summary><c>RunInline</c>: where the delegate runs, and that deadlines still hold for asynchronous delegates.</summary>
+public sealed class RunInlineTests
+{
+    [Fact]
+    public async Task With_RunInline_a_synchronous_delegate_completes_the_call_before_GetAsync_returns()
+    {
+        using var f = new CacheFixture(m => m.Inference.RunInline = true);
+        int callerThread = Environment.CurrentManagedThreadId, delegateThread = -1;
+        f.Tower.PerUser = (user, batch, i, _) =>
+        {
+            delegateThread = Environment.CurrentManagedThreadId;
+            TestTower.Fill(batch.GetRow(i).Span, user, 0);
+            return ValueTask.CompletedTask;
+        };
+
+        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]);
+
+        Assert.True(pending.IsCompletedSuccessfully);
+        Assert.Equal(callerThread, delegateThread);
+        Assert.Equal(EmbeddingSource.Fresh, (await pending).Source);
+    }
+
+    [Fact]
+    public async Task Without_RunInline_a_synchronous_delegate_runs_on_the_pool_while_the_caller_returns()
+    {
+        using var f = new CacheFixture(); // RunInline is off by default
+        using var release = new ManualResetEventSlim();
+        f.Tower.PerUser = (user, batch, i, _) =>
+        {
+            release.Wait(TimeSpan.FromSeconds(30), CancellationToken.None); // blocks its thread: inline, GetAsync could not return
+            TestTower.Fill(batch.GetRow(i).Span, user, 0);
+            return ValueTask.CompletedTask;
+        };
+
+        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]);
+        Assert.False(pending.IsCompleted);
+        release.Set();
+
+        Assert.Equal(EmbeddingSource.Fresh, (await pending).Source);
+    }
+
+    [Fact]
+    public async Task An_asynchronous_delegate_run_inline_still_meets_the_callers_deadline()
+    {
+        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.Timeout = TimeSpan.FromMilliseconds(50); });
+        var never = new TaskCompletionSource();
+        f.Tower.Whole = async (_, _) => await never.Task;
+
+        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
+        Assert.False(pending.IsCompleted);
+        f.Clock.Advance(TimeSpan.FromMilliseconds(50));
+        var result = await pending;
+
+        Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.Timeout), (result.Source, result.FailureCause));
+        never.SetResult();
+    }
+}

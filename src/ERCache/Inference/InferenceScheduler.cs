@@ -117,9 +117,11 @@ internal sealed partial class InferenceScheduler
 
     /// <summary>Starts as many delegate calls as the concurrency limit allows from the queue.</summary>
     /// <param name="force">Send a partial batch now even when a batch window is configured.</param>
-    public void Dispatch(bool force = false)
+    /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
+    public void Dispatch(bool force = false, bool inline = false)
     {
-        List<PendingInference[]>? start = null;
+        PendingInference[]? first = null;
+        List<PendingInference[]>? more = null;
         lock (_lock)
         {
             var policy = Runtime.Policy;
@@ -133,9 +135,9 @@ internal sealed partial class InferenceScheduler
                     break;
                 }
 
-                var items = new List<PendingInference>(Math.Min(policy.MaxBatchSize, _queue.Count));
-                int shed = 0;
-                while (items.Count < policy.MaxBatchSize && _queue.TryDequeue(out var item))
+                var items = new PendingInference[Math.Min(policy.MaxBatchSize, _queue.Count)];
+                int count = 0, shed = 0;
+                while (count < items.Length && _queue.TryDequeue(out var item))
                 {
                     if (now >= item.Deadline)
                     {
@@ -147,29 +149,57 @@ internal sealed partial class InferenceScheduler
                     }
 
                     item.MarkStarted();
-                    items.Add(item);
+                    items[count++] = item;
                 }
 
                 _metrics.RecordShed(policy.Name, shed);
-                if (items.Count > 0)
+                if (count > 0)
                 {
                     _inFlight++;
-                    (start ??= []).Add([.. items]);
+                    if (count < items.Length)
+                    {
+                        Array.Resize(ref items, count);
+                    }
+
+                    if (first is null)
+                    {
+                        first = items;
+                    }
+                    else
+                    {
+                        (more ??= []).Add(items);
+                    }
                 }
             }
         }
 
-        if (start is null)
+        if (first is null)
         {
             return;
         }
 
-        foreach (var items in start)
+        if (inline)
         {
-            // On the thread pool: a delegate that completes synchronously must not recurse through Dispatch.
-            _ = Task.Run(() => RunBatchAsync(items));
+            // RunBatchAsync handles every exception itself; its closing Dispatch is not inline, so no recursion.
+            _ = RunBatchAsync(first);
+        }
+        else
+        {
+            StartOnPool(first);
+        }
+
+        if (more is not null)
+        {
+            foreach (var items in more)
+            {
+                StartOnPool(items);
+            }
         }
     }
+
+    /// <summary>On the thread pool: a delegate that completes synchronously must not recurse through Dispatch.
+    /// (A method of its own, so the closure is allocated only when a batch goes to the pool.)</summary>
+    private void StartOnPool(PendingInference[] items) => _ = Task.Run(() => RunBatchAsync(items));
 
     private void OnWindowElapsed()
     {
@@ -266,40 +296,17 @@ internal sealed partial class InferenceScheduler
     private async Task<(InferenceFailureCause Cause, bool Abandoned)> InvokeAsync(ModelRuntime runtime, InferenceBatch batch)
     {
         var policy = runtime.Policy;
-        var inference = runtime.Inference!;
-        var hard = new CancellationTokenSource(policy.HardTimeout, _time);
-        Task? call = null;
-        async ValueTask CallAsync(CancellationToken ct)
-        {
-            try
-            {
-                call = inference.InferAsync(batch, ct).AsTask();
-            }
-            catch (Exception ex)
-            {
-                call = Task.FromException(ex); // a delegate that throws before its first await
-            }
-
-            try
-            {
-                await call.WaitAsync(ct).ConfigureAwait(false); // stop waiting at the hard limit even if the delegate ignores its token
-            }
-            catch (OperationCanceledException) when (hard.IsCancellationRequested)
-            {
-                throw new TimeoutException($"Inference for model '{policy.Name}' passed its hard timeout ({policy.HardTimeout}).");
-            }
-        }
-
+        var call = new DelegateCall(runtime.Inference!, batch, policy, _time);
         try
         {
             var breaker = Volatile.Read(ref _breaker);
             if (breaker is null)
             {
-                await CallAsync(hard.Token).ConfigureAwait(false);
+                await call.RunAsync(call.Token).ConfigureAwait(false);
             }
             else
             {
-                await breaker.ExecuteAsync(CallAsync, hard.Token).ConfigureAwait(false);
+                await breaker.ExecuteAsync(static (c, ct) => c.RunAsync(ct), call, call.Token).ConfigureAwait(false);
             }
 
             return (InferenceFailureCause.None, false);
@@ -311,7 +318,7 @@ internal sealed partial class InferenceScheduler
         catch (TimeoutException)
         {
             LogHardTimeout(policy.Name, batch.Count, policy.HardTimeout);
-            return (InferenceFailureCause.Timeout, call is { IsCompleted: false });
+            return (InferenceFailureCause.Timeout, call.IsRunning);
         }
         catch (Exception ex)
         {
@@ -320,25 +327,14 @@ internal sealed partial class InferenceScheduler
         }
         finally
         {
-            if (call is { IsCompleted: false })
+            if (call.IsRunning)
             {
                 // Abandoned: keep the buffers alive until the delegate really stops, and observe its fault.
-                _ = call.ContinueWith(
-                    static (t, state) =>
-                    {
-                        _ = t.Exception;
-                        var (b, h) = ((InferenceBatch, CancellationTokenSource))state!;
-                        b.Release();
-                        h.Dispose();
-                    },
-                    (batch, hard),
-                    CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously,
-                    TaskScheduler.Default);
+                call.ReleaseWhenDone();
             }
             else
             {
-                hard.Dispose();
+                call.Dispose();
             }
         }
     }
@@ -354,4 +350,97 @@ internal sealed partial class InferenceScheduler
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "ERCache's inference scheduler for model '{Model}' failed; the batch's users get a fallback.")]
     private partial void LogSchedulerFault(string model, Exception exception);
+
+    /// <summary>
+    /// One delegate call and its hard limit: a token cancelled <c>HardTimeout</c> after the call started. The timer is
+    /// created only for a call that did not complete synchronously (most in-process towers do), and the call's state
+    /// travels through the breaker as one object rather than a closure and a delegate per call.
+    /// </summary>
+    private sealed class DelegateCall(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy, TimeProvider time) : IDisposable
+    {
+        private readonly CancellationTokenSource _source = new();
+        private readonly long _started = time.GetTimestamp();
+        private ITimer? _timer;
+        private Task? _call;
+
+        public CancellationToken Token => _source.Token;
+
+        private InferenceBatch Batch => batch;
+
+        /// <summary>Whether the delegate was called and has not finished (it is abandoned if we stop waiting).</summary>
+        public bool IsRunning => _call is { IsCompleted: false };
+
+        public async ValueTask RunAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                _call = inference.InferAsync(batch, cancellationToken).AsTask();
+            }
+            catch (Exception ex)
+            {
+                _call = Task.FromException(ex); // a delegate that throws before its first await
+            }
+
+            if (_call.IsCompleted)
+            {
+                await _call.ConfigureAwait(false); // rethrows a fault; no timer needed
+                return;
+            }
+
+            Arm();
+            try
+            {
+                await _call.WaitAsync(cancellationToken).ConfigureAwait(false); // stop waiting at the hard limit even if the delegate ignores its token
+            }
+            catch (OperationCanceledException) when (_source.IsCancellationRequested)
+            {
+                throw new TimeoutException($"Inference for model '{policy.Name}' passed its hard timeout ({policy.HardTimeout}).");
+            }
+        }
+
+        /// <summary>Releases the batch and the deadline once the abandoned delegate finally stops; observes its fault.</summary>
+        public void ReleaseWhenDone() =>
+            _call!.ContinueWith(
+                static (t, state) =>
+                {
+                    _ = t.Exception;
+                    var c = (DelegateCall)state!;
+                    c.Batch.Release();
+                    c.Dispose();
+                },
+                this,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+
+        public void Dispose()
+        {
+            _timer?.Dispose();
+            _source.Dispose();
+        }
+
+        private void Arm()
+        {
+            var remaining = policy.HardTimeout - time.GetElapsedTime(_started);
+            if (remaining <= TimeSpan.Zero)
+            {
+                _source.Cancel();
+                return;
+            }
+
+            _timer = time.CreateTimer(static s => ((DelegateCall)s!).Fire(), this, remaining, Timeout.InfiniteTimeSpan);
+        }
+
+        private void Fire()
+        {
+            try
+            {
+                _source.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The call ended and was disposed while the timer fired: nothing to cancel.
+            }
+        }
+    }
 }

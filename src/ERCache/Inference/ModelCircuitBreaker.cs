@@ -50,8 +50,8 @@ internal sealed class ModelCircuitBreaker
     public bool IsOpen => _state.CircuitState is CircuitState.Open or CircuitState.Isolated;
 
     /// <summary>Runs <paramref name="call"/> through the breaker; throws <see cref="BrokenCircuitException"/> when open.</summary>
-    public ValueTask ExecuteAsync(Func<CancellationToken, ValueTask> call, CancellationToken cancellationToken) =>
-        _pipeline.ExecuteAsync(static (c, ct) => c(ct), call, cancellationToken);
+    public ValueTask ExecuteAsync<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, CancellationToken cancellationToken) =>
+        _pipeline.ExecuteAsync(call, state, cancellationToken);
 
     private static ValueTask Notify(Action<CircuitState>? onStateChanged, CircuitState state)
     {

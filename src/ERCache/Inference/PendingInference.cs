@@ -8,10 +8,11 @@ internal readonly record struct InferenceOutcome(InferenceFailureCause Cause, fl
 
 /// <summary>
 /// One user's inference, shared by every caller that misses on the same user while it is pending (coalescing).
+/// It is its own completion source (one object per miss rather than two).
 /// </summary>
 internal sealed class PendingInference(long userId, long deadline)
+    : TaskCompletionSource<InferenceOutcome>(TaskCreationOptions.RunContinuationsAsynchronously)
 {
-    private readonly TaskCompletionSource<InferenceOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _deadline = deadline;
     private int _started;
 
@@ -22,8 +23,6 @@ internal sealed class PendingInference(long userId, long deadline)
 
     /// <summary>Whether the user has been handed to the delegate (a caller who gives up before that was shed).</summary>
     public bool Started => Volatile.Read(ref _started) != 0;
-
-    public Task<InferenceOutcome> Task => _completion.Task;
 
     /// <summary>A later caller joins: the item may now wait until that caller's deadline.</summary>
     public void ExtendDeadline(long deadline)
@@ -43,7 +42,7 @@ internal sealed class PendingInference(long userId, long deadline)
 
     public void MarkStarted() => Volatile.Write(ref _started, 1);
 
-    public void Complete(InferenceOutcome outcome) => _completion.TrySetResult(outcome);
+    public void Complete(InferenceOutcome outcome) => TrySetResult(outcome);
 }
 
 /// <summary>A caller's handle on one user's inference: the outcome task, and the pending item when one was queued

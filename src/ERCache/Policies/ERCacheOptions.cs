@@ -69,6 +69,12 @@ public sealed class InferenceOptions
     /// (<see cref="InferenceFailureCause.Overload"/>). Default 4096.</summary>
     public int MaxQueue { get; set; } = 4096;
 
+    /// <summary>Whether a miss that finds a free delegate slot starts the delegate on the caller's own thread instead
+    /// of the thread pool, saving a thread hop per batch. Only the delegate's synchronous part runs inline, and the
+    /// caller cannot give up on it before it returns: leave this off (the default) unless the delegate is
+    /// asynchronous or reliably much faster than <see cref="Timeout"/>. Default <see langword="false"/>.</summary>
+    public bool RunInline { get; set; }
+
     /// <summary>The model's circuit breaker.</summary>
     public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
 

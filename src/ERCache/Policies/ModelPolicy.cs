@@ -19,6 +19,7 @@ public sealed class ModelPolicy
         WriteLateResults = inference.WriteLateResults;
         BatchWindow = inference.BatchWindow;
         MaxQueue = inference.MaxQueue;
+        RunInline = inference.RunInline;
         CircuitBreaker = CircuitBreakerSettings.From(inference.CircuitBreaker ?? new CircuitBreakerOptions());
         Direct = TierPolicy.From(TierKind.Direct, options.Direct ?? new TierOptions());
         Failover = TierPolicy.From(TierKind.Failover, options.Failover ?? new TierOptions());
@@ -54,6 +55,9 @@ public sealed class ModelPolicy
 
     /// <summary>Most users waiting for a free delegate call.</summary>
     public int MaxQueue { get; }
+
+    /// <summary>Whether a caller that finds a free slot starts the delegate on its own thread.</summary>
+    public bool RunInline { get; }
 
     /// <summary>The circuit breaker settings (an immutable snapshot: equal settings compare equal).</summary>
     internal CircuitBreakerSettings CircuitBreaker { get; }

@@ -1,0 +1,111 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ERCache.Replay.Replay;
+
+namespace ERCache.Replay.Output;
+
+/// <summary>Writes a replay's result as a Markdown table and as the JSON the README documents.</summary>
+internal static class ReportWriter
+{
+    public static string Markdown(ReplayResult result)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| Model | Requests | Direct hits | Inferences | Inference failures | Failover hits | Fallbacks | Compute saved | Fallback rate | Without cache | Age p50 / p90 / p99 |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var (name, report) in result.Models)
+        {
+            Row(sb, name, report);
+        }
+
+        if (result.Models.Count > 1)
+        {
+            Row(sb, "**total**", result.Total);
+        }
+
+        return sb.ToString();
+    }
+
+    private static void Row(StringBuilder sb, string name, ModelReport r) =>
+        sb.AppendLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"| {name} | {r.Requests:N0} | {r.DirectHits:N0} | {r.Inferences:N0} | {r.InferenceFailures:N0} | {r.FailoverHits:N0} | {r.Fallbacks:N0} | {r.ComputeSaved:P1} | {r.FallbackRate:P2} | {r.FallbackRateWithoutCache:P2} | {Ms(r.AllAges.Percentile(50))} / {Ms(r.AllAges.Percentile(90))} / {Ms(r.AllAges.Percentile(99))} |"));
+
+    public static string Ms(long? ms) => ms switch
+    {
+        null => "-",
+        < 1000 => $"{ms} ms",
+        < 60_000 => string.Create(CultureInfo.InvariantCulture, $"{ms / 1000.0:0.#} s"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{ms / 60_000.0:0.#} min"),
+    };
+
+    public static void Json(ReplayResult result, Stream output)
+    {
+        using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true });
+        json.WriteStartObject();
+        json.WriteStartObject("models");
+        foreach (var (name, report) in result.Models)
+        {
+            json.WritePropertyName(name);
+            Object(json, report);
+        }
+
+        json.WriteEndObject();
+        json.WritePropertyName("total");
+        Object(json, result.Total);
+        json.WriteNumber("elapsedSeconds", Math.Round(result.Elapsed.TotalSeconds, 3));
+        json.WriteNumber("requestsPerSecond", Math.Round(result.RequestsPerSecond));
+        json.WriteEndObject();
+    }
+
+    private static void Object(Utf8JsonWriter json, ModelReport r)
+    {
+        json.WriteStartObject();
+        json.WriteNumber("requests", r.Requests);
+        json.WriteNumber("directHits", r.DirectHits);
+        json.WriteNumber("inferences", r.Inferences);
+        json.WriteNumber("inferenceFailures", r.InferenceFailures);
+        json.WriteNumber("failoverHits", r.FailoverHits);
+        json.WriteNumber("fallbacks", r.Fallbacks);
+        json.WriteNumber("computeSaved", r.ComputeSaved);
+        json.WriteNumber("fallbackRate", r.FallbackRate);
+        json.WriteNumber("fallbackRateWithoutCache", r.FallbackRateWithoutCache);
+        Percentiles(json, r.AllAges);
+        json.WriteStartObject("ageBySource");
+        foreach (var (source, ages) in new[] { ("direct", r.DirectAges), ("fresh", r.FreshAges), ("failover", r.FailoverAges) })
+        {
+            json.WriteStartObject(source);
+            json.WriteNumber("count", ages.Count);
+            Percentiles(json, ages);
+            json.WriteEndObject();
+        }
+
+        json.WriteEndObject();
+        json.WriteStartObject("tiers");
+        foreach (var (tier, peak) in new[] { ("direct", r.Direct), ("failover", r.Failover) })
+        {
+            json.WriteStartObject(tier);
+            json.WriteNumber("peakEntries", peak.PeakEntries);
+            json.WriteNumber("peakBytes", peak.PeakBytes);
+            json.WriteEndObject();
+        }
+
+        json.WriteEndObject();
+        json.WriteEndObject();
+    }
+
+    private static void Percentiles(Utf8JsonWriter json, AgeHistogram ages)
+    {
+        foreach (var (name, p) in new[] { ("ageP50Ms", 50.0), ("ageP90Ms", 90.0), ("ageP99Ms", 99.0) })
+        {
+            if (ages.Percentile(p) is long value)
+            {
+                json.WriteNumber(name, value);
+            }
+            else
+            {
+                json.WriteNull(name);
+            }
+        }
+    }
+}

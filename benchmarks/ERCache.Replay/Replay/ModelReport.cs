@@ -1,0 +1,83 @@
+namespace ERCache.Replay.Replay;
+
+/// <summary>What one model (or the total) saw in a replay.</summary>
+internal sealed class ModelReport
+{
+    public long Requests { get; set; }
+
+    public long DirectHits { get; set; }
+
+    public long FreshResults { get; set; }
+
+    /// <summary>Users sent to the inference delegate (every attempt, one per request that reached it).</summary>
+    public long Inferences { get; set; }
+
+    /// <summary>Of <see cref="Inferences"/>, the attempts that failed.</summary>
+    public long InferenceFailures { get; set; }
+
+    public long FailoverHits { get; set; }
+
+    public long Fallbacks { get; set; }
+
+    /// <summary>Requests whose trace row says inference fails: the fallbacks a service without a cache would have.</summary>
+    public long FailingRequests { get; set; }
+
+    public AgeHistogram AllAges { get; } = new();
+
+    public AgeHistogram DirectAges { get; } = new();
+
+    public AgeHistogram FreshAges { get; } = new();
+
+    public AgeHistogram FailoverAges { get; } = new();
+
+    public TierPeak Direct { get; } = new();
+
+    public TierPeak Failover { get; } = new();
+
+    public double ComputeSaved => Requests == 0 ? 0 : (double)DirectHits / Requests;
+
+    public double FallbackRate => Requests == 0 ? 0 : (double)Fallbacks / Requests;
+
+    public double FallbackRateWithoutCache => Requests == 0 ? 0 : (double)FailingRequests / Requests;
+
+    public void Add(ModelReport other)
+    {
+        Requests += other.Requests;
+        DirectHits += other.DirectHits;
+        FreshResults += other.FreshResults;
+        Inferences += other.Inferences;
+        InferenceFailures += other.InferenceFailures;
+        FailoverHits += other.FailoverHits;
+        Fallbacks += other.Fallbacks;
+        FailingRequests += other.FailingRequests;
+        AllAges.Add(other.AllAges);
+        DirectAges.Add(other.DirectAges);
+        FreshAges.Add(other.FreshAges);
+        FailoverAges.Add(other.FailoverAges);
+        Direct.Add(other.Direct);
+        Failover.Add(other.Failover);
+    }
+}
+
+/// <summary>Peak entries and bytes of one tier (summed over hosts and models when added).</summary>
+internal sealed class TierPeak
+{
+    public long PeakEntries { get; private set; }
+
+    public long PeakBytes { get; private set; }
+
+    public void Observe(TierStatistics? statistics)
+    {
+        if (statistics is { } s)
+        {
+            PeakEntries = Math.Max(PeakEntries, s.Count);
+            PeakBytes = Math.Max(PeakBytes, s.AllocatedBytes);
+        }
+    }
+
+    public void Add(TierPeak other)
+    {
+        PeakEntries += other.PeakEntries;
+        PeakBytes += other.PeakBytes;
+    }
+}

@@ -1,0 +1,253 @@
+using System.Globalization;
+using System.Text;
+using ERCache.Policies;
+using ERCache.Replay.Output;
+using ERCache.Replay.Replay;
+using ERCache.Replay.Traces;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+
+namespace ERCache.Replay;
+
+/// <summary>The harness's main job: read the input, build the configuration, replay, report.</summary>
+internal static class ReplayCommand
+{
+    public const int Ok = 0, BadUsage = 2, BadInput = 3;
+
+    /// <summary>Default capacities of a capacity sweep, as shares of the trace's distinct users.</summary>
+    private static readonly double[] CapacityFractions = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
+
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            var a = ReplayArguments.Parse(args);
+            if (a.Help)
+            {
+                stdout.WriteLine(ReplayArguments.Usage);
+                return Ok;
+            }
+
+            var trace = LoadTrace(a, stdout);
+            var unbounded = trace.DistinctUsersPerModel().DefaultIfEmpty(1).Max();
+            if (a.SweepTtl is not null)
+            {
+                SweepTtl(a, trace, unbounded, stdout);
+            }
+            else if (a.SweepCapacity)
+            {
+                SweepCapacity(a, trace, unbounded, stdout);
+            }
+            else if (a.Hosts > 1 && a.Routing is null)
+            {
+                CompareRouting(a, trace, unbounded, stdout);
+            }
+            else
+            {
+                var result = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed);
+                stdout.Write(ReportWriter.Markdown(result));
+                stdout.WriteLine();
+                stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")})."));
+                if (a.JsonPath is not null)
+                {
+                    using var file = File.Create(a.JsonPath);
+                    ReportWriter.Json(result, file);
+                    stdout.WriteLine($"JSON written to {a.JsonPath}.");
+                }
+            }
+
+            return Ok;
+        }
+        catch (UsageException ex)
+        {
+            stderr.WriteLine($"error: {ex.Message}");
+            return BadUsage;
+        }
+        catch (TraceFormatException ex)
+        {
+            stderr.WriteLine($"error: {ex.Message}");
+            return BadInput;
+        }
+        catch (Exception ex) when (ex is OptionsValidationException or ArgumentException or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            stderr.WriteLine($"error: {ex.Message}");
+            return BadInput;
+        }
+    }
+
+    private static Trace LoadTrace(ReplayArguments a, TextWriter stdout)
+    {
+        Trace trace;
+        if (a.TracePath is not null)
+        {
+            trace = CsvTrace.Read(a.TracePath);
+        }
+        else if (a.ScarabPath is not null)
+        {
+            trace = ScarabTrace.Read(a.ScarabPath, a.Rate!.Value);
+        }
+        else
+        {
+            trace = SyntheticTrace.Generate(new SyntheticSettings
+            {
+                Users = a.Users,
+                Duration = a.Duration,
+                Models = a.SyntheticModels,
+                FailureRate = a.FailureRate,
+                Outages = a.Outages,
+                Seed = a.Seed,
+            });
+            stdout.WriteLine(Inv($"Synthetic trace: {a.Users:N0} users over {a.Duration}, seed {a.Seed}: {SyntheticTrace.ShareOfGapsWithin(trace, TimeSpan.FromMinutes(1)):P1} of same-user gaps within 1 min, {SyntheticTrace.ShareOfGapsWithin(trace, TimeSpan.FromMinutes(10)):P1} within 10 min."));
+            if (a.WriteTracePath is not null)
+            {
+                CsvTrace.Write(trace, a.WriteTracePath);
+                stdout.WriteLine($"Trace written to {a.WriteTracePath}.");
+            }
+        }
+
+        stdout.WriteLine(Inv($"Trace: {trace.Requests.Length:N0} requests over {TimeSpan.FromMilliseconds(trace.DurationMs)}, {string.Join(", ", trace.DistinctUsersPerModel().Select((n, i) => $"{(trace.Models[i].Length == 0 ? "model" : trace.Models[i])}: {n:N0} users"))}."));
+        stdout.WriteLine();
+        return trace;
+    }
+
+    /// <summary>The options the replay runs with: from --config (an absent Capacity means unbounded) or from flags.</summary>
+    internal static ERCacheOptions BuildOptions(ReplayArguments a, Trace trace, int unbounded)
+    {
+        if (a.ConfigPath is null)
+        {
+            // The flags describe every model the trace names (or the one --model when it names none).
+            var fromFlags = new ERCacheOptions();
+            foreach (string name in trace.Models is [""] ? [a.ModelName] : trace.Models)
+            {
+                fromFlags.Models[name] = new ModelOptions
+                {
+                    Dimensions = a.Dimensions,
+                    Direct = new TierOptions { Ttl = a.DirectTtl, Capacity = a.Capacity ?? unbounded, Eviction = a.Eviction, Format = a.Format },
+                    Failover = new TierOptions { Ttl = a.FailoverTtl, Capacity = a.Capacity ?? unbounded, Eviction = a.FailoverEviction, Format = a.Format },
+                };
+            }
+
+            return Validated(fromFlags);
+        }
+
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(a.ConfigPath), optional: false).Build();
+        var section = configuration.GetSection(ERCacheOptions.DefaultSectionPath);
+        var options = new ERCacheOptions();
+        section.Bind(options);
+        foreach (var (name, model) in options.Models)
+        {
+            foreach (var (tierName, tier) in new[] { ("Direct", model.Direct), ("Failover", model.Failover) })
+            {
+                if (section.GetSection($"Models:{name}:{tierName}:Capacity").Value is null)
+                {
+                    tier.Capacity = unbounded;
+                }
+            }
+        }
+
+        return Validated(options);
+    }
+
+    private static ERCacheOptions Validated(ERCacheOptions options)
+    {
+        var validation = new ERCacheOptionsValidator().Validate(null, options);
+        return validation.Failed ? throw new OptionsValidationException(ERCacheOptions.DefaultSectionPath, typeof(ERCacheOptions), validation.Failures) : options;
+    }
+
+    private static void SweepTtl(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
+    {
+        stdout.WriteLine("| Direct TTL | Compute saved | Age p50 | Age p90 | Age p99 | Failover hits | Fallback rate |");
+        stdout.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        var saved = new List<(double, double)>();
+        var p99 = new List<(double, double)>();
+        foreach (var ttl in a.SweepTtl!)
+        {
+            var options = BuildOptions(a, trace, unbounded);
+            foreach (var model in options.Models.Values)
+            {
+                model.Direct.Ttl = ttl;
+                model.Failover.Ttl = model.Failover.Ttl < ttl ? ttl : model.Failover.Ttl;
+            }
+
+            var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed).Total;
+            stdout.WriteLine(Inv($"| {Label(ttl)} | {r.ComputeSaved:P1} | {ReportWriter.Ms(r.AllAges.Percentile(50))} | {ReportWriter.Ms(r.AllAges.Percentile(90))} | {ReportWriter.Ms(r.AllAges.Percentile(99))} | {r.FailoverHits:N0} | {r.FallbackRate:P2} |"));
+            saved.Add((ttl.TotalSeconds, r.ComputeSaved * 100));
+            p99.Add((ttl.TotalSeconds, (r.AllAges.Percentile(99) ?? 0) / 1000.0));
+        }
+
+        string svgPath = a.SvgPath ?? "ttl-sweep.svg";
+        File.WriteAllText(svgPath, SvgChart.Render(
+            "Freshness vs compute: direct TTL sweep",
+            "direct TTL (log scale)",
+            "compute saved (%)",
+            "p99 age of served vectors (s)",
+            [new Series("compute saved (%)", saved), new Series("p99 age (s)", p99, RightAxis: true)],
+            logX: true,
+            x => Label(TimeSpan.FromSeconds(x))));
+        stdout.WriteLine();
+        stdout.WriteLine($"SVG written to {svgPath}.");
+    }
+
+    private static void SweepCapacity(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
+    {
+        var capacities = a.Capacities ?? CapacityFractions.Select(f => Math.Max(1, (int)(f * unbounded))).Distinct().ToArray();
+        string[] strategies = ["Lru", "Fifo", "Sieve", "MemoryCache"];
+        stdout.WriteLine(Inv($"Direct-tier hit rate by capacity ({unbounded:N0} distinct users)"));
+        stdout.WriteLine();
+        stdout.WriteLine($"| Capacity | {string.Join(" | ", strategies)} |");
+        stdout.WriteLine($"|---:|{string.Concat(strategies.Select(_ => "---:|"))}");
+        var series = strategies.ToDictionary(s => s, _ => new List<(double, double)>());
+        foreach (int capacity in capacities)
+        {
+            var row = new StringBuilder(Inv($"| {capacity:N0} |"));
+            foreach (var strategy in strategies)
+            {
+                var options = BuildOptions(a, trace, unbounded);
+                foreach (var model in options.Models.Values)
+                {
+                    model.Direct.Capacity = capacity;
+                    model.Direct.Eviction = strategy;
+                    model.Direct.MaxBytes = null;
+                }
+
+                var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed).Total;
+                row.Append(Inv($" {r.ComputeSaved:P1} |"));
+                series[strategy].Add((capacity, r.ComputeSaved * 100));
+            }
+
+            stdout.WriteLine(row.ToString());
+        }
+
+        string svgPath = a.SvgPath ?? "capacity-sweep.svg";
+        File.WriteAllText(svgPath, SvgChart.Render(
+            "Direct-tier hit rate by capacity and eviction strategy",
+            "capacity (entries, log scale)",
+            "hit rate (%)",
+            null,
+            strategies.Select(s => new Series(s, series[s])).ToList(),
+            logX: true,
+            x => x >= 1000 ? Inv($"{x / 1000:0.#}k") : Inv($"{x:0}")));
+        stdout.WriteLine();
+        stdout.WriteLine($"SVG written to {svgPath}.");
+    }
+
+    private static void CompareRouting(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
+    {
+        stdout.WriteLine("| Hosts | Routing | Compute saved | Failover hits | Fallback rate | Direct entries (all hosts) |");
+        stdout.WriteLine("|---:|---|---:|---:|---:|---:|");
+        foreach (var (hosts, routing) in new[] { (1, Routing.Sticky), (a.Hosts, Routing.Random), (a.Hosts, Routing.Sticky) })
+        {
+            var r = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), hosts, routing, a.Seed).Total;
+            string name = hosts == 1 ? "-" : routing.ToString().ToLowerInvariant();
+            stdout.WriteLine(Inv($"| {hosts} | {name} | {r.ComputeSaved:P1} | {r.FailoverHits:N0} | {r.FallbackRate:P2} | {r.Direct.PeakEntries:N0} |"));
+        }
+    }
+
+    private static string Label(TimeSpan t) =>
+        t.TotalHours >= 1 && t.TotalHours % 1 == 0 ? $"{t.TotalHours}h"
+        : t.TotalMinutes >= 1 && t.TotalMinutes % 1 == 0 ? $"{t.TotalMinutes}m"
+        : t.TotalSeconds >= 1 && t.TotalSeconds % 1 == 0 ? $"{t.TotalSeconds}s"
+        : $"{t.TotalMilliseconds}ms";
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}
