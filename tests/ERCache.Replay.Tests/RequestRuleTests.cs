@@ -141,5 +141,9 @@ public sealed class RequestRuleTests : IDisposable
         Assert.Equal(380, one.Long("directHits"));
         Assert.Equal(380, sticky.Long("directHits")); // each user lives on one host
         Assert.InRange(random.Long("directHits"), 400 - 80, 379); // up to 4 misses per user
+
+        // Entries add up over hosts: sticky keeps each user once, random copies users onto several hosts.
+        Assert.Equal(20, sticky.GetProperty("tiers").GetProperty("direct").Long("peakEntries"));
+        Assert.InRange(random.GetProperty("tiers").GetProperty("direct").Long("peakEntries"), 41, 80);
     }
 }

@@ -112,6 +112,8 @@ internal static class ReplayRunner
             for (int h = 0; h < hosts; h++)
             {
                 windows[h, m].ObserveTiers();
+                reports[m].Direct.Add(windows[h, m].DirectPeak); // tiers of different hosts hold different entries: sum
+                reports[m].Failover.Add(windows[h, m].FailoverPeak);
             }
 
             models[names[m]] = reports[m];
@@ -253,10 +255,15 @@ internal static class ReplayRunner
             }
         }
 
+        /// <summary>Peak entries and bytes of this host's tiers of the model.</summary>
+        public TierPeak DirectPeak { get; } = new();
+
+        public TierPeak FailoverPeak { get; } = new();
+
         public void ObserveTiers()
         {
-            _report.Direct.Observe(_cache.GetTierStatistics(_model, TierKind.Direct));
-            _report.Failover.Observe(_cache.GetTierStatistics(_model, TierKind.Failover));
+            DirectPeak.Observe(_cache.GetTierStatistics(_model, TierKind.Direct));
+            FailoverPeak.Observe(_cache.GetTierStatistics(_model, TierKind.Failover));
         }
     }
 

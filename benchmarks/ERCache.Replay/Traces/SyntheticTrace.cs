@@ -1,7 +1,7 @@
 namespace ERCache.Replay.Traces;
 
 /// <summary>Settings of the synthetic trace generator.</summary>
-internal sealed record SyntheticSettings
+public sealed record SyntheticSettings
 {
     public int Users { get; init; } = 50_000;
 
@@ -31,7 +31,7 @@ internal sealed record SyntheticSettings
 /// calibrated so that the gaps observed in a trace land on 52% and 76%. The test <c>SyntheticTraceTests</c> holds
 /// the result within ±2 points.
 /// </remarks>
-internal static class SyntheticTrace
+public static class SyntheticTrace
 {
     private static readonly (double Weight, double Low, double High)[] GapRanges =
     [

@@ -3,10 +3,10 @@ namespace ERCache.Replay.Traces;
 /// <summary>One request of a trace: at <see cref="TimestampMs"/> (from the trace start), model number
 /// <see cref="Model"/> (an index into <see cref="Trace.Models"/>) asks for <see cref="User"/>; <see cref="Fail"/>
 /// says the model's inference fails for this request.</summary>
-internal readonly record struct TraceRequest(long TimestampMs, long User, int Model, bool Fail);
+public readonly record struct TraceRequest(long TimestampMs, long User, int Model, bool Fail);
 
 /// <summary>A whole trace in memory, in serving order (non-decreasing timestamps; ties in file order).</summary>
-internal sealed class Trace(IReadOnlyList<string> models, TraceRequest[] requests)
+public sealed class Trace(IReadOnlyList<string> models, TraceRequest[] requests)
 {
     /// <summary>Model names; an empty name means "the one configured model" (a trace without a model column).</summary>
     public IReadOnlyList<string> Models { get; } = models;

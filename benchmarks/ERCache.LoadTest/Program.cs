@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using ERCache.Replay.Traces;
+using ERCache.Samples.RankingService;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+// End-to-end load test of the ranking-service sample over loopback: the synthetic trace at a fixed rate, with the
+// cache on and off, and with injected failures with and without the failover tier, side by side.
+//   dotnet run -c Release --project benchmarks/ERCache.LoadTest -- [--requests 20000] [--rate 1000] [--users 2000]
+//       [--max-seconds 60] [--failure-rate 0.2] [--items 100]
+var settings = LoadSettings.Parse(args);
+var trace = SyntheticTrace.Generate(new SyntheticSettings { Users = settings.Users, Seed = 11 });
+var requests = trace.Requests.Take(settings.Requests).ToArray();
+double traceSeconds = (requests[^1].TimestampMs - requests[0].TimestampMs) / 1000.0;
+double compression = traceSeconds / (requests.Length / settings.Rate);
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+    $"{requests.Length:N0} requests of the synthetic trace ({settings.Users:N0} users, {traceSeconds / 3600:F1} h of trace time) at {settings.Rate:N0} requests/s: trace time runs {compression:F0}x faster, so every TTL is divided by {compression:F0}."));
+
+var runs = new (string Name, bool Cache, bool Failover, double FailureRate)[]
+{
+    ("cache on", true, true, 0),
+    ("cache off", false, false, 0),
+    ($"{settings.FailureRate:P0} failing, failover on", true, true, settings.FailureRate),
+    ($"{settings.FailureRate:P0} failing, failover off", true, false, settings.FailureRate),
+};
+var results = new List<RunResult>();
+foreach (var run in runs)
+{
+    results.Add(await LoadRun.ExecuteAsync(run.Name, requests, settings, compression, run.Cache, run.Failover, run.FailureRate));
+}
+
+Console.WriteLine();
+Console.WriteLine($"| | {string.Join(" | ", results.Select(r => r.Name))} |");
+Console.WriteLine($"|---|{string.Concat(results.Select(_ => "---:|"))}");
+void Row(string label, Func<RunResult, string> cell) => Console.WriteLine($"| {label} | {string.Join(" | ", results.Select(cell))} |");
+Row("requests sent (HTTP errors)", r => Inv($"{r.Sent:N0} ({r.HttpErrors:N0})"));
+Row("achieved rate", r => Inv($"{r.Sent / r.Elapsed.TotalSeconds:N0}/s"));
+Row("latency p50", r => Inv($"{r.P50:F2} ms"));
+Row("latency p99", r => Inv($"{r.P99:F2} ms"));
+Row("latency max", r => Inv($"{r.Max:F1} ms"));
+Row("user-tower CPU time", r => Inv($"{r.TowerMs / 1000:F2} s"));
+Row("users inferred", r => Inv($"{r.Inferred:N0}"));
+Row("embeddings: direct", r => Inv($"{r.Direct:N0}"));
+Row("embeddings: fresh", r => Inv($"{r.Fresh:N0}"));
+Row("embeddings: failover", r => Inv($"{r.Failover:N0}"));
+Row("embeddings: fallback", r => Inv($"{r.Fallback:N0}"));
+Row("compute saved", r => Inv($"{r.ComputeSaved:P1}"));
+Row("fallback rate", r => Inv($"{r.FallbackRate:P2}"));
+return 0;
+
+static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+/// <summary>The command line.</summary>
+internal sealed record LoadSettings(int Requests, double Rate, int Users, double MaxSeconds, double FailureRate, int Items)
+{
+    public static LoadSettings Parse(string[] args)
+    {
+        var s = new LoadSettings(20_000, 1000, 2000, 60, 0.2, 100);
+        for (int i = 0; i < args.Length; i += 2)
+        {
+            string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value.");
+            double v = double.Parse(value, CultureInfo.InvariantCulture);
+            s = args[i] switch
+            {
+                "--requests" => s with { Requests = checked((int)v) },
+                "--rate" => s with { Rate = v },
+                "--users" => s with { Users = checked((int)v) },
+                "--max-seconds" => s with { MaxSeconds = v },
+                "--failure-rate" => s with { FailureRate = v },
+                "--items" => s with { Items = checked((int)v) },
+                _ => throw new ArgumentException($"Unknown option {args[i]}; options: --requests --rate --users --max-seconds --failure-rate --items."),
+            };
+        }
+
+        return s.Requests > 0 && s.Rate > 0 && s.Users > 0 && s.MaxSeconds > 0 && s.FailureRate is >= 0 and <= 1 && s.Items > 0
+            ? s
+            : throw new ArgumentException("Every option must be positive (--failure-rate between 0 and 1).");
+    }
+}
+
+/// <summary>What one run measured.</summary>
+internal sealed record RunResult(
+    string Name, int Sent, int HttpErrors, TimeSpan Elapsed, double P50, double P99, double Max,
+    double TowerMs, long Inferred, long Direct, long Fresh, long Failover, long Fallback)
+{
+    private long Embeddings => Direct + Fresh + Failover + Fallback;
+
+    public double ComputeSaved => Embeddings == 0 ? 0 : (double)Direct / Embeddings;
+
+    public double FallbackRate => Embeddings == 0 ? 0 : (double)Fallback / Embeddings;
+}
+
+/// <summary>One configuration of the service under the trace.</summary>
+internal static class LoadRun
+{
+    private const int MaxInFlight = 256;
+
+    public static async Task<RunResult> ExecuteAsync(
+        string name, TraceRequest[] requests, LoadSettings settings, double compression, bool cache, bool failover, double failureRate)
+    {
+        var overrides = new Dictionary<string, string?>
+        {
+            ["Urls"] = "http://127.0.0.1:0",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+            ["RankingService:FailureRate"] = failureRate.ToString(CultureInfo.InvariantCulture),
+        };
+
+        // Scale the sample's TTLs to the compressed trace time; turn tiers off for the runs that ask for it.
+        var config = new ConfigurationBuilder().AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json")).Build();
+        foreach (var model in config.GetSection("ERCache:Models").GetChildren())
+        {
+            foreach (var tier in new[] { "Direct", "Failover" })
+            {
+                var ttl = TimeSpan.Parse(model[$"{tier}:Ttl"]!, CultureInfo.InvariantCulture);
+                overrides[$"ERCache:Models:{model.Key}:{tier}:Ttl"] = (ttl / compression).ToString("c", CultureInfo.InvariantCulture);
+            }
+
+            overrides[$"ERCache:Models:{model.Key}:Direct:Enabled"] = cache ? "true" : "false";
+            overrides[$"ERCache:Models:{model.Key}:Failover:Enabled"] = cache && failover ? "true" : "false";
+        }
+
+        await using var app = RankingServiceApp.Create([], overrides, contentRoot: AppContext.BaseDirectory);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = MaxInFlight }) { BaseAddress = new Uri(address) };
+
+        // Warm-up (JIT, connections) with users outside the trace, then measure from a counter snapshot.
+        for (int i = 0; i < 200; i++)
+        {
+            using var warm = await client.PostAsJsonAsync("/rank", Body(-1 - i, i, settings.Items));
+        }
+
+        var before = await client.GetFromJsonAsync<StatsResponse>("/stats");
+        var latencies = new double[requests.Length];
+        int sent = 0, errors = 0;
+        using var inFlight = new SemaphoreSlim(MaxInFlight);
+        var tasks = new List<Task>(requests.Length);
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < requests.Length && clock.Elapsed.TotalSeconds < settings.MaxSeconds; i++)
+        {
+            double due = i / settings.Rate;
+            double wait = due - clock.Elapsed.TotalSeconds;
+            if (wait > 0.002)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(wait));
+            }
+
+            await inFlight.WaitAsync();
+            int index = i;
+            sent++;
+            tasks.Add(Task.Run(async () =>
+            {
+                long start = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var response = await client.PostAsJsonAsync("/rank", Body(requests[index].User, index, settings.Items));
+                    await response.Content.ReadAsByteArrayAsync();
+                    if (!response.IsSuccessStatusCode)
+                    {
+                        Interlocked.Increment(ref errors);
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+                finally
+                {
+                    latencies[index] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                    inFlight.Release();
+                }
+            }));
+        }
+
+        await Task.WhenAll(tasks);
+        var elapsed = clock.Elapsed;
+        var after = await client.GetFromJsonAsync<StatsResponse>("/stats");
+        await app.StopAsync();
+
+        var measured = latencies.Take(sent).Order().ToArray();
+        long Delta(string source) => after!.Counters.Where(c => c.Key.StartsWith("ercache.requests{", StringComparison.Ordinal) && c.Key.EndsWith($"source={source}}}", StringComparison.Ordinal)).Sum(c => c.Value)
+            - before!.Counters.Where(c => c.Key.StartsWith("ercache.requests{", StringComparison.Ordinal) && c.Key.EndsWith($"source={source}}}", StringComparison.Ordinal)).Sum(c => c.Value);
+        double towerMs = after!.Towers.Values.Sum(t => t.ComputeMs) - before!.Towers.Values.Sum(t => t.ComputeMs);
+        long inferred = after.Towers.Values.Sum(t => t.Users) - before.Towers.Values.Sum(t => t.Users);
+        var result = new RunResult(
+            name, sent, errors, elapsed,
+            Percentile(measured, 0.50), Percentile(measured, 0.99), measured.Length == 0 ? 0 : measured[^1],
+            towerMs, inferred, Delta("direct"), Delta("fresh"), Delta("failover"), Delta("fallback"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {sent:N0} requests in {elapsed.TotalSeconds:F1} s, p99 {result.P99:F2} ms, compute saved {result.ComputeSaved:P1}, fallback {result.FallbackRate:P2}"));
+        return result;
+    }
+
+    private static RankRequest Body(long user, int index, int items)
+    {
+        var candidates = new long[items];
+        for (int j = 0; j < items; j++)
+        {
+            candidates[j] = ((index * 7919L) + (j * 104729L)) % 1_000_000; // a different candidate set per request
+        }
+
+        return new RankRequest(user, candidates, 10);
+    }
+
+    private static double Percentile(double[] sorted, double p) =>
+        sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
+}

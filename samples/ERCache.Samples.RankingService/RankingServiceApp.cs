@@ -1,0 +1,136 @@
+using System.Numerics.Tensors;
+using System.Text.Json.Serialization;
+using ERCache.Inference;
+using ERCache.Policies;
+using ERCache.Testing;
+
+namespace ERCache.Samples.RankingService;
+
+/// <summary>The service's own settings (<c>RankingService</c> section).</summary>
+public sealed class RankingServiceOptions
+{
+    /// <summary>Most candidate items one request may carry.</summary>
+    public int MaxItems { get; set; } = 1000;
+
+    /// <summary>The fault switch: share of inference calls that fail, and added model latency.</summary>
+    public double FailureRate { get; set; }
+
+    /// <summary>Median added latency per inference call, milliseconds (log-normal). 0: none.</summary>
+    public double LatencyMs { get; set; }
+}
+
+/// <summary>Every model's user tower, each behind the fault-injection wrapper the configuration switches.</summary>
+public sealed class TowerRegistry
+{
+    private readonly Dictionary<string, (UserTower Tower, FaultInjectingInference Faulty)> _models = new(StringComparer.OrdinalIgnoreCase);
+
+    public TowerRegistry(IConfiguration configuration, TimeProvider time)
+    {
+        var options = configuration.GetSection("RankingService").Get<RankingServiceOptions>() ?? new RankingServiceOptions();
+        var models = configuration.GetSection(ERCacheOptions.DefaultSectionPath).Get<ERCacheOptions>()?.Models ?? [];
+        int seed = 1;
+        foreach (var (name, model) in models.OrderBy(m => m.Key, StringComparer.Ordinal))
+        {
+            var tower = new UserTower(name, model.Dimensions, seed: 1000 + seed);
+            var faults = new FaultSettings
+            {
+                ErrorRate = options.FailureRate,
+                Latency = options.LatencyMs > 0 ? FaultSettings.LogNormal(TimeSpan.FromMilliseconds(options.LatencyMs), 0.5) : null,
+            };
+            _models[name] = (tower, new FaultInjectingInference(tower, faults, time, seed));
+            ItemSeeds[name] = seed++;
+        }
+    }
+
+    /// <summary>The seed of each model's item embeddings.</summary>
+    public Dictionary<string, int> ItemSeeds { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    public UserTower Tower(string model) => _models[model].Tower;
+
+    /// <summary>The inference the cache calls: the tower behind the fault switch (which can be flipped at run time).</summary>
+    public FaultInjectingInference Inference(string model) => _models[model].Faulty;
+
+    public IEnumerable<string> Models => _models.Keys;
+}
+
+/// <summary>Builds the ranking service: ERCache configured from appsettings, one user tower per model, two endpoints.</summary>
+public static class RankingServiceApp
+{
+    /// <param name="args">Command-line arguments (configuration overrides such as <c>--RankingService:FailureRate=0.2</c>).</param>
+    /// <param name="overrides">Configuration values laid over appsettings.json (the load test scales TTLs this way).</param>
+    /// <param name="contentRoot">Where appsettings.json is; the current directory when null.</param>
+    public static WebApplication Create(string[] args, IReadOnlyDictionary<string, string?>? overrides = null, string? contentRoot = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = contentRoot });
+        if (overrides is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(overrides);
+        }
+
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
+        builder.Services.AddSingleton<TowerRegistry>();
+        foreach (var model in builder.Configuration.GetSection("ERCache:Models").GetChildren())
+        {
+            builder.Services.AddKeyedSingleton<IEmbeddingInference>(model.Key, (sp, key) => sp.GetRequiredService<TowerRegistry>().Inference((string)key!));
+        }
+
+        builder.Services.AddERCache(); // binds and validates ERCache:Models, fails start-up on bad configuration
+        builder.Services.AddSingleton<ERCacheStats>();
+
+        var app = builder.Build();
+        app.Services.GetRequiredService<ERCacheStats>(); // listen from the first request on
+        app.MapGet("/", () => "ERCache ranking service: POST /rank, GET /stats");
+        app.MapPost("/rank", RankAsync);
+        app.MapGet("/stats", (ERCacheStats stats, TowerRegistry towers) => new StatsResponse(
+            stats.Snapshot(),
+            towers.Models.ToDictionary(m => m, m => new TowerStats(towers.Tower(m).Users, towers.Tower(m).ComputeTime.TotalMilliseconds))));
+        return app;
+    }
+
+    private static async Task<IResult> RankAsync(RankRequest request, EmbeddingCache cache, TowerRegistry towers, IConfiguration configuration, CancellationToken cancellationToken)
+    {
+        int maxItems = configuration.GetValue("RankingService:MaxItems", 1000);
+        if (request.Items is not { Length: > 0 } items || items.Length > maxItems)
+        {
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["items"] = [$"Give 1 to {maxItems} candidate item ids (got {request.Items?.Length ?? 0})."] });
+        }
+
+        if (request.K < 1)
+        {
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["k"] = [$"k must be at least 1 (got {request.K})."] });
+        }
+
+        // Every model's embedding at once: hits return synchronously, misses share their models' batches.
+        var models = cache.Models.Order(StringComparer.Ordinal).ToArray();
+        var embeddings = models.Select(m => new float[cache.GetPolicy(m).Dimensions]).ToArray();
+        var pending = models.Select((m, i) => cache.GetAsync(m, request.UserId, embeddings[i], cancellationToken).AsTask()).ToArray();
+        var results = await Task.WhenAll(pending);
+
+        var scores = new float[items.Length];
+        for (int m = 0; m < models.Length; m++)
+        {
+            if (!results[m].HasVector)
+            {
+                continue; // a fallback without a default vector contributes nothing
+            }
+
+            var item = new float[embeddings[m].Length];
+            int seed = towers.ItemSeeds[models[m]];
+            for (int i = 0; i < items.Length; i++)
+            {
+                ItemEmbeddings.Fill(seed, items[i], item);
+                scores[i] += TensorPrimitives.Dot(embeddings[m], item);
+            }
+        }
+
+        var top = Enumerable.Range(0, items.Length)
+            .OrderByDescending(i => scores[i]).ThenBy(i => items[i])
+            .Take(request.K)
+            .Select(i => new RankedItem(items[i], scores[i]))
+            .ToArray();
+        var sources = models.Select((m, i) => (m, r: results[i])).ToDictionary(
+            p => p.m,
+            p => new ModelEmbedding(p.r.Source, p.r.Age.TotalMilliseconds, p.r.FailureCause, p.r.ModelVersion));
+        return Results.Ok(new RankResponse(request.UserId, top, sources));
+    }
+}
