@@ -403,4 +403,33 @@ public sealed class RunInlineTests
         Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.Timeout), (result.Source, result.FailureCause));
         never.SetResult();
     }
+
+    [Fact]
+    public async Task A_synchronous_delegate_that_checks_its_token_is_cancelled_at_the_hard_limit()
+    {
+        using var f = new CacheFixture(m => { m.Inference.Timeout = TimeSpan.FromMilliseconds(50); m.Inference.HardTimeout = TimeSpan.FromSeconds(1); });
+        using var started = new ManualResetEventSlim();
+        var cancelled = new TaskCompletionSource();
+        f.Tower.Whole = (_, ct) =>
+        {
+            started.Set();
+            while (!ct.IsCancellationRequested)
+            {
+                Thread.SpinWait(100); // a CPU-bound tower that never awaits, but checks its token
+            }
+
+            cancelled.SetResult();
+            ct.ThrowIfCancellationRequested();
+            return ValueTask.CompletedTask;
+        };
+
+        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
+        Assert.True(started.Wait(TimeSpan.FromSeconds(30)));
+        f.Clock.Advance(TimeSpan.FromMilliseconds(50));
+        Assert.Equal(InferenceFailureCause.Timeout, (await pending).FailureCause); // the caller leaves at its deadline
+        Assert.False(cancelled.Task.IsCompleted);
+
+        f.Clock.Advance(TimeSpan.FromMilliseconds(950));
+        await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(30)); // the hard limit reached the running delegate
+    }
 }

@@ -352,9 +352,8 @@ internal sealed partial class InferenceScheduler
     private partial void LogSchedulerFault(string model, Exception exception);
 
     /// <summary>
-    /// One delegate call and its hard limit: a token cancelled <c>HardTimeout</c> after the call started. The timer is
-    /// created only for a call that did not complete synchronously (most in-process towers do), and the call's state
-    /// travels through the breaker as one object rather than a closure and a delegate per call.
+    /// One delegate call and its hard limit: a token cancelled <c>HardTimeout</c> after the call started. The call's
+    /// state travels through the breaker as one object rather than a closure and a delegate per call.
     /// </summary>
     private sealed class DelegateCall(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy, TimeProvider time) : IDisposable
     {
@@ -372,6 +371,8 @@ internal sealed partial class InferenceScheduler
 
         public async ValueTask RunAsync(CancellationToken cancellationToken)
         {
+            // Armed before the call: a delegate that computes synchronously and checks its token is cancelled too.
+            Arm();
             try
             {
                 _call = inference.InferAsync(batch, cancellationToken).AsTask();
@@ -381,13 +382,6 @@ internal sealed partial class InferenceScheduler
                 _call = Task.FromException(ex); // a delegate that throws before its first await
             }
 
-            if (_call.IsCompleted)
-            {
-                await _call.ConfigureAwait(false); // rethrows a fault; no timer needed
-                return;
-            }
-
-            Arm();
             try
             {
                 await _call.WaitAsync(cancellationToken).ConfigureAwait(false); // stop waiting at the hard limit even if the delegate ignores its token
