@@ -408,3 +408,44 @@ public sealed class RequestPathTests
             throw new InvalidOperationException("thrown before any await");
     }
 }
+
+public sealed class HitAllocationTests
+{
+    [Theory]
+    [InlineData("Lru", "Float32")]
+    [InlineData("Sieve", "Float16")]
+    [InlineData("Fifo", "Int8")]
+    public async Task Direct_hits_allocate_nothing_single_or_batched(string eviction, string format)
+    {
+        using var f = new CacheFixture(m => { m.Direct.Eviction = eviction; m.Direct.Format = format; });
+        f.Metrics.Dispose(); // a listening collector allocates per measurement; a service without one must not
+        var users = Enumerable.Range(1, 64).Select(u => (long)u).ToArray();
+        var vectors = new float[users.Length * 4];
+        var results = new EmbeddingResult[users.Length];
+        await f.Cache.GetManyAsync(CacheFixture.Model, users, vectors, results); // fills the direct tier
+        var one = new float[4];
+        for (int i = 0; i < 100; i++)
+        {
+            Hit(f, users, one, vectors, results); // warm up: JIT and tiering
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            Hit(f, users, one, vectors, results);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+        Assert.All(results, r => Assert.Equal(EmbeddingSource.Direct, r.Source));
+    }
+
+    private static void Hit(CacheFixture f, long[] users, float[] one, float[] vectors, EmbeddingResult[] results)
+    {
+        var single = f.Cache.GetAsync(CacheFixture.Model, users[7], one);
+        Assert.True(single.IsCompletedSuccessfully && single.Result.Source == EmbeddingSource.Direct);
+        var batch = f.Cache.GetManyAsync(CacheFixture.Model, users, vectors, results);
+        Assert.True(batch.IsCompletedSuccessfully);
+    }
+}
