@@ -32,7 +32,7 @@ public sealed class SlotIndexTests
     }
 
     [Fact]
-    public void Random_adds_and_removes_agree_with_a_dictionary_through_growth()
+    public void Random_adds_and_removes_agree_with_a_dictionary()
     {
         const int capacity = 5000;
         var slots = new Slots(capacity);
@@ -105,8 +105,9 @@ public sealed class SlotIndexTests
     [Fact]
     public void A_probe_overtaken_by_a_backward_shift_does_not_confirm_its_miss()
     {
-        // The largest capacity leaves 4 tag bits, so keys that share a home bucket and a tag are easy to find.
-        const int capacity = SlotIndex.MaxCapacity, buckets = 1024; // the table starts at 1024 buckets
+        // The largest capacity leaves 4 tag bits, so keys that share a home bucket and a tag are easy to find
+        // (in a short table of 1,024 buckets; the test holds three keys).
+        const int capacity = SlotIndex.MaxCapacity, buckets = 1024;
         const ulong seed = 11;
         static (int Home, ulong Tag) Place(long key)
         {
@@ -122,7 +123,7 @@ public sealed class SlotIndexTests
         long a = others.First(k => Place(k).Tag != tag);
 
         var keys = new Dictionary<int, long> { [0] = a, [1] = b, [2] = c };
-        var index = new SlotIndex(capacity, slot => keys[slot], seed);
+        var index = new SlotIndex(capacity, slot => keys[slot], seed, tableLength: buckets);
         index.Add(a, 0); // run: [A][B][C]
         index.Add(b, 1);
         index.Add(c, 2);

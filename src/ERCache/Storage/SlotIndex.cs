@@ -18,31 +18,30 @@ namespace ERCache.Storage;
 /// probing during a shift could step past a key that is moving behind it and report a miss that is not one, so
 /// shifts are bracketed by <see cref="ShiftVersion"/> (odd while shifting): a reader that finds nothing confirms the
 /// miss only when the version was even and unchanged across its probe.</para>
-/// <para>The table starts small and doubles until it reaches its final size, about 4/3 of the capacity (at most
-/// three quarters full). Growth publishes a new array; readers still probing the old one see every entry that
-/// existed before the swap.</para>
+/// <para>The table is allocated at its final size when the tier is built, 4/3 of the capacity (at most three quarters
+/// full): about 5.3 bytes per entry of capacity, paid up front so that no rehash ever runs on the write path (a
+/// rehash must read every key back from its slot, a cache miss each).</para>
 /// </remarks>
 internal sealed class SlotIndex
 {
     /// <summary>Largest capacity the bucket encoding supports while keeping at least 4 tag bits.</summary>
     public const int MaxCapacity = (1 << 28) - 1;
 
-    private const int InitialLength = 1024;
-
     private readonly Func<int, long> _keyOfSlot;
-    private readonly int _finalLength;
+    private readonly uint[] _buckets;
     private readonly int _slotBits;
     private readonly uint _slotMask;
     private readonly int _tagShift;
     private readonly ulong _seed;
-    private uint[] _buckets;
     private int _count;
     private int _shiftVersion;
 
     /// <param name="capacity">Most entries the index will hold.</param>
     /// <param name="keyOfSlot">Reads the key stored in a slot (called under the writer lock only).</param>
     /// <param name="seed">Hash seed; a random one per tier keeps crafted user ids from piling into one run.</param>
-    public SlotIndex(int capacity, Func<int, long> keyOfSlot, ulong seed)
+    /// <param name="tableLength">Buckets, for tests that need a short table with long shared runs; by default 4/3 of
+    /// <paramref name="capacity"/>. A table shorter than that must never hold more entries than it has buckets.</param>
+    public SlotIndex(int capacity, Func<int, long> keyOfSlot, ulong seed, int? tableLength = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(capacity, MaxCapacity);
@@ -51,18 +50,17 @@ internal sealed class SlotIndex
         _slotBits = 32 - BitOperations.LeadingZeroCount((uint)capacity); // enough bits for slot + 1 <= capacity
         _slotMask = (1u << _slotBits) - 1;
         _tagShift = 32 + _slotBits; // the tag is the hash's top (32 - slotBits) bits; the home uses its low 32
-        _finalLength = (int)Math.Max(8, ((capacity * 4L) + 2) / 3);
-        _buckets = new uint[Math.Min(_finalLength, InitialLength)];
+        _buckets = new uint[tableLength ?? (int)Math.Max(8, ((capacity * 4L) + 2) / 3)];
     }
 
     /// <summary>Entries held.</summary>
     public int Count => _count;
 
-    /// <summary>Bytes of the bucket array right now.</summary>
-    public long AllocatedBytes => (long)Volatile.Read(ref _buckets).Length * sizeof(uint);
+    /// <summary>Bytes of the bucket array.</summary>
+    public long AllocatedBytes => (long)_buckets.Length * sizeof(uint);
 
     /// <summary>Bytes per entry when the index is full (4/3 of a bucket).</summary>
-    public double BytesPerEntryAtCapacity(int capacity) => (double)_finalLength * sizeof(uint) / capacity;
+    public double BytesPerEntryAtCapacity(int capacity) => (double)AllocatedBytes / capacity;
 
     /// <summary>Odd while a removal shifts buckets; read it before and after a probe that found nothing.</summary>
     public int ShiftVersion => Volatile.Read(ref _shiftVersion);
@@ -72,7 +70,7 @@ internal sealed class SlotIndex
     public Probe StartProbe(long userId)
     {
         ulong hash = XxHash3.HashInt64(userId, _seed);
-        return new Probe(Volatile.Read(ref _buckets), hash, (uint)(hash >> _tagShift), _slotBits, _slotMask);
+        return new Probe(_buckets, hash, (uint)(hash >> _tagShift), _slotBits, _slotMask);
     }
 
     /// <summary>The slot holding <paramref name="userId"/>, or -1. Writer lock only.</summary>
@@ -93,11 +91,6 @@ internal sealed class SlotIndex
     /// <summary>Adds a key that is not present, stored in <paramref name="slot"/>. Writer lock only.</summary>
     public void Add(long userId, int slot)
     {
-        if ((_count + 1) * 4L > _buckets.Length * 3L && _buckets.Length < _finalLength)
-        {
-            Grow();
-        }
-
         ulong hash = XxHash3.HashInt64(userId, _seed);
         Insert(_buckets, hash, Bucket(hash, slot));
         _count++;
@@ -159,21 +152,6 @@ internal sealed class SlotIndex
         }
 
         Volatile.Write(ref buckets[hole], 0u);
-    }
-
-    private void Grow()
-    {
-        var old = _buckets;
-        var grown = new uint[(int)Math.Min(_finalLength, old.Length * 2L)];
-        foreach (uint b in old)
-        {
-            if (b != 0)
-            {
-                Insert(grown, XxHash3.HashInt64(_keyOfSlot((int)(b & _slotMask) - 1), _seed), b);
-            }
-        }
-
-        Volatile.Write(ref _buckets, grown); // the new table is complete before readers can see it
     }
 
     private static void Insert(uint[] buckets, ulong hash, uint bucket)
