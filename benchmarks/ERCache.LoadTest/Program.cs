@@ -10,7 +10,17 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 // cache on and off, and with injected failures with and without the failover tier, side by side.
 //   dotnet run -c Release --project benchmarks/ERCache.LoadTest -- [--requests 20000] [--rate 1000] [--users 2000]
 //       [--max-seconds 60] [--failure-rate 0.2] [--items 100]
-var settings = LoadSettings.Parse(args);
+LoadSettings settings;
+try
+{
+    settings = LoadSettings.Parse(args);
+}
+catch (Exception ex) when (ex is ArgumentException or FormatException or OverflowException)
+{
+    Console.Error.WriteLine($"error: {ex.Message}");
+    return 2;
+}
+
 var trace = SyntheticTrace.Generate(new SyntheticSettings { Users = settings.Users, Seed = 11 });
 var requests = trace.Requests.Take(settings.Requests).ToArray();
 double traceSeconds = (requests[^1].TimestampMs - requests[0].TimestampMs) / 1000.0;
@@ -65,7 +75,9 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
         for (int i = 0; i < args.Length; i += 2)
         {
             string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value.");
-            double v = double.Parse(value, CultureInfo.InvariantCulture);
+            double v = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed)
+                ? parsed
+                : throw new ArgumentException($"{args[i]}: '{value}' is not a number.");
             s = args[i] switch
             {
                 "--requests" => s with { Requests = checked((int)v) },
