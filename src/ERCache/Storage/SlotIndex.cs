@@ -11,7 +11,7 @@ namespace ERCache.Storage;
 /// compared in full in the slot header, which is the only place it is stored.
 /// </summary>
 /// <remarks>
-/// <para>Writers (add, remove, grow) run under the owning tier's lock; readers take no lock. A reader may see a
+/// <para>Writers (add, remove) run under the owning tier's lock; readers take no lock. A reader may see a
 /// bucket that names a slot since reused by another key, which the slot's key check rejects; it can never be
 /// handed another key's vector by the index.</para>
 /// <para>Removal shifts later buckets of the probe run back (no tombstones, so the table never silts up). A reader
@@ -40,7 +40,7 @@ internal sealed class SlotIndex
     /// <param name="keyOfSlot">Reads the key stored in a slot (called under the writer lock only).</param>
     /// <param name="seed">Hash seed; a random one per tier keeps crafted user ids from piling into one run.</param>
     /// <param name="tableLength">Buckets, for tests that need a short table with long shared runs; by default 4/3 of
-    /// <paramref name="capacity"/>. A table shorter than that must never hold more entries than it has buckets.</param>
+    /// <paramref name="capacity"/>. A shorter table must always keep at least one bucket empty.</param>
     public SlotIndex(int capacity, Func<int, long> keyOfSlot, ulong seed, int? tableLength = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
