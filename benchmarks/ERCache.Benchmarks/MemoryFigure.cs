@@ -44,24 +44,7 @@ internal static class MemoryFigure
             foreach (var format in new[] { "Float32", "Float16", "Int8" })
             {
                 EmbeddingTier? built = null;
-                double perEntry = Measure(() =>
-                {
-                    var options = new ModelOptions
-                    {
-                        Dimensions = Dimensions,
-                        Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = entries, Eviction = eviction, Format = format },
-                        Failover = new TierOptions { Enabled = false },
-                    };
-                    var policy = ModelPolicy.From("m", options);
-                    var tier = TierFactory.Create(policy, policy.Direct, metrics)!;
-                    for (long u = 0; u < entries; u++)
-                    {
-                        tier.Write(u, vector, writtenAt: 0);
-                    }
-
-                    built = tier;
-                    return tier;
-                });
+                double perEntry = Measure(() => built = FullTier.Create(entries, eviction, format, vector, metrics));
                 float32 = format == "Float32" ? perEntry : float32;
                 Row($"ERCache {eviction} (reports {built!.BytesPerEntry:F1})", format, TierSizing.RowBytes(Enum.Parse<StorageFormat>(format), Dimensions), perEntry, float32);
             }

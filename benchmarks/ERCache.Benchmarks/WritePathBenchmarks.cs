@@ -1,6 +1,5 @@
 using BenchmarkDotNet.Attributes;
 using ERCache.Diagnostics;
-using ERCache.Policies;
 using ERCache.Tiers;
 using Microsoft.Extensions.Caching.Memory;
 
@@ -48,23 +47,7 @@ public class WritePathBenchmarks
         _nextUser = Entries;
     }
 
-    private EmbeddingTier Full(string eviction)
-    {
-        var options = new ModelOptions
-        {
-            Dimensions = Dimensions,
-            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = Entries, Eviction = eviction, Format = Format },
-            Failover = new TierOptions { Enabled = false },
-        };
-        var policy = ModelPolicy.From("m", options);
-        var tier = TierFactory.Create(policy, policy.Direct, _metrics)!;
-        for (long u = 0; u < Entries; u++)
-        {
-            tier.Write(u, _vector, writtenAt: 0);
-        }
-
-        return tier;
-    }
+    private EmbeddingTier Full(string eviction) => FullTier.Create(Entries, eviction, Format, _vector, _metrics);
 
     [GlobalCleanup]
     public void Cleanup()

@@ -1,0 +1,27 @@
+using ERCache.Diagnostics;
+using ERCache.Policies;
+using ERCache.Tiers;
+
+namespace ERCache.Benchmarks;
+
+/// <summary>Builds a direct tier filled with users 0..entries-1, all holding <c>vector</c>, for the write-path and memory figures.</summary>
+internal static class FullTier
+{
+    public static EmbeddingTier Create(int entries, string eviction, string format, float[] vector, ERCacheMetrics metrics)
+    {
+        var options = new ModelOptions
+        {
+            Dimensions = vector.Length,
+            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = entries, Eviction = eviction, Format = format },
+            Failover = new TierOptions { Enabled = false },
+        };
+        var policy = ModelPolicy.From("m", options);
+        var tier = TierFactory.Create(policy, policy.Direct, metrics)!;
+        for (long u = 0; u < entries; u++)
+        {
+            tier.Write(u, vector, writtenAt: 0);
+        }
+
+        return tier;
+    }
+}
