@@ -170,9 +170,10 @@ internal static class ReplayCommand
             }
 
             var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed).Total;
-            stdout.WriteLine(Inv($"| {Label(ttl)} | {r.ComputeSaved:P1} | {ReportWriter.Ms(r.AllAges.Percentile(50))} | {ReportWriter.Ms(r.AllAges.Percentile(90))} | {ReportWriter.Ms(r.AllAges.Percentile(99))} | {r.FailoverHits:N0} | {r.FallbackRate:P2} |"));
+            var ages = r.AllAges();
+            stdout.WriteLine(Inv($"| {Label(ttl)} | {r.ComputeSaved:P1} | {ReportWriter.Ms(ages.Percentile(50))} | {ReportWriter.Ms(ages.Percentile(90))} | {ReportWriter.Ms(ages.Percentile(99))} | {r.FailoverHits:N0} | {r.FallbackRate:P2} |"));
             saved.Add((ttl.TotalSeconds, r.ComputeSaved * 100));
-            p99.Add((ttl.TotalSeconds, (r.AllAges.Percentile(99) ?? 0) / 1000.0));
+            p99.Add((ttl.TotalSeconds, (ages.Percentile(99) ?? 0) / 1000.0));
         }
 
         string svgPath = a.SvgPath ?? "ttl-sweep.svg";

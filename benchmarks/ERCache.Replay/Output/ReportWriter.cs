@@ -26,10 +26,13 @@ internal static class ReportWriter
         return sb.ToString();
     }
 
-    private static void Row(StringBuilder sb, string name, ModelReport r) =>
+    private static void Row(StringBuilder sb, string name, ModelReport r)
+    {
+        var ages = r.AllAges();
         sb.AppendLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"| {name} | {r.Requests:N0} | {r.DirectHits:N0} | {r.Inferences:N0} | {r.InferenceFailures:N0} | {r.FailoverHits:N0} | {r.Fallbacks:N0} | {r.ComputeSaved:P1} | {r.FallbackRate:P2} | {r.FallbackRateWithoutCache:P2} | {Ms(r.AllAges.Percentile(50))} / {Ms(r.AllAges.Percentile(90))} / {Ms(r.AllAges.Percentile(99))} |"));
+            $"| {name} | {r.Requests:N0} | {r.DirectHits:N0} | {r.Inferences:N0} | {r.InferenceFailures:N0} | {r.FailoverHits:N0} | {r.Fallbacks:N0} | {r.ComputeSaved:P1} | {r.FallbackRate:P2} | {r.FallbackRateWithoutCache:P2} | {Ms(ages.Percentile(50))} / {Ms(ages.Percentile(90))} / {Ms(ages.Percentile(99))} |"));
+    }
 
     public static string Ms(long? ms) => ms switch
     {
@@ -70,7 +73,7 @@ internal static class ReportWriter
         json.WriteNumber("computeSaved", r.ComputeSaved);
         json.WriteNumber("fallbackRate", r.FallbackRate);
         json.WriteNumber("fallbackRateWithoutCache", r.FallbackRateWithoutCache);
-        Percentiles(json, r.AllAges);
+        Percentiles(json, r.AllAges());
         json.WriteStartObject("ageBySource");
         foreach (var (source, ages) in new[] { ("direct", r.DirectAges), ("fresh", r.FreshAges), ("failover", r.FailoverAges) })
         {

@@ -22,8 +22,6 @@ internal sealed class ModelReport
     /// <summary>Requests whose trace row says inference fails: the fallbacks a service without a cache would have.</summary>
     public long FailingRequests { get; set; }
 
-    public AgeHistogram AllAges { get; } = new();
-
     public AgeHistogram DirectAges { get; } = new();
 
     public AgeHistogram FreshAges { get; } = new();
@@ -33,6 +31,16 @@ internal sealed class ModelReport
     public TierPeak Direct { get; } = new();
 
     public TierPeak Failover { get; } = new();
+
+    /// <summary>Ages of every served vector: the per-source histograms merged (computed on demand, not recorded twice).</summary>
+    public AgeHistogram AllAges()
+    {
+        var all = new AgeHistogram();
+        all.Add(DirectAges);
+        all.Add(FreshAges);
+        all.Add(FailoverAges);
+        return all;
+    }
 
     public double ComputeSaved => Requests == 0 ? 0 : (double)DirectHits / Requests;
 
@@ -50,7 +58,6 @@ internal sealed class ModelReport
         FailoverHits += other.FailoverHits;
         Fallbacks += other.Fallbacks;
         FailingRequests += other.FailingRequests;
-        AllAges.Add(other.AllAges);
         DirectAges.Add(other.DirectAges);
         FreshAges.Add(other.FreshAges);
         FailoverAges.Add(other.FailoverAges);

@@ -230,17 +230,14 @@ internal static class ReplayRunner
                     case EmbeddingSource.Direct:
                         report.DirectHits++;
                         report.DirectAges.Record(age);
-                        report.AllAges.Record(age);
                         break;
                     case EmbeddingSource.Fresh:
                         report.FreshResults++;
                         report.FreshAges.Record(age);
-                        report.AllAges.Record(age);
                         break;
                     case EmbeddingSource.Failover:
                         report.FailoverHits++;
                         report.FailoverAges.Record(age);
-                        report.AllAges.Record(age);
                         break;
                     default:
                         report.Fallbacks++;
