@@ -197,8 +197,7 @@ internal static class LoadRun
         await app.StopAsync();
 
         var measured = latencies.Take(sent).Order().ToArray();
-        long Delta(string source) => after!.Counters.Where(c => c.Key.StartsWith("ercache.requests{", StringComparison.Ordinal) && c.Key.EndsWith($"source={source}}}", StringComparison.Ordinal)).Sum(c => c.Value)
-            - before!.Counters.Where(c => c.Key.StartsWith("ercache.requests{", StringComparison.Ordinal) && c.Key.EndsWith($"source={source}}}", StringComparison.Ordinal)).Sum(c => c.Value);
+        long Delta(string source) => Requests(after!, source) - Requests(before!, source);
         double towerMs = after!.Towers.Values.Sum(t => t.ComputeMs) - before!.Towers.Values.Sum(t => t.ComputeMs);
         long inferred = after.Towers.Values.Sum(t => t.Users) - before.Towers.Values.Sum(t => t.Users);
         var result = new RunResult(
@@ -208,6 +207,10 @@ internal static class LoadRun
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {sent:N0} requests in {elapsed.TotalSeconds:F1} s, p99 {result.P99:F2} ms, compute saved {result.ComputeSaved:P1}, fallback {result.FallbackRate:P2}"));
         return result;
     }
+
+    /// <summary>Requests served from <paramref name="source"/>, summed over models, from a /stats snapshot.</summary>
+    private static long Requests(StatsResponse stats, string source) =>
+        stats.Counters.Where(c => c.Key.StartsWith("ercache.requests{", StringComparison.Ordinal) && c.Key.EndsWith($"source={source}}}", StringComparison.Ordinal)).Sum(c => c.Value);
 
     private static RankRequest Body(long user, int index, int items)
     {
