@@ -23,9 +23,11 @@ public sealed class ConcurrencyTests
         row[3] = (write % 256) - 128;
         for (int j = 4; j < row.Length; j++)
         {
-            row[j] = (((user * 31) + (write * 17) + j) % 256) - 128;
+            row[j] = Value(user, write, j);
         }
     }
+
+    private static float Value(long user, int write, int j) => (((user * 31) + (write * 17) + j) % 256) - 128;
 
     private static bool IsConsistent(ReadOnlySpan<float> row, long user)
     {
@@ -37,7 +39,7 @@ public sealed class ConcurrencyTests
         int write = (int)row[3] + 128;
         for (int j = 4; j < row.Length; j++)
         {
-            if (row[j] != (((user * 31) + (write * 17) + j) % 256) - 128)
+            if (row[j] != Value(user, write, j))
             {
                 return false;
             }
