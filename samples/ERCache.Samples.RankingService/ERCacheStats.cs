@@ -61,7 +61,7 @@ public sealed class ERCacheStats : IDisposable
 
         parts.Sort(StringComparer.Ordinal);
         string key = $"{instrument.Name}{{{string.Join(',', parts)}}}";
-        if (instrument.GetType().Name.StartsWith("Observable", StringComparison.Ordinal))
+        if (instrument.IsObservable)
         {
             _gauges[key] = value;
         }
