@@ -29,7 +29,10 @@ internal static class ReplayCommand
             }
 
             var trace = LoadTrace(a, stdout);
-            var unbounded = trace.DistinctUsersPerModel().DefaultIfEmpty(1).Max();
+            var distinct = trace.DistinctUsersPerModel();
+            stdout.WriteLine(Inv($"Trace: {trace.Requests.Length:N0} requests over {TimeSpan.FromMilliseconds(trace.DurationMs)}, {string.Join(", ", distinct.Select((n, i) => $"{(trace.Models[i].Length == 0 ? "model" : trace.Models[i])}: {n:N0} users"))}."));
+            stdout.WriteLine();
+            var unbounded = distinct.DefaultIfEmpty(1).Max();
             if (a.SweepTtl is not null)
             {
                 SweepTtl(a, trace, unbounded, stdout);
@@ -105,8 +108,6 @@ internal static class ReplayCommand
             }
         }
 
-        stdout.WriteLine(Inv($"Trace: {trace.Requests.Length:N0} requests over {TimeSpan.FromMilliseconds(trace.DurationMs)}, {string.Join(", ", trace.DistinctUsersPerModel().Select((n, i) => $"{(trace.Models[i].Length == 0 ? "model" : trace.Models[i])}: {n:N0} users"))}."));
-        stdout.WriteLine();
         return trace;
     }
 
