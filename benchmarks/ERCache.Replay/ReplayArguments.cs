@@ -30,6 +30,8 @@ internal sealed class ReplayArguments
                                       (default: 1%..50% of distinct users; --svg FILE, capacity-sweep.svg)
           --hosts N [--routing random|sticky]  N independent caches; without --routing, compares 1 host,
                                       N random and N sticky
+          --threads N                 replay users on N threads (default: processor count) when the result
+                                      is the same as on one (no tier can fill); otherwise one, saying why
         """;
 
     public string? TracePath { get; private set; }
@@ -88,6 +90,8 @@ internal sealed class ReplayArguments
 
     public Replay.Routing? Routing { get; private set; }
 
+    public int Threads { get; private set; } = Environment.ProcessorCount;
+
     public bool Help { get; private set; }
 
     public static ReplayArguments Parse(IReadOnlyList<string> args)
@@ -141,6 +145,7 @@ internal sealed class ReplayArguments
                     break;
                 case "--svg": a.SvgPath = Value(); break;
                 case "--hosts": a.Hosts = ParseInt(option, Value(), 1); break;
+                case "--threads": a.Threads = ParseInt(option, Value(), 1); break;
                 case "--routing":
                     string routing = Value();
                     a.Routing = Enum.TryParse<Replay.Routing>(routing, ignoreCase: true, out var r) && !int.TryParse(routing, out _)

@@ -47,10 +47,10 @@ internal static class ReplayCommand
             }
             else
             {
-                var result = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed);
+                var result = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads);
                 stdout.Write(ReportWriter.Markdown(result));
                 stdout.WriteLine();
-                stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")})."));
+                stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")}, {Threads(result)})."));
                 if (a.JsonPath is not null)
                 {
                     using var file = File.Create(a.JsonPath);
@@ -170,7 +170,7 @@ internal static class ReplayCommand
                 model.Failover.Ttl = model.Failover.Ttl < ttl ? ttl : model.Failover.Ttl;
             }
 
-            var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed).Total;
+            var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads).Total;
             var ages = r.AllAges();
             stdout.WriteLine(Inv($"| {Label(ttl)} | {r.ComputeSaved:P1} | {ReportWriter.Ms(ages.Percentile(50))} | {ReportWriter.Ms(ages.Percentile(90))} | {ReportWriter.Ms(ages.Percentile(99))} | {r.FailoverHits:N0} | {r.FallbackRate:P2} |"));
             saved.Add((ttl.TotalSeconds, r.ComputeSaved * 100));
@@ -212,7 +212,7 @@ internal static class ReplayCommand
                     model.Direct.MaxBytes = null;
                 }
 
-                var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed).Total;
+                var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads).Total;
                 row.Append(Inv($" {r.ComputeSaved:P1} |"));
                 series[strategy].Add((capacity, r.ComputeSaved * 100));
             }
@@ -239,11 +239,14 @@ internal static class ReplayCommand
         stdout.WriteLine("|---:|---|---:|---:|---:|---:|");
         foreach (var (hosts, routing) in new[] { (1, Routing.Sticky), (a.Hosts, Routing.Random), (a.Hosts, Routing.Sticky) })
         {
-            var r = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), hosts, routing, a.Seed).Total;
+            var r = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), hosts, routing, a.Seed, a.Threads).Total;
             string name = hosts == 1 ? "-" : routing.ToString().ToLowerInvariant();
             stdout.WriteLine(Inv($"| {hosts} | {name} | {r.ComputeSaved:P1} | {r.FailoverHits:N0} | {r.FallbackRate:P2} | {r.Direct.PeakEntries:N0} |"));
         }
     }
+
+    private static string Threads(ReplayResult result) =>
+        result.SingleThreadReason is { } reason ? $"1 thread: {reason}" : result.Threads == 1 ? "1 thread" : $"{result.Threads} threads";
 
     private static string Label(TimeSpan t) =>
         t.TotalHours >= 1 && t.TotalHours % 1 == 0 ? $"{t.TotalHours}h"

@@ -14,12 +14,12 @@ public sealed class ManualTimeProvider : TimeProvider
 {
     private readonly Lock _lock = new();
     private readonly List<ManualTimer> _timers = [];
-    private DateTimeOffset _now;
+    private long _nowTicks; // UTC ticks: written under the lock, read without it (a long reads atomically on 64-bit)
     private long _timerSequence;
 
     /// <summary>Starts the clock at <paramref name="start"/>, or at 2026-01-01T00:00:00Z.</summary>
     public ManualTimeProvider(DateTimeOffset? start = null) =>
-        _now = start ?? new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        _nowTicks = (start ?? new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)).UtcTicks;
 
     /// <inheritdoc />
     public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
@@ -40,16 +40,12 @@ public sealed class ManualTimeProvider : TimeProvider
     }
 
     /// <inheritdoc />
-    public override DateTimeOffset GetUtcNow()
-    {
-        lock (_lock)
-        {
-            return _now;
-        }
-    }
+    public override DateTimeOffset GetUtcNow() => new(Volatile.Read(ref _nowTicks), TimeSpan.Zero);
 
     /// <inheritdoc />
-    public override long GetTimestamp() => GetUtcNow().UtcTicks;
+    public override long GetTimestamp() => Volatile.Read(ref _nowTicks);
+
+    private DateTimeOffset Now => new(_nowTicks, TimeSpan.Zero);
 
     /// <summary>Moves time forward by <paramref name="delta"/>, firing every timer due on the way, in due order.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delta"/> is negative.</exception>
@@ -59,7 +55,7 @@ public sealed class ManualTimeProvider : TimeProvider
         DateTimeOffset target;
         lock (_lock)
         {
-            target = _now + delta;
+            target = Now + delta;
         }
 
         MoveTo(target);
@@ -71,9 +67,9 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         lock (_lock)
         {
-            if (value < _now)
+            if (value < Now)
             {
-                throw new ArgumentOutOfRangeException(nameof(value), value, $"Time cannot move backwards (now {_now:O}).");
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"Time cannot move backwards (now {Now:O}).");
             }
         }
 
@@ -106,16 +102,16 @@ public sealed class ManualTimeProvider : TimeProvider
 
                 if (due is null)
                 {
-                    _now = target;
+                    Volatile.Write(ref _nowTicks, target.UtcTicks);
                     return;
                 }
 
-                if (due.DueAt > _now)
+                if (due.DueAt > Now)
                 {
-                    _now = due.DueAt;
+                    Volatile.Write(ref _nowTicks, due.DueAt.UtcTicks);
                 }
 
-                due.Reschedule(_now);
+                due.Reschedule(Now);
             }
 
             due.Fire(); // outside the lock: callbacks may create or change timers
@@ -141,7 +137,7 @@ public sealed class ManualTimeProvider : TimeProvider
                 }
 
                 ArgumentOutOfRangeException.ThrowIfLessThan(dueTime, TimeSpan.Zero);
-                DueAt = owner._now + dueTime;
+                DueAt = owner.Now + dueTime;
                 _period = period;
                 Order = ++owner._timerSequence;
                 owner._timers.Add(this);

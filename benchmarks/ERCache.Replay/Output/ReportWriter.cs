@@ -58,6 +58,7 @@ internal static class ReportWriter
         Object(json, result.Total);
         json.WriteNumber("elapsedSeconds", Math.Round(result.Elapsed.TotalSeconds, 3));
         json.WriteNumber("requestsPerSecond", Math.Round(result.RequestsPerSecond));
+        json.WriteNumber("threads", result.Threads);
         json.WriteEndObject();
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Stopwatch = System.Diagnostics.Stopwatch;
 using ERCache.Inference;
 using ERCache.Policies;
@@ -25,6 +26,12 @@ internal sealed class ReplayResult
 
     public required TimeSpan Elapsed { get; init; }
 
+    /// <summary>Threads the users were replayed on (each with caches of its own).</summary>
+    public required int Threads { get; init; }
+
+    /// <summary>Why the replay ran on one thread although more were asked for; null otherwise.</summary>
+    public string? SingleThreadReason { get; init; }
+
     public double RequestsPerSecond => Total.Requests / Math.Max(Elapsed.TotalSeconds, 1e-9);
 }
 
@@ -34,98 +41,205 @@ internal sealed class ReplayResult
 /// returns a vector derived from (user, time) and fails the users whose trace row says so.
 /// </summary>
 /// <remarks>
-/// Requests that share a timestamp (and host and model) arrive together: they are sent as one
+/// <para>Requests that share a timestamp (and host and model) arrive together: they are sent as one
 /// <see cref="EmbeddingCache.GetManyAsync"/> call, so their misses become one delegate call, as under load. A group
 /// ends at a new timestamp, at the model's <c>MaxBatchSize</c> (so nothing queues or is shed), and before a user
 /// repeats (so a second request of a user at the same instant sees the first one's result, in file order). The
 /// clock does not move during a call, so no deadline passes; <c>BatchWindow</c> is set to zero (the replay does the
 /// grouping; a window timer on a stopped clock would never fire), and <c>RunInline</c> is on, so a group's delegate
-/// call runs on the replay thread with no thread hop.
+/// call runs on the replay thread with no thread hop.</para>
+/// <para>The circuit breaker is turned off: it counts delegate calls that throw, and the replay's delegate never
+/// throws (it fails users one by one, as a tower that marks bad rows), so a breaker could never open here and would
+/// only add its cost to every call.</para>
+/// <para>With more than one thread, users are split into shards by a hash of the id and each shard is replayed on
+/// its own thread, through caches (one per host) and a clock of its own. That gives the same answer as one thread
+/// exactly when users cannot affect one another: when no tier can fill (every tier's capacity is at least the
+/// model's distinct users in the trace), because eviction is what makes one user's entries depend on another's.
+/// Otherwise the replay runs on one thread and says why. Each shard's tiers get a share of the configured capacity
+/// (its users plus a proportional share of the slack), so the shards together hold what one tier would; the
+/// tiers' bytes then differ from one thread's only by slab pages the shards fill partly (at most one per shard).</para>
 /// </remarks>
 internal static class ReplayRunner
 {
-    public static ReplayResult Run(Trace trace, ERCacheOptions options, int hosts = 1, Routing routing = Routing.Sticky, int seed = 1)
+    public static ReplayResult Run(
+        Trace trace, ERCacheOptions options, int hosts = 1, Routing routing = Routing.Sticky, int seed = 1, int threads = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(hosts, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         string[] names = ResolveModels(trace, options);
         foreach (var model in options.Models.Values)
         {
             model.Inference.BatchWindow = TimeSpan.Zero;
             model.Inference.RunInline = true; // the replay's delegate is instant and the clock is stopped: no deadline can pass
+            model.Inference.CircuitBreaker.Enabled = false; // it could never open here (see the remarks)
         }
 
-        var clock = new ManualTimeProvider();
-        var start = clock.GetUtcNow();
-        var inference = names.Select(n => new ReplayInference(clock, start)).ToArray();
-        var byName = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => (IEmbeddingInference)inference[p.i], StringComparer.OrdinalIgnoreCase);
-        foreach (var configured in options.Models.Keys.Where(k => !byName.ContainsKey(k)))
-        {
-            byName[configured] = new ReplayInference(clock, start); // configured but absent from the trace
-        }
+        var users = trace.DistinctUsers();
+        string? reason = threads == 1 ? null : WhyUsersInteract(options, names, users);
+        int shards = reason is null ? threads : 1;
+        var replays = CreateShards(names, options, users, shards, hosts);
 
-        var caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, clock)).ToArray();
-        var reports = names.Select(_ => new ModelReport()).ToArray();
-        var windows = new Window[hosts, names.Length];
-        for (int h = 0; h < hosts; h++)
-        {
-            for (int m = 0; m < names.Length; m++)
-            {
-                windows[h, m] = new Window(caches[h], names[m], caches[h].GetPolicy(names[m]), inference[m], reports[m]);
-            }
-        }
-
-        var rng = new Random(seed);
-        var open = new List<Window>();
-        long currentTs = long.MinValue;
         var stopwatch = Stopwatch.StartNew();
-        foreach (var request in trace.Requests)
-        {
-            if (request.TimestampMs != currentTs)
-            {
-                FlushAll(open);
-                currentTs = request.TimestampMs;
-                clock.SetUtcNow(start.AddMilliseconds(currentTs));
-            }
-
-            int host = hosts == 1 ? 0 : routing == Routing.Sticky ? StickyHost(request.User, hosts) : rng.Next(hosts);
-            var window = windows[host, request.Model];
-            if (window.Contains(request.User) || window.IsFull)
-            {
-                window.Flush();
-            }
-
-            if (window.Count == 0)
-            {
-                open.Add(window);
-            }
-
-            window.Add(request.User, request.Fail);
-        }
-
-        FlushAll(open);
+        int[]? randomHosts = hosts > 1 && routing == Routing.Random ? RandomHosts(trace.Requests.Length, hosts, seed) : null;
+        RunShards(replays, trace.Requests, randomHosts);
         stopwatch.Stop();
 
         var models = new Dictionary<string, ModelReport>(StringComparer.Ordinal);
         var total = new ModelReport();
         for (int m = 0; m < names.Length; m++)
         {
-            for (int h = 0; h < hosts; h++)
+            var merged = new ModelReport();
+            foreach (var replay in replays)
             {
-                windows[h, m].ObserveTiers();
-                reports[m].Direct.Add(windows[h, m].DirectPeak); // tiers of different hosts hold different entries: sum
-                reports[m].Failover.Add(windows[h, m].FailoverPeak);
+                merged.Add(replay.Finish(m));
             }
 
-            models[names[m]] = reports[m];
-            total.Add(reports[m]);
+            models[names[m]] = merged;
+            total.Add(merged);
         }
 
-        foreach (var cache in caches)
+        foreach (var replay in replays)
         {
-            cache.Dispose();
+            replay.Dispose();
         }
 
-        return new ReplayResult { Models = models, Total = total, Elapsed = stopwatch.Elapsed };
+        return new ReplayResult
+        {
+            Models = models,
+            Total = total,
+            Elapsed = stopwatch.Elapsed,
+            Threads = shards,
+            SingleThreadReason = reason,
+        };
+    }
+
+    /// <summary>Null when users cannot affect one another (no tier can fill); otherwise the reason, naming the tier.</summary>
+    private static string? WhyUsersInteract(ERCacheOptions options, string[] names, HashSet<long>[] users)
+    {
+        // The tiers as the library sizes them (MaxBytes may lower a capacity): build them once and ask.
+        var none = options.Models.Keys.ToDictionary(k => k, _ => (IEmbeddingInference)new ReplayInference(new ManualTimeProvider(), default));
+        using var probe = EmbeddingCache.Create(options, none);
+        for (int m = 0; m < names.Length; m++)
+        {
+            foreach (var kind in (ReadOnlySpan<TierKind>)[TierKind.Direct, TierKind.Failover])
+            {
+                if (probe.GetTierStatistics(names[m], kind) is { } tier && tier.Capacity < users[m].Count)
+                {
+                    return $"the {kind} tier of '{names[m]}' holds {tier.Capacity:N0} of {users[m].Count:N0} users, so eviction makes users depend on one another";
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// One replay per shard. A shard's caches are built from the options with, for every tier, the shard's users of
+    /// the model plus its proportional share of the slack as capacity, so the shards' capacities add up to the
+    /// configured one. The library copies options into immutable policies when a cache is built, so the configured
+    /// capacities are put back afterwards.
+    /// </summary>
+    private static ShardReplay[] CreateShards(string[] names, ERCacheOptions options, HashSet<long>[] users, int shards, int hosts)
+    {
+        if (shards == 1)
+        {
+            return [new ShardReplay(names, options, hosts)];
+        }
+
+        var models = options.Models.ToArray();
+        var configured = models.Select(p => (Direct: p.Value.Direct.Capacity, Failover: p.Value.Failover.Capacity)).ToArray();
+        var replays = new ShardReplay[shards];
+        try
+        {
+            for (int s = 0; s < shards; s++)
+            {
+                for (int i = 0; i < models.Length; i++)
+                {
+                    int m = Array.FindIndex(names, n => string.Equals(n, models[i].Key, StringComparison.OrdinalIgnoreCase));
+                    long all = m < 0 ? 0 : users[m].Count;
+                    int shard = s;
+                    long mine = m < 0 ? 0 : users[m].Count(u => ShardOf(u, shards) == shard);
+                    models[i].Value.Direct.Capacity = Share(configured[i].Direct, all, mine, s, shards);
+                    models[i].Value.Failover.Capacity = Share(configured[i].Failover, all, mine, s, shards);
+                }
+
+                replays[s] = new ShardReplay(names, options, hosts);
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < models.Length; i++)
+            {
+                (models[i].Value.Direct.Capacity, models[i].Value.Failover.Capacity) = configured[i];
+            }
+        }
+
+        return replays;
+    }
+
+    /// <summary>A shard's capacity: its users, plus its share of the slack (a model absent from the trace splits evenly).</summary>
+    private static int Share(int capacity, long all, long mine, int shard, int shards)
+    {
+        long share = all == 0
+            ? (capacity / shards) + (shard == shards - 1 ? capacity % shards : 0)
+            : mine + ((capacity - all) * mine / all);
+        return (int)Math.Max(1, share);
+    }
+
+    /// <summary>The host of every request under random routing, drawn in trace order (whatever the thread count).</summary>
+    private static int[] RandomHosts(int requests, int hosts, int seed)
+    {
+        var rng = new Random(seed);
+        var chosen = new int[requests];
+        for (int i = 0; i < chosen.Length; i++)
+        {
+            chosen[i] = rng.Next(hosts);
+        }
+
+        return chosen;
+    }
+
+    private static void RunShards(ShardReplay[] replays, TraceRequest[] requests, int[]? randomHosts)
+    {
+        if (replays.Length == 1)
+        {
+            replays[0].Replay(requests, 0, 1, randomHosts);
+            return;
+        }
+
+        var failures = new ExceptionDispatchInfo?[replays.Length];
+        var workers = new Thread[replays.Length - 1];
+        for (int s = 1; s < replays.Length; s++)
+        {
+            int shard = s;
+            workers[s - 1] = new Thread(() => failures[shard] = Capture(() => replays[shard].Replay(requests, shard, replays.Length, randomHosts)))
+            {
+                IsBackground = true,
+                Name = $"replay shard {s}",
+            };
+            workers[s - 1].Start();
+        }
+
+        failures[0] = Capture(() => replays[0].Replay(requests, 0, replays.Length, randomHosts));
+        foreach (var worker in workers)
+        {
+            worker.Join();
+        }
+
+        failures.FirstOrDefault(f => f is not null)?.Throw();
+    }
+
+    private static ExceptionDispatchInfo? Capture(Action action)
+    {
+        try
+        {
+            action();
+            return null;
+        }
+        catch (Exception ex)
+        {
+            return ExceptionDispatchInfo.Capture(ex);
+        }
     }
 
     /// <summary>Maps the trace's model column onto configured model names.</summary>
@@ -144,6 +258,9 @@ internal static class ReplayRunner
 
     private static int StickyHost(long user, int hosts) => (int)(((ulong)user * 0x9E3779B97F4A7C15UL >> 32) % (ulong)hosts);
 
+    /// <summary>A user's shard: a different mix from <see cref="StickyHost"/>, so shards do not line up with hosts.</summary>
+    private static int ShardOf(long user, int shards) => (int)(((ulong)user * 0xD6E8FEB86659FD93UL >> 33) % (ulong)shards);
+
     private static void FlushAll(List<Window> open)
     {
         foreach (var window in open)
@@ -152,6 +269,98 @@ internal static class ReplayRunner
         }
 
         open.Clear();
+    }
+
+    /// <summary>One shard's replay: its own clock, delegates, caches (one per host) and reports.</summary>
+    private sealed class ShardReplay : IDisposable
+    {
+        private readonly ManualTimeProvider _clock = new();
+        private readonly DateTimeOffset _start;
+        private readonly EmbeddingCache[] _caches;
+        private readonly ModelReport[] _reports;
+        private readonly Window[,] _windows;
+
+        public ShardReplay(string[] names, ERCacheOptions options, int hosts)
+        {
+            _start = _clock.GetUtcNow();
+            var inference = names.Select(_ => new ReplayInference(_clock, _start)).ToArray();
+            var byName = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => (IEmbeddingInference)inference[p.i], StringComparer.OrdinalIgnoreCase);
+            foreach (var configured in options.Models.Keys.Where(k => !byName.ContainsKey(k)))
+            {
+                byName[configured] = new ReplayInference(_clock, _start); // configured but absent from the trace
+            }
+
+            _caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, _clock)).ToArray();
+            _reports = names.Select(_ => new ModelReport()).ToArray();
+            _windows = new Window[hosts, names.Length];
+            for (int h = 0; h < hosts; h++)
+            {
+                for (int m = 0; m < names.Length; m++)
+                {
+                    _windows[h, m] = new Window(_caches[h], names[m], _caches[h].GetPolicy(names[m]), inference[m], _reports[m]);
+                }
+            }
+        }
+
+        /// <summary>Replays the requests of the users of <paramref name="shard"/>, in trace order.</summary>
+        public void Replay(TraceRequest[] requests, int shard, int shards, int[]? randomHosts)
+        {
+            int hosts = _caches.Length;
+            var open = new List<Window>();
+            long currentTs = long.MinValue;
+            for (int i = 0; i < requests.Length; i++)
+            {
+                var request = requests[i];
+                if (shards > 1 && ShardOf(request.User, shards) != shard)
+                {
+                    continue;
+                }
+
+                if (request.TimestampMs != currentTs)
+                {
+                    FlushAll(open);
+                    currentTs = request.TimestampMs;
+                    _clock.SetUtcNow(_start.AddMilliseconds(currentTs));
+                }
+
+                int host = hosts == 1 ? 0 : randomHosts is not null ? randomHosts[i] : StickyHost(request.User, hosts);
+                var window = _windows[host, request.Model];
+                if (window.Contains(request.User) || window.IsFull)
+                {
+                    window.Flush();
+                }
+
+                if (window.Count == 0)
+                {
+                    open.Add(window);
+                }
+
+                window.Add(request.User, request.Fail);
+            }
+
+            FlushAll(open);
+        }
+
+        /// <summary>The shard's report of model <paramref name="m"/>, with its tiers' peaks summed over hosts.</summary>
+        public ModelReport Finish(int m)
+        {
+            for (int h = 0; h < _caches.Length; h++)
+            {
+                _windows[h, m].ObserveTiers();
+                _reports[m].Direct.Add(_windows[h, m].DirectPeak); // tiers of different hosts hold different entries: sum
+                _reports[m].Failover.Add(_windows[h, m].FailoverPeak);
+            }
+
+            return _reports[m];
+        }
+
+        public void Dispose()
+        {
+            foreach (var cache in _caches)
+            {
+                cache.Dispose();
+            }
+        }
     }
 
     /// <summary>Requests of one host and model gathered at one instant.</summary>

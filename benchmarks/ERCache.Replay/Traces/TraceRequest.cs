@@ -16,7 +16,10 @@ public sealed class Trace(IReadOnlyList<string> models, TraceRequest[] requests)
     public long DurationMs => Requests.Length == 0 ? 0 : Requests[^1].TimestampMs - Requests[0].TimestampMs;
 
     /// <summary>Distinct users per model (sizes "unbounded" tiers).</summary>
-    public int[] DistinctUsersPerModel()
+    public int[] DistinctUsersPerModel() => DistinctUsers().Select(s => s.Count).ToArray();
+
+    /// <summary>The users of each model.</summary>
+    public HashSet<long>[] DistinctUsers()
     {
         var sets = Models.Select(_ => new HashSet<long>()).ToArray();
         foreach (var r in Requests)
@@ -24,7 +27,7 @@ public sealed class Trace(IReadOnlyList<string> models, TraceRequest[] requests)
             sets[r.Model].Add(r.User);
         }
 
-        return sets.Select(s => s.Count).ToArray();
+        return sets;
     }
 }
 

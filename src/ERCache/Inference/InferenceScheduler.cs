@@ -28,6 +28,7 @@ internal sealed partial class InferenceScheduler
     private ModelRuntime _runtime = null!;
     private ModelCircuitBreaker? _breaker;
     private ITimer? _windowTimer;
+    private DelegateCall? _spareCall;
     private int _inFlight;
 
     public InferenceScheduler(TimeProvider time, ERCacheMetrics metrics, ILogger logger)
@@ -278,65 +279,96 @@ internal sealed partial class InferenceScheduler
                 batch.Release();
             }
 
+            bool queued;
             lock (_lock)
             {
                 _inFlight--;
+                queued = _queue.Count > 0;
             }
 
             // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed).
-            Dispatch();
+            if (queued)
+            {
+                Dispatch();
+            }
         }
     }
 
     /// <summary>
     /// Calls the delegate through the breaker with the hard limit on its token. Returns the batch-wide cause
     /// (None when the delegate completed) and whether the call was abandoned still running, in which case its
-    /// buffers are released only when it finally stops.
+    /// buffers are released only when it finally stops. A delegate that completes synchronously (with no breaker
+    /// or through a closed one) is answered without an async state machine.
     /// </summary>
-    private async Task<(InferenceFailureCause Cause, bool Abandoned)> InvokeAsync(ModelRuntime runtime, InferenceBatch batch)
+    private ValueTask<(InferenceFailureCause Cause, bool Abandoned)> InvokeAsync(ModelRuntime runtime, InferenceBatch batch)
     {
-        var policy = runtime.Policy;
-        var call = new DelegateCall(runtime.Inference!, batch, policy, _time);
+        var call = Interlocked.Exchange(ref _spareCall, null) ?? new DelegateCall(_time);
+        call.Start(runtime.Inference!, batch, runtime.Policy);
+        ValueTask running;
         try
         {
             var breaker = Volatile.Read(ref _breaker);
-            if (breaker is null)
-            {
-                await call.RunAsync(call.Token).ConfigureAwait(false);
-            }
-            else
-            {
-                await breaker.ExecuteAsync(static (c, ct) => c.RunAsync(ct), call, call.Token).ConfigureAwait(false);
-            }
-
-            return (InferenceFailureCause.None, false);
-        }
-        catch (BrokenCircuitException)
-        {
-            return (InferenceFailureCause.CircuitOpen, false);
-        }
-        catch (TimeoutException)
-        {
-            LogHardTimeout(policy.Name, batch.Count, policy.HardTimeout);
-            return (InferenceFailureCause.Timeout, call.IsRunning);
+            running = breaker is null
+                ? call.RunAsync(call.Token)
+                : breaker.ExecuteAsync(static (c, ct) => c.RunAsync(ct), call, call.Token);
         }
         catch (Exception ex)
         {
-            LogInferenceFailed(policy.Name, batch.Count, ex);
-            return (InferenceFailureCause.Error, false);
+            running = ValueTask.FromException(ex);
         }
-        finally
+
+        if (running.IsCompletedSuccessfully)
         {
-            if (call.IsRunning)
-            {
-                // Abandoned: keep the buffers alive until the delegate really stops, and observe its fault.
-                call.ReleaseWhenDone();
-            }
-            else
-            {
-                call.Dispose();
-            }
+            running.GetAwaiter().GetResult();
+            return new((InferenceFailureCause.None, EndCall(call)));
         }
+
+        return AwaitCallAsync(running, call, runtime.Policy, batch.Count);
+    }
+
+    private async ValueTask<(InferenceFailureCause Cause, bool Abandoned)> AwaitCallAsync(ValueTask running, DelegateCall call, ModelPolicy policy, int users)
+    {
+        var cause = InferenceFailureCause.None;
+        try
+        {
+            await running.ConfigureAwait(false);
+        }
+        catch (BrokenCircuitException)
+        {
+            cause = InferenceFailureCause.CircuitOpen;
+        }
+        catch (TimeoutException)
+        {
+            LogHardTimeout(policy.Name, users, policy.HardTimeout);
+            cause = InferenceFailureCause.Timeout;
+        }
+        catch (Exception ex)
+        {
+            LogInferenceFailed(policy.Name, users, ex);
+            cause = InferenceFailureCause.Error;
+        }
+
+        return (cause, EndCall(call));
+    }
+
+    /// <summary>
+    /// Ends a call: an abandoned one (still running past its hard limit) keeps its buffers until it stops; a finished
+    /// one is kept for the next call when it can be reused, else disposed. Returns whether it was abandoned.
+    /// </summary>
+    private bool EndCall(DelegateCall call)
+    {
+        if (call.IsRunning)
+        {
+            call.ReleaseWhenDone(); // keep the buffers alive until the delegate really stops, and observe its fault
+            return true;
+        }
+
+        if (!call.TryReset() || Interlocked.CompareExchange(ref _spareCall, call, null) is not null)
+        {
+            call.Dispose(); // at most one spare: concurrent calls beyond it allocate their own
+        }
+
+        return false;
     }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback.")]
@@ -353,43 +385,76 @@ internal sealed partial class InferenceScheduler
 
     /// <summary>
     /// One delegate call and its hard limit: a token cancelled <c>HardTimeout</c> after the call started. The call's
-    /// state travels through the breaker as one object rather than a closure and a delegate per call.
+    /// state travels through the breaker as one object rather than a closure and a delegate per call. A call that
+    /// finished well inside its limit is reset and reused by the next one (its token source and timer with it).
     /// </summary>
-    private sealed class DelegateCall(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy, TimeProvider time) : IDisposable
+    private sealed class DelegateCall(TimeProvider time) : IDisposable
     {
         private readonly CancellationTokenSource _source = new();
-        private readonly long _started = time.GetTimestamp();
         private ITimer? _timer;
+        private IEmbeddingInference _inference = null!;
+        private InferenceBatch _batch = null!;
+        private ModelPolicy _policy = null!;
+        private long _started;
         private Task? _call;
 
         public CancellationToken Token => _source.Token;
 
-        private InferenceBatch Batch => batch;
-
         /// <summary>Whether the delegate was called and has not finished (it is abandoned if we stop waiting).</summary>
         public bool IsRunning => _call is { IsCompleted: false };
 
-        public async ValueTask RunAsync(CancellationToken cancellationToken)
+        public void Start(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy)
+        {
+            _inference = inference;
+            _batch = batch;
+            _policy = policy;
+            _call = null;
+            _started = time.GetTimestamp();
+        }
+
+        public ValueTask RunAsync(CancellationToken cancellationToken)
         {
             // Armed before the call: a delegate that computes synchronously and checks its token is cancelled too.
             Arm();
+            ValueTask call;
             try
             {
-                _call = inference.InferAsync(batch, cancellationToken).AsTask();
+                call = _inference.InferAsync(_batch, cancellationToken);
             }
             catch (Exception ex)
             {
                 _call = Task.FromException(ex); // a delegate that throws before its first await
+                return WaitAsync(cancellationToken);
             }
 
-            try
+            if (call.IsCompletedSuccessfully)
             {
-                await _call.WaitAsync(cancellationToken).ConfigureAwait(false); // stop waiting at the hard limit even if the delegate ignores its token
+                call.GetAwaiter().GetResult(); // completes (and releases) a pooled value-task source
+                _call = Task.CompletedTask;
+                return default;
             }
-            catch (OperationCanceledException) when (_source.IsCancellationRequested)
+
+            _call = call.AsTask();
+            return WaitAsync(cancellationToken);
+        }
+
+        /// <summary>
+        /// Prepares for another call: only when this one never had its token cancelled and ended before half its
+        /// hard limit, so its timer was not due and cannot fire late into the next call.
+        /// </summary>
+        public bool TryReset()
+        {
+            _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            bool early = time.GetElapsedTime(_started) < _policy.HardTimeout / 2;
+            if (!early || !_source.TryReset())
             {
-                throw new TimeoutException($"Inference for model '{policy.Name}' passed its hard timeout ({policy.HardTimeout}).");
+                return false;
             }
+
+            _inference = null!;
+            _batch = null!;
+            _call = null;
+            return true;
         }
 
         /// <summary>Releases the batch and the deadline once the abandoned delegate finally stops; observes its fault.</summary>
@@ -399,7 +464,7 @@ internal sealed partial class InferenceScheduler
                 {
                     _ = t.Exception;
                     var c = (DelegateCall)state!;
-                    c.Batch.Release();
+                    c._batch.Release();
                     c.Dispose();
                 },
                 this,
@@ -413,16 +478,35 @@ internal sealed partial class InferenceScheduler
             _source.Dispose();
         }
 
+        private async ValueTask WaitAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                await _call!.WaitAsync(cancellationToken).ConfigureAwait(false); // stop waiting at the hard limit even if the delegate ignores its token
+            }
+            catch (OperationCanceledException) when (_source.IsCancellationRequested)
+            {
+                throw new TimeoutException($"Inference for model '{_policy.Name}' passed its hard timeout ({_policy.HardTimeout}).");
+            }
+        }
+
         private void Arm()
         {
-            var remaining = policy.HardTimeout - time.GetElapsedTime(_started);
+            var remaining = _policy.HardTimeout - time.GetElapsedTime(_started);
             if (remaining <= TimeSpan.Zero)
             {
                 _source.Cancel();
                 return;
             }
 
-            _timer = time.CreateTimer(static s => ((DelegateCall)s!).Fire(), this, remaining, Timeout.InfiniteTimeSpan);
+            if (_timer is null)
+            {
+                _timer = time.CreateTimer(static s => ((DelegateCall)s!).Fire(), this, remaining, Timeout.InfiniteTimeSpan);
+            }
+            else
+            {
+                _timer.Change(remaining, Timeout.InfiniteTimeSpan);
+            }
         }
 
         private void Fire()
