@@ -32,6 +32,8 @@ internal sealed class ReplayArguments
                                       N random and N sticky
           --threads N                 replay users on N threads (default: processor count) when the result
                                       is the same as on one (no tier can fill); otherwise one, saying why
+          --warmup 1s                 before timing, replay the trace's first requests through throwaway
+                                      caches for this long, so the JIT has optimised the path (0: none)
         """;
 
     public string? TracePath { get; private set; }
@@ -92,6 +94,8 @@ internal sealed class ReplayArguments
 
     public int Threads { get; private set; } = Environment.ProcessorCount;
 
+    public TimeSpan Warmup { get; private set; } = TimeSpan.FromSeconds(1);
+
     public bool Help { get; private set; }
 
     public static ReplayArguments Parse(IReadOnlyList<string> args)
@@ -146,6 +150,10 @@ internal sealed class ReplayArguments
                 case "--svg": a.SvgPath = Value(); break;
                 case "--hosts": a.Hosts = ParseInt(option, Value(), 1); break;
                 case "--threads": a.Threads = ParseInt(option, Value(), 1); break;
+                case "--warmup":
+                    string warmup = Value();
+                    a.Warmup = warmup.Trim() == "0" ? TimeSpan.Zero : ParseDuration(option, warmup);
+                    break;
                 case "--routing":
                     string routing = Value();
                     a.Routing = Enum.TryParse<Replay.Routing>(routing, ignoreCase: true, out var r) && !int.TryParse(routing, out _)

@@ -33,6 +33,13 @@ internal static class ReplayCommand
             stdout.WriteLine(Inv($"Trace: {trace.Requests.Length:N0} requests over {TimeSpan.FromMilliseconds(trace.DurationMs)}, {string.Join(", ", distinct.Select((n, i) => $"{(trace.Models[i].Length == 0 ? "model" : trace.Models[i])}: {n:N0} users"))}."));
             stdout.WriteLine();
             var unbounded = distinct.DefaultIfEmpty(1).Max();
+            if (a.Warmup > TimeSpan.Zero)
+            {
+                var (runs, requests) = ReplayRunner.WarmUp(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, a.Warmup);
+                stdout.WriteLine(Inv($"Warm-up (not timed): {runs} replays of the first {requests:N0} requests through throwaway caches."));
+                stdout.WriteLine();
+            }
+
             if (a.SweepTtl is not null)
             {
                 SweepTtl(a, trace, unbounded, stdout);

@@ -243,13 +243,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
             var scheduler = runtime.Scheduler;
             long deadline = now + runtime.InferenceTimeout;
             var tickets = new InferenceTicket[missCount];
-            var users = userIds.Span;
-            for (int i = 0; i < missCount; i++)
-            {
-                tickets[i] = scheduler.Join(users[misses[i]], deadline);
-            }
-
-            scheduler.Dispatch(inline: runtime.Policy.RunInline);
+            scheduler.Submit(userIds.Span, misses.AsSpan(0, missCount), deadline, tickets, inline: runtime.Policy.RunInline);
             if (!AllCompleted(tickets))
             {
                 var all = Task.WhenAll(tickets.Select(t => t.Task));

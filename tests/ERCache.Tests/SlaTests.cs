@@ -225,6 +225,34 @@ public sealed class SlaTests
     }
 
     [Fact]
+    public async Task Users_failed_one_by_one_do_not_open_the_breaker()
+    {
+        // The breaker counts calls that throw (or pass their hard limit); a tower that completes and marks some rows
+        // failed is working. The replay harness relies on this when it leaves the breaker out.
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.CircuitBreaker = new CircuitBreakerOptions
+            {
+                FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
+            };
+        });
+        f.Tower.PerUser = (_, batch, i, _) =>
+        {
+            batch.Fail(i);
+            return ValueTask.CompletedTask;
+        };
+
+        var causes = new List<InferenceFailureCause>();
+        for (int u = 1; u <= 20; u++)
+        {
+            causes.Add((await f.Cache.GetAsync(CacheFixture.Model, u, new float[4])).FailureCause);
+        }
+
+        Assert.All(causes, c => Assert.Equal(InferenceFailureCause.Error, c));
+        Assert.Equal(20, f.Tower.CallCount); // every miss reached the delegate: never rejected as CircuitOpen
+    }
+
+    [Fact]
     public async Task Sixty_four_concurrent_single_user_misses_reach_the_delegate_in_four_calls_of_sixteen()
     {
         using var f = new CacheFixture(m =>

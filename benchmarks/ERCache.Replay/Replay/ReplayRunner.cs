@@ -56,8 +56,10 @@ internal sealed class ReplayResult
 /// exactly when users cannot affect one another: when no tier can fill (every tier's capacity is at least the
 /// model's distinct users in the trace), because eviction is what makes one user's entries depend on another's.
 /// Otherwise the replay runs on one thread and says why. Each shard's tiers get a share of the configured capacity
-/// (its users plus a proportional share of the slack), so the shards together hold what one tier would; the
-/// tiers' bytes then differ from one thread's only by slab pages the shards fill partly (at most one per shard).</para>
+/// (its users plus a proportional share of the slack), so the shards together hold what one tier would. The tiers'
+/// bytes differ from one thread's by the fixed part of each extra tier (an LRU tier's hit buffer, at most 8 KB),
+/// the index tables' rounding, and, when the capacity exceeds the users, at most one partly used slab page per
+/// extra shard.</para>
 /// </remarks>
 internal static class ReplayRunner
 {
@@ -79,6 +81,9 @@ internal static class ReplayRunner
         int shards = reason is null ? threads : 1;
         var replays = CreateShards(names, options, users, shards, hosts);
 
+        // Setup's garbage (the trace's parsing, earlier replays) is collected now, not on the replay's time.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         var stopwatch = Stopwatch.StartNew();
         int[]? randomHosts = hosts > 1 && routing == Routing.Random ? RandomHosts(trace.Requests.Length, hosts, seed) : null;
         RunShards(replays, trace.Requests, randomHosts);
@@ -111,6 +116,30 @@ internal static class ReplayRunner
             Threads = shards,
             SingleThreadReason = reason,
         };
+    }
+
+    /// <summary>
+    /// Runs the replay's code until the JIT has optimised it: .NET first runs a method as quickly compiled code and
+    /// recompiles it optimised once it has been called often (tiered compilation), so a timing from a cold start
+    /// would partly measure the compiler. Replays the trace's first requests through throwaway caches, again and
+    /// again, for <paramref name="duration"/>; nothing of it reaches a later replay's caches or counts.
+    /// </summary>
+    /// <returns>How many replays ran, and of how many requests.</returns>
+    public static (int Runs, int Requests) WarmUp(
+        Trace trace, ERCacheOptions options, int hosts, Routing routing, int seed, int threads, TimeSpan duration)
+    {
+        const int PrefixRequests = 20_000;
+        var prefix = new Trace(trace.Models, trace.Requests[..Math.Min(trace.Requests.Length, PrefixRequests)]);
+        var clock = Stopwatch.StartNew();
+        int runs = 0;
+        do
+        {
+            Run(prefix, options, hosts, routing, seed, threads);
+            runs++;
+        }
+        while (clock.Elapsed < duration);
+
+        return (runs, prefix.Requests.Length);
     }
 
     /// <summary>Null when users cannot affect one another (no tier can fill); otherwise the reason, naming the tier.</summary>
@@ -512,10 +541,12 @@ internal static class ReplayRunner
                     continue;
                 }
 
+                // Deterministic in (user, time) and finite; one division per row, not per value.
                 var row = batch.GetRow(i).Span;
+                float first = (users[i] % 1000 * 0.001f) + (nowMs % 1000 * 1e-6f);
                 for (int j = 0; j < row.Length; j++)
                 {
-                    row[j] = ((users[i] + j) % 1000 * 0.001f) + (nowMs % 1000 * 1e-6f);
+                    row[j] = first + (j * 0.001f);
                 }
             }
 

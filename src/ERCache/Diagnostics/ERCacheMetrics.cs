@@ -86,11 +86,11 @@ internal sealed class ERCacheMetrics : IDisposable
 
     public static TagList ModelTags(string model) => new() { { ERCacheDiagnostics.ModelTag, model } };
 
-    public void RecordCoalesced(string model)
+    public void RecordCoalesced(string model, int count)
     {
-        if (_coalesced.Enabled)
+        if (count > 0 && _coalesced.Enabled)
         {
-            _coalesced.Add(1, ModelTags(model));
+            _coalesced.Add(count, ModelTags(model));
         }
     }
 

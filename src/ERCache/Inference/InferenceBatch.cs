@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using System.Numerics.Tensors;
 
 namespace ERCache.Inference;
@@ -22,15 +23,10 @@ public sealed class InferenceBatch
 
     internal InferenceBatch(string model, string version, int dimensions, int count)
     {
-        Model = model;
-        Version = version;
-        Dimensions = dimensions;
-        Count = count;
-        _users = ArrayPool<long>.Shared.Rent(Count);
-        _vectors = ArrayPool<float>.Shared.Rent(Count * dimensions);
-        _vectors.AsSpan(0, Count * dimensions).Fill(float.NaN);
-        _status = ArrayPool<RowStatus>.Shared.Rent(Count);
-        _status.AsSpan(0, Count).Clear();
+        _users = ArrayPool<long>.Shared.Rent(count);
+        _vectors = ArrayPool<float>.Shared.Rent(count * dimensions);
+        _status = ArrayPool<RowStatus>.Shared.Rent(count);
+        Prepare(model, version, dimensions, count);
     }
 
     internal enum RowStatus : byte
@@ -41,16 +37,16 @@ public sealed class InferenceBatch
     }
 
     /// <summary>The model name.</summary>
-    public string Model { get; }
+    public string Model { get; private set; }
 
     /// <summary>The model version the vectors will be cached under.</summary>
-    public string Version { get; }
+    public string Version { get; private set; }
 
     /// <summary>Length of each vector.</summary>
-    public int Dimensions { get; }
+    public int Dimensions { get; private set; }
 
     /// <summary>Number of users in the batch.</summary>
-    public int Count { get; }
+    public int Count { get; private set; }
 
     /// <summary>The users, in row order.</summary>
     public ReadOnlyMemory<long> UserIds => _users.AsMemory(0, Count);
@@ -105,6 +101,32 @@ public sealed class InferenceBatch
     };
 
     internal ReadOnlySpan<float> Row(int index) => _vectors.AsSpan(index * Dimensions, Dimensions);
+
+    /// <summary>
+    /// Makes a finished batch (its delegate's task completed, not released) the next call's, when its buffers are
+    /// large enough; otherwise leaves it unchanged and returns false.
+    /// </summary>
+    internal bool TryReuse(string model, string version, int dimensions, int count)
+    {
+        if (Volatile.Read(ref _released) != 0 || _users.Length < count || _status.Length < count || _vectors.Length < (long)count * dimensions)
+        {
+            return false;
+        }
+
+        Prepare(model, version, dimensions, count);
+        return true;
+    }
+
+    [MemberNotNull(nameof(Model), nameof(Version))]
+    private void Prepare(string model, string version, int dimensions, int count)
+    {
+        Model = model;
+        Version = version;
+        Dimensions = dimensions;
+        Count = count;
+        _vectors.AsSpan(0, count * dimensions).Fill(float.NaN);
+        _status.AsSpan(0, count).Clear();
+    }
 
     /// <summary>Returns the pooled buffers; called once, after the delegate's task has completed.</summary>
     internal void Release()

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using ERCache.Diagnostics;
 using ERCache.Policies;
 using Microsoft.Extensions.Logging;
@@ -19,7 +18,7 @@ namespace ERCache.Inference;
 /// </remarks>
 internal sealed partial class InferenceScheduler
 {
-    private readonly ConcurrentDictionary<long, PendingInference> _pending = new();
+    private readonly Dictionary<long, PendingInference> _pending = []; // under _lock, like the queue
     private readonly Queue<PendingInference> _queue = new();
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
@@ -29,6 +28,7 @@ internal sealed partial class InferenceScheduler
     private ModelCircuitBreaker? _breaker;
     private ITimer? _windowTimer;
     private DelegateCall? _spareCall;
+    private InferenceBatch? _spareBatch;
     private int _inFlight;
 
     public InferenceScheduler(TimeProvider time, ERCacheMetrics metrics, ILogger logger)
@@ -78,102 +78,128 @@ internal sealed partial class InferenceScheduler
     }
 
     /// <summary>
-    /// Returns the task that completes with <paramref name="userId"/>'s inference: an already pending one
-    /// (coalesced), a newly queued one, or an immediate <see cref="InferenceFailureCause.Overload"/> or
-    /// <see cref="InferenceFailureCause.CircuitOpen"/>. Call <see cref="Dispatch"/> after joining a set of users.
+    /// Joins one caller's misses under a single lock, then starts what the concurrency limit allows. Each user gets
+    /// the task that completes with its inference: an already pending one (coalesced), a newly queued one, or an
+    /// immediate <see cref="InferenceFailureCause.Overload"/> when the queue is full.
     /// </summary>
-    public InferenceTicket Join(long userId, long deadline)
+    /// <param name="users">The caller's users.</param>
+    /// <param name="positions">Which of <paramref name="users"/> missed; <paramref name="tickets"/> follows this order.</param>
+    /// <param name="deadline">The caller's deadline (timestamp); a queued user past every waiter's deadline is shed.</param>
+    /// <param name="tickets">Receives one ticket per position.</param>
+    /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
+    public void Submit(ReadOnlySpan<long> users, ReadOnlySpan<int> positions, long deadline, Span<InferenceTicket> tickets, bool inline)
     {
         // An open circuit is not checked here: Polly moves Open -> HalfOpen only when a call is attempted, so every
         // miss goes through a (cheap) rejected attempt, and the first one after the break becomes the probe.
-        var runtime = Runtime;
-        while (true)
+        var policy = Runtime.Policy;
+        int coalesced = 0, shed = 0;
+        PendingInference[]? first;
+        List<PendingInference[]>? more;
+        lock (_lock)
         {
-            if (_pending.TryGetValue(userId, out var existing))
+            for (int i = 0; i < positions.Length; i++)
             {
-                existing.ExtendDeadline(deadline);
-                _metrics.RecordCoalesced(runtime.Policy.Name);
-                return new InferenceTicket(existing.Task, existing);
-            }
-
-            var created = new PendingInference(userId, deadline);
-            lock (_lock)
-            {
-                if (_queue.Count >= runtime.Policy.MaxQueue)
+                long userId = users[positions[i]];
+                if (_pending.TryGetValue(userId, out var existing))
                 {
-                    _metrics.RecordShed(runtime.Policy.Name, 1);
-                    return new InferenceTicket(InferenceOutcome.Overload, null);
+                    existing.ExtendDeadline(deadline);
+                    tickets[i] = new InferenceTicket(existing.Task, existing);
+                    coalesced++;
                 }
-
-                if (_pending.TryAdd(userId, created))
+                else if (_queue.Count >= policy.MaxQueue)
                 {
+                    tickets[i] = new InferenceTicket(InferenceOutcome.Overload, null);
+                    shed++;
+                }
+                else
+                {
+                    var created = new PendingInference(userId, deadline);
+                    _pending.Add(userId, created);
                     _queue.Enqueue(created);
-                    return new InferenceTicket(created.Task, created);
+                    tickets[i] = new InferenceTicket(created.Task, created);
                 }
             }
 
-            // Another caller queued this user between the lookup and the add: join theirs.
+            (first, more) = TakeBatches(force: false);
         }
+
+        _metrics.RecordCoalesced(policy.Name, coalesced);
+        _metrics.RecordShed(policy.Name, shed);
+        Start(first, more, inline);
     }
 
-    /// <summary>Starts as many delegate calls as the concurrency limit allows from the queue.</summary>
+    /// <summary>Starts as many delegate calls as the concurrency limit allows from the queue, on the thread pool.</summary>
     /// <param name="force">Send a partial batch now even when a batch window is configured.</param>
-    /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
-    public void Dispatch(bool force = false, bool inline = false)
+    public void Dispatch(bool force = false)
+    {
+        PendingInference[]? first;
+        List<PendingInference[]>? more;
+        lock (_lock)
+        {
+            (first, more) = TakeBatches(force);
+        }
+
+        Start(first, more, inline: false);
+    }
+
+    /// <summary>Takes batches off the queue while calls may start; sheds users nobody waits for any more. Under the lock.</summary>
+    private (PendingInference[]? First, List<PendingInference[]>? More) TakeBatches(bool force)
     {
         PendingInference[]? first = null;
         List<PendingInference[]>? more = null;
-        lock (_lock)
+        var policy = Runtime.Policy;
+        long now = _time.GetTimestamp();
+        while (_inFlight < policy.MaxConcurrency && _queue.Count > 0)
         {
-            var policy = Runtime.Policy;
-            long now = _time.GetTimestamp();
-            while (_inFlight < policy.MaxConcurrency && _queue.Count > 0)
+            if (!force && policy.BatchWindow > TimeSpan.Zero && _queue.Count < policy.MaxBatchSize)
             {
-                if (!force && policy.BatchWindow > TimeSpan.Zero && _queue.Count < policy.MaxBatchSize)
+                // Gather: the first waiting miss opens a window; a full batch or the window's end sends it.
+                _windowTimer ??= _time.CreateTimer(static s => ((InferenceScheduler)s!).OnWindowElapsed(), this, policy.BatchWindow, Timeout.InfiniteTimeSpan);
+                break;
+            }
+
+            var items = new PendingInference[Math.Min(policy.MaxBatchSize, _queue.Count)];
+            int count = 0, shed = 0;
+            while (count < items.Length && _queue.TryDequeue(out var item))
+            {
+                if (now >= item.Deadline)
                 {
-                    // Gather: the first waiting miss opens a window; a full batch or the window's end sends it.
-                    _windowTimer ??= _time.CreateTimer(static s => ((InferenceScheduler)s!).OnWindowElapsed(), this, policy.BatchWindow, Timeout.InfiniteTimeSpan);
-                    break;
+                    // Nobody waits for it any more: do not spend the model's capacity on it.
+                    RemovePending(item);
+                    item.Complete(new InferenceOutcome(InferenceFailureCause.Overload, null));
+                    shed++;
+                    continue;
                 }
 
-                var items = new PendingInference[Math.Min(policy.MaxBatchSize, _queue.Count)];
-                int count = 0, shed = 0;
-                while (count < items.Length && _queue.TryDequeue(out var item))
-                {
-                    if (now >= item.Deadline)
-                    {
-                        // Nobody waits for it any more: do not spend the model's capacity on it.
-                        _pending.TryRemove(new KeyValuePair<long, PendingInference>(item.UserId, item));
-                        item.Complete(new InferenceOutcome(InferenceFailureCause.Overload, null));
-                        shed++;
-                        continue;
-                    }
+                item.MarkStarted();
+                items[count++] = item;
+            }
 
-                    item.MarkStarted();
-                    items[count++] = item;
+            _metrics.RecordShed(policy.Name, shed);
+            if (count > 0)
+            {
+                _inFlight++;
+                if (count < items.Length)
+                {
+                    Array.Resize(ref items, count);
                 }
 
-                _metrics.RecordShed(policy.Name, shed);
-                if (count > 0)
+                if (first is null)
                 {
-                    _inFlight++;
-                    if (count < items.Length)
-                    {
-                        Array.Resize(ref items, count);
-                    }
-
-                    if (first is null)
-                    {
-                        first = items;
-                    }
-                    else
-                    {
-                        (more ??= []).Add(items);
-                    }
+                    first = items;
+                }
+                else
+                {
+                    (more ??= []).Add(items);
                 }
             }
         }
 
+        return (first, more);
+    }
+
+    private void Start(PendingInference[]? first, List<PendingInference[]>? more, bool inline)
+    {
         if (first is null)
         {
             return;
@@ -198,6 +224,15 @@ internal sealed partial class InferenceScheduler
         }
     }
 
+    /// <summary>Forgets a user's pending item (not a newer one for the same user). Under the lock.</summary>
+    private void RemovePending(PendingInference item)
+    {
+        if (_pending.TryGetValue(item.UserId, out var current) && ReferenceEquals(current, item))
+        {
+            _pending.Remove(item.UserId);
+        }
+    }
+
     /// <summary>On the thread pool: a delegate that completes synchronously must not recurse through Dispatch.
     /// (A method of its own, so the closure is allocated only when a batch goes to the pool.)</summary>
     private void StartOnPool(PendingInference[] items) => _ = Task.Run(() => RunBatchAsync(items));
@@ -217,7 +252,7 @@ internal sealed partial class InferenceScheduler
     {
         var runtime = Runtime;
         var policy = runtime.Policy;
-        var batch = new InferenceBatch(policy.Name, policy.Version, policy.Dimensions, items.Length);
+        var batch = TakeBatch(policy, items.Length);
         var users = batch.UsersToFill;
         for (int i = 0; i < items.Length; i++)
         {
@@ -256,34 +291,43 @@ internal sealed partial class InferenceScheduler
                     outcome = new InferenceOutcome(itemCause, null);
                 }
 
-                // Remove before completing: a caller arriving after this sees the tiers, not a finished pending.
-                _pending.TryRemove(new KeyValuePair<long, PendingInference>(item.UserId, item));
-                item.Complete(outcome);
+                item.Prepare(outcome);
             }
         }
         catch (Exception ex)
         {
             // Only a bug of ours gets here (the delegate's failures are classified in InvokeAsync); never leave
-            // callers or the pending map hanging.
+            // callers or the pending map hanging: every user not answered yet gets an error.
             LogSchedulerFault(policy.Name, ex);
             foreach (var item in items)
             {
-                _pending.TryRemove(new KeyValuePair<long, PendingInference>(item.UserId, item));
-                item.Complete(new InferenceOutcome(InferenceFailureCause.Error, null));
+                item.Prepare(new InferenceOutcome(InferenceFailureCause.Error, null));
             }
         }
         finally
         {
-            if (!abandoned)
+            if (!abandoned && Interlocked.CompareExchange(ref _spareBatch, batch, null) is not null)
             {
-                batch.Release();
+                batch.Release(); // at most one spare batch: its buffers stay out of the pool while it waits
             }
 
+            // Remove before completing: a caller arriving after this sees the tiers, not a finished pending. One
+            // lock for the whole batch and the in-flight count.
             bool queued;
             lock (_lock)
             {
+                foreach (var item in items)
+                {
+                    RemovePending(item);
+                }
+
                 _inFlight--;
                 queued = _queue.Count > 0;
+            }
+
+            foreach (var item in items)
+            {
+                item.CompletePrepared();
             }
 
             // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed).
@@ -292,6 +336,24 @@ internal sealed partial class InferenceScheduler
                 Dispatch();
             }
         }
+    }
+
+    /// <summary>The spare batch when its buffers fit (a finished call's, kept to save renting three buffers per
+    /// call), else a new one.</summary>
+    private InferenceBatch TakeBatch(ModelPolicy policy, int count)
+    {
+        var spare = Interlocked.Exchange(ref _spareBatch, null);
+        if (spare is not null)
+        {
+            if (spare.TryReuse(policy.Name, policy.Version, policy.Dimensions, count))
+            {
+                return spare;
+            }
+
+            spare.Release();
+        }
+
+        return new InferenceBatch(policy.Name, policy.Version, policy.Dimensions, count);
     }
 
     /// <summary>

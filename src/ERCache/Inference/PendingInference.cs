@@ -15,6 +15,8 @@ internal sealed class PendingInference(long userId, long deadline)
 {
     private long _deadline = deadline;
     private int _started;
+    private InferenceOutcome _outcome;
+    private bool _prepared;
 
     public long UserId { get; } = userId;
 
@@ -43,6 +45,21 @@ internal sealed class PendingInference(long userId, long deadline)
     public void MarkStarted() => Volatile.Write(ref _started, 1);
 
     public void Complete(InferenceOutcome outcome) => TrySetResult(outcome);
+
+    /// <summary>Records the outcome to complete with later (after the user leaves the pending map); the first one
+    /// recorded stands. Only the batch that started the user calls it.</summary>
+    public void Prepare(InferenceOutcome outcome)
+    {
+        if (!_prepared)
+        {
+            _outcome = outcome;
+            _prepared = true;
+        }
+    }
+
+    /// <summary>Completes with the prepared outcome (an error if none was: never leave a caller waiting).</summary>
+    public void CompletePrepared() =>
+        TrySetResult(_prepared ? _outcome : new InferenceOutcome(InferenceFailureCause.Error, null));
 }
 
 /// <summary>A caller's handle on one user's inference: the outcome task, and the pending item when one was queued

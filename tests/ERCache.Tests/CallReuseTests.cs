@@ -1,0 +1,149 @@
+using ERCache.Inference;
+using ERCache.Policies;
+using ERCache.Tests.Infrastructure;
+
+namespace ERCache.Tests;
+
+/// <summary>
+/// The scheduler keeps a finished call's token source, timer and batch buffers for the next call. Nothing of one call
+/// may leak into the next: not a cancellation, not a failed row, not another user's vector.
+/// </summary>
+public sealed class CallReuseTests
+{
+    private static readonly TimeSpan HardTimeout = TimeSpan.FromSeconds(1);
+
+    [Fact]
+    public async Task A_reused_call_is_not_cancelled_by_the_previous_calls_hard_limit()
+    {
+        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+        var seen = new List<bool>();
+        f.Tower.Whole = (batch, ct) =>
+        {
+            seen.Add(ct.IsCancellationRequested);
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+            return ValueTask.CompletedTask;
+        };
+
+        Assert.Equal(EmbeddingSource.Fresh, (await f.GetAsync(1)).Result.Source);
+        f.Clock.Advance(HardTimeout * 3); // past the first call's hard limit, with no call running
+        Assert.Equal(EmbeddingSource.Fresh, (await f.GetAsync(2)).Result.Source);
+
+        Assert.Equal([false, false], seen);
+    }
+
+    [Fact]
+    public async Task A_reused_call_is_still_cancelled_at_its_own_hard_limit()
+    {
+        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+        bool cancelledAtHalf = true, cancelledAtLimit = false;
+        f.Tower.Whole = (batch, ct) =>
+        {
+            if (batch.UserIds.Span[0] == 2)
+            {
+                // A synchronous tower on the caller's thread: time passes while it computes.
+                f.Clock.Advance(HardTimeout / 2);
+                cancelledAtHalf = ct.IsCancellationRequested;
+                f.Clock.Advance(HardTimeout / 2);
+                cancelledAtLimit = ct.IsCancellationRequested;
+            }
+
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+            return ValueTask.CompletedTask;
+        };
+
+        await f.GetAsync(1); // a quick call: its token source and timer are kept for the next
+        await f.GetAsync(2);
+
+        Assert.False(cancelledAtHalf);
+        Assert.True(cancelledAtLimit);
+    }
+
+    [Fact]
+    public async Task After_a_call_cancelled_at_its_hard_limit_the_next_call_gets_a_live_token()
+    {
+        using var f = new CacheFixture(m => { m.Inference.Timeout = TimeSpan.FromMilliseconds(50); m.Inference.HardTimeout = HardTimeout; });
+        using var started = new ManualResetEventSlim();
+        var firstCancelled = new TaskCompletionSource();
+        bool? secondSawCancelled = null;
+        f.Tower.Whole = (batch, ct) =>
+        {
+            if (batch.UserIds.Span[0] == 1)
+            {
+                started.Set();
+                while (!ct.IsCancellationRequested)
+                {
+                    Thread.SpinWait(100);
+                }
+
+                firstCancelled.SetResult();
+                ct.ThrowIfCancellationRequested();
+            }
+
+            secondSawCancelled = ct.IsCancellationRequested;
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+            return ValueTask.CompletedTask;
+        };
+
+        var first = f.Cache.GetAsync(CacheFixture.Model, 1, new float[4]).AsTask();
+        Assert.True(started.Wait(TimeSpan.FromSeconds(30)));
+        f.Clock.Advance(HardTimeout);
+        await firstCancelled.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(InferenceFailureCause.Timeout, (await first.WaitAsync(TimeSpan.FromSeconds(30))).FailureCause);
+        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+
+        var second = await f.GetAsync(2).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(EmbeddingSource.Fresh, second.Result.Source);
+        Assert.False(secondSawCancelled);
+    }
+
+    [Fact]
+    public async Task A_reused_batch_forgets_failed_rows_and_the_vectors_of_earlier_users()
+    {
+        using var f = new CacheFixture(m => m.Inference.RunInline = true);
+        var batches = new List<InferenceBatch>();
+        f.Tower.Whole = (batch, _) =>
+        {
+            batches.Add(batch);
+            var users = batch.UserIds.Span;
+            switch (batches.Count)
+            {
+                case 1:
+                    batch.Fail(0); // user 1 fails
+                    break;
+                case 2:
+                    TestTower.Fill(batch.GetRow(0).Span, users[0], 0); // user 2 succeeds in the same row
+                    break;
+                default:
+                    TestTower.Fill(batch.GetRow(1).Span, users[1], 0); // row 0 (user 3) is left unwritten
+                    break;
+            }
+
+            return ValueTask.CompletedTask;
+        };
+
+        var failed = await f.GetAsync(1);
+        var fresh = await f.GetAsync(2);
+        var vectors = new float[8];
+        var results = new EmbeddingResult[2];
+        await f.Cache.GetManyAsync(CacheFixture.Model, new long[] { 3, 4 }, vectors, results);
+
+        Assert.True(batches.Count == 3 && ReferenceEquals(batches[0], batches[1]) && ReferenceEquals(batches[1], batches[2]), "the batch was not reused");
+        Assert.Equal(InferenceFailureCause.Error, failed.Result.FailureCause);
+        Assert.Equal(EmbeddingSource.Fresh, fresh.Result.Source);
+        Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.InvalidVector), (results[0].Source, results[0].FailureCause)); // not user 2's vector
+        Assert.Equal(EmbeddingSource.Fresh, results[1].Source);
+        Assert.True(TestTower.BelongsTo(vectors.AsSpan(4, 4), 4));
+        Assert.Equal(2, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct)); // users 2 and 4 only
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        for (int i = 0; i < 3000 && !condition(); i++)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.True(condition());
+    }
+}
