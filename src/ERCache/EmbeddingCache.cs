@@ -137,6 +137,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
     /// <summary>Inference delegate calls in flight for <paramref name="model"/> (for tests and diagnostics).</summary>
     internal int GetInFlight(string model) => Resolve(model).Scheduler.InFlight;
 
+    /// <summary>Users of <paramref name="model"/> waiting for or in inference (for tests that check nothing is left behind).</summary>
+    internal int GetPendingUsers(string model) => Resolve(model).Scheduler.PendingUsers;
+
     /// <inheritdoc />
     public ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, CancellationToken cancellationToken = default)
     {

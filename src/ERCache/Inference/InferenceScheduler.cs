@@ -53,6 +53,18 @@ internal sealed partial class InferenceScheduler
         }
     }
 
+    /// <summary>Users queued or in a delegate call (the pending map's size).</summary>
+    public int PendingUsers
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
     /// <summary>The breaker's state, or null when the breaker is disabled.</summary>
     public CircuitState? BreakerState => Volatile.Read(ref _breaker)?.State;
 
