@@ -32,8 +32,8 @@ internal sealed class ReplayArguments
                                       N random and N sticky
           --threads N                 replay users on N threads (default: processor count) when the result
                                       is the same as on one (no tier can fill); otherwise one, saying why
-          --warmup 1s                 before timing, replay the trace's first requests through throwaway
-                                      caches for this long, so the JIT has optimised the path (0: none)
+          --warmup 10s                before timing, replay the trace's first requests through throwaway
+                                      caches until the JIT settles, for at most this long (0: no warm-up)
         """;
 
     public string? TracePath { get; private set; }
@@ -94,7 +94,7 @@ internal sealed class ReplayArguments
 
     public int Threads { get; private set; } = Environment.ProcessorCount;
 
-    public TimeSpan Warmup { get; private set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan Warmup { get; private set; } = TimeSpan.FromSeconds(10);
 
     public bool Help { get; private set; }
 

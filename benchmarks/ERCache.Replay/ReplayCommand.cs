@@ -35,8 +35,9 @@ internal static class ReplayCommand
             var unbounded = distinct.DefaultIfEmpty(1).Max();
             if (a.Warmup > TimeSpan.Zero)
             {
-                var (runs, requests) = ReplayRunner.WarmUp(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, a.Warmup);
-                stdout.WriteLine(Inv($"Warm-up (not timed): {runs} replays of the first {requests:N0} requests through throwaway caches."));
+                var w = ReplayRunner.WarmUp(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, a.Warmup);
+                stdout.WriteLine(Inv($"Warm-up (not timed): {w.Runs} replays of the first {w.Requests:N0} requests through throwaway caches in {w.Elapsed.TotalSeconds:F1} s, ") +
+                    (w.Settled ? "until the JIT had compiled nothing new for 0.5 s." : Inv($"stopped at the --warmup limit ({Label(a.Warmup)}) while the JIT was still compiling: the rate may be low.")));
                 stdout.WriteLine();
             }
 

@@ -1,3 +1,4 @@
+using System.Runtime;
 using System.Runtime.ExceptionServices;
 using Stopwatch = System.Diagnostics.Stopwatch;
 using ERCache.Inference;
@@ -16,6 +17,9 @@ internal enum Routing
     /// <summary>Each request goes to a host chosen at random (seeded).</summary>
     Random,
 }
+
+/// <summary>What a JIT warm-up did: its replays, of how many requests, how long, and whether the JIT had settled.</summary>
+internal readonly record struct WarmUpResult(int Runs, int Requests, TimeSpan Elapsed, bool Settled);
 
 /// <summary>The outcome of one replay.</summary>
 internal sealed class ReplayResult
@@ -119,27 +123,37 @@ internal static class ReplayRunner
     }
 
     /// <summary>
-    /// Runs the replay's code until the JIT has optimised it: .NET first runs a method as quickly compiled code and
-    /// recompiles it optimised once it has been called often (tiered compilation), so a timing from a cold start
-    /// would partly measure the compiler. Replays the trace's first requests through throwaway caches, again and
-    /// again, for <paramref name="duration"/>; nothing of it reaches a later replay's caches or counts.
+    /// Runs the replay's code until the JIT has optimised it: .NET first runs a method as quickly compiled code, then
+    /// as instrumented code that profiles it (dynamic PGO; its counters are shared by every thread, which made two
+    /// replay threads slower than one), and recompiles it optimised once it has been called often, in the background.
+    /// A timing from a cold start would partly measure the compiler. Replays the trace's first requests through
+    /// throwaway caches, again and again, until the JIT has compiled nothing new for half a second, or until
+    /// <paramref name="limit"/>; nothing of it reaches a later replay's caches or counts.
     /// </summary>
-    /// <returns>How many replays ran, and of how many requests.</returns>
-    public static (int Runs, int Requests) WarmUp(
-        Trace trace, ERCacheOptions options, int hosts, Routing routing, int seed, int threads, TimeSpan duration)
+    public static WarmUpResult WarmUp(
+        Trace trace, ERCacheOptions options, int hosts, Routing routing, int seed, int threads, TimeSpan limit)
     {
         const int PrefixRequests = 20_000;
+        var quiet = TimeSpan.FromMilliseconds(500);
         var prefix = new Trace(trace.Models, trace.Requests[..Math.Min(trace.Requests.Length, PrefixRequests)]);
         var clock = Stopwatch.StartNew();
+        long compiled = -1;
+        var lastCompiled = TimeSpan.Zero;
         int runs = 0;
         do
         {
             Run(prefix, options, hosts, routing, seed, threads);
             runs++;
+            long now = JitInfo.GetCompiledMethodCount();
+            if (now != compiled)
+            {
+                compiled = now;
+                lastCompiled = clock.Elapsed;
+            }
         }
-        while (clock.Elapsed < duration);
+        while (clock.Elapsed < limit && clock.Elapsed - lastCompiled < quiet);
 
-        return (runs, prefix.Requests.Length);
+        return new WarmUpResult(runs, prefix.Requests.Length, clock.Elapsed, Settled: clock.Elapsed - lastCompiled >= quiet);
     }
 
     /// <summary>Null when users cannot affect one another (no tier can fill); otherwise the reason, naming the tier.</summary>
