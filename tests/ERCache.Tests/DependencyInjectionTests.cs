@@ -58,6 +58,26 @@ public sealed class DependencyInjectionTests
     }
 
     [Fact]
+    public async Task AddModel_finds_a_model_configured_in_another_case()
+    {
+        using var host = new ConfiguredHost(
+            ConfiguredHost.Json(ConfiguredHost.Model("ctr")),
+            b => b.AddModel<OnesTower>("CTR"));
+
+        Assert.Equal(EmbeddingSource.Fresh, (await host.Cache.GetAsync("Ctr", 1, new float[4])).Source);
+    }
+
+    [Fact]
+    public void AddModel_twice_for_one_model_in_two_spellings_is_refused()
+    {
+        var builder = new ServiceCollection().AddERCache(o => { }).AddModel<OnesTower>("ctr");
+
+        var error = Assert.Throws<ArgumentException>(() => builder.AddModel<OnesTower>("CTR"));
+
+        Assert.Contains("The inference of model 'CTR' is already registered (as 'ctr'); model names are case-insensitive.", error.Message);
+    }
+
+    [Fact]
     public void The_time_provider_registered_in_the_container_is_used()
     {
         using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr")));

@@ -48,32 +48,40 @@ public static class ERCacheServiceCollectionExtensions
     }
 
     /// <summary>Registers <paramref name="inference"/> as the inference of model <paramref name="name"/>.</summary>
+    /// <remarks>Model names are case-insensitive, as in configuration: <c>AddModel("CTR", ...)</c> serves the model
+    /// configured as <c>ctr</c>.</remarks>
+    /// <exception cref="ArgumentException">A model of the same name, in any spelling, is already registered.</exception>
     public static IERCacheBuilder AddModel(this IERCacheBuilder builder, string name, IEmbeddingInference inference)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(inference);
+        ModelNames.Of(builder.Services).Register(name);
         builder.Services.AddKeyedSingleton(name, inference);
         return builder;
     }
 
     /// <summary>Registers <typeparamref name="TInference"/>, created by the container, as the inference of model <paramref name="name"/>.</summary>
+    /// <remarks>Model names are case-insensitive, as in configuration.</remarks>
+    /// <exception cref="ArgumentException">A model of the same name, in any spelling, is already registered.</exception>
     public static IERCacheBuilder AddModel<TInference>(this IERCacheBuilder builder, string name)
         where TInference : class, IEmbeddingInference
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ModelNames.Of(builder.Services).Register(name);
         builder.Services.AddKeyedSingleton<IEmbeddingInference, TInference>(name);
         return builder;
     }
 
     private static ERCacheBuilder AddCore(IServiceCollection services, string sectionPath)
     {
+        var names = ModelNames.Of(services);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ERCacheOptions>>(new ERCacheOptionsValidator(sectionPath)));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new EmbeddingCache(
             sp.GetRequiredService<IOptionsMonitor<ERCacheOptions>>(),
-            name => sp.GetKeyedService<IEmbeddingInference>(name),
+            name => sp.GetKeyedService<IEmbeddingInference>(name) ?? sp.GetKeyedService<IEmbeddingInference>(names.RegisteredSpelling(name)),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
             sp.GetService<ILogger<EmbeddingCache>>(),
@@ -85,6 +93,51 @@ public static class ERCacheServiceCollectionExtensions
     private sealed class ERCacheBuilder(IServiceCollection services) : IERCacheBuilder
     {
         public IServiceCollection Services { get; } = services;
+    }
+
+    /// <summary>
+    /// The model names given to <c>AddModel</c>, one per service collection: keyed services match keys exactly, while
+    /// configuration matches model names in any case, so the cache looks a model up under the spelling it was
+    /// registered with.
+    /// </summary>
+    private sealed class ModelNames
+    {
+        private readonly Dictionary<string, string> _spellings = new(StringComparer.OrdinalIgnoreCase);
+        private readonly Lock _lock = new();
+
+        public static ModelNames Of(IServiceCollection services)
+        {
+            if (services.FirstOrDefault(d => d.ServiceType == typeof(ModelNames))?.ImplementationInstance is ModelNames existing)
+            {
+                return existing;
+            }
+
+            var created = new ModelNames();
+            services.AddSingleton(created);
+            return created;
+        }
+
+        public void Register(string name)
+        {
+            lock (_lock)
+            {
+                if (_spellings.TryGetValue(name, out var registered))
+                {
+                    throw new ArgumentException(
+                        $"The inference of model '{name}' is already registered (as '{registered}'); model names are case-insensitive.", nameof(name));
+                }
+
+                _spellings.Add(name, name);
+            }
+        }
+
+        public string RegisteredSpelling(string name)
+        {
+            lock (_lock)
+            {
+                return _spellings.GetValueOrDefault(name, name);
+            }
+        }
     }
 }
 
