@@ -17,12 +17,16 @@ public sealed class RankingServiceOptions
 
     /// <summary>Median added latency per inference call, milliseconds (log-normal). 0: none.</summary>
     public double LatencyMs { get; set; }
+
+    /// <summary>Users each tower computes at start-up, before traffic, to have the JIT compile it.</summary>
+    public int WarmupUsers { get; set; } = TowerWarmup.DefaultUsers;
 }
 
 /// <summary>Every model's user tower, each behind the fault-injection wrapper the configuration switches.</summary>
 public sealed class TowerRegistry
 {
     private readonly Dictionary<string, (UserTower Tower, FaultInjectingInference Faulty)> _models = new(StringComparer.OrdinalIgnoreCase);
+    private int _warmupUsers;
 
     public TowerRegistry(IConfiguration configuration, TimeProvider time)
     {
@@ -51,6 +55,11 @@ public sealed class TowerRegistry
     public FaultInjectingInference Inference(string model) => _models[model].Faulty;
 
     public IEnumerable<string> Models => _models.Keys;
+
+    /// <summary>Users computed by the start-up warm-up, over all towers (not counted in the towers' statistics).</summary>
+    public int WarmupUsers => Volatile.Read(ref _warmupUsers);
+
+    internal void RecordWarmup(int users) => Interlocked.Add(ref _warmupUsers, users);
 }
 
 /// <summary>Builds the ranking service: ERCache configured from appsettings, one user tower per model, two endpoints.</summary>
@@ -76,6 +85,7 @@ public static class RankingServiceApp
 
         builder.Services.AddERCache(); // binds and validates ERCache:Models, fails start-up on bad configuration
         builder.Services.AddSingleton<ERCacheStats>();
+        builder.Services.AddHostedService<TowerWarmup>(); // before Kestrel listens: the first requests find compiled towers
 
         var app = builder.Build();
         app.Services.GetRequiredService<ERCacheStats>(); // listen from the first request on

@@ -140,6 +140,23 @@ public sealed class RankingServiceTests
     }
 
     [Fact]
+    public async Task The_towers_are_warmed_before_traffic_without_touching_the_cache_or_the_stats()
+    {
+        await using var service = new ServiceFixture();
+        using var client = service.CreateClient(); // starts the host, and with it the warm-up
+
+        var stats = (await client.GetFromJsonAsync<StatsResponse>("/stats", ServiceFixture.Json))!;
+
+        Assert.Equal(TowerWarmup.DefaultUsers * service.Towers.Models.Count(), service.Towers.WarmupUsers);
+        foreach (var model in service.Towers.Models)
+        {
+            Assert.Equal(0, stats.Towers[model].Users);
+            Assert.Equal(0, stats.Towers[model].ComputeMs);
+            Assert.Equal(0, stats.Counters.GetValueOrDefault($"ercache.entries{{model={model},tier=direct}}"));
+        }
+    }
+
+    [Fact]
     public async Task A_request_without_items_is_rejected_with_the_reason()
     {
         await using var service = new ServiceFixture();
