@@ -157,7 +157,7 @@ internal static class ReplayRunner
     }
 
     /// <summary>Null when users cannot affect one another (no tier can fill); otherwise the reason, naming the tier.</summary>
-    private static string? WhyUsersInteract(ERCacheOptions options, string[] names, HashSet<long>[] users)
+    private static string? WhyUsersInteract(ERCacheOptions options, string[] names, IReadOnlyList<IReadOnlySet<long>> users)
     {
         // The tiers as the library sizes them (MaxBytes may lower a capacity): build them once and ask.
         var none = options.Models.Keys.ToDictionary(k => k, _ => (IEmbeddingInference)new ReplayInference(new ManualTimeProvider(), default));
@@ -182,14 +182,26 @@ internal static class ReplayRunner
     /// configured one. The library copies options into immutable policies when a cache is built, so the configured
     /// capacities are put back afterwards.
     /// </summary>
-    private static ShardReplay[] CreateShards(string[] names, ERCacheOptions options, HashSet<long>[] users, int shards, int hosts)
+    private static ShardReplay[] CreateShards(string[] names, ERCacheOptions options, IReadOnlyList<IReadOnlySet<long>> users, int shards, int hosts)
     {
         if (shards == 1)
         {
             return [new ShardReplay(names, options, hosts)];
         }
 
+        // Users of each configured model per shard, counted in one pass (a model absent from the trace has none).
         var models = options.Models.ToArray();
+        var perShard = models.Select(p =>
+        {
+            var counts = new long[shards];
+            int m = Array.FindIndex(names, n => string.Equals(n, p.Key, StringComparison.OrdinalIgnoreCase));
+            foreach (long user in m < 0 ? Enumerable.Empty<long>() : users[m])
+            {
+                counts[ShardOf(user, shards)]++;
+            }
+
+            return counts;
+        }).ToArray();
         var configured = models.Select(p => (Direct: p.Value.Direct.Capacity, Failover: p.Value.Failover.Capacity)).ToArray();
         var replays = new ShardReplay[shards];
         try
@@ -198,12 +210,9 @@ internal static class ReplayRunner
             {
                 for (int i = 0; i < models.Length; i++)
                 {
-                    int m = Array.FindIndex(names, n => string.Equals(n, models[i].Key, StringComparison.OrdinalIgnoreCase));
-                    long all = m < 0 ? 0 : users[m].Count;
-                    int shard = s;
-                    long mine = m < 0 ? 0 : users[m].Count(u => ShardOf(u, shards) == shard);
-                    models[i].Value.Direct.Capacity = Share(configured[i].Direct, all, mine, s, shards);
-                    models[i].Value.Failover.Capacity = Share(configured[i].Failover, all, mine, s, shards);
+                    long all = perShard[i].Sum();
+                    models[i].Value.Direct.Capacity = Share(configured[i].Direct, all, perShard[i][s], s, shards);
+                    models[i].Value.Failover.Capacity = Share(configured[i].Failover, all, perShard[i][s], s, shards);
                 }
 
                 replays[s] = new ShardReplay(names, options, hosts);

@@ -11,6 +11,8 @@ public sealed class Trace(IReadOnlyList<string> models, TraceRequest[] requests)
     /// <summary>Model names; an empty name means "the one configured model" (a trace without a model column).</summary>
     public IReadOnlyList<string> Models { get; } = models;
 
+    private IReadOnlyList<IReadOnlySet<long>>? _users;
+
     public TraceRequest[] Requests { get; } = requests;
 
     public long DurationMs => Requests.Length == 0 ? 0 : Requests[^1].TimestampMs - Requests[0].TimestampMs;
@@ -18,8 +20,10 @@ public sealed class Trace(IReadOnlyList<string> models, TraceRequest[] requests)
     /// <summary>Distinct users per model (sizes "unbounded" tiers).</summary>
     public int[] DistinctUsersPerModel() => DistinctUsers().Select(s => s.Count).ToArray();
 
-    /// <summary>The users of each model.</summary>
-    public HashSet<long>[] DistinctUsers()
+    /// <summary>The users of each model, gathered once: the command, every replay of a sweep and the warm-up ask.</summary>
+    public IReadOnlyList<IReadOnlySet<long>> DistinctUsers() => _users ??= GatherUsers();
+
+    private HashSet<long>[] GatherUsers()
     {
         var sets = Models.Select(_ => new HashSet<long>()).ToArray();
         foreach (var r in Requests)
