@@ -26,12 +26,16 @@ internal sealed class ReplayHarness : IDisposable
     }
 
     /// <summary>Replays <paramref name="csv"/> with <paramref name="options"/> and returns the JSON document.</summary>
-    public JsonElement Replay(string csv, params string[] options)
+    public JsonElement Replay(string csv, params string[] options) => ReplayWith(["--trace", WriteTrace(csv), .. options]).Json;
+
+    /// <summary>Runs the command with <paramref name="args"/> and <c>--json</c>; checks it succeeded and returns the
+    /// JSON document and what it printed.</summary>
+    public (JsonElement Json, string Stdout) ReplayWith(params string[] args)
     {
         string json = Path($"result-{Guid.NewGuid():N}.json");
-        var (code, stdout, stderr) = Run(["--trace", WriteTrace(csv), "--json", json, .. options]);
+        var (code, stdout, stderr) = Run([.. args, "--json", json]);
         Assert.True(code == 0, $"exit {code}: {stderr}\n{stdout}");
-        return JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        return (JsonDocument.Parse(File.ReadAllText(json)).RootElement, stdout);
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);

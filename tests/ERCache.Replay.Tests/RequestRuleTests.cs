@@ -54,8 +54,8 @@ public sealed class RequestRuleTests : IDisposable
             5000,1,1
             30000,1,1
             60000,1,1
-            0,2,1
-            """.Replace("0,2,1", "60000,2,1"), Tiers).GetProperty("total");
+            60000,2,1
+            """, Tiers).GetProperty("total");
 
         // 0: fresh. 5000: direct hit (the fail flag is never used: no inference). 30000: direct expired, inference fails,
         // failover entry is 30 s old (< 60 s) -> failover. 60000: fails, failover entry 60 s old == TTL -> fallback.

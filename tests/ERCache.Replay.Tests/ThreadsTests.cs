@@ -20,8 +20,8 @@ public sealed class ThreadsTests : IDisposable
     public void Several_threads_give_the_one_thread_report(int hosts, string routing)
     {
         string[] options = [.. Synthetic, "--hosts", hosts.ToString(System.Globalization.CultureInfo.InvariantCulture), "--routing", routing];
-        var one = Replay([.. options, "--threads", "1"]);
-        var three = Replay([.. options, "--threads", "3"]);
+        var (one, _) = _harness.ReplayWith([.. options, "--threads", "1"]);
+        var (three, _) = _harness.ReplayWith([.. options, "--threads", "3"]);
 
         Assert.Equal(1, one.Long("threads"));
         Assert.Equal(3, three.Long("threads"));
@@ -38,22 +38,18 @@ public sealed class ThreadsTests : IDisposable
     [Fact]
     public void A_capacity_bound_replays_on_one_thread_and_says_why()
     {
-        string json = _harness.Path("bounded.json");
-        var (code, stdout, stderr) = ReplayHarness.Run([.. Synthetic, "--capacity", "10", "--threads", "4", "--json", json]);
+        var (json, stdout) = _harness.ReplayWith([.. Synthetic, "--capacity", "10", "--threads", "4"]);
 
-        Assert.True(code == 0, stderr);
         Assert.Contains("1 thread: the Direct tier of 'a' holds 10 of 400 users", stdout);
-        Assert.Equal(1, JsonDocument.Parse(File.ReadAllText(json)).RootElement.Long("threads"));
+        Assert.Equal(1, json.Long("threads"));
     }
 
     [Fact]
     public void The_warm_up_changes_no_result()
     {
-        var cold = Replay([.. Synthetic, "--warmup", "0"]);
-        var (code, stdout, _) = ReplayHarness.Run([.. Synthetic, "--warmup", "30ms", "--json", _harness.Path("warm.json")]);
-        var warm = JsonDocument.Parse(File.ReadAllText(_harness.Path("warm.json"))).RootElement;
+        var (cold, _) = _harness.ReplayWith([.. Synthetic, "--warmup", "0"]);
+        var (warm, stdout) = _harness.ReplayWith([.. Synthetic, "--warmup", "30ms"]);
 
-        Assert.Equal(0, code);
         Assert.Contains("Warm-up (not timed)", stdout);
         Assert.Equal(Strip(cold), Strip(warm));
         Assert.Equal(PeakBytes(cold), PeakBytes(warm));
@@ -71,14 +67,6 @@ public sealed class ThreadsTests : IDisposable
     }
 
     public void Dispose() => _harness.Dispose();
-
-    private JsonElement Replay(string[] args)
-    {
-        string json = _harness.Path($"result-{Guid.NewGuid():N}.json");
-        var (code, stdout, stderr) = ReplayHarness.Run([.. args, "--json", json]);
-        Assert.True(code == 0, $"exit {code}: {stderr}\n{stdout}");
-        return JsonDocument.Parse(File.ReadAllText(json)).RootElement;
-    }
 
     /// <summary>The report without what depends on the run rather than the trace: timing, threads, bytes.</summary>
     private static string Strip(JsonElement e) => e.ValueKind switch
