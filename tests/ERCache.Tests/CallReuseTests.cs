@@ -89,7 +89,7 @@ public sealed class CallReuseTests
         f.Clock.Advance(HardTimeout);
         await firstCancelled.Task.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(InferenceFailureCause.Timeout, (await first.WaitAsync(TimeSpan.FromSeconds(30))).FailureCause);
-        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+        await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
 
         var second = await f.GetAsync(2).WaitAsync(TimeSpan.FromSeconds(30));
 
@@ -135,15 +135,5 @@ public sealed class CallReuseTests
         Assert.Equal(EmbeddingSource.Fresh, results[1].Source);
         Assert.True(TestTower.BelongsTo(vectors.AsSpan(4, 4), 4));
         Assert.Equal(2, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct)); // users 2 and 4 only
-    }
-
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        for (int i = 0; i < 3000 && !condition(); i++)
-        {
-            await Task.Delay(10);
-        }
-
-        Assert.True(condition());
     }
 }

@@ -46,10 +46,7 @@ public sealed class MetricsTests
         var users = Enumerable.Range(0, 20).Select(u => (long)u).ToArray();
 
         var pending = f.Cache.GetManyAsync(CacheFixture.Model, users, new float[80], new EmbeddingResult[20]).AsTask();
-        for (int i = 0; i < 2000 && f.Tower.CallCount < 2; i++)
-        {
-            await Task.Delay(5);
-        }
+        await Poll.Until(() => f.Tower.CallCount >= 2);
 
         f.Metrics.RecordObservables();
         double inFlightDuring = f.Metrics.Matching("ercache.inference.in_flight", ("model", "ctr")).Last().Value;

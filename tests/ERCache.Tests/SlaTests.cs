@@ -8,17 +8,6 @@ namespace ERCache.Tests;
 /// <summary>Inference under an SLA: deadlines, coalescing, batching across callers, shedding, the breaker.</summary>
 public sealed class SlaTests
 {
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        // Waits for other threads to reach a state (never for time to pass: the clock is manual).
-        for (int i = 0; i < 2000 && !condition(); i++)
-        {
-            await Task.Delay(5);
-        }
-
-        Assert.True(condition(), "the expected state was not reached");
-    }
-
     [Fact]
     public async Task Hundred_concurrent_callers_for_one_user_share_one_inference()
     {
@@ -29,7 +18,7 @@ public sealed class SlaTests
 
         var vectors = Enumerable.Range(0, 100).Select(_ => new float[4]).ToArray();
         var calls = vectors.Select(v => f.Cache.GetAsync(CacheFixture.Model, 42, v).AsTask()).ToArray();
-        await WaitUntil(() => f.Tower.CallCount == 1);
+        await Poll.Until(() => f.Tower.CallCount == 1);
         release.SetResult();
         var results = await Task.WhenAll(calls);
 
@@ -55,7 +44,7 @@ public sealed class SlaTests
 
         var one = f.Cache.GetAsync(CacheFixture.Model, 1, new float[4]).AsTask();
         var two = f.Cache.GetAsync(CacheFixture.Model, 2, new float[4]).AsTask();
-        await WaitUntil(() => f.Tower.CallCount == 3); // the warm-up call and both hanging ones
+        await Poll.Until(() => f.Tower.CallCount == 3); // the warm-up call and both hanging ones
         f.Clock.Advance(TimeSpan.FromMilliseconds(49));
         Assert.False(one.IsCompleted || two.IsCompleted);
         f.Clock.Advance(TimeSpan.FromMilliseconds(1));
@@ -67,7 +56,7 @@ public sealed class SlaTests
         Assert.False(cancelled.Task.IsCompleted); // still running between the deadline and the hard limit
         f.Clock.Advance(TimeSpan.FromMilliseconds(950));
         await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+        await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
     }
 
     [Fact]
@@ -79,11 +68,11 @@ public sealed class SlaTests
         f.Tower.Generation = 7;
 
         var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
-        await WaitUntil(() => f.Tower.CallCount == 1);
+        await Poll.Until(() => f.Tower.CallCount == 1);
         f.Clock.Advance(TimeSpan.FromMilliseconds(60));
         var late = await pending.WaitAsync(TimeSpan.FromSeconds(10));
         release.SetResult();
-        await WaitUntil(() => f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Failover) == 1);
+        await Poll.Until(() => f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Failover) == 1);
         var (next, vector) = await f.GetAsync(5);
 
         Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.Timeout), (late.Source, late.FailureCause));
@@ -101,11 +90,11 @@ public sealed class SlaTests
         f.Tower.Generation = 7;
 
         var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
-        await WaitUntil(() => f.Tower.CallCount == 1);
+        await Poll.Until(() => f.Tower.CallCount == 1);
         f.Clock.Advance(TimeSpan.FromMilliseconds(60));
         await pending.WaitAsync(TimeSpan.FromSeconds(10));
         release.SetResult();
-        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+        await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
 
         Assert.Equal(0, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct));
         Assert.Equal(0, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Failover));
@@ -125,11 +114,11 @@ public sealed class SlaTests
         };
 
         var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
-        await WaitUntil(() => f.Tower.CallCount == 2);
+        await Poll.Until(() => f.Tower.CallCount == 2);
         f.Clock.Advance(TimeSpan.FromMilliseconds(60));
         var result = await pending.WaitAsync(TimeSpan.FromSeconds(10));
         release.SetResult();
-        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+        await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
         f.Tower.Whole = (_, _) => throw new InvalidOperationException("still down");
         var after = await f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]);
 
@@ -167,12 +156,12 @@ public sealed class SlaTests
         };
 
         var calls = warm.Select(u => f.Cache.GetAsync(CacheFixture.Model, u, new float[4]).AsTask()).ToArray();
-        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 2 && Volatile.Read(ref inFlight) == 2);
+        await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 2 && Volatile.Read(ref inFlight) == 2);
         var shedAtOnce = calls.Where(c => c.IsCompleted).Select(c => c.Result).ToArray();
         f.Clock.Advance(TimeSpan.FromMilliseconds(50)); // the deadline: queued misses never started
         var results = await Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(10));
         release.SetResult();
-        await WaitUntil(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+        await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
 
         Assert.Equal(3, shedAtOnce.Length); // 8 misses: 2 in flight, 3 queued, 3 over MaxQueue
         Assert.All(shedAtOnce, r => Assert.Equal((EmbeddingSource.Failover, InferenceFailureCause.Overload), (r.Source, r.FailureCause)));
@@ -303,7 +292,7 @@ public sealed class SlaTests
 
         var leaving = f.Cache.GetAsync(CacheFixture.Model, 9, new float[4], cts.Token).AsTask();
         var staying = f.Cache.GetAsync(CacheFixture.Model, 9, new float[4]).AsTask();
-        await WaitUntil(() => f.Tower.CallCount == 1);
+        await Poll.Until(() => f.Tower.CallCount == 1);
         await cts.CancelAsync();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => leaving.WaitAsync(TimeSpan.FromSeconds(10)));
