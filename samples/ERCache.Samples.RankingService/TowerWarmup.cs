@@ -15,7 +15,7 @@ public sealed partial class TowerWarmup(TowerRegistry towers, IConfiguration con
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        int users = configuration.GetValue("RankingService:WarmupUsers", DefaultUsers);
+        int users = (configuration.GetSection("RankingService").Get<RankingServiceOptions>() ?? new RankingServiceOptions()).WarmupUsers;
         if (users < 0)
         {
             throw new InvalidOperationException($"RankingService:WarmupUsers must be at least 0 (got {users}).");
