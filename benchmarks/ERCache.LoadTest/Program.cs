@@ -1,3 +1,6 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
@@ -10,16 +13,23 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 // cache on and off, and with injected failures with and without the failover tier, side by side.
 //   dotnet run -c Release --project benchmarks/ERCache.LoadTest -- [--requests 20000] [--rate 1000] [--users 2000]
 //       [--max-seconds 60] [--failure-rate 0.2] [--items 100]
-LoadSettings settings;
-try
+var parsed = LoadSettings.CreateCommand().Parse(args);
+if (parsed.Action is HelpAction)
 {
-    settings = LoadSettings.Parse(args);
+    return parsed.Invoke();
 }
-catch (Exception ex) when (ex is ArgumentException or FormatException or OverflowException)
+
+if (parsed.Errors.Count > 0)
 {
-    Console.Error.WriteLine($"error: {ex.Message}");
+    foreach (var error in parsed.Errors)
+    {
+        Console.Error.WriteLine($"error: {error.Message}");
+    }
+
     return 2;
 }
+
+var settings = LoadSettings.From(parsed);
 
 var trace = SyntheticTrace.Generate(new SyntheticSettings { Users = settings.Users, Seed = 11 });
 var requests = trace.Requests.Take(settings.Requests).ToArray();
@@ -66,33 +76,40 @@ return 0;
 
 static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-/// <summary>The command line.</summary>
+/// <summary>The command line, declared with System.CommandLine (which also writes <c>--help</c>).</summary>
 internal sealed record LoadSettings(int Requests, double Rate, int Users, double MaxSeconds, double FailureRate, int Items)
 {
-    public static LoadSettings Parse(string[] args)
-    {
-        var s = new LoadSettings(20_000, 1000, 2000, 60, 0.2, 100);
-        for (int i = 0; i < args.Length; i += 2)
-        {
-            string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value.");
-            double v = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed)
-                ? parsed
-                : throw new ArgumentException($"{args[i]}: '{value}' is not a number.");
-            s = args[i] switch
-            {
-                "--requests" => s with { Requests = checked((int)v) },
-                "--rate" => s with { Rate = v },
-                "--users" => s with { Users = checked((int)v) },
-                "--max-seconds" => s with { MaxSeconds = v },
-                "--failure-rate" => s with { FailureRate = v },
-                "--items" => s with { Items = checked((int)v) },
-                _ => throw new ArgumentException($"Unknown option {args[i]}; options: --requests --rate --users --max-seconds --failure-rate --items."),
-            };
-        }
+    private static readonly Option<int> RequestsOption = new("--requests") { Description = "Requests per run", DefaultValueFactory = _ => 20_000, Validators = { Positive<int> } };
+    private static readonly Option<double> RateOption = new("--rate") { Description = "Requests per second sent", DefaultValueFactory = _ => 1000, Validators = { Positive<double> } };
+    private static readonly Option<int> UsersOption = new("--users") { Description = "Users of the synthetic trace", DefaultValueFactory = _ => 2000, Validators = { Positive<int> } };
+    private static readonly Option<double> MaxSecondsOption = new("--max-seconds") { Description = "Longest a run may take", DefaultValueFactory = _ => 60, Validators = { Positive<double> } };
+    private static readonly Option<double> FailureRateOption = new("--failure-rate") { Description = "Share of tower calls failing in the failure runs, 0..1", DefaultValueFactory = _ => 0.2, Validators = { ShareOfOne } };
+    private static readonly Option<int> ItemsOption = new("--items") { Description = "Items ranked per request", DefaultValueFactory = _ => 100, Validators = { Positive<int> } };
 
-        return s.Requests > 0 && s.Rate > 0 && s.Users > 0 && s.MaxSeconds > 0 && s.FailureRate is >= 0 and <= 1 && s.Items > 0
-            ? s
-            : throw new ArgumentException("Every option must be positive (--failure-rate between 0 and 1).");
+    public static RootCommand CreateCommand() => new("End-to-end load test of the ranking-service sample over loopback: cache on and off, and failures with and without the failover tier.")
+    {
+        RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption,
+    };
+
+    public static LoadSettings From(ParseResult p) => new(
+        p.GetValue(RequestsOption), p.GetValue(RateOption), p.GetValue(UsersOption),
+        p.GetValue(MaxSecondsOption), p.GetValue(FailureRateOption), p.GetValue(ItemsOption));
+
+    private static void Positive<T>(OptionResult r)
+        where T : struct, System.Numerics.INumber<T>
+    {
+        if (r.GetValueOrDefault<T>() <= T.Zero)
+        {
+            r.AddError($"{r.Option.Name} must be positive (got {r.GetValueOrDefault<T>()}).");
+        }
+    }
+
+    private static void ShareOfOne(OptionResult r)
+    {
+        if (r.GetValueOrDefault<double>() is not (>= 0 and <= 1))
+        {
+            r.AddError($"{r.Option.Name} must be between 0 and 1 (got {r.GetValueOrDefault<double>()}).");
+        }
     }
 }
 

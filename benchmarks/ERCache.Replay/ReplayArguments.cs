@@ -1,3 +1,6 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
 using System.Globalization;
 
 namespace ERCache.Replay;
@@ -5,196 +8,177 @@ namespace ERCache.Replay;
 /// <summary>A command line the harness cannot act on; the message says which option and why.</summary>
 internal sealed class UsageException(string message) : Exception(message);
 
-/// <summary>The parsed command line (see <see cref="Usage"/>).</summary>
+/// <summary>The parsed command line: the options are declared once, with System.CommandLine, which also writes
+/// <c>--help</c>.</summary>
 internal sealed class ReplayArguments
 {
-    public const string Usage = """
-        ERCache trace replay: drives the real library with a trace and reports compute saved, staleness and failover.
+    private static readonly Option<string?> TraceOption = new("--trace") { Description = "CSV trace: header, then ts,user[,model][,fail] (ts: integer ms, non-decreasing)", HelpName = "FILE.csv" };
+    private static readonly Option<string?> ScarabOption = new("--scarab") { Description = "Scarab key trace: big-endian int64 keys, gzipped or not (needs --rate)", HelpName = "FILE[.gz]" };
+    private static readonly Option<double?> RateOption = new("--rate") { Description = "Requests per second of a --scarab trace", CustomParser = r => Number(r, positive: true) };
+    private static readonly Option<bool> SyntheticOption = new("--synthetic") { Description = "Seeded generator matching 52% of same-user gaps within 1 min, 76% within 10 min" };
+    private static readonly Option<int> UsersOption = new("--users") { Description = "Synthetic users", DefaultValueFactory = _ => 50_000, CustomParser = r => Integer(r, 1) };
+    private static readonly Option<TimeSpan> DurationOption = new("--duration") { Description = "Synthetic trace length", DefaultValueFactory = _ => TimeSpan.FromHours(6), CustomParser = ParseDuration };
+    private static readonly Option<string[]> ModelsOption = new("--models") { Description = "Synthetic models, comma-separated", DefaultValueFactory = _ => ["model"], Arity = ArgumentArity.ExactlyOne, CustomParser = List };
+    private static readonly Option<double> FailureRateOption = new("--failure-rate") { Description = "Share of synthetic requests whose inference fails, 0..1", CustomParser = ParseFailureRate };
+    private static readonly Option<(TimeSpan Start, TimeSpan Length)[]> OutageOption = new("--outage") { Description = "Synthetic outage START+LENGTH, e.g. 2h+10m (repeatable)", CustomParser = ParseOutages };
+    private static readonly Option<int> SeedOption = new("--seed") { Description = "Generator and routing seed", DefaultValueFactory = _ => 1, CustomParser = r => Integer(r, int.MinValue) };
+    private static readonly Option<string?> WriteTraceOption = new("--write-trace") { Description = "Write the synthetic trace as CSV", HelpName = "FILE.csv" };
+    private static readonly Option<string?> ConfigOption = new("--config") { Description = "The library's own ERCache section (an absent Capacity means unbounded)", HelpName = "appsettings.json" };
+    private static readonly Option<string?> ModelOption = new("--model") { Description = "Model name when the trace names none [default: model]" };
+    private static readonly Option<int?> DimensionsOption = new("--dimensions") { Description = "Vector length [default: 64]", CustomParser = r => Integer(r, 1) };
+    private static readonly Option<TimeSpan?> DirectTtlOption = new("--direct-ttl") { Description = "Direct TTL [default: 1m]", CustomParser = r => ParseDuration(r) };
+    private static readonly Option<TimeSpan?> FailoverTtlOption = new("--failover-ttl") { Description = "Failover TTL [default: 1h]", CustomParser = r => ParseDuration(r) };
+    private static readonly Option<int?> CapacityOption = new("--capacity") { Description = "Entries per tier [default: unbounded]", CustomParser = r => Integer(r, 1) };
+    private static readonly Option<string?> EvictionOption = new("--eviction") { Description = "Direct eviction: Lru, Fifo, Sieve or MemoryCache [default: Lru]" };
+    private static readonly Option<string?> FailoverEvictionOption = new("--failover-eviction") { Description = "Failover eviction [default: Fifo]" };
+    private static readonly Option<string?> FormatOption = new("--format") { Description = "Storage format: Float32, Float16 or Int8 [default: Float32]" };
+    private static readonly Option<string?> JsonOption = new("--json") { Description = "Write the result as JSON", HelpName = "FILE" };
+    private static readonly Option<TimeSpan[]?> SweepTtlOption = new("--sweep-ttl") { Description = "One replay per direct TTL, e.g. 10s,30s,1m; table and SVG", Arity = ArgumentArity.ExactlyOne, CustomParser = ParseDurations };
+    private static readonly Option<int[]?> SweepCapacityOption = new("--sweep-capacity") { Description = "Hit rate per capacity for every eviction strategy; table and SVG (default capacities: 1%..50% of distinct users)", Arity = ArgumentArity.ZeroOrOne, CustomParser = ParseCapacities };
+    private static readonly Option<string?> SvgOption = new("--svg") { Description = "Where a sweep writes its chart [default: ttl-sweep.svg or capacity-sweep.svg]", HelpName = "FILE" };
+    private static readonly Option<int> HostsOption = new("--hosts") { Description = "Independent caches; without --routing, compares 1 host, N random and N sticky", DefaultValueFactory = _ => 1, CustomParser = r => Integer(r, 1) };
+    private static readonly Option<Replay.Routing?> RoutingOption = new("--routing") { Description = "random or sticky", CustomParser = ParseRouting };
+    private static readonly Option<int> ThreadsOption = new("--threads") { Description = "Replay users on N threads when the result is the same as on one (no tier can fill); otherwise one, saying why", DefaultValueFactory = _ => Environment.ProcessorCount, CustomParser = r => Integer(r, 1) };
+    private static readonly Option<TimeSpan> WarmupOption = new("--warmup") { Description = "Before timing, replay the first requests through throwaway caches until the JIT settles, for at most this long (0: none)", DefaultValueFactory = _ => TimeSpan.FromSeconds(10), CustomParser = r => r.Tokens.Single().Value.Trim() == "0" ? TimeSpan.Zero : ParseDuration(r) };
 
-        Input (one of):
-          --trace FILE.csv            header, then ts,user[,model][,fail] (ts: integer ms, non-decreasing)
-          --scarab FILE[.gz] --rate N big-endian int64 keys, one request per key at N requests/s
-          --synthetic                 seeded generator matching 52% of gaps <= 1 min, 76% <= 10 min
-              --users N (50000) --duration 6h --models a,b (model) --failure-rate 0.0
-              --outage START+LENGTH (repeatable, e.g. 2h+10m) --seed N (1) --write-trace FILE.csv
+    private static readonly Option[] TierOptions = [ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption, CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption];
 
-        Configuration (one of):
-          --config appsettings.json   the library's own ERCache section (Capacity absent = unbounded)
-          --dimensions 64 --direct-ttl 1m --failover-ttl 1h --capacity N (unbounded) --eviction Lru
-          --failover-eviction Fifo --format Float32 --model NAME (model)
-
-        Output and experiments:
-          --json FILE                 the result as JSON
-          --sweep-ttl 10s,30s,1m,...  one replay per direct TTL; table and SVG (--svg FILE, ttl-sweep.svg)
-          --sweep-capacity [N,N,...]  hit rate per capacity for every eviction strategy; table and SVG
-                                      (default: 1%..50% of distinct users; --svg FILE, capacity-sweep.svg)
-          --hosts N [--routing random|sticky]  N independent caches; without --routing, compares 1 host,
-                                      N random and N sticky
-          --threads N                 replay users on N threads (default: processor count) when the result
-                                      is the same as on one (no tier can fill); otherwise one, saying why
-          --warmup 10s                before timing, replay the trace's first requests through throwaway
-                                      caches until the JIT settles, for at most this long (0: no warm-up)
-        """;
-
-    public string? TracePath { get; private set; }
-
-    public string? ScarabPath { get; private set; }
-
-    public double? Rate { get; private set; }
-
-    public bool Synthetic { get; private set; }
-
-    public int Users { get; private set; } = 50_000;
-
-    public TimeSpan Duration { get; private set; } = TimeSpan.FromHours(6);
-
-    public IReadOnlyList<string> SyntheticModels { get; private set; } = ["model"];
-
-    public double FailureRate { get; private set; }
-
-    public List<(TimeSpan Start, TimeSpan Length)> Outages { get; } = [];
-
-    public int Seed { get; private set; } = 1;
-
-    public string? WriteTracePath { get; private set; }
-
-    public string? ConfigPath { get; private set; }
-
-    public string ModelName { get; private set; } = "model";
-
-    public int Dimensions { get; private set; } = 64;
-
-    public TimeSpan DirectTtl { get; private set; } = TimeSpan.FromMinutes(1);
-
-    public TimeSpan FailoverTtl { get; private set; } = TimeSpan.FromHours(1);
-
-    public int? Capacity { get; private set; }
-
-    public string Eviction { get; private set; } = "Lru";
-
-    public string FailoverEviction { get; private set; } = "Fifo";
-
-    public string Format { get; private set; } = "Float32";
-
-    public bool TierFlagsGiven { get; private set; }
-
-    public string? JsonPath { get; private set; }
-
-    public IReadOnlyList<TimeSpan>? SweepTtl { get; private set; }
-
-    public bool SweepCapacity { get; private set; }
-
-    public IReadOnlyList<int>? Capacities { get; private set; }
-
-    public string? SvgPath { get; private set; }
-
-    public int Hosts { get; private set; } = 1;
-
-    public Replay.Routing? Routing { get; private set; }
-
-    public int Threads { get; private set; } = Environment.ProcessorCount;
-
-    public TimeSpan Warmup { get; private set; } = TimeSpan.FromSeconds(10);
-
-    public bool Help { get; private set; }
-
-    public static ReplayArguments Parse(IReadOnlyList<string> args)
+    private ReplayArguments(ParseResult p)
     {
-        var a = new ReplayArguments();
-        for (int i = 0; i < args.Count; i++)
+        TracePath = p.GetValue(TraceOption);
+        ScarabPath = p.GetValue(ScarabOption);
+        Rate = p.GetValue(RateOption);
+        Synthetic = p.GetValue(SyntheticOption);
+        Users = p.GetValue(UsersOption);
+        Duration = p.GetValue(DurationOption);
+        SyntheticModels = p.GetValue(ModelsOption)!;
+        FailureRate = p.GetValue(FailureRateOption);
+        Outages = p.GetValue(OutageOption) ?? [];
+        Seed = p.GetValue(SeedOption);
+        WriteTracePath = p.GetValue(WriteTraceOption);
+        ConfigPath = p.GetValue(ConfigOption);
+        ModelName = p.GetValue(ModelOption) ?? "model";
+        Dimensions = p.GetValue(DimensionsOption) ?? 64;
+        DirectTtl = p.GetValue(DirectTtlOption) ?? TimeSpan.FromMinutes(1);
+        FailoverTtl = p.GetValue(FailoverTtlOption) ?? TimeSpan.FromHours(1);
+        Capacity = p.GetValue(CapacityOption);
+        Eviction = p.GetValue(EvictionOption) ?? "Lru";
+        FailoverEviction = p.GetValue(FailoverEvictionOption) ?? "Fifo";
+        Format = p.GetValue(FormatOption) ?? "Float32";
+        TierFlagsGiven = TierOptions.Any(o => p.GetResult(o) is not null);
+        JsonPath = p.GetValue(JsonOption);
+        SweepTtl = p.GetResult(SweepTtlOption) is null ? null : p.GetValue(SweepTtlOption);
+        SweepCapacity = p.GetResult(SweepCapacityOption) is not null;
+        Capacities = p.GetValue(SweepCapacityOption) is { Length: > 0 } capacities ? capacities : null;
+        SvgPath = p.GetValue(SvgOption);
+        Hosts = p.GetValue(HostsOption);
+        Routing = p.GetValue(RoutingOption);
+        Threads = p.GetValue(ThreadsOption);
+        Warmup = p.GetValue(WarmupOption);
+    }
+
+    public string? TracePath { get; }
+
+    public string? ScarabPath { get; }
+
+    public double? Rate { get; }
+
+    public bool Synthetic { get; }
+
+    public int Users { get; }
+
+    public TimeSpan Duration { get; }
+
+    public IReadOnlyList<string> SyntheticModels { get; }
+
+    public double FailureRate { get; }
+
+    public IReadOnlyList<(TimeSpan Start, TimeSpan Length)> Outages { get; }
+
+    public int Seed { get; }
+
+    public string? WriteTracePath { get; }
+
+    public string? ConfigPath { get; }
+
+    public string ModelName { get; }
+
+    public int Dimensions { get; }
+
+    public TimeSpan DirectTtl { get; }
+
+    public TimeSpan FailoverTtl { get; }
+
+    public int? Capacity { get; }
+
+    public string Eviction { get; }
+
+    public string FailoverEviction { get; }
+
+    public string Format { get; }
+
+    public bool TierFlagsGiven { get; }
+
+    public string? JsonPath { get; }
+
+    public IReadOnlyList<TimeSpan>? SweepTtl { get; }
+
+    public bool SweepCapacity { get; }
+
+    public IReadOnlyList<int>? Capacities { get; }
+
+    public string? SvgPath { get; }
+
+    public int Hosts { get; }
+
+    public Replay.Routing? Routing { get; }
+
+    public int Threads { get; }
+
+    public TimeSpan Warmup { get; }
+
+    /// <summary>The root command with every option; its action runs <paramref name="run"/> on the parsed arguments.</summary>
+    public static RootCommand CreateCommand(Func<ReplayArguments, int> run)
+    {
+        var command = new RootCommand("ERCache trace replay: drives the real library with a trace and reports compute saved, staleness and failover.");
+        foreach (var option in new Option[]
+                 {
+                     TraceOption, ScarabOption, RateOption, SyntheticOption, UsersOption, DurationOption, ModelsOption, FailureRateOption,
+                     OutageOption, SeedOption, WriteTraceOption, ConfigOption, ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption,
+                     CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, JsonOption, SweepTtlOption, SweepCapacityOption,
+                     SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption,
+                 })
         {
-            string option = args[i];
-            string Value() => i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal)
-                ? args[++i]
-                : throw new UsageException($"{option} needs a value.");
-            switch (option)
+            command.Options.Add(option);
+        }
+
+        command.SetAction(p => run(new ReplayArguments(p).Checked()));
+        return command;
+    }
+
+    /// <summary>Parses <paramref name="args"/> and runs the command: <c>--help</c> prints every option and returns 0; a
+    /// command line that does not parse is a <see cref="UsageException"/> naming the option.</summary>
+    public static int Invoke(IReadOnlyList<string> args, TextWriter stdout, Func<ReplayArguments, int> run)
+    {
+        var parse = CreateCommand(run).Parse(args);
+        if (parse.Action is not HelpAction)
+        {
+            if (parse.UnmatchedTokens.Count > 0)
             {
-                case "--help" or "-h": a.Help = true; break;
-                case "--trace": a.TracePath = Value(); break;
-                case "--scarab": a.ScarabPath = Value(); break;
-                case "--rate": a.Rate = ParseDouble(option, Value(), positive: true); break;
-                case "--synthetic": a.Synthetic = true; break;
-                case "--users": a.Users = ParseInt(option, Value(), 1); break;
-                case "--duration": a.Duration = ParseDuration(option, Value()); break;
-                case "--models": a.SyntheticModels = SplitList(option, Value()); break;
-                case "--failure-rate":
-                    a.FailureRate = ParseDouble(option, Value(), positive: false);
-                    if (a.FailureRate > 1)
-                    {
-                        throw new UsageException($"--failure-rate must be between 0 and 1 (got {a.FailureRate.ToString(CultureInfo.InvariantCulture)}).");
-                    }
+                throw new UsageException($"Unknown option '{parse.UnmatchedTokens[0]}'. Run with --help for the options.");
+            }
 
-                    break;
-                case "--outage": a.Outages.Add(ParseOutage(Value())); break;
-                case "--seed": a.Seed = ParseInt(option, Value(), int.MinValue); break;
-                case "--write-trace": a.WriteTracePath = Value(); break;
-                case "--config": a.ConfigPath = Value(); break;
-                case "--model": a.ModelName = Value(); a.TierFlagsGiven = true; break;
-                case "--dimensions": a.Dimensions = ParseInt(option, Value(), 1); a.TierFlagsGiven = true; break;
-                case "--direct-ttl": a.DirectTtl = ParseDuration(option, Value()); a.TierFlagsGiven = true; break;
-                case "--failover-ttl": a.FailoverTtl = ParseDuration(option, Value()); a.TierFlagsGiven = true; break;
-                case "--capacity": a.Capacity = ParseInt(option, Value(), 1); a.TierFlagsGiven = true; break;
-                case "--eviction": a.Eviction = Value(); a.TierFlagsGiven = true; break;
-                case "--failover-eviction": a.FailoverEviction = Value(); a.TierFlagsGiven = true; break;
-                case "--format": a.Format = Value(); a.TierFlagsGiven = true; break;
-                case "--json": a.JsonPath = Value(); break;
-                case "--sweep-ttl": a.SweepTtl = SplitList(option, Value()).Select(v => ParseDuration(option, v)).ToArray(); break;
-                case "--sweep-capacity":
-                    a.SweepCapacity = true;
-                    if (i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
-                    {
-                        a.Capacities = SplitList(option, args[++i]).Select(v => ParseInt(option, v, 1)).ToArray();
-                    }
-
-                    break;
-                case "--svg": a.SvgPath = Value(); break;
-                case "--hosts": a.Hosts = ParseInt(option, Value(), 1); break;
-                case "--threads": a.Threads = ParseInt(option, Value(), 1); break;
-                case "--warmup":
-                    string warmup = Value();
-                    a.Warmup = warmup.Trim() == "0" ? TimeSpan.Zero : ParseDuration(option, warmup);
-                    break;
-                case "--routing":
-                    string routing = Value();
-                    a.Routing = Enum.TryParse<Replay.Routing>(routing, ignoreCase: true, out var r) && !int.TryParse(routing, out _)
-                        ? r
-                        : throw new UsageException($"--routing must be random or sticky (got '{routing}').");
-                    break;
-                default: throw new UsageException($"Unknown option '{option}'. Run with --help for the options.");
+            if (parse.Errors.Count > 0)
+            {
+                throw new UsageException(string.Join(Environment.NewLine, parse.Errors.Select(e => e.Message)));
             }
         }
 
-        if (a.Help)
-        {
-            return a;
-        }
-
-        int inputs = (a.TracePath is null ? 0 : 1) + (a.ScarabPath is null ? 0 : 1) + (a.Synthetic ? 1 : 0);
-        if (inputs != 1)
-        {
-            throw new UsageException("Give exactly one input: --trace FILE.csv, --scarab FILE --rate N, or --synthetic.");
-        }
-
-        if (a.ScarabPath is not null && a.Rate is null)
-        {
-            throw new UsageException("--scarab needs --rate N (requests per second): the key trace has no timestamps.");
-        }
-
-        if (a.ConfigPath is not null && a.TierFlagsGiven)
-        {
-            throw new UsageException("Give either --config or the tier options (--dimensions, --direct-ttl, ...), not both.");
-        }
-
-        if (a.SweepTtl is not null && a.SweepCapacity)
-        {
-            throw new UsageException("Run --sweep-ttl and --sweep-capacity separately.");
-        }
-
-        return a;
+        return parse.Invoke(new InvocationConfiguration { Output = stdout, EnableDefaultExceptionHandler = false });
     }
 
     /// <summary>Parses 250ms, 10s, 5m, 2h, 1d, or a .NET TimeSpan (00:01:00).</summary>
-    public static TimeSpan ParseDuration(string option, string value)
+    public static bool TryParseDuration(string value, out TimeSpan duration)
     {
         string v = value.Trim();
         (string Suffix, double Ms)[] units = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
@@ -203,36 +187,128 @@ internal sealed class ReplayArguments
             if (v.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) && !(suffix == "s" && v.EndsWith("ms", StringComparison.OrdinalIgnoreCase))
                 && double.TryParse(v[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out double n) && n > 0)
             {
-                return TimeSpan.FromMilliseconds(n * ms);
+                duration = TimeSpan.FromMilliseconds(n * ms);
+                return true;
             }
         }
 
-        return TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out var span) && span > TimeSpan.Zero
-            ? span
-            : throw new UsageException($"{option}: '{value}' is not a positive duration (use 250ms, 10s, 5m, 2h, 1d or 00:01:00).");
+        return TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out duration) && duration > TimeSpan.Zero;
     }
 
-    private static (TimeSpan, TimeSpan) ParseOutage(string value)
+    /// <summary>The rules that join several options.</summary>
+    private ReplayArguments Checked()
     {
-        var parts = value.Split('+');
-        return parts.Length == 2
-            ? (parts[0] is "0" ? TimeSpan.Zero : ParseDuration("--outage", parts[0]), ParseDuration("--outage", parts[1]))
-            : throw new UsageException($"--outage must be START+LENGTH, e.g. 2h+10m (got '{value}').");
+        int inputs = (TracePath is null ? 0 : 1) + (ScarabPath is null ? 0 : 1) + (Synthetic ? 1 : 0);
+        if (inputs != 1)
+        {
+            throw new UsageException("Give exactly one input: --trace FILE.csv, --scarab FILE --rate N, or --synthetic.");
+        }
+
+        if (ScarabPath is not null && Rate is null)
+        {
+            throw new UsageException("--scarab needs --rate N (requests per second): the key trace has no timestamps.");
+        }
+
+        if (ConfigPath is not null && TierFlagsGiven)
+        {
+            throw new UsageException("Give either --config or the tier options (--dimensions, --direct-ttl, ...), not both.");
+        }
+
+        if (SweepTtl is not null && SweepCapacity)
+        {
+            throw new UsageException("Run --sweep-ttl and --sweep-capacity separately.");
+        }
+
+        return this;
     }
 
-    private static int ParseInt(string option, string value, int min) =>
-        int.TryParse(value, NumberStyles.AllowLeadingSign | NumberStyles.AllowThousands, CultureInfo.InvariantCulture, out int n) && n >= min
-            ? n
-            : throw new UsageException($"{option}: '{value}' is not an integer of at least {min}.");
+    private static TimeSpan ParseDuration(ArgumentResult r) => ParseDuration(r, r.Tokens.Single().Value);
 
-    private static double ParseDouble(string option, string value, bool positive) =>
-        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double n) && double.IsFinite(n) && (positive ? n > 0 : n >= 0)
-            ? n
-            : throw new UsageException($"{option}: '{value}' is not a {(positive ? "positive" : "non-negative")} number.");
-
-    private static string[] SplitList(string option, string value)
+    private static TimeSpan ParseDuration(ArgumentResult r, string value)
     {
-        var items = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        return items.Length > 0 ? items : throw new UsageException($"{option} needs a comma-separated list.");
+        if (TryParseDuration(value, out var duration))
+        {
+            return duration;
+        }
+
+        r.AddError($"{Name(r)}: '{value}' is not a positive duration (use 250ms, 10s, 5m, 2h, 1d or 00:01:00).");
+        return default;
     }
+
+    private static TimeSpan[] ParseDurations(ArgumentResult r) => List(r).Select(v => ParseDuration(r, v)).ToArray();
+
+    private static int[]? ParseCapacities(ArgumentResult r) => r.Tokens.Count == 0 ? null : List(r).Select(v => Integer(r, v, 1)).ToArray();
+
+    private static int Integer(ArgumentResult r, int min) => Integer(r, r.Tokens.Single().Value, min);
+
+    private static int Integer(ArgumentResult r, string value, int min)
+    {
+        if (int.TryParse(value, NumberStyles.AllowLeadingSign | NumberStyles.AllowThousands, CultureInfo.InvariantCulture, out int n) && n >= min)
+        {
+            return n;
+        }
+
+        r.AddError($"{Name(r)}: '{value}' is not an integer of at least {min}.");
+        return default;
+    }
+
+    private static double Number(ArgumentResult r, bool positive)
+    {
+        string value = r.Tokens.Single().Value;
+        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double n) && double.IsFinite(n) && (positive ? n > 0 : n >= 0))
+        {
+            return n;
+        }
+
+        r.AddError($"{Name(r)}: '{value}' is not a {(positive ? "positive" : "non-negative")} number.");
+        return default;
+    }
+
+    private static double ParseFailureRate(ArgumentResult r)
+    {
+        double rate = Number(r, positive: false);
+        if (rate > 1)
+        {
+            r.AddError($"--failure-rate must be between 0 and 1 (got {rate.ToString(CultureInfo.InvariantCulture)}).");
+        }
+
+        return rate;
+    }
+
+    private static (TimeSpan, TimeSpan)[] ParseOutages(ArgumentResult r) => r.Tokens.Select(t =>
+    {
+        var parts = t.Value.Split('+');
+        if (parts.Length != 2)
+        {
+            r.AddError($"--outage must be START+LENGTH, e.g. 2h+10m (got '{t.Value}').");
+            return default;
+        }
+
+        return (parts[0] is "0" ? TimeSpan.Zero : ParseDuration(r, parts[0]), ParseDuration(r, parts[1]));
+    }).ToArray();
+
+    private static Replay.Routing? ParseRouting(ArgumentResult r)
+    {
+        string value = r.Tokens.Single().Value;
+        if (Enum.TryParse<Replay.Routing>(value, ignoreCase: true, out var routing) && !int.TryParse(value, out _))
+        {
+            return routing;
+        }
+
+        r.AddError($"--routing must be random or sticky (got '{value}').");
+        return null;
+    }
+
+    private static string[] List(ArgumentResult r)
+    {
+        var items = r.Tokens.Single().Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (items.Length == 0)
+        {
+            r.AddError($"{Name(r)} needs a comma-separated list.");
+        }
+
+        return items;
+    }
+
+    private static string Name(ArgumentResult r) => r.Parent is OptionResult o ? o.Option.Name : "argument";
 }

@@ -21,53 +21,7 @@ internal static class ReplayCommand
     {
         try
         {
-            var a = ReplayArguments.Parse(args);
-            if (a.Help)
-            {
-                stdout.WriteLine(ReplayArguments.Usage);
-                return Ok;
-            }
-
-            var trace = LoadTrace(a, stdout);
-            var distinct = trace.DistinctUsersPerModel();
-            stdout.WriteLine(Inv($"Trace: {trace.Requests.Length:N0} requests over {TimeSpan.FromMilliseconds(trace.DurationMs)}, {string.Join(", ", distinct.Select((n, i) => $"{(trace.Models[i].Length == 0 ? "model" : trace.Models[i])}: {n:N0} users"))}."));
-            stdout.WriteLine();
-            var unbounded = distinct.DefaultIfEmpty(1).Max();
-            if (a.Warmup > TimeSpan.Zero)
-            {
-                var w = ReplayRunner.WarmUp(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, a.Warmup);
-                stdout.WriteLine(Inv($"Warm-up (not timed): {w.Runs} replays of the first {w.Requests:N0} requests through throwaway caches in {w.Elapsed.TotalSeconds:F1} s, ") +
-                    (w.Settled ? "until the JIT had compiled nothing new for 0.5 s." : Inv($"stopped at the --warmup limit ({Label(a.Warmup)}) while the JIT was still compiling: the rate may be low.")));
-                stdout.WriteLine();
-            }
-
-            if (a.SweepTtl is not null)
-            {
-                SweepTtl(a, trace, unbounded, stdout);
-            }
-            else if (a.SweepCapacity)
-            {
-                SweepCapacity(a, trace, unbounded, stdout);
-            }
-            else if (a.Hosts > 1 && a.Routing is null)
-            {
-                CompareRouting(a, trace, unbounded, stdout);
-            }
-            else
-            {
-                var result = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads);
-                stdout.Write(ReportWriter.Markdown(result));
-                stdout.WriteLine();
-                stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")}, {Threads(result)})."));
-                if (a.JsonPath is not null)
-                {
-                    using var file = File.Create(a.JsonPath);
-                    ReportWriter.Json(result, file);
-                    stdout.WriteLine($"JSON written to {a.JsonPath}.");
-                }
-            }
-
-            return Ok;
+            return ReplayArguments.Invoke(args, stdout, a => Execute(a, stdout));
         }
         catch (UsageException ex)
         {
@@ -84,6 +38,50 @@ internal static class ReplayCommand
             stderr.WriteLine($"error: {ex.Message}");
             return BadInput;
         }
+    }
+
+    private static int Execute(ReplayArguments a, TextWriter stdout)
+    {
+        var trace = LoadTrace(a, stdout);
+        var distinct = trace.DistinctUsersPerModel();
+        stdout.WriteLine(Inv($"Trace: {trace.Requests.Length:N0} requests over {TimeSpan.FromMilliseconds(trace.DurationMs)}, {string.Join(", ", distinct.Select((n, i) => $"{(trace.Models[i].Length == 0 ? "model" : trace.Models[i])}: {n:N0} users"))}."));
+        stdout.WriteLine();
+        var unbounded = distinct.DefaultIfEmpty(1).Max();
+        if (a.Warmup > TimeSpan.Zero)
+        {
+            var w = ReplayRunner.WarmUp(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, a.Warmup);
+            stdout.WriteLine(Inv($"Warm-up (not timed): {w.Runs} replays of the first {w.Requests:N0} requests through throwaway caches in {w.Elapsed.TotalSeconds:F1} s, ") +
+                (w.Settled ? "until the JIT had compiled nothing new for 0.5 s." : Inv($"stopped at the --warmup limit ({Label(a.Warmup)}) while the JIT was still compiling: the rate may be low.")));
+            stdout.WriteLine();
+        }
+
+        if (a.SweepTtl is not null)
+        {
+            SweepTtl(a, trace, unbounded, stdout);
+        }
+        else if (a.SweepCapacity)
+        {
+            SweepCapacity(a, trace, unbounded, stdout);
+        }
+        else if (a.Hosts > 1 && a.Routing is null)
+        {
+            CompareRouting(a, trace, unbounded, stdout);
+        }
+        else
+        {
+            var result = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads);
+            stdout.Write(ReportWriter.Markdown(result));
+            stdout.WriteLine();
+            stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")}, {Threads(result)})."));
+            if (a.JsonPath is not null)
+            {
+                using var file = File.Create(a.JsonPath);
+                ReportWriter.Json(result, file);
+                stdout.WriteLine($"JSON written to {a.JsonPath}.");
+            }
+        }
+
+        return Ok;
     }
 
     private static Trace LoadTrace(ReplayArguments a, TextWriter stdout)
@@ -186,8 +184,8 @@ internal static class ReplayCommand
         }
 
         string svgPath = a.SvgPath ?? "ttl-sweep.svg";
-        File.WriteAllText(svgPath, SvgChart.Render(
-            "Freshness vs compute: direct TTL sweep",
+        File.WriteAllText(svgPath, SweepChart.RenderSvg(
+            $"Direct TTL sweep on {TraceLabel(a)}: compute saved and p99 age",
             "direct TTL (log scale)",
             "compute saved (%)",
             "p99 age of served vectors (s)",
@@ -229,8 +227,8 @@ internal static class ReplayCommand
         }
 
         string svgPath = a.SvgPath ?? "capacity-sweep.svg";
-        File.WriteAllText(svgPath, SvgChart.Render(
-            "Direct-tier hit rate by capacity and eviction strategy",
+        File.WriteAllText(svgPath, SweepChart.RenderSvg(
+            $"Direct-tier hit rate by capacity on {TraceLabel(a)} (direct TTL {Label(a.DirectTtl)})",
             "capacity (entries, log scale)",
             "hit rate (%)",
             null,
@@ -252,6 +250,12 @@ internal static class ReplayCommand
             stdout.WriteLine(Inv($"| {hosts} | {name} | {r.ComputeSaved:P1} | {r.FailoverHits:N0} | {r.FallbackRate:P2} | {r.Direct.PeakEntries:N0} |"));
         }
     }
+
+    /// <summary>Names the trace in chart titles.</summary>
+    private static string TraceLabel(ReplayArguments a) =>
+        a.TracePath is not null ? Path.GetFileName(a.TracePath)
+        : a.ScarabPath is not null ? Inv($"{Path.GetFileName(a.ScarabPath)} at {a.Rate}/s")
+        : Inv($"the synthetic trace ({a.Users:N0} users, seed {a.Seed})");
 
     private static string Threads(ReplayResult result) =>
         result.SingleThreadReason is { } reason ? $"1 thread: {reason}" : result.Threads == 1 ? "1 thread" : $"{result.Threads} threads";

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 // ERCache quick start: two models configured in appsettings.json, a small user tower per model behind a fault
 // switch (ERCache.Testing's FaultInjectingInference: a share of calls fail, every call takes some model latency),
 // and bursts of concurrent traffic replayed on a simulated clock (half an hour of traffic runs in seconds).
@@ -30,7 +31,7 @@ if (users < 1 || requests < 1 || burst < 1 || traffic <= TimeSpan.Zero || failur
 }
 
 // The simulated clock: the cache reads time only through TimeProvider, so replaying on a manual clock is exact.
-var clock = new ManualTimeProvider();
+var clock = new FakeTimeProvider();
 builder.Services.AddSingleton<TimeProvider>(clock);
 
 var cacheBuilder = builder.Services.AddERCache();

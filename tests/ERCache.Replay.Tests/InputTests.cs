@@ -173,13 +173,13 @@ public sealed class OutputTests
     }
 
     [Fact]
-    public void The_svg_chart_is_well_formed_with_a_line_per_series_and_escaped_text()
+    public void The_sweep_chart_is_an_svg_naming_its_title_axes_and_every_series()
     {
-        string svg = SvgChart.Render(
+        string svg = SweepChart.RenderSvg(
             "A <title> & more",
-            "x",
-            "left",
-            "right",
+            "x axis",
+            "left axis",
+            "right axis",
             [new Series("a", [(1, 10), (10, 20), (100, 15)]), new Series("b & c", [(1, 5), (100, 50)], RightAxis: true)],
             logX: true,
             x => x.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -187,8 +187,12 @@ public sealed class OutputTests
         var doc = System.Xml.Linq.XDocument.Parse(svg);
         var ns = System.Xml.Linq.XNamespace.Get("http://www.w3.org/2000/svg");
         Assert.Equal("svg", doc.Root!.Name.LocalName);
-        Assert.Equal(2, doc.Descendants(ns + "polyline").Count());
-        Assert.Equal(5, doc.Descendants(ns + "circle").Count());
-        Assert.Contains(doc.Descendants(ns + "text"), t => t.Value == "A <title> & more");
+        var texts = doc.Descendants(ns + "text").Select(t => t.Value.Trim()).ToHashSet();
+        foreach (var expected in new[] { "A <title> & more", "x axis", "left axis", "right axis", "a", "b & c", "1", "10", "100" })
+        {
+            Assert.Contains(expected, texts);
+        }
+
+        Assert.Throws<ArgumentException>(() => SweepChart.RenderSvg("t", "x", "y", null, [new Series("empty", [])], logX: false, x => "x"));
     }
 }

@@ -83,7 +83,7 @@ public sealed class EvictionTests
     public void Every_strategy_keeps_its_tier_at_or_under_capacity(string eviction)
     {
         using var metrics = new ERCacheMetrics(null);
-        using var collector = new MetricCollector(metrics.Meter);
+        using var collector = new CacheMetrics(metrics.Meter);
         var tier = TierHelper.Create(eviction, 10, 4, metrics);
         for (long u = 0; u < 250; u++)
         {
@@ -225,7 +225,7 @@ public sealed class SieveAndExpiryTests
     public void An_expired_entry_is_reclaimed_before_any_live_one(string eviction)
     {
         using var metrics = new ERCacheMetrics(null);
-        using var collector = new MetricCollector(metrics.Meter);
+        using var collector = new CacheMetrics(metrics.Meter);
         const long ttl = 100;
         var tier = TierHelper.Create(eviction, 3, 4, metrics);
         Write(tier, 1, 0, ttl);

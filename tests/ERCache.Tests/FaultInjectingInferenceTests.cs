@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
 using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
@@ -47,7 +48,7 @@ public sealed class FaultInjectingInferenceTests
     [Fact]
     public async Task Hangs_and_latency_follow_the_given_clock_and_honour_cancellation()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var faults = new FaultInjectingInference(new TestTower(), new FaultSettings { Latency = _ => TimeSpan.FromMilliseconds(30) }, clock);
 
         var slow = faults.InferAsync(Batch(), CancellationToken.None).AsTask();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
 using ERCache.Policies;
 using ERCache.Testing;
@@ -306,7 +307,7 @@ public sealed class SlaTests
     [Fact]
     public async Task No_injected_fault_escapes_as_an_exception()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var faults = new FaultInjectingInference(new TestTower(), new FaultSettings
         {
             ErrorRate = 0.2, HangRate = 0.05, NaNRate = 0.1, InfinityRate = 0.1, WrongLengthRate = 0.1,

@@ -111,7 +111,7 @@ public sealed class SlotIndexTests
         const ulong seed = 11;
         static (int Home, ulong Tag) Place(long key)
         {
-            ulong h = ERCache.Internal.XxHash3.HashInt64(key, seed);
+            ulong h = SlotIndex.Hash(key, seed);
             return ((int)(((ulong)(uint)h * buckets) >> 32), h >> 60);
         }
 
@@ -235,6 +235,23 @@ public sealed class SlotIndexTests
         for (int s = 0; s < pinned; s++)
         {
             Assert.Equal(s, index.Find(s + 1));
+        }
+    }
+
+    [Fact]
+    public void Keys_hash_as_XXH3_of_their_8_little_endian_bytes()
+    {
+        // xxHash's published XXH3-64 sanity vector for the first 8 bytes of its sanity buffer, seeds 0 and PRIME64.
+        long sanityKey = BitConverter.ToInt64([0x00, 0x52, 0x92, 0x9b, 0xb7, 0x32, 0xa3, 0x24]);
+        Assert.Equal(0x24CCC9ACAA9F65E4UL, SlotIndex.Hash(sanityKey, 0));
+        Assert.Equal(0x8F973410999B8F6BUL, SlotIndex.Hash(sanityKey, 0x9E3779B185EBCA8DUL));
+
+        var rng = new Random(7);
+        for (int i = 0; i < 1000; i++)
+        {
+            long key = rng.NextInt64(long.MinValue, long.MaxValue);
+            ulong seed = (ulong)rng.NextInt64();
+            Assert.Equal(System.IO.Hashing.XxHash3.HashToUInt64(BitConverter.GetBytes(key), (long)seed), SlotIndex.Hash(key, seed));
         }
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Runtime;
 using System.Runtime.ExceptionServices;
 using Stopwatch = System.Diagnostics.Stopwatch;
@@ -41,7 +42,7 @@ internal sealed class ReplayResult
 
 /// <summary>
 /// Replays a trace through the real library: one <see cref="EmbeddingCache"/> per host built from the given options,
-/// a <see cref="ManualTimeProvider"/> set to each request's timestamp, and an inference delegate per model that
+/// a <see cref="FakeTimeProvider"/> set to each request's timestamp, and an inference delegate per model that
 /// returns a vector derived from (user, time) and fails the users whose trace row says so.
 /// </summary>
 /// <remarks>
@@ -160,7 +161,7 @@ internal static class ReplayRunner
     private static string? WhyUsersInteract(ERCacheOptions options, string[] names, IReadOnlyList<IReadOnlySet<long>> users)
     {
         // The tiers as the library sizes them (MaxBytes may lower a capacity): build them once and ask.
-        var none = options.Models.Keys.ToDictionary(k => k, _ => (IEmbeddingInference)new ReplayInference(new ManualTimeProvider(), default));
+        var none = options.Models.Keys.ToDictionary(k => k, _ => (IEmbeddingInference)new ReplayInference(new FakeTimeProvider(), default));
         using var probe = EmbeddingCache.Create(options, none);
         for (int m = 0; m < names.Length; m++)
         {
@@ -326,7 +327,7 @@ internal static class ReplayRunner
     /// <summary>One shard's replay: its own clock, delegates, caches (one per host) and reports.</summary>
     private sealed class ShardReplay : IDisposable
     {
-        private readonly ManualTimeProvider _clock = new();
+        private readonly FakeTimeProvider _clock = new();
         private readonly DateTimeOffset _start;
         private readonly EmbeddingCache[] _caches;
         private readonly ModelReport[] _reports;
@@ -529,7 +530,7 @@ internal static class ReplayRunner
     /// The replay's user tower: a vector derived from (user, time), or a failure for the users the trace marks. It is
     /// told the window's users and their fail flags before each call (one window is in flight at a time).
     /// </summary>
-    private sealed class ReplayInference(ManualTimeProvider clock, DateTimeOffset start) : IEmbeddingInference
+    private sealed class ReplayInference(FakeTimeProvider clock, DateTimeOffset start) : IEmbeddingInference
     {
         private long _attempts;
         private long _failures;

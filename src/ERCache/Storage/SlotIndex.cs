@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using ERCache.Internal;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
 
 namespace ERCache.Storage;
 
@@ -65,11 +66,17 @@ internal sealed class SlotIndex
     /// <summary>Odd while a removal shifts buckets; read it before and after a probe that found nothing.</summary>
     public int ShiftVersion => Volatile.Read(ref _shiftVersion);
 
+    /// <summary>XXH3-64 of the user id's 8 bytes (little-endian, as on every platform .NET runs this on) with the
+    /// tier's seed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong Hash(long userId, ulong seed) =>
+        XxHash3.HashToUInt64(MemoryMarshal.AsBytes(new ReadOnlySpan<long>(in userId)), (long)seed);
+
     /// <summary>Starts a lock-free probe for <paramref name="userId"/>: yields the slots whose tag matches.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Probe StartProbe(long userId)
     {
-        ulong hash = XxHash3.HashInt64(userId, _seed);
+        ulong hash = Hash(userId, _seed);
         return new Probe(_buckets, hash, (uint)(hash >> _tagShift), _slotBits, _slotMask);
     }
 
@@ -91,7 +98,7 @@ internal sealed class SlotIndex
     /// <summary>Adds a key that is not present, stored in <paramref name="slot"/>. Writer lock only.</summary>
     public void Add(long userId, int slot)
     {
-        ulong hash = XxHash3.HashInt64(userId, _seed);
+        ulong hash = Hash(userId, _seed);
         Insert(_buckets, hash, Bucket(hash, slot));
         _count++;
     }
@@ -100,7 +107,7 @@ internal sealed class SlotIndex
     public void Remove(long userId, int slot)
     {
         var buckets = _buckets;
-        ulong hash = XxHash3.HashInt64(userId, _seed);
+        ulong hash = Hash(userId, _seed);
         uint wanted = Bucket(hash, slot);
         int i = Home(hash, buckets.Length);
         while (buckets[i] != wanted)
@@ -140,7 +147,7 @@ internal sealed class SlotIndex
                 break;
             }
 
-            int home = Home(XxHash3.HashInt64(_keyOfSlot((int)(b & _slotMask) - 1), _seed), buckets.Length);
+            int home = Home(Hash(_keyOfSlot((int)(b & _slotMask) - 1), _seed), buckets.Length);
 
             // The entry at j stays when its home lies cyclically in (hole, j]: moving it before its home would hide it.
             bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
 using ERCache.Policies;
 using ERCache.Testing;
@@ -26,10 +27,10 @@ internal sealed class CacheFixture : IDisposable
         }
 
         Cache = EmbeddingCache.Create(Options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), Clock);
-        Metrics = new MetricCollector(Cache.Meter);
+        Metrics = new CacheMetrics(Cache.Meter);
     }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public FakeTimeProvider Clock { get; } = new();
 
     public ERCacheOptions Options { get; }
 
@@ -39,7 +40,7 @@ internal sealed class CacheFixture : IDisposable
 
     public EmbeddingCache Cache { get; }
 
-    public MetricCollector Metrics { get; }
+    public CacheMetrics Metrics { get; }
 
     public int Dimensions => Cache.GetPolicy(Options.Models.Keys.First()).Dimensions;
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
 using ERCache.Testing;
 using Microsoft.Extensions.Configuration;
@@ -35,7 +36,7 @@ internal sealed class ConfiguredHost : IDisposable
         Services = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
     }
 
-    public ManualTimeProvider Clock { get; } = new();
+    public FakeTimeProvider Clock { get; } = new();
 
     public IConfigurationRoot Configuration { get; }
 
