@@ -1,5 +1,4 @@
 using ERCache.Diagnostics;
-using ERCache.Policies;
 using ERCache.Tiers;
 
 namespace ERCache.Benchmarks;

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using BenchmarkDotNet.Attributes;
 using ERCache.Inference;
-using ERCache.Policies;
 using Microsoft.Extensions.Caching.Memory;
 
 namespace ERCache.Benchmarks;

@@ -1,6 +1,5 @@
 using System.Globalization;
 using ERCache.Diagnostics;
-using ERCache.Policies;
 using ERCache.Tiers;
 using Microsoft.Extensions.Caching.Memory;
 

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using ERCache.Policies;
 using ERCache.Replay.Output;
 using ERCache.Replay.Replay;
 using ERCache.Replay.Traces;

@@ -7,7 +7,6 @@ using Microsoft.Extensions.Time.Testing;
 //   dotnet run --project samples/ERCache.QuickStart
 //   dotnet run --project samples/ERCache.QuickStart -- --QuickStart:FailureRate=0.3
 using ERCache;
-using ERCache.Policies;
 using ERCache.QuickStart;
 using ERCache.Testing;
 using Microsoft.Extensions.Configuration;
@@ -93,7 +92,7 @@ foreach (var model in models)
     Console.WriteLine();
     Console.WriteLine($"{model} (dimensions {policy.Dimensions}, direct TTL {policy.Direct.Ttl}, failover TTL {policy.Failover.Ttl}):");
     stats[model].Print();
-    Console.WriteLine($"  entries: direct {ercache.GetEntryCount(model, TierKind.Direct):N0}, failover {ercache.GetEntryCount(model, TierKind.Failover):N0}");
+    Console.WriteLine($"  entries: direct {ercache.GetTierStatistics(model, TierKind.Direct)?.Count ?? 0:N0}, failover {ercache.GetTierStatistics(model, TierKind.Failover)?.Count ?? 0:N0}");
 }
 
 await host.StopAsync();

@@ -1,7 +1,6 @@
 using System.Numerics.Tensors;
 using System.Text.Json.Serialization;
 using ERCache.Inference;
-using ERCache.Policies;
 using ERCache.Testing;
 
 namespace ERCache.Samples.RankingService;

@@ -1,8 +1,7 @@
 using System.Buffers;
 using ERCache.Diagnostics;
 using ERCache.Inference;
-using ERCache.Internal;
-using ERCache.Policies;
+using ERCache.Models;
 using ERCache.Tiers;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -11,7 +10,9 @@ using Microsoft.Extensions.Options;
 namespace ERCache;
 
 /// <summary>
-/// The request path of ERCache: direct tier, then inference, then failover tier, then fallback, per model.
+/// The embedding cache: checks its arguments, finds the model's runtime, and lets the runtime answer the request
+/// (direct tier, then inference, then failover tier, then fallback; the rules themselves live in one place, the
+/// model runtime). Also follows configuration reloads.
 /// </summary>
 /// <remarks>
 /// For a request for model <c>m</c> and user <c>u</c> at time <c>now</c>:
@@ -27,7 +28,7 @@ namespace ERCache;
 /// </remarks>
 public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
 {
-    private readonly ModelPolicyRegistry _registry;
+    private readonly ModelRegistry _registry;
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
     private readonly ILogger _logger;
@@ -44,6 +45,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
     /// <param name="meterFactory">Creates the <c>ERCache</c> meter; a private meter when null.</param>
     /// <param name="logger">Receives inference failures and rejected reloads.</param>
     /// <param name="sectionPath">The configuration path named in validation messages.</param>
+    /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.ThreadPool"/> when null.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names every bad field.</exception>
     /// <exception cref="InvalidOperationException">A configured model has no inference.</exception>
     public EmbeddingCache(
@@ -52,34 +54,23 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         TimeProvider? timeProvider = null,
         System.Diagnostics.Metrics.IMeterFactory? meterFactory = null,
         ILogger<EmbeddingCache>? logger = null,
-        string sectionPath = ERCacheOptions.DefaultSectionPath)
+        string sectionPath = ERCacheOptions.DefaultSectionPath,
+        InferenceDispatcher? dispatcher = null)
+        : this(options?.CurrentValue!, resolveInference, timeProvider, meterFactory, logger, sectionPath, dispatcher) =>
+        _reloadSubscription = options!.OnChange(OnOptionsChanged);
+
+    private EmbeddingCache(
+        ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, TimeProvider? timeProvider,
+        System.Diagnostics.Metrics.IMeterFactory? meterFactory, ILogger? logger, string sectionPath, InferenceDispatcher? dispatcher)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(resolveInference);
         _time = timeProvider ?? TimeProvider.System;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _logger = logger ?? NullLogger.Instance;
         _metrics = new ERCacheMetrics(meterFactory);
         try
         {
-            _registry = new ModelPolicyRegistry(options.CurrentValue, resolveInference, _time, _metrics, sectionPath, _logger);
-        }
-        catch
-        {
-            _metrics.Dispose();
-            throw;
-        }
-
-        _reloadSubscription = options.OnChange(OnOptionsChanged);
-    }
-
-    private EmbeddingCache(ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, TimeProvider? timeProvider, System.Diagnostics.Metrics.IMeterFactory? meterFactory)
-    {
-        _time = timeProvider ?? TimeProvider.System;
-        _logger = NullLogger.Instance;
-        _metrics = new ERCacheMetrics(meterFactory);
-        try
-        {
-            _registry = new ModelPolicyRegistry(options, resolveInference, _time, _metrics, ERCacheOptions.DefaultSectionPath, _logger);
+            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, dispatcher ?? InferenceDispatcher.ThreadPool);
         }
         catch
         {
@@ -93,18 +84,20 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
     /// <param name="inference">The inference of every configured model, by model name.</param>
     /// <param name="timeProvider">The clock; <see cref="TimeProvider.System"/> when null.</param>
     /// <param name="meterFactory">Creates the <c>ERCache</c> meter; a private meter when null.</param>
+    /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.ThreadPool"/> when null.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names every bad field.</exception>
     /// <exception cref="InvalidOperationException">A configured model has no inference.</exception>
     public static EmbeddingCache Create(
         ERCacheOptions options,
         IReadOnlyDictionary<string, IEmbeddingInference> inference,
         TimeProvider? timeProvider = null,
-        System.Diagnostics.Metrics.IMeterFactory? meterFactory = null)
+        System.Diagnostics.Metrics.IMeterFactory? meterFactory = null,
+        InferenceDispatcher? dispatcher = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(inference);
         var byName = new Dictionary<string, IEmbeddingInference>(inference, StringComparer.OrdinalIgnoreCase);
-        return new EmbeddingCache(options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory);
+        return new EmbeddingCache(options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher);
     }
 
     /// <inheritdoc />
@@ -113,26 +106,14 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
     /// <summary>The meter this cache records on (named <see cref="ERCacheDiagnostics.MeterName"/>).</summary>
     public System.Diagnostics.Metrics.Meter Meter => _metrics.Meter;
 
-    /// <summary>The policy currently in force for <paramref name="model"/>.</summary>
-    /// <exception cref="ArgumentException">Unknown model.</exception>
+    /// <inheritdoc />
     public ModelPolicy GetPolicy(string model) => Resolve(model).Policy;
 
-    /// <summary>Entries currently held by one tier of <paramref name="model"/> (0 when the tier is disabled).</summary>
-    /// <exception cref="ArgumentException">Unknown model.</exception>
-    public int GetEntryCount(string model, TierKind tier)
-    {
-        var runtime = Resolve(model);
-        return (tier == TierKind.Direct ? runtime.Direct : runtime.Failover)?.Count ?? 0;
-    }
+    /// <inheritdoc />
+    public TierStatistics? GetTierStatistics(string model, TierKind tier) => Tier(Resolve(model), tier)?.GetStatistics();
 
-    /// <summary>What one tier of <paramref name="model"/> holds and costs, or <see langword="null"/> when the tier is
-    /// disabled.</summary>
-    /// <exception cref="ArgumentException">Unknown model.</exception>
-    public TierStatistics? GetTierStatistics(string model, TierKind tier)
-    {
-        var runtime = Resolve(model);
-        return (tier == TierKind.Direct ? runtime.Direct : runtime.Failover)?.GetStatistics();
-    }
+    /// <summary>Entries currently held by one tier of <paramref name="model"/> (0 when the tier is disabled).</summary>
+    internal int GetEntryCount(string model, TierKind tier) => Tier(Resolve(model), tier)?.Count ?? 0;
 
     /// <summary>Inference delegate calls in flight for <paramref name="model"/> (for tests and diagnostics).</summary>
     internal int GetInFlight(string model) => Resolve(model).Scheduler.InFlight;
@@ -155,14 +136,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         }
 
         long now = _time.GetTimestamp();
-        if (runtime.Direct is { } direct && direct.TryRead(userId, now, runtime.DirectTtl, destination.Span, out long writtenAt))
-        {
-            var hit = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), runtime.Policy.Version, InferenceFailureCause.None, hasVector: true);
-            _metrics.RecordResult(runtime.Policy.Name, hit);
-            return new ValueTask<EmbeddingResult>(hit);
-        }
-
-        return new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, cancellationToken));
+        return runtime.TryServeDirect(userId, now, destination.Span, out var hit)
+            ? new ValueTask<EmbeddingResult>(hit)
+            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -193,20 +169,16 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         int missCount = 0;
         for (int i = 0; i < users.Length; i++)
         {
-            if (runtime.Direct is { } direct && direct.TryRead(users[i], now, runtime.DirectTtl, vectors.Slice(i * dims, dims), out long writtenAt))
+            if (!runtime.TryServeDirect(users[i], now, vectors.Slice(i * dims, dims), out resultSpan[i]))
             {
-                resultSpan[i] = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), runtime.Policy.Version, InferenceFailureCause.None, hasVector: true);
-                _metrics.RecordResult(runtime.Policy.Name, resultSpan[i]);
-                continue;
+                misses ??= ArrayPool<int>.Shared.Rent(users.Length - i);
+                misses[missCount++] = i;
             }
-
-            misses ??= ArrayPool<int>.Shared.Rent(users.Length - i);
-            misses[missCount++] = i;
         }
 
         return misses is null
             ? default
-            : new ValueTask(ResolveMissesAsync(runtime, userIds, misses, missCount, destination, results, now, cancellationToken));
+            : new ValueTask(runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, now, cancellationToken));
     }
 
     /// <summary>Stops following configuration reloads and releases the meter when the cache owns it.</summary>
@@ -219,131 +191,21 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         }
     }
 
-    private async Task<EmbeddingResult> MissAsync(ModelRuntime runtime, long userId, Memory<float> destination, long now, CancellationToken cancellationToken)
+    private static async Task<EmbeddingResult> MissAsync(ModelRuntime runtime, long userId, Memory<float> destination, long now, CancellationToken cancellationToken)
     {
         var result = new EmbeddingResult[1];
         var miss = ArrayPool<int>.Shared.Rent(1);
         miss[0] = 0;
-        await ResolveMissesAsync(runtime, new[] { userId }, miss, 1, destination, result, now, cancellationToken).ConfigureAwait(false);
+        await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, now, cancellationToken).ConfigureAwait(false);
         return result[0];
     }
 
-    /// <summary>
-    /// Hands the misses to the model's scheduler (which coalesces, batches and bounds them), waits for them until
-    /// the request's deadline, then answers each user: fresh, or failover / fallback with the cause.
-    /// </summary>
-    private async Task ResolveMissesAsync(
-        ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount,
-        Memory<float> destination, Memory<EmbeddingResult> results, long now, CancellationToken cancellationToken)
+    private static Tiers.EmbeddingTier? Tier(ModelRuntime runtime, TierKind tier) => tier switch
     {
-        try
-        {
-            if (runtime.Inference is null)
-            {
-                ThrowHelper.ThrowNoInference(runtime.Policy.Name);
-            }
-
-            var scheduler = runtime.Scheduler;
-            long deadline = now + runtime.InferenceTimeout;
-            var tickets = new InferenceTicket[missCount];
-            scheduler.Submit(userIds.Span, misses.AsSpan(0, missCount), deadline, tickets, inline: runtime.Policy.RunInline);
-            if (!AllCompleted(tickets))
-            {
-                var all = Task.WhenAll(tickets.Select(t => t.Task));
-                var remaining = runtime.Policy.InferenceTimeout - _time.GetElapsedTime(now);
-                try
-                {
-                    if (remaining > TimeSpan.Zero)
-                    {
-                        await all.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
-                    }
-                }
-                catch (TimeoutException)
-                {
-                    // The deadline passed: whatever has not finished is answered from failover or as a fallback.
-                }
-            }
-
-            Complete(runtime, tickets, misses.AsSpan(0, missCount), userIds.Span, destination.Span, results.Span);
-        }
-        finally
-        {
-            ArrayPool<int>.Shared.Return(misses);
-        }
-    }
-
-    private static bool AllCompleted(InferenceTicket[] tickets)
-    {
-        foreach (var ticket in tickets)
-        {
-            if (!ticket.Task.IsCompleted)
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    private void Complete(
-        ModelRuntime runtime, InferenceTicket[] tickets, ReadOnlySpan<int> positions,
-        ReadOnlySpan<long> users, Span<float> destination, Span<EmbeddingResult> results)
-    {
-        var policy = runtime.Policy;
-        int dims = policy.Dimensions;
-        long now = _time.GetTimestamp();
-        Span<int> failures = stackalloc int[8];
-        failures.Clear();
-        for (int i = 0; i < positions.Length; i++)
-        {
-            int position = positions[i];
-            var row = destination.Slice(position * dims, dims);
-            var ticket = tickets[i];
-            var cause = ticket.Task.IsCompletedSuccessfully
-                ? ticket.Task.Result.Cause
-                : ticket.Pending?.Started == true ? InferenceFailureCause.Timeout : InferenceFailureCause.Overload;
-            EmbeddingResult result;
-            if (cause == InferenceFailureCause.None)
-            {
-                ticket.Task.Result.Vector.AsSpan().CopyTo(row);
-                result = new EmbeddingResult(EmbeddingSource.Fresh, TimeSpan.Zero, policy.Version, InferenceFailureCause.None, hasVector: true);
-            }
-            else
-            {
-                failures[(int)cause]++;
-                result = ServeFailure(runtime, users[position], now, cause, row);
-            }
-
-            results[position] = result;
-            _metrics.RecordResult(policy.Name, result);
-        }
-
-        for (int c = 1; c < failures.Length; c++)
-        {
-            _metrics.RecordInferenceFailures(policy.Name, (InferenceFailureCause)c, failures[c]);
-        }
-    }
-
-    private EmbeddingResult ServeFailure(ModelRuntime runtime, long userId, long now, InferenceFailureCause cause, Span<float> row)
-    {
-        var policy = runtime.Policy;
-        if (runtime.Failover is { } failover && failover.TryRead(userId, now, runtime.FailoverTtl, row, out long writtenAt))
-        {
-            return new EmbeddingResult(EmbeddingSource.Failover, Age(writtenAt, now), policy.Version, cause, hasVector: true);
-        }
-
-        // A failed read may have left part of another entry in the row: overwrite it entirely.
-        if (policy.DefaultVector is { } fallback)
-        {
-            fallback.Span.CopyTo(row);
-        }
-        else
-        {
-            row.Clear();
-        }
-
-        return new EmbeddingResult(EmbeddingSource.Fallback, TimeSpan.Zero, policy.Version, cause, hasVector: policy.DefaultVector is not null);
-    }
+        TierKind.Direct => runtime.Direct,
+        TierKind.Failover => runtime.Failover,
+        _ => throw new ArgumentOutOfRangeException(nameof(tier), tier, "A tier is Direct or Failover."),
+    };
 
     private ModelRuntime Resolve(string model)
     {
@@ -356,8 +218,6 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         return runtime;
     }
 
-    private TimeSpan Age(long writtenAt, long now) => writtenAt >= now ? TimeSpan.Zero : _time.GetElapsedTime(writtenAt, now);
-
     private void OnOptionsChanged(ERCacheOptions options, string? name)
     {
         if (name is not null && name != Options.DefaultName)
@@ -369,9 +229,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         {
             _registry.Apply(options);
         }
-        catch (OptionsValidationException ex)
+        catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
         {
-            LogReloadRejected(ex.Message);
+            LogReloadRejected(ex.Message); // nothing was swapped: the running policies stay in force
         }
     }
 

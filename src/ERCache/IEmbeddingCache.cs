@@ -9,6 +9,20 @@ public interface IEmbeddingCache
     /// <summary>The configured model names.</summary>
     IReadOnlyCollection<string> Models { get; }
 
+    /// <summary>The validated settings currently in force for <paramref name="model"/>: its dimensions, version,
+    /// inference limits and tiers.</summary>
+    /// <param name="model">A configured model name (case-insensitive).</param>
+    /// <exception cref="ArgumentException">Unknown model.</exception>
+    ModelPolicy GetPolicy(string model);
+
+    /// <summary>What one tier of <paramref name="model"/> holds and costs now, or <see langword="null"/> when the tier
+    /// is disabled.</summary>
+    /// <param name="model">A configured model name (case-insensitive).</param>
+    /// <param name="tier">The tier.</param>
+    /// <exception cref="ArgumentException">Unknown model.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="tier"/> is not a defined <see cref="TierKind"/>.</exception>
+    TierStatistics? GetTierStatistics(string model, TierKind tier);
+
     /// <summary>
     /// Writes user <paramref name="userId"/>'s embedding for <paramref name="model"/> into
     /// <paramref name="destination"/> and says where it came from. Inference failures never throw: they are

@@ -1,5 +1,4 @@
 using ERCache.Inference;
-using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 
 namespace ERCache.Tests;

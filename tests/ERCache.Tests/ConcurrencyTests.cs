@@ -1,6 +1,6 @@
 using System.Diagnostics;
+using ERCache.Tiers.Eviction;
 using ERCache.Diagnostics;
-using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 using ERCache.Tiers;
 

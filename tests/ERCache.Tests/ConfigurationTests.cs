@@ -1,4 +1,3 @@
-using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;

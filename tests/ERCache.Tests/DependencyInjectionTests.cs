@@ -1,5 +1,4 @@
 using ERCache.Inference;
-using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

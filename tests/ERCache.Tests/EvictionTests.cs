@@ -1,5 +1,5 @@
+using ERCache.Tiers.Eviction;
 using ERCache.Diagnostics;
-using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 using ERCache.Tiers;
 
@@ -178,7 +178,7 @@ public sealed class SieveAndExpiryTests
     public void Sieve_evicts_the_first_unvisited_entry_from_the_oldest_and_leaves_visited_ones_in_place()
     {
         using var metrics = new ERCacheMetrics(null);
-        var tier = (SlabTier<SievePolicy, ERCache.Storage.Float32Codec>)TierHelper.Create("Sieve", 3, 4, metrics);
+        var tier = (SlabTier<SieveOrder, ERCache.Storage.Float32Codec>)TierHelper.Create("Sieve", 3, 4, metrics);
         Write(tier, 1, 0);
         Write(tier, 2, 0);
         Write(tier, 3, 0);
@@ -296,9 +296,9 @@ public sealed class SieveAndExpiryTests
         Assert.True(direct.BytesPerEntry > 4 * sizeof(float));
     }
 
-    private static int SlotOf(SlabTier<SievePolicy, ERCache.Storage.Float32Codec> tier, long user) =>
+    private static int SlotOf(SlabTier<SieveOrder, ERCache.Storage.Float32Codec> tier, long user) =>
         tier.EvictionPolicy.Order.FromHead().Single(s => tier.KeyAt(s) == user);
 
-    private static long[] Order(SlabTier<SievePolicy, ERCache.Storage.Float32Codec> tier) =>
+    private static long[] Order(SlabTier<SieveOrder, ERCache.Storage.Float32Codec> tier) =>
         tier.EvictionPolicy.Order.FromHead().Select(tier.KeyAt).ToArray();
 }

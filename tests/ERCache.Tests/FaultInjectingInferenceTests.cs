@@ -23,7 +23,7 @@ public sealed class FaultInjectingInferenceTests
 
         await faults.InferAsync(b, CancellationToken.None);
 
-        Assert.Equal(InferenceFailureCause.None, b.Validate(0));
+        Assert.Equal(InferenceFailureCause.None, FailureClassifier.OfRow(b.StatusOf(0), b.Row(0)));
         Assert.Equal(1, inner.CallCount);
         Assert.Equal(0, faults.Injected);
     }
@@ -39,7 +39,7 @@ public sealed class FaultInjectingInferenceTests
             faults.Faults = settings; // switched at run time
             var b = Batch();
             await faults.InferAsync(b, CancellationToken.None);
-            Assert.Equal(InferenceFailureCause.InvalidVector, b.Validate(0));
+            Assert.Equal(InferenceFailureCause.InvalidVector, FailureClassifier.OfRow(b.StatusOf(0), b.Row(0)));
         }
 
         Assert.Equal(4, faults.Injected);

@@ -21,8 +21,8 @@ public sealed class InferenceBatchTests
         var b = Batch(2, 3);
         b.GetRow(0).Span.Fill(1);
 
-        Assert.Equal(InferenceFailureCause.None, b.Validate(0));
-        Assert.Equal(InferenceFailureCause.InvalidVector, b.Validate(1));
+        Assert.Equal(InferenceFailureCause.None, FailureClassifier.OfRow(b.StatusOf(0), b.Row(0)));
+        Assert.Equal(InferenceFailureCause.InvalidVector, FailureClassifier.OfRow(b.StatusOf(1), b.Row(1)));
         Assert.Equal([100L, 101L], b.UserIds.ToArray());
         Assert.Equal(6, b.Destination.Length);
         b.Release();
@@ -41,7 +41,7 @@ public sealed class InferenceBatchTests
                 var b = Batch(1, dims);
                 b.GetRow(0).Span.Fill(0.25f);
                 b.GetRow(0).Span[at] = value;
-                Assert.Equal(InferenceFailureCause.InvalidVector, b.Validate(0));
+                Assert.Equal(InferenceFailureCause.InvalidVector, FailureClassifier.OfRow(b.StatusOf(0), b.Row(0)));
                 b.Release();
             }
         }
@@ -53,7 +53,7 @@ public sealed class InferenceBatchTests
         var b = Batch(1, 16);
         b.GetRow(0).Span.Fill(float.MaxValue);
 
-        Assert.Equal(InferenceFailureCause.None, b.Validate(0));
+        Assert.Equal(InferenceFailureCause.None, FailureClassifier.OfRow(b.StatusOf(0), b.Row(0)));
         b.Release();
     }
 
@@ -66,9 +66,9 @@ public sealed class InferenceBatchTests
         b.SetRow(2, [1, 2, 3, 4]);
         b.Fail(2);
 
-        Assert.Equal(InferenceFailureCause.InvalidVector, b.Validate(0));
-        Assert.Equal(InferenceFailureCause.None, b.Validate(1));
-        Assert.Equal(InferenceFailureCause.Error, b.Validate(2));
+        Assert.Equal(InferenceFailureCause.InvalidVector, FailureClassifier.OfRow(b.StatusOf(0), b.Row(0)));
+        Assert.Equal(InferenceFailureCause.None, FailureClassifier.OfRow(b.StatusOf(1), b.Row(1)));
+        Assert.Equal(InferenceFailureCause.Error, FailureClassifier.OfRow(b.StatusOf(2), b.Row(2)));
         Assert.Throws<ArgumentOutOfRangeException>(() => b.Fail(3));
         Assert.Throws<ArgumentOutOfRangeException>(() => b.GetRow(-1));
         b.Release();

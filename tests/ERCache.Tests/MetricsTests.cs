@@ -1,4 +1,3 @@
-using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 
 namespace ERCache.Tests;

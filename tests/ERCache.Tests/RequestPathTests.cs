@@ -1,4 +1,3 @@
-using ERCache.Policies;
 using ERCache.Tests.Infrastructure;
 
 namespace ERCache.Tests;
@@ -323,7 +322,7 @@ public sealed class RequestPathTests
     [Fact]
     public async Task Models_are_independent()
     {
-        using var f = new CacheFixture(new Dictionary<string, Action<ERCache.Policies.ModelOptions>?>
+        using var f = new CacheFixture(new Dictionary<string, Action<ModelOptions>?>
         {
             ["a"] = m => m.Dimensions = 3,
             ["b"] = m => { m.Dimensions = 8; m.Direct.Ttl = TimeSpan.FromSeconds(10); },

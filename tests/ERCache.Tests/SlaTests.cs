@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
-using ERCache.Policies;
 using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
 

@@ -3,7 +3,6 @@ using System.Runtime;
 using System.Runtime.ExceptionServices;
 using Stopwatch = System.Diagnostics.Stopwatch;
 using ERCache.Inference;
-using ERCache.Policies;
 using ERCache.Replay.Traces;
 using ERCache.Testing;
 

@@ -1,6 +1,5 @@
 using ERCache;
 using ERCache.Inference;
-using ERCache.Policies;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -79,13 +78,15 @@ public static class ERCacheServiceCollectionExtensions
         var names = ModelNames.Of(services);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ERCacheOptions>>(new ERCacheOptionsValidator(sectionPath)));
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(InferenceDispatcher.ThreadPool);
         services.TryAddSingleton(sp => new EmbeddingCache(
             sp.GetRequiredService<IOptionsMonitor<ERCacheOptions>>(),
             name => sp.GetKeyedService<IEmbeddingInference>(name) ?? sp.GetKeyedService<IEmbeddingInference>(names.RegisteredSpelling(name)),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
             sp.GetService<ILogger<EmbeddingCache>>(),
-            sectionPath));
+            sectionPath,
+            sp.GetRequiredService<InferenceDispatcher>()));
         services.TryAddSingleton<IEmbeddingCache>(sp => sp.GetRequiredService<EmbeddingCache>());
         return new ERCacheBuilder(services);
     }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using ERCache.Policies;
 
 namespace ERCache.Diagnostics;
 

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
-using System.Numerics.Tensors;
 
 namespace ERCache.Inference;
 
@@ -92,13 +91,8 @@ public sealed class InferenceBatch
         _status[index] = RowStatus.Failed;
     }
 
-    /// <summary>Checks row <paramref name="index"/> after the delegate completed.</summary>
-    internal InferenceFailureCause Validate(int index) => _status[index] switch
-    {
-        RowStatus.Failed => InferenceFailureCause.Error,
-        RowStatus.WrongLength => InferenceFailureCause.InvalidVector,
-        _ => AllFinite(Row(index)) ? InferenceFailureCause.None : InferenceFailureCause.InvalidVector,
-    };
+    /// <summary>What the delegate reported for row <paramref name="index"/> (its values are checked separately).</summary>
+    internal RowStatus StatusOf(int index) => _status[index];
 
     internal ReadOnlySpan<float> Row(int index) => _vectors.AsSpan(index * Dimensions, Dimensions);
 
@@ -139,21 +133,5 @@ public sealed class InferenceBatch
         ArrayPool<long>.Shared.Return(_users);
         ArrayPool<float>.Shared.Return(_vectors);
         ArrayPool<RowStatus>.Shared.Return(_status);
-    }
-
-    // x * 0 is 0 for every finite x and NaN for NaN and ±infinity, so one vectorised pass finds both.
-    private static bool AllFinite(ReadOnlySpan<float> row) => !float.IsNaN(TensorPrimitives.Sum(row) * 0f) || CheckEach(row);
-
-    private static bool CheckEach(ReadOnlySpan<float> row)
-    {
-        foreach (float v in row)
-        {
-            if (!float.IsFinite(v))
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 }

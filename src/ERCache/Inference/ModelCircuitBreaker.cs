@@ -1,4 +1,3 @@
-using ERCache.Policies;
 using Polly;
 using Polly.CircuitBreaker;
 

@@ -1,11 +1,5 @@
 namespace ERCache.Inference;
 
-/// <summary>What inference produced for one user: a vector, or why there is none.</summary>
-internal readonly record struct InferenceOutcome(InferenceFailureCause Cause, float[]? Vector)
-{
-    public static readonly Task<InferenceOutcome> Overload = Task.FromResult(new InferenceOutcome(InferenceFailureCause.Overload, null));
-}
-
 /// <summary>
 /// One user's inference, shared by every caller that misses on the same user while it is pending (coalescing).
 /// It is its own completion source (one object per miss rather than two).
@@ -61,7 +55,3 @@ internal sealed class PendingInference(long userId, long deadline)
     public void CompletePrepared() =>
         TrySetResult(_prepared ? _outcome : new InferenceOutcome(InferenceFailureCause.Error, null));
 }
-
-/// <summary>A caller's handle on one user's inference: the outcome task, and the pending item when one was queued
-/// (null when the miss was rejected at once), to tell a timeout (started) from a shed (never started).</summary>
-internal readonly record struct InferenceTicket(Task<InferenceOutcome> Task, PendingInference? Pending);

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using ERCache.Policies;
 
 namespace ERCache.Storage;
 

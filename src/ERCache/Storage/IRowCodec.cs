@@ -1,4 +1,3 @@
-using ERCache.Policies;
 
 namespace ERCache.Storage;
 

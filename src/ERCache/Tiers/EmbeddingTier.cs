@@ -1,5 +1,4 @@
 using ERCache.Diagnostics;
-using ERCache.Policies;
 
 namespace ERCache.Tiers;
 

@@ -1,5 +1,4 @@
 using ERCache.Diagnostics;
-using ERCache.Policies;
 using ERCache.Storage;
 using Microsoft.Extensions.Caching.Memory;
 

@@ -1,8 +1,8 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
+using ERCache.Tiers.Eviction;
 using ERCache.Diagnostics;
-using ERCache.Policies;
 using ERCache.Storage;
 
 namespace ERCache.Tiers;
@@ -21,7 +21,7 @@ namespace ERCache.Tiers;
 /// the reader looks the key up under the lock, so a busy writer can cost a reader time but never a false miss.
 /// </remarks>
 internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
-    where TPolicy : struct, IEvictionPolicy
+    where TPolicy : struct, IEvictionOrder
     where TCodec : struct, IRowCodec
 {
     private const int TargetPageBytes = 4 << 20;

@@ -1,5 +1,5 @@
+using ERCache.Tiers.Eviction;
 using ERCache.Diagnostics;
-using ERCache.Policies;
 using ERCache.Storage;
 
 namespace ERCache.Tiers;
@@ -26,9 +26,9 @@ internal static class TierFactory
     private static EmbeddingTier Create<TCodec>(ModelPolicy model, TierPolicy tier, ERCacheMetrics metrics)
         where TCodec : struct, IRowCodec => tier.Eviction switch
         {
-            EvictionStrategy.Lru => new SlabTier<LruPolicy, TCodec>(model.Name, tier, model.Dimensions, capacity => new LruPolicy(capacity), metrics),
-            EvictionStrategy.Fifo => new SlabTier<FifoPolicy, TCodec>(model.Name, tier, model.Dimensions, capacity => new FifoPolicy(capacity), metrics),
-            EvictionStrategy.Sieve => new SlabTier<SievePolicy, TCodec>(model.Name, tier, model.Dimensions, capacity => new SievePolicy(capacity), metrics),
+            EvictionStrategy.Lru => new SlabTier<LruOrder, TCodec>(model.Name, tier, model.Dimensions, capacity => new LruOrder(capacity), metrics),
+            EvictionStrategy.Fifo => new SlabTier<FifoOrder, TCodec>(model.Name, tier, model.Dimensions, capacity => new FifoOrder(capacity), metrics),
+            EvictionStrategy.Sieve => new SlabTier<SieveOrder, TCodec>(model.Name, tier, model.Dimensions, capacity => new SieveOrder(capacity), metrics),
             EvictionStrategy.MemoryCache => new MemoryCacheTier<TCodec>(model.Name, model.Version, tier, model.Dimensions, metrics),
             _ => throw new InvalidOperationException($"Eviction strategy {tier.Eviction} has no implementation."),
         };

@@ -1,4 +1,4 @@
-using ERCache.Policies;
+using ERCache.Tiers.Eviction;
 using ERCache.Storage;
 
 namespace ERCache.Tiers;
@@ -25,9 +25,9 @@ internal static class TierSizing
 
     public static int PolicyBytes(EvictionStrategy eviction) => eviction switch
     {
-        EvictionStrategy.Lru => LruPolicy.BytesPerEntry,
-        EvictionStrategy.Fifo => FifoPolicy.BytesPerEntry,
-        EvictionStrategy.Sieve => SievePolicy.BytesPerEntry,
+        EvictionStrategy.Lru => LruOrder.BytesPerEntry,
+        EvictionStrategy.Fifo => FifoOrder.BytesPerEntry,
+        EvictionStrategy.Sieve => SieveOrder.BytesPerEntry,
         _ => 0,
     };
 

@@ -1,4 +1,4 @@
-namespace ERCache.Tiers;
+namespace ERCache.Tiers.Eviction;
 
 /// <summary>
 /// SIEVE (Zhang et al., NSDI 2024): a queue in write order, one "visited" bit per entry and a hand. A hit only sets
@@ -11,13 +11,13 @@ namespace ERCache.Tiers;
 /// and its bit is cleared. That keeps the queue in write order, which is what lets the tier find its oldest,
 /// possibly expired, entry in O(1).
 /// </remarks>
-internal struct SievePolicy : IEvictionPolicy
+internal struct SieveOrder : IEvictionOrder
 {
     private readonly SlotList _order; // head = oldest write, tail = newest
     private readonly byte[] _visited; // indexed by slot; allocated up front so readers never see it replaced
     private int _hand;
 
-    public SievePolicy(int capacity)
+    public SieveOrder(int capacity)
     {
         _order = new SlotList(capacity);
         _visited = new byte[capacity];

@@ -1,11 +1,11 @@
-namespace ERCache.Tiers;
+namespace ERCache.Tiers.Eviction;
 
 /// <summary>
 /// Orders a slab tier's slots for eviction. Implemented by structs so <see cref="SlabTier{TPolicy, TCodec}"/>
 /// gets a specialised copy per strategy. Every member except <see cref="RecordHit"/> runs under the tier's
 /// write lock; <see cref="RecordHit"/> runs on the lock-free read path.
 /// </summary>
-internal interface IEvictionPolicy
+internal interface IEvictionOrder
 {
     /// <summary>Bookkeeping bytes per entry once the tier is full (for the tier's bytes-per-entry figure).</summary>
     static abstract int BytesPerEntry { get; }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace ERCache.Tiers;
+namespace ERCache.Tiers.Eviction;
 
 /// <summary>
 /// A bounded, lossy, many-writer ring of slot numbers that readers hit. Readers never take the tier lock to

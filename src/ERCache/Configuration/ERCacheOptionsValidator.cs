@@ -3,7 +3,7 @@ using ERCache.Storage;
 using ERCache.Tiers;
 using Microsoft.Extensions.Options;
 
-namespace ERCache.Policies;
+namespace ERCache;
 
 /// <summary>
 /// Validates <see cref="ERCacheOptions"/> and reports every bad field in one message, each named by its

@@ -5,52 +5,7 @@ using ERCache.Inference;
 using ERCache.Tiers;
 using Microsoft.Extensions.Options;
 
-namespace ERCache.Policies;
-
-/// <summary>
-/// Everything a request needs for one model, frozen together: a request reads one instance from start to
-/// end, so a reload never mixes old and new settings within a request.
-/// </summary>
-internal sealed class ModelRuntime
-{
-    public ModelRuntime(ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, IEmbeddingInference? inference, InferenceScheduler scheduler, long timestampFrequency)
-    {
-        Scheduler = scheduler;
-        InferenceTimeout = ToTimestampTicks(policy.InferenceTimeout, timestampFrequency);
-        Policy = policy;
-        Direct = direct;
-        Failover = failover;
-        Inference = inference;
-        DirectTtl = ToTimestampTicks(policy.Direct.Ttl, timestampFrequency);
-        FailoverTtl = ToTimestampTicks(policy.Failover.Ttl, timestampFrequency);
-    }
-
-    public ModelPolicy Policy { get; }
-
-    public EmbeddingTier? Direct { get; }
-
-    public EmbeddingTier? Failover { get; }
-
-    public IEmbeddingInference? Inference { get; }
-
-    /// <summary>Runs this model version's inference; shared by every runtime of the same version and dimensions.</summary>
-    public InferenceScheduler Scheduler { get; }
-
-    /// <summary>The caller's deadline in <see cref="TimeProvider.GetTimestamp"/> units.</summary>
-    public long InferenceTimeout { get; }
-
-    /// <summary>Direct TTL in <see cref="TimeProvider.GetTimestamp"/> units.</summary>
-    public long DirectTtl { get; }
-
-    /// <summary>Failover TTL in <see cref="TimeProvider.GetTimestamp"/> units.</summary>
-    public long FailoverTtl { get; }
-
-    private static long ToTimestampTicks(TimeSpan ttl, long frequency)
-    {
-        var ticks = (Int128)ttl.Ticks * frequency / TimeSpan.TicksPerSecond;
-        return ticks > long.MaxValue ? long.MaxValue : (long)ticks;
-    }
-}
+namespace ERCache.Models;
 
 /// <summary>
 /// The per-model policy registry: validated policies, their tiers and their inference, swapped atomically
@@ -58,42 +13,33 @@ internal sealed class ModelRuntime
 /// storage settings (enabled, capacity, eviction, format) change is rebuilt empty; a TTL or inference
 /// change keeps the cached vectors.
 /// </summary>
-internal sealed class ModelPolicyRegistry
+internal sealed class ModelRegistry
 {
     private readonly Lock _applyLock = new();
     private readonly Func<string, IEmbeddingInference?> _resolveInference;
     private readonly ERCacheOptionsValidator _validator;
     private readonly ERCacheMetrics _metrics;
-    private readonly long _timestampFrequency;
     private readonly TimeProvider _time;
     private readonly Microsoft.Extensions.Logging.ILogger _logger;
+    private readonly InferenceDispatcher _dispatcher;
     private FrozenDictionary<string, ModelRuntime> _models = FrozenDictionary<string, ModelRuntime>.Empty;
 
-    public ModelPolicyRegistry(
+    public ModelRegistry(
         ERCacheOptions options,
         Func<string, IEmbeddingInference?> resolveInference,
         TimeProvider timeProvider,
         ERCacheMetrics metrics,
         string sectionPath,
-        Microsoft.Extensions.Logging.ILogger logger)
+        Microsoft.Extensions.Logging.ILogger logger,
+        InferenceDispatcher dispatcher)
     {
+        _dispatcher = dispatcher;
         _time = timeProvider;
         _logger = logger;
         _resolveInference = resolveInference;
         _validator = new ERCacheOptionsValidator(sectionPath);
         _metrics = metrics;
-        _timestampFrequency = timeProvider.TimestampFrequency;
         Apply(options);
-
-        var missing = _models.Values.Where(m => m.Inference is null).Select(m => m.Policy.Name).Order(StringComparer.Ordinal).ToArray();
-        if (missing.Length > 0)
-        {
-            throw new InvalidOperationException(
-                $"No inference is registered for model(s) {string.Join(", ", missing.Select(m => $"'{m}'"))}: " +
-                "call AddModel(name, inference), register a keyed IEmbeddingInference with the model name as key, " +
-                "or pass the inference to EmbeddingCache.Create.");
-        }
-
         metrics.ObserveTiers(() => ObserveTiers(t => t.Count), () => ObserveTiers(t => t.AllocatedBytes));
         metrics.ObserveSchedulers(ObserveInFlight, ObserveCircuits);
     }
@@ -116,12 +62,21 @@ internal sealed class ModelPolicyRegistry
 
         lock (_applyLock)
         {
+            // Build and check everything first; attach the schedulers only once nothing can fail, then swap all models.
             var current = _models;
             var next = new Dictionary<string, ModelRuntime>(StringComparer.OrdinalIgnoreCase);
+            var missing = new List<string>();
             foreach (var (name, modelOptions) in options.Models)
             {
                 var policy = ModelPolicy.From(name, modelOptions);
                 current.TryGetValue(name, out var previous);
+                var inference = previous?.Inference ?? _resolveInference(name);
+                if (inference is null)
+                {
+                    missing.Add(name);
+                    continue;
+                }
+
                 bool keep = previous is not null && policy.KeepsVectorsOf(previous.Policy);
                 var direct = keep && previous!.Policy.Direct.SameStorageAs(policy.Direct)
                     ? previous.Direct
@@ -129,13 +84,23 @@ internal sealed class ModelPolicyRegistry
                 var failover = keep && previous!.Policy.Failover.SameStorageAs(policy.Failover)
                     ? previous.Failover
                     : TierFactory.Create(policy, policy.Failover, _metrics);
-                var inference = previous?.Inference ?? _resolveInference(name);
 
                 // In-flight inference, coalescing and breaker state carry over while the version stays.
-                var scheduler = keep ? previous!.Scheduler : new InferenceScheduler(_time, _metrics, _logger);
-                var runtime = new ModelRuntime(policy, direct, failover, inference, scheduler, _timestampFrequency);
-                scheduler.Attach(runtime);
-                next[name] = runtime;
+                var scheduler = keep ? previous!.Scheduler : new InferenceScheduler(_time, _metrics, _logger, _dispatcher);
+                next[name] = new ModelRuntime(policy, direct, failover, inference, scheduler, _time, _metrics);
+            }
+
+            if (missing.Count > 0)
+            {
+                throw new InvalidOperationException(
+                    $"No inference is registered for model(s) {string.Join(", ", missing.Order(StringComparer.Ordinal).Select(m => $"'{m}'"))}: " +
+                    "call AddModel(name, inference), register a keyed IEmbeddingInference with the model name as key, " +
+                    "or pass the inference to EmbeddingCache.Create.");
+            }
+
+            foreach (var runtime in next.Values)
+            {
+                runtime.Scheduler.Attach(runtime.Policy, runtime.Inference, runtime);
             }
 
             // Dropped tiers are simply unreferenced: a request still holding the old runtime finishes on it.

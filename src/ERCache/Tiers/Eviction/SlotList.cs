@@ -1,4 +1,4 @@
-namespace ERCache.Tiers;
+namespace ERCache.Tiers.Eviction;
 
 /// <summary>
 /// An intrusive doubly linked list over slot numbers, held in two int arrays (no node objects).

@@ -1,17 +1,17 @@
-namespace ERCache.Tiers;
+namespace ERCache.Tiers.Eviction;
 
 /// <summary>
 /// Least recently used: writes and (buffered) reads move a slot to the tail of the recency order; its head is
 /// evicted. A second list keeps write order, so an expired entry is found (and reclaimed first) in O(1) even when
-/// it was read recently: that costs 8 more bytes per entry than <see cref="FifoPolicy"/>.
+/// it was read recently: that costs 8 more bytes per entry than <see cref="FifoOrder"/>.
 /// </summary>
-internal readonly struct LruPolicy : IEvictionPolicy
+internal readonly struct LruOrder : IEvictionOrder
 {
     private readonly SlotList _order;
     private readonly SlotList _written;
     private readonly HitBuffer _hits;
 
-    public LruPolicy(int capacity)
+    public LruOrder(int capacity)
     {
         _order = new SlotList(capacity);
         _written = new SlotList(capacity);

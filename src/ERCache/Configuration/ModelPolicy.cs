@@ -1,4 +1,6 @@
-namespace ERCache.Policies;
+using ERCache.Inference;
+
+namespace ERCache;
 
 /// <summary>
 /// The validated, immutable settings of one model. A configuration reload builds a new instance and
@@ -77,60 +79,4 @@ public sealed class ModelPolicy
     /// <summary>Whether cached vectors made under <paramref name="previous"/> are still valid under this policy.</summary>
     internal bool KeepsVectorsOf(ModelPolicy previous) =>
         previous.Dimensions == Dimensions && string.Equals(previous.Version, Version, StringComparison.Ordinal);
-}
-
-/// <summary>The validated settings of one tier.</summary>
-public sealed class TierPolicy
-{
-    private TierPolicy(TierKind kind, TierOptions options)
-    {
-        Kind = kind;
-        Enabled = options.Enabled;
-        Ttl = options.Ttl;
-        Capacity = options.Capacity;
-        MaxBytes = options.MaxBytes;
-        // Only validated options reach here; a failed parse means a validator bug, not bad input.
-        Eviction = ERCacheOptionsValidator.TryParse(options.Eviction, out EvictionStrategy eviction)
-            ? eviction
-            : throw new InvalidOperationException($"Unvalidated eviction strategy '{options.Eviction}'.");
-        Format = ERCacheOptionsValidator.TryParse(options.Format, out StorageFormat format)
-            ? format
-            : throw new InvalidOperationException($"Unvalidated storage format '{options.Format}'.");
-    }
-
-    /// <summary>Which tier this is.</summary>
-    public TierKind Kind { get; }
-
-    /// <summary>Whether the tier exists.</summary>
-    public bool Enabled { get; }
-
-    /// <summary>Entries younger than this are valid.</summary>
-    public TimeSpan Ttl { get; }
-
-    /// <summary>Most entries held.</summary>
-    public int Capacity { get; }
-
-    /// <summary>The bound on the bytes a full tier holds, if any.</summary>
-    public long? MaxBytes { get; }
-
-    /// <summary>The eviction strategy.</summary>
-    public EvictionStrategy Eviction { get; }
-
-    /// <summary>The storage format.</summary>
-    public StorageFormat Format { get; }
-
-    internal static TierPolicy From(TierKind kind, TierOptions options) => new(kind, options);
-
-    /// <summary>Whether a tier built for <paramref name="other"/> can be kept as is (only the TTL differs).</summary>
-    internal bool SameStorageAs(TierPolicy other) =>
-        Enabled == other.Enabled && Capacity == other.Capacity && MaxBytes == other.MaxBytes &&
-        Eviction == other.Eviction && Format == other.Format;
-}
-
-/// <summary>A validated, immutable snapshot of <see cref="CircuitBreakerOptions"/>.</summary>
-internal readonly record struct CircuitBreakerSettings(
-    bool Enabled, double FailureRatio, int MinimumThroughput, TimeSpan SamplingDuration, TimeSpan BreakDuration)
-{
-    public static CircuitBreakerSettings From(CircuitBreakerOptions options) =>
-        new(options.Enabled, options.FailureRatio, options.MinimumThroughput, options.SamplingDuration, options.BreakDuration);
 }

@@ -1,14 +1,14 @@
-namespace ERCache.Tiers;
+namespace ERCache.Tiers.Eviction;
 
 /// <summary>
 /// First in, first out by write: a rewrite moves a slot to the tail (its TTL restarts), reads change nothing,
 /// and the head, the entry written longest ago and so the closest to expiry, is evicted.
 /// </summary>
-internal readonly struct FifoPolicy : IEvictionPolicy
+internal readonly struct FifoOrder : IEvictionOrder
 {
     private readonly SlotList _order;
 
-    public FifoPolicy(int capacity) => _order = new SlotList(capacity);
+    public FifoOrder(int capacity) => _order = new SlotList(capacity);
 
     public static int BytesPerEntry => 2 * sizeof(int);
 

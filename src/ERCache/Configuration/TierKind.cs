@@ -1,4 +1,4 @@
-namespace ERCache.Policies;
+namespace ERCache;
 
 /// <summary>The two tiers of a model.</summary>
 public enum TierKind

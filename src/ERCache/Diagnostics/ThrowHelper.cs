@@ -1,7 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
-using ERCache.Policies;
 
-namespace ERCache.Internal;
+namespace ERCache.Diagnostics;
 
 /// <summary>Throw sites kept out of hot methods so those stay small enough to inline.</summary>
 internal static class ThrowHelper

@@ -1,4 +1,4 @@
-namespace ERCache.Policies;
+namespace ERCache;
 
 /// <summary>How a tier stores each vector.</summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "The names are the configuration values users write.")]

@@ -1,4 +1,4 @@
-namespace ERCache.Policies;
+namespace ERCache;
 
 /// <summary>How a full tier chooses the entry to drop.</summary>
 public enum EvictionStrategy

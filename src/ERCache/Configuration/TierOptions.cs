@@ -1,0 +1,29 @@
+namespace ERCache;
+
+/// <summary>One tier of a model (<c>Direct</c> or <c>Failover</c>).</summary>
+public sealed class TierOptions
+{
+    /// <summary>Default <see cref="Capacity"/>: 100,000 entries.</summary>
+    public const int DefaultCapacity = 100_000;
+
+    /// <summary>Whether the tier exists. Default <see langword="true"/>.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Entries younger than this are valid (an entry exactly this old is expired). Required when enabled.</summary>
+    public TimeSpan Ttl { get; set; }
+
+    /// <summary>Most entries the tier holds, 1..268,435,455. Default 100,000.</summary>
+    public int Capacity { get; set; } = DefaultCapacity;
+
+    /// <summary>Optional bound on the bytes the tier holds when full (slabs, index and eviction bookkeeping); the tier
+    /// then holds fewer than <see cref="Capacity"/> entries if that many would not fit. Not supported with
+    /// <c>MemoryCache</c> eviction. Default: none.</summary>
+    public long? MaxBytes { get; set; }
+
+    /// <summary>Eviction strategy name: <c>Lru</c>, <c>Fifo</c>, <c>Sieve</c> or <c>MemoryCache</c>.
+    /// Default <c>Lru</c> for the direct tier and <c>Fifo</c> for the failover tier.</summary>
+    public string Eviction { get; set; } = nameof(EvictionStrategy.Lru);
+
+    /// <summary>Storage format name: <c>Float32</c>, <c>Float16</c> or <c>Int8</c>. Default <c>Float32</c>.</summary>
+    public string Format { get; set; } = nameof(StorageFormat.Float32);
+}

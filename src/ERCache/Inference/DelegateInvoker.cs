@@ -1,0 +1,119 @@
+using Microsoft.Extensions.Logging;
+using Polly.CircuitBreaker;
+
+namespace ERCache.Inference;
+
+/// <summary>
+/// Calls one model's inference delegate: through the model's circuit breaker, with the hard limit on its token, and
+/// classifies how the call ended. Keeps one finished call (its token source and timer) for the next.
+/// </summary>
+internal sealed partial class DelegateInvoker(TimeProvider time, ILogger logger)
+{
+    private ModelCircuitBreaker? _breaker;
+    private DelegateCall? _spareCall;
+
+    /// <summary>The breaker's state, or null when the breaker is disabled.</summary>
+    public CircuitState? BreakerState => Volatile.Read(ref _breaker)?.State;
+
+    /// <summary>Applies a model's breaker settings: new or changed settings start a fresh breaker; unchanged settings
+    /// keep its state across a reload.</summary>
+    public void Configure(ModelPolicy policy)
+    {
+        var settings = policy.CircuitBreaker;
+        var current = Volatile.Read(ref _breaker);
+        if (!settings.Enabled)
+        {
+            Volatile.Write(ref _breaker, null);
+        }
+        else if (current is null || current.Settings != settings)
+        {
+            string model = policy.Name;
+            Volatile.Write(ref _breaker, new ModelCircuitBreaker(settings, time, state => LogBreakerState(model, state)));
+        }
+    }
+
+    /// <summary>
+    /// Calls the delegate. Returns the batch-wide cause (None when the delegate completed) and whether the call was
+    /// abandoned still running, in which case its buffers are released only when it finally stops. A delegate that
+    /// completes synchronously (with no breaker or through a closed one) is answered without an async state machine.
+    /// </summary>
+    public ValueTask<(InferenceFailureCause Cause, bool Abandoned)> InvokeAsync(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy)
+    {
+        var call = Interlocked.Exchange(ref _spareCall, null) ?? new DelegateCall(time);
+        call.Start(inference, batch, policy);
+        ValueTask running;
+        try
+        {
+            var breaker = Volatile.Read(ref _breaker);
+            running = breaker is null
+                ? call.RunAsync(call.Token)
+                : breaker.ExecuteAsync(static (c, ct) => c.RunAsync(ct), call, call.Token);
+        }
+        catch (Exception ex)
+        {
+            running = ValueTask.FromException(ex);
+        }
+
+        if (running.IsCompletedSuccessfully)
+        {
+            running.GetAwaiter().GetResult();
+            return new((InferenceFailureCause.None, EndCall(call)));
+        }
+
+        return AwaitCallAsync(running, call, policy, batch.Count);
+    }
+
+    private async ValueTask<(InferenceFailureCause Cause, bool Abandoned)> AwaitCallAsync(ValueTask running, DelegateCall call, ModelPolicy policy, int users)
+    {
+        Exception? failure = null;
+        try
+        {
+            await running.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+
+        var cause = FailureClassifier.OfCall(failure);
+        if (cause == InferenceFailureCause.Timeout)
+        {
+            LogHardTimeout(policy.Name, users, policy.HardTimeout);
+        }
+        else if (cause == InferenceFailureCause.Error)
+        {
+            LogInferenceFailed(policy.Name, users, failure!);
+        }
+
+        return (cause, EndCall(call));
+    }
+
+    /// <summary>
+    /// Ends a call: an abandoned one (still running past its hard limit) keeps its buffers until it stops; a finished
+    /// one is kept for the next call when it can be reused, else disposed. Returns whether it was abandoned.
+    /// </summary>
+    private bool EndCall(DelegateCall call)
+    {
+        if (call.IsRunning)
+        {
+            call.ReleaseWhenDone(); // keep the buffers alive until the delegate really stops, and observe its fault
+            return true;
+        }
+
+        if (!call.TryReset() || Interlocked.CompareExchange(ref _spareCall, call, null) is not null)
+        {
+            call.Dispose(); // at most one spare: concurrent calls beyond it allocate their own
+        }
+
+        return false;
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback.")]
+    private partial void LogInferenceFailed(string model, int users, Exception exception);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Inference for model '{Model}' passed its hard timeout {HardTimeout} for a batch of {Users} user(s); the call was cancelled and abandoned.")]
+    private partial void LogHardTimeout(string model, int users, TimeSpan hardTimeout);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "The circuit breaker of model '{Model}' is now {State}.")]
+    private partial void LogBreakerState(string model, CircuitState state);
+}

@@ -1,0 +1,16 @@
+namespace ERCache.Inference;
+
+/// <summary>
+/// Takes the rows of a delegate call that completed. The scheduler calls it once per user, before the user's waiters
+/// are released; the model runtime implements it and applies the request contract there (validate, write the tiers,
+/// late results), so the scheduler never touches a tier.
+/// </summary>
+internal interface IInferenceResultSink
+{
+    /// <summary>Row <paramref name="index"/> of <paramref name="batch"/> as the outcome its waiters receive.</summary>
+    /// <param name="batch">The completed call's users and rows.</param>
+    /// <param name="index">The row.</param>
+    /// <param name="completedAt">When the call completed (timestamp).</param>
+    /// <param name="deadline">The latest deadline of the user's waiters (timestamp): a result after it is late.</param>
+    InferenceOutcome Accept(InferenceBatch batch, int index, long completedAt, long deadline);
+}
