@@ -1,3 +1,4 @@
+using ERCache.Storage;
 using System.Globalization;
 using ERCache.Diagnostics;
 using ERCache.Tiers;
@@ -45,7 +46,7 @@ internal static class MemoryFigure
                 EmbeddingTier? built = null;
                 double perEntry = Measure(() => built = FullTier.Create(entries, eviction, format, vector, metrics));
                 float32 = format == "Float32" ? perEntry : float32;
-                Row($"ERCache {eviction} (reports {built!.BytesPerEntry:F1})", format, TierSizing.RowBytes(Enum.Parse<StorageFormat>(format), Dimensions), perEntry, float32);
+                Row($"ERCache {eviction} (reports {built!.BytesPerEntry:F1})", format, StorageFormats.RowBytes(Enum.Parse<StorageFormat>(format), Dimensions), perEntry, float32);
             }
         }
     }

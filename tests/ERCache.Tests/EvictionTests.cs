@@ -1,3 +1,4 @@
+using ERCache.Storage;
 using ERCache.Tiers.Eviction;
 using ERCache.Diagnostics;
 using ERCache.Tests.Infrastructure;
@@ -255,7 +256,7 @@ public sealed class SieveAndExpiryTests
         const long maxBytes = 1 << 20;
         using var metrics = new ERCacheMetrics(null);
         var tier = TierHelper.Create(eviction, 100_000, dims, metrics, format: format, maxBytes: maxBytes);
-        int rowBytes = TierSizing.RowBytes(Enum.Parse<StorageFormat>(format), dims);
+        int rowBytes = StorageFormats.RowBytes(Enum.Parse<StorageFormat>(format), dims);
         Assert.InRange(tier.Capacity, (maxBytes / (rowBytes + 64)) - 1, maxBytes / rowBytes);
 
         for (long u = 0; u < tier.Capacity * 3L; u++)

@@ -64,4 +64,85 @@ internal sealed class SlotPage
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<byte> Row(int index) => _slab.AsSpan((index * Stride) + HeaderBytes, RowBytes);
+
+    /// <summary>Whether an entry written at <paramref name="writtenAt"/> is younger than <paramref name="ttl"/> at
+    /// <paramref name="now"/> (its age clamped at zero, should a clock ever step back).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsFresh(long now, long writtenAt, long ttl) => Math.Max(0, now - writtenAt) < ttl;
+
+    /// <summary>
+    /// The reader's side of the sequence lock: copies slot <paramref name="index"/> into <paramref name="destination"/>
+    /// when it holds <paramref name="userId"/> younger than <paramref name="ttl"/>, and accepts the copy only when the
+    /// sequence was even before it and unchanged after it. Spins while a writer holds the slot (one row copy).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public SlotRead Read<TCodec>(int index, long userId, long now, long ttl, Span<float> destination, out long writtenAt)
+        where TCodec : struct, IRowCodec
+    {
+        ref int sequence = ref Sequence(index);
+        var spin = default(SpinWait);
+        while (true)
+        {
+            int before = Volatile.Read(ref sequence);
+            if ((before & 1) == 0)
+            {
+                long key = Key(index);
+                long written = WrittenAt(index);
+                bool mine = before != 0 && key == userId;
+                bool fresh = mine && IsFresh(now, written, ttl);
+                if (fresh)
+                {
+                    TCodec.Decode(Row(index), destination);
+                }
+
+                // Every load above completes before the sequence is read again (a compiler-only fence on x86/x64).
+                Volatile.ReadBarrier();
+                if (Volatile.Read(ref sequence) == before)
+                {
+                    writtenAt = written;
+                    return fresh ? SlotRead.Hit : mine ? SlotRead.Expired : SlotRead.OtherKey;
+                }
+            }
+
+            spin.SpinOnce(); // a writer holds the slot; it finishes one row copy and releases
+        }
+    }
+
+    /// <summary>The writer's side (under the tier's lock): marks the slot odd, writes header and row, marks it even.
+    /// A write that throws leaves the slot empty (sequence 0), never half written.</summary>
+    public void Write<TCodec>(int index, long userId, ReadOnlySpan<float> vector, long writtenAt)
+        where TCodec : struct, IRowCodec
+    {
+        ref int sequence = ref Sequence(index);
+        int current = sequence;
+
+        // Odd = write in progress. Interlocked makes the odd value visible before any byte of the row changes.
+        Interlocked.Exchange(ref sequence, current + 1);
+        try
+        {
+            SetHeader(index, userId, writtenAt);
+            TCodec.Encode(vector, Row(index));
+        }
+        catch
+        {
+            Volatile.Write(ref sequence, 0); // a half-written row must read as empty, never spin readers forever
+            throw;
+        }
+
+        int next = unchecked(current + 2);
+        Volatile.Write(ref sequence, next == 0 ? 2 : next); // release: the row is visible before the even value
+    }
+}
+
+/// <summary>What a sequence-locked read of a slot found.</summary>
+internal enum SlotRead
+{
+    /// <summary>The slot holds another user (or nothing).</summary>
+    OtherKey,
+
+    /// <summary>The slot holds the user, too old.</summary>
+    Expired,
+
+    /// <summary>The slot holds the user, fresh; the row was copied.</summary>
+    Hit,
 }

@@ -65,7 +65,4 @@ internal abstract class EmbeddingTier
         new(Policy.Kind, Policy.Eviction, Policy.Format, Count, Capacity, Evictions, ExpiredReclaimed, BytesPerEntry, AllocatedBytes);
 
     protected void RecordEvictions(long count, bool expired) => Metrics.RecordEvictions(count, MetricTags, expired);
-
-    /// <summary>The age of an entry, clamped at zero should a clock ever step back.</summary>
-    protected static bool IsFresh(long now, long writtenAt, long ttl) => Math.Max(0, now - writtenAt) < ttl;
 }

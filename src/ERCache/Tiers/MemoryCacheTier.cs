@@ -57,7 +57,7 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
     {
         writtenAt = 0;
         if (_cache.TryGetValue(new EntryKey(Model, _version, userId), out var value) &&
-            value is StoredRow row && IsFresh(now, row.WrittenAt, ttl))
+            value is StoredRow row && SlotPage.IsFresh(now, row.WrittenAt, ttl))
         {
             TCodec.Decode(row.Bytes, destination); // entries are immutable: no torn reads
             writtenAt = row.WrittenAt;

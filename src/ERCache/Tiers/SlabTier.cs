@@ -103,7 +103,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             while (probe.MoveNext(out int slot))
             {
                 var outcome = ReadSlot(slot, userId, now, ttl, destination, out writtenAt);
-                if (outcome == ReadOutcome.Hit)
+                if (outcome == SlotRead.Hit)
                 {
                     if (_policy.RecordHit(slot))
                     {
@@ -113,7 +113,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
                     return true;
                 }
 
-                if (outcome == ReadOutcome.Expired)
+                if (outcome == SlotRead.Expired)
                 {
                     return false; // the key is here but too old; a key is indexed once, so stop
                 }
@@ -177,7 +177,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
 
         int oldest = _policy.OldestWritten;
-        bool expired = !IsFresh(now, Page(oldest).WrittenAt(oldest & _pageMask), ttl);
+        bool expired = !SlotPage.IsFresh(now, Page(oldest).WrittenAt(oldest & _pageMask), ttl);
         slot = expired ? oldest : _policy.SelectVictim();
         _policy.Remove(slot);
         _index.Remove(KeyOfSlot(slot), slot);
@@ -198,68 +198,16 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         lock (_sync)
         {
             int slot = _index.Find(userId);
-            return slot >= 0 && ReadSlot(slot, userId, now, ttl, destination, out writtenAt) == ReadOutcome.Hit;
+            return slot >= 0 && ReadSlot(slot, userId, now, ttl, destination, out writtenAt) == SlotRead.Hit;
         }
     }
 
-    /// <summary>Copies a slot under its sequence lock when it holds <paramref name="userId"/>, fresh.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ReadOutcome ReadSlot(int slot, long userId, long now, long ttl, Span<float> destination, out long writtenAt)
-    {
-        var page = Page(slot);
-        int i = slot & _pageMask;
-        ref int sequence = ref page.Sequence(i);
-        var spin = default(SpinWait);
-        while (true)
-        {
-            int before = Volatile.Read(ref sequence);
-            if ((before & 1) == 0)
-            {
-                long key = page.Key(i);
-                long written = page.WrittenAt(i);
-                bool mine = before != 0 && key == userId;
-                bool fresh = mine && IsFresh(now, written, ttl);
-                if (fresh)
-                {
-                    TCodec.Decode(page.Row(i), destination);
-                }
+    private SlotRead ReadSlot(int slot, long userId, long now, long ttl, Span<float> destination, out long writtenAt) =>
+        Page(slot).Read<TCodec>(slot & _pageMask, userId, now, ttl, destination, out writtenAt);
 
-                // Every load above completes before the sequence is read again (a compiler-only fence on x86/x64).
-                Volatile.ReadBarrier();
-                if (Volatile.Read(ref sequence) == before)
-                {
-                    writtenAt = written;
-                    return fresh ? ReadOutcome.Hit : mine ? ReadOutcome.Expired : ReadOutcome.OtherKey;
-                }
-            }
-
-            spin.SpinOnce(); // a writer holds the slot; it finishes one row copy and releases
-        }
-    }
-
-    private void WriteSlot(int slot, long userId, ReadOnlySpan<float> vector, long writtenAt)
-    {
-        var page = Page(slot);
-        int i = slot & _pageMask;
-        ref int sequence = ref page.Sequence(i);
-        int current = sequence;
-
-        // Odd = write in progress. Interlocked makes the odd value visible before any byte of the row changes.
-        Interlocked.Exchange(ref sequence, current + 1);
-        try
-        {
-            page.SetHeader(i, userId, writtenAt);
-            TCodec.Encode(vector, page.Row(i));
-        }
-        catch
-        {
-            Volatile.Write(ref sequence, 0); // a half-written row must read as empty, never spin readers forever
-            throw;
-        }
-
-        int next = unchecked(current + 2);
-        Volatile.Write(ref sequence, next == 0 ? 2 : next); // release: the row is visible before the even value
-    }
+    private void WriteSlot(int slot, long userId, ReadOnlySpan<float> vector, long writtenAt) =>
+        Page(slot).Write<TCodec>(slot & _pageMask, userId, vector, writtenAt);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private SlotPage Page(int slot) => Volatile.Read(ref _pages[slot >> _pageShift])!;
@@ -291,12 +239,5 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
                 _sync.Exit();
             }
         }
-    }
-
-    private enum ReadOutcome
-    {
-        OtherKey,
-        Expired,
-        Hit,
     }
 }

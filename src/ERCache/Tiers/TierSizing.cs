@@ -15,14 +15,6 @@ internal static class TierSizing
     /// <summary>Upper bound of the index's share per entry: 4/3 of a 4-byte bucket, rounded up.</summary>
     public const int IndexBytesPerEntry = 6;
 
-    public static int RowBytes(StorageFormat format, int dimensions) => format switch
-    {
-        StorageFormat.Float32 => Float32Codec.RowBytes(dimensions),
-        StorageFormat.Float16 => Float16Codec.RowBytes(dimensions),
-        StorageFormat.Int8 => Int8RowwiseCodec.RowBytes(dimensions),
-        _ => throw new ArgumentOutOfRangeException(nameof(format), format, "Unknown storage format."),
-    };
-
     public static int PolicyBytes(EvictionStrategy eviction) => eviction switch
     {
         EvictionStrategy.Lru => LruOrder.BytesPerEntry,
@@ -33,7 +25,7 @@ internal static class TierSizing
 
     /// <summary>Bytes one entry of a full slab tier takes at most: slot header and row, index share, eviction links.</summary>
     public static int BytesPerEntryBound(StorageFormat format, EvictionStrategy eviction, int dimensions) =>
-        SlotPage.StrideOf(RowBytes(format, dimensions)) + IndexBytesPerEntry + PolicyBytes(eviction);
+        SlotPage.StrideOf(StorageFormats.RowBytes(format, dimensions)) + IndexBytesPerEntry + PolicyBytes(eviction);
 
     /// <summary>The entries a tier may hold: its <c>Capacity</c>, lowered so that a full tier fits in <c>MaxBytes</c>.</summary>
     public static int EffectiveCapacity(TierPolicy tier, int dimensions)

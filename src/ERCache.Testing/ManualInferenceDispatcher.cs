@@ -1,0 +1,64 @@
+using ERCache.Inference;
+
+namespace ERCache.Testing;
+
+/// <summary>
+/// An <see cref="InferenceDispatcher"/> that holds every delegate call until the test runs it, so a test decides
+/// exactly when batches execute (and can look at the cache while they wait) without polling real time. Pass it to
+/// <see cref="EmbeddingCache.Create"/>, or register it as the <see cref="InferenceDispatcher"/> service.
+/// </summary>
+public sealed class ManualInferenceDispatcher : InferenceDispatcher
+{
+    private readonly Queue<(Action<object?> Work, object? State)> _waiting = new();
+    private readonly Lock _lock = new();
+
+    /// <summary>Delegate calls dispatched and not run yet.</summary>
+    public int Pending
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _waiting.Count;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Dispatch(Action<object?> work, object? state)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        lock (_lock)
+        {
+            _waiting.Enqueue((work, state));
+        }
+    }
+
+    /// <summary>Runs the oldest waiting call on this thread; returns <see langword="false"/> when none waits.</summary>
+    public bool RunNext()
+    {
+        (Action<object?> Work, object? State) next;
+        lock (_lock)
+        {
+            if (!_waiting.TryDequeue(out next))
+            {
+                return false;
+            }
+        }
+
+        next.Work(next.State);
+        return true;
+    }
+
+    /// <summary>Runs waiting calls, including those they dispatch in turn, until none waits; returns how many ran.</summary>
+    public int RunAll()
+    {
+        int ran = 0;
+        while (RunNext())
+        {
+            ran++;
+        }
+
+        return ran;
+    }
+}

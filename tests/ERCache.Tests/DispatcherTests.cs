@@ -1,0 +1,68 @@
+using ERCache.Inference;
+using ERCache.Testing;
+using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
+
+namespace ERCache.Tests;
+
+/// <summary>The dispatcher seam: delegate calls run where the dispatcher says, when it says.</summary>
+public sealed class DispatcherTests
+{
+    [Fact]
+    public async Task Batches_wait_in_a_manual_dispatcher_until_the_test_runs_them()
+    {
+        var clock = new FakeTimeProvider();
+        var dispatcher = new ManualInferenceDispatcher();
+        var tower = new TestTower();
+        var model = CacheFixture.DefaultModel(4);
+        model.Inference.MaxBatchSize = 2;
+        var options = new ERCacheOptions { Models = { ["ctr"] = model } };
+        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = tower }, clock, dispatcher: dispatcher);
+
+        long[] users = [1, 2, 3];
+        var vectors = new float[users.Length * 4];
+        var results = new EmbeddingResult[users.Length];
+        var pending = cache.GetManyAsync("ctr", users, vectors, results).AsTask();
+
+        Assert.False(pending.IsCompleted);
+        Assert.Equal(2, dispatcher.Pending); // three misses, batches of two
+        Assert.Equal(0, tower.CallCount);
+
+        Assert.Equal(2, dispatcher.RunAll());
+        await pending;
+
+        Assert.Equal(2, tower.CallCount);
+        Assert.All(results, r => Assert.Equal(EmbeddingSource.Fresh, r.Source));
+        for (int i = 0; i < users.Length; i++)
+        {
+            Assert.True(TestTower.BelongsTo(vectors.AsSpan(i * 4, 4), users[i]));
+        }
+    }
+
+    [Fact]
+    public void The_inline_dispatcher_runs_on_the_calling_thread_and_never_nests_one_call_in_another()
+    {
+        var order = new List<string>();
+        int thread = Environment.CurrentManagedThreadId;
+        InferenceDispatcher.Inline.Dispatch(
+            _ =>
+            {
+                order.Add("first starts");
+                InferenceDispatcher.Inline.Dispatch(_ => order.Add($"second on caller thread: {Environment.CurrentManagedThreadId == thread}"), null);
+                order.Add("first ends");
+            },
+            null);
+
+        Assert.Equal(["first starts", "first ends", "second on caller thread: True"], order);
+    }
+
+    [Fact]
+    public void The_inline_dispatcher_is_usable_again_after_a_call_throws()
+    {
+        Assert.Throws<InvalidOperationException>(() => InferenceDispatcher.Inline.Dispatch(_ => throw new InvalidOperationException(), null));
+
+        bool ran = false;
+        InferenceDispatcher.Inline.Dispatch(_ => ran = true, null);
+        Assert.True(ran);
+    }
+}
