@@ -11,7 +11,7 @@ internal static class FullTier
         var options = new ModelOptions
         {
             Dimensions = vector.Length,
-            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = entries, Eviction = eviction, Format = format },
+            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = entries, Eviction = Enum.Parse<EvictionStrategy>(eviction), Format = Enum.Parse<StorageFormat>(format) },
             Failover = new TierOptions { Enabled = false },
         };
         var policy = ModelPolicy.From("m", options);

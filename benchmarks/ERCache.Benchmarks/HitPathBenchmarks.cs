@@ -61,7 +61,7 @@ public class HitPathBenchmarks
                 {
                     Dimensions = Dimensions,
                     Inference = new InferenceOptions { Timeout = TimeSpan.FromMinutes(1), MaxBatchSize = 1024 }, // the warm-up must not time out
-                    Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = users, Eviction = "Lru", Format = format },
+                    Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = users, Eviction = EvictionStrategy.Lru, Format = Enum.Parse<StorageFormat>(format) },
                     Failover = new TierOptions { Enabled = false },
                 },
             },

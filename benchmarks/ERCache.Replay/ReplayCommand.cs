@@ -116,48 +116,61 @@ internal static class ReplayCommand
         return trace;
     }
 
-    /// <summary>The options the replay runs with: from --config (an absent Capacity means unbounded) or from flags.</summary>
+    /// <summary>The options the replay runs with, bound and validated by the library exactly as a service's
+    /// configuration is: from --config (where an absent Capacity means unbounded) or from the flags, written as the
+    /// same configuration keys.</summary>
     internal static ERCacheOptions BuildOptions(ReplayArguments a, Trace trace, int unbounded)
     {
+        var builder = new ConfigurationBuilder();
         if (a.ConfigPath is null)
         {
-            // The flags describe every model the trace names (or the one --model when it names none).
-            var fromFlags = new ERCacheOptions();
-            foreach (string name in trace.Models is [""] ? [a.ModelName] : trace.Models)
-            {
-                fromFlags.Models[name] = new ModelOptions
-                {
-                    Dimensions = a.Dimensions,
-                    Direct = new TierOptions { Ttl = a.DirectTtl, Capacity = a.Capacity ?? unbounded, Eviction = a.Eviction, Format = a.Format },
-                    Failover = new TierOptions { Ttl = a.FailoverTtl, Capacity = a.Capacity ?? unbounded, Eviction = a.FailoverEviction, Format = a.Format },
-                };
-            }
-
-            return Validated(fromFlags);
+            builder.AddInMemoryCollection(FlagSettings(a, trace, unbounded));
+        }
+        else
+        {
+            var file = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(a.ConfigPath), optional: false).Build();
+            builder.AddConfiguration(file).AddInMemoryCollection(UnboundedCapacities(file.GetSection(ERCacheOptions.DefaultSectionPath), unbounded));
         }
 
-        var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(a.ConfigPath), optional: false).Build();
-        var section = configuration.GetSection(ERCacheOptions.DefaultSectionPath);
-        var options = new ERCacheOptions();
-        section.Bind(options);
-        foreach (var (name, model) in options.Models)
+        return ERCacheOptions.FromConfiguration(builder.Build().GetSection(ERCacheOptions.DefaultSectionPath));
+    }
+
+    /// <summary>The flags as configuration keys, for every model the trace names (or the one --model when it names none).</summary>
+    private static Dictionary<string, string?> FlagSettings(ReplayArguments a, Trace trace, int unbounded)
+    {
+        var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (string name in trace.Models is [""] ? [a.ModelName] : trace.Models)
         {
-            foreach (var (tierName, tier) in new[] { ("Direct", model.Direct), ("Failover", model.Failover) })
+            string model = $"{ERCacheOptions.DefaultSectionPath}:Models:{name}";
+            settings[$"{model}:Dimensions"] = Inv($"{a.Dimensions}");
+            foreach (var (tier, ttl, eviction) in new[] { ("Direct", a.DirectTtl, a.Eviction), ("Failover", a.FailoverTtl, a.FailoverEviction) })
             {
-                if (section.GetSection($"Models:{name}:{tierName}:Capacity").Value is null)
+                settings[$"{model}:{tier}:Ttl"] = ttl.ToString("c", CultureInfo.InvariantCulture);
+                settings[$"{model}:{tier}:Capacity"] = Inv($"{a.Capacity ?? unbounded}");
+                settings[$"{model}:{tier}:Eviction"] = eviction;
+                settings[$"{model}:{tier}:Format"] = a.Format;
+            }
+        }
+
+        return settings;
+    }
+
+    /// <summary>Capacity keys for the tiers of a --config file that give none: the replay's tiers are unbounded then.</summary>
+    private static Dictionary<string, string?> UnboundedCapacities(IConfigurationSection section, int unbounded)
+    {
+        var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var model in section.GetSection("Models").GetChildren())
+        {
+            foreach (string tier in new[] { "Direct", "Failover" })
+            {
+                if (model.GetSection($"{tier}:Capacity").Value is null)
                 {
-                    tier.Capacity = unbounded;
+                    settings[$"{model.Path}:{tier}:Capacity"] = Inv($"{unbounded}");
                 }
             }
         }
 
-        return Validated(options);
-    }
-
-    private static ERCacheOptions Validated(ERCacheOptions options)
-    {
-        var validation = new ERCacheOptionsValidator().Validate(null, options);
-        return validation.Failed ? throw new OptionsValidationException(ERCacheOptions.DefaultSectionPath, typeof(ERCacheOptions), validation.Failures) : options;
+        return settings;
     }
 
     private static void SweepTtl(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
@@ -198,7 +211,7 @@ internal static class ReplayCommand
     private static void SweepCapacity(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
     {
         var capacities = a.Capacities ?? CapacityFractions.Select(f => Math.Max(1, (int)(f * unbounded))).Distinct().ToArray();
-        string[] strategies = ["Lru", "Fifo", "Sieve", "MemoryCache"];
+        EvictionStrategy[] strategies = [EvictionStrategy.Lru, EvictionStrategy.Fifo, EvictionStrategy.Sieve, EvictionStrategy.MemoryCache];
         stdout.WriteLine(Inv($"Direct-tier hit rate by capacity ({unbounded:N0} distinct users)"));
         stdout.WriteLine();
         stdout.WriteLine($"| Capacity | {string.Join(" | ", strategies)} |");
@@ -231,7 +244,7 @@ internal static class ReplayCommand
             "capacity (entries, log scale)",
             "hit rate (%)",
             null,
-            strategies.Select(s => new Series(s, series[s])).ToList(),
+            strategies.Select(s => new Series(s.ToString(), series[s])).ToList(),
             logX: true,
             x => x >= 1000 ? Inv($"{x / 1000:0.#}k") : Inv($"{x:0}")));
         stdout.WriteLine();

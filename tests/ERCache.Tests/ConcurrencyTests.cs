@@ -149,9 +149,9 @@ public sealed class ConcurrencyTests
         {
             m.Inference.RunInline = runInline;
             m.Direct.Capacity = 50;
-            m.Direct.Eviction = eviction;
+            m.Direct.Eviction = Enum.Parse<EvictionStrategy>(eviction);
             m.Failover.Capacity = 200;
-            m.Failover.Eviction = eviction;
+            m.Failover.Eviction = Enum.Parse<EvictionStrategy>(eviction);
         }, dimensions: 16);
         f.Tower.PerUser = (user, batch, i, _) =>
         {

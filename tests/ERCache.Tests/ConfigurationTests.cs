@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -12,6 +13,33 @@ public sealed class ConfigurationTests
         configure(model);
         var options = new ERCacheOptions { Models = { ["ctr"] = model } };
         return new ERCacheOptionsValidator().Collect(options);
+    }
+
+    /// <summary>The messages for a valid model <c>ctr</c> bound from configuration with <paramref name="settings"/>
+    /// added (keys relative to <c>ERCache:Models:ctr</c>).</summary>
+    internal static IReadOnlyList<string> ConfigErrors(params (string Key, string? Value)[] settings)
+    {
+        var keys = new Dictionary<string, string?>
+        {
+            ["ERCache:Models:ctr:Dimensions"] = "4",
+            ["ERCache:Models:ctr:Direct:Ttl"] = "00:01:00",
+            ["ERCache:Models:ctr:Failover:Ttl"] = "01:00:00",
+        };
+        foreach (var (key, value) in settings)
+        {
+            keys[$"ERCache:Models:ctr:{key}"] = value;
+        }
+
+        var section = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(keys).Build().GetSection("ERCache");
+        try
+        {
+            ERCacheOptions.FromConfiguration(section);
+            return [];
+        }
+        catch (OptionsValidationException ex)
+        {
+            return ex.Failures.ToList();
+        }
     }
 
     [Fact]
@@ -51,7 +79,13 @@ public sealed class ConfigurationTests
 
     [Fact]
     public void A_disabled_tier_is_not_validated() =>
-        Assert.Empty(Errors(m => { m.Failover.Enabled = false; m.Failover.Ttl = TimeSpan.Zero; m.Failover.Capacity = 0; m.Failover.Eviction = "Nope"; }));
+        Assert.Empty(Errors(m => { m.Failover.Enabled = false; m.Failover.Ttl = TimeSpan.Zero; m.Failover.Capacity = 0; m.Failover.Eviction = (EvictionStrategy)42; }));
+
+    [Fact]
+    public void A_name_that_does_not_bind_is_reported_even_in_a_disabled_tier() =>
+        Assert.Equal(
+            ["ERCache:Models:ctr:Failover:Eviction 'Nope' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache, Sieve."],
+            ConfigErrors(("Failover:Enabled", "false"), ("Failover:Eviction", "Nope")));
 
     [Fact]
     public void A_non_positive_capacity_is_rejected() =>
@@ -61,20 +95,26 @@ public sealed class ConfigurationTests
     public void An_unknown_eviction_lists_the_allowed_names() =>
         Assert.Equal(
             ["ERCache:Models:ctr:Failover:Eviction 'Random' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache, Sieve."],
-            Errors(m => m.Failover.Eviction = "Random"));
+            ConfigErrors(("Failover:Eviction", "Random")));
+
+    [Fact]
+    public void An_undefined_eviction_set_in_code_lists_the_allowed_names() =>
+        Assert.Equal(
+            ["ERCache:Models:ctr:Failover:Eviction '42' is not a known eviction strategy; allowed: Lru, Fifo, MemoryCache, Sieve."],
+            Errors(m => m.Failover.Eviction = (EvictionStrategy)42));
 
     [Fact]
     public void An_unknown_format_lists_the_allowed_names() =>
         Assert.Equal(
             ["ERCache:Models:ctr:Direct:Format 'Int4' is not a known storage format; allowed: Float32, Float16, Int8."],
-            Errors(m => m.Direct.Format = "Int4"));
+            ConfigErrors(("Direct:Format", "Int4")));
 
     [Fact]
-    public void Names_are_case_insensitive() => Assert.Empty(Errors(m => { m.Direct.Eviction = "lru"; m.Direct.Format = "FLOAT32"; }));
+    public void Names_are_case_insensitive() => Assert.Empty(ConfigErrors(("Direct:Eviction", "lru"), ("Direct:Format", "FLOAT32")));
 
     [Fact]
     public void Numeric_enum_values_are_not_names() =>
-        Assert.Single(Errors(m => m.Direct.Eviction = "0"));
+        Assert.Single(ConfigErrors(("Direct:Eviction", "0")));
 
     [Fact]
     public void Inference_settings_are_checked() =>
@@ -133,23 +173,35 @@ public sealed class ConfigurationTests
     [Fact]
     public void Every_bad_field_is_reported_in_one_message()
     {
-        var options = new ERCacheOptions
+        var keys = new Dictionary<string, string?>
         {
-            Models =
-            {
-                ["a"] = new ModelOptions { Dimensions = 0, Direct = { Ttl = TimeSpan.Zero }, Failover = { Ttl = TimeSpan.FromHours(1) } },
-                ["b"] = CacheFixture.DefaultModel(4),
-            },
+            ["ERCache:Models:a:Dimensions"] = "0",
+            ["ERCache:Models:a:Direct:Ttl"] = "00:00:00",
+            ["ERCache:Models:a:Failover:Ttl"] = "01:00:00",
+            ["ERCache:Models:b:Dimensions"] = "4",
+            ["ERCache:Models:b:Direct:Ttl"] = "00:01:00",
+            ["ERCache:Models:b:Failover:Ttl"] = "01:00:00",
+            ["ERCache:Models:b:Failover:Format"] = "Float64",
         };
-        options.Models["b"].Failover.Format = "Float64";
+        var section = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(keys).Build().GetSection("ERCache");
 
-        var ex = Assert.Throws<OptionsValidationException>(() => EmbeddingCache.Create(options, new Dictionary<string, Inference.IEmbeddingInference>()));
+        var ex = Assert.Throws<OptionsValidationException>(() => ERCacheOptions.FromConfiguration(section));
 
         Assert.Equal(
             "ERCache:Models:a:Dimensions must be between 1 and 16384 (got 0).; " +
             "ERCache:Models:a:Direct:Ttl must be positive (got 00:00:00).; " +
             "ERCache:Models:b:Failover:Format 'Float64' is not a known storage format; allowed: Float32, Float16, Int8.",
             ex.Message);
+    }
+
+    [Fact]
+    public void Options_set_in_code_are_validated_by_Create()
+    {
+        var options = new ERCacheOptions { Models = { ["a"] = new ModelOptions { Dimensions = 0, Direct = { Ttl = TimeSpan.FromMinutes(1) }, Failover = { Ttl = TimeSpan.FromHours(1) } } } };
+
+        var ex = Assert.Throws<OptionsValidationException>(() => EmbeddingCache.Create(options, new Dictionary<string, Inference.IEmbeddingInference>()));
+
+        Assert.Equal("ERCache:Models:a:Dimensions must be between 1 and 16384 (got 0).", ex.Message);
     }
 
     [Fact]
@@ -371,9 +423,9 @@ public sealed class TierSizeConfigurationTests
     public void MaxBytes_with_memory_cache_eviction_is_rejected() =>
         Assert.Equal(
             ["ERCache:Models:ctr:Failover:MaxBytes is not supported with Eviction MemoryCache (got 1000000); use Capacity, or a slab strategy (Lru, Fifo, Sieve)."],
-            Errors(m => { m.Failover.Eviction = "MemoryCache"; m.Failover.MaxBytes = 1_000_000; }));
+            Errors(m => { m.Failover.Eviction = EvictionStrategy.MemoryCache; m.Failover.MaxBytes = 1_000_000; }));
 
     [Fact]
     public void Sieve_is_accepted_by_name_in_any_case() =>
-        Assert.Empty(Errors(m => { m.Direct.Eviction = "sieve"; m.Failover.Eviction = "SIEVE"; }));
+        Assert.Empty(ConfigurationTests.ConfigErrors(("Direct:Eviction", "sieve"), ("Failover:Eviction", "SIEVE")));
 }

@@ -286,7 +286,7 @@ public sealed class SieveAndExpiryTests
     [Fact]
     public async Task A_tier_reports_its_statistics_through_the_public_api()
     {
-        using var f = new CacheFixture(m => { m.Direct.Eviction = "Sieve"; m.Failover.Format = "Int8"; m.Failover.MaxBytes = 32 * 1024; });
+        using var f = new CacheFixture(m => { m.Direct.Eviction = EvictionStrategy.Sieve; m.Failover.Format = StorageFormat.Int8; m.Failover.MaxBytes = 32 * 1024; });
         await f.Cache.GetAsync(CacheFixture.Model, 1, new float[f.Dimensions]);
 
         var direct = f.Cache.GetTierStatistics(CacheFixture.Model, TierKind.Direct)!.Value;

@@ -416,7 +416,7 @@ public sealed class HitAllocationTests
     [InlineData("Fifo", "Int8")]
     public async Task Direct_hits_allocate_nothing_single_or_batched(string eviction, string format)
     {
-        using var f = new CacheFixture(m => { m.Direct.Eviction = eviction; m.Direct.Format = format; });
+        using var f = new CacheFixture(m => { m.Direct.Eviction = Enum.Parse<EvictionStrategy>(eviction); m.Direct.Format = Enum.Parse<StorageFormat>(format); });
         f.Metrics.Dispose(); // a listening collector allocates per measurement; a service without one must not
         var users = Enumerable.Range(1, 64).Select(u => (long)u).ToArray();
         var vectors = new float[users.Length * 4];

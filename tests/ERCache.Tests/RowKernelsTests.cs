@@ -163,8 +163,8 @@ public sealed class RowKernelsTests
         using var f = new CacheFixture(m =>
         {
             m.Dimensions = 64;
-            m.Direct.Format = format;
-            m.Failover.Format = format;
+            m.Direct.Format = Enum.Parse<StorageFormat>(format);
+            m.Failover.Format = Enum.Parse<StorageFormat>(format);
         }, dimensions: 64);
         f.Tower.PerUser = (user, batch, i, _) =>
         {

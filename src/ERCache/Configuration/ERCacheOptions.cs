@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+
 namespace ERCache;
 
 /// <summary>
@@ -10,4 +13,28 @@ public sealed class ERCacheOptions
 
     /// <summary>Per-model settings, keyed by model name (case-insensitive, like configuration keys).</summary>
     public Dictionary<string, ModelOptions> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>What did not bind from configuration (unknown keys, values of the wrong type), by path; reported by
+    /// the validator ahead of anything else.</summary>
+    internal List<BindingError> BindingErrors { get; } = [];
+
+    /// <summary>
+    /// Binds the <c>ERCache</c> section and validates it, for use without dependency injection (with it,
+    /// <c>AddERCache()</c> does the same). Every problem is reported at once, by path: values that do not convert
+    /// (<c>"Timeout": "abc"</c>, a <c>Capacity</c> beyond <see cref="int"/>), keys that match no setting (a
+    /// misspelled <c>Capcity</c>), durations written as bare numbers (<c>"Ttl": 60</c> would mean 60 days), and every
+    /// rule <see cref="ERCacheOptionsValidator"/> checks.
+    /// </summary>
+    /// <param name="section">The section to bind (usually <c>configuration.GetSection("ERCache")</c>).</param>
+    /// <param name="sectionPath">The path named in messages; the section's own path when null.</param>
+    /// <exception cref="OptionsValidationException">Something did not bind or is invalid; the message names each.</exception>
+    public static ERCacheOptions FromConfiguration(IConfiguration section, string? sectionPath = null)
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        string path = sectionPath ?? (section as IConfigurationSection)?.Path ?? DefaultSectionPath;
+        var options = new ERCacheOptions();
+        ERCacheConfigurationBinder.Bind(section, path, options);
+        var errors = new ERCacheOptionsValidator(path).Collect(options);
+        return errors.Count == 0 ? options : throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), errors);
+    }
 }

@@ -39,6 +39,49 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
     public IReadOnlyList<string> Collect(ERCacheOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        var errors = CollectBound(options);
+        if (options.BindingErrors.Count == 0)
+        {
+            return errors;
+        }
+
+        // Settings that did not bind were left at their defaults: report why they did not bind rather than the default,
+        // each beside the other messages about its model and section.
+        var bad = options.BindingErrors.Select(e => e.Path).ToArray();
+        return options.BindingErrors.Select(e => e.Message)
+            .Concat(errors.Where(e => !bad.Any(b => e.StartsWith(b + " ", StringComparison.OrdinalIgnoreCase) || e.StartsWith(b + ":", StringComparison.OrdinalIgnoreCase))))
+            .OrderBy(e => Place(e).Model, StringComparer.Ordinal)
+            .ThenBy(e => Place(e).Section)
+            .ToList();
+    }
+
+    /// <summary>Where a message belongs: its model ("" for the section itself) and the part of the model it is about
+    /// (0 the model's own fields, 1 Inference, 2 Direct, 3 Failover, 4 DefaultVector), in the validator's order.</summary>
+    private (string Model, int Section) Place(string message)
+    {
+        string models = $"{_sectionPath}:Models:";
+        if (!message.StartsWith(models, StringComparison.OrdinalIgnoreCase))
+        {
+            return (string.Empty, 0);
+        }
+
+        int end = message.IndexOfAny([':', ' '], models.Length);
+        if (end < 0)
+        {
+            return (message[models.Length..], 0);
+        }
+
+        string rest = message[(end + 1)..];
+        int section = rest.StartsWith("Inference", StringComparison.OrdinalIgnoreCase) ? 1
+            : rest.StartsWith("Direct", StringComparison.OrdinalIgnoreCase) ? 2
+            : rest.StartsWith("Failover", StringComparison.OrdinalIgnoreCase) ? 3
+            : rest.StartsWith("DefaultVector", StringComparison.OrdinalIgnoreCase) ? 4
+            : 0;
+        return (message[models.Length..end], section);
+    }
+
+    private List<string> CollectBound(ERCacheOptions options)
+    {
         var errors = new List<string>();
         if (options.Models is null || options.Models.Count == 0)
         {
@@ -173,16 +216,18 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             errors.Add($"{p}:Capacity must be at most {SlotIndex.MaxCapacity} (got {tier.Capacity}).");
         }
 
-        bool knownEviction = TryParse(tier.Eviction, out EvictionStrategy eviction);
+        var eviction = tier.Eviction;
+        bool knownEviction = Enum.IsDefined(eviction);
         if (!knownEviction)
         {
-            errors.Add($"{p}:Eviction '{tier.Eviction}' is not a known eviction strategy; allowed: {string.Join(", ", Enum.GetNames<EvictionStrategy>())}.");
+            errors.Add(UnknownName(typeof(EvictionStrategy), $"{p}:Eviction", eviction.ToString()));
         }
 
-        bool knownFormat = TryParse(tier.Format, out StorageFormat format);
+        var format = tier.Format;
+        bool knownFormat = Enum.IsDefined(format);
         if (!knownFormat)
         {
-            errors.Add($"{p}:Format '{tier.Format}' is not a known storage format; allowed: {string.Join(", ", Enum.GetNames<StorageFormat>())}.");
+            errors.Add(UnknownName(typeof(StorageFormat), $"{p}:Format", format.ToString()));
         }
 
         if (tier.MaxBytes is long maxBytes && knownEviction && knownFormat)
@@ -202,27 +247,14 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         }
     }
 
-    /// <summary>Parses an enum name exactly as configuration spells it (case-insensitive), rejecting numbers.</summary>
-    internal static bool TryParse<TEnum>(string? value, out TEnum result)
-        where TEnum : struct, Enum
-    {
-        result = default;
-        if (string.IsNullOrWhiteSpace(value))
-        {
-            return false;
-        }
+    /// <summary>The message for a value that names no member of <paramref name="enumType"/>, with the allowed names.</summary>
+    internal static string UnknownName(Type enumType, string path, string value) =>
+        $"{path} '{value}' is not a known {EnumDescription(enumType)}; allowed: {string.Join(", ", Enum.GetNames(enumType))}.";
 
-        foreach (var candidate in Enum.GetValues<TEnum>())
-        {
-            if (string.Equals(candidate.ToString(), value.Trim(), StringComparison.OrdinalIgnoreCase))
-            {
-                result = candidate;
-                return true;
-            }
-        }
-
-        return false;
-    }
+    private static string EnumDescription(Type enumType) =>
+        enumType == typeof(EvictionStrategy) ? "eviction strategy"
+        : enumType == typeof(StorageFormat) ? "storage format"
+        : enumType.Name;
 
     private static string Format(TimeSpan value) => value.ToString("c", CultureInfo.InvariantCulture);
 }

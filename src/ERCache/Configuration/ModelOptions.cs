@@ -14,10 +14,10 @@ public sealed class ModelOptions
     public InferenceOptions Inference { get; set; } = new();
 
     /// <summary>The direct tier: served without inference while younger than its TTL.</summary>
-    public TierOptions Direct { get; set; } = new() { Eviction = "Lru" };
+    public TierOptions Direct { get; set; } = new() { Eviction = EvictionStrategy.Lru };
 
     /// <summary>The failover tier: served only when inference fails, while younger than its (longer) TTL.</summary>
-    public TierOptions Failover { get; set; } = new() { Eviction = "Fifo" };
+    public TierOptions Failover { get; set; } = new() { Eviction = EvictionStrategy.Fifo };
 
     /// <summary>Optional vector written to the destination on a fallback (length must equal
     /// <see cref="Dimensions"/>, every value finite). When absent, a fallback zeroes the destination.</summary>

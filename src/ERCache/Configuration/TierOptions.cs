@@ -20,10 +20,11 @@ public sealed class TierOptions
     /// <c>MemoryCache</c> eviction. Default: none.</summary>
     public long? MaxBytes { get; set; }
 
-    /// <summary>Eviction strategy name: <c>Lru</c>, <c>Fifo</c>, <c>Sieve</c> or <c>MemoryCache</c>.
-    /// Default <c>Lru</c> for the direct tier and <c>Fifo</c> for the failover tier.</summary>
-    public string Eviction { get; set; } = nameof(EvictionStrategy.Lru);
+    /// <summary>The eviction strategy, written by name in configuration (<c>Lru</c>, <c>Fifo</c>, <c>Sieve</c> or
+    /// <c>MemoryCache</c>, any case). Default <c>Lru</c> for the direct tier and <c>Fifo</c> for the failover tier.</summary>
+    public EvictionStrategy Eviction { get; set; } = EvictionStrategy.Lru;
 
-    /// <summary>Storage format name: <c>Float32</c>, <c>Float16</c> or <c>Int8</c>. Default <c>Float32</c>.</summary>
-    public string Format { get; set; } = nameof(StorageFormat.Float32);
+    /// <summary>The storage format, written by name in configuration (<c>Float32</c>, <c>Float16</c> or <c>Int8</c>,
+    /// any case). Default <c>Float32</c>.</summary>
+    public StorageFormat Format { get; set; } = StorageFormat.Float32;
 }

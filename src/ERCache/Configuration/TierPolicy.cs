@@ -10,13 +10,8 @@ public sealed class TierPolicy
         Ttl = options.Ttl;
         Capacity = options.Capacity;
         MaxBytes = options.MaxBytes;
-        // Only validated options reach here; a failed parse means a validator bug, not bad input.
-        Eviction = ERCacheOptionsValidator.TryParse(options.Eviction, out EvictionStrategy eviction)
-            ? eviction
-            : throw new InvalidOperationException($"Unvalidated eviction strategy '{options.Eviction}'.");
-        Format = ERCacheOptionsValidator.TryParse(options.Format, out StorageFormat format)
-            ? format
-            : throw new InvalidOperationException($"Unvalidated storage format '{options.Format}'.");
+        Eviction = options.Eviction;
+        Format = options.Format;
     }
 
     /// <summary>Which tier this is.</summary>

@@ -1,5 +1,6 @@
 using ERCache;
 using ERCache.Inference;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -12,7 +13,8 @@ public static class ERCacheServiceCollectionExtensions
     /// <summary>
     /// Adds <see cref="EmbeddingCache"/> (also as <see cref="IEmbeddingCache"/>) as a singleton, binding
     /// <see cref="ERCacheOptions"/> from the configuration section <paramref name="sectionPath"/>, validated at
-    /// start-up and on every reload.
+    /// start-up and on every reload. Values that do not convert, keys that match no setting and durations written as
+    /// bare numbers are reported by path, like every other invalid setting.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="sectionPath">The configuration section; <c>ERCache</c> by default.</param>
@@ -21,7 +23,13 @@ public static class ERCacheServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(sectionPath);
-        services.AddOptions<ERCacheOptions>().BindConfiguration(sectionPath).ValidateOnStart();
+        // Bound through the checked binder (what does not bind is reported by path at start-up, not dropped), and
+        // followed on reload like BindConfiguration.
+        services.AddOptions<ERCacheOptions>()
+            .Configure<IConfiguration>((options, configuration) => ERCacheConfigurationBinder.Bind(configuration.GetSection(sectionPath), sectionPath, options))
+            .ValidateOnStart();
+        services.AddSingleton<IOptionsChangeTokenSource<ERCacheOptions>>(sp =>
+            new ConfigurationChangeTokenSource<ERCacheOptions>(Options.Options.DefaultName, sp.GetRequiredService<IConfiguration>().GetSection(sectionPath)));
         return AddCore(services, sectionPath);
     }
 

@@ -48,8 +48,8 @@ internal sealed class CacheFixture : IDisposable
         Dimensions = dimensions,
         Version = "v1",
         Inference = new InferenceOptions { Timeout = TimeSpan.FromMilliseconds(50), MaxBatchSize = 16, MaxConcurrency = 4 },
-        Direct = new TierOptions { Ttl = TimeSpan.FromMinutes(1), Capacity = 1000, Eviction = "Lru" },
-        Failover = new TierOptions { Ttl = TimeSpan.FromHours(1), Capacity = 1000, Eviction = "Fifo" },
+        Direct = new TierOptions { Ttl = TimeSpan.FromMinutes(1), Capacity = 1000, Eviction = EvictionStrategy.Lru },
+        Failover = new TierOptions { Ttl = TimeSpan.FromHours(1), Capacity = 1000, Eviction = EvictionStrategy.Fifo },
     };
 
     public async Task<(EmbeddingResult Result, float[] Vector)> GetAsync(long user, string model = Model)

@@ -11,9 +11,9 @@ internal static class TierHelper
     {
         var options = CacheFixture.DefaultModel(dimensions);
         var tier = kind == TierKind.Direct ? options.Direct : options.Failover;
-        tier.Eviction = eviction;
+        tier.Eviction = Enum.Parse<EvictionStrategy>(eviction);
         tier.Capacity = capacity;
-        tier.Format = format;
+        tier.Format = Enum.Parse<StorageFormat>(format);
         tier.MaxBytes = maxBytes;
         var policy = ModelPolicy.From("m", options);
         return TierFactory.Create(policy, kind == TierKind.Direct ? policy.Direct : policy.Failover, metrics)!;

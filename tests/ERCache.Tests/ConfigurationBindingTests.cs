@@ -1,0 +1,96 @@
+using Microsoft.Extensions.Configuration;
+using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace ERCache.Tests;
+
+/// <summary>Configuration that does not bind is reported by path, never dropped: values that do not convert, keys
+/// that match no setting, and durations written as bare numbers.</summary>
+public sealed class ConfigurationBindingTests
+{
+    [Theory]
+    [InlineData("Inference:Timeout", "abc", "ERCache:Models:ctr:Inference:Timeout 'abc' is not a duration; write hh:mm:ss[.fff], such as 00:01:00.")]
+    [InlineData("Dimensions", "1e3", "ERCache:Models:ctr:Dimensions '1e3' is not a whole number between -2147483648 and 2147483647.")]
+    [InlineData("Direct:Capacity", "3000000000", "ERCache:Models:ctr:Direct:Capacity '3000000000' is not a whole number between -2147483648 and 2147483647.")]
+    [InlineData("Direct:Ttl", "60", "ERCache:Models:ctr:Direct:Ttl '60' is a bare number; write a duration such as 00:01:00 (hh:mm:ss) or 00:00:00.050 (a bare number would mean days).")]
+    [InlineData("Inference:RunInline", "yes", "ERCache:Models:ctr:Inference:RunInline 'yes' is not true or false.")]
+    [InlineData("Direct:MaxBytes", "lots", "ERCache:Models:ctr:Direct:MaxBytes 'lots' is not a whole number (64-bit).")]
+    public void A_value_that_does_not_convert_is_named_by_path(string key, string value, string expected) =>
+        Assert.Equal([expected], ConfigurationTests.ConfigErrors((key, value)));
+
+    [Fact]
+    public void Misspelled_keys_and_sections_are_named_with_the_settings_they_could_be()
+    {
+        var errors = ConfigurationTests.ConfigErrors(("Direct:Capcity", "5"), ("Infrence:Timeout", "00:00:01"));
+
+        Assert.Equal(2, errors.Count);
+        Assert.Contains(errors, e => e.StartsWith("ERCache:Models:ctr:Direct:Capcity is not a known setting; TierOptions has Enabled, Ttl, Capacity, MaxBytes, Eviction, Format.", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("ERCache:Models:ctr:Infrence is not a known setting; ModelOptions has ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_bad_value_beside_other_problems_reports_them_all_and_not_its_own_default()
+    {
+        var errors = ConfigurationTests.ConfigErrors(("Dimensions", "abc"), ("Direct:Capacity", "0"));
+
+        Assert.Equal(
+            [
+                "ERCache:Models:ctr:Dimensions 'abc' is not a whole number between -2147483648 and 2147483647.",
+                "ERCache:Models:ctr:Direct:Capacity must be positive (got 0).",
+            ],
+            errors);
+    }
+
+    [Fact]
+    public void A_model_with_a_bad_value_beside_a_good_model_fails_start_up_instead_of_vanishing()
+    {
+        string json = ConfiguredHost.Json(ConfiguredHost.Model("good") + "," + ConfiguredHost.Model("bad").Replace("\"Timeout\": \"00:00:00.050\"", "\"Timeout\": \"abc\"", StringComparison.Ordinal));
+        using var host = new ConfiguredHost(json);
+
+        var ex = Assert.Throws<OptionsValidationException>(() => host.Services.GetRequiredService<IOptions<ERCacheOptions>>().Value);
+
+        Assert.Contains("ERCache:Models:bad:Inference:Timeout 'abc' is not a duration", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_reload_with_a_value_that_does_not_bind_keeps_the_running_model()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v1")));
+        var cache = host.Cache;
+        await cache.GetAsync("ctr", 7, new float[4]);
+
+        // As with any invalid reload, the options monitor's validation surfaces through the configuration reload.
+        var ex = Assert.ThrowsAny<Exception>(() => host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v2", directTtl: "soon"))));
+        var again = await cache.GetAsync("ctr", 7, new float[4]);
+
+        Assert.Contains("ERCache:Models:ctr:Direct:Ttl 'soon' is not a duration", ex.ToString(), StringComparison.Ordinal);
+        Assert.Equal("v1", cache.GetPolicy("ctr").Version);
+        Assert.Equal(EmbeddingSource.Direct, again.Source);
+    }
+
+    [Fact]
+    public void A_valid_section_binds_every_field()
+    {
+        var options = ERCacheOptions.FromConfiguration(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["ERCache:Models:ctr:Dimensions"] = "1",
+                ["ERCache:Models:ctr:Direct:Ttl"] = "00:00:30",
+                ["ERCache:Models:ctr:Direct:Eviction"] = "sieve",
+                ["ERCache:Models:ctr:Failover:Ttl"] = "02:00:00",
+                ["ERCache:Models:ctr:Failover:Format"] = "int8",
+                ["ERCache:Models:ctr:DefaultVector:0"] = "0.5",
+            })
+            .Build()
+            .GetSection("ERCache"));
+
+        var model = options.Models["ctr"];
+        Assert.Equal(1, model.Dimensions);
+        Assert.Equal(TimeSpan.FromSeconds(30), model.Direct.Ttl);
+        Assert.Equal(EvictionStrategy.Sieve, model.Direct.Eviction);
+        Assert.Equal(StorageFormat.Int8, model.Failover.Format);
+        Assert.Equal(EvictionStrategy.Fifo, model.Failover.Eviction);
+        Assert.Equal([0.5f], model.DefaultVector!);
+    }
+}
