@@ -97,4 +97,28 @@ public sealed class ThreadsTests : IDisposable
 
         return found;
     }
+
+    [Fact]
+    public void A_replay_leaves_the_options_it_is_given_as_they_were()
+    {
+        var trace = ERCache.Replay.Traces.SyntheticTrace.Generate(new ERCache.Replay.Traces.SyntheticSettings { Users = 200, Seed = 3 });
+        var options = new ERCacheOptions
+        {
+            Models =
+            {
+                ["model"] = new ModelOptions
+                {
+                    Dimensions = 4,
+                    Direct = { Ttl = TimeSpan.FromMinutes(1), Capacity = 1000 },
+                    Failover = { Ttl = TimeSpan.FromHours(1), Capacity = 1000 },
+                },
+            },
+        };
+        string before = JsonSerializer.Serialize(options);
+
+        var result = ERCache.Replay.Replay.ReplayRunner.Run(trace, options, hosts: 2, threads: 2);
+
+        Assert.Equal(2, result.Threads); // sharded: each shard's tiers were given their own capacities
+        Assert.Equal(before, JsonSerializer.Serialize(options));
+    }
 }

@@ -1,0 +1,19 @@
+namespace ERCache.Replay.Replay;
+
+/// <summary>The outcome of one replay.</summary>
+internal sealed class ReplayResult
+{
+    public required IReadOnlyDictionary<string, ModelReport> Models { get; init; }
+
+    public required ModelReport Total { get; init; }
+
+    public required TimeSpan Elapsed { get; init; }
+
+    /// <summary>Threads the users were replayed on (each with caches of its own).</summary>
+    public required int Threads { get; init; }
+
+    /// <summary>Why the replay ran on one thread although more were asked for; null otherwise.</summary>
+    public string? SingleThreadReason { get; init; }
+
+    public double RequestsPerSecond => Total.Requests / Math.Max(Elapsed.TotalSeconds, 1e-9);
+}
