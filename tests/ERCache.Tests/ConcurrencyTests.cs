@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ERCache.Tiers.Eviction;
 using ERCache.Diagnostics;
 using ERCache.Tests.Infrastructure;
@@ -9,7 +8,10 @@ namespace ERCache.Tests;
 /// <summary>Hammers each shared structure from several threads, then checks its invariants.</summary>
 public sealed class ConcurrencyTests
 {
-    private static readonly TimeSpan HammerTime = TimeSpan.FromSeconds(2);
+    // Soak tests are bounded by iterations, not by wall-clock time: the same work on a fast or a slow machine.
+    private const int TierOperationsPerThread = 150_000;
+    private const int CacheCallsPerCaller = 15_000;
+    private const int HitsPerReader = 400_000;
 
     /// <summary>Row of user <paramref name="user"/> at write number <paramref name="write"/>: every value depends on
     /// both, so a copy mixing two writes, or two users, is detectable. Values are integers in [-128, 127] with the row's
@@ -67,14 +69,13 @@ public sealed class ConcurrencyTests
         int bound = tier.Capacity;
         Assert.True(maxBytes is null ? bound == capacity : bound < capacity, $"capacity {bound}");
         long reads = 0, hits = 0, writes = 0, bad = 0, overCapacity = 0, overBytes = 0;
-        var deadline = Stopwatch.StartNew();
 
         var threads = Enumerable.Range(0, 8).Select(t => new Thread(() =>
         {
             var rng = new Random(t);
             var buffer = new float[dims];
             int writeNo = 0;
-            while (deadline.Elapsed < HammerTime)
+            for (int op = 0; op < TierOperationsPerThread; op++)
             {
                 long user = rng.Next(keySpace);
                 if (rng.Next(4) == 0)
@@ -167,13 +168,12 @@ public sealed class ConcurrencyTests
             return ValueTask.CompletedTask;
         };
         long bad = 0, served = 0, overCapacity = 0;
-        var deadline = Stopwatch.StartNew();
-        using var stop = new CancellationTokenSource();
+        int callersLeft = 1; // the clock moves until every caller is done
 
         // One thread moves time so entries expire and are rewritten while others read.
         var clock = Task.Run(() =>
         {
-            while (deadline.Elapsed < HammerTime)
+            while (Volatile.Read(ref callersLeft) > 0)
             {
                 f.Clock.Advance(TimeSpan.FromSeconds(7));
                 Thread.Yield();
@@ -186,7 +186,7 @@ public sealed class ConcurrencyTests
             var users = new long[8];
             var vectors = new float[8 * 16];
             var results = new EmbeddingResult[8];
-            while (deadline.Elapsed < HammerTime)
+            for (int call = 0; call < CacheCallsPerCaller; call++)
             {
                 if (rng.Next(2) == 0)
                 {
@@ -215,7 +215,16 @@ public sealed class ConcurrencyTests
             }
         })).ToArray();
 
-        await Task.WhenAll(callers.Append(clock));
+        try
+        {
+            await Task.WhenAll(callers);
+        }
+        finally
+        {
+            Volatile.Write(ref callersLeft, 0); // stops the clock thread, also when a caller failed
+        }
+
+        await clock;
 
         Assert.Equal(0, bad);
         Assert.Equal(0, overCapacity);
@@ -248,7 +257,7 @@ public sealed class ConcurrencyTests
     {
         var buffer = new HitBuffer();
         long added = 0, drained = 0, foreign = 0;
-        var deadline = Stopwatch.StartNew();
+        int readersLeft = 6;
         var sink = new CountingSink(() => Interlocked.Increment(ref drained), slot =>
         {
             if (slot is < 0 or >= 1000)
@@ -258,7 +267,7 @@ public sealed class ConcurrencyTests
         });
         var drainer = new Thread(() =>
         {
-            while (deadline.Elapsed < HammerTime)
+            while (Volatile.Read(ref readersLeft) > 0)
             {
                 buffer.Drain(ref sink);
             }
@@ -266,11 +275,13 @@ public sealed class ConcurrencyTests
         var readers = Enumerable.Range(0, 6).Select(t => new Thread(() =>
         {
             var rng = new Random(t);
-            while (deadline.Elapsed < HammerTime)
+            for (int hit = 0; hit < HitsPerReader; hit++)
             {
                 buffer.Add(rng.Next(1000));
                 Interlocked.Increment(ref added);
             }
+
+            Interlocked.Decrement(ref readersLeft);
         })).ToArray();
         drainer.Start();
         foreach (var r in readers)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ERCache.Storage;
 
 namespace ERCache.Tests;
@@ -156,14 +155,15 @@ public sealed class SlotIndexTests
         }
 
         long falseMisses = 0, wrongSlots = 0, lookups = 0, churn = 0, retries = 0;
-        var stopwatch = Stopwatch.StartNew();
+        const int ChurnPerWriter = 150_000; // bounded by iterations; readers run until the writers are done
+        int writersLeft = 2;
         var writers = Enumerable.Range(0, 2).Select(w => new Thread(() =>
         {
             var rng = new Random(w);
             var mine = new List<(long Key, int Slot)>();
             int next = pinned + (w * ((capacity - pinned) / 2));
             var free = new Stack<int>(Enumerable.Range(next, (capacity - pinned) / 2));
-            while (stopwatch.Elapsed < TimeSpan.FromSeconds(1.5))
+            for (int op = 0; op < ChurnPerWriter; op++)
             {
                 lock (gate)
                 {
@@ -195,11 +195,13 @@ public sealed class SlotIndexTests
                     churn++;
                 }
             }
+
+            Interlocked.Decrement(ref writersLeft);
         })).ToArray();
         var readers = Enumerable.Range(0, 3).Select(r => new Thread(() =>
         {
             var rng = new Random(100 + r);
-            while (stopwatch.Elapsed < TimeSpan.FromSeconds(1.5))
+            while (Volatile.Read(ref writersLeft) > 0)
             {
                 long key = rng.Next(1, pinned + 1);
                 int slot = LockFreeFind(index, slots, key, out bool confirmed);
