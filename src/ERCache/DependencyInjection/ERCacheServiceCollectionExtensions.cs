@@ -149,10 +149,3 @@ public static class ERCacheServiceCollectionExtensions
         }
     }
 }
-
-/// <summary>Chains per-model registrations after <c>AddERCache</c>.</summary>
-public interface IERCacheBuilder
-{
-    /// <summary>The service collection ERCache was added to.</summary>
-    IServiceCollection Services { get; }
-}

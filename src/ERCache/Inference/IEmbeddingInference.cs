@@ -15,24 +15,3 @@ public interface IEmbeddingInference
     /// <param name="cancellationToken">Cancelled at the model's <c>Inference:HardTimeout</c>; a caller giving up never cancels it.</param>
     ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken);
 }
-
-/// <summary>Delegate form of <see cref="IEmbeddingInference.InferAsync"/>.</summary>
-/// <param name="batch">The users and the buffer to fill.</param>
-/// <param name="cancellationToken">Cancelled at the model's <c>Inference:HardTimeout</c>; a caller giving up never cancels it.</param>
-public delegate ValueTask EmbeddingInference(InferenceBatch batch, CancellationToken cancellationToken);
-
-/// <summary>Adapts an <see cref="EmbeddingInference"/> delegate to <see cref="IEmbeddingInference"/>.</summary>
-public sealed class DelegateInference : IEmbeddingInference
-{
-    private readonly EmbeddingInference _inference;
-
-    /// <summary>Wraps <paramref name="inference"/>.</summary>
-    public DelegateInference(EmbeddingInference inference)
-    {
-        ArgumentNullException.ThrowIfNull(inference);
-        _inference = inference;
-    }
-
-    /// <inheritdoc />
-    public ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken) => _inference(batch, cancellationToken);
-}
