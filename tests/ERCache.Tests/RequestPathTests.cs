@@ -447,4 +447,15 @@ public sealed class HitAllocationTests
         var batch = f.Cache.GetManyAsync(CacheFixture.Model, users, vectors, results);
         Assert.True(batch.IsCompletedSuccessfully);
     }
+
+    [Fact]
+    public void Tier_statistics_of_an_undefined_tier_kind_are_refused_not_another_tiers()
+    {
+        using var f = new CacheFixture();
+
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => f.Cache.GetTierStatistics(CacheFixture.Model, (TierKind)2));
+
+        Assert.Equal("tier", ex.ParamName);
+        Assert.Equal(TierKind.Failover, f.Cache.GetTierStatistics(CacheFixture.Model, TierKind.Failover)!.Value.Kind);
+    }
 }
