@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -72,8 +71,7 @@ public sealed class ConfigurationBindingTests
     [Fact]
     public void A_valid_section_binds_every_field()
     {
-        var options = ERCacheOptions.FromConfiguration(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
-            .AddInMemoryCollection(new Dictionary<string, string?>
+        var options = ERCacheOptions.FromConfiguration(ConfigurationTests.Section(new Dictionary<string, string?>
             {
                 ["ERCache:Models:ctr:Dimensions"] = "1",
                 ["ERCache:Models:ctr:Direct:Ttl"] = "00:00:30",
@@ -81,9 +79,7 @@ public sealed class ConfigurationBindingTests
                 ["ERCache:Models:ctr:Failover:Ttl"] = "02:00:00",
                 ["ERCache:Models:ctr:Failover:Format"] = "int8",
                 ["ERCache:Models:ctr:DefaultVector:0"] = "0.5",
-            })
-            .Build()
-            .GetSection("ERCache"));
+            }));
 
         var model = options.Models["ctr"];
         Assert.Equal(1, model.Dimensions);

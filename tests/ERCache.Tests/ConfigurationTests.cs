@@ -30,10 +30,9 @@ public sealed class ConfigurationTests
             keys[$"ERCache:Models:ctr:{key}"] = value;
         }
 
-        var section = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(keys).Build().GetSection("ERCache");
         try
         {
-            ERCacheOptions.FromConfiguration(section);
+            ERCacheOptions.FromConfiguration(Section(keys));
             return [];
         }
         catch (OptionsValidationException ex)
@@ -41,6 +40,10 @@ public sealed class ConfigurationTests
             return ex.Failures.ToList();
         }
     }
+
+    /// <summary>The <c>ERCache</c> section of an in-memory configuration holding <paramref name="keys"/>.</summary>
+    internal static IConfigurationSection Section(Dictionary<string, string?> keys) =>
+        new ConfigurationBuilder().AddInMemoryCollection(keys).Build().GetSection("ERCache");
 
     [Fact]
     public void The_default_fixture_is_valid() => Assert.Empty(Errors(_ => { }));
@@ -183,9 +186,7 @@ public sealed class ConfigurationTests
             ["ERCache:Models:b:Failover:Ttl"] = "01:00:00",
             ["ERCache:Models:b:Failover:Format"] = "Float64",
         };
-        var section = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(keys).Build().GetSection("ERCache");
-
-        var ex = Assert.Throws<OptionsValidationException>(() => ERCacheOptions.FromConfiguration(section));
+        var ex = Assert.Throws<OptionsValidationException>(() => ERCacheOptions.FromConfiguration(Section(keys)));
 
         Assert.Equal(
             "ERCache:Models:a:Dimensions must be between 1 and 16384 (got 0).; " +
