@@ -2,6 +2,7 @@ using System.Buffers;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Models;
+using ERCache.Regional;
 using ERCache.Tiers;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -26,13 +27,14 @@ namespace ERCache;
 /// </list>
 /// A direct hit completes synchronously and allocates nothing.
 /// </remarks>
-public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
+public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyncDisposable
 {
     private readonly ModelRegistry _registry;
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
     private readonly ILogger _logger;
     private readonly IDisposable? _reloadSubscription;
+    private readonly RegionalTier? _regional;
     private int _disposed;
 
     /// <summary>
@@ -46,6 +48,8 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
     /// <param name="logger">Receives inference failures and rejected reloads.</param>
     /// <param name="sectionPath">The configuration path named in validation messages.</param>
     /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.ThreadPool"/> when null.</param>
+    /// <param name="regionalStore">The store shared by the hosts of a region, or null for local tiers only. Its
+    /// settings (<c>ERCache:Regional</c>) are read once, here.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names every bad field.</exception>
     /// <exception cref="InvalidOperationException">A configured model has no inference.</exception>
     public EmbeddingCache(
@@ -55,13 +59,15 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         System.Diagnostics.Metrics.IMeterFactory? meterFactory = null,
         ILogger<EmbeddingCache>? logger = null,
         string sectionPath = ERCacheOptions.DefaultSectionPath,
-        InferenceDispatcher? dispatcher = null)
-        : this(options?.CurrentValue!, resolveInference, timeProvider, meterFactory, logger, sectionPath, dispatcher) =>
+        InferenceDispatcher? dispatcher = null,
+        IRegionalStore? regionalStore = null)
+        : this(options?.CurrentValue!, resolveInference, timeProvider, meterFactory, logger, sectionPath, dispatcher, regionalStore) =>
         _reloadSubscription = options!.OnChange(OnOptionsChanged);
 
     private EmbeddingCache(
         ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, TimeProvider? timeProvider,
-        System.Diagnostics.Metrics.IMeterFactory? meterFactory, ILogger? logger, string sectionPath, InferenceDispatcher? dispatcher)
+        System.Diagnostics.Metrics.IMeterFactory? meterFactory, ILogger? logger, string sectionPath, InferenceDispatcher? dispatcher,
+        IRegionalStore? regionalStore)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(resolveInference);
@@ -70,10 +76,23 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         _metrics = new ERCacheMetrics(meterFactory);
         try
         {
-            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, dispatcher ?? InferenceDispatcher.ThreadPool);
+            if (regionalStore is not null)
+            {
+                // Checked before the tier starts its flush loop and breaker on these settings.
+                var errors = new ERCacheOptionsValidator(sectionPath).Collect(options);
+                if (errors.Count > 0)
+                {
+                    throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), errors);
+                }
+
+                _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
+            }
+
+            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, dispatcher ?? InferenceDispatcher.ThreadPool, _regional);
         }
         catch
         {
+            _regional?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(1));
             _metrics.Dispose();
             throw;
         }
@@ -85,6 +104,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
     /// <param name="timeProvider">The clock; <see cref="TimeProvider.System"/> when null.</param>
     /// <param name="meterFactory">Creates the <c>ERCache</c> meter; a private meter when null.</param>
     /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.ThreadPool"/> when null.</param>
+    /// <param name="regionalStore">The store shared by the hosts of a region, or null for local tiers only.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names every bad field.</exception>
     /// <exception cref="InvalidOperationException">A configured model has no inference.</exception>
     public static EmbeddingCache Create(
@@ -92,12 +112,13 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
         IReadOnlyDictionary<string, IEmbeddingInference> inference,
         TimeProvider? timeProvider = null,
         System.Diagnostics.Metrics.IMeterFactory? meterFactory = null,
-        InferenceDispatcher? dispatcher = null)
+        InferenceDispatcher? dispatcher = null,
+        IRegionalStore? regionalStore = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(inference);
         var byName = new Dictionary<string, IEmbeddingInference>(inference, StringComparer.OrdinalIgnoreCase);
-        return new EmbeddingCache(options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher);
+        return new EmbeddingCache(options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher, regionalStore);
     }
 
     /// <inheritdoc />
@@ -181,12 +202,37 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
             : new ValueTask(runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, now, cancellationToken));
     }
 
-    /// <summary>Stops following configuration reloads and releases the meter when the cache owns it.</summary>
+    /// <inheritdoc />
+    public Task FlushRegionalWritesAsync(CancellationToken cancellationToken = default) =>
+        _regional?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
+
+    /// <summary>Stops following configuration reloads, writes the regional values still queued (bounded by
+    /// <c>Regional:WriteTimeout</c>) and releases the meter when the cache owns it.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             _reloadSubscription?.Dispose();
+            if (_regional is not null && !_regional.DisposeAsync().AsTask().Wait(_regional.WriteTimeout + _regional.WriteTimeout))
+            {
+                LogRegionalNotFlushed();
+            }
+
+            _metrics.Dispose();
+        }
+    }
+
+    /// <summary>Like <see cref="Dispose"/>, waiting asynchronously for the last regional writes.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _reloadSubscription?.Dispose();
+            if (_regional is not null)
+            {
+                await _regional.DisposeAsync().ConfigureAwait(false);
+            }
+
             _metrics.Dispose();
         }
     }
@@ -234,6 +280,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable
             LogReloadRejected(ex.Message); // nothing was swapped: the running policies stay in force
         }
     }
+
+    [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "ERCache was disposed before its last regional writes finished; they are dropped.")]
+    private partial void LogRegionalNotFlushed();
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Rejected an ERCache configuration reload; the previous policies stay in force: {Errors}")]
     private partial void LogReloadRejected(string errors);

@@ -15,4 +15,8 @@ public enum EmbeddingSource : byte
 
     /// <summary>Inference failed; the vector was served from the failover tier, younger than the failover TTL.</summary>
     Failover = 3,
+
+    /// <summary>A regional-store hit: another host (or this one) computed the vector, younger than the direct TTL, and
+    /// no inference ran here. The vector was copied into the local tiers with its original write time.</summary>
+    Regional = 4,
 }

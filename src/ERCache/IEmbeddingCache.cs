@@ -50,4 +50,10 @@ public interface IEmbeddingCache
     /// <exception cref="ArgumentException">Unknown model, or a buffer of the wrong length.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     ValueTask GetManyAsync(string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default);
+
+    /// <summary>Writes the fresh vectors queued for the regional store now, instead of at the next flush interval (for
+    /// a graceful shutdown, or a test). Completes at once when no regional store is registered. Write failures are
+    /// counted, never thrown.</summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    Task FlushRegionalWritesAsync(CancellationToken cancellationToken = default);
 }

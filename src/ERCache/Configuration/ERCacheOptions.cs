@@ -14,6 +14,9 @@ public sealed class ERCacheOptions
     /// <summary>Per-model settings, keyed by model name (case-insensitive, like configuration keys).</summary>
     public Dictionary<string, ModelOptions> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>The regional tier's settings, used when a regional store is registered.</summary>
+    public RegionalOptions Regional { get; set; } = new();
+
     /// <summary>What did not bind from configuration (unknown keys, values of the wrong type), by path; reported by
     /// the validator ahead of anything else.</summary>
     internal List<BindingError> BindingErrors { get; } = [];

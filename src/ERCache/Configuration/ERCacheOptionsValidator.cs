@@ -83,6 +83,7 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
     private List<string> CollectBound(ERCacheOptions options)
     {
         var errors = new List<string>();
+        ValidateRegional(options.Regional, errors);
         if (options.Models is null || options.Models.Count == 0)
         {
             errors.Add($"{_sectionPath}:Models must configure at least one model.");
@@ -147,28 +148,10 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             errors.Add($"{p}:Inference:MaxQueue must be positive (got {inference.MaxQueue}).");
         }
 
-        if (inference.CircuitBreaker is { Enabled: true } breaker)
+        ValidateBreaker($"{p}:Inference:CircuitBreaker", inference.CircuitBreaker, errors);
+        if (model.Regional is { Format: { } regionalFormat } && !Enum.IsDefined(regionalFormat))
         {
-            string b = $"{p}:Inference:CircuitBreaker";
-            if (!(breaker.FailureRatio > 0 && breaker.FailureRatio <= 1))
-            {
-                errors.Add($"{b}:FailureRatio must be in (0, 1] (got {breaker.FailureRatio.ToString(CultureInfo.InvariantCulture)}).");
-            }
-
-            if (breaker.MinimumThroughput < 2)
-            {
-                errors.Add($"{b}:MinimumThroughput must be at least 2 (got {breaker.MinimumThroughput}).");
-            }
-
-            if (breaker.SamplingDuration < TimeSpan.FromMilliseconds(500))
-            {
-                errors.Add($"{b}:SamplingDuration must be at least 00:00:00.500 (got {Format(breaker.SamplingDuration)}).");
-            }
-
-            if (breaker.BreakDuration < TimeSpan.FromMilliseconds(500))
-            {
-                errors.Add($"{b}:BreakDuration must be at least 00:00:00.500 (got {Format(breaker.BreakDuration)}).");
-            }
+            errors.Add(UnknownName(typeof(StorageFormat), $"{p}:Regional:Format", regionalFormat.ToString()));
         }
 
         var direct = model.Direct ?? new TierOptions();
@@ -193,6 +176,67 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
                 errors.Add($"{p}:DefaultVector:{bad} must be finite (got {vector[bad].ToString(CultureInfo.InvariantCulture)}).");
             }
         }
+    }
+
+    /// <summary>A breaker's settings, within what Polly's circuit breaker accepts.</summary>
+    private static void ValidateBreaker(string b, CircuitBreakerOptions? breaker, List<string> errors)
+    {
+        if (breaker is not { Enabled: true })
+        {
+            return;
+        }
+
+        if (!(breaker.FailureRatio > 0 && breaker.FailureRatio <= 1))
+        {
+            errors.Add($"{b}:FailureRatio must be in (0, 1] (got {breaker.FailureRatio.ToString(CultureInfo.InvariantCulture)}).");
+        }
+
+        if (breaker.MinimumThroughput < 2)
+        {
+            errors.Add($"{b}:MinimumThroughput must be at least 2 (got {breaker.MinimumThroughput}).");
+        }
+
+        foreach (var (name, value) in new[] { ("SamplingDuration", breaker.SamplingDuration), ("BreakDuration", breaker.BreakDuration) })
+        {
+            if (value < TimeSpan.FromMilliseconds(500))
+            {
+                errors.Add($"{b}:{name} must be at least 00:00:00.500 (got {Format(value)}).");
+            }
+            else if (value > TimeSpan.FromDays(1))
+            {
+                errors.Add($"{b}:{name} must be at most 1.00:00:00, the longest Polly's circuit breaker accepts (got {Format(value)}).");
+            }
+        }
+    }
+
+    /// <summary>The section-wide regional settings (used when a regional store is registered).</summary>
+    private void ValidateRegional(RegionalOptions? regional, List<string> errors)
+    {
+        if (regional is null)
+        {
+            return;
+        }
+
+        string r = $"{_sectionPath}:Regional";
+        foreach (var (name, value) in new[] { ("Timeout", regional.Timeout), ("WriteTimeout", regional.WriteTimeout), ("FlushInterval", regional.FlushInterval) })
+        {
+            if (value <= TimeSpan.Zero || value > TimeSpan.FromMinutes(1))
+            {
+                errors.Add($"{r}:{name} must be positive and at most 00:01:00 (got {Format(value)}).");
+            }
+        }
+
+        if (regional.QueueCapacity is < 1 or > 10_000_000)
+        {
+            errors.Add($"{r}:QueueCapacity must be between 1 and 10000000 (got {regional.QueueCapacity}).");
+        }
+
+        if (regional.MaxBatchSize is < 1 or > MaxBatchSizeLimit)
+        {
+            errors.Add($"{r}:MaxBatchSize must be between 1 and {MaxBatchSizeLimit} (got {regional.MaxBatchSize}).");
+        }
+
+        ValidateBreaker($"{r}:CircuitBreaker", regional.CircuitBreaker, errors);
     }
 
     private static void ValidateTier(string p, TierOptions tier, int dimensions, List<string> errors)

@@ -19,6 +19,9 @@ public sealed class ModelOptions
     /// <summary>The failover tier: served only when inference fails, while younger than its (longer) TTL.</summary>
     public TierOptions Failover { get; set; } = new() { Eviction = EvictionStrategy.Fifo };
 
+    /// <summary>How the model uses the regional tier, when one is registered.</summary>
+    public ModelRegionalOptions Regional { get; set; } = new();
+
     /// <summary>Optional vector written to the destination on a fallback (length must equal
     /// <see cref="Dimensions"/>, every value finite). When absent, a fallback zeroes the destination.</summary>
     public float[]? DefaultVector { get; set; }

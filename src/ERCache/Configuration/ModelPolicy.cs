@@ -25,6 +25,9 @@ public sealed class ModelPolicy
         CircuitBreaker = CircuitBreakerSettings.From(inference.CircuitBreaker ?? new CircuitBreakerOptions());
         Direct = TierPolicy.From(TierKind.Direct, options.Direct ?? new TierOptions());
         Failover = TierPolicy.From(TierKind.Failover, options.Failover ?? new TierOptions());
+        var regional = options.Regional ?? new ModelRegionalOptions();
+        RegionalEnabled = regional.Enabled;
+        RegionalFormat = regional.Format ?? Failover.Format;
         DefaultVector = options.DefaultVector is { } v ? new ReadOnlyMemory<float>((float[])v.Clone()) : (ReadOnlyMemory<float>?)null;
     }
 
@@ -72,6 +75,12 @@ public sealed class ModelPolicy
 
     /// <summary>The vector written on a fallback, or <see langword="null"/> to zero the destination.</summary>
     public ReadOnlyMemory<float>? DefaultVector { get; }
+
+    /// <summary>Whether the model uses the regional tier when a regional store is registered.</summary>
+    public bool RegionalEnabled { get; }
+
+    /// <summary>The format the model's vectors take in the regional store.</summary>
+    public StorageFormat RegionalFormat { get; }
 
     /// <summary>Builds a policy from options that <see cref="ERCacheOptionsValidator"/> accepted.</summary>
     internal static ModelPolicy From(string name, ModelOptions options) => new(name, options);

@@ -1,5 +1,6 @@
 using ERCache;
 using ERCache.Inference;
+using ERCache.Regional;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -94,7 +95,8 @@ public static class ERCacheServiceCollectionExtensions
             sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
             sp.GetService<ILogger<EmbeddingCache>>(),
             sectionPath,
-            sp.GetRequiredService<InferenceDispatcher>()));
+            sp.GetRequiredService<InferenceDispatcher>(),
+            sp.GetService<IRegionalStore>()));
         services.TryAddSingleton<IEmbeddingCache>(sp => sp.GetRequiredService<EmbeddingCache>());
         return new ERCacheBuilder(services);
     }

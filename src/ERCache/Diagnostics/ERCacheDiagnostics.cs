@@ -52,18 +52,49 @@ public static class ERCacheDiagnostics
     /// <summary>Observable gauge of each model's circuit breaker: 0 closed, 1 open, 2 half-open, 3 isolated; tagged <c>model</c>.</summary>
     public const string CircuitState = "ercache.circuit.state";
 
+    /// <summary>Counter of users looked up in the regional store, tagged <c>model</c> and <c>outcome</c>: <c>hit</c>
+    /// (younger than the direct TTL), <c>stale</c> (kept only for failover), <c>miss</c>, <c>decode_failure</c> (a value
+    /// that did not decode exactly: never served) or <c>unavailable</c> (the store did not answer in time).</summary>
+    public const string RegionalReads = "ercache.regional.reads";
+
+    /// <summary>Counter of regional store calls that failed, tagged <c>operation</c> (<c>read</c>, <c>write</c>) and
+    /// <c>reason</c> (<c>timeout</c>, <c>error</c>, <c>circuit_open</c>).</summary>
+    public const string RegionalFailures = "ercache.regional.failures";
+
+    /// <summary>Counter of grouped writes sent to the regional store (one per user per flush).</summary>
+    public const string RegionalWriteGroups = "ercache.regional.write.groups";
+
+    /// <summary>Counter of values written to the regional store (one per user and model).</summary>
+    public const string RegionalWriteValues = "ercache.regional.write.values";
+
+    /// <summary>Counter of fresh values not written to the regional store, tagged <c>reason</c>: <c>queue_full</c>, or
+    /// the failed write's <c>timeout</c>, <c>error</c> or <c>circuit_open</c>.</summary>
+    public const string RegionalWritesDropped = "ercache.regional.write.dropped";
+
+    /// <summary>Observable gauge of values waiting to be written to the regional store.</summary>
+    public const string RegionalQueueLength = "ercache.regional.queue.length";
+
+    /// <summary>Histogram of regional store round trips, in seconds, tagged <c>operation</c> (<c>read</c>, <c>write</c>).</summary>
+    public const string RegionalDuration = "ercache.regional.duration";
+
     /// <summary>Tag: the model name.</summary>
     public const string ModelTag = "model";
 
     /// <summary>Tag: <c>direct</c> or <c>failover</c>.</summary>
     public const string TierTag = "tier";
 
-    /// <summary>Tag: <c>direct</c>, <c>fresh</c>, <c>failover</c> or <c>fallback</c>.</summary>
+    /// <summary>Tag: <c>direct</c>, <c>regional</c>, <c>fresh</c>, <c>failover</c> or <c>fallback</c>.</summary>
     public const string SourceTag = "source";
 
     /// <summary>Tag: the <see cref="InferenceFailureCause"/> in lower case (<c>error</c>, <c>timeout</c>, ...).</summary>
     public const string CauseTag = "cause";
 
-    /// <summary>Tag on <see cref="Evictions"/>: <c>expired</c> or <c>capacity</c>.</summary>
+    /// <summary>Tag on <see cref="Evictions"/>: <c>expired</c> or <c>capacity</c>; on regional failures and drops, why.</summary>
     public const string ReasonTag = "reason";
+
+    /// <summary>Tag on regional instruments: <c>read</c> or <c>write</c>.</summary>
+    public const string OperationTag = "operation";
+
+    /// <summary>Tag on <see cref="RegionalReads"/>: what the lookup found for the user.</summary>
+    public const string OutcomeTag = "outcome";
 }

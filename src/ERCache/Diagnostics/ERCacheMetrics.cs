@@ -9,7 +9,7 @@ namespace ERCache.Diagnostics;
 /// </summary>
 internal sealed class ERCacheMetrics : IDisposable
 {
-    private static readonly string[] SourceNames = ["fallback", "direct", "fresh", "failover"];
+    private static readonly string[] SourceNames = ["fallback", "direct", "fresh", "failover", "regional"];
     private static readonly string[] CauseNames = ["none", "error", "timeout", "invalid_vector", "overload", "circuit_open"];
 
     private readonly bool _ownsMeter;
@@ -23,6 +23,13 @@ internal sealed class ERCacheMetrics : IDisposable
     private readonly Histogram<int> _batchSize;
     private readonly Counter<long> _coalesced;
     private readonly Counter<long> _shed;
+    private readonly Counter<long> _regionalReads;
+    private readonly Counter<long> _regionalFailures;
+    private readonly Counter<long> _regionalGroups;
+    private readonly Counter<long> _regionalValues;
+    private readonly Counter<long> _regionalDropped;
+    private readonly Histogram<double> _regionalDuration;
+    private Func<IEnumerable<Measurement<int>>>? _observeRegionalQueue;
     private Func<IEnumerable<Measurement<long>>>? _observeEntries;
     private Func<IEnumerable<Measurement<long>>>? _observeBytes;
     private Func<IEnumerable<Measurement<int>>>? _observeInFlight;
@@ -54,6 +61,13 @@ internal sealed class ERCacheMetrics : IDisposable
         _coalesced = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceCoalesced, "{request}", "Misses that joined a pending inference for the same user.");
         _shed = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceShed, "{request}", "Misses shed without inference because the model was overloaded.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.InferenceInFlight, () => _observeInFlight?.Invoke() ?? [], "{call}", "Inference delegate calls in flight.");
+        _regionalReads = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalReads, "{user}", "Users looked up in the regional store, by outcome.");
+        _regionalFailures = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalFailures, "{call}", "Regional store calls that failed, by operation and reason.");
+        _regionalGroups = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWriteGroups, "{write}", "Grouped writes (one per user per flush) sent to the regional store.");
+        _regionalValues = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWriteValues, "{value}", "Values written to the regional store.");
+        _regionalDropped = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWritesDropped, "{value}", "Fresh values not written to the regional store, by reason.");
+        _regionalDuration = Meter.CreateHistogram<double>(ERCacheDiagnostics.RegionalDuration, "s", "Regional store round trips.");
+        Meter.CreateObservableGauge(ERCacheDiagnostics.RegionalQueueLength, () => _observeRegionalQueue?.Invoke() ?? [], "{value}", "Values waiting to be written to the regional store.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.CircuitState, () => _observeCircuits?.Invoke() ?? [], "{state}", "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 isolated.");
     }
 
@@ -84,6 +98,38 @@ internal sealed class ERCacheMetrics : IDisposable
     }
 
     public static TagList ModelTags(string model) => new() { { ERCacheDiagnostics.ModelTag, model } };
+
+    /// <summary>Connects the regional queue-length gauge.</summary>
+    public void ObserveRegionalQueue(Func<int> length) =>
+        _observeRegionalQueue = () => [new Measurement<int>(length())];
+
+    public void RecordRegionalReads(string model, string outcome, int users)
+    {
+        if (users > 0)
+        {
+            _regionalReads.Add(users, new TagList { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.OutcomeTag, outcome } });
+        }
+    }
+
+    public void RecordRegionalFailure(string operation, string reason) =>
+        _regionalFailures.Add(1, new TagList { { ERCacheDiagnostics.OperationTag, operation }, { ERCacheDiagnostics.ReasonTag, reason } });
+
+    public void RecordRegionalWrite(int groups, int values)
+    {
+        _regionalGroups.Add(groups);
+        _regionalValues.Add(values);
+    }
+
+    public void RecordRegionalDropped(string reason, int values)
+    {
+        if (values > 0)
+        {
+            _regionalDropped.Add(values, new TagList { { ERCacheDiagnostics.ReasonTag, reason } });
+        }
+    }
+
+    public void RecordRegionalDuration(string operation, TimeSpan duration) =>
+        _regionalDuration.Record(duration.TotalSeconds, new TagList { { ERCacheDiagnostics.OperationTag, operation } });
 
     public void RecordCoalesced(string model, int count)
     {

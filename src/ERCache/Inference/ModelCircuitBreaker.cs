@@ -49,6 +49,10 @@ internal sealed class ModelCircuitBreaker
     public bool IsOpen => _state.CircuitState is CircuitState.Open or CircuitState.Isolated;
 
     /// <summary>Runs <paramref name="call"/> through the breaker; throws <see cref="BrokenCircuitException"/> when open.</summary>
+    public ValueTask<TResult> ExecuteAsync<TResult, TState>(Func<TState, CancellationToken, ValueTask<TResult>> call, TState state, CancellationToken cancellationToken) =>
+        _pipeline.ExecuteAsync(call, state, cancellationToken);
+
+    /// <summary>Runs <paramref name="call"/> through the breaker; throws <see cref="BrokenCircuitException"/> when open.</summary>
     public ValueTask ExecuteAsync<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, CancellationToken cancellationToken) =>
         _pipeline.ExecuteAsync(call, state, cancellationToken);
 

@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.Diagnostics.Metrics;
 using ERCache.Diagnostics;
 using ERCache.Inference;
+using ERCache.Regional;
 using ERCache.Tiers;
 using Microsoft.Extensions.Options;
 
@@ -22,6 +23,7 @@ internal sealed class ModelRegistry
     private readonly TimeProvider _time;
     private readonly Microsoft.Extensions.Logging.ILogger _logger;
     private readonly InferenceDispatcher _dispatcher;
+    private readonly RegionalTier? _regional;
     private FrozenDictionary<string, ModelRuntime> _models = FrozenDictionary<string, ModelRuntime>.Empty;
 
     public ModelRegistry(
@@ -31,9 +33,11 @@ internal sealed class ModelRegistry
         ERCacheMetrics metrics,
         string sectionPath,
         Microsoft.Extensions.Logging.ILogger logger,
-        InferenceDispatcher dispatcher)
+        InferenceDispatcher dispatcher,
+        RegionalTier? regional)
     {
         _dispatcher = dispatcher;
+        _regional = regional;
         _time = timeProvider;
         _logger = logger;
         _resolveInference = resolveInference;
@@ -87,7 +91,7 @@ internal sealed class ModelRegistry
 
                 // In-flight inference, coalescing and breaker state carry over while the version stays.
                 var scheduler = keep ? previous!.Scheduler : new InferenceScheduler(_time, _metrics, _logger, _dispatcher);
-                next[name] = new ModelRuntime(policy, direct, failover, inference, scheduler, _time, _metrics);
+                next[name] = new ModelRuntime(policy, direct, failover, inference, scheduler, _regional, _time, _metrics);
             }
 
             if (missing.Count > 0)

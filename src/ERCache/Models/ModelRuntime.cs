@@ -1,6 +1,7 @@
 using System.Buffers;
 using ERCache.Diagnostics;
 using ERCache.Inference;
+using ERCache.Regional;
 using ERCache.Tiers;
 
 namespace ERCache.Models;
@@ -13,34 +14,36 @@ namespace ERCache.Models;
 /// <para>The rules, where they live:</para>
 /// <list type="number">
 /// <item>Direct tier: <see cref="TryServeDirect"/>, a hit younger than the direct TTL, no inference.</item>
-/// <item>Regional tier: the seam in <see cref="ServeMissesAsync"/> between the direct misses and inference (see below).</item>
+/// <item>Regional tier: <see cref="ServeRegionalAsync"/>, one round trip for the request's direct misses, before inference.</item>
 /// <item>Inference: <see cref="ServeMissesAsync"/> hands the misses to the <see cref="InferenceScheduler"/> (coalesced,
 /// batched, bounded) and waits until the caller's deadline.</item>
 /// <item>Success: <see cref="Accept"/> validates a row (<see cref="FailureClassifier.OfRow"/>), writes it to both local
 /// tiers stamped with the call's completion (late results too when <c>WriteLateResults</c>), and returns it.</item>
 /// <item>Failure: <see cref="Complete"/> classifies what did not finish (<see cref="FailureClassifier.OfUnfinished"/>);
-/// <see cref="ServeFailure"/> reads the failover tier.</item>
+/// <see cref="ServeFailure"/> reads the local failover tier, then the regional value the lookup found.</item>
 /// <item>Fallback: <see cref="ServeFailure"/> writes the default vector or zeros, never another user's data.</item>
 /// <item>A failover hit is only copied to the caller; nothing here writes it to a tier.</item>
 /// <item>Version: the tiers belong to this version; a new version gets new tiers (<see cref="ModelRegistry"/>).</item>
 /// </list>
-/// <para>How a remote (regional) tier plugs in: <see cref="ServeMissesAsync"/> already holds a request's misses as one
-/// batch, so the tier is asked for all of them in one round trip, bounded by the same deadline, before
-/// <see cref="InferenceScheduler.Submit"/>; what it returns younger than the direct TTL is copied into
-/// <c>destination</c>, answered as a regional hit and written into both local tiers with its own write time; the rest
-/// go on to inference. On the success path, <see cref="Accept"/> (which runs once per fresh row, off the caller's
-/// path once a caller has given up) queues the row for an asynchronous, grouped write. On the failure path,
-/// <see cref="ServeFailure"/> asks the remote tier after the local failover tier. Hosts share no monotonic clock, so a
-/// remote entry carries a wall-clock stamp (<see cref="TimeProvider.GetUtcNow"/>), turned into a local timestamp as
-/// <c>now - (utcNow - stamp)</c> when it is read. See <see cref="IRemoteTier"/>.</para>
+/// <para>The regional tier: a lookup before inference (<see cref="ServeRegionalAsync"/>); a fresh row queued for an
+/// asynchronous, grouped write (<see cref="Accept"/>); a regional value too old for the direct TTL but younger than the
+/// failover TTL kept for the failure path. Hosts share no monotonic clock, so regional values carry a wall-clock stamp
+/// (<see cref="TimeProvider.GetUtcNow"/>); a value read is written into the local tiers stamped <c>now - age</c>, so
+/// its TTL counts from the inference that produced it, on every host.</para>
 /// </remarks>
 internal sealed class ModelRuntime : IInferenceResultSink
 {
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
 
-    public ModelRuntime(ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, IEmbeddingInference inference, InferenceScheduler scheduler, TimeProvider time, ERCacheMetrics metrics)
+    public ModelRuntime(
+        ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, IEmbeddingInference inference, InferenceScheduler scheduler,
+        RegionalTier? regional, TimeProvider time, ERCacheMetrics metrics)
     {
+        Regional = policy.RegionalEnabled ? regional : null;
+        RegionalField = RegionalValue.Field(policy.Name, policy.Version);
+        VersionHash = RegionalValue.VersionHash(policy.Version);
+        RegionalTimeToLive = policy.Failover.Enabled ? policy.Failover.Ttl : policy.Direct.Ttl;
         _time = time;
         _metrics = metrics;
         Policy = policy;
@@ -64,6 +67,18 @@ internal sealed class ModelRuntime : IInferenceResultSink
 
     /// <summary>Runs this model version's inference; shared by every runtime of the same version and dimensions.</summary>
     public InferenceScheduler Scheduler { get; }
+
+    /// <summary>The regional tier, when a store is registered and the model uses it.</summary>
+    public RegionalTier? Regional { get; }
+
+    /// <summary>The field this model version's values have in the regional store.</summary>
+    public string RegionalField { get; }
+
+    /// <summary>The version's fingerprint in regional values.</summary>
+    public ulong VersionHash { get; }
+
+    /// <summary>How long the regional store keeps this model's values: its failover TTL (direct TTL without one).</summary>
+    public TimeSpan RegionalTimeToLive { get; }
 
     /// <summary>The caller's deadline in <see cref="TimeProvider.GetTimestamp"/> units.</summary>
     public long InferenceTimeout { get; }
@@ -100,7 +115,16 @@ internal sealed class ModelRuntime : IInferenceResultSink
     {
         try
         {
-            // (Rule 2, the regional tier, plugs in here: see the remarks.)
+            Dictionary<int, byte[]>? regionalFailover = null;
+            if (Regional is { } regional)
+            {
+                (missCount, regionalFailover) = await ServeRegionalAsync(regional, userIds, misses, missCount, destination, results, now, cancellationToken).ConfigureAwait(false);
+                if (missCount == 0)
+                {
+                    return;
+                }
+            }
+
             long deadline = now + InferenceTimeout;
             var tickets = new InferenceTicket[missCount];
             Scheduler.Submit(userIds.Span, misses.AsSpan(0, missCount), deadline, tickets, inline: Policy.RunInline);
@@ -120,12 +144,84 @@ internal sealed class ModelRuntime : IInferenceResultSink
                 }
             }
 
-            Complete(tickets, misses.AsSpan(0, missCount), userIds.Span, destination.Span, results.Span);
+            Complete(tickets, misses.AsSpan(0, missCount), userIds.Span, destination.Span, results.Span, regionalFailover);
         }
         finally
         {
             ArrayPool<int>.Shared.Return(misses);
         }
+    }
+
+    /// <summary>
+    /// Rule 2: looks the misses up in the regional store in one round trip. A value younger than the direct TTL is a
+    /// regional hit: copied to the caller and into both local tiers with its original write time. A value younger than
+    /// the failover TTL is kept for the failure path. Returns the misses left for inference (compacted in
+    /// <paramref name="misses"/>) and the kept values by position.
+    /// </summary>
+    private async Task<(int MissCount, Dictionary<int, byte[]>? Failover)> ServeRegionalAsync(
+        RegionalTier regional, ReadOnlyMemory<long> userIds, int[] misses, int missCount,
+        Memory<float> destination, Memory<EmbeddingResult> results, long now, CancellationToken cancellationToken)
+    {
+        var users = new long[missCount];
+        for (int i = 0; i < missCount; i++)
+        {
+            users[i] = userIds.Span[misses[i]];
+        }
+
+        var values = await regional.ReadAsync(RegionalField, users, Policy.InferenceTimeout - _time.GetElapsedTime(now), cancellationToken).ConfigureAwait(false);
+        if (values is null)
+        {
+            _metrics.RecordRegionalReads(Policy.Name, "unavailable", missCount);
+            return (missCount, null);
+        }
+
+        int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0;
+        long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        long nowTs = _time.GetTimestamp();
+        Dictionary<int, byte[]>? failover = null;
+        for (int i = 0; i < missCount; i++)
+        {
+            int position = misses[i];
+            var row = destination.Span.Slice(position * dims, dims);
+            if (values[i] is not { } value)
+            {
+                absent++;
+            }
+            else if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, VersionHash, users[i], row, out long writtenAtUtc))
+            {
+                bad++; // never served: another user's, another version's, truncated or garbage
+            }
+            else
+            {
+                var age = TimeSpan.FromMilliseconds(Math.Max(0, nowUtc - writtenAtUtc));
+                long ageTicks = ToTimestampTicks(age, _time.TimestampFrequency);
+                if (ageTicks < DirectTtl)
+                {
+                    long writtenAt = nowTs - ageTicks;
+                    Direct?.Write(users[i], row, writtenAt, DirectTtl);
+                    Failover?.Write(users[i], row, writtenAt, FailoverTtl);
+                    var result = new EmbeddingResult(EmbeddingSource.Regional, age, Policy.Version, InferenceFailureCause.None, hasVector: true);
+                    results.Span[position] = result;
+                    _metrics.RecordResult(Policy.Name, result);
+                    hits++;
+                    continue;
+                }
+
+                stale++;
+                if (ageTicks < FailoverTtl)
+                {
+                    (failover ??= [])[position] = value;
+                }
+            }
+
+            misses[left++] = position;
+        }
+
+        _metrics.RecordRegionalReads(Policy.Name, "hit", hits);
+        _metrics.RecordRegionalReads(Policy.Name, "stale", stale);
+        _metrics.RecordRegionalReads(Policy.Name, "miss", absent);
+        _metrics.RecordRegionalReads(Policy.Name, "decode_failure", bad);
+        return (left, failover);
     }
 
     /// <summary>Rule 4: a row of a completed delegate call. Valid rows are written to both tiers, stamped with the
@@ -140,17 +236,22 @@ internal sealed class ModelRuntime : IInferenceResultSink
         }
 
         long userId = batch.UserIds.Span[index];
+        var vector = row.ToArray();
         if (completedAt < deadline || Policy.WriteLateResults)
         {
             Direct?.Write(userId, row, completedAt, DirectTtl);
             Failover?.Write(userId, row, completedAt, FailoverTtl);
+            Regional?.TryEnqueue(new PendingWrite(
+                RegionalField, Policy.RegionalFormat, VersionHash, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive));
         }
 
-        return new InferenceOutcome(InferenceFailureCause.None, row.ToArray());
+        return new InferenceOutcome(InferenceFailureCause.None, vector);
     }
 
     /// <summary>Rules 4–6 for every miss once inference finished or the deadline passed.</summary>
-    private void Complete(InferenceTicket[] tickets, ReadOnlySpan<int> positions, ReadOnlySpan<long> users, Span<float> destination, Span<EmbeddingResult> results)
+    private void Complete(
+        InferenceTicket[] tickets, ReadOnlySpan<int> positions, ReadOnlySpan<long> users, Span<float> destination, Span<EmbeddingResult> results,
+        Dictionary<int, byte[]>? regionalFailover)
     {
         int dims = Policy.Dimensions;
         long now = _time.GetTimestamp();
@@ -173,7 +274,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
             else
             {
                 failures[(int)outcome.Cause]++;
-                result = ServeFailure(users[position], now, outcome.Cause, row);
+                result = ServeFailure(users[position], now, outcome.Cause, row, regionalFailover?.GetValueOrDefault(position));
             }
 
             results[position] = result;
@@ -186,12 +287,22 @@ internal sealed class ModelRuntime : IInferenceResultSink
         }
     }
 
-    /// <summary>Rules 5–7: the failover tier when it holds an entry younger than the failover TTL, else the fallback.</summary>
-    private EmbeddingResult ServeFailure(long userId, long now, InferenceFailureCause cause, Span<float> row)
+    /// <summary>Rules 5–7: the local failover tier when it holds an entry younger than the failover TTL, else the
+    /// regional value the lookup found when it is, else the fallback. A failover hit is never written to a tier.</summary>
+    private EmbeddingResult ServeFailure(long userId, long now, InferenceFailureCause cause, Span<float> row, byte[]? regionalValue)
     {
         if (Failover is { } failover && failover.TryRead(userId, now, FailoverTtl, row, out long writtenAt))
         {
             return new EmbeddingResult(EmbeddingSource.Failover, Age(writtenAt, now), Policy.Version, cause, hasVector: true);
+        }
+
+        if (regionalValue is not null && RegionalValue.TryDecode(regionalValue, Policy.RegionalFormat, VersionHash, userId, row, out long writtenAtUtc))
+        {
+            var age = TimeSpan.FromMilliseconds(Math.Max(0, _time.GetUtcNow().ToUnixTimeMilliseconds() - writtenAtUtc));
+            if (ToTimestampTicks(age, _time.TimestampFrequency) < FailoverTtl)
+            {
+                return new EmbeddingResult(EmbeddingSource.Failover, age, Policy.Version, cause, hasVector: true);
+            }
         }
 
         // A failed read may have left part of another entry in the row: overwrite it entirely.

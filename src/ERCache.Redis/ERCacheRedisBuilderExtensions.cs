@@ -1,0 +1,46 @@
+using ERCache;
+using ERCache.Redis;
+using ERCache.Regional;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds ERCache's regional tier on Redis or Garnet.</summary>
+public static class ERCacheRedisBuilderExtensions
+{
+    /// <summary>
+    /// Shares embeddings between the hosts of a region through Redis or Garnet. The connection is, in order:
+    /// <paramref name="connectionString"/>; an <see cref="IConnectionMultiplexer"/> registered in the container (shared,
+    /// not disposed by ERCache); or <c>ERCache:Regional:ConnectionString</c>. Timeouts, queue and breaker settings come
+    /// from <c>ERCache:Regional</c>; a model opts out with <c>ERCache:Models:&lt;name&gt;:Regional:Enabled = false</c>.
+    /// The cache starts and serves from its local tiers while the store is down, and uses it once it is reachable.
+    /// </summary>
+    /// <param name="builder">The builder from <c>AddERCache()</c>.</param>
+    /// <param name="connectionString">A StackExchange.Redis connection string, such as <c>127.0.0.1:6379</c>.</param>
+    /// <returns>The builder, for chaining.</returns>
+    public static IERCacheBuilder AddRedisRegionalTier(this IERCacheBuilder builder, string? connectionString = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        if (connectionString is not null)
+        {
+            ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        }
+
+        builder.Services.TryAddSingleton<IRegionalStore>(sp =>
+        {
+            if (connectionString is null && sp.GetService<IConnectionMultiplexer>() is { } shared)
+            {
+                return new RedisRegionalStore(shared);
+            }
+
+            string configured = connectionString
+                ?? sp.GetRequiredService<IOptions<ERCacheOptions>>().Value.Regional?.ConnectionString
+                ?? throw new InvalidOperationException(
+                    "AddRedisRegionalTier() needs a connection: set ERCache:Regional:ConnectionString, pass a connection string, or register an IConnectionMultiplexer.");
+            return RedisRegionalStore.Connect(configured);
+        });
+        return builder;
+    }
+}

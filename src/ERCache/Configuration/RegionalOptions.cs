@@ -1,0 +1,35 @@
+namespace ERCache;
+
+/// <summary>
+/// The regional tier (<c>ERCache:Regional</c>): a store shared by the hosts of a region, used when one is registered
+/// (for Redis or Garnet, <c>AddRedisRegionalTier()</c> from the <c>ERCache.Redis</c> package). Each model can opt out
+/// with <see cref="ModelRegionalOptions.Enabled"/>.
+/// </summary>
+public sealed class RegionalOptions
+{
+    /// <summary>The store's connection string, read by the store's package (for Redis or Garnet,
+    /// <c>127.0.0.1:6379</c>, or any StackExchange.Redis configuration string). Default: none.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>The longest a request waits for a regional lookup (never past its own inference deadline); then the
+    /// lookup counts as a miss. Default 5 ms; at most 1 minute.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>The longest one grouped write may take before it is abandoned (its values dropped and counted).
+    /// Default 1 s; at most 1 minute.</summary>
+    public TimeSpan WriteTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Most fresh values waiting to be written; beyond it a value is dropped and counted, never blocking a
+    /// request. Default 100,000; 1..10,000,000.</summary>
+    public int QueueCapacity { get; set; } = 100_000;
+
+    /// <summary>How often waiting values are written. Default 10 ms; positive, at most 1 minute.</summary>
+    public TimeSpan FlushInterval { get; set; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Most users per grouped write (one round trip). Default 512; 1..65,536.</summary>
+    public int MaxBatchSize { get; set; } = 512;
+
+    /// <summary>Stops calling a failing store for a while, so a dead store costs a request almost nothing. Failures
+    /// are calls that throw or pass their timeout.</summary>
+    public CircuitBreakerOptions CircuitBreaker { get; set; } = new() { MinimumThroughput = 10 };
+}

@@ -1,0 +1,26 @@
+namespace ERCache.Regional;
+
+/// <summary>
+/// A store shared by the hosts of a region (Redis, Garnet, ...), as the regional tier sees it: values are opaque bytes
+/// under a user and a field (the model and its version), and every call is one round trip for many users.
+/// <c>ERCache.Redis</c> implements it on StackExchange.Redis.
+/// </summary>
+/// <remarks>
+/// All of one user's fields live together (one Redis hash per user, its key hash-tagged by the user), so a user's
+/// values share a cluster slot and no command spans slots. The regional tier bounds every call by its timeout and a
+/// circuit breaker, and checks every value it reads: an implementation never needs to validate values.
+/// </remarks>
+public interface IRegionalStore
+{
+    /// <summary>Reads field <paramref name="field"/> of every user in <paramref name="users"/> in one round trip.</summary>
+    /// <param name="field">The field: the model and its version.</param>
+    /// <param name="users">The users.</param>
+    /// <param name="cancellationToken">Cancelled when the caller stops waiting.</param>
+    /// <returns>One value per user, in order; <see langword="null"/> where the user has none.</returns>
+    Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken);
+
+    /// <summary>Writes every group in one round trip: each group is one write of one user's fields.</summary>
+    /// <param name="groups">The users' fields; a group's fields all belong to its user.</param>
+    /// <param name="cancellationToken">Cancelled at the write's timeout.</param>
+    Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken);
+}

@@ -1,0 +1,286 @@
+using System.Collections.Concurrent;
+using ERCache.Diagnostics;
+using ERCache.Inference;
+using Microsoft.Extensions.Logging;
+using Polly.CircuitBreaker;
+
+namespace ERCache.Regional;
+
+/// <summary>
+/// The cache's accessor for a regional store: lookups bounded by a timeout and a circuit breaker (a slow or dead store
+/// costs a request at most <c>Regional:Timeout</c>, and almost nothing while the circuit is open), and a bounded queue
+/// of fresh values written in the background, grouped per user, many users per round trip.
+/// </summary>
+/// <remarks>The store is an optimisation, never a dependency: every failure here is counted, logged and answered as
+/// a miss or a dropped write; nothing throws into a request.</remarks>
+internal sealed partial class RegionalTier : IAsyncDisposable
+{
+    private readonly IRegionalStore _store;
+    private readonly RegionalOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ERCacheMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly ModelCircuitBreaker? _breaker;
+    private readonly ConcurrentQueue<PendingWrite> _queue = new();
+    private readonly SemaphoreSlim _flushing = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _flushLoop;
+    private int _queued;
+    private int _disposed;
+
+    public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
+    {
+        _store = store;
+        _options = options;
+        _time = time;
+        _metrics = metrics;
+        _logger = logger;
+        var breaker = CircuitBreakerSettings.From(options.CircuitBreaker ?? new CircuitBreakerOptions());
+        _breaker = breaker.Enabled ? new ModelCircuitBreaker(breaker, time, state => LogCircuit(state)) : null;
+        metrics.ObserveRegionalQueue(() => QueueLength);
+        _flushLoop = FlushPeriodicallyAsync();
+    }
+
+    /// <summary>The longest one grouped write may take.</summary>
+    public TimeSpan WriteTimeout => _options.WriteTimeout;
+
+    /// <summary>Values waiting to be written.</summary>
+    public int QueueLength => Volatile.Read(ref _queued);
+
+    /// <summary>The store's circuit, or null when its breaker is disabled.</summary>
+    public CircuitState? CircuitState => _breaker?.State;
+
+    /// <summary>
+    /// Reads <paramref name="field"/> of <paramref name="users"/> in one round trip, waiting at most
+    /// <c>Regional:Timeout</c> and never longer than <paramref name="budget"/>. Returns null when the store did not
+    /// answer (timeout, error, open circuit): the caller treats every user as a miss.
+    /// </summary>
+    public async Task<byte[]?[]?> ReadAsync(string field, long[] users, TimeSpan budget, CancellationToken cancellationToken)
+    {
+        var timeout = budget < _options.Timeout ? budget : _options.Timeout;
+        if (timeout <= TimeSpan.Zero)
+        {
+            return null;
+        }
+
+        long started = _time.GetTimestamp();
+        try
+        {
+            var read = new Read(this, field, users, timeout);
+            var values = _breaker is null
+                ? await read.RunAsync(cancellationToken).ConfigureAwait(false)
+                : await _breaker.ExecuteAsync(static (r, ct) => r.RunAsync(ct), read, cancellationToken).ConfigureAwait(false);
+            return values.Length == users.Length ? values : throw new InvalidOperationException($"The regional store returned {values.Length} values for {users.Length} users.");
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw; // the caller's own cancellation
+        }
+        catch (Exception ex)
+        {
+            Failed("read", ex);
+            return null;
+        }
+        finally
+        {
+            _metrics.RecordRegionalDuration("read", _time.GetElapsedTime(started));
+        }
+    }
+
+    /// <summary>Queues a fresh value for the next grouped write; drops and counts it when the queue is full. Never
+    /// blocks.</summary>
+    public bool TryEnqueue(in PendingWrite write)
+    {
+        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity || Volatile.Read(ref _disposed) != 0)
+        {
+            Interlocked.Decrement(ref _queued);
+            _metrics.RecordRegionalDropped("queue_full", 1);
+            return false;
+        }
+
+        _queue.Enqueue(write);
+        return true;
+    }
+
+    /// <summary>Writes everything queued now, <c>MaxBatchSize</c> users per round trip; each user's values (the latest
+    /// per model) go as one write. Failed writes are dropped and counted.</summary>
+    public async Task FlushAsync(CancellationToken cancellationToken = default)
+    {
+        await _flushing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            int pending = Volatile.Read(ref _queued);
+            while (pending > 0 && Take(out var groups, out int values, ref pending))
+            {
+                await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _flushing.Release();
+        }
+    }
+
+    /// <summary>Stops the background flush and writes what is queued (bounded by <c>Regional:WriteTimeout</c>).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _flushLoop.ConfigureAwait(false);
+        await FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        _stop.Dispose();
+        _flushing.Dispose();
+    }
+
+    /// <summary>Takes up to <c>MaxBatchSize</c> users' values off the queue, grouped per user (a newer value of the same
+    /// user and model replaces an older one). Only values queued before the flush began are taken.</summary>
+    private bool Take(out List<RegionalWriteGroup> groups, out int values, ref int pending)
+    {
+        var byUser = new Dictionary<long, (Dictionary<string, PendingWrite> Fields, TimeSpan Ttl)>();
+        while (pending > 0 && _queue.TryPeek(out var next) && (byUser.Count < _options.MaxBatchSize || byUser.ContainsKey(next.UserId)))
+        {
+            _queue.TryDequeue(out var write);
+            pending--;
+            Interlocked.Decrement(ref _queued);
+            if (!byUser.TryGetValue(write.UserId, out var user))
+            {
+                user = (new Dictionary<string, PendingWrite>(StringComparer.Ordinal), TimeSpan.Zero);
+            }
+
+            if (!user.Fields.TryGetValue(write.Field, out var older) || older.WrittenAtUnixMs <= write.WrittenAtUnixMs)
+            {
+                user.Fields[write.Field] = write;
+            }
+
+            byUser[write.UserId] = (user.Fields, write.TimeToLive > user.Ttl ? write.TimeToLive : user.Ttl);
+        }
+
+        values = 0;
+        groups = new List<RegionalWriteGroup>(byUser.Count);
+        foreach (var (userId, (fields, ttl)) in byUser)
+        {
+            var encoded = fields.Values.Select(w => new RegionalField(w.Field, RegionalValue.Encode(w.Format, w.VersionHash, w.UserId, w.WrittenAtUnixMs, w.Vector))).ToArray();
+            values += encoded.Length;
+            groups.Add(new RegionalWriteGroup(userId, encoded, ttl));
+        }
+
+        return groups.Count > 0;
+    }
+
+    private async Task WriteAsync(List<RegionalWriteGroup> groups, int values, CancellationToken cancellationToken)
+    {
+        long started = _time.GetTimestamp();
+        try
+        {
+            var write = new Write(this, groups);
+            if (_breaker is null)
+            {
+                await write.RunAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await _breaker.ExecuteAsync(static (w, ct) => w.RunAsync(ct), write, cancellationToken).ConfigureAwait(false);
+            }
+
+            _metrics.RecordRegionalWrite(groups.Count, values);
+        }
+        catch (Exception ex)
+        {
+            _metrics.RecordRegionalDropped(Failed("write", ex), values);
+        }
+        finally
+        {
+            _metrics.RecordRegionalDuration("write", _time.GetElapsedTime(started));
+        }
+    }
+
+    private async Task FlushPeriodicallyAsync()
+    {
+        await Task.Yield(); // not on the constructor's thread
+        using var timer = new PeriodicTimer(_options.FlushInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                await FlushAsync(_stop.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // disposal: the final flush runs in DisposeAsync
+        }
+        catch (Exception ex)
+        {
+            LogFlushLoopFailed(ex); // a bug of ours; requests are unaffected, writes stop until the cache is rebuilt
+        }
+    }
+
+    /// <summary>Counts and logs a failed store call; returns the reason tag.</summary>
+    private string Failed(string operation, Exception exception)
+    {
+        string reason = exception switch
+        {
+            BrokenCircuitException => "circuit_open",
+            TimeoutException => "timeout",
+            _ => "error",
+        };
+        _metrics.RecordRegionalFailure(operation, reason);
+        if (reason == "error")
+        {
+            LogStoreFailed(operation, exception);
+        }
+
+        return reason;
+    }
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "The regional store failed a {Operation}; requests go on from the local tiers and inference.")]
+    private partial void LogStoreFailed(string operation, Exception exception);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "The regional store's circuit breaker is now {State}.")]
+    private partial void LogCircuit(CircuitState state);
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Error, Message = "ERCache's regional flush loop failed; fresh values are no longer written to the regional store.")]
+    private partial void LogFlushLoopFailed(Exception exception);
+
+    /// <summary>One bounded read, as the breaker's state (no closure per call).</summary>
+    private sealed class Read(RegionalTier tier, string field, long[] users, TimeSpan timeout)
+    {
+        public async ValueTask<byte[]?[]> RunAsync(CancellationToken cancellationToken)
+        {
+            var read = tier._store.ReadAsync(field, users, cancellationToken);
+            try
+            {
+                return await read.WaitAsync(timeout, tier._time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+            {
+                _ = read.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
+                throw;
+            }
+        }
+    }
+
+    /// <summary>One bounded grouped write, as the breaker's state.</summary>
+    private sealed class Write(RegionalTier tier, List<RegionalWriteGroup> groups)
+    {
+        public async ValueTask RunAsync(CancellationToken cancellationToken)
+        {
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var write = tier._store.WriteAsync(groups, limit.Token);
+            try
+            {
+                await write.WaitAsync(tier._options.WriteTimeout, tier._time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                await limit.CancelAsync().ConfigureAwait(false); // ask the store to stop; its result is not awaited
+                _ = write.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+                throw;
+            }
+        }
+    }
+}

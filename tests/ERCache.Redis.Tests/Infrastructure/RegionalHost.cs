@@ -1,0 +1,81 @@
+using ERCache.Diagnostics;
+using ERCache.Inference;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Time.Testing;
+
+namespace ERCache.Redis.Tests.Infrastructure;
+
+/// <summary>One ranking host: a cache with its own towers and clock, sharing a regional store with other hosts.</summary>
+internal sealed class RegionalHost : IAsyncDisposable
+{
+    public const int Dimensions = 8;
+    public static readonly DateTimeOffset Start = new(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);
+
+    public RegionalHost(string connectionString, Action<ERCacheOptions>? configure = null, string[]? models = null, TimeProvider? clock = null, string version = "v1")
+    {
+        Clock = clock ?? new FakeTimeProvider(Start);
+        var options = new ERCacheOptions { Regional = { Timeout = TimeSpan.FromSeconds(2), FlushInterval = TimeSpan.FromMinutes(1) } };
+        foreach (string model in models ?? ["ctr"])
+        {
+            options.Models[model] = new ModelOptions
+            {
+                Dimensions = Dimensions,
+                Version = version,
+                Inference = { Timeout = TimeSpan.FromSeconds(5), CircuitBreaker = { Enabled = false } },
+                Direct = { Ttl = TimeSpan.FromMinutes(1), Capacity = 10_000 },
+                Failover = { Ttl = TimeSpan.FromHours(1), Capacity = 10_000, Format = StorageFormat.Int8 },
+                Regional = { Format = StorageFormat.Float32 },
+            };
+            Towers[model] = new UserTower();
+        }
+
+        configure?.Invoke(options);
+        Store = RedisRegionalStore.Connect(connectionString);
+        Cache = EmbeddingCache.Create(options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), Clock, regionalStore: Store);
+        Reads = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalReads);
+        Groups = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteGroups);
+        Values = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteValues);
+        Dropped = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWritesDropped);
+        Failures = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalFailures);
+    }
+
+    public TimeProvider Clock { get; }
+
+    public FakeTimeProvider FakeClock => (FakeTimeProvider)Clock;
+
+    public Dictionary<string, UserTower> Towers { get; } = [];
+
+    public RedisRegionalStore Store { get; }
+
+    public EmbeddingCache Cache { get; }
+
+    public MetricCollector<long> Reads { get; }
+
+    public MetricCollector<long> Groups { get; }
+
+    public MetricCollector<long> Values { get; }
+
+    public MetricCollector<long> Dropped { get; }
+
+    public MetricCollector<long> Failures { get; }
+
+    public async Task<(EmbeddingResult Result, float[] Vector)> GetAsync(long user, string model = "ctr")
+    {
+        var vector = new float[Dimensions];
+        var result = await Cache.GetAsync(model, user, vector);
+        return (result, vector);
+    }
+
+    public static long Sum(MetricCollector<long> collector, string? tag = null, string? value = null) =>
+        collector.GetMeasurementSnapshot().Where(m => tag is null || Equals(m.Tags.GetValueOrDefault(tag), value)).Sum(m => m.Value);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Cache.DisposeAsync();
+        await Store.DisposeAsync();
+        foreach (var c in new[] { Reads, Groups, Values, Dropped, Failures })
+        {
+            c.Dispose();
+        }
+    }
+}
