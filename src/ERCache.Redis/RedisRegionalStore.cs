@@ -34,7 +34,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
 
     /// <summary>Connects to <paramref name="connectionString"/> (StackExchange.Redis syntax, such as
     /// <c>127.0.0.1:6379</c>). The store is usable at once even when the server is down: the connection is retried in
-    /// the background (<c>abortConnect=false</c>), and lookups fail fast until it is up.</summary>
+    /// the background (<c>abortConnect=false</c>, every 500 ms after a loss), and lookups fail fast until it is up.</summary>
     /// <param name="connectionString">Where the server is.</param>
     /// <returns>A store that owns its connection and closes it on disposal.</returns>
     /// <exception cref="ArgumentException">The connection string does not parse.</exception>
@@ -43,6 +43,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
         var options = ConfigurationOptions.Parse(connectionString);
         options.AbortOnConnectFail = false;
+        options.ReconnectRetryPolicy = new LinearRetry(500); // a cache wants its store back soon, not after a long backoff
         if (!connectionString.Contains("connectTimeout", StringComparison.OrdinalIgnoreCase))
         {
             options.ConnectTimeout = 1000; // a dead store must not hold start-up for the default 5 s

@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using ERCache.Redis.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace ERCache.Redis.Tests;
+
+/// <summary>The regional store is an optimisation, never a dependency (DESIGN §2 rule 9): each fault against a real
+/// server of its own, started, killed, paused and restarted by its process id.</summary>
+public sealed class FaultTests
+{
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
+    public async Task A_store_down_at_start_up_is_used_once_it_is_reachable_without_a_restart(ServerKind kind)
+    {
+        int port = StoreServer.FreePort();
+        string connection = $"127.0.0.1:{port},connectTimeout=500";
+        await using var a = new RegionalHost(connection);
+        await using var b = new RegionalHost(connection);
+
+        var local = await a.GetAsync(1);
+        var again = await a.GetAsync(1);
+        Assert.Equal(EmbeddingSource.Fresh, local.Result.Source);
+        Assert.Equal(EmbeddingSource.Direct, again.Result.Source);
+        Assert.True(RegionalHost.Sum(a.Reads, "outcome", "unavailable") >= 1);
+
+        using var server = StoreServer.Start(kind, port);
+        bool shared = await Eventually(async () =>
+        {
+            // The breakers' break (5 s of each host's clock) passes; the connections come back by themselves.
+            a.FakeClock.Advance(TimeSpan.FromSeconds(6));
+            b.FakeClock.Advance(TimeSpan.FromSeconds(6));
+            await a.GetAsync(7); // fresh on a (its tiers are empty for 7 the first time), queued for the store
+            await a.Cache.FlushRegionalWritesAsync();
+            return (await b.GetAsync(7)).Result.Source == EmbeddingSource.Regional;
+        });
+
+        Assert.True(shared, "host b never found host a's vector once the store was up");
+    }
+
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
+    public async Task A_store_killed_mid_run_leaves_requests_answered_locally_then_comes_back(ServerKind kind)
+    {
+        using var server = StoreServer.Start(kind);
+        await using var a = new RegionalHost(server.ConnectionString);
+        await using var b = new RegionalHost(server.ConnectionString);
+        await a.GetAsync(1);
+        await a.Cache.FlushRegionalWritesAsync();
+        Assert.Equal(EmbeddingSource.Regional, (await b.GetAsync(1)).Result.Source);
+
+        server.Kill();
+        for (long user = 100; user < 120; user++)
+        {
+            var (result, vector) = await b.GetAsync(user);
+            Assert.Equal(EmbeddingSource.Fresh, result.Source);
+            Assert.True(UserTower.BelongsTo(vector, user));
+        }
+
+        await b.Cache.FlushRegionalWritesAsync(); // the write fails: dropped and counted, never thrown
+        Assert.True(RegionalHost.Sum(b.Failures) >= 1);
+
+        server.Restart();
+        bool back = await Eventually(async () =>
+        {
+            a.FakeClock.Advance(TimeSpan.FromSeconds(6));
+            b.FakeClock.Advance(TimeSpan.FromSeconds(6));
+            long user = 1000 + (long)a.FakeClock.GetUtcNow().ToUnixTimeSeconds() % 100_000;
+            await a.GetAsync(user);
+            await a.Cache.FlushRegionalWritesAsync();
+            return (await b.GetAsync(user)).Result.Source == EmbeddingSource.Regional;
+        });
+
+        Assert.True(back, "the regional tier did not come back after the store restarted");
+    }
+
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
+    public async Task A_paused_store_costs_a_request_its_regional_timeout_and_no_more(ServerKind kind)
+    {
+        using var server = StoreServer.Start(kind);
+        await using var host = new RegionalHost(server.ConnectionString, o =>
+        {
+            o.Regional.Timeout = TimeSpan.FromMilliseconds(50);
+            o.Regional.WriteTimeout = TimeSpan.FromMilliseconds(200);
+            o.Models["ctr"].Inference.Timeout = TimeSpan.FromSeconds(1);
+        }, clock: TimeProvider.System);
+        await host.GetAsync(1); // connections warm
+
+        server.Pause();
+        try
+        {
+            var worst = TimeSpan.Zero;
+            for (long user = 10; user < 20; user++)
+            {
+                var stopwatch = Stopwatch.StartNew();
+                var (result, vector) = await host.GetAsync(user);
+                worst = stopwatch.Elapsed > worst ? stopwatch.Elapsed : worst;
+                Assert.Equal(EmbeddingSource.Fresh, result.Source);
+                Assert.True(UserTower.BelongsTo(vector, user));
+            }
+
+            await host.Cache.FlushRegionalWritesAsync();
+
+            // Generous: the lookup waits 50 ms at most; the deadline is 1 s.
+            Assert.True(worst < TimeSpan.FromMilliseconds(750), $"a request took {worst.TotalMilliseconds:F0} ms while the store was paused");
+            Assert.True(RegionalHost.Sum(host.Failures, "reason", "timeout") >= 1);
+            Assert.True(RegionalHost.Sum(host.Dropped) >= 1);
+        }
+        finally
+        {
+            server.Resume();
+        }
+    }
+
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
+    public async Task Hosts_and_threads_hammering_one_store_never_receive_another_users_vector(ServerKind kind)
+    {
+        const int Hosts = 3, ThreadsPerHost = 3, RequestsPerThread = 1_500, Users = 300;
+        using var server = StoreServer.Start(kind);
+        var hosts = Enumerable.Range(0, Hosts).Select(_ => new RegionalHost(server.ConnectionString, o =>
+        {
+            o.Regional.FlushInterval = TimeSpan.FromMilliseconds(2);
+            o.Models["ctr"].Direct.Ttl = TimeSpan.FromMilliseconds(20); // expire often, so hosts read each other's values
+            o.Models["ctr"].Failover.Ttl = TimeSpan.FromMinutes(1);
+        }, clock: TimeProvider.System)).ToArray();
+        long foreign = 0, regional = 0;
+        try
+        {
+            var work = hosts.SelectMany((host, h) => Enumerable.Range(0, ThreadsPerHost).Select(t => Task.Run(async () =>
+            {
+                var rng = new Random((h * 10) + t);
+                var users = new long[4];
+                var vectors = new float[users.Length * RegionalHost.Dimensions];
+                var results = new EmbeddingResult[users.Length];
+                for (int i = 0; i < RequestsPerThread; i++)
+                {
+                    for (int u = 0; u < users.Length; u++)
+                    {
+                        users[u] = rng.Next(Users);
+                    }
+
+                    await host.Cache.GetManyAsync("ctr", users, vectors, results);
+                    for (int u = 0; u < users.Length; u++)
+                    {
+                        if (results[u].HasVector && !UserTower.BelongsTo(vectors.AsSpan(u * RegionalHost.Dimensions, RegionalHost.Dimensions), users[u]))
+                        {
+                            Interlocked.Increment(ref foreign);
+                        }
+
+                        if (results[u].Source == EmbeddingSource.Regional)
+                        {
+                            Interlocked.Increment(ref regional);
+                        }
+                    }
+                }
+            }))).ToArray();
+            await Task.WhenAll(work);
+        }
+        finally
+        {
+            foreach (var host in hosts)
+            {
+                await host.DisposeAsync();
+            }
+        }
+
+        Assert.Equal(0, foreign);
+        Assert.True(regional > 0, "no host ever read another host's value");
+    }
+
+    /// <summary>Retries <paramref name="attempt"/> until it holds: a reconnection happens on real time. At most about
+    /// 30 s (60 attempts, 0.5 s apart).</summary>
+    private static async Task<bool> Eventually(Func<Task<bool>> attempt)
+    {
+        for (int i = 0; i < 60; i++)
+        {
+            if (await attempt())
+            {
+                return true;
+            }
+
+            await Task.Delay(500);
+        }
+
+        return false;
+    }
+}
