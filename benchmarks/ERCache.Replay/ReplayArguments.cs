@@ -41,6 +41,8 @@ internal sealed class ReplayArguments
     private static readonly Option<int> ThreadsOption = new("--threads") { Description = "Replay users on N threads when the result is the same as on one (no tier can fill); otherwise one, saying why", DefaultValueFactory = _ => Environment.ProcessorCount, CustomParser = r => Integer(r, 1) };
     private static readonly Option<TimeSpan> WarmupOption = new("--warmup") { Description = "Before timing, replay the first requests through throwaway caches until the JIT settles, for at most this long (0: none)", DefaultValueFactory = _ => TimeSpan.FromSeconds(10), CustomParser = r => r.Tokens.Single().Value.Trim() == "0" ? TimeSpan.Zero : ParseDuration(r) };
 
+    private static readonly Option<string?> RegionalOption = new("--regional") { Description = "Hosts share a regional store: memory (in this process, for fast sweeps) or redis=HOST:PORT (Redis or Garnet; entries are written under a version of this run's own)", Validators = { CheckRegional } };
+
     private static readonly Option[] TierOptions = [ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption, CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption];
 
     private ReplayArguments(ParseResult p)
@@ -75,6 +77,7 @@ internal sealed class ReplayArguments
         Routing = p.GetValue(RoutingOption);
         Threads = p.GetValue(ThreadsOption);
         Warmup = p.GetValue(WarmupOption);
+        Regional = p.GetValue(RegionalOption);
     }
 
     public string? TracePath { get; }
@@ -137,6 +140,9 @@ internal sealed class ReplayArguments
 
     public TimeSpan Warmup { get; }
 
+    /// <summary><c>memory</c>, <c>redis=HOST:PORT</c>, or null for caches of their own.</summary>
+    public string? Regional { get; }
+
     /// <summary>The root command with every option; its action runs <paramref name="run"/> on the parsed arguments.</summary>
     public static RootCommand CreateCommand(Func<ReplayArguments, int> run)
     {
@@ -146,7 +152,7 @@ internal sealed class ReplayArguments
                      TraceOption, ScarabOption, RateOption, SyntheticOption, UsersOption, DurationOption, ModelsOption, FailureRateOption,
                      OutageOption, SeedOption, WriteTraceOption, ConfigOption, ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption,
                      CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, JsonOption, SweepTtlOption, SweepCapacityOption,
-                     SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption,
+                     SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption, RegionalOption,
                  })
         {
             command.Options.Add(option);
@@ -308,6 +314,15 @@ internal sealed class ReplayArguments
         }
 
         return items;
+    }
+
+    private static void CheckRegional(OptionResult r)
+    {
+        string value = r.GetValueOrDefault<string?>() ?? string.Empty;
+        if (value != "memory" && !(value.StartsWith("redis=", StringComparison.Ordinal) && value.Length > "redis=".Length))
+        {
+            r.AddError($"--regional must be memory or redis=HOST:PORT (got '{value}').");
+        }
     }
 
     private static string Name(ArgumentResult r) => r.Parent is OptionResult o ? o.Option.Name : "argument";

@@ -68,10 +68,16 @@ internal static class ReplayCommand
         }
         else
         {
-            var result = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads);
+            var options = BuildOptions(a, trace, unbounded);
+            using var store = RegionalStore.Open(a.Regional, options);
+            var result = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, store?.Store);
             stdout.Write(ReportWriter.Markdown(result));
             stdout.WriteLine();
             stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")}, {Threads(result)})."));
+            if (result.Regional is { } traffic)
+            {
+                stdout.WriteLine(Inv($"Regional store ({a.Regional}): {result.Total.RegionalHits:N0} regional hits; {traffic.ReadRoundTrips:N0} lookups ({traffic.BytesRead:N0} bytes), {traffic.WriteRoundTrips:N0} write round trips carrying {traffic.WriteGroups:N0} grouped writes, {traffic.ValuesWritten:N0} values ({traffic.BytesWritten:N0} bytes)."));
+            }
             if (a.JsonPath is not null)
             {
                 using var file = File.Create(a.JsonPath);
@@ -253,13 +259,24 @@ internal static class ReplayCommand
 
     private static void CompareRouting(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
     {
-        stdout.WriteLine("| Hosts | Routing | Compute saved | Failover hits | Fallback rate | Direct entries (all hosts) |");
-        stdout.WriteLine("|---:|---|---:|---:|---:|---:|");
-        foreach (var (hosts, routing) in new[] { (1, Routing.Sticky), (a.Hosts, Routing.Random), (a.Hosts, Routing.Sticky) })
+        stdout.WriteLine("| Hosts | Routing | Regional store | Compute saved | Inferences | Failover hits | Fallback rate | Direct entries (all hosts) | Store round trips (lookups / writes) | Store bytes (read / written) |");
+        stdout.WriteLine("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        var rows = new List<(int Hosts, Routing Routing, string? Regional)> { (1, Routing.Sticky, null), (a.Hosts, Routing.Random, null), (a.Hosts, Routing.Sticky, null) };
+        if (a.Regional is not null)
         {
-            var r = ReplayRunner.Run(trace, BuildOptions(a, trace, unbounded), hosts, routing, a.Seed, a.Threads).Total;
+            rows.Add((a.Hosts, Routing.Random, a.Regional));
+        }
+
+        foreach (var (hosts, routing, regional) in rows)
+        {
+            var options = BuildOptions(a, trace, unbounded);
+            using var store = RegionalStore.Open(regional, options);
+            var result = ReplayRunner.Run(trace, options, hosts, routing, a.Seed, a.Threads, store?.Store);
+            var r = result.Total;
             string name = hosts == 1 ? "-" : routing.ToString().ToLowerInvariant();
-            stdout.WriteLine(Inv($"| {hosts} | {name} | {r.ComputeSaved:P1} | {r.FailoverHits:N0} | {r.FallbackRate:P2} | {r.Direct.PeakEntries:N0} |"));
+            string trips = result.Regional is { } t ? Inv($"{t.ReadRoundTrips:N0} / {t.WriteRoundTrips:N0}") : "-";
+            string bytes = result.Regional is { } b ? Inv($"{b.BytesRead:N0} / {b.BytesWritten:N0}") : "-";
+            stdout.WriteLine(Inv($"| {hosts} | {name} | {regional ?? "-"} | {r.ComputeSaved:P1} | {r.Inferences:N0} | {r.FailoverHits:N0} | {r.FallbackRate:P2} | {r.Direct.PeakEntries:N0} | {trips} | {bytes} |"));
         }
     }
 

@@ -59,6 +59,17 @@ internal static class ReportWriter
         json.WriteNumber("elapsedSeconds", Math.Round(result.Elapsed.TotalSeconds, 3));
         json.WriteNumber("requestsPerSecond", Math.Round(result.RequestsPerSecond));
         json.WriteNumber("threads", result.Threads);
+        if (result.Regional is { } traffic)
+        {
+            json.WriteStartObject("regional");
+            json.WriteNumber("readRoundTrips", traffic.ReadRoundTrips);
+            json.WriteNumber("bytesRead", traffic.BytesRead);
+            json.WriteNumber("writeRoundTrips", traffic.WriteRoundTrips);
+            json.WriteNumber("writeGroups", traffic.WriteGroups);
+            json.WriteNumber("valuesWritten", traffic.ValuesWritten);
+            json.WriteNumber("bytesWritten", traffic.BytesWritten);
+            json.WriteEndObject();
+        }
         json.WriteEndObject();
     }
 
@@ -67,6 +78,7 @@ internal static class ReportWriter
         json.WriteStartObject();
         json.WriteNumber("requests", r.Requests);
         json.WriteNumber("directHits", r.DirectHits);
+        json.WriteNumber("regionalHits", r.RegionalHits);
         json.WriteNumber("inferences", r.Inferences);
         json.WriteNumber("inferenceFailures", r.InferenceFailures);
         json.WriteNumber("failoverHits", r.FailoverHits);
@@ -76,7 +88,7 @@ internal static class ReportWriter
         json.WriteNumber("fallbackRateWithoutCache", r.FallbackRateWithoutCache);
         Percentiles(json, r.AllAges());
         json.WriteStartObject("ageBySource");
-        foreach (var (source, ages) in new[] { ("direct", r.DirectAges), ("fresh", r.FreshAges), ("failover", r.FailoverAges) })
+        foreach (var (source, ages) in new[] { ("direct", r.DirectAges), ("regional", r.RegionalAges), ("fresh", r.FreshAges), ("failover", r.FailoverAges) })
         {
             json.WriteStartObject(source);
             json.WriteNumber("count", ages.Count);

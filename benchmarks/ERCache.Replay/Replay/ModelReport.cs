@@ -7,6 +7,9 @@ internal sealed class ModelReport
 
     public long DirectHits { get; set; }
 
+    /// <summary>Requests served from the regional store (another host's inference, younger than the direct TTL).</summary>
+    public long RegionalHits { get; set; }
+
     public long FreshResults { get; set; }
 
     /// <summary>Users sent to the inference delegate (every attempt, one per request that reached it).</summary>
@@ -24,6 +27,8 @@ internal sealed class ModelReport
 
     public AgeHistogram DirectAges { get; } = new();
 
+    public AgeHistogram RegionalAges { get; } = new();
+
     public AgeHistogram FreshAges { get; } = new();
 
     public AgeHistogram FailoverAges { get; } = new();
@@ -37,12 +42,14 @@ internal sealed class ModelReport
     {
         var all = new AgeHistogram();
         all.Add(DirectAges);
+        all.Add(RegionalAges);
         all.Add(FreshAges);
         all.Add(FailoverAges);
         return all;
     }
 
-    public double ComputeSaved => Requests == 0 ? 0 : (double)DirectHits / Requests;
+    /// <summary>Requests that ran no inference: direct hits, and regional hits (inference another host already ran).</summary>
+    public double ComputeSaved => Requests == 0 ? 0 : (double)(DirectHits + RegionalHits) / Requests;
 
     public double FallbackRate => Requests == 0 ? 0 : (double)Fallbacks / Requests;
 
@@ -52,6 +59,7 @@ internal sealed class ModelReport
     {
         Requests += other.Requests;
         DirectHits += other.DirectHits;
+        RegionalHits += other.RegionalHits;
         FreshResults += other.FreshResults;
         Inferences += other.Inferences;
         InferenceFailures += other.InferenceFailures;
@@ -59,6 +67,7 @@ internal sealed class ModelReport
         Fallbacks += other.Fallbacks;
         FailingRequests += other.FailingRequests;
         DirectAges.Add(other.DirectAges);
+        RegionalAges.Add(other.RegionalAges);
         FreshAges.Add(other.FreshAges);
         FailoverAges.Add(other.FailoverAges);
         Direct.Add(other.Direct);

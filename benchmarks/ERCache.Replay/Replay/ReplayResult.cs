@@ -15,5 +15,8 @@ internal sealed class ReplayResult
     /// <summary>Why the replay ran on one thread although more were asked for; null otherwise.</summary>
     public string? SingleThreadReason { get; init; }
 
+    /// <summary>What the hosts sent to and read from the regional store; null without one.</summary>
+    public RegionalTraffic? Regional { get; init; }
+
     public double RequestsPerSecond => Total.Requests / Math.Max(Elapsed.TotalSeconds, 1e-9);
 }

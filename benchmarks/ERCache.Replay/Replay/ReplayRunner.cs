@@ -1,5 +1,6 @@
 using System.Runtime;
 using Stopwatch = System.Diagnostics.Stopwatch;
+using ERCache.Regional;
 using ERCache.Replay.Traces;
 
 namespace ERCache.Replay.Replay;
@@ -33,7 +34,7 @@ namespace ERCache.Replay.Replay;
 internal static class ReplayRunner
 {
     public static ReplayResult Run(
-        Trace trace, ERCacheOptions options, int hosts = 1, Routing routing = Routing.Sticky, int seed = 1, int threads = 1)
+        Trace trace, ERCacheOptions options, int hosts = 1, Routing routing = Routing.Sticky, int seed = 1, int threads = 1, IRegionalStore? regional = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(hosts, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
@@ -49,7 +50,7 @@ internal static class ReplayRunner
         var users = trace.DistinctUsers();
         string? reason = threads == 1 ? null : Shards.WhyUsersInteract(options, names, users);
         int shards = reason is null ? threads : 1;
-        var replays = Shards.Create(names, options, users, shards, hosts);
+        var replays = Shards.Create(names, options, users, shards, hosts, regional);
 
         // Setup's garbage (the trace's parsing, earlier replays) is collected now, not on the replay's time.
         GC.Collect();
@@ -73,8 +74,14 @@ internal static class ReplayRunner
             total.Add(merged);
         }
 
+        RegionalTraffic? traffic = null;
         foreach (var replay in replays)
         {
+            if (replay.Traffic is { } shardTraffic)
+            {
+                (traffic ??= new RegionalTraffic()).Add(shardTraffic);
+            }
+
             replay.Dispose();
         }
 
@@ -85,6 +92,7 @@ internal static class ReplayRunner
             Elapsed = stopwatch.Elapsed,
             Threads = shards,
             SingleThreadReason = reason,
+            Regional = traffic,
         };
     }
 

@@ -81,6 +81,10 @@ internal sealed class RequestWindow
                     report.DirectHits++;
                     report.DirectAges.Record(age);
                     break;
+                case EmbeddingSource.Regional:
+                    report.RegionalHits++;
+                    report.RegionalAges.Record(age);
+                    break;
                 case EmbeddingSource.Fresh:
                     report.FreshResults++;
                     report.FreshAges.Record(age);

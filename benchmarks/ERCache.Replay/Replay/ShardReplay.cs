@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
+using ERCache.Regional;
 using ERCache.Replay.Traces;
 
 namespace ERCache.Replay.Replay;
@@ -12,9 +13,12 @@ internal sealed class ShardReplay : IDisposable
     private readonly EmbeddingCache[] _caches;
     private readonly ModelReport[] _reports;
     private readonly RequestWindow[,] _windows;
+    private readonly ReplayRegionalStore? _regional;
+    private readonly HashSet<long> _usersNow = []; // users requested at the current timestamp, when hosts share a store
 
-    public ShardReplay(string[] names, ERCacheOptions options, int hosts)
+    public ShardReplay(string[] names, ERCacheOptions options, int hosts, IRegionalStore? regional = null)
     {
+        _regional = regional is null ? null : new ReplayRegionalStore(regional);
         _start = _clock.GetUtcNow();
         var inference = names.Select(_ => new ReplayInference(_clock, _start)).ToArray();
         var byName = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => (IEmbeddingInference)inference[p.i], StringComparer.OrdinalIgnoreCase);
@@ -23,7 +27,7 @@ internal sealed class ShardReplay : IDisposable
             byName[configured] = new ReplayInference(_clock, _start); // configured but absent from the trace
         }
 
-        _caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, _clock)).ToArray();
+        _caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, _clock, regionalStore: _regional)).ToArray();
         _reports = names.Select(_ => new ModelReport()).ToArray();
         _windows = new RequestWindow[hosts, names.Length];
         for (int h = 0; h < hosts; h++)
@@ -52,8 +56,18 @@ internal sealed class ShardReplay : IDisposable
             if (request.TimestampMs != currentTs)
             {
                 FlushAll(open);
+                Publish();
                 currentTs = request.TimestampMs;
                 _clock.SetUtcNow(_start.AddMilliseconds(currentTs));
+                _usersNow.Add(request.User);
+            }
+            else if (_regional is not null && !_usersNow.Add(request.User))
+            {
+                // A user again at the same instant, maybe on another host: what the first request computed must be
+                // visible to it, as on one host where it would be a direct hit.
+                FlushAll(open);
+                Publish();
+                _usersNow.Add(request.User);
             }
 
             int host = hosts == 1 ? 0 : randomHosts is not null ? randomHosts[i] : Shards.StickyHost(request.User, hosts);
@@ -74,6 +88,9 @@ internal sealed class ShardReplay : IDisposable
         FlushAll(open);
     }
 
+    /// <summary>What this shard's hosts sent to and read from the regional store, or null without one.</summary>
+    public RegionalTraffic? Traffic => _regional?.Traffic;
+
     /// <summary>The shard's report of model <paramref name="m"/>, with its tiers' peaks summed over hosts.</summary>
     public ModelReport Finish(int m)
     {
@@ -93,6 +110,24 @@ internal sealed class ShardReplay : IDisposable
         {
             cache.Dispose();
         }
+    }
+
+    /// <summary>Makes what the hosts computed visible to all of them: each cache's queued regional writes, then the held
+    /// writes, in one commit. Nothing happens without a regional store.</summary>
+    private void Publish()
+    {
+        if (_regional is null)
+        {
+            return;
+        }
+
+        foreach (var cache in _caches)
+        {
+            cache.FlushRegionalWritesAsync().GetAwaiter().GetResult();
+        }
+
+        _regional.Commit();
+        _usersNow.Clear();
     }
 
     private static void FlushAll(List<RequestWindow> open)

@@ -2,6 +2,7 @@ using System.Runtime.ExceptionServices;
 using System.Text.Json;
 using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
+using ERCache.Regional;
 using ERCache.Replay.Traces;
 
 namespace ERCache.Replay.Replay;
@@ -37,11 +38,11 @@ internal static class Shards
     /// users of the model plus its proportional share of the slack as capacity, so the shards' capacities add up to
     /// the configured one. The given options are not changed.
     /// </summary>
-    public static ShardReplay[] Create(string[] names, ERCacheOptions options, IReadOnlyList<IReadOnlySet<long>> users, int shards, int hosts)
+    public static ShardReplay[] Create(string[] names, ERCacheOptions options, IReadOnlyList<IReadOnlySet<long>> users, int shards, int hosts, IRegionalStore? regional)
     {
         if (shards == 1)
         {
-            return [new ShardReplay(names, options, hosts)];
+            return [new ShardReplay(names, options, hosts, regional)];
         }
 
         // Users of each configured model per shard, counted in one pass (a model absent from the trace has none).
@@ -67,7 +68,7 @@ internal static class Shards
                 model.Failover.Capacity = Share(model.Failover.Capacity, all, perShard[name][s], s, shards);
             }
 
-            replays[s] = new ShardReplay(names, mine, hosts);
+            replays[s] = new ShardReplay(names, mine, hosts, regional); // users of different shards never share a store key
         }
 
         return replays;

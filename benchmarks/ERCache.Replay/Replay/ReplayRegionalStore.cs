@@ -1,0 +1,82 @@
+using ERCache.Regional;
+
+namespace ERCache.Replay.Replay;
+
+/// <summary>
+/// A shard's view of the shared regional store: reads go straight through; writes are held until
+/// <see cref="Commit"/>, which the replay calls before its clock moves, so what one host wrote becomes visible to the
+/// others at a point fixed by the trace, not by when a background flush happened to run. Counts round trips and
+/// bytes.
+/// </summary>
+internal sealed class ReplayRegionalStore(IRegionalStore inner) : IRegionalStore
+{
+    private readonly Lock _lock = new();
+    private List<RegionalWriteGroup> _held = [];
+
+    public RegionalTraffic Traffic { get; } = new();
+
+    public async Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+    {
+        var values = await inner.ReadAsync(field, users, cancellationToken).ConfigureAwait(false);
+        Traffic.ReadRoundTrips++;
+        Traffic.BytesRead += values.Sum(v => (long)(v?.Length ?? 0));
+        return values;
+    }
+
+    public Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            _held.AddRange(groups);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Writes what the caches flushed since the last commit, in one round trip.</summary>
+    public void Commit()
+    {
+        List<RegionalWriteGroup> groups;
+        lock (_lock)
+        {
+            (groups, _held) = (_held, []);
+        }
+
+        if (groups.Count == 0)
+        {
+            return;
+        }
+
+        inner.WriteAsync(groups, CancellationToken.None).GetAwaiter().GetResult();
+        Traffic.WriteRoundTrips++;
+        Traffic.WriteGroups += groups.Count;
+        Traffic.ValuesWritten += groups.Sum(g => g.Fields.Count);
+        Traffic.BytesWritten += groups.Sum(g => g.Fields.Sum(f => (long)f.Value.Length));
+    }
+}
+
+/// <summary>What a replay sent to and read from the regional store (summed over shards).</summary>
+internal sealed class RegionalTraffic
+{
+    public long ReadRoundTrips { get; set; }
+
+    public long BytesRead { get; set; }
+
+    public long WriteRoundTrips { get; set; }
+
+    public long WriteGroups { get; set; }
+
+    public long ValuesWritten { get; set; }
+
+    public long BytesWritten { get; set; }
+
+    public void Add(RegionalTraffic other)
+    {
+        ReadRoundTrips += other.ReadRoundTrips;
+        BytesRead += other.BytesRead;
+        WriteRoundTrips += other.WriteRoundTrips;
+        WriteGroups += other.WriteGroups;
+        ValuesWritten += other.ValuesWritten;
+        BytesWritten += other.BytesWritten;
+    }
+}
