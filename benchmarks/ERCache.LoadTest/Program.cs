@@ -38,6 +38,39 @@ double compression = traceSeconds / (requests.Length / settings.Rate);
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"{requests.Length:N0} requests of the synthetic trace ({settings.Users:N0} users, {traceSeconds / 3600:F1} h of trace time) at {settings.Rate:N0} requests/s: trace time runs {compression:F0}x faster, so every TTL is divided by {compression:F0}."));
 
+if (settings.Processes > 1)
+{
+    // Several real service processes, round-robin, without and then with a shared redis-server.
+    var (redis, redisPort) = MultiProcessRun.StartRedis();
+    try
+    {
+        var multi = new List<MultiProcessResult>
+        {
+            await MultiProcessRun.ExecuteAsync($"{settings.Processes} processes, local tiers only", requests, settings, compression, settings.Processes, null),
+            await MultiProcessRun.ExecuteAsync($"{settings.Processes} processes, shared redis-server", requests, settings, compression, settings.Processes, redisPort),
+        };
+        Console.WriteLine();
+        Console.WriteLine($"| | {string.Join(" | ", multi.Select(r => r.Name))} |");
+        Console.WriteLine($"|---|{string.Concat(multi.Select(_ => "---:|"))}");
+        void MultiRow(string label, Func<MultiProcessResult, string> cell) => Console.WriteLine($"| {label} | {string.Join(" | ", multi.Select(cell))} |");
+        MultiRow("requests sent (HTTP errors)", r => Inv($"{r.Sent:N0} ({r.HttpErrors:N0})"));
+        MultiRow("latency p50 / p99", r => Inv($"{r.P50:F2} / {r.P99:F2} ms"));
+        MultiRow("users inferred", r => Inv($"{r.Inferred:N0}"));
+        MultiRow("embeddings: direct / regional", r => Inv($"{r.Direct:N0} / {r.Regional:N0}"));
+        MultiRow("embeddings: fresh / failover / fallback", r => Inv($"{r.Fresh:N0} / {r.Failover:N0} / {r.Fallback:N0}"));
+        MultiRow("compute saved", r => Inv($"{r.ComputeSaved:P1}"));
+        MultiRow("fallback rate", r => Inv($"{r.FallbackRate:P2}"));
+        MultiRow("store writes/s: grouped (one per user)", r => Inv($"{r.WriteGroups / r.Elapsed.TotalSeconds:N0}"));
+        MultiRow("store writes/s if one per (user, model)", r => Inv($"{r.WriteValues / r.Elapsed.TotalSeconds:N0}"));
+    }
+    finally
+    {
+        MultiProcessRun.Stop(redis);
+    }
+
+    return 0;
+}
+
 var runs = new (string Name, bool Cache, bool Failover, double FailureRate)[]
 {
     ("cache on", true, true, 0),
@@ -77,7 +110,7 @@ return 0;
 static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
 /// <summary>The command line, declared with System.CommandLine (which also writes <c>--help</c>).</summary>
-internal sealed record LoadSettings(int Requests, double Rate, int Users, double MaxSeconds, double FailureRate, int Items)
+internal sealed record LoadSettings(int Requests, double Rate, int Users, double MaxSeconds, double FailureRate, int Items, int Processes)
 {
     private static readonly Option<int> RequestsOption = new("--requests") { Description = "Requests per run", DefaultValueFactory = _ => 20_000, Validators = { Positive<int> } };
     private static readonly Option<double> RateOption = new("--rate") { Description = "Requests per second sent", DefaultValueFactory = _ => 1000, Validators = { Positive<double> } };
@@ -85,15 +118,16 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
     private static readonly Option<double> MaxSecondsOption = new("--max-seconds") { Description = "Longest a run may take", DefaultValueFactory = _ => 60, Validators = { Positive<double> } };
     private static readonly Option<double> FailureRateOption = new("--failure-rate") { Description = "Share of tower calls failing in the failure runs, 0..1", DefaultValueFactory = _ => 0.2, Validators = { ShareOfOne } };
     private static readonly Option<int> ItemsOption = new("--items") { Description = "Items ranked per request", DefaultValueFactory = _ => 100, Validators = { Positive<int> } };
+    private static readonly Option<int> ProcessesOption = new("--processes") { Description = "Run N real service processes, round-robin, without and with a shared redis-server (started here) instead of the in-process comparison; 1: in-process", DefaultValueFactory = _ => 1, Validators = { Positive<int> } };
 
     public static RootCommand CreateCommand() => new("End-to-end load test of the ranking-service sample over loopback: cache on and off, and failures with and without the failover tier.")
     {
-        RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption,
+        RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption, ProcessesOption,
     };
 
     public static LoadSettings From(ParseResult p) => new(
         p.GetValue(RequestsOption), p.GetValue(RateOption), p.GetValue(UsersOption),
-        p.GetValue(MaxSecondsOption), p.GetValue(FailureRateOption), p.GetValue(ItemsOption));
+        p.GetValue(MaxSecondsOption), p.GetValue(FailureRateOption), p.GetValue(ItemsOption), p.GetValue(ProcessesOption));
 
     private static void Positive<T>(OptionResult r)
         where T : struct, System.Numerics.INumber<T>
@@ -128,14 +162,46 @@ internal sealed record RunResult(
 /// <summary>One configuration of the service under the trace.</summary>
 internal static class LoadRun
 {
-    private const int MaxInFlight = 256;
+    internal const int MaxInFlight = 256;
 
     public static async Task<RunResult> ExecuteAsync(
         string name, TraceRequest[] requests, LoadSettings settings, double compression, bool cache, bool failover, double failureRate)
     {
+        var overrides = Overrides(compression, cache, failover, failureRate);
+        overrides["Urls"] = "http://127.0.0.1:0";
+        await using var app = RankingServiceApp.Create([], overrides, contentRoot: AppContext.BaseDirectory);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = MaxInFlight }) { BaseAddress = new Uri(address) };
+
+        // Warm-up (JIT, connections) with users outside the trace, then measure from a counter snapshot.
+        for (int i = 0; i < 200; i++)
+        {
+            using var warm = await client.PostAsJsonAsync("/rank", Body(-1 - i, i, settings.Items));
+        }
+
+        var before = await client.GetFromJsonAsync<StatsResponse>("/stats");
+        var (sent, errors, measured, elapsed) = await SendAsync([client], requests, settings);
+        var after = await client.GetFromJsonAsync<StatsResponse>("/stats");
+        await app.StopAsync();
+
+        long Delta(string source) => Requests(after!, source) - Requests(before!, source);
+        double towerMs = after!.Towers.Values.Sum(t => t.ComputeMs) - before!.Towers.Values.Sum(t => t.ComputeMs);
+        long inferred = after.Towers.Values.Sum(t => t.Users) - before.Towers.Values.Sum(t => t.Users);
+        var result = new RunResult(
+            name, sent, errors, elapsed,
+            Percentile(measured, 0.50), Percentile(measured, 0.99), measured.Length == 0 ? 0 : measured[^1],
+            towerMs, inferred, Delta("direct"), Delta("fresh"), Delta("failover"), Delta("fallback"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {sent:N0} requests in {elapsed.TotalSeconds:F1} s, p99 {result.P99:F2} ms, compute saved {result.ComputeSaved:P1}, fallback {result.FallbackRate:P2}"));
+        return result;
+    }
+
+    /// <summary>The sample's configuration for a run: its TTLs divided by the trace-time compression, tiers on or off,
+    /// the fault switch, quiet logs.</summary>
+    internal static Dictionary<string, string?> Overrides(double compression, bool cache, bool failover, double failureRate)
+    {
         var overrides = new Dictionary<string, string?>
         {
-            ["Urls"] = "http://127.0.0.1:0",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
             ["RankingService:FailureRate"] = failureRate.ToString(CultureInfo.InvariantCulture),
@@ -155,18 +221,17 @@ internal static class LoadRun
             overrides[$"ERCache:Models:{model.Key}:Failover:Enabled"] = cache && failover ? "true" : "false";
         }
 
-        await using var app = RankingServiceApp.Create([], overrides, contentRoot: AppContext.BaseDirectory);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = MaxInFlight }) { BaseAddress = new Uri(address) };
+        return overrides;
+    }
 
-        // Warm-up (JIT, connections) with users outside the trace, then measure from a counter snapshot.
-        for (int i = 0; i < 200; i++)
-        {
-            using var warm = await client.PostAsJsonAsync("/rank", Body(-1 - i, i, settings.Items));
-        }
-
-        var before = await client.GetFromJsonAsync<StatsResponse>("/stats");
+    /// <summary>
+    /// Sends the requests at the configured rate, at most <see cref="MaxInFlight"/> at once, request <c>i</c> to
+    /// <c>clients[i % clients.Length]</c> (round-robin over service instances), bounded by <c>--max-seconds</c>.
+    /// Returns what was sent, the HTTP errors, the sorted latencies (ms) and the time taken.
+    /// </summary>
+    internal static async Task<(int Sent, int Errors, double[] SortedLatencies, TimeSpan Elapsed)> SendAsync(
+        HttpClient[] clients, TraceRequest[] requests, LoadSettings settings)
+    {
         var latencies = new double[requests.Length];
         int sent = 0, errors = 0;
         using var inFlight = new SemaphoreSlim(MaxInFlight);
@@ -183,6 +248,7 @@ internal static class LoadRun
 
             await inFlight.WaitAsync();
             int index = i;
+            var client = clients[i % clients.Length];
             sent++;
             tasks.Add(Task.Run(async () =>
             {
@@ -209,27 +275,14 @@ internal static class LoadRun
         }
 
         await Task.WhenAll(tasks);
-        var elapsed = clock.Elapsed;
-        var after = await client.GetFromJsonAsync<StatsResponse>("/stats");
-        await app.StopAsync();
-
-        var measured = latencies.Take(sent).Order().ToArray();
-        long Delta(string source) => Requests(after!, source) - Requests(before!, source);
-        double towerMs = after!.Towers.Values.Sum(t => t.ComputeMs) - before!.Towers.Values.Sum(t => t.ComputeMs);
-        long inferred = after.Towers.Values.Sum(t => t.Users) - before.Towers.Values.Sum(t => t.Users);
-        var result = new RunResult(
-            name, sent, errors, elapsed,
-            Percentile(measured, 0.50), Percentile(measured, 0.99), measured.Length == 0 ? 0 : measured[^1],
-            towerMs, inferred, Delta("direct"), Delta("fresh"), Delta("failover"), Delta("fallback"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {sent:N0} requests in {elapsed.TotalSeconds:F1} s, p99 {result.P99:F2} ms, compute saved {result.ComputeSaved:P1}, fallback {result.FallbackRate:P2}"));
-        return result;
+        return (sent, errors, latencies.Take(sent).Order().ToArray(), clock.Elapsed);
     }
 
     /// <summary>Requests served from <paramref name="source"/>, summed over models, from a /stats snapshot.</summary>
-    private static long Requests(StatsResponse stats, string source) =>
+    internal static long Requests(StatsResponse stats, string source) =>
         stats.Counters.Where(c => c.Key.StartsWith("ercache.requests{", StringComparison.Ordinal) && c.Key.EndsWith($"source={source}}}", StringComparison.Ordinal)).Sum(c => c.Value);
 
-    private static RankRequest Body(long user, int index, int items)
+    internal static RankRequest Body(long user, int index, int items)
     {
         var candidates = new long[items];
         for (int j = 0; j < items; j++)
@@ -240,6 +293,6 @@ internal static class LoadRun
         return new RankRequest(user, candidates, 10);
     }
 
-    private static double Percentile(double[] sorted, double p) =>
+    internal static double Percentile(double[] sorted, double p) =>
         sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 }

@@ -5,8 +5,7 @@ using ERCache.Diagnostics;
 namespace ERCache.Samples.RankingService;
 
 /// <summary>
-/// The ERCache counters of this service's cache, read in-process through a <see cref="MeterListener"/> (no exporter
-/// package is available here). It listens only to the cache's own <see cref="Meter"/> instance, so several services
+/// The ERCache counters of this service's cache, read in-process through a <see cref="MeterListener"/>. It listens only to the cache's own <see cref="Meter"/> instance, so several services
 /// in one process (as in tests) do not see each other's numbers.
 /// </summary>
 public sealed class ERCacheStats : IDisposable

@@ -82,7 +82,12 @@ public static class RankingServiceApp
             builder.Services.AddKeyedSingleton<IEmbeddingInference>(model.Key, (sp, key) => sp.GetRequiredService<TowerRegistry>().Inference((string)key!));
         }
 
-        builder.Services.AddERCache(); // binds and validates ERCache:Models, fails start-up on bad configuration
+        var ercache = builder.Services.AddERCache(); // binds and validates ERCache:Models, fails start-up on bad configuration
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["ERCache:Regional:ConnectionString"]))
+        {
+            ercache.AddRedisRegionalTier(); // hosts of a region share embeddings through Redis or Garnet
+        }
+
         builder.Services.AddSingleton<ERCacheStats>();
         builder.Services.AddHostedService<TowerWarmup>(); // before Kestrel listens: the first requests find compiled towers
 
