@@ -89,4 +89,40 @@ public sealed class ConfigurationBindingTests
         Assert.Equal(EvictionStrategy.Fifo, model.Failover.Eviction);
         Assert.Equal([0.5f], model.DefaultVector!);
     }
+
+    [Fact]
+    public void Regional_settings_are_validated_by_path()
+    {
+        var errors = ConfigurationTests.ConfigErrors();
+        var bad = ERCacheOptions.FromConfiguration(ConfigurationTests.Section(new Dictionary<string, string?>
+        {
+            ["ERCache:Models:ctr:Dimensions"] = "4",
+            ["ERCache:Models:ctr:Direct:Ttl"] = "00:01:00",
+            ["ERCache:Models:ctr:Failover:Ttl"] = "01:00:00",
+            ["ERCache:Models:ctr:Regional:Format"] = "Int8",
+        }));
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => ERCacheOptions.FromConfiguration(ConfigurationTests.Section(new Dictionary<string, string?>
+        {
+            ["ERCache:Models:ctr:Dimensions"] = "4",
+            ["ERCache:Models:ctr:Direct:Ttl"] = "00:01:00",
+            ["ERCache:Models:ctr:Failover:Ttl"] = "01:00:00",
+            ["ERCache:Models:ctr:Regional:Format"] = "Int4",
+            ["ERCache:Regional:Timeout"] = "00:00:00",
+            ["ERCache:Regional:QueueCapacity"] = "0",
+            ["ERCache:Regional:MaxBatchSize"] = "70000",
+            ["ERCache:Regional:CircuitBreaker:BreakDuration"] = "2.00:00:00",
+        })));
+
+        Assert.Empty(errors);
+        Assert.Equal(StorageFormat.Int8, bad.Models["ctr"].Regional.Format);
+        Assert.Equal(
+            [
+                "ERCache:Regional:Timeout must be positive and at most 00:01:00 (got 00:00:00).",
+                "ERCache:Regional:QueueCapacity must be between 1 and 10000000 (got 0).",
+                "ERCache:Regional:MaxBatchSize must be between 1 and 65536 (got 70000).",
+                "ERCache:Regional:CircuitBreaker:BreakDuration must be at most 1.00:00:00, the longest Polly's circuit breaker accepts (got 2.00:00:00).",
+                "ERCache:Models:ctr:Regional:Format 'Int4' is not a known storage format; allowed: Float32, Float16, Int8.",
+            ],
+            ex.Failures);
+    }
 }
