@@ -19,12 +19,14 @@ public enum ServerKind
 /// </summary>
 internal sealed class StoreServer : IDisposable
 {
+    private readonly string _extraArguments;
     private Process? _process;
 
-    private StoreServer(ServerKind kind, int port)
+    private StoreServer(ServerKind kind, int port, string extraArguments)
     {
         Kind = kind;
         Port = port;
+        _extraArguments = extraArguments;
     }
 
     public ServerKind Kind { get; }
@@ -36,9 +38,12 @@ internal sealed class StoreServer : IDisposable
     public int ProcessId => _process?.Id ?? throw new InvalidOperationException("The server is not running.");
 
     /// <summary>Starts a server of <paramref name="kind"/> on a free port (or on <paramref name="port"/>).</summary>
-    public static StoreServer Start(ServerKind kind, int? port = null)
+    /// <param name="kind">Redis or Garnet.</param>
+    /// <param name="port">The port; a free one when null.</param>
+    /// <param name="extraArguments">More server arguments (a cluster node's, for example).</param>
+    public static StoreServer Start(ServerKind kind, int? port = null, string extraArguments = "")
     {
-        var server = new StoreServer(kind, port ?? FreePort());
+        var server = new StoreServer(kind, port ?? FreePort(), extraArguments);
         server.Restart();
         return server;
     }
@@ -56,7 +61,7 @@ internal sealed class StoreServer : IDisposable
     {
         Kill();
         var start = Kind == ServerKind.Redis
-            ? new ProcessStartInfo(RedisServerPath(), $"--port {Port} --bind 127.0.0.1 --save \"\" --appendonly no --protected-mode no")
+            ? new ProcessStartInfo(RedisServerPath(), $"--port {Port} --bind 127.0.0.1 --save \"\" --appendonly no --protected-mode no {_extraArguments}")
             : new ProcessStartInfo(GarnetServerPath(), $"--port {Port} --bind 127.0.0.1");
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
