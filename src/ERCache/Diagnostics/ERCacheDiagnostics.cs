@@ -67,8 +67,8 @@ public static class ERCacheDiagnostics
     /// <summary>Counter of values written to the regional store (one per user and model).</summary>
     public const string RegionalWriteValues = "ercache.regional.write.values";
 
-    /// <summary>Counter of fresh values not written to the regional store, tagged <c>reason</c>: <c>queue_full</c>, or
-    /// the failed write's <c>timeout</c>, <c>error</c> or <c>circuit_open</c>.</summary>
+    /// <summary>Counter of fresh values not written to the regional store, tagged <c>reason</c>: <c>queue_full</c>,
+    /// <c>disposed</c> (the cache was disposed), or the failed write's <c>timeout</c>, <c>error</c> or <c>circuit_open</c>.</summary>
     public const string RegionalWritesDropped = "ercache.regional.write.dropped";
 
     /// <summary>Observable gauge of values waiting to be written to the regional store.</summary>

@@ -91,10 +91,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// blocks.</summary>
     public bool TryEnqueue(in PendingWrite write)
     {
-        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity || Volatile.Read(ref _disposed) != 0)
+        bool disposed = Volatile.Read(ref _disposed) != 0;
+        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity || disposed)
         {
             Interlocked.Decrement(ref _queued);
-            _metrics.RecordRegionalDropped("queue_full", 1);
+            _metrics.RecordRegionalDropped(disposed ? "disposed" : "queue_full", 1);
             return false;
         }
 
