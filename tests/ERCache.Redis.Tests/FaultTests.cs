@@ -44,15 +44,8 @@ public sealed class FaultTests(ITestOutputHelper output)
         Assert.Equal(EmbeddingSource.Regional, (await b.GetAsync(1)).Result.Source);
 
         server.Kill();
-        var worst = TimeSpan.Zero;
-        for (long user = 100; user < 120; user++)
-        {
-            var stopwatch = Stopwatch.StartNew();
-            var (result, vector) = await b.GetAsync(user);
-            worst = stopwatch.Elapsed > worst ? stopwatch.Elapsed : worst;
-            Assert.Equal(EmbeddingSource.Fresh, result.Source);
-            Assert.True(UserTower.BelongsTo(vector, user));
-        }
+        var (worst, sources) = await ServeAsync(b, first: 100, count: 20);
+        Assert.All(sources, source => Assert.Equal(EmbeddingSource.Fresh, source));
 
         // On the test's manual clock the regional timeout never fires, so this waits for StackExchange.Redis's own
         // timeout; the real-clock test above measures what a service sees.
@@ -81,15 +74,8 @@ public sealed class FaultTests(ITestOutputHelper output)
         await host.GetAsync(1); // connections warm
 
         server.Kill();
-        var worst = TimeSpan.Zero;
-        int fallbacks = 0;
-        for (long user = 10; user < 30; user++)
-        {
-            var stopwatch = Stopwatch.StartNew();
-            var (result, _) = await host.GetAsync(user);
-            worst = stopwatch.Elapsed > worst ? stopwatch.Elapsed : worst;
-            fallbacks += result.Source == EmbeddingSource.Fallback ? 1 : 0;
-        }
+        var (worst, sources) = await ServeAsync(host, first: 10, count: 20);
+        int fallbacks = sources.Count(source => source == EmbeddingSource.Fallback);
 
         output.WriteLine($"{kind} killed (real clock): 20 requests, {fallbacks} fallbacks, slowest {worst.TotalMilliseconds:F1} ms (regional timeout 50 ms).");
         Assert.Equal(0, fallbacks);
@@ -113,15 +99,8 @@ public sealed class FaultTests(ITestOutputHelper output)
         server.Pause();
         try
         {
-            var worst = TimeSpan.Zero;
-            for (long user = 10; user < 20; user++)
-            {
-                var stopwatch = Stopwatch.StartNew();
-                var (result, vector) = await host.GetAsync(user);
-                worst = stopwatch.Elapsed > worst ? stopwatch.Elapsed : worst;
-                Assert.Equal(EmbeddingSource.Fresh, result.Source);
-                Assert.True(UserTower.BelongsTo(vector, user));
-            }
+            var (worst, sources) = await ServeAsync(host, first: 10, count: 10);
+            Assert.All(sources, source => Assert.Equal(EmbeddingSource.Fresh, source));
 
             await host.Cache.FlushRegionalWritesAsync();
             output.WriteLine($"{kind} paused: 10 requests, 0 fallbacks, slowest {worst.TotalMilliseconds:F1} ms (regional timeout 50 ms).");
@@ -193,6 +172,24 @@ public sealed class FaultTests(ITestOutputHelper output)
 
         Assert.Equal(0, foreign);
         Assert.True(regional > 0, "no host ever read another host's value");
+    }
+
+    /// <summary>Requests users <paramref name="first"/>.. one by one on the real clock; checks every vector served is
+    /// the user's own; returns the slowest request and every result's source.</summary>
+    private static async Task<(TimeSpan Slowest, List<EmbeddingSource> Sources)> ServeAsync(RegionalHost host, long first, int count)
+    {
+        var slowest = TimeSpan.Zero;
+        var sources = new List<EmbeddingSource>(count);
+        for (long user = first; user < first + count; user++)
+        {
+            var stopwatch = Stopwatch.StartNew();
+            var (result, vector) = await host.GetAsync(user);
+            slowest = stopwatch.Elapsed > slowest ? stopwatch.Elapsed : slowest;
+            sources.Add(result.Source);
+            Assert.True(!result.HasVector || UserTower.BelongsTo(vector, user));
+        }
+
+        return (slowest, sources);
     }
 
     /// <summary>
