@@ -70,11 +70,11 @@ public sealed class RowKernelsTests
         double min = x.Min(), max = x.Max();
         double range = max - min;
         double halfStep = range / 255 / 2;
-        bool degenerate = range < 7.5e-37; // stored as its minimum: error below the range itself
+        bool degenerate = range < 7.5e-37; // stored as its midpoint: error at most half the range
         for (int i = 0; i < dims; i++)
         {
             double error = Math.Abs((double)x[i] - y[i]);
-            double bound = degenerate ? range : (halfStep * 1.001) + (2 * Ulp(x[i]));
+            double bound = degenerate ? (range / 2) + (2 * Ulp(x[i])) : (halfStep * 1.001) + (2 * Ulp(x[i]));
             Assert.True(error <= bound, $"{kind}[{i}] = {x[i]:R} decoded {y[i]:R}: error {error:R} > {bound:R}");
             Assert.True(float.IsFinite(y[i]));
         }
@@ -131,6 +131,23 @@ public sealed class RowKernelsTests
         for (int i = 0; i < x.Length; i++)
         {
             Assert.True(Math.Abs(x[i] - y[i]) <= Math.Abs(x[i]) * Math.Pow(2, -11), $"{x[i]:R} -> {y[i]:R}");
+        }
+    }
+
+    [Fact]
+    public void An_Int8_row_too_narrow_to_step_is_stored_as_its_midpoint()
+    {
+        // range 1e-37: 1 / step would overflow a float, so the row is constant; its midpoint keeps every value within
+        // half the range (stored as its minimum, the widest value was off by the whole range).
+        float[] x = [0f, 1e-37f, 5e-38f, 2.5e-38f];
+        var row = new byte[RowKernels.Int8RowBytes(x.Length)];
+        var y = new float[x.Length];
+        RowKernels.QuantizeInt8(x, row);
+        RowKernels.DequantizeInt8(row, y);
+
+        for (int i = 0; i < x.Length; i++)
+        {
+            Assert.True(Math.Abs((double)x[i] - y[i]) <= (1e-37 / 2) * 1.001, $"x[{i}] = {x[i]:R} decoded {y[i]:R}");
         }
     }
 

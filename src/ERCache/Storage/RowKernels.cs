@@ -132,15 +132,19 @@ public static class RowKernels
         double range = (double)max - min; // in double: max - min can overflow float for huge magnitudes
         float scale = (float)(range / 255.0);
         float inverse = (float)(255.0 / range);
+        float bias = min;
         if (range == 0 || !float.IsFinite(inverse) || scale == 0)
         {
+            // A constant row, or one so narrow (range below 255 / float.MaxValue, about 7.5e-37) that 1 / step
+            // overflows: stored as its midpoint, every q 0, so each value is within range / 2.
             scale = 0;
-            inverse = 0; // constant (or all but constant) row: every q is 0 and decodes to min
+            inverse = 0;
+            bias = (float)(min + (range / 2));
         }
 
         float offset = -min * inverse; // q = x * inverse + offset = (x - min) * inverse, without overflowing x - min
         MemoryMarshal.Write(row, in scale);
-        MemoryMarshal.Write(row[4..], in min);
+        MemoryMarshal.Write(row[4..], in bias);
         var q = row[Int8HeaderBytes..];
         int i = 0;
         if (vectorized && Vector256.IsHardwareAccelerated)
