@@ -156,6 +156,54 @@ public sealed class DependencyInjectionTests
         Assert.Contains("'ctr'", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task In_a_host_a_model_without_inference_fails_start_up_naming_it()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddERCache(o =>
+        {
+            o.Models["ctr"] = CacheFixture.DefaultModel(4);
+            o.Models["cvr"] = CacheFixture.DefaultModel(4);
+        }).AddModel("ctr", new OnesTower());
+        using var host = builder.Build();
+
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+
+        Assert.StartsWith("No inference is registered for model(s) 'cvr'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task In_a_host_an_AddModel_that_matches_no_configured_model_fails_start_up_naming_it()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddERCache(o => o.Models["ctr"] = CacheFixture.DefaultModel(4))
+            .AddModel("ctr", new OnesTower())
+            .AddModel("ctr_v2", new OnesTower());
+        using var host = builder.Build();
+
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+
+        Assert.Equal("AddModel names model(s) that are not configured: 'ctr_v2'. Configured models: ctr.", ex.Message);
+    }
+
+    [Fact]
+    public async Task In_a_host_a_complete_registration_starts_with_the_cache_built()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddERCache(o =>
+        {
+            o.Models["ctr"] = CacheFixture.DefaultModel(4);
+            o.Models["ctr"].Inference.Timeout = TimeSpan.FromSeconds(30); // real clock here: a generous deadline
+        }).AddModel("CTR", new OnesTower());
+        using var host = builder.Build();
+
+        await host.StartAsync();
+        var result = await host.Services.GetRequiredService<IEmbeddingCache>().GetAsync("ctr", 1, new float[4]);
+        await host.StopAsync();
+
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+    }
+
     private sealed class OnesTower : IEmbeddingInference
     {
         public ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)

@@ -3,6 +3,7 @@ using ERCache.Inference;
 using ERCache.Regional;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -98,7 +99,31 @@ public static class ERCacheServiceCollectionExtensions
             sp.GetRequiredService<InferenceDispatcher>(),
             sp.GetService<IRegionalStore>()));
         services.TryAddSingleton<IEmbeddingCache>(sp => sp.GetRequiredService<EmbeddingCache>());
+
+        // In a host, the cache is built and every model checked for its inference when the host starts (before a web
+        // server listens), not on the first request.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StartupCheck>());
         return new ERCacheBuilder(services);
+    }
+
+    /// <summary>Builds the cache at host start (a configured model without inference fails it, naming the models) and
+    /// refuses an <c>AddModel</c> whose name matches no configured model.</summary>
+    private sealed class StartupCheck(EmbeddingCache cache, ModelNames names) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            var unmatched = names.All.Where(n => !cache.Models.Contains(n, StringComparer.OrdinalIgnoreCase)).Order(StringComparer.Ordinal).ToArray();
+            if (unmatched.Length > 0)
+            {
+                throw new InvalidOperationException(
+                    $"AddModel names model(s) that are not configured: {string.Join(", ", unmatched.Select(n => $"'{n}'"))}. " +
+                    $"Configured models: {string.Join(", ", cache.Models.Order(StringComparer.Ordinal))}.");
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private sealed class ERCacheBuilder(IServiceCollection services) : IERCacheBuilder
@@ -139,6 +164,18 @@ public static class ERCacheServiceCollectionExtensions
                 }
 
                 _spellings.Add(name, name);
+            }
+        }
+
+        /// <summary>Every name given to <c>AddModel</c>.</summary>
+        public IReadOnlyCollection<string> All
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return [.. _spellings.Values];
+                }
             }
         }
 
