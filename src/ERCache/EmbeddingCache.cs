@@ -246,7 +246,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         return result[0];
     }
 
-    private static Tiers.EmbeddingTier? Tier(ModelRuntime runtime, TierKind tier) => tier switch
+    private static EmbeddingTier? Tier(ModelRuntime runtime, TierKind tier) => tier switch
     {
         TierKind.Direct => runtime.Direct,
         TierKind.Failover => runtime.Failover,

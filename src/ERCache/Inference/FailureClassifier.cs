@@ -1,4 +1,4 @@
-using System.Numerics.Tensors;
+using ERCache.Storage;
 using Polly.CircuitBreaker;
 
 namespace ERCache.Inference;
@@ -24,7 +24,7 @@ internal static class FailureClassifier
     {
         InferenceBatch.RowStatus.Failed => InferenceFailureCause.Error,
         InferenceBatch.RowStatus.WrongLength => InferenceFailureCause.InvalidVector,
-        _ => AllFinite(row) ? InferenceFailureCause.None : InferenceFailureCause.InvalidVector, // an unwritten row is NaN
+        _ => RowKernels.AllFinite(row) ? InferenceFailureCause.None : InferenceFailureCause.InvalidVector, // an unwritten row is NaN
     };
 
     /// <summary>A user refused by the queue (full), or dropped from it because every waiter's deadline had passed.</summary>
@@ -34,20 +34,4 @@ internal static class FailureClassifier
     /// called for the user, an overload when the user was still waiting for a free call.</summary>
     public static InferenceFailureCause OfUnfinished(bool started) =>
         started ? InferenceFailureCause.Timeout : InferenceFailureCause.Overload;
-
-    // x * 0 is 0 for every finite x and NaN for NaN and ±infinity, so one vectorised pass finds both.
-    private static bool AllFinite(ReadOnlySpan<float> row) => !float.IsNaN(TensorPrimitives.Sum(row) * 0f) || CheckEach(row);
-
-    private static bool CheckEach(ReadOnlySpan<float> row)
-    {
-        foreach (float v in row)
-        {
-            if (!float.IsFinite(v))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
 }

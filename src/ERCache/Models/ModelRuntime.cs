@@ -193,8 +193,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
             }
             else
             {
-                var age = TimeSpan.FromMilliseconds(Math.Max(0, nowUtc - writtenAtUtc));
-                long ageTicks = ToTimestampTicks(age, _time.TimestampFrequency);
+                var (age, ageTicks) = RegionalAge(writtenAtUtc, nowUtc);
                 if (ageTicks < DirectTtl)
                 {
                     long writtenAt = nowTs - ageTicks;
@@ -298,8 +297,8 @@ internal sealed class ModelRuntime : IInferenceResultSink
 
         if (regionalValue is not null && RegionalValue.TryDecode(regionalValue, Policy.RegionalFormat, VersionHash, userId, row, out long writtenAtUtc))
         {
-            var age = TimeSpan.FromMilliseconds(Math.Max(0, _time.GetUtcNow().ToUnixTimeMilliseconds() - writtenAtUtc));
-            if (ToTimestampTicks(age, _time.TimestampFrequency) < FailoverTtl)
+            var (age, ageTicks) = RegionalAge(writtenAtUtc, _time.GetUtcNow().ToUnixTimeMilliseconds());
+            if (ageTicks < FailoverTtl)
             {
                 return new EmbeddingResult(EmbeddingSource.Failover, age, Policy.Version, cause, hasVector: true);
             }
@@ -332,6 +331,14 @@ internal sealed class ModelRuntime : IInferenceResultSink
     }
 
     private TimeSpan Age(long writtenAt, long now) => writtenAt >= now ? TimeSpan.Zero : _time.GetElapsedTime(writtenAt, now);
+
+    /// <summary>A regional value's age from wall-clock stamps (clamped at zero: hosts' clocks differ), as a
+    /// <see cref="TimeSpan"/> and in <see cref="TimeProvider.GetTimestamp"/> units for the TTL checks.</summary>
+    private (TimeSpan Age, long Ticks) RegionalAge(long writtenAtUtcMs, long nowUtcMs)
+    {
+        var age = TimeSpan.FromMilliseconds(Math.Max(0, nowUtcMs - writtenAtUtcMs));
+        return (age, ToTimestampTicks(age, _time.TimestampFrequency));
+    }
 
     private static long ToTimestampTicks(TimeSpan span, long frequency)
     {

@@ -55,14 +55,6 @@ internal static class RegionalValue
 
         writtenAtUnixMs = BinaryPrimitives.ReadInt64LittleEndian(value[8..]);
         StorageFormats.Decode(format, value[HeaderBytes..], destination);
-        foreach (float v in destination)
-        {
-            if (!float.IsFinite(v))
-            {
-                return false; // a forged row with the right header: never serve a NaN or an infinity
-            }
-        }
-
-        return true;
+        return RowKernels.AllFinite(destination); // a forged row with the right header: never serve a NaN or an infinity
     }
 }

@@ -18,6 +18,25 @@ public static class RowKernels
     /// <summary>The largest finite IEEE half, 65504: Float16 rows saturate to ±this.</summary>
     public const float MaxHalf = 65504f;
 
+    /// <summary>Whether every value of <paramref name="row"/> is finite (no NaN, no infinity): the check a vector passes
+    /// before it is cached or served.</summary>
+    internal static bool AllFinite(ReadOnlySpan<float> row) => !float.IsNaN(TensorPrimitives.Sum(row) * 0f) || CheckEach(row);
+
+    // x * 0 is 0 for every finite x and NaN for NaN and ±infinity, so one vectorised pass finds both; a sum that
+    // overflows to infinity from finite values is checked value by value.
+    private static bool CheckEach(ReadOnlySpan<float> row)
+    {
+        foreach (float v in row)
+        {
+            if (!float.IsFinite(v))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Bytes of an Int8 row of <paramref name="dimensions"/> values.</summary>
     public static int Int8RowBytes(int dimensions) => Int8HeaderBytes + dimensions;
 
