@@ -37,6 +37,7 @@ internal sealed class RegionalHost : IAsyncDisposable
         Values = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteValues);
         Dropped = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWritesDropped);
         Failures = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalFailures);
+        Durations = new MetricCollector<double>(Cache.Meter, ERCacheDiagnostics.RegionalDuration);
     }
 
     public TimeProvider Clock { get; }
@@ -59,6 +60,13 @@ internal sealed class RegionalHost : IAsyncDisposable
 
     public MetricCollector<long> Failures { get; }
 
+    /// <summary>Store round trips, seconds, tagged read or write.</summary>
+    public MetricCollector<double> Durations { get; }
+
+    /// <summary>The longest regional lookup so far.</summary>
+    public TimeSpan SlowestLookup => TimeSpan.FromSeconds(Durations.GetMeasurementSnapshot()
+        .Where(m => Equals(m.Tags.GetValueOrDefault(ERCacheDiagnostics.OperationTag), "read")).Select(m => m.Value).DefaultIfEmpty(0).Max());
+
     public async Task<(EmbeddingResult Result, float[] Vector)> GetAsync(long user, string model = "ctr")
     {
         var vector = new float[Dimensions];
@@ -77,5 +85,7 @@ internal sealed class RegionalHost : IAsyncDisposable
         {
             c.Dispose();
         }
+
+        Durations.Dispose();
     }
 }
