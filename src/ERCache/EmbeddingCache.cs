@@ -47,7 +47,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <param name="meterFactory">Creates the <c>ERCache</c> meter; a private meter when null.</param>
     /// <param name="logger">Receives inference failures and rejected reloads.</param>
     /// <param name="sectionPath">The configuration path named in validation messages.</param>
-    /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.ThreadPool"/> when null.</param>
+    /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.DedicatedThreads"/> when null.</param>
     /// <param name="regionalStore">The store shared by the hosts of a region, or null for local tiers only. Its
     /// settings (<c>ERCache:Regional</c>) are read once, here.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names every bad field.</exception>
@@ -88,7 +88,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
             }
 
-            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, dispatcher ?? InferenceDispatcher.ThreadPool, _regional);
+            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, dispatcher ?? InferenceDispatcher.DedicatedThreads, _regional);
         }
         catch
         {
@@ -103,7 +103,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <param name="inference">The inference of every configured model, by model name.</param>
     /// <param name="timeProvider">The clock; <see cref="TimeProvider.System"/> when null.</param>
     /// <param name="meterFactory">Creates the <c>ERCache</c> meter; a private meter when null.</param>
-    /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.ThreadPool"/> when null.</param>
+    /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.DedicatedThreads"/> when null.</param>
     /// <param name="regionalStore">The store shared by the hosts of a region, or null for local tiers only.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names every bad field.</exception>
     /// <exception cref="InvalidOperationException">A configured model has no inference.</exception>

@@ -88,7 +88,7 @@ public static class ERCacheServiceCollectionExtensions
         var names = ModelNames.Of(services);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ERCacheOptions>>(new ERCacheOptionsValidator(sectionPath)));
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(InferenceDispatcher.ThreadPool);
+        services.TryAddSingleton(InferenceDispatcher.DedicatedThreads);
         services.TryAddSingleton(sp => new EmbeddingCache(
             sp.GetRequiredService<IOptionsMonitor<ERCacheOptions>>(),
             name => sp.GetKeyedService<IEmbeddingInference>(name) ?? sp.GetKeyedService<IEmbeddingInference>(names.RegisteredSpelling(name)),

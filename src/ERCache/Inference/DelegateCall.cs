@@ -74,17 +74,19 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
         return true;
     }
 
-    /// <summary>Releases the batch and the deadline once the abandoned delegate finally stops; observes its fault.</summary>
-    public void ReleaseWhenDone() =>
+    /// <summary>Once the abandoned delegate finally stops: observes its fault, releases the batch and the deadline, then
+    /// calls <paramref name="stopped"/> (the scheduler frees the call's concurrency slot only then).</summary>
+    public void ReleaseWhenDone(Action stopped) =>
         _call!.ContinueWith(
             static (t, state) =>
             {
                 _ = t.Exception;
-                var c = (DelegateCall)state!;
+                var (c, stopped) = ((DelegateCall, Action))state!;
                 c._batch.Release();
                 c.Dispose();
+                stopped();
             },
-            this,
+            (this, stopped),
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);

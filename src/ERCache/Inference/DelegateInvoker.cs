@@ -7,10 +7,15 @@ namespace ERCache.Inference;
 /// Calls one model's inference delegate: through the model's circuit breaker, with the hard limit on its token, and
 /// classifies how the call ended. Keeps one finished call (its token source and timer) for the next.
 /// </summary>
-internal sealed partial class DelegateInvoker(TimeProvider time, ILogger logger)
+/// <param name="time">The clock of the hard limit.</param>
+/// <param name="logger">Receives failures, hard timeouts and breaker changes.</param>
+/// <param name="abandonedCallStopped">Called when a call abandoned at its hard limit finally returns: until then it
+/// still runs, so it still counts against <c>MaxConcurrency</c>.</param>
+internal sealed partial class DelegateInvoker(TimeProvider time, ILogger logger, Action abandonedCallStopped) : IDisposable
 {
     private ModelCircuitBreaker? _breaker;
     private DelegateCall? _spareCall;
+    private volatile bool _disposed;
 
     /// <summary>The breaker's state, or null when the breaker is disabled.</summary>
     public CircuitState? BreakerState => Volatile.Read(ref _breaker)?.State;
@@ -96,16 +101,23 @@ internal sealed partial class DelegateInvoker(TimeProvider time, ILogger logger)
     {
         if (call.IsRunning)
         {
-            call.ReleaseWhenDone(); // keep the buffers alive until the delegate really stops, and observe its fault
+            call.ReleaseWhenDone(abandonedCallStopped); // keep the buffers and the slot until the delegate really stops
             return true;
         }
 
-        if (!call.TryReset() || Interlocked.CompareExchange(ref _spareCall, call, null) is not null)
+        if (_disposed || !call.TryReset() || Interlocked.CompareExchange(ref _spareCall, call, null) is not null)
         {
-            call.Dispose(); // at most one spare: concurrent calls beyond it allocate their own
+            call.Dispose(); // at most one spare (concurrent calls beyond it allocate their own), none after disposal
         }
 
         return false;
+    }
+
+    /// <summary>Disposes the spare call (its token source and timer); calls still running dispose their own.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        Interlocked.Exchange(ref _spareCall, null)?.Dispose();
     }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback.")]

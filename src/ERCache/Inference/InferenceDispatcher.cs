@@ -1,16 +1,23 @@
 namespace ERCache.Inference;
 
 /// <summary>
-/// Where the cache runs inference delegate calls. The default, <see cref="ThreadPool"/>, queues each call to the .NET
-/// thread pool; <see cref="Inline"/> runs it on the thread that starts it. A custom dispatcher (dedicated threads for a
-/// tower that blocks, or a test dispatcher that runs calls when the test says so) derives from this class and is passed
-/// to <see cref="EmbeddingCache.Create"/> or registered in dependency injection.
+/// Where the cache runs inference delegate calls. The default, <see cref="DedicatedThreads"/>, runs each call on a
+/// thread outside the .NET thread pool, so a tower that blocks cannot starve the callers; <see cref="ThreadPool"/>
+/// queues each call to the thread pool (fine for towers that never block); <see cref="Inline"/> runs it on the thread
+/// that starts it. A custom dispatcher (for example a test dispatcher that runs calls when the test says so) derives
+/// from this class and is passed to <see cref="EmbeddingCache.Create"/> or registered in dependency injection.
 /// </summary>
 /// <remarks>With <c>Inference:RunInline</c>, a caller's first batch still runs on the caller's own thread; the
 /// dispatcher runs every other call.</remarks>
 public abstract class InferenceDispatcher
 {
-    /// <summary>Queues each call to the .NET thread pool (the default).</summary>
+    /// <summary>Runs each call on a thread of the cache's own (the default): an idle one, or a new one when none is idle;
+    /// a thread idle for 30 seconds exits. Calls that block never hold thread-pool threads. The threads are bounded by
+    /// the calls that run at once, that is by the models' <c>MaxConcurrency</c>.</summary>
+    public static InferenceDispatcher DedicatedThreads { get; } = new DedicatedThreadDispatcher();
+
+    /// <summary>Queues each call to the .NET thread pool. Cheapest for a tower that never blocks a thread; a blocking
+    /// tower takes pool threads that callers need to be answered by their deadline.</summary>
     public static InferenceDispatcher ThreadPool { get; } = new ThreadPoolDispatcher();
 
     /// <summary>Runs each call on the thread that starts it. A call started while another runs inline on the same

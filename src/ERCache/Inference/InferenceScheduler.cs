@@ -13,10 +13,12 @@ namespace ERCache.Inference;
 /// </summary>
 /// <remarks>
 /// Every structure is bounded: the queue by <c>MaxQueue</c> (a miss beyond it is shed at once), the pending map by the
-/// queue plus the users of in-flight calls, and an abandoned call by <c>HardTimeout</c>. Callers wait on a shared task
-/// with their own deadline and cancellation; giving up never cancels an inference others wait for.
+/// queue plus the users of in-flight calls, and the callers of an abandoned call by <c>HardTimeout</c>. A call counts
+/// against <c>MaxConcurrency</c> until its delegate returns, abandoned or not: a model that hangs fills its slots and
+/// then sheds, rather than piling up calls. Callers wait on a shared task with their own deadline and cancellation;
+/// giving up never cancels an inference others wait for.
 /// </remarks>
-internal sealed partial class InferenceScheduler
+internal sealed partial class InferenceScheduler : IDisposable
 {
     private readonly Dictionary<long, PendingInference> _pending = []; // under _lock, like the queue
     private readonly Queue<PendingInference> _queue = new();
@@ -31,6 +33,7 @@ internal sealed partial class InferenceScheduler
     private ITimer? _windowTimer;
     private InferenceBatch? _spareBatch;
     private int _inFlight;
+    private bool _disposed; // under _lock
 
     public InferenceScheduler(TimeProvider time, ERCacheMetrics metrics, ILogger logger, InferenceDispatcher dispatcher)
     {
@@ -38,7 +41,7 @@ internal sealed partial class InferenceScheduler
         _metrics = metrics;
         _logger = logger;
         _dispatcher = dispatcher;
-        _invoker = new DelegateInvoker(time, logger);
+        _invoker = new DelegateInvoker(time, logger, ReleaseAbandonedSlot);
         _runBatch = state => _ = RunBatchAsync((PendingInference[])state!);
     }
 
@@ -85,35 +88,46 @@ internal sealed partial class InferenceScheduler
     /// <summary>
     /// Joins one caller's misses under a single lock, then starts what the concurrency limit allows. Each user gets
     /// the task that completes with its inference: an already pending one (coalesced), a newly queued one, or an
-    /// immediate <see cref="InferenceFailureCause.Overload"/> when the queue is full.
+    /// immediate <see cref="InferenceFailureCause.Overload"/> when the queue is full of other requests' users.
     /// </summary>
+    /// <remarks>When the queue fills while this caller has users of its own in it (queued by this call, or by an
+    /// earlier one when <paramref name="waiting"/>), the rest are not shed: the call stops and returns how many
+    /// positions it handled, and the caller submits the rest as its own users drain. One large request on an idle
+    /// model is then served in turn, while requests that find the queue full of others' work are shed at once.</remarks>
     /// <param name="users">The caller's users.</param>
     /// <param name="positions">Which of <paramref name="users"/> missed; <paramref name="tickets"/> follows this order.</param>
     /// <param name="deadline">The caller's deadline (timestamp); a queued user past every waiter's deadline is shed.</param>
-    /// <param name="tickets">Receives one ticket per position.</param>
+    /// <param name="tickets">Receives one ticket per handled position.</param>
     /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
-    public void Submit(ReadOnlySpan<long> users, ReadOnlySpan<int> positions, long deadline, Span<InferenceTicket> tickets, bool inline)
+    /// <param name="waiting">The caller still waits for users it queued earlier.</param>
+    /// <returns>How many positions were handled (ticketed), from the first.</returns>
+    public int Submit(ReadOnlySpan<long> users, ReadOnlySpan<int> positions, long deadline, Span<InferenceTicket> tickets, bool inline, bool waiting)
     {
         // An open circuit is not checked here: Polly moves Open -> HalfOpen only when a call is attempted, so every
         // miss goes through a (cheap) rejected attempt, and the first one after the break becomes the probe.
         var policy = Attached.Policy;
-        int coalesced = 0, shed = 0;
+        int coalesced = 0, shed = 0, queued = 0, handled = 0;
         PendingInference[]? first;
         List<PendingInference[]>? more;
         lock (_lock)
         {
-            for (int i = 0; i < positions.Length; i++)
+            for (; handled < positions.Length; handled++)
             {
-                long userId = users[positions[i]];
+                long userId = users[positions[handled]];
                 if (_pending.TryGetValue(userId, out var existing))
                 {
                     existing.ExtendDeadline(deadline);
-                    tickets[i] = new InferenceTicket(existing.Task, existing);
+                    tickets[handled] = new InferenceTicket(existing.Task, existing);
                     coalesced++;
                 }
-                else if (_queue.Count >= policy.MaxQueue)
+                else if (_queue.Count >= policy.MaxQueue || _disposed)
                 {
-                    tickets[i] = new InferenceTicket(InferenceOutcome.Overload, null);
+                    if ((queued > 0 || waiting) && !_disposed)
+                    {
+                        break; // the queue is full of this caller's own users: it submits the rest as they drain
+                    }
+
+                    tickets[handled] = new InferenceTicket(InferenceOutcome.Overload, null);
                     shed++;
                 }
                 else
@@ -121,7 +135,8 @@ internal sealed partial class InferenceScheduler
                     var created = new PendingInference(userId, deadline);
                     _pending.Add(userId, created);
                     _queue.Enqueue(created);
-                    tickets[i] = new InferenceTicket(created.Task, created);
+                    tickets[handled] = new InferenceTicket(created.Task, created);
+                    queued++;
                 }
             }
 
@@ -131,7 +146,11 @@ internal sealed partial class InferenceScheduler
         _metrics.RecordCoalesced(policy.Name, coalesced);
         _metrics.RecordShed(policy.Name, shed);
         Start(first, more, inline);
+        return handled;
     }
+
+    /// <summary>Users a caller could not submit before its deadline (it waited for its own to drain): shed.</summary>
+    public void RecordUnsubmitted(int users) => _metrics.RecordShed(Attached.Policy.Name, users);
 
     /// <summary>Starts as many delegate calls as the concurrency limit allows from the queue, on the dispatcher.</summary>
     /// <param name="force">Send a partial batch now even when a batch window is configured.</param>
@@ -154,7 +173,7 @@ internal sealed partial class InferenceScheduler
         List<PendingInference[]>? more = null;
         var policy = Attached.Policy;
         long now = _time.GetTimestamp();
-        while (_inFlight < policy.MaxConcurrency && _queue.Count > 0)
+        while (_inFlight < policy.MaxConcurrency && _queue.Count > 0 && !_disposed)
         {
             if (!force && policy.BatchWindow > TimeSpan.Zero && _queue.Count < policy.MaxBatchSize)
             {
@@ -269,12 +288,14 @@ internal sealed partial class InferenceScheduler
             long now = _time.GetTimestamp();
             _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);
 
-            // Rows go to the sink attached now (a reload that kept this version may have rebuilt a tier).
+            // Rows go to the sink attached now (a reload that kept this version may have rebuilt a tier). After
+            // disposal nobody waits any more and the tiers are released: nothing is written.
             var sink = Attached.Sink;
+            bool disposed = Volatile.Read(ref _disposed);
             for (int i = 0; i < items.Length; i++)
             {
                 var item = items[i];
-                item.Prepare(cause == InferenceFailureCause.None ? sink.Accept(batch, i, now, item.Deadline) : new InferenceOutcome(cause, null));
+                item.Prepare(cause == InferenceFailureCause.None && !disposed ? sink.Accept(batch, i, now, item.Deadline) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
             }
         }
         catch (Exception ex)
@@ -289,9 +310,9 @@ internal sealed partial class InferenceScheduler
         }
         finally
         {
-            if (!abandoned && Interlocked.CompareExchange(ref _spareBatch, batch, null) is not null)
+            if (!abandoned && (Volatile.Read(ref _disposed) || Interlocked.CompareExchange(ref _spareBatch, batch, null) is not null))
             {
-                batch.Release(); // at most one spare batch: its buffers stay out of the pool while it waits
+                batch.Release(); // at most one spare batch (its buffers stay out of the pool while it waits), none after disposal
             }
 
             // Remove before completing: a caller arriving after this sees the tiers, not a finished pending. One
@@ -304,7 +325,11 @@ internal sealed partial class InferenceScheduler
                     RemovePending(item);
                 }
 
-                _inFlight--;
+                if (!abandoned)
+                {
+                    _inFlight--; // an abandoned call keeps its slot until it returns (ReleaseAbandonedSlot)
+                }
+
                 queued = _queue.Count > 0;
             }
 
@@ -318,6 +343,22 @@ internal sealed partial class InferenceScheduler
             {
                 Dispatch();
             }
+        }
+    }
+
+    /// <summary>A call abandoned at its hard limit has returned: its concurrency slot is free.</summary>
+    private void ReleaseAbandonedSlot()
+    {
+        bool queued;
+        lock (_lock)
+        {
+            _inFlight--;
+            queued = _queue.Count > 0;
+        }
+
+        if (queued)
+        {
+            Dispatch();
         }
     }
 
@@ -337,6 +378,40 @@ internal sealed partial class InferenceScheduler
         }
 
         return new InferenceBatch(policy.Name, policy.Version, policy.Dimensions, count);
+    }
+
+    /// <summary>
+    /// Stops starting calls: the window timer and the spare batch and call are released, and users still queued get
+    /// an error (their callers have all been answered by then). Calls that still run finish on their own and write
+    /// nothing.
+    /// </summary>
+    public void Dispose()
+    {
+        List<PendingInference> dropped = [];
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _windowTimer?.Dispose();
+            _windowTimer = null;
+            while (_queue.TryDequeue(out var item))
+            {
+                RemovePending(item);
+                dropped.Add(item);
+            }
+        }
+
+        foreach (var item in dropped)
+        {
+            item.Complete(new InferenceOutcome(InferenceFailureCause.Error, null));
+        }
+
+        Interlocked.Exchange(ref _spareBatch, null)?.Release();
+        _invoker.Dispose();
     }
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "ERCache's inference scheduler for model '{Model}' failed; the batch's users get a fallback.")]

@@ -127,7 +127,12 @@ internal sealed class ModelRuntime : IInferenceResultSink
 
             long deadline = now + InferenceTimeout;
             var tickets = new InferenceTicket[missCount];
-            Scheduler.Submit(userIds.Span, misses.AsSpan(0, missCount), deadline, tickets, inline: Policy.RunInline);
+            int submitted = Scheduler.Submit(userIds.Span, misses.AsSpan(0, missCount), deadline, tickets, inline: Policy.RunInline, waiting: false);
+            if (submitted < missCount)
+            {
+                await SubmitAsUsersDrainAsync(userIds, misses, missCount, tickets, submitted, now, deadline, cancellationToken).ConfigureAwait(false);
+            }
+
             if (!AllCompleted(tickets))
             {
                 var remaining = Policy.InferenceTimeout - _time.GetElapsedTime(now);
@@ -150,6 +155,58 @@ internal sealed class ModelRuntime : IInferenceResultSink
         {
             ArrayPool<int>.Shared.Return(misses);
         }
+    }
+
+    /// <summary>
+    /// Rule 3 for a request with more misses than the queue holds: the queue is full of the request's own users, so it
+    /// waits for its oldest one to finish and submits more, until all are submitted or the deadline passes. Users not
+    /// submitted by then are shed (<see cref="InferenceFailureCause.Overload"/>).
+    /// </summary>
+    private async Task SubmitAsUsersDrainAsync(
+        ReadOnlyMemory<long> userIds, int[] misses, int missCount, InferenceTicket[] tickets, int submitted, long now, long deadline,
+        CancellationToken cancellationToken)
+    {
+        int oldest = 0;
+        while (submitted < missCount)
+        {
+            while (oldest < submitted && tickets[oldest].Task.IsCompleted)
+            {
+                oldest++;
+            }
+
+            if (oldest < submitted)
+            {
+                var remaining = Policy.InferenceTimeout - _time.GetElapsedTime(now);
+                if (remaining <= TimeSpan.Zero)
+                {
+                    break;
+                }
+
+                try
+                {
+                    await tickets[oldest].Task.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    break;
+                }
+
+                while (oldest < submitted && tickets[oldest].Task.IsCompleted)
+                {
+                    oldest++;
+                }
+            }
+
+            submitted += Scheduler.Submit(
+                userIds.Span, misses.AsSpan(submitted, missCount - submitted), deadline, tickets.AsSpan(submitted), inline: false, waiting: oldest < submitted);
+        }
+
+        for (int i = submitted; i < missCount; i++)
+        {
+            tickets[i] = new InferenceTicket(InferenceOutcome.Overload, null);
+        }
+
+        Scheduler.RecordUnsubmitted(missCount - submitted);
     }
 
     /// <summary>
