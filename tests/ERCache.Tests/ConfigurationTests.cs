@@ -1,3 +1,4 @@
+using ERCache.Inference;
 using Microsoft.Extensions.Configuration;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
@@ -123,7 +124,7 @@ public sealed class ConfigurationTests
     public void Inference_settings_are_checked() =>
         Assert.Equal(
             [
-                "ERCache:Models:ctr:Inference:Timeout must be positive (got 00:00:00).",
+                "ERCache:Models:ctr:Inference:Timeout must be positive and at most 49.17:02:47.2940000, the longest .NET timer (got 00:00:00).",
                 "ERCache:Models:ctr:Inference:MaxBatchSize must be between 1 and 65536 (got 0).",
                 "ERCache:Models:ctr:Inference:MaxConcurrency must be positive (got -1).",
             ],
@@ -429,4 +430,62 @@ public sealed class TierSizeConfigurationTests
     [Fact]
     public void Sieve_is_accepted_by_name_in_any_case() =>
         Assert.Empty(ConfigurationTests.ConfigErrors(("Direct:Eviction", "sieve"), ("Failover:Eviction", "SIEVE")));
+
+    [Fact]
+    public void Inference_timeouts_beyond_the_longest_timer_are_rejected_by_path()
+    {
+        var tooLong = TimeSpan.FromDays(50);
+        Assert.Equal(
+            ["ERCache:Models:ctr:Inference:Timeout must be positive and at most 49.17:02:47.2940000, the longest .NET timer (got 50.00:00:00)."],
+            Errors(m => m.Inference.Timeout = tooLong));
+        Assert.Equal(
+            ["ERCache:Models:ctr:Inference:Timeout must be positive and at most 49.17:02:47.2940000, the longest .NET timer (got 10675199.02:48:05.4775807)."],
+            Errors(m => m.Inference.Timeout = TimeSpan.MaxValue));
+        Assert.Equal(
+            ["ERCache:Models:ctr:Inference:HardTimeout must be at most 49.17:02:47.2940000, the longest .NET timer (got 50.00:00:00)."],
+            Errors(m => m.Inference.HardTimeout = tooLong));
+        Assert.Empty(Errors(m => { m.Inference.Timeout = ERCacheOptionsValidator.MaxInferenceTimeout; m.Inference.HardTimeout = ERCacheOptionsValidator.MaxInferenceTimeout; }));
+    }
+
+    [Fact]
+    public void Building_a_cache_with_TimeSpan_MaxValue_as_timeout_names_the_field_instead_of_overflowing()
+    {
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        options.Models["ctr"].Inference.Timeout = TimeSpan.MaxValue;
+
+        var ex = Assert.Throws<OptionsValidationException>(() => EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = new TestTower() }));
+
+        Assert.Contains("ERCache:Models:ctr:Inference:Timeout", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(40.0, null)]   // ten times 40 days is past the longest timer: the default hard limit stops there
+    [InlineData(49.0, 49.5)]
+    public async Task Timeouts_near_the_longest_timer_serve_misses(double timeoutDays, double? hardDays)
+    {
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.Timeout = TimeSpan.FromDays(timeoutDays);
+            m.Inference.HardTimeout = hardDays is { } h ? TimeSpan.FromDays(h) : null;
+        });
+
+        var (result, vector) = await f.GetAsync(7).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal((EmbeddingSource.Fresh, InferenceFailureCause.None), (result.Source, result.FailureCause));
+        Assert.True(TestTower.BelongsTo(vector, 7));
+        Assert.True(f.Cache.GetPolicy(CacheFixture.Model).HardTimeout <= ERCacheOptionsValidator.MaxInferenceTimeout);
+    }
+
+    [Fact]
+    public async Task The_longest_ttls_serve_hits_without_overflowing()
+    {
+        using var f = new CacheFixture(m => { m.Direct.Ttl = TimeSpan.MaxValue; m.Failover.Ttl = TimeSpan.MaxValue; });
+        await f.GetAsync(7);
+        f.Clock.Advance(TimeSpan.FromDays(3650));
+
+        var (result, vector) = await f.GetAsync(7);
+
+        Assert.Equal(EmbeddingSource.Direct, result.Source);
+        Assert.True(TestTower.BelongsTo(vector, 7));
+    }
 }

@@ -36,10 +36,11 @@ public sealed class SlaTests
         await f.GetAsync(1); // user 1 has a failover entry, user 2 has none
         f.Clock.Advance(TimeSpan.FromMinutes(2));
         var cancelled = new TaskCompletionSource();
+        var hang = new TaskCompletionSource();
         f.Tower.Whole = async (_, ct) =>
         {
             ct.Register(() => cancelled.TrySetResult());
-            await Task.Delay(Timeout.Infinite, CancellationToken.None); // ignores its token
+            await hang.Task; // ignores its token
         };
 
         var one = f.Cache.GetAsync(CacheFixture.Model, 1, new float[4]).AsTask();
@@ -56,6 +57,8 @@ public sealed class SlaTests
         Assert.False(cancelled.Task.IsCompleted); // still running between the deadline and the hard limit
         f.Clock.Advance(TimeSpan.FromMilliseconds(950));
         await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(2, f.Cache.GetInFlight(CacheFixture.Model)); // abandoned, but still running: still counted
+        hang.SetResult();
         await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
     }
 
@@ -340,6 +343,16 @@ public sealed class SlaTests
             }
 
             clock.Advance(TimeSpan.FromSeconds(20));
+
+            // Past every hard limit, hung calls are cancelled and return. Calls run on other threads and may start after
+            // an advance, so the clock keeps moving until every call has returned (no caller waits for them).
+            for (int wait = 0; wait < 2000 && cache.GetInFlight("ctr") > 0; wait++)
+            {
+                clock.Advance(TimeSpan.FromSeconds(20));
+                await Task.Delay(1);
+            }
+
+            Assert.Equal(0, cache.GetInFlight("ctr"));
         }
 
         Assert.True(faults.Injected > 50, $"only {faults.Injected} faults injected");

@@ -17,6 +17,10 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
     /// <summary>Largest accepted <see cref="InferenceOptions.MaxBatchSize"/>.</summary>
     public const int MaxBatchSizeLimit = 65536;
 
+    /// <summary>The longest inference timeout or hard timeout: .NET timers (the deadline and the hard limit are timers)
+    /// take at most 4,294,967,294 ms, about 49.7 days.</summary>
+    public static readonly TimeSpan MaxInferenceTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     private readonly string _sectionPath;
 
     /// <summary>Creates a validator whose messages name fields under <paramref name="sectionPath"/>.</summary>
@@ -118,9 +122,9 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         }
 
         var inference = model.Inference ?? new InferenceOptions();
-        if (inference.Timeout <= TimeSpan.Zero)
+        if (inference.Timeout <= TimeSpan.Zero || inference.Timeout > MaxInferenceTimeout)
         {
-            errors.Add($"{p}:Inference:Timeout must be positive (got {Format(inference.Timeout)}).");
+            errors.Add($"{p}:Inference:Timeout must be positive and at most {Format(MaxInferenceTimeout)}, the longest .NET timer (got {Format(inference.Timeout)}).");
         }
 
         if (inference.MaxBatchSize is < 1 or > MaxBatchSizeLimit)
@@ -136,6 +140,10 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         if (inference.HardTimeout is { } hard && inference.Timeout > TimeSpan.Zero && hard < inference.Timeout)
         {
             errors.Add($"{p}:Inference:HardTimeout ({Format(hard)}) must not be shorter than {p}:Inference:Timeout ({Format(inference.Timeout)}).");
+        }
+        else if (inference.HardTimeout > MaxInferenceTimeout)
+        {
+            errors.Add($"{p}:Inference:HardTimeout must be at most {Format(MaxInferenceTimeout)}, the longest .NET timer (got {Format(inference.HardTimeout.Value)}).");
         }
 
         if (inference.BatchWindow < TimeSpan.Zero || (inference.Timeout > TimeSpan.Zero && inference.BatchWindow >= inference.Timeout))

@@ -42,6 +42,7 @@ public sealed class InferenceOptions
     /// <summary>The model's circuit breaker.</summary>
     public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
 
-    /// <summary>The effective hard timeout.</summary>
-    internal TimeSpan EffectiveHardTimeout => HardTimeout ?? (Timeout * 10);
+    /// <summary>The effective hard timeout: ten times <see cref="Timeout"/> when not set, at most the longest timer.</summary>
+    internal TimeSpan EffectiveHardTimeout =>
+        HardTimeout ?? (Timeout <= ERCacheOptionsValidator.MaxInferenceTimeout / 10 ? Timeout * 10 : ERCacheOptionsValidator.MaxInferenceTimeout);
 }
