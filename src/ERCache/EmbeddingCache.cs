@@ -6,7 +6,9 @@ using ERCache.Regional;
 using ERCache.Tiers;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
 
 namespace ERCache;
 
@@ -35,6 +37,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly ILogger _logger;
     private readonly IDisposable? _reloadSubscription;
     private readonly RegionalTier? _regional;
+    private IDisposable? _configurationSubscription;
     private int _disposed;
 
     /// <summary>
@@ -213,6 +216,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             _reloadSubscription?.Dispose();
+            _configurationSubscription?.Dispose();
             if (_regional is not null && !_regional.DisposeAsync().AsTask().Wait(_regional.WriteTimeout + _regional.WriteTimeout))
             {
                 LogRegionalNotFlushed();
@@ -228,6 +232,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
             _reloadSubscription?.Dispose();
+            _configurationSubscription?.Dispose();
             if (_regional is not null)
             {
                 await _regional.DisposeAsync().ConfigureAwait(false);
@@ -264,9 +269,43 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         return runtime;
     }
 
+    /// <summary>
+    /// Follows a configuration section directly (what <c>AddERCache()</c> uses instead of the options monitor, whose
+    /// validation would throw out of the configuration reload): each reload is bound with the checked binder and
+    /// applied whole, or logged and ignored.
+    /// </summary>
+    internal void FollowConfiguration(IConfiguration section, string sectionPath) =>
+        _configurationSubscription = ChangeToken.OnChange(section.GetReloadToken, () =>
+        {
+            var options = new ERCacheOptions();
+            try
+            {
+                ERCacheConfigurationBinder.Bind(section, sectionPath, options);
+            }
+            catch (Exception ex)
+            {
+                LogReloadFailed(ex);
+                return;
+            }
+
+            ApplyReload(options);
+        });
+
     private void OnOptionsChanged(ERCacheOptions options, string? name)
     {
         if (name is not null && name != Options.DefaultName)
+        {
+            return;
+        }
+
+        ApplyReload(options);
+    }
+
+    /// <summary>Applies a reload whole, or logs why it cannot be and leaves the running policies in force; never throws
+    /// into the code that reloaded configuration.</summary>
+    private void ApplyReload(ERCacheOptions options)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
         {
             return;
         }
@@ -279,7 +318,14 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         {
             LogReloadRejected(ex.Message); // nothing was swapped: the running policies stay in force
         }
+        catch (Exception ex)
+        {
+            LogReloadFailed(ex);
+        }
     }
+
+    [LoggerMessage(EventId = 24, Level = LogLevel.Error, Message = "An ERCache configuration reload failed; the previous policies stay in force.")]
+    private partial void LogReloadFailed(Exception exception);
 
     [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "ERCache was disposed before its last regional writes finished; they are dropped.")]
     private partial void LogRegionalNotFlushed();

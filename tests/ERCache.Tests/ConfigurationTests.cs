@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace ERCache.Tests;
 
@@ -338,10 +339,9 @@ public sealed class ConfigurationTests
         using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v1")));
         await host.Cache.GetAsync("ctr", 7, new float[4]);
 
-        // The options monitor validates on reload; the configuration reload surfaces the failure.
-        var ex = Assert.ThrowsAny<Exception>(() => host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v2", directTtl: "-00:00:01"))));
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v2", directTtl: "-00:00:01"))); // nothing is thrown at the reloader
 
-        Assert.Contains("ERCache:Models:ctr:Direct:Ttl must be positive", ex.ToString(), StringComparison.Ordinal);
+        Assert.Contains(host.Logs.GetSnapshot(), r => r.Message.Contains("ERCache:Models:ctr:Direct:Ttl must be positive", StringComparison.Ordinal));
         Assert.Equal("v1", host.Cache.GetPolicy("ctr").Version);
         Assert.Equal(EmbeddingSource.Direct, (await host.Cache.GetAsync("ctr", 7, new float[4])).Source);
     }
@@ -487,5 +487,65 @@ public sealed class TierSizeConfigurationTests
 
         Assert.Equal(EmbeddingSource.Direct, result.Source);
         Assert.True(TestTower.BelongsTo(vector, 7));
+    }
+
+    [Fact]
+    public async Task A_reload_that_rebuilds_one_model_and_rejects_another_changes_neither()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("a", capacity: 100) + "," + ConfiguredHost.Model("b")));
+        await host.Cache.GetAsync("a", 7, new float[4]);
+
+        // a's capacity change would rebuild its tiers empty; b's negative TTL makes the whole reload invalid.
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("a", capacity: 200) + "," + ConfiguredHost.Model("b", directTtl: "-00:00:01")));
+        var kept = await host.Cache.GetAsync("a", 7, new float[4]);
+        await host.Cache.GetAsync("a", 8, new float[4]);
+        var cachedAfter = await host.Cache.GetAsync("a", 8, new float[4]);
+
+        Assert.Equal(EmbeddingSource.Direct, kept.Source);           // the running tier, not an empty rebuilt one
+        Assert.Equal(EmbeddingSource.Direct, cachedAfter.Source);    // and new results are cached where requests read
+        Assert.Equal(100, host.Cache.GetPolicy("a").Direct.Capacity);
+        Assert.Contains(host.Logs.GetSnapshot(), r => r.Message.Contains("ERCache:Models:b:Direct:Ttl must be positive", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_options_monitor_reload_that_cannot_be_applied_is_logged_not_thrown()
+    {
+        var monitor = new ManualMonitor(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } });
+        var logs = new FakeLogCollector();
+        var tower = new TestTower();
+        using var cache = new EmbeddingCache(
+            monitor, name => name == "ctr" ? tower : null, new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), logger: new FakeLogger<EmbeddingCache>(logs));
+
+        monitor.Raise(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["new"] = CacheFixture.DefaultModel(4) } });
+
+        Assert.Equal(["ctr"], cache.Models);
+        Assert.Contains(logs.GetSnapshot(), r => r.Message.Contains("No inference is registered for model(s) 'new'", StringComparison.Ordinal));
+    }
+
+    /// <summary>An options monitor whose change the test raises.</summary>
+    private sealed class ManualMonitor(ERCacheOptions current) : IOptionsMonitor<ERCacheOptions>
+    {
+        private Action<ERCacheOptions, string?>? _listener;
+
+        public ERCacheOptions CurrentValue { get; private set; } = current;
+
+        public ERCacheOptions Get(string? name) => CurrentValue;
+
+        public IDisposable OnChange(Action<ERCacheOptions, string?> listener)
+        {
+            _listener = listener;
+            return new Unsubscribe(this);
+        }
+
+        public void Raise(ERCacheOptions options)
+        {
+            CurrentValue = options;
+            _listener?.Invoke(options, Options.DefaultName);
+        }
+
+        private sealed class Unsubscribe(ManualMonitor owner) : IDisposable
+        {
+            public void Dispose() => owner._listener = null;
+        }
     }
 }

@@ -25,14 +25,13 @@ public static class ERCacheServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(sectionPath);
-        // Bound through the checked binder (what does not bind is reported by path at start-up, not dropped), and
-        // followed on reload like BindConfiguration.
+        // Bound through the checked binder: what does not bind is reported by path at start-up, not dropped. Reloads
+        // are followed by the cache itself (FollowConfiguration), not by the options monitor, whose validation would
+        // throw an invalid reload out of IConfigurationRoot.Reload or the file watcher.
         services.AddOptions<ERCacheOptions>()
             .Configure<IConfiguration>((options, configuration) => ERCacheConfigurationBinder.Bind(configuration.GetSection(sectionPath), sectionPath, options))
             .ValidateOnStart();
-        services.AddSingleton<IOptionsChangeTokenSource<ERCacheOptions>>(sp =>
-            new ConfigurationChangeTokenSource<ERCacheOptions>(Options.Options.DefaultName, sp.GetRequiredService<IConfiguration>().GetSection(sectionPath)));
-        return AddCore(services, sectionPath);
+        return AddCore(services, sectionPath, followSection: true);
     }
 
     /// <summary>
@@ -46,7 +45,7 @@ public static class ERCacheServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
         services.AddOptions<ERCacheOptions>().Configure(configure).ValidateOnStart();
-        return AddCore(services, ERCacheOptions.DefaultSectionPath);
+        return AddCore(services, ERCacheOptions.DefaultSectionPath, followSection: false);
     }
 
     /// <summary>Registers <paramref name="inference"/> as the inference of model <paramref name="name"/>.</summary>
@@ -83,21 +82,30 @@ public static class ERCacheServiceCollectionExtensions
         return builder;
     }
 
-    private static ERCacheBuilder AddCore(IServiceCollection services, string sectionPath)
+    private static ERCacheBuilder AddCore(IServiceCollection services, string sectionPath, bool followSection)
     {
         var names = ModelNames.Of(services);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ERCacheOptions>>(new ERCacheOptionsValidator(sectionPath)));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(InferenceDispatcher.DedicatedThreads);
-        services.TryAddSingleton(sp => new EmbeddingCache(
-            sp.GetRequiredService<IOptionsMonitor<ERCacheOptions>>(),
-            name => sp.GetKeyedService<IEmbeddingInference>(name) ?? sp.GetKeyedService<IEmbeddingInference>(names.RegisteredSpelling(name)),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
-            sp.GetService<ILogger<EmbeddingCache>>(),
-            sectionPath,
-            sp.GetRequiredService<InferenceDispatcher>(),
-            sp.GetService<IRegionalStore>()));
+        services.TryAddSingleton(sp =>
+        {
+            var cache = new EmbeddingCache(
+                sp.GetRequiredService<IOptionsMonitor<ERCacheOptions>>(),
+                name => sp.GetKeyedService<IEmbeddingInference>(name) ?? sp.GetKeyedService<IEmbeddingInference>(names.RegisteredSpelling(name)),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
+                sp.GetService<ILogger<EmbeddingCache>>(),
+                sectionPath,
+                sp.GetRequiredService<InferenceDispatcher>(),
+                sp.GetService<IRegionalStore>());
+            if (followSection)
+            {
+                cache.FollowConfiguration(sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath);
+            }
+
+            return cache;
+        });
         services.TryAddSingleton<IEmbeddingCache>(sp => sp.GetRequiredService<EmbeddingCache>());
 
         // In a host, the cache is built and every model checked for its inference when the host starts (before a web

@@ -3,6 +3,7 @@ using ERCache.Inference;
 using ERCache.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace ERCache.Tests.Infrastructure;
 
@@ -18,6 +19,7 @@ internal sealed class ConfiguredHost : IDisposable
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(Configuration);
         services.AddSingleton<TimeProvider>(Clock);
+        services.AddFakeLogging();
         var builder = services.AddERCache();
         if (register is null)
         {
@@ -45,6 +47,9 @@ internal sealed class ConfiguredHost : IDisposable
     public Dictionary<string, TestTower> Towers { get; } = [];
 
     public EmbeddingCache Cache => Services.GetRequiredService<EmbeddingCache>();
+
+    /// <summary>What the cache logged.</summary>
+    public FakeLogCollector Logs => Services.GetFakeLogCollector();
 
     /// <summary>Rewrites the file and reloads configuration (raising the options change).</summary>
     public void Reload(string json)
