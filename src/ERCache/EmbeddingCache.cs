@@ -37,8 +37,13 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly ILogger _logger;
     private readonly IDisposable? _reloadSubscription;
     private readonly RegionalTier? _regional;
+    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IDisposable? _configurationSubscription;
     private int _disposed;
+
+    // Requests with misses still running, plus one for the cache itself until it is disposed: whoever takes the count
+    // to zero releases the schedulers, tiers, regional tier and meter, so a request in flight at disposal completes.
+    private int _active = 1;
 
     /// <summary>
     /// Creates a cache that follows <paramref name="options"/>, applying each reload atomically per model.
@@ -131,13 +136,24 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     public System.Diagnostics.Metrics.Meter Meter => _metrics.Meter;
 
     /// <inheritdoc />
-    public ModelPolicy GetPolicy(string model) => Resolve(model).Policy;
+    public ModelPolicy GetPolicy(string model)
+    {
+        CheckDisposed();
+        return Resolve(model).Policy;
+    }
 
     /// <inheritdoc />
-    public TierStatistics? GetTierStatistics(string model, TierKind tier) => Tier(Resolve(model), tier)?.GetStatistics();
+    public TierStatistics? GetTierStatistics(string model, TierKind tier)
+    {
+        CheckDisposed();
+        return Tier(Resolve(model), tier)?.GetStatistics();
+    }
 
     /// <summary>Entries currently held by one tier of <paramref name="model"/> (0 when the tier is disabled).</summary>
-    internal int GetEntryCount(string model, TierKind tier) => Tier(Resolve(model), tier)?.Count ?? 0;
+    internal int GetEntryCount(string model, TierKind tier) => GetTier(model, tier)?.Count ?? 0;
+
+    /// <summary>One tier of <paramref name="model"/> (for tests of the tiers' lifetime).</summary>
+    internal EmbeddingTier? GetTier(string model, TierKind tier) => Tier(Resolve(model), tier);
 
     /// <summary>Inference delegate calls in flight for <paramref name="model"/> (for tests and diagnostics).</summary>
     internal int GetInFlight(string model) => Resolve(model).Scheduler.InFlight;
@@ -148,6 +164,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <inheritdoc />
     public ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, CancellationToken cancellationToken = default)
     {
+        CheckDisposed();
         var runtime = Resolve(model);
         if (destination.Length != runtime.Policy.Dimensions)
         {
@@ -168,6 +185,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <inheritdoc />
     public ValueTask GetManyAsync(string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default)
     {
+        CheckDisposed();
         var runtime = Resolve(model);
         int dims = runtime.Policy.Dimensions;
         if ((long)destination.Length != (long)userIds.Length * dims)
@@ -202,53 +220,151 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
         return misses is null
             ? default
-            : new ValueTask(runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, now, cancellationToken));
+            : new ValueTask(ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, now, cancellationToken));
     }
 
     /// <inheritdoc />
-    public Task FlushRegionalWritesAsync(CancellationToken cancellationToken = default) =>
-        _regional?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
+    public Task FlushRegionalWritesAsync(CancellationToken cancellationToken = default)
+    {
+        CheckDisposed();
+        return _regional?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
+    }
 
-    /// <summary>Stops following configuration reloads, writes the regional values still queued (bounded by
-    /// <c>Regional:WriteTimeout</c>) and releases the meter when the cache owns it.</summary>
+    /// <summary>
+    /// Stops serving: later calls throw <see cref="ObjectDisposedException"/>, configuration reloads are no longer
+    /// followed. Requests already waiting for inference complete as usual (by their deadline); once the last one has,
+    /// the schedulers (timers, spare buffers), the tiers (MemoryCache tiers are disposed), the regional tier (its queued
+    /// writes are flushed, bounded by <c>Regional:WriteTimeout</c>) and the meter are released. With no request in
+    /// flight this happens here; otherwise it happens when the last request completes, and this method does not wait.
+    /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        if (!BeginDispose())
         {
-            _reloadSubscription?.Dispose();
-            _configurationSubscription?.Dispose();
-            if (_regional is not null && !_regional.DisposeAsync().AsTask().Wait(_regional.WriteTimeout + _regional.WriteTimeout))
-            {
-                LogRegionalNotFlushed();
-            }
+            return;
+        }
 
-            _metrics.Dispose();
+        if (Volatile.Read(ref _active) == 0 && _regional is not null && !_released.Task.Wait(_regional.WriteTimeout + _regional.WriteTimeout))
+        {
+            LogRegionalNotFlushed();
         }
     }
 
-    /// <summary>Like <see cref="Dispose"/>, waiting asynchronously for the last regional writes.</summary>
+    /// <summary>Like <see cref="Dispose"/>, and completes once every request in flight has completed and everything is
+    /// released (the regional tier's last writes included).</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        BeginDispose();
+        await _released.Task.ConfigureAwait(false);
+    }
+
+    private bool BeginDispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            _reloadSubscription?.Dispose();
-            _configurationSubscription?.Dispose();
+            return false;
+        }
+
+        _reloadSubscription?.Dispose();
+        _configurationSubscription?.Dispose();
+        ExitRequest(); // the cache's own reference
+        return true;
+    }
+
+    private void CheckDisposed()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            ThrowHelper.ThrowDisposed();
+        }
+    }
+
+    /// <summary>Counts a request whose misses go to inference; false once the cache is released.</summary>
+    private bool TryEnterRequest()
+    {
+        int active = Volatile.Read(ref _active);
+        while (active > 0 && Volatile.Read(ref _disposed) == 0)
+        {
+            int seen = Interlocked.CompareExchange(ref _active, active + 1, active);
+            if (seen == active)
+            {
+                return true;
+            }
+
+            active = seen;
+        }
+
+        return false;
+    }
+
+    private void ExitRequest()
+    {
+        if (Interlocked.Decrement(ref _active) == 0)
+        {
+            _ = ReleaseAsync();
+        }
+    }
+
+    private async Task ReleaseAsync()
+    {
+        try
+        {
+            _registry.Dispose();
             if (_regional is not null)
             {
                 await _regional.DisposeAsync().ConfigureAwait(false);
             }
-
+        }
+        catch (Exception ex)
+        {
+            LogReleaseFailed(ex);
+        }
+        finally
+        {
             _metrics.Dispose();
+            _released.TrySetResult();
         }
     }
 
-    private static async Task<EmbeddingResult> MissAsync(ModelRuntime runtime, long userId, Memory<float> destination, long now, CancellationToken cancellationToken)
+    private async Task<EmbeddingResult> MissAsync(ModelRuntime runtime, long userId, Memory<float> destination, long now, CancellationToken cancellationToken)
     {
-        var result = new EmbeddingResult[1];
-        var miss = ArrayPool<int>.Shared.Rent(1);
-        miss[0] = 0;
-        await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, now, cancellationToken).ConfigureAwait(false);
-        return result[0];
+        if (!TryEnterRequest())
+        {
+            ThrowHelper.ThrowDisposed();
+        }
+
+        try
+        {
+            var result = new EmbeddingResult[1];
+            var miss = ArrayPool<int>.Shared.Rent(1);
+            miss[0] = 0;
+            await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, now, cancellationToken).ConfigureAwait(false);
+            return result[0];
+        }
+        finally
+        {
+            ExitRequest();
+        }
+    }
+
+    private async Task ServeMissesAsync(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
+        long now, CancellationToken cancellationToken)
+    {
+        if (!TryEnterRequest())
+        {
+            ArrayPool<int>.Shared.Return(misses);
+            ThrowHelper.ThrowDisposed();
+        }
+
+        try
+        {
+            await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, now, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ExitRequest();
+        }
     }
 
     private static EmbeddingTier? Tier(ModelRuntime runtime, TierKind tier) => tier switch
@@ -326,6 +442,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
     [LoggerMessage(EventId = 24, Level = LogLevel.Error, Message = "An ERCache configuration reload failed; the previous policies stay in force.")]
     private partial void LogReloadFailed(Exception exception);
+
+    [LoggerMessage(EventId = 25, Level = LogLevel.Error, Message = "Releasing a disposed ERCache failed.")]
+    private partial void LogReleaseFailed(Exception exception);
 
     [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "ERCache was disposed before its last regional writes finished; they are dropped.")]
     private partial void LogRegionalNotFlushed();

@@ -6,6 +6,9 @@ public static class ERCacheDiagnostics
     /// <summary>The meter name: <c>ERCache</c>.</summary>
     public const string MeterName = "ERCache";
 
+    /// <summary>Meter tag that tells the meters of two caches in one process apart (a number, unique per cache).</summary>
+    public const string CacheTag = "ercache.cache";
+
     /// <summary>Counter of requests, one per user, tagged <c>model</c> and <c>source</c>.</summary>
     public const string Requests = "ercache.requests";
 

@@ -35,9 +35,14 @@ internal sealed class ERCacheMetrics : IDisposable
     private Func<IEnumerable<Measurement<int>>>? _observeInFlight;
     private Func<IEnumerable<Measurement<int>>>? _observeCircuits;
 
+    private static int s_instances;
+
     public ERCacheMetrics(IMeterFactory? meterFactory)
     {
-        var options = new MeterOptions(ERCacheDiagnostics.MeterName);
+        // Each cache gets its own meter, told apart by the ercache.cache tag: a factory hands out one shared meter per
+        // name and tags, and a disposed cache's gauges must not keep reporting through a meter another cache uses.
+        Instance = Interlocked.Increment(ref s_instances).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var options = new MeterOptions(ERCacheDiagnostics.MeterName) { Tags = [new(ERCacheDiagnostics.CacheTag, Instance)] };
         if (meterFactory is null)
         {
             Meter = new Meter(options);
@@ -73,6 +78,9 @@ internal sealed class ERCacheMetrics : IDisposable
 
     /// <summary>The meter all instruments hang off.</summary>
     public Meter Meter { get; }
+
+    /// <summary>This cache's value of the <see cref="ERCacheDiagnostics.CacheTag"/> meter tag.</summary>
+    public string Instance { get; }
 
     public static string SourceName(EmbeddingSource source) => SourceNames[(int)source];
 
@@ -203,8 +211,15 @@ internal sealed class ERCacheMetrics : IDisposable
         }
     }
 
+    /// <summary>Detaches the gauges from the cache (they report nothing from now on) and disposes the meter when the
+    /// cache owns it; a factory's meter is disposed with the factory.</summary>
     public void Dispose()
     {
+        _observeEntries = null;
+        _observeBytes = null;
+        _observeInFlight = null;
+        _observeCircuits = null;
+        _observeRegionalQueue = null;
         if (_ownsMeter)
         {
             Meter.Dispose();

@@ -6,6 +6,9 @@ namespace ERCache.Diagnostics;
 internal static class ThrowHelper
 {
     [DoesNotReturn]
+    public static void ThrowDisposed() => throw new ObjectDisposedException(nameof(EmbeddingCache));
+
+    [DoesNotReturn]
     public static void ThrowUnknownModel(string model, IReadOnlyCollection<string> known) =>
         throw new ArgumentException(
             $"Unknown model '{model}'. Configured models: {(known.Count == 0 ? "(none)" : string.Join(", ", known.Order(StringComparer.Ordinal)))}.",

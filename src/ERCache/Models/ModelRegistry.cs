@@ -14,7 +14,7 @@ namespace ERCache.Models;
 /// storage settings (enabled, capacity, eviction, format) change is rebuilt empty; a TTL or inference
 /// change keeps the cached vectors.
 /// </summary>
-internal sealed class ModelRegistry
+internal sealed class ModelRegistry : IDisposable
 {
     private readonly Lock _applyLock = new();
     private readonly Func<string, IEmbeddingInference?> _resolveInference;
@@ -109,6 +109,21 @@ internal sealed class ModelRegistry
 
             // Dropped tiers are simply unreferenced: a request still holding the old runtime finishes on it.
             Volatile.Write(ref _models, next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+        }
+    }
+
+    /// <summary>Disposes every model's scheduler (timers, spare call and batch; queued users get an error) and tiers.
+    /// Called once no request runs any more.</summary>
+    public void Dispose()
+    {
+        lock (_applyLock)
+        {
+            foreach (var runtime in _models.Values)
+            {
+                runtime.Scheduler.Dispose();
+                runtime.Direct?.Dispose();
+                runtime.Failover?.Dispose();
+            }
         }
     }
 

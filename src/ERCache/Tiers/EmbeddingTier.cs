@@ -7,7 +7,7 @@ namespace ERCache.Tiers;
 /// key, so entries are looked up by user id and compared in full; a version or dimension change builds a
 /// new tier. All times are <see cref="TimeProvider.GetTimestamp"/> values.
 /// </summary>
-internal abstract class EmbeddingTier
+internal abstract class EmbeddingTier : IDisposable
 {
     protected EmbeddingTier(string model, TierPolicy policy, int dimensions, ERCacheMetrics metrics)
     {
@@ -65,4 +65,10 @@ internal abstract class EmbeddingTier
         new(Policy.Kind, Policy.Eviction, Policy.Format, Count, Capacity, Evictions, ExpiredReclaimed, BytesPerEntry, AllocatedBytes);
 
     protected void RecordEvictions(long count, bool expired) => Metrics.RecordEvictions(count, MetricTags, expired);
+
+    /// <summary>Releases what the tier holds outside the managed heap's reach (MemoryCache's own resources); a slab
+    /// tier has nothing to release.</summary>
+    public virtual void Dispose()
+    {
+    }
 }

@@ -95,4 +95,10 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
     private sealed record StoredRow(byte[] Bytes, long WrittenAt);
 
     private const int StoredRowBytes = 32; // object header and method table, one reference, one long
+
+    public override void Dispose()
+    {
+        _cache.Dispose();
+        base.Dispose();
+    }
 }
