@@ -37,6 +37,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly ILogger _logger;
     private readonly IDisposable? _reloadSubscription;
     private readonly RegionalTier? _regional;
+    private readonly InferenceDispatcher _dispatcher;
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IDisposable? _configurationSubscription;
     private int _disposed;
@@ -75,13 +76,14 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private EmbeddingCache(
         ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, TimeProvider? timeProvider,
         System.Diagnostics.Metrics.IMeterFactory? meterFactory, ILogger? logger, string sectionPath, InferenceDispatcher? dispatcher,
-        IRegionalStore? regionalStore)
+        IRegionalStore? regionalStore, bool warmUpCode = true, string meterName = ERCacheDiagnostics.MeterName)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(resolveInference);
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
-        _metrics = new ERCacheMetrics(meterFactory);
+        _dispatcher = dispatcher ?? InferenceDispatcher.DedicatedThreads;
+        _metrics = new ERCacheMetrics(meterFactory, meterName);
         try
         {
             if (regionalStore is not null)
@@ -96,7 +98,11 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
             }
 
-            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, dispatcher ?? InferenceDispatcher.DedicatedThreads, _regional);
+            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, _dispatcher, _regional);
+            if (warmUpCode)
+            {
+                WarmUpCode(_registry.Runtimes.Select(r => r.Policy), _dispatcher);
+            }
         }
         catch
         {

@@ -56,4 +56,15 @@ public interface IEmbeddingCache
     /// counted, never thrown.</summary>
     /// <param name="cancellationToken">Stops waiting.</param>
     Task FlushRegionalWritesAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Prepares the cache for its first requests: runs the cache's own request path for every configured storage
+    /// shape (already done when the cache was built, unless a reload added a shape), and opens the regional store's
+    /// connection with one lookup when a store is registered. The models' inference is not called (no user id is a
+    /// harmless one to invent): warm a tower's own code yourself before the service reports ready, for example by
+    /// running it once on a canary input.
+    /// </summary>
+    /// <remarks>In a host, <c>AddERCache()</c> runs this when the host starts, before a server listens.</remarks>
+    /// <param name="cancellationToken">Stops waiting; the regional lookup is bounded by <c>Regional:Timeout</c>.</param>
+    Task WarmUpAsync(CancellationToken cancellationToken = default);
 }

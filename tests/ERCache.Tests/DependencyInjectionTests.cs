@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace ERCache.Tests;
 
@@ -82,6 +83,28 @@ public sealed class DependencyInjectionTests
         using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr")));
 
         Assert.Same(host.Clock, host.Services.GetRequiredService<TimeProvider>());
+    }
+
+    [Fact]
+    public async Task Host_start_warms_the_cache_up_before_it_reports_started()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ERCache:Models:ctr:Dimensions"] = "4",
+            ["ERCache:Models:ctr:Direct:Ttl"] = "00:01:00",
+            ["ERCache:Models:ctr:Failover:Ttl"] = "01:00:00",
+        });
+        builder.Services.AddFakeLogging();
+        builder.Services.AddERCache().AddModel<OnesTower>("ctr");
+        using var host = builder.Build();
+        var logs = host.Services.GetFakeLogCollector();
+        Assert.DoesNotContain(logs.GetSnapshot(), r => r.Message.StartsWith("ERCache warmed up", StringComparison.Ordinal));
+
+        await host.StartAsync();
+
+        Assert.Contains(logs.GetSnapshot(), r => r.Message == "ERCache warmed up for 1 model(s).");
+        await host.StopAsync();
     }
 
     [Fact]

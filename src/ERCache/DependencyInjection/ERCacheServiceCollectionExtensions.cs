@@ -108,8 +108,8 @@ public static class ERCacheServiceCollectionExtensions
         });
         services.TryAddSingleton<IEmbeddingCache>(sp => sp.GetRequiredService<EmbeddingCache>());
 
-        // In a host, the cache is built and every model checked for its inference when the host starts (before a web
-        // server listens), not on the first request.
+        // In a host, the cache is built, every model checked for its inference and the cache warmed up when the host
+        // starts (before a web server listens), not on the first request.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StartupCheck>());
         return new ERCacheBuilder(services);
     }
@@ -118,7 +118,7 @@ public static class ERCacheServiceCollectionExtensions
     /// refuses an <c>AddModel</c> whose name matches no configured model.</summary>
     private sealed class StartupCheck(EmbeddingCache cache, ModelNames names) : IHostedService
     {
-        public Task StartAsync(CancellationToken cancellationToken)
+        public async Task StartAsync(CancellationToken cancellationToken)
         {
             var unmatched = names.All.Where(n => !cache.Models.Contains(n, StringComparer.OrdinalIgnoreCase)).Order(StringComparer.Ordinal).ToArray();
             if (unmatched.Length > 0)
@@ -128,7 +128,7 @@ public static class ERCacheServiceCollectionExtensions
                     $"Configured models: {string.Join(", ", cache.Models.Order(StringComparer.Ordinal))}.");
             }
 
-            return Task.CompletedTask;
+            await cache.WarmUpAsync(cancellationToken).ConfigureAwait(false); // before the host reports started
         }
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -37,12 +37,12 @@ internal sealed class ERCacheMetrics : IDisposable
 
     private static int s_instances;
 
-    public ERCacheMetrics(IMeterFactory? meterFactory)
+    public ERCacheMetrics(IMeterFactory? meterFactory, string meterName = ERCacheDiagnostics.MeterName)
     {
         // Each cache gets its own meter, told apart by the ercache.cache tag: a factory hands out one shared meter per
         // name and tags, and a disposed cache's gauges must not keep reporting through a meter another cache uses.
         Instance = Interlocked.Increment(ref s_instances).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var options = new MeterOptions(ERCacheDiagnostics.MeterName) { Tags = [new(ERCacheDiagnostics.CacheTag, Instance)] };
+        var options = new MeterOptions(meterName) { Tags = [new(ERCacheDiagnostics.CacheTag, Instance)] };
         if (meterFactory is null)
         {
             Meter = new Meter(options);

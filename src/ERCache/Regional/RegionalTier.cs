@@ -44,6 +44,9 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// <summary>The longest one grouped write may take.</summary>
     public TimeSpan WriteTimeout => _options.WriteTimeout;
 
+    /// <summary>The longest a lookup may hold a request (<c>Regional:Timeout</c>).</summary>
+    public TimeSpan ReadTimeout => _options.Timeout;
+
     /// <summary>Values waiting to be written.</summary>
     public int QueueLength => Volatile.Read(ref _queued);
 
