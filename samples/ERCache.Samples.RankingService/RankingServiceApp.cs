@@ -1,3 +1,4 @@
+using ERCache.OnnxRuntime;
 using System.Numerics.Tensors;
 using System.Text.Json.Serialization;
 using ERCache.Inference;
@@ -22,19 +23,27 @@ public sealed class RankingServiceOptions
 }
 
 /// <summary>Every model's user tower, each behind the fault-injection wrapper the configuration switches.</summary>
-public sealed class TowerRegistry
+public sealed class TowerRegistry : IDisposable
 {
     private readonly Dictionary<string, (UserTower Tower, FaultInjectingInference Faulty)> _models = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<IDisposable> _sessions = [];
     private int _warmupUsers;
 
-    public TowerRegistry(IConfiguration configuration, TimeProvider time)
+    public TowerRegistry(IConfiguration configuration, TimeProvider time, IHostEnvironment environment)
     {
         var options = configuration.GetSection("RankingService").Get<RankingServiceOptions>() ?? new RankingServiceOptions();
-        var models = configuration.GetSection(ERCacheOptions.DefaultSectionPath).Get<ERCacheOptions>()?.Models ?? [];
         int seed = 1;
-        foreach (var (name, model) in models.OrderBy(m => m.Key, StringComparer.Ordinal))
+        foreach (var (name, dimensions, onnxPath) in ModelsOf(configuration))
         {
-            var tower = new UserTower(name, model.Dimensions, seed: 1000 + seed);
+            var tower = CreateTower(name, dimensions, seed, onnx: onnxPath is not null);
+            if (onnxPath is not null)
+            {
+                // The same weights, exported to ONNX (OnnxTowerExport): batches run on ONNX Runtime through the adapter.
+                var onnx = new OnnxEmbeddingInference(name, dimensions, new OnnxModelOptions { Path = Path.Combine(environment.ContentRootPath, onnxPath) }, UserTower.Featurize);
+                _sessions.Add(onnx);
+                tower.RunOn(onnx);
+            }
+
             var faults = new FaultSettings
             {
                 ErrorRate = options.FailureRate,
@@ -42,6 +51,25 @@ public sealed class TowerRegistry
             };
             _models[name] = (tower, new FaultInjectingInference(tower, faults, time, seed));
             ItemSeeds[name] = seed++;
+        }
+    }
+
+    /// <summary>The configured models in seed order: name, dimensions, and the ONNX file when the model has one.</summary>
+    public static IEnumerable<(string Name, int Dimensions, string? OnnxPath)> ModelsOf(IConfiguration configuration) =>
+        configuration.GetSection("ERCache:Models").GetChildren()
+            .OrderBy(m => m.Key, StringComparer.Ordinal)
+            .Select(m => (m.Key, m.GetValue<int>("Dimensions"), m["Onnx:Path"]));
+
+    /// <summary>The tower of the <paramref name="seed"/>-th model (1-based, in name order); narrower when exported to
+    /// ONNX, so the committed file stays small.</summary>
+    public static UserTower CreateTower(string name, int dimensions, int seed, bool onnx) =>
+        new(name, dimensions, seed: 1000 + seed, hidden: onnx ? UserTower.OnnxHidden : UserTower.Hidden);
+
+    public void Dispose()
+    {
+        foreach (var session in _sessions)
+        {
+            session.Dispose();
         }
     }
 

@@ -29,7 +29,14 @@ public sealed partial class TowerWarmup(TowerRegistry towers, IConfiguration con
             for (int u = 1; u <= users; u++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                tower.Compute(-u, embedding); // negative ids: never a real user's features
+                if (tower.Onnx is { } onnx)
+                {
+                    onnx.Run([-u], embedding, cancellationToken); // the ONNX session's first runs are the slow ones
+                }
+                else
+                {
+                    tower.Compute(-u, embedding); // negative ids: never a real user's features
+                }
             }
 
             towers.RecordWarmup(users);

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using ERCache.Inference;
+using ERCache.OnnxRuntime;
 
 namespace ERCache.Samples.RankingService;
 
@@ -14,17 +15,23 @@ public sealed class UserTower : IEmbeddingInference
     public const int Features = 64;
     public const int Hidden = 512;
 
+    /// <summary>The hidden width of a tower exported to ONNX (a file of about 400 KB).</summary>
+    public const int OnnxHidden = 256;
+
     private readonly float[][] _weights; // per layer: [outputs][inputs], row-major
     private readonly float[][] _biases;
     private long _computeTicks;
     private long _users;
 
-    public UserTower(string model, int dimensions, int seed)
+    private OnnxEmbeddingInference? _onnx;
+
+    public UserTower(string model, int dimensions, int seed, int hidden = Hidden)
     {
         Model = model;
         Dimensions = dimensions;
+        HiddenWidth = hidden;
         var rng = new Random(seed);
-        int[] sizes = [Features, Hidden, Hidden, dimensions];
+        int[] sizes = [Features, hidden, hidden, dimensions];
         _weights = new float[sizes.Length - 1][];
         _biases = new float[sizes.Length - 1][];
         for (int layer = 0; layer < sizes.Length - 1; layer++)
@@ -38,6 +45,22 @@ public sealed class UserTower : IEmbeddingInference
 
     public string Model { get; }
 
+    /// <summary>Width of the two hidden layers.</summary>
+    public int HiddenWidth { get; }
+
+    /// <summary>Layer <paramref name="layer"/>'s weights, <c>[outputs][inputs]</c> row-major (for the ONNX export).</summary>
+    public ReadOnlySpan<float> Weights(int layer) => _weights[layer];
+
+    /// <summary>Layer <paramref name="layer"/>'s biases.</summary>
+    public ReadOnlySpan<float> Biases(int layer) => _biases[layer];
+
+    /// <summary>Runs batches on <paramref name="onnx"/> (the same weights exported to ONNX) instead of the C# layers;
+    /// <see cref="Compute"/> stays the C# reference.</summary>
+    public void RunOn(OnnxEmbeddingInference onnx) => _onnx = onnx;
+
+    /// <summary>The ONNX Runtime session batches run on, or null for the C# layers.</summary>
+    public OnnxEmbeddingInference? Onnx => _onnx;
+
     public int Dimensions { get; }
 
     /// <summary>CPU time spent computing embeddings (the computing thread's own CPU clock where the OS offers one).</summary>
@@ -50,10 +73,17 @@ public sealed class UserTower : IEmbeddingInference
     {
         long started = ThreadCpuClock.NowTicks();
         var users = batch.UserIds.Span;
-        for (int i = 0; i < batch.Count; i++)
+        if (_onnx is { } onnx)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            Compute(users[i], batch.GetRow(i).Span);
+            onnx.Run(users, batch.Destination, cancellationToken); // the whole batch in one ONNX Runtime run
+        }
+        else
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Compute(users[i], batch.GetRow(i).Span);
+            }
         }
 
         Interlocked.Add(ref _computeTicks, ThreadCpuClock.NowTicks() - started);
@@ -64,8 +94,8 @@ public sealed class UserTower : IEmbeddingInference
     /// <summary>The embedding of one user (what the cache stores; tests compute expected scores with it).</summary>
     public void Compute(long userId, Span<float> embedding)
     {
-        Span<float> a = stackalloc float[Hidden];
-        Span<float> b = stackalloc float[Hidden];
+        Span<float> a = stackalloc float[Math.Max(HiddenWidth, Features)];
+        Span<float> b = stackalloc float[HiddenWidth];
         Featurize(userId, a[..Features]);
         Layer(0, a[..Features], b, relu: true);
         Layer(1, b, a, relu: true);

@@ -71,6 +71,22 @@ public sealed class RankingServiceTests
     }
 
     [Fact]
+    public async Task The_cvr_model_runs_on_its_onnx_file_and_answers_fresh_then_direct()
+    {
+        await using var service = new ServiceFixture();
+        using var client = service.CreateClient();
+
+        var first = await ServiceFixture.RankAsync(client, 777, Candidates, k: 3);
+        var second = await ServiceFixture.RankAsync(client, 777, Candidates, k: 3);
+
+        Assert.NotNull(service.Towers.Tower("cvr").Onnx); // batches of cvr run on ONNX Runtime
+        Assert.Null(service.Towers.Tower("ctr").Onnx);
+        Assert.Equal(EmbeddingSource.Fresh, first.Models["cvr"].Source);
+        Assert.Equal(EmbeddingSource.Direct, second.Models["cvr"].Source);
+        Assert.Equal(first.Items.Select(i => i.ItemId), second.Items.Select(i => i.ItemId));
+    }
+
+    [Fact]
     public async Task A_repeat_within_the_ttl_is_served_from_the_direct_tier_with_its_age()
     {
         await using var service = new ServiceFixture();

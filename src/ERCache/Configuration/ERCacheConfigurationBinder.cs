@@ -13,6 +13,10 @@ namespace ERCache;
 /// </summary>
 internal static class ERCacheConfigurationBinder
 {
+    /// <summary>Model subsections that belong to an adapter package and are checked by it (ERCache.OnnxRuntime's
+    /// <c>Onnx</c>), not reported as unknown settings.</summary>
+    internal static readonly string[] AdapterSections = ["Onnx"];
+
     public static void Bind(IConfiguration section, string sectionPath, ERCacheOptions options)
     {
         var errors = new List<BindingError>();
@@ -38,6 +42,11 @@ internal static class ERCacheConfigurationBinder
         foreach (var child in section.GetChildren())
         {
             string childPath = $"{path}:{child.Key}";
+            if (type == typeof(ModelOptions) && AdapterSections.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
             if (!settings.TryGetValue(child.Key, out var setting))
             {
                 errors.Add(new(childPath, $"{childPath} is not a known setting; {type.Name} has {string.Join(", ", settings.Keys)}."));

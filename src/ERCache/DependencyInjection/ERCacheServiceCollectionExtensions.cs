@@ -69,6 +69,22 @@ public static class ERCacheServiceCollectionExtensions
         return builder;
     }
 
+    /// <summary>Registers the inference of model <paramref name="name"/>, built by <paramref name="factory"/> when the
+    /// cache is built (at host start); the container disposes it with itself when it is disposable.</summary>
+    /// <param name="builder">The ERCache builder.</param>
+    /// <param name="name">The configured model's name (case-insensitive).</param>
+    /// <param name="factory">Builds the inference from the container.</param>
+    /// <returns>The builder, for chaining.</returns>
+    public static IERCacheBuilder AddModel(this IERCacheBuilder builder, string name, Func<IServiceProvider, IEmbeddingInference> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(factory);
+        ModelNames.Of(builder.Services).Register(name);
+        builder.Services.AddKeyedSingleton(name, (sp, _) => factory(sp));
+        return builder;
+    }
+
     /// <summary>Registers <typeparamref name="TInference"/>, created by the container, as the inference of model <paramref name="name"/>.</summary>
     /// <remarks>Model names are case-insensitive, as in configuration.</remarks>
     /// <exception cref="ArgumentException">A model of the same name, in any spelling, is already registered.</exception>
