@@ -20,6 +20,17 @@ public sealed class OnnxEmbeddingInferenceTests
     internal static OnnxEmbeddingInference Open(int dimensions = Dimensions, string? input = null, string? output = null) =>
         new("cvr", dimensions, new OnnxModelOptions { Path = ModelPath, Input = input, Output = output }, UserTower.Featurize);
 
+    /// <summary>A cache whose only model, cvr, runs on <paramref name="onnx"/> (on a fake clock: no deadline passes).</summary>
+    private static EmbeddingCache CacheOver(OnnxEmbeddingInference onnx, Action<ModelOptions> configure)
+    {
+        var model = new ModelOptions { Dimensions = Dimensions };
+        model.Direct.Ttl = TimeSpan.FromMinutes(1);
+        model.Failover.Ttl = TimeSpan.FromHours(1);
+        configure(model);
+        var options = new ERCacheOptions { Models = { ["cvr"] = model } };
+        return EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["cvr"] = onnx }, new FakeTimeProvider());
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(7)]
@@ -52,12 +63,7 @@ public sealed class OnnxEmbeddingInferenceTests
     {
         using var onnx = Open();
         var reference = Reference();
-        var options = new ERCacheOptions();
-        options.Models["cvr"] = new ModelOptions { Dimensions = Dimensions };
-        options.Models["cvr"].Direct.Ttl = TimeSpan.FromMinutes(1);
-        options.Models["cvr"].Failover.Ttl = TimeSpan.FromHours(1);
-        options.Models["cvr"].Inference.MaxBatchSize = 16;
-        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["cvr"] = onnx }, new FakeTimeProvider());
+        using var cache = CacheOver(onnx, m => m.Inference.MaxBatchSize = 16);
         var ids = Enumerable.Range(1, 100).Select(i => (long)i).ToArray();
         var vectors = new float[ids.Length * Dimensions];
         var results = new EmbeddingResult[ids.Length];
@@ -78,12 +84,7 @@ public sealed class OnnxEmbeddingInferenceTests
     {
         using var onnx = Open();
         var reference = Reference();
-        var options = new ERCacheOptions();
-        options.Models["cvr"] = new ModelOptions { Dimensions = Dimensions };
-        options.Models["cvr"].Direct.Ttl = TimeSpan.FromMinutes(1);
-        options.Models["cvr"].Failover.Ttl = TimeSpan.FromHours(1);
-        options.Models["cvr"].Inference.Timeout = TimeSpan.FromSeconds(30); // a fake clock never reaches it
-        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["cvr"] = onnx }, new FakeTimeProvider());
+        using var cache = CacheOver(onnx, m => m.Inference.Timeout = TimeSpan.FromSeconds(30));
 
         var failures = await Task.WhenAll(Enumerable.Range(0, 8).Select(thread => Task.Run(async () =>
         {
