@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 // End-to-end load test of the ranking-service sample over loopback: the synthetic trace at a fixed rate, with the
 // cache on and off, and with injected failures with and without the failover tier, side by side.
 //   dotnet run -c Release --project benchmarks/ERCache.LoadTest -- [--requests 20000] [--rate 1000] [--users 2000]
-//       [--max-seconds 60] [--failure-rate 0.2] [--items 100]
+//       [--max-seconds 60] [--failure-rate 0.2] [--items 100] [--rounds 3]
 var parsed = LoadSettings.CreateCommand().Parse(args);
 if (parsed.Action is HelpAction)
 {
@@ -78,39 +78,60 @@ var runs = new (string Name, bool Cache, bool Failover, double FailureRate)[]
     ($"{settings.FailureRate:P0} failing, failover on", true, true, settings.FailureRate),
     ($"{settings.FailureRate:P0} failing, failover off", true, false, settings.FailureRate),
 };
-// A first, unreported run warms the process up (JIT tiering, thread pool, GC heap) so the first reported run is not
-// penalised for it: client and server share this process and its two cores.
-await LoadRun.ExecuteAsync("warm-up", requests.Take((int)Math.Min(requests.Length, settings.Rate * 5)).ToArray(), settings, compression, true, true, 0);
-
-var results = new List<RunResult>();
+// Each configuration is warmed up first (unreported: JIT tiering, thread pool, GC heap, its own towers), then every
+// configuration runs once per round, the order rotated each round, so no configuration always runs first or after
+// the same one; each figure is reported as its range over the rounds (client and server share this process's cores).
+var warmUp = requests.Take((int)Math.Min(requests.Length, settings.Rate * 5)).ToArray();
 foreach (var run in runs)
 {
-    results.Add(await LoadRun.ExecuteAsync(run.Name, requests, settings, compression, run.Cache, run.Failover, run.FailureRate));
+    await LoadRun.ExecuteAsync($"warm-up, {run.Name}", warmUp, settings, compression, run.Cache, run.Failover, run.FailureRate);
+}
+
+var results = runs.Select(run => (run.Name, Rounds: new List<RunResult>())).ToArray();
+for (int round = 0; round < settings.Rounds; round++)
+{
+    for (int k = 0; k < runs.Length; k++)
+    {
+        int i = (k + round) % runs.Length;
+        var run = runs[i];
+        results[i].Rounds.Add(await LoadRun.ExecuteAsync($"{run.Name}, round {round + 1}", requests, settings, compression, run.Cache, run.Failover, run.FailureRate));
+    }
 }
 
 Console.WriteLine();
+Console.WriteLine($"{settings.Rounds} round(s), order rotated each round; each cell is the range over rounds.");
+Console.WriteLine();
 Console.WriteLine($"| | {string.Join(" | ", results.Select(r => r.Name))} |");
 Console.WriteLine($"|---|{string.Concat(results.Select(_ => "---:|"))}");
-void Row(string label, Func<RunResult, string> cell) => Console.WriteLine($"| {label} | {string.Join(" | ", results.Select(cell))} |");
-Row("requests sent (HTTP errors)", r => Inv($"{r.Sent:N0} ({r.HttpErrors:N0})"));
-Row("achieved rate", r => Inv($"{r.Sent / r.Elapsed.TotalSeconds:N0}/s"));
-Row("latency p50", r => Inv($"{r.P50:F2} ms"));
-Row("latency p99", r => Inv($"{r.P99:F2} ms"));
-Row("latency max", r => Inv($"{r.Max:F1} ms"));
-Row("user-tower CPU time", r => Inv($"{r.TowerMs / 1000:F2} s"));
-Row("users inferred", r => Inv($"{r.Inferred:N0}"));
-Row("embeddings: direct", r => Inv($"{r.Direct:N0}"));
-Row("embeddings: fresh", r => Inv($"{r.Fresh:N0}"));
-Row("embeddings: failover", r => Inv($"{r.Failover:N0}"));
-Row("embeddings: fallback", r => Inv($"{r.Fallback:N0}"));
-Row("compute saved", r => Inv($"{r.ComputeSaved:P1}"));
-Row("fallback rate", r => Inv($"{r.FallbackRate:P2}"));
+void Row(string label, Func<RunResult, double> value, string format, string unit = "") =>
+    Console.WriteLine($"| {label} | {string.Join(" | ", results.Select(r => Range(r.Rounds.Select(value), format, unit)))} |");
+Row("requests sent", r => r.Sent, "N0");
+Row("HTTP errors", r => r.HttpErrors, "N0");
+Row("achieved rate", r => r.Sent / r.Elapsed.TotalSeconds, "N0", "/s");
+Row("latency p50", r => r.P50, "F2", " ms");
+Row("latency p99", r => r.P99, "F2", " ms");
+Row("latency max", r => r.Max, "F1", " ms");
+Row("user-tower CPU time", r => r.TowerMs / 1000, "F2", " s");
+Row("users inferred", r => r.Inferred, "N0");
+Row("embeddings: direct", r => r.Direct, "N0");
+Row("embeddings: fresh", r => r.Fresh, "N0");
+Row("embeddings: failover", r => r.Failover, "N0");
+Row("embeddings: fallback", r => r.Fallback, "N0");
+Row("compute saved", r => r.ComputeSaved * 100, "F1", " %");
+Row("fallback rate", r => r.FallbackRate * 100, "F2", " %");
 return 0;
+
+static string Range(IEnumerable<double> values, string format, string unit)
+{
+    var all = values.ToArray();
+    string low = all.Min().ToString(format, CultureInfo.InvariantCulture), high = all.Max().ToString(format, CultureInfo.InvariantCulture);
+    return low == high ? $"{low}{unit}" : $"{low}–{high}{unit}";
+}
 
 static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
 /// <summary>The command line, declared with System.CommandLine (which also writes <c>--help</c>).</summary>
-internal sealed record LoadSettings(int Requests, double Rate, int Users, double MaxSeconds, double FailureRate, int Items, int Processes)
+internal sealed record LoadSettings(int Requests, double Rate, int Users, double MaxSeconds, double FailureRate, int Items, int Processes, int Rounds)
 {
     private static readonly Option<int> RequestsOption = new("--requests") { Description = "Requests per run", DefaultValueFactory = _ => 20_000, Validators = { Positive<int> } };
     private static readonly Option<double> RateOption = new("--rate") { Description = "Requests per second sent", DefaultValueFactory = _ => 1000, Validators = { Positive<double> } };
@@ -118,16 +139,17 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
     private static readonly Option<double> MaxSecondsOption = new("--max-seconds") { Description = "Longest a run may take", DefaultValueFactory = _ => 60, Validators = { Positive<double> } };
     private static readonly Option<double> FailureRateOption = new("--failure-rate") { Description = "Share of tower calls failing in the failure runs, 0..1", DefaultValueFactory = _ => 0.2, Validators = { ShareOfOne } };
     private static readonly Option<int> ItemsOption = new("--items") { Description = "Items ranked per request", DefaultValueFactory = _ => 100, Validators = { Positive<int> } };
+    private static readonly Option<int> RoundsOption = new("--rounds") { Description = "Rounds of the in-process comparison: every configuration once per round, the order rotated", DefaultValueFactory = _ => 3, Validators = { Positive<int> } };
     private static readonly Option<int> ProcessesOption = new("--processes") { Description = "Run N real service processes, round-robin, without and with a shared redis-server (started here) instead of the in-process comparison; 1: in-process", DefaultValueFactory = _ => 1, Validators = { Positive<int> } };
 
     public static RootCommand CreateCommand() => new("End-to-end load test of the ranking-service sample over loopback: cache on and off, and failures with and without the failover tier.")
     {
-        RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption, ProcessesOption,
+        RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption, ProcessesOption, RoundsOption,
     };
 
     public static LoadSettings From(ParseResult p) => new(
         p.GetValue(RequestsOption), p.GetValue(RateOption), p.GetValue(UsersOption),
-        p.GetValue(MaxSecondsOption), p.GetValue(FailureRateOption), p.GetValue(ItemsOption), p.GetValue(ProcessesOption));
+        p.GetValue(MaxSecondsOption), p.GetValue(FailureRateOption), p.GetValue(ItemsOption), p.GetValue(ProcessesOption), p.GetValue(RoundsOption));
 
     private static void Positive<T>(OptionResult r)
         where T : struct, System.Numerics.INumber<T>
