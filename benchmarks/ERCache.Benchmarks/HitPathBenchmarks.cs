@@ -6,78 +6,53 @@ using Microsoft.Extensions.Caching.Memory;
 namespace ERCache.Benchmarks;
 
 /// <summary>
-/// One direct-tier hit of a 256-dimension vector into a caller buffer, against the peers: a
-/// <see cref="ConcurrentDictionary{TKey, TValue}"/> of <c>float[]</c> plus a copy (the floor) and
-/// <see cref="MemoryCache"/> of <c>float[]</c> plus a copy. Each invocation reads 1,024 users in a
-/// pre-shuffled order, so the large store is read at random.
+/// One direct-tier hit of a 256-dimension vector into a caller buffer, against the peers (<see cref="PeerCaches"/>):
+/// the <see cref="ConcurrentDictionary{TKey, TValue}"/> floor (look-up plus copy), BitFaster's ConcurrentLru and
+/// ConcurrentTLru, MemoryCache, FusionCache's TryGet and HybridCache's GetOrCreateAsync (float[] and an immutable
+/// wrapper), each plus the copy. Each invocation reads 1,024 users in a pre-shuffled order, so the large store is
+/// read at random.
 /// </summary>
 [MemoryDiagnoser]
 public class HitPathBenchmarks
 {
-    private const int Dimensions = 256;
+    private const int Dimensions = PeerCaches.Dimensions;
     private const int Reads = 1024;
     private readonly float[] _destination = new float[Dimensions];
     private long[] _order = [];
-    private ConcurrentDictionary<long, float[]> _dictionary = new();
-    private MemoryCache _memoryCache = null!;
+    private string[] _keys = [];
+    private string[] _immutableKeys = [];
+    private PeerCaches _peers = null!;
     private EmbeddingCache _cache = null!;
     private EmbeddingCache _cacheFloat16 = null!;
     private EmbeddingCache _cacheInt8 = null!;
+    private EmbeddingModel _model = null!;
 
-    [Params(10_000, 1_000_000)]
+    [ParamsSource(nameof(EntryCounts))]
     public int Entries { get; set; }
+
+    /// <summary>10,000 and 1,000,000 entries; <c>ERCACHE_BENCH_ENTRIES</c> (comma-separated) overrides them, for CI's
+    /// smoke run.</summary>
+    public static IEnumerable<int> EntryCounts => PeerCaches.EntryCounts();
 
     [GlobalSetup]
     public void Setup()
     {
         var rng = new Random(42);
         _order = Enumerable.Range(0, Reads).Select(_ => (long)rng.Next(Entries)).ToArray();
-        _dictionary = new ConcurrentDictionary<long, float[]>();
-        _memoryCache = new MemoryCache(new MemoryCacheOptions { SizeLimit = Entries });
-        _cache = CreateCache("Float32", users: Entries);
-        _cacheFloat16 = CreateCache("Float16", users: Entries);
-        _cacheInt8 = CreateCache("Int8", users: Entries);
-
-        // The peers hold the same vectors.
-        var vector = new float[Dimensions];
-        for (long user = 0; user < Entries; user++)
-        {
-            vector.AsSpan().Fill(user * 0.001f);
-            var copy = vector.ToArray();
-            _dictionary[user] = copy;
-            using var entry = _memoryCache.CreateEntry(user);
-            entry.Size = 1;
-            entry.Value = copy;
-        }
+        _keys = _order.Select(PeerCaches.Key).ToArray();
+        _immutableKeys = _order.Select(PeerCaches.ImmutableKey).ToArray();
+        _peers = new PeerCaches(Entries);
+        _peers.Populate(Entries);
+        _cache = CreateCache(StorageFormat.Float32, Entries);
+        _cacheFloat16 = CreateCache(StorageFormat.Float16, Entries);
+        _cacheInt8 = CreateCache(StorageFormat.Int8, Entries);
+        _model = _cache.GetModel("m");
     }
 
-    private static EmbeddingCache CreateCache(string format, int users)
+    private static EmbeddingCache CreateCache(StorageFormat format, int users)
     {
-        var options = new ERCacheOptions
-        {
-            Models =
-            {
-                ["m"] = new ModelOptions
-                {
-                    Dimensions = Dimensions,
-                    Inference = new InferenceOptions { Timeout = TimeSpan.FromMinutes(1), MaxBatchSize = 1024 }, // the warm-up must not time out
-                    Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = users, Eviction = EvictionStrategy.Lru, Format = Enum.Parse<StorageFormat>(format) },
-                    Failover = new TierOptions { Enabled = false },
-                },
-            },
-        };
-        var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["m"] = new DelegateInference(Fill) });
-
-        // Filled through the public API: one GetManyAsync per 1,024 users.
-        var ids = Enumerable.Range(0, users).Select(i => (long)i).ToArray();
-        var vectors = new float[1024 * Dimensions];
-        var results = new EmbeddingResult[1024];
-        for (int start = 0; start < ids.Length; start += 1024)
-        {
-            int n = Math.Min(1024, ids.Length - start);
-            cache.GetManyAsync("m", ids.AsMemory(start, n), vectors.AsMemory(0, n * Dimensions), results.AsMemory(0, n)).AsTask().GetAwaiter().GetResult();
-        }
-
+        var cache = PeerCaches.CreateERCache(users, format);
+        PeerCaches.Populate(cache, users);
         return cache;
     }
 
@@ -87,7 +62,7 @@ public class HitPathBenchmarks
         _cache.Dispose();
         _cacheFloat16.Dispose();
         _cacheInt8.Dispose();
-        _memoryCache.Dispose();
+        _peers.Dispose();
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Reads)]
@@ -95,7 +70,35 @@ public class HitPathBenchmarks
     {
         foreach (long user in _order)
         {
-            if (_dictionary.TryGetValue(user, out var vector))
+            if (_peers.Dictionary.TryGetValue(user, out var vector))
+            {
+                vector.CopyTo(_destination, 0);
+            }
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float BitFasterConcurrentLru()
+    {
+        foreach (long user in _order)
+        {
+            if (_peers.Lru.TryGet(user, out var vector))
+            {
+                vector.CopyTo(_destination, 0);
+            }
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float BitFasterConcurrentTLru()
+    {
+        foreach (long user in _order)
+        {
+            if (_peers.TLru.TryGet(user, out var vector))
             {
                 vector.CopyTo(_destination, 0);
             }
@@ -109,7 +112,7 @@ public class HitPathBenchmarks
     {
         foreach (long user in _order)
         {
-            if (_memoryCache.TryGetValue(user, out float[]? vector))
+            if (_peers.MemoryCache.TryGetValue(user, out float[]? vector))
             {
                 vector!.CopyTo(_destination, 0);
             }
@@ -119,13 +122,71 @@ public class HitPathBenchmarks
     }
 
     [Benchmark(OperationsPerInvoke = Reads)]
+    public float FusionCacheTryGet()
+    {
+        foreach (string key in _keys)
+        {
+            var maybe = _peers.Fusion.TryGet<float[]>(key);
+            if (maybe.HasValue)
+            {
+                maybe.Value.CopyTo(_destination, 0);
+            }
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float HybridCacheFloatArray()
+    {
+        foreach (string key in _keys)
+        {
+            var pending = _peers.Hybrid.GetOrCreateAsync(key, static _ => ValueTask.FromResult(new float[Dimensions]));
+            Completed(pending).CopyTo(_destination, 0); // an L1 hit completes synchronously
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float HybridCacheImmutable()
+    {
+        foreach (string key in _immutableKeys)
+        {
+            var pending = _peers.Hybrid.GetOrCreateAsync(key, static _ => ValueTask.FromResult(new PeerCaches.ImmutableVector(new float[Dimensions])));
+            Completed(pending).Values.CopyTo(_destination, 0);
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = Reads)]
     public float ERCacheFloat32() => Hits(_cache);
+
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float ERCacheFloat32Handle()
+    {
+        var destination = _destination.AsMemory();
+        foreach (long user in _order)
+        {
+            var pending = _model.GetAsync(user, destination);
+            if (!pending.IsCompletedSuccessfully || pending.Result.Source != EmbeddingSource.Direct)
+            {
+                throw new InvalidOperationException("expected a direct hit");
+            }
+        }
+
+        return _destination[0];
+    }
 
     [Benchmark(OperationsPerInvoke = Reads)]
     public float ERCacheFloat16() => Hits(_cacheFloat16);
 
     [Benchmark(OperationsPerInvoke = Reads)]
     public float ERCacheInt8() => Hits(_cacheInt8);
+
+    private static T Completed<T>(ValueTask<T> pending) =>
+        pending.IsCompletedSuccessfully ? pending.Result : throw new InvalidOperationException("expected an L1 hit");
 
     private float Hits(EmbeddingCache cache)
     {
@@ -140,16 +201,5 @@ public class HitPathBenchmarks
         }
 
         return _destination[0];
-    }
-
-    private static ValueTask Fill(InferenceBatch batch, CancellationToken cancellationToken)
-    {
-        var users = batch.UserIds.Span;
-        for (int i = 0; i < batch.Count; i++)
-        {
-            batch.GetRow(i).Span.Fill(users[i] * 0.001f); // the same vectors the peers hold
-        }
-
-        return ValueTask.CompletedTask;
     }
 }

@@ -9,4 +9,20 @@ if (args.Length > 0 && args[0] == "--memory")
     return;
 }
 
+// dotnet run -c Release --project benchmarks/ERCache.Benchmarks -- --stampede
+// dotnet run -c Release --project benchmarks/ERCache.Benchmarks -- --throughput [operations per thread] [thread counts, e.g. 1,2,4,8]
+if (args.Length > 0 && args[0] == "--stampede")
+{
+    await StampedeCount.RunAsync();
+    return;
+}
+
+if (args.Length > 0 && args[0] == "--throughput")
+{
+    int operations = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
+    int[] threads = args.Length > 2 ? args[2].Split(',').Select(t => int.Parse(t, System.Globalization.CultureInfo.InvariantCulture)).ToArray() : [1, 2, 4, 8];
+    ThroughputHarness.Run(operations, threads);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(KernelBenchmarks).Assembly).Run(args);

@@ -171,7 +171,41 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     public ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, CancellationToken cancellationToken = default)
     {
         CheckDisposed();
+        return GetAsync(Resolve(model), userId, destination, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask GetManyAsync(string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default)
+    {
+        CheckDisposed();
+        return GetManyAsync(Resolve(model), userIds, destination, results, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public EmbeddingModel GetModel(string model)
+    {
+        CheckDisposed();
         var runtime = Resolve(model);
+        return new EmbeddingModel(this, runtime.Policy.Name);
+    }
+
+    /// <summary>The runtime a model handle serves now: the one it resolved, while no reload has swapped the models.</summary>
+    internal ModelRuntime ResolveForHandle(string model, ref (object Models, ModelRuntime Runtime)? resolved)
+    {
+        CheckDisposed();
+        var models = _registry.Snapshot;
+        if (resolved is { } known && ReferenceEquals(known.Models, models))
+        {
+            return known.Runtime;
+        }
+
+        var runtime = Resolve(model);
+        resolved = (models, runtime);
+        return runtime;
+    }
+
+    internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, CancellationToken cancellationToken)
+    {
         if (destination.Length != runtime.Policy.Dimensions)
         {
             ThrowHelper.ThrowDestinationLength(nameof(destination), runtime.Policy, destination.Length, 1);
@@ -188,11 +222,8 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, cancellationToken));
     }
 
-    /// <inheritdoc />
-    public ValueTask GetManyAsync(string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default)
+    internal ValueTask GetManyAsync(ModelRuntime runtime, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken)
     {
-        CheckDisposed();
-        var runtime = Resolve(model);
         int dims = runtime.Policy.Dimensions;
         if ((long)destination.Length != (long)userIds.Length * dims)
         {

@@ -51,6 +51,14 @@ public interface IEmbeddingCache
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     ValueTask GetManyAsync(string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// A handle on one model whose calls skip the look-up by name (for a service that asks the same model on every
+    /// request). It follows reloads: after one, its next call finds the model again.
+    /// </summary>
+    /// <param name="model">A configured model (case-insensitive).</param>
+    /// <exception cref="ArgumentException">Unknown model.</exception>
+    EmbeddingModel GetModel(string model);
+
     /// <summary>Writes the fresh vectors queued for the regional store now, instead of at the next flush interval (for
     /// a graceful shutdown, or a test). Completes at once when no regional store is registered. Write failures are
     /// counted, never thrown.</summary>

@@ -50,6 +50,9 @@ internal sealed class ModelRegistry : IDisposable
 
     public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _models).Keys;
 
+    /// <summary>The current set of models; a reload replaces it with a new object (model handles compare it).</summary>
+    public object Snapshot => Volatile.Read(ref _models);
+
     public bool TryGet(string model, out ModelRuntime runtime) =>
         Volatile.Read(ref _models).TryGetValue(model, out runtime!);
 

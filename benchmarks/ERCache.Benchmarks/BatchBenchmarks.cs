@@ -1,0 +1,112 @@
+using BenchmarkDotNet.Attributes;
+
+namespace ERCache.Benchmarks;
+
+/// <summary>
+/// 64 users per call, all hits, 256-float vectors into one caller buffer: ERCache's <c>GetManyAsync</c> against a loop
+/// over each peer's per-key API (a batch knows all its keys up front; a per-key API cannot use that). Reported per
+/// user. Each invocation serves 16 batches of users drawn at random.
+/// </summary>
+[MemoryDiagnoser]
+public class BatchBenchmarks
+{
+    private const int Dimensions = PeerCaches.Dimensions;
+    private const int BatchSize = 64;
+    private const int Batches = 16;
+    private readonly float[] _destination = new float[BatchSize * Dimensions];
+    private readonly EmbeddingResult[] _results = new EmbeddingResult[BatchSize];
+    private long[][] _batches = [];
+    private PeerCaches _peers = null!;
+    private EmbeddingCache _cache = null!;
+
+    [ParamsSource(nameof(EntryCounts))]
+    public int Entries { get; set; }
+
+    /// <summary>10,000 and 1,000,000 entries; <c>ERCACHE_BENCH_ENTRIES</c> (comma-separated) overrides them, for CI's
+    /// smoke run.</summary>
+    public static IEnumerable<int> EntryCounts => PeerCaches.EntryCounts();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(7);
+        _batches = Enumerable.Range(0, Batches).Select(_ => Enumerable.Range(0, BatchSize).Select(_ => (long)rng.Next(Entries)).ToArray()).ToArray();
+        _peers = new PeerCaches(Entries);
+        _peers.Populate(Entries);
+        _cache = PeerCaches.CreateERCache(Entries);
+        PeerCaches.Populate(_cache, Entries);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _cache.Dispose();
+        _peers.Dispose();
+    }
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = BatchSize * Batches)]
+    public float ConcurrentDictionaryLoop()
+    {
+        foreach (var batch in _batches)
+        {
+            for (int i = 0; i < batch.Length; i++)
+            {
+                if (_peers.Dictionary.TryGetValue(batch[i], out var vector))
+                {
+                    vector.CopyTo(_destination.AsSpan(i * Dimensions, Dimensions));
+                }
+            }
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
+    public float BitFasterConcurrentTLruLoop()
+    {
+        foreach (var batch in _batches)
+        {
+            for (int i = 0; i < batch.Length; i++)
+            {
+                if (_peers.TLru.TryGet(batch[i], out var vector))
+                {
+                    vector.CopyTo(_destination.AsSpan(i * Dimensions, Dimensions));
+                }
+            }
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
+    public float MemoryCacheLoop()
+    {
+        foreach (var batch in _batches)
+        {
+            for (int i = 0; i < batch.Length; i++)
+            {
+                if (_peers.MemoryCache.TryGetValue(batch[i], out object? value))
+                {
+                    ((float[])value!).CopyTo(_destination.AsSpan(i * Dimensions, Dimensions));
+                }
+            }
+        }
+
+        return _destination[0];
+    }
+
+    [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
+    public float ERCacheGetMany()
+    {
+        foreach (var batch in _batches)
+        {
+            var pending = _cache.GetManyAsync("m", batch, _destination, _results);
+            if (!pending.IsCompletedSuccessfully)
+            {
+                throw new InvalidOperationException("expected only hits");
+            }
+        }
+
+        return _destination[0];
+    }
+}

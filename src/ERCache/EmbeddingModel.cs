@@ -1,0 +1,49 @@
+namespace ERCache;
+
+/// <summary>
+/// One model of an <see cref="EmbeddingCache"/>, resolved once (<see cref="IEmbeddingCache.GetModel"/>): the same
+/// calls as the cache's, without the look-up by name. It keeps the model it resolved until a configuration reload
+/// swaps the models; its next call then finds the model again (and throws if the reload removed it).
+/// </summary>
+/// <remarks>Safe to share between threads, like the cache.</remarks>
+public sealed class EmbeddingModel
+{
+    private readonly EmbeddingCache _cache;
+    private Resolved? _resolved;
+
+    internal EmbeddingModel(EmbeddingCache cache, string name)
+    {
+        _cache = cache;
+        Name = name;
+    }
+
+    /// <summary>The model's name as configured.</summary>
+    public string Name { get; }
+
+    /// <summary>The model's settings now (they change with a reload).</summary>
+    public ModelPolicy Policy => Runtime().Policy;
+
+    /// <inheritdoc cref="IEmbeddingCache.GetAsync"/>
+    public ValueTask<EmbeddingResult> GetAsync(long userId, Memory<float> destination, CancellationToken cancellationToken = default) =>
+        _cache.GetAsync(Runtime(), userId, destination, cancellationToken);
+
+    /// <inheritdoc cref="IEmbeddingCache.GetManyAsync"/>
+    public ValueTask GetManyAsync(ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default) =>
+        _cache.GetManyAsync(Runtime(), userIds, destination, results, cancellationToken);
+
+    private Models.ModelRuntime Runtime()
+    {
+        // One object read and one reference compare while no reload happened; the pair is swapped as one object.
+        var resolved = Volatile.Read(ref _resolved);
+        (object Models, Models.ModelRuntime Runtime)? pair = resolved is null ? null : (resolved.Models, resolved.Runtime);
+        var runtime = _cache.ResolveForHandle(Name, ref pair);
+        if (resolved is null || !ReferenceEquals(resolved.Models, pair!.Value.Models))
+        {
+            Volatile.Write(ref _resolved, new Resolved(pair!.Value.Models, runtime));
+        }
+
+        return runtime;
+    }
+
+    private sealed record Resolved(object Models, Models.ModelRuntime Runtime);
+}
