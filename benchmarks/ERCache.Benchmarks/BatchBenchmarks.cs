@@ -26,21 +26,35 @@ public class BatchBenchmarks
     /// smoke run.</summary>
     public static IEnumerable<int> EntryCounts => PeerCaches.EntryCounts();
 
-    [GlobalSetup]
-    public void Setup()
+    [GlobalSetup(Target = nameof(ConcurrentDictionaryLoop))]
+    public void SetupDictionary() => Setup(PeerCaches.Store.Dictionary);
+
+    [GlobalSetup(Target = nameof(BitFasterConcurrentTLruLoop))]
+    public void SetupTLru() => Setup(PeerCaches.Store.TLru);
+
+    [GlobalSetup(Target = nameof(MemoryCacheLoop))]
+    public void SetupMemoryCache() => Setup(PeerCaches.Store.MemoryCache);
+
+    [GlobalSetup(Target = nameof(ERCacheGetMany))]
+    public void SetupERCache()
+    {
+        Setup(PeerCaches.Store.None);
+        _cache = PeerCaches.CreateERCache(Entries);
+        PeerCaches.Populate(_cache, Entries);
+    }
+
+    private void Setup(PeerCaches.Store stores)
     {
         var rng = new Random(7);
         _batches = Enumerable.Range(0, Batches).Select(_ => Enumerable.Range(0, BatchSize).Select(_ => (long)rng.Next(Entries)).ToArray()).ToArray();
         _peers = new PeerCaches(Entries);
-        _peers.Populate(Entries);
-        _cache = PeerCaches.CreateERCache(Entries);
-        PeerCaches.Populate(_cache, Entries);
+        _peers.Populate(Entries, stores);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        _cache.Dispose();
+        _cache?.Dispose();
         _peers.Dispose();
     }
 
