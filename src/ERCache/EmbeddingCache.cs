@@ -189,20 +189,15 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         return new EmbeddingModel(this, runtime.Policy.Name);
     }
 
-    /// <summary>The runtime a model handle serves now: the one it resolved, while no reload has swapped the models.</summary>
-    internal ModelRuntime ResolveForHandle(string model, ref (object Models, ModelRuntime Runtime)? resolved)
+    /// <summary>The current set of models (a reload replaces the object), for model handles; throws once disposed.</summary>
+    internal object ModelsSnapshot()
     {
         CheckDisposed();
-        var models = _registry.Snapshot;
-        if (resolved is { } known && ReferenceEquals(known.Models, models))
-        {
-            return known.Runtime;
-        }
-
-        var runtime = Resolve(model);
-        resolved = (models, runtime);
-        return runtime;
+        return _registry.Snapshot;
     }
+
+    /// <summary>A model's runtime by name, for model handles.</summary>
+    internal ModelRuntime ResolveRuntime(string model) => Resolve(model);
 
     internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, CancellationToken cancellationToken)
     {

@@ -33,15 +33,16 @@ public sealed class EmbeddingModel
 
     private Models.ModelRuntime Runtime()
     {
-        // One object read and one reference compare while no reload happened; the pair is swapped as one object.
+        // While no reload happened: one object read and one reference compare (the pair is swapped as one object).
+        var models = _cache.ModelsSnapshot();
         var resolved = Volatile.Read(ref _resolved);
-        (object Models, Models.ModelRuntime Runtime)? pair = resolved is null ? null : (resolved.Models, resolved.Runtime);
-        var runtime = _cache.ResolveForHandle(Name, ref pair);
-        if (resolved is null || !ReferenceEquals(resolved.Models, pair!.Value.Models))
+        if (resolved is not null && ReferenceEquals(resolved.Models, models))
         {
-            Volatile.Write(ref _resolved, new Resolved(pair!.Value.Models, runtime));
+            return resolved.Runtime;
         }
 
+        var runtime = _cache.ResolveRuntime(Name);
+        Volatile.Write(ref _resolved, new Resolved(models, runtime));
         return runtime;
     }
 
