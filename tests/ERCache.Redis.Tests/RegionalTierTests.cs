@@ -37,6 +37,42 @@ public sealed class RegionalTierTests(SharedServers servers) : IClassFixture<Sha
         Assert.Equal(1, RegionalHost.Sum(b.Reads, "outcome", "hit"));
     }
 
+    [Fact]
+    public async Task Each_regional_round_trip_is_one_span_with_its_operation_and_outcome()
+    {
+        using var tests = new System.Diagnostics.ActivitySource("ERCache.Tests");
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        string? root = null;
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name is ERCache.Diagnostics.ERCacheDiagnostics.ActivitySourceName or "ERCache.Tests",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllData,
+            ActivityStopped = a =>
+            {
+                if (a.OperationName == ERCache.Diagnostics.ERCacheDiagnostics.RegionalActivity && a.RootId == Volatile.Read(ref root))
+                {
+                    spans.Enqueue(a); // this test's spans only: other tests run at the same time
+                }
+            },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        long user = servers.Users(1);
+        await using var host = new RegionalHost(servers[ServerKind.Redis].ConnectionString);
+
+        using (var parent = tests.StartActivity("request"))
+        {
+            Volatile.Write(ref root, parent!.RootId);
+            await host.GetAsync(user);                   // a lookup (a miss), then inference
+            await host.Cache.FlushRegionalWritesAsync(); // the grouped write
+        }
+
+        var read = Assert.Single(spans, s => (string?)s.GetTagItem("operation") == "read");
+        var write = Assert.Single(spans, s => (string?)s.GetTagItem("operation") == "write");
+        Assert.Equal((1, "none"), (read.GetTagItem("batch_size"), read.GetTagItem("outcome")));
+        Assert.Equal((1, "none"), (write.GetTagItem("batch_size"), write.GetTagItem("outcome")));
+        Assert.Equal(System.Diagnostics.ActivityKind.Client, read.Kind);
+    }
+
     [Theory]
     [InlineData(ServerKind.Redis)]
     [InlineData(ServerKind.Garnet)]

@@ -6,6 +6,18 @@ public static class ERCacheDiagnostics
     /// <summary>The meter name: <c>ERCache</c>.</summary>
     public const string MeterName = "ERCache";
 
+    /// <summary>The activity source name (spans of delegate calls and regional round trips): <c>ERCache</c>.</summary>
+    public const string ActivitySourceName = "ERCache";
+
+    /// <summary>The span of one inference delegate call, tagged model, batch size and outcome.</summary>
+    public const string InferenceActivity = "ercache.inference";
+
+    /// <summary>The span of one regional store round trip, tagged operation, batch size and outcome.</summary>
+    public const string RegionalActivity = "ercache.regional";
+
+    /// <summary>Span tag: users in the call or round trip.</summary>
+    public const string BatchSizeTag = "batch_size";
+
     /// <summary>Meter tag that tells the meters of two caches in one process apart (a number, unique per cache).</summary>
     public const string CacheTag = "ercache.cache";
 
@@ -98,6 +110,7 @@ public static class ERCacheDiagnostics
     /// <summary>Tag on regional instruments: <c>read</c> or <c>write</c>.</summary>
     public const string OperationTag = "operation";
 
-    /// <summary>Tag on <see cref="RegionalReads"/>: what the lookup found for the user.</summary>
+    /// <summary>Tag on <see cref="RegionalReads"/> (what the lookup found for the user), and on spans: <c>none</c>,
+    /// or the failure (a cause such as <c>timeout</c>, or a regional failure reason).</summary>
     public const string OutcomeTag = "outcome";
 }

@@ -280,6 +280,7 @@ internal sealed partial class InferenceScheduler : IDisposable
         }
 
         bool abandoned = false;
+        var activity = ERCacheActivities.StartInference(policy.Name, items.Length);
         try
         {
             _metrics.RecordInferenceCall(policy.Name, items.Length);
@@ -287,6 +288,8 @@ internal sealed partial class InferenceScheduler : IDisposable
             (var cause, abandoned) = await _invoker.InvokeAsync(attached.Inference, batch, policy).ConfigureAwait(false);
             long now = _time.GetTimestamp();
             _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);
+            ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(cause));
+            activity = null;
 
             // Rows go to the sink attached now (a reload that kept this version may have rebuilt a tier). After
             // disposal nobody waits any more and the tiers are released: nothing is written.
@@ -303,6 +306,7 @@ internal sealed partial class InferenceScheduler : IDisposable
             // Only a bug of ours gets here (the delegate's failures are classified by the invoker); never leave
             // callers or the pending map hanging: every user not answered yet gets an error.
             LogSchedulerFault(policy.Name, ex);
+            ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(InferenceFailureCause.Error));
             foreach (var item in items)
             {
                 item.Prepare(new InferenceOutcome(InferenceFailureCause.Error, null));

@@ -67,6 +67,8 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         }
 
         long started = _time.GetTimestamp();
+        var activity = ERCacheActivities.StartRegional("read", users.Length);
+        string outcome = "none";
         try
         {
             var read = new Read(this, field, users, timeout);
@@ -77,16 +79,18 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            outcome = "cancelled";
             throw; // the caller's own cancellation
         }
         catch (Exception ex)
         {
-            Failed("read", ex);
+            outcome = Failed("read", ex);
             return null;
         }
         finally
         {
             _metrics.RecordRegionalDuration("read", _time.GetElapsedTime(started));
+            ERCacheActivities.Finish(activity, outcome);
         }
     }
 
@@ -178,6 +182,8 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private async Task WriteAsync(List<RegionalWriteGroup> groups, int values, CancellationToken cancellationToken)
     {
         long started = _time.GetTimestamp();
+        var activity = ERCacheActivities.StartRegional("write", groups.Count);
+        string outcome = "none";
         try
         {
             var write = new Write(this, groups);
@@ -194,11 +200,13 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            _metrics.RecordRegionalDropped(Failed("write", ex), values);
+            outcome = Failed("write", ex);
+            _metrics.RecordRegionalDropped(outcome, values);
         }
         finally
         {
             _metrics.RecordRegionalDuration("write", _time.GetElapsedTime(started));
+            ERCacheActivities.Finish(activity, outcome);
         }
     }
 

@@ -1,0 +1,44 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using ERCache.Diagnostics;
+using ERCache.Tests.Infrastructure;
+
+namespace ERCache.Tests;
+
+/// <summary>The <c>ERCache</c> activity source: one span per delegate call, tagged model, batch size and outcome.</summary>
+public sealed class TracingTests
+{
+    private const string Model = "traced"; // other tests run at the same time: their spans carry other models
+
+    [Fact]
+    public async Task Each_delegate_call_is_one_span_with_its_model_batch_size_and_outcome()
+    {
+        var spans = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ERCacheDiagnostics.ActivitySourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            ActivityStopped = activity =>
+            {
+                if (activity.GetTagItem(ERCacheDiagnostics.ModelTag) as string == Model)
+                {
+                    spans.Enqueue(activity);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+        using var f = new CacheFixture(new Dictionary<string, Action<ModelOptions>?> { [Model] = null });
+
+        var users = new long[] { 1, 2, 3 };
+        await f.Cache.GetManyAsync(Model, users, new float[12], new EmbeddingResult[3]);
+        f.Towers[Model].Whole = (_, _) => throw new InvalidOperationException("the tower failed");
+        await f.Cache.GetAsync(Model, 9, new float[4]);
+        await Poll.Until(() => spans.Count == 2);
+
+        var (ok, failed) = (spans.ElementAt(0), spans.ElementAt(1));
+        Assert.Equal(ERCacheDiagnostics.InferenceActivity, ok.OperationName);
+        Assert.Equal((3, "none", ActivityStatusCode.Unset), (ok.GetTagItem(ERCacheDiagnostics.BatchSizeTag), ok.GetTagItem(ERCacheDiagnostics.OutcomeTag), ok.Status));
+        Assert.Equal((1, "error", ActivityStatusCode.Error), (failed.GetTagItem(ERCacheDiagnostics.BatchSizeTag), failed.GetTagItem(ERCacheDiagnostics.OutcomeTag), failed.Status));
+        Assert.All(spans, s => Assert.DoesNotContain(s.Tags, t => t.Key.Contains("user", StringComparison.OrdinalIgnoreCase)));
+    }
+}
