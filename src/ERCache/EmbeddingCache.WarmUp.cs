@@ -38,7 +38,7 @@ public sealed partial class EmbeddingCache
     }
 
     /// <summary>Runs the request path once per storage shape not yet run in this process, on a scratch cache with the
-    /// same dispatcher, a built-in inference and the system clock (real deadlines pass). Synchronous; a few tens of
+    /// same dispatcher when it is a built-in one (else <see cref="InferenceDispatcher.DedicatedThreads"/>), a built-in inference and the system clock (real deadlines pass). Synchronous; a few tens of
     /// milliseconds the first time in a process, nothing afterwards.</summary>
     private static void WarmUpCode(IEnumerable<ModelPolicy> policies, InferenceDispatcher dispatcher)
     {
@@ -63,6 +63,13 @@ public sealed partial class EmbeddingCache
         if (options.Models.Count == 0)
         {
             return;
+        }
+
+        // The scratch cache's calls run on a built-in dispatcher: a custom one (a test's manual dispatcher, say) belongs
+        // to the caller, and would receive calls it never asked for.
+        if (dispatcher != InferenceDispatcher.ThreadPool && dispatcher != InferenceDispatcher.Inline)
+        {
+            dispatcher = InferenceDispatcher.DedicatedThreads;
         }
 
         var inference = new WarmUpInference();
