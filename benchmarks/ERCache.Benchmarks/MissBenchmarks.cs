@@ -49,12 +49,7 @@ public class MissBenchmarks
     {
         for (int i = 0; i < Misses; i++)
         {
-            _peers.TLru.GetOrAdd(_next++, static user =>
-            {
-                var vector = new float[Dimensions];
-                PeerCaches.Fill(user, vector);
-                return vector;
-            }).CopyTo(_destination, 0);
+            _peers.TLru.GetOrAdd(_next++, PeerCaches.NewVector).CopyTo(_destination, 0);
         }
 
         return _destination[0];
@@ -69,9 +64,7 @@ public class MissBenchmarks
             var vector = _peers.MemoryCache.GetOrCreate(user, entry =>
             {
                 entry.Size = 1;
-                var created = new float[Dimensions];
-                PeerCaches.Fill((long)entry.Key, created);
-                return created;
+                return PeerCaches.NewVector((long)entry.Key);
             }, _memoryOptions);
             vector!.CopyTo(_destination, 0);
         }
@@ -85,12 +78,7 @@ public class MissBenchmarks
         for (int i = 0; i < Misses; i++)
         {
             long user = _next++;
-            _peers.Fusion.GetOrSet<float[]>(PeerCaches.Key(user), (_, _) =>
-            {
-                var vector = new float[Dimensions];
-                PeerCaches.Fill(user, vector);
-                return vector;
-            }).CopyTo(_destination, 0);
+            _peers.Fusion.GetOrSet<float[]>(PeerCaches.Key(user), (_, _) => PeerCaches.NewVector(user)).CopyTo(_destination, 0);
         }
 
         return _destination[0];
@@ -102,12 +90,8 @@ public class MissBenchmarks
         for (int i = 0; i < Misses; i++)
         {
             long user = _next++;
-            _peers.Hybrid.GetOrCreateAsync(PeerCaches.Key(user), user, static (u, _) =>
-            {
-                var vector = new float[Dimensions];
-                PeerCaches.Fill(u, vector);
-                return ValueTask.FromResult(vector);
-            }).AsTask().GetAwaiter().GetResult().CopyTo(_destination, 0);
+            _peers.Hybrid.GetOrCreateAsync(PeerCaches.Key(user), user, static (u, _) => ValueTask.FromResult(PeerCaches.NewVector(u)))
+                .AsTask().GetAwaiter().GetResult().CopyTo(_destination, 0);
         }
 
         return _destination[0];

@@ -58,6 +58,14 @@ public sealed class PeerCaches : IDisposable
     /// <summary>The vector every store holds for <paramref name="user"/> (ERCache's inference writes the same).</summary>
     public static void Fill(long user, Span<float> vector) => vector.Fill(user * 0.001f);
 
+    /// <summary>A new array holding <paramref name="user"/>'s vector: what each peer's factory stores on a miss.</summary>
+    public static float[] NewVector(long user)
+    {
+        var vector = new float[Dimensions];
+        Fill(user, vector);
+        return vector;
+    }
+
     public static string Key(long user) => "u:" + user.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     public static string ImmutableKey(long user) => "i:" + user.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -69,8 +77,7 @@ public sealed class PeerCaches : IDisposable
         var options = new MemoryCacheEntryOptions { Size = 1 };
         for (long user = 0; user < count; user++)
         {
-            var vector = new float[Dimensions];
-            Fill(user, vector);
+            var vector = NewVector(user);
             if (stores.HasFlag(Store.Dictionary))
             {
                 Dictionary[user] = vector;

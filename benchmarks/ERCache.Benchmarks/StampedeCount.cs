@@ -42,9 +42,7 @@ public static class StampedeCount
         {
             Interlocked.Increment(ref calls);
             await Task.Delay(FactoryTime);
-            var vector = new float[PeerCaches.Dimensions];
-            PeerCaches.Fill(user, vector);
-            return vector;
+            return PeerCaches.NewVector(user);
         }
 
         using var start = new ManualResetEventSlim();

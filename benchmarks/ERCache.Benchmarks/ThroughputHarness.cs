@@ -62,11 +62,11 @@ public static class ThroughputHarness
             var lru = new ConcurrentTLru<long, float[]>(Capacity, TimeSpan.FromDays(1));
             for (long k = 0; k < Capacity; k++)
             {
-                lru.AddOrUpdate(k, Vector(k));
+                lru.AddOrUpdate(k, PeerCaches.NewVector(k));
             }
 
             var destination = new ThreadLocal<float[]>(() => new float[PeerCaches.Dimensions]);
-            return new Subject(null, key => lru.GetOrAdd(key, Vector).CopyTo(destination.Value!, 0));
+            return new Subject(null, key => lru.GetOrAdd(key, PeerCaches.NewVector).CopyTo(destination.Value!, 0));
         });
         yield return ("MemoryCache", () =>
         {
@@ -74,7 +74,7 @@ public static class ThroughputHarness
             var options = new MemoryCacheEntryOptions { Size = 1 };
             for (long k = 0; k < Capacity; k++)
             {
-                cache.Set(k, Vector(k), options);
+                cache.Set(k, PeerCaches.NewVector(k), options);
             }
 
             var destination = new ThreadLocal<float[]>(() => new float[PeerCaches.Dimensions]);
@@ -82,7 +82,7 @@ public static class ThroughputHarness
             {
                 if (!cache.TryGetValue(key, out float[]? v))
                 {
-                    v = Vector(key);
+                    v = PeerCaches.NewVector(key);
                     cache.Set(key, v, options);
                 }
 
@@ -104,13 +104,6 @@ public static class ThroughputHarness
                 }
             });
         });
-    }
-
-    private static float[] Vector(long key)
-    {
-        var vector = new float[PeerCaches.Dimensions];
-        PeerCaches.Fill(key, vector);
-        return vector;
     }
 
     private static double Measure(Action<long> operation, long[][] sequences, int threads)

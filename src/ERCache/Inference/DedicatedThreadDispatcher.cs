@@ -19,10 +19,6 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
 
     private readonly Lock _lock = new();
     private readonly List<Worker> _idle = []; // most recently idle last: the busiest threads stay warm, the rest retire
-    private int _threads;
-
-    /// <summary>Threads alive now (busy or idle).</summary>
-    public int Threads => Volatile.Read(ref _threads);
 
     /// <inheritdoc />
     public override void Dispatch(Action<object?> work, object? state)
@@ -35,10 +31,6 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
             {
                 worker = _idle[^1];
                 _idle.RemoveAt(_idle.Count - 1);
-            }
-            else
-            {
-                _threads++;
             }
         }
 
@@ -66,13 +58,7 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
     {
         lock (_lock)
         {
-            if (!_idle.Remove(worker))
-            {
-                return false; // claimed by a Dispatch that is about to hand it a call
-            }
-
-            _threads--;
-            return true;
+            return _idle.Remove(worker); // false: claimed by a Dispatch that is about to hand it a call
         }
     }
 

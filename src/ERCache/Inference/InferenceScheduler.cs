@@ -149,9 +149,6 @@ internal sealed partial class InferenceScheduler : IDisposable
         return handled;
     }
 
-    /// <summary>Users a caller could not submit before its deadline (it waited for its own to drain): shed.</summary>
-    public void RecordUnsubmitted(int users) => _metrics.RecordShed(Attached.Policy.Name, users);
-
     /// <summary>Starts as many delegate calls as the concurrency limit allows from the queue, on the dispatcher.</summary>
     /// <param name="force">Send a partial batch now even when a batch window is configured.</param>
     public void Dispatch(bool force = false)

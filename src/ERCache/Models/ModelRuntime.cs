@@ -167,13 +167,17 @@ internal sealed class ModelRuntime : IInferenceResultSink
         CancellationToken cancellationToken)
     {
         int oldest = 0;
-        while (submitted < missCount)
+        void SkipFinished()
         {
             while (oldest < submitted && tickets[oldest].Task.IsCompleted)
             {
                 oldest++;
             }
+        }
 
+        while (submitted < missCount)
+        {
+            SkipFinished();
             if (oldest < submitted)
             {
                 var remaining = Policy.InferenceTimeout - _time.GetElapsedTime(now);
@@ -191,10 +195,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
                     break;
                 }
 
-                while (oldest < submitted && tickets[oldest].Task.IsCompleted)
-                {
-                    oldest++;
-                }
+                SkipFinished();
             }
 
             submitted += Scheduler.Submit(
@@ -206,7 +207,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
             tickets[i] = new InferenceTicket(InferenceOutcome.Overload, null);
         }
 
-        Scheduler.RecordUnsubmitted(missCount - submitted);
+        _metrics.RecordShed(Policy.Name, missCount - submitted);
     }
 
     /// <summary>
