@@ -8,7 +8,8 @@ namespace ERCache.Redis;
 /// An <see cref="IRegionalStore"/> on Redis or Garnet through StackExchange.Redis. Each user's values live in one hash,
 /// <c>ercache:{&lt;user&gt;}</c> (the braces are a cluster hash tag, so all of a user's values share a slot and no
 /// command spans slots), with one field per model version. A lookup sends one <c>HGET</c> per user and a write one
-/// <c>HSET</c> and one <c>PEXPIRE</c> per user, all pipelined in one batch: one round trip, valid on Redis Cluster.
+/// <c>HSET</c> and one <c>PEXPIRE</c> per user, all pipelined in one batch: one round trip, valid on Redis Cluster. A
+/// removal is one <c>HDEL</c> (one model) or <c>DEL</c> (every model).
 /// </summary>
 public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisposable
 {
@@ -101,6 +102,14 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
 
         batch.Execute();
         await Task.WhenAll(writes).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    {
+        var database = _connection.GetDatabase(_database);
+        var removal = field is null ? database.KeyDeleteAsync(KeyOf(userId)) : (Task)database.HashDeleteAsync(KeyOf(userId), field);
+        return removal.WaitAsync(cancellationToken);
     }
 
     /// <summary>Closes the connection when the store opened it.</summary>

@@ -155,6 +155,18 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         return Tier(Resolve(model), tier)?.GetStatistics();
     }
 
+    /// <summary>The clock of every TTL and deadline (the health check's window too).</summary>
+    internal TimeProvider Time => _time;
+
+    /// <summary>Whether the cache has been disposed.</summary>
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>The models now, for the health check.</summary>
+    internal IEnumerable<ModelRuntime> RuntimesForHealth() => _registry.Runtimes;
+
+    /// <summary>The regional store's circuit, or null without a store or breaker.</summary>
+    internal Polly.CircuitBreaker.CircuitState? RegionalCircuitState => _regional?.CircuitState;
+
     /// <summary>Entries currently held by one tier of <paramref name="model"/> (0 when the tier is disabled).</summary>
     internal int GetEntryCount(string model, TierKind tier) => GetTier(model, tier)?.Count ?? 0;
 
@@ -182,6 +194,108 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     }
 
     /// <inheritdoc />
+    public ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken = default)
+    {
+        CheckDisposed();
+        return GetAsync(Resolve(model), userId, destination, options, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask GetManyAsync(
+        string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options,
+        CancellationToken cancellationToken = default)
+    {
+        CheckDisposed();
+        return GetManyAsync(Resolve(model), userIds, destination, results, options, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public void SetVector(string model, long userId, ReadOnlySpan<float> vector)
+    {
+        CheckDisposed();
+        var runtime = Resolve(model);
+        if (vector.Length != runtime.Policy.Dimensions)
+        {
+            ThrowHelper.ThrowDestinationLength(nameof(vector), runtime.Policy, vector.Length, 1);
+        }
+
+        int bad = Storage.RowKernels.AllFinite(vector) ? -1 : IndexOfNonFinite(vector);
+        if (bad >= 0)
+        {
+            throw new ArgumentException(
+                $"The vector for model '{runtime.Policy.Name}' has a non-finite value at index {bad} ({vector[bad].ToString(System.Globalization.CultureInfo.InvariantCulture)}); every value must be finite.",
+                nameof(vector));
+        }
+
+        runtime.Set(userId, vector);
+    }
+
+    /// <inheritdoc />
+    public Task<int> RemoveAsync(string model, long userId, CancellationToken cancellationToken = default)
+    {
+        CheckDisposed();
+        var runtime = Resolve(model);
+        return RemoveAsync([runtime], userId, runtime.RegionalField, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<int> RemoveAsync(long userId, CancellationToken cancellationToken = default)
+    {
+        CheckDisposed();
+        return RemoveAsync([.. _registry.Runtimes], userId, field: null, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public int Clear(string model)
+    {
+        CheckDisposed();
+        return Resolve(model).Clear();
+    }
+
+    private async Task<int> RemoveAsync(ModelRuntime[] runtimes, long userId, string? field, CancellationToken cancellationToken)
+    {
+        // Order matters: stop running inference from writing, delete regionally, then locally, so that no lookup or
+        // inference that began before the removal can put the user back afterwards.
+        foreach (var runtime in runtimes)
+        {
+            runtime.BeginRemove(userId);
+        }
+
+        int removed = 0;
+        try
+        {
+            // One call covers every model: a single-model removal deletes the model's field, an all-models one the
+            // user's whole hash. A model that does not use the regional tier has nothing there.
+            if (_regional is not null && (field is null || runtimes[0].Regional is not null))
+            {
+                await _regional.RemoveAsync(userId, field, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            foreach (var runtime in runtimes)
+            {
+                removed += runtime.FinishRemove(userId);
+            }
+        }
+
+        return removed;
+    }
+
+    private static int IndexOfNonFinite(ReadOnlySpan<float> vector)
+    {
+        for (int i = 0; i < vector.Length; i++)
+        {
+            if (!float.IsFinite(vector[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <inheritdoc />
     public EmbeddingModel GetModel(string model)
     {
         CheckDisposed();
@@ -199,6 +313,26 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>A model's runtime by name, for model handles.</summary>
     internal ModelRuntime ResolveRuntime(string model) => Resolve(model);
 
+    internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        CheckOptions(options);
+        if (destination.Length != runtime.Policy.Dimensions)
+        {
+            ThrowHelper.ThrowDestinationLength(nameof(destination), runtime.Policy, destination.Length, 1);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<EmbeddingResult>(cancellationToken);
+        }
+
+        long now = _time.GetTimestamp();
+        return !options.ForceRefresh && runtime.TryServeDirect(userId, now, runtime.DirectTtlFor(options), destination.Span, out var hit)
+            ? new ValueTask<EmbeddingResult>(hit)
+            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, options, cancellationToken));
+    }
+
     internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, CancellationToken cancellationToken)
     {
         if (destination.Length != runtime.Policy.Dimensions)
@@ -214,11 +348,19 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         long now = _time.GetTimestamp();
         return runtime.TryServeDirect(userId, now, destination.Span, out var hit)
             ? new ValueTask<EmbeddingResult>(hit)
-            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, cancellationToken));
+            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, EmbeddingRequestOptions.Default, cancellationToken));
     }
 
-    internal ValueTask GetManyAsync(ModelRuntime runtime, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken)
+    internal ValueTask GetManyAsync(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken) =>
+        GetManyAsync(runtime, userIds, destination, results, EmbeddingRequestOptions.Default, cancellationToken);
+
+    internal ValueTask GetManyAsync(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options,
+        CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        CheckOptions(options);
         int dims = runtime.Policy.Dimensions;
         if ((long)destination.Length != (long)userIds.Length * dims)
         {
@@ -241,9 +383,10 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         var resultSpan = results.Span;
         int[]? misses = null;
         int missCount = 0;
+        long ttl = runtime.DirectTtlFor(options);
         for (int i = 0; i < users.Length; i++)
         {
-            if (!runtime.TryServeDirect(users[i], now, vectors.Slice(i * dims, dims), out resultSpan[i]))
+            if (options.ForceRefresh || !runtime.TryServeDirect(users[i], now, ttl, vectors.Slice(i * dims, dims), out resultSpan[i]))
             {
                 misses ??= ArrayPool<int>.Shared.Rent(users.Length - i);
                 misses[missCount++] = i;
@@ -252,7 +395,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
         return misses is null
             ? default
-            : new ValueTask(ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, now, cancellationToken));
+            : new ValueTask(ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, now, options, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -358,7 +501,16 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         }
     }
 
-    private async Task<EmbeddingResult> MissAsync(ModelRuntime runtime, long userId, Memory<float> destination, long now, CancellationToken cancellationToken)
+    private static void CheckOptions(EmbeddingRequestOptions options)
+    {
+        if (options.MaxAge is { } maxAge && maxAge < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), maxAge, $"EmbeddingRequestOptions.MaxAge must not be negative (got {maxAge}).");
+        }
+    }
+
+    private async Task<EmbeddingResult> MissAsync(
+        ModelRuntime runtime, long userId, Memory<float> destination, long now, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         if (!TryEnterRequest())
         {
@@ -370,7 +522,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             var result = new EmbeddingResult[1];
             var miss = ArrayPool<int>.Shared.Rent(1);
             miss[0] = 0;
-            await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, now, cancellationToken).ConfigureAwait(false);
+            await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, now, options, cancellationToken).ConfigureAwait(false);
             return result[0];
         }
         finally
@@ -381,7 +533,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
     private async Task ServeMissesAsync(
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
-        long now, CancellationToken cancellationToken)
+        long now, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         if (!TryEnterRequest())
         {
@@ -391,7 +543,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
         try
         {
-            await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, now, cancellationToken).ConfigureAwait(false);
+            await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, now, options, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

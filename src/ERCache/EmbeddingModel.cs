@@ -23,13 +23,22 @@ public sealed class EmbeddingModel
     /// <summary>The model's settings now (they change with a reload).</summary>
     public ModelPolicy Policy => Runtime().Policy;
 
-    /// <inheritdoc cref="IEmbeddingCache.GetAsync"/>
+    /// <inheritdoc cref="IEmbeddingCache.GetAsync(string, long, Memory{float}, CancellationToken)"/>
     public ValueTask<EmbeddingResult> GetAsync(long userId, Memory<float> destination, CancellationToken cancellationToken = default) =>
         _cache.GetAsync(Runtime(), userId, destination, cancellationToken);
 
-    /// <inheritdoc cref="IEmbeddingCache.GetManyAsync"/>
+    /// <inheritdoc cref="IEmbeddingCache.GetManyAsync(string, ReadOnlyMemory{long}, Memory{float}, Memory{EmbeddingResult}, CancellationToken)"/>
     public ValueTask GetManyAsync(ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default) =>
         _cache.GetManyAsync(Runtime(), userIds, destination, results, cancellationToken);
+
+    /// <inheritdoc cref="IEmbeddingCache.GetAsync(string, long, Memory{float}, EmbeddingRequestOptions, CancellationToken)"/>
+    public ValueTask<EmbeddingResult> GetAsync(long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken = default) =>
+        _cache.GetAsync(Runtime(), userId, destination, options, cancellationToken);
+
+    /// <inheritdoc cref="IEmbeddingCache.GetManyAsync(string, ReadOnlyMemory{long}, Memory{float}, Memory{EmbeddingResult}, EmbeddingRequestOptions, CancellationToken)"/>
+    public ValueTask GetManyAsync(
+        ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options, CancellationToken cancellationToken = default) =>
+        _cache.GetManyAsync(Runtime(), userIds, destination, results, options, cancellationToken);
 
     private Models.ModelRuntime Runtime()
     {

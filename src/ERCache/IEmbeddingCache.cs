@@ -52,6 +52,76 @@ public interface IEmbeddingCache
     ValueTask GetManyAsync(string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// <see cref="GetAsync(string, long, Memory{float}, CancellationToken)"/> with per-call options: a maximum age
+    /// stricter than the TTL, a forced refresh, or no failover tier.
+    /// </summary>
+    /// <param name="model">A configured model name.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="destination">Exactly the model's <c>Dimensions</c> floats, owned by the caller.</param>
+    /// <param name="options">This call's options.</param>
+    /// <param name="cancellationToken">Ends the wait for inference; the call then throws <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentException">Unknown model, or a destination of the wrong length.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="EmbeddingRequestOptions.MaxAge"/> is negative.</exception>
+    ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// <see cref="GetManyAsync(string, ReadOnlyMemory{long}, Memory{float}, Memory{EmbeddingResult}, CancellationToken)"/>
+    /// with per-call options, applied to every user of the call.
+    /// </summary>
+    /// <param name="model">A configured model name.</param>
+    /// <param name="userIds">The users.</param>
+    /// <param name="destination">Exactly <c>userIds.Length × Dimensions</c> floats.</param>
+    /// <param name="results">Exactly <c>userIds.Length</c> results.</param>
+    /// <param name="options">This call's options.</param>
+    /// <param name="cancellationToken">Ends the wait for inference; the call then throws <see cref="OperationCanceledException"/>.</param>
+    /// <exception cref="ArgumentException">Unknown model, or a buffer of the wrong length.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="EmbeddingRequestOptions.MaxAge"/> is negative.</exception>
+    ValueTask GetManyAsync(string model, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Pushes a user's vector (for example from a feature pipeline): validated like inference output, written to both
+    /// local tiers stamped now, and queued for the regional store with the next grouped write. An inference of the
+    /// user already running is not written over it.
+    /// </summary>
+    /// <param name="model">A configured model name.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="vector">Exactly the model's <c>Dimensions</c> floats, every one finite; copied.</param>
+    /// <exception cref="ArgumentException">Unknown model, a vector of the wrong length, or a non-finite value.</exception>
+    void SetVector(string model, long userId, ReadOnlySpan<float> vector);
+
+    /// <summary>
+    /// Removes a user's entries of one model: the regional store's value (queued writes go first, so none lands after
+    /// the deletion), then both local tiers. An inference or regional lookup of the user already running does not put
+    /// it back. Other hosts' local tiers keep their copy until its TTL (there is no invalidation bus between hosts).
+    /// </summary>
+    /// <param name="model">A configured model name.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="cancellationToken">Stops waiting for the regional store.</param>
+    /// <returns>How many local entries (direct and failover) there were.</returns>
+    /// <exception cref="ArgumentException">Unknown model.</exception>
+    /// <exception cref="TimeoutException">The regional store did not answer within <c>Regional:WriteTimeout</c>; the
+    /// local tiers are cleared anyway. Other store failures are thrown as the store threw them.</exception>
+    Task<int> RemoveAsync(string model, long userId, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes a user's entries of every model, as <see cref="RemoveAsync(string, long, CancellationToken)"/>
+    /// does for one (regionally, the user's whole hash).</summary>
+    /// <param name="userId">The user.</param>
+    /// <param name="cancellationToken">Stops waiting for the regional store.</param>
+    /// <returns>How many local entries there were, over all models and tiers.</returns>
+    /// <exception cref="TimeoutException">The regional store did not answer in time; the local tiers are cleared anyway.</exception>
+    Task<int> RemoveAsync(long userId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Empties both local tiers of one model. Inference already running does not write afterwards, and this host
+    /// ignores the model's regional values written until now (a region-wide clear is a <c>Version</c> change: the
+    /// regional store keys values by user, so it cannot drop one model's values in one step).
+    /// </summary>
+    /// <param name="model">A configured model name.</param>
+    /// <returns>How many local entries there were.</returns>
+    /// <exception cref="ArgumentException">Unknown model.</exception>
+    int Clear(string model);
+
+    /// <summary>
     /// A handle on one model whose calls skip the look-up by name (for a service that asks the same model on every
     /// request). It follows reloads: after one, its next call finds the model again.
     /// </summary>

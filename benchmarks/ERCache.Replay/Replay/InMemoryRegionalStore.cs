@@ -37,4 +37,17 @@ internal sealed class InMemoryRegionalStore : IRegionalStore
 
         return Task.CompletedTask;
     }
+
+    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    {
+        foreach (var key in _values.Keys)
+        {
+            if (key.User == userId && (field is null || key.Field == field))
+            {
+                _values.TryRemove(key, out _);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
 }

@@ -33,6 +33,9 @@ internal sealed class ReplayRegionalStore(IRegionalStore inner) : IRegionalStore
         return Task.CompletedTask;
     }
 
+    /// <summary>The replay never removes users; a removal would pass straight through.</summary>
+    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken) => inner.RemoveAsync(userId, field, cancellationToken);
+
     /// <summary>Writes what the caches flushed since the last commit, in one round trip.</summary>
     public void Commit()
     {

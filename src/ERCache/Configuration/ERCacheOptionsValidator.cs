@@ -171,6 +171,7 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             errors.Add($"{p}:Failover:Ttl ({Format(failover.Ttl)}) must not be shorter than {p}:Direct:Ttl ({Format(direct.Ttl)}).");
         }
 
+        ValidateFreshness($"{p}:Freshness", model.Freshness, direct.Enabled, errors);
         if (model.DefaultVector is { } vector)
         {
             if (model.Dimensions is >= 1 and <= MaxDimensions && vector.Length != model.Dimensions)
@@ -182,6 +183,36 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             if (bad >= 0)
             {
                 errors.Add($"{p}:DefaultVector:{bad} must be finite (got {vector[bad].ToString(CultureInfo.InvariantCulture)}).");
+            }
+        }
+    }
+
+    /// <summary>Drift sampling and refresh ahead: fractions in range, and a direct tier to work on.</summary>
+    private static void ValidateFreshness(string f, FreshnessOptions? freshness, bool directEnabled, List<string> errors)
+    {
+        if (freshness is null)
+        {
+            return;
+        }
+
+        if (!(freshness.SampleRate is >= 0 and <= 1))
+        {
+            errors.Add($"{f}:SampleRate must be between 0 and 1 (got {freshness.SampleRate.ToString(CultureInfo.InvariantCulture)}).");
+        }
+        else if (freshness.SampleRate > 0 && !directEnabled)
+        {
+            errors.Add($"{f}:SampleRate samples direct hits, but the model's direct tier is disabled (got {freshness.SampleRate.ToString(CultureInfo.InvariantCulture)}); set it to 0 or enable Direct.");
+        }
+
+        if (freshness.RefreshAhead is { } ahead)
+        {
+            if (!(ahead is > 0 and < 1))
+            {
+                errors.Add($"{f}:RefreshAhead must be a fraction of Direct:Ttl between 0 and 1, both excluded (got {ahead.ToString(CultureInfo.InvariantCulture)}).");
+            }
+            else if (!directEnabled)
+            {
+                errors.Add($"{f}:RefreshAhead refreshes direct-tier entries, but the model's direct tier is disabled (got {ahead.ToString(CultureInfo.InvariantCulture)}); remove it or enable Direct.");
             }
         }
     }

@@ -22,6 +22,9 @@ public sealed class ModelOptions
     /// <summary>How the model uses the regional tier, when one is registered.</summary>
     public ModelRegionalOptions Regional { get; set; } = new();
 
+    /// <summary>Background work on spare capacity: drift sampling and refresh ahead (both off by default).</summary>
+    public FreshnessOptions Freshness { get; set; } = new();
+
     /// <summary>Optional vector written to the destination on a fallback (length must equal
     /// <see cref="Dimensions"/>, every value finite). When absent, a fallback zeroes the destination.</summary>
     public float[]? DefaultVector { get; set; }

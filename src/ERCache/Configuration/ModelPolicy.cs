@@ -28,6 +28,9 @@ public sealed class ModelPolicy
         var regional = options.Regional ?? new ModelRegionalOptions();
         RegionalEnabled = regional.Enabled;
         RegionalFormat = regional.Format ?? Failover.Format;
+        var freshness = options.Freshness ?? new FreshnessOptions();
+        DriftSampleRate = freshness.SampleRate;
+        RefreshAhead = freshness.RefreshAhead;
         DefaultVector = options.DefaultVector is { } v ? new ReadOnlyMemory<float>((float[])v.Clone()) : (ReadOnlyMemory<float>?)null;
     }
 
@@ -81,6 +84,13 @@ public sealed class ModelPolicy
 
     /// <summary>The format the model's vectors take in the regional store.</summary>
     public StorageFormat RegionalFormat { get; }
+
+    /// <summary>Share of direct hits sampled for drift on spare capacity (0 = off).</summary>
+    public double DriftSampleRate { get; }
+
+    /// <summary>Fraction of the direct TTL after which a hit queues a background refresh on spare capacity, or
+    /// <see langword="null"/> when refresh ahead is off.</summary>
+    public double? RefreshAhead { get; }
 
     /// <summary>Builds a policy from options that <see cref="ERCacheOptionsValidator"/> accepted.</summary>
     internal static ModelPolicy From(string name, ModelOptions options) => new(name, options);

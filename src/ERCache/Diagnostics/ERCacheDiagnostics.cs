@@ -92,6 +92,23 @@ public static class ERCacheDiagnostics
     /// <summary>Histogram of regional store round trips, in seconds, tagged <c>operation</c> (<c>read</c>, <c>write</c>).</summary>
     public const string RegionalDuration = "ercache.regional.duration";
 
+    /// <summary>Histogram of the drift of sampled direct hits (<c>Freshness:SampleRate</c>): 1 − cosine similarity
+    /// between the vector served and a fresh inference run in the background, tagged <c>model</c> and <c>age</c> (the
+    /// served vector's age bucket: <c>lt_30s</c>, <c>30s_1m</c>, <c>1m_5m</c>, <c>5m_10m</c>, <c>10m_30m</c>,
+    /// <c>30m_1h</c>, <c>ge_1h</c>).</summary>
+    public const string StalenessDrift = "ercache.staleness.drift";
+
+    /// <summary>Counter of users sent to inference in the background on spare capacity, tagged <c>model</c> and
+    /// <c>kind</c> (<c>refresh</c>: refresh ahead; <c>drift_sample</c>: drift sampling). They are counted in
+    /// <see cref="InferenceUsers"/> too; request-path inference is the difference.</summary>
+    public const string BackgroundInferences = "ercache.inference.background";
+
+    /// <summary>Tag on <see cref="StalenessDrift"/>: the served vector's age bucket.</summary>
+    public const string AgeTag = "age";
+
+    /// <summary>Tag on <see cref="BackgroundInferences"/>: <c>refresh</c> or <c>drift_sample</c>.</summary>
+    public const string KindTag = "kind";
+
     /// <summary>Tag: the model name.</summary>
     public const string ModelTag = "model";
 

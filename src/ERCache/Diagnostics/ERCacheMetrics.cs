@@ -29,6 +29,8 @@ internal sealed class ERCacheMetrics : IDisposable
     private readonly Counter<long> _regionalValues;
     private readonly Counter<long> _regionalDropped;
     private readonly Histogram<double> _regionalDuration;
+    private readonly Histogram<double> _drift;
+    private readonly Counter<long> _background;
     private Func<IEnumerable<Measurement<int>>>? _observeRegionalQueue;
     private Func<IEnumerable<Measurement<long>>>? _observeEntries;
     private Func<IEnumerable<Measurement<long>>>? _observeBytes;
@@ -73,6 +75,8 @@ internal sealed class ERCacheMetrics : IDisposable
         _regionalDropped = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWritesDropped, "{value}", "Fresh values not written to the regional store, by reason.");
         _regionalDuration = Meter.CreateHistogram<double>(ERCacheDiagnostics.RegionalDuration, "s", "Regional store round trips.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.RegionalQueueLength, () => _observeRegionalQueue?.Invoke() ?? [], "{value}", "Values waiting to be written to the regional store.");
+        _drift = Meter.CreateHistogram<double>(ERCacheDiagnostics.StalenessDrift, "1", "Drift of sampled direct hits (1 - cosine similarity to a fresh inference), by age bucket.");
+        _background = Meter.CreateCounter<long>(ERCacheDiagnostics.BackgroundInferences, "{user}", "Users sent to inference in the background on spare capacity, by kind.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.CircuitState, () => _observeCircuits?.Invoke() ?? [], "{state}", "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 isolated.");
     }
 
@@ -200,6 +204,28 @@ internal sealed class ERCacheMetrics : IDisposable
             });
         }
     }
+
+    /// <summary>The bounded age buckets of <see cref="ERCacheDiagnostics.StalenessDrift"/>.</summary>
+    public static string AgeBucket(TimeSpan age) => age.TotalSeconds switch
+    {
+        < 30 => "lt_30s",
+        < 60 => "30s_1m",
+        < 300 => "1m_5m",
+        < 600 => "5m_10m",
+        < 1800 => "10m_30m",
+        < 3600 => "30m_1h",
+        _ => "ge_1h",
+    };
+
+    public void RecordDrift(string model, double drift, TimeSpan age) =>
+        _drift.Record(drift, new TagList { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.AgeTag, AgeBucket(age) } });
+
+    public void RecordBackgroundInference(string model, Inference.BackgroundWork work) =>
+        _background.Add(1, new TagList
+        {
+            { ERCacheDiagnostics.ModelTag, model },
+            { ERCacheDiagnostics.KindTag, work == Inference.BackgroundWork.Refresh ? "refresh" : "drift_sample" },
+        });
 
     public void RecordEvictions(long count, in TagList tierTags, bool expired)
     {

@@ -11,6 +11,7 @@ internal interface IInferenceResultSink
     /// <param name="batch">The completed call's users and rows.</param>
     /// <param name="index">The row.</param>
     /// <param name="completedAt">When the call completed (timestamp).</param>
-    /// <param name="deadline">The latest deadline of the user's waiters (timestamp): a result after it is late.</param>
-    InferenceOutcome Accept(InferenceBatch batch, int index, long completedAt, long deadline);
+    /// <param name="item">The user's pending inference: its waiters' latest deadline (a result after it is late), whether
+    /// it is background work, and whether its result may still be written.</param>
+    InferenceOutcome Accept(InferenceBatch batch, int index, long completedAt, PendingInference item);
 }

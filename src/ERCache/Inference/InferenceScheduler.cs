@@ -149,6 +149,78 @@ internal sealed partial class InferenceScheduler : IDisposable
         return handled;
     }
 
+    /// <summary>Whether the model has spare capacity: nothing queued and a free delegate slot. A racy hint for the hit
+    /// path; <see cref="TrySubmitBackground"/> checks again under the lock.</summary>
+    public bool HasSpareCapacity => Volatile.Read(ref _inFlight) < Attached.Policy.MaxConcurrency && _queue.Count == 0;
+
+    /// <summary>
+    /// Queues inference for no waiting caller (a refresh ahead or a drift sample), only while the model has spare
+    /// capacity: nothing queued, fewer than <c>MaxConcurrency</c> calls in flight, and no inference pending for the user.
+    /// A refresh joins the pending map (a request for the user then waits for it instead of starting another); a drift
+    /// sample does not (its vector is never handed to a request). Returns whether it was queued.
+    /// </summary>
+    public bool TrySubmitBackground(long userId, long deadline, BackgroundWork work, DriftSample? drift)
+    {
+        PendingInference[]? first;
+        List<PendingInference[]>? more;
+        lock (_lock)
+        {
+            if (_disposed || _queue.Count > 0 || _inFlight >= Attached.Policy.MaxConcurrency || _pending.ContainsKey(userId))
+            {
+                return false;
+            }
+
+            var item = new PendingInference(userId, deadline, work, drift);
+            if (work == BackgroundWork.Refresh)
+            {
+                _pending.Add(userId, item);
+            }
+
+            _queue.Enqueue(item);
+            (first, more) = TakeBatches(force: false);
+        }
+
+        // Never on the caller's thread: a background call must not delay the hit that asked for it.
+        Start(first, more, inline: false, background: true);
+        return true;
+    }
+
+    /// <summary>
+    /// Makes sure no inference that is pending for <paramref name="userId"/> now writes its result (the user is being
+    /// removed or set): the pending item leaves the map, so a later miss starts a new inference, and its result, once
+    /// it comes, is still handed to its waiters but written nowhere. When the result is being written right now, waits
+    /// until it is, so the caller's removal or write comes after it.
+    /// </summary>
+    public void Invalidate(long userId)
+    {
+        PendingInference? item;
+        lock (_lock)
+        {
+            if (_pending.Remove(userId, out item) is false)
+            {
+                return;
+            }
+        }
+
+        item!.Invalidate();
+    }
+
+    /// <summary><see cref="Invalidate(long)"/> for every pending user (a model being cleared).</summary>
+    public void InvalidateAll()
+    {
+        PendingInference[] items;
+        lock (_lock)
+        {
+            items = [.. _pending.Values];
+            _pending.Clear();
+        }
+
+        foreach (var item in items)
+        {
+            item.Invalidate();
+        }
+    }
+
     /// <summary>Starts as many delegate calls as the concurrency limit allows from the queue, on the dispatcher.</summary>
     /// <param name="force">Send a partial batch now even when a batch window is configured.</param>
     public void Dispatch(bool force = false)
@@ -219,12 +291,15 @@ internal sealed partial class InferenceScheduler : IDisposable
         return (first, more);
     }
 
-    private void Start(PendingInference[]? first, List<PendingInference[]>? more, bool inline)
+    private void Start(PendingInference[]? first, List<PendingInference[]>? more, bool inline, bool background = false)
     {
         if (first is null)
         {
             return;
         }
+
+        // The inline dispatcher would run a background call on the hit's own thread: the pool runs it instead.
+        var dispatcher = background && ReferenceEquals(_dispatcher, InferenceDispatcher.Inline) ? InferenceDispatcher.ThreadPool : _dispatcher;
 
         if (inline)
         {
@@ -233,14 +308,14 @@ internal sealed partial class InferenceScheduler : IDisposable
         }
         else
         {
-            _dispatcher.Dispatch(_runBatch, first);
+            dispatcher.Dispatch(_runBatch, first);
         }
 
         if (more is not null)
         {
             foreach (var items in more)
             {
-                _dispatcher.Dispatch(_runBatch, items);
+                dispatcher.Dispatch(_runBatch, items);
             }
         }
     }
@@ -295,7 +370,7 @@ internal sealed partial class InferenceScheduler : IDisposable
             for (int i = 0; i < items.Length; i++)
             {
                 var item = items[i];
-                item.Prepare(cause == InferenceFailureCause.None && !disposed ? sink.Accept(batch, i, now, item.Deadline) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
+                item.Prepare(cause == InferenceFailureCause.None && !disposed ? sink.Accept(batch, i, now, item) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
             }
         }
         catch (Exception ex)

@@ -4,15 +4,51 @@ namespace ERCache.Inference;
 /// One user's inference, shared by every caller that misses on the same user while it is pending (coalescing).
 /// It is its own completion source (one object per miss rather than two).
 /// </summary>
-internal sealed class PendingInference(long userId, long deadline)
+internal sealed class PendingInference(long userId, long deadline, BackgroundWork background = BackgroundWork.None, DriftSample? drift = null)
     : TaskCompletionSource<InferenceOutcome>(TaskCreationOptions.RunContinuationsAsynchronously)
 {
+    private const int Open = 0, Writing = 1, Written = 2, Invalidated = 3;
+
     private long _deadline = deadline;
     private int _started;
+    private int _writeState;
     private InferenceOutcome _outcome;
     private bool _prepared;
 
     public long UserId { get; } = userId;
+
+    /// <summary>Why the scheduler runs it without a caller: a refresh ahead or a drift sample (or neither).</summary>
+    public BackgroundWork Background { get; } = background;
+
+    /// <summary>For a drift sample: the vector served, to compare with the fresh one.</summary>
+    public DriftSample? Drift { get; } = drift;
+
+    /// <summary>
+    /// Claims the right to write this user's result to the tiers. False once <see cref="Invalidate"/> ran: the user was
+    /// removed or set while the inference ran, and a result computed before that must not replace it.
+    /// </summary>
+    public bool TryBeginWrite() => Interlocked.CompareExchange(ref _writeState, Writing, Open) == Open;
+
+    /// <summary>The writes that <see cref="TryBeginWrite"/> claimed are done.</summary>
+    public void EndWrite() => Volatile.Write(ref _writeState, Written);
+
+    /// <summary>
+    /// Stops the result from being written; when a write is under way, waits for it to finish, so that whatever the
+    /// caller removes or writes next comes after it.
+    /// </summary>
+    public void Invalidate()
+    {
+        if (Interlocked.CompareExchange(ref _writeState, Invalidated, Open) == Open)
+        {
+            return;
+        }
+
+        var spin = default(SpinWait);
+        while (Volatile.Read(ref _writeState) == Writing)
+        {
+            spin.SpinOnce(); // a few tier writes and one enqueue, never I/O
+        }
+    }
 
     /// <summary>The latest deadline (timestamp) of the callers waiting; past it, nobody waits any more.</summary>
     public long Deadline => Interlocked.Read(ref _deadline);

@@ -94,7 +94,7 @@ internal sealed class ModelRegistry : IDisposable
 
                 // In-flight inference, coalescing and breaker state carry over while the version stays.
                 var scheduler = keep ? previous!.Scheduler : new InferenceScheduler(_time, _metrics, _logger, _dispatcher);
-                next[name] = new ModelRuntime(policy, direct, failover, inference, scheduler, _regional, _time, _metrics);
+                next[name] = new ModelRuntime(policy, direct, failover, inference, scheduler, _regional, _time, _metrics, previous?.Health ?? new ModelHealth());
             }
 
             if (missing.Count > 0)

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics.Tensors;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Regional;
@@ -13,7 +14,7 @@ namespace ERCache.Models;
 /// <remarks>
 /// <para>The rules, where they live:</para>
 /// <list type="number">
-/// <item>Direct tier: <see cref="TryServeDirect"/>, a hit younger than the direct TTL, no inference.</item>
+/// <item>Direct tier: <see cref="TryServeDirect(long, long, long, Span{float}, out EmbeddingResult)"/>, a hit younger than the direct TTL, no inference.</item>
 /// <item>Regional tier: <see cref="ServeRegionalAsync"/>, one round trip for the request's direct misses, before inference.</item>
 /// <item>Inference: <see cref="ServeMissesAsync"/> hands the misses to the <see cref="InferenceScheduler"/> (coalesced,
 /// batched, bounded) and waits until the caller's deadline.</item>
@@ -38,8 +39,9 @@ internal sealed class ModelRuntime : IInferenceResultSink
 
     public ModelRuntime(
         ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, IEmbeddingInference inference, InferenceScheduler scheduler,
-        RegionalTier? regional, TimeProvider time, ERCacheMetrics metrics)
+        RegionalTier? regional, TimeProvider time, ERCacheMetrics metrics, ModelHealth health)
     {
+        Health = health;
         Regional = policy.RegionalEnabled ? regional : null;
         RegionalField = RegionalValue.Field(policy.Name, policy.Version);
         VersionHash = RegionalValue.VersionHash(policy.Version);
@@ -55,7 +57,21 @@ internal sealed class ModelRuntime : IInferenceResultSink
         InferenceTimeout = ToTimestampTicks(policy.InferenceTimeout, frequency);
         DirectTtl = ToTimestampTicks(policy.Direct.Ttl, frequency);
         FailoverTtl = ToTimestampTicks(policy.Failover.Ttl, frequency);
+        RefreshAheadAge = policy.RefreshAhead is { } ahead ? (long)(DirectTtl * ahead) : long.MaxValue;
+        _backgroundWork = policy.RefreshAhead is not null || policy.DriftSampleRate > 0;
     }
+
+    private readonly bool _backgroundWork;
+
+    // Bumped by every removal, clear and pushed vector: a regional lookup that began before one must not leave the
+    // older value it read in the local tiers (it checks after writing, and takes the value out again).
+    private int _localWrites;
+
+    /// <summary>Results and fallbacks served under this model name (kept across reloads), for the health check.</summary>
+    public ModelHealth Health { get; }
+
+    /// <summary>Age (timestamp units) after which a direct hit queues a refresh ahead; <see cref="long.MaxValue"/> when off.</summary>
+    public long RefreshAheadAge { get; }
 
     public ModelPolicy Policy { get; }
 
@@ -91,17 +107,64 @@ internal sealed class ModelRuntime : IInferenceResultSink
 
     /// <summary>Rule 1: copies a direct-tier entry younger than the direct TTL into <paramref name="destination"/>.
     /// Completes synchronously and allocates nothing.</summary>
-    public bool TryServeDirect(long userId, long now, Span<float> destination, out EmbeddingResult result)
+    public bool TryServeDirect(long userId, long now, Span<float> destination, out EmbeddingResult result) =>
+        TryServeDirect(userId, now, DirectTtl, destination, out result);
+
+    /// <summary>Rule 1 with a TTL of the caller's (<see cref="EmbeddingRequestOptions.MaxAge"/>, never longer than the
+    /// direct TTL).</summary>
+    public bool TryServeDirect(long userId, long now, long ttl, Span<float> destination, out EmbeddingResult result)
     {
-        if (Direct is { } direct && direct.TryRead(userId, now, DirectTtl, destination, out long writtenAt))
+        if (Direct is { } direct && direct.TryRead(userId, now, ttl, destination, out long writtenAt))
         {
             result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);
-            _metrics.RecordResult(Policy.Name, result);
+            Record(result);
+            if (_backgroundWork)
+            {
+                OnDirectHit(userId, now, writtenAt, destination);
+            }
+
             return true;
         }
 
         result = default;
         return false;
+    }
+
+    /// <summary>The direct TTL a call with <paramref name="options"/> applies: <see cref="EmbeddingRequestOptions.MaxAge"/>
+    /// when stricter, zero (nothing is fresh enough) with <see cref="EmbeddingRequestOptions.ForceRefresh"/>.</summary>
+    public long DirectTtlFor(EmbeddingRequestOptions options)
+    {
+        if (options.ForceRefresh)
+        {
+            return 0;
+        }
+
+        return options.MaxAge is { } maxAge ? Math.Min(DirectTtl, ToTimestampTicks(maxAge, _time.TimestampFrequency)) : DirectTtl;
+    }
+
+    /// <summary>
+    /// Background work a direct hit may ask for, on spare capacity only: a refresh ahead when the entry is older than
+    /// <c>Freshness:RefreshAhead</c> of the TTL, else, for a sampled share of hits, a drift sample. Queues at most one
+    /// call and never waits for it; the response has already been copied.
+    /// </summary>
+    private void OnDirectHit(long userId, long now, long writtenAt, Span<float> served)
+    {
+        long age = now - writtenAt;
+        if (age >= RefreshAheadAge)
+        {
+            if (Scheduler.HasSpareCapacity && Scheduler.TrySubmitBackground(userId, now + InferenceTimeout, BackgroundWork.Refresh, null))
+            {
+                _metrics.RecordBackgroundInference(Policy.Name, BackgroundWork.Refresh);
+            }
+
+            return;
+        }
+
+        if (Policy.DriftSampleRate > 0 && Random.Shared.NextDouble() < Policy.DriftSampleRate && Scheduler.HasSpareCapacity &&
+            Scheduler.TrySubmitBackground(userId, now + InferenceTimeout, BackgroundWork.DriftSample, new DriftSample(served.ToArray(), Age(writtenAt, now))))
+        {
+            _metrics.RecordBackgroundInference(Policy.Name, BackgroundWork.DriftSample);
+        }
     }
 
     /// <summary>
@@ -111,14 +174,15 @@ internal sealed class ModelRuntime : IInferenceResultSink
     /// </summary>
     public async Task ServeMissesAsync(
         ReadOnlyMemory<long> userIds, int[] misses, int missCount,
-        Memory<float> destination, Memory<EmbeddingResult> results, long now, CancellationToken cancellationToken)
+        Memory<float> destination, Memory<EmbeddingResult> results, long now, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         try
         {
             Dictionary<int, byte[]>? regionalFailover = null;
-            if (Regional is { } regional)
+            if (Regional is { } regional && !options.ForceRefresh)
             {
-                (missCount, regionalFailover) = await ServeRegionalAsync(regional, userIds, misses, missCount, destination, results, now, cancellationToken).ConfigureAwait(false);
+                (missCount, regionalFailover) = await ServeRegionalAsync(
+                    regional, userIds, misses, missCount, destination, results, now, DirectTtlFor(options), cancellationToken).ConfigureAwait(false);
                 if (missCount == 0)
                 {
                     return;
@@ -149,7 +213,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
                 }
             }
 
-            Complete(tickets, misses.AsSpan(0, missCount), userIds.Span, destination.Span, results.Span, regionalFailover);
+            Complete(tickets, misses.AsSpan(0, missCount), userIds.Span, destination.Span, results.Span, options.SkipFailover ? null : regionalFailover, options.SkipFailover);
         }
         finally
         {
@@ -218,7 +282,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
     /// </summary>
     private async Task<(int MissCount, Dictionary<int, byte[]>? Failover)> ServeRegionalAsync(
         RegionalTier regional, ReadOnlyMemory<long> userIds, int[] misses, int missCount,
-        Memory<float> destination, Memory<EmbeddingResult> results, long now, CancellationToken cancellationToken)
+        Memory<float> destination, Memory<EmbeddingResult> results, long now, long directTtl, CancellationToken cancellationToken)
     {
         var users = new long[missCount];
         for (int i = 0; i < missCount; i++)
@@ -226,6 +290,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
             users[i] = userIds.Span[misses[i]];
         }
 
+        int localWrites = Volatile.Read(ref _localWrites);
         var values = await regional.ReadAsync(RegionalField, users, Policy.InferenceTimeout - _time.GetElapsedTime(now), cancellationToken).ConfigureAwait(false);
         if (values is null)
         {
@@ -236,6 +301,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
         int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0;
         long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
         long nowTs = _time.GetTimestamp();
+        long clearedAt = regional.ClearedAt(RegionalField);
         Dictionary<int, byte[]>? failover = null;
         for (int i = 0; i < missCount; i++)
         {
@@ -249,17 +315,28 @@ internal sealed class ModelRuntime : IInferenceResultSink
             {
                 bad++; // never served: another user's, another version's, truncated or garbage
             }
+            else if (writtenAtUtc <= clearedAt)
+            {
+                absent++; // written before this host cleared the model: as good as absent
+            }
             else
             {
                 var (age, ageTicks) = RegionalAge(writtenAtUtc, nowUtc);
-                if (ageTicks < DirectTtl)
+                if (ageTicks < directTtl)
                 {
                     long writtenAt = nowTs - ageTicks;
-                    Direct?.Write(users[i], row, writtenAt, DirectTtl);
-                    Failover?.Write(users[i], row, writtenAt, FailoverTtl);
+                    WriteLocal(users[i], row, writtenAt);
+                    if (Volatile.Read(ref _localWrites) != localWrites)
+                    {
+                        // A removal, clear or push ran since the lookup began: this value may predate it. Serve it to
+                        // this request (which began first) but keep it out of the tiers.
+                        Direct?.Remove(users[i]);
+                        Failover?.Remove(users[i]);
+                    }
+
                     var result = new EmbeddingResult(EmbeddingSource.Regional, age, Policy.Version, InferenceFailureCause.None, hasVector: true);
                     results.Span[position] = result;
-                    _metrics.RecordResult(Policy.Name, result);
+                    Record(result);
                     hits++;
                     continue;
                 }
@@ -282,8 +359,9 @@ internal sealed class ModelRuntime : IInferenceResultSink
     }
 
     /// <summary>Rule 4: a row of a completed delegate call. Valid rows are written to both tiers, stamped with the
-    /// call's completion, unless the result is late and late results are not written.</summary>
-    public InferenceOutcome Accept(InferenceBatch batch, int index, long completedAt, long deadline)
+    /// call's completion, unless the result is late and late results are not written, or the user was removed or set
+    /// while the call ran. A drift sample's row is compared with the vector served and written nowhere.</summary>
+    public InferenceOutcome Accept(InferenceBatch batch, int index, long completedAt, PendingInference item)
     {
         var row = batch.Row(index);
         var cause = FailureClassifier.OfRow(batch.StatusOf(index), row);
@@ -292,23 +370,97 @@ internal sealed class ModelRuntime : IInferenceResultSink
             return new InferenceOutcome(cause, null); // never cached anywhere
         }
 
+        if (item.Drift is { } sample)
+        {
+            _metrics.RecordDrift(Policy.Name, Drift(sample.Served, row), sample.Age);
+            return new InferenceOutcome(InferenceFailureCause.None, null); // nobody waits for a sample
+        }
+
         long userId = batch.UserIds.Span[index];
         var vector = row.ToArray();
-        if (completedAt < deadline || Policy.WriteLateResults)
+        if ((completedAt < item.Deadline || Policy.WriteLateResults) && item.TryBeginWrite())
         {
-            Direct?.Write(userId, row, completedAt, DirectTtl);
-            Failover?.Write(userId, row, completedAt, FailoverTtl);
-            Regional?.TryEnqueue(new PendingWrite(
-                RegionalField, Policy.RegionalFormat, VersionHash, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive));
+            try
+            {
+                WriteLocal(userId, row, completedAt);
+                EnqueueRegional(userId, vector);
+            }
+            finally
+            {
+                item.EndWrite();
+            }
         }
 
         return new InferenceOutcome(InferenceFailureCause.None, vector);
     }
 
+    /// <summary>How far a served vector is from the fresh one: 1 − cosine similarity (0 when identical, 2 when
+    /// opposite). A zero vector on either side counts as fully drifted (1).</summary>
+    internal static double Drift(ReadOnlySpan<float> served, ReadOnlySpan<float> fresh)
+    {
+        float similarity = TensorPrimitives.CosineSimilarity(served, fresh);
+        return float.IsFinite(similarity) ? Math.Clamp(1.0 - similarity, 0.0, 2.0) : 1.0;
+    }
+
+    /// <summary>Writes a vector pushed by the application (already validated) to both local tiers, stamped now, and
+    /// queues it for the regional store. An inference or regional lookup of the user still running does not write
+    /// over it afterwards.</summary>
+    public void Set(long userId, ReadOnlySpan<float> vector)
+    {
+        Scheduler.Invalidate(userId);
+        Interlocked.Increment(ref _localWrites);
+        WriteLocal(userId, vector, _time.GetTimestamp());
+        EnqueueRegional(userId, vector.ToArray());
+    }
+
+    /// <summary>The first step of a removal, before the regional store deletes the user: an inference of the user still
+    /// running is not written afterwards.</summary>
+    public void BeginRemove(long userId) => Scheduler.Invalidate(userId);
+
+    /// <summary>The last step of a removal, after the regional store deleted the user: removes the user from both
+    /// local tiers, after which no regional lookup already under way writes its older value back. Returns how many
+    /// entries there were.</summary>
+    public int FinishRemove(long userId)
+    {
+        Interlocked.Increment(ref _localWrites);
+        return (Direct?.Remove(userId) == true ? 1 : 0) + (Failover?.Remove(userId) == true ? 1 : 0);
+    }
+
+    /// <summary>Empties both local tiers; no inference or regional lookup running now writes afterwards, and this host
+    /// ignores the model's regional values written until now. Returns how many entries there were.</summary>
+    public int Clear()
+    {
+        Scheduler.InvalidateAll();
+        Regional?.MarkCleared(RegionalField, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        Interlocked.Increment(ref _localWrites);
+        return (Direct?.Clear() ?? 0) + (Failover?.Clear() ?? 0);
+    }
+
+    private void WriteLocal(long userId, ReadOnlySpan<float> row, long writtenAt)
+    {
+        Direct?.Write(userId, row, writtenAt, DirectTtl);
+        Failover?.Write(userId, row, writtenAt, FailoverTtl);
+    }
+
+    private void EnqueueRegional(long userId, float[] vector) =>
+        Regional?.TryEnqueue(new PendingWrite(
+            RegionalField, Policy.RegionalFormat, VersionHash, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive));
+
+    /// <summary>Counts a result for metrics and the health check.</summary>
+    private void Record(in EmbeddingResult result)
+    {
+        _metrics.RecordResult(Policy.Name, result);
+        Health.CountServed();
+        if (result.Source == EmbeddingSource.Fallback)
+        {
+            Health.CountFallback();
+        }
+    }
+
     /// <summary>Rules 4–6 for every miss once inference finished or the deadline passed.</summary>
     private void Complete(
         InferenceTicket[] tickets, ReadOnlySpan<int> positions, ReadOnlySpan<long> users, Span<float> destination, Span<EmbeddingResult> results,
-        Dictionary<int, byte[]>? regionalFailover)
+        Dictionary<int, byte[]>? regionalFailover, bool skipFailover)
     {
         int dims = Policy.Dimensions;
         long now = _time.GetTimestamp();
@@ -331,11 +483,11 @@ internal sealed class ModelRuntime : IInferenceResultSink
             else
             {
                 failures[(int)outcome.Cause]++;
-                result = ServeFailure(users[position], now, outcome.Cause, row, regionalFailover?.GetValueOrDefault(position));
+                result = ServeFailure(users[position], now, outcome.Cause, row, regionalFailover?.GetValueOrDefault(position), skipFailover);
             }
 
             results[position] = result;
-            _metrics.RecordResult(Policy.Name, result);
+            Record(result);
         }
 
         for (int c = 1; c < failures.Length; c++)
@@ -346,14 +498,15 @@ internal sealed class ModelRuntime : IInferenceResultSink
 
     /// <summary>Rules 5–7: the local failover tier when it holds an entry younger than the failover TTL, else the
     /// regional value the lookup found when it is, else the fallback. A failover hit is never written to a tier.</summary>
-    private EmbeddingResult ServeFailure(long userId, long now, InferenceFailureCause cause, Span<float> row, byte[]? regionalValue)
+    private EmbeddingResult ServeFailure(long userId, long now, InferenceFailureCause cause, Span<float> row, byte[]? regionalValue, bool skipFailover)
     {
-        if (Failover is { } failover && failover.TryRead(userId, now, FailoverTtl, row, out long writtenAt))
+        if (!skipFailover && Failover is { } failover && failover.TryRead(userId, now, FailoverTtl, row, out long writtenAt))
         {
             return new EmbeddingResult(EmbeddingSource.Failover, Age(writtenAt, now), Policy.Version, cause, hasVector: true);
         }
 
-        if (regionalValue is not null && RegionalValue.TryDecode(regionalValue, Policy.RegionalFormat, VersionHash, userId, row, out long writtenAtUtc))
+        if (regionalValue is not null && RegionalValue.TryDecode(regionalValue, Policy.RegionalFormat, VersionHash, userId, row, out long writtenAtUtc) &&
+            writtenAtUtc > Regional!.ClearedAt(RegionalField))
         {
             var (age, ageTicks) = RegionalAge(writtenAtUtc, _time.GetUtcNow().ToUnixTimeMilliseconds());
             if (ageTicks < FailoverTtl)

@@ -23,4 +23,11 @@ public interface IRegionalStore
     /// <param name="groups">The users' fields; a group's fields all belong to its user.</param>
     /// <param name="cancellationToken">Cancelled at the write's timeout.</param>
     Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken);
+
+    /// <summary>Deletes one field of a user's values, or all of them when <paramref name="field"/> is null, in one
+    /// round trip.</summary>
+    /// <param name="userId">The user.</param>
+    /// <param name="field">The field (model and version), or null for every field of the user.</param>
+    /// <param name="cancellationToken">Cancelled at the call's timeout.</param>
+    Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken);
 }

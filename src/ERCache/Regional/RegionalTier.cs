@@ -22,6 +22,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ModelCircuitBreaker? _breaker;
     private readonly ConcurrentQueue<PendingWrite> _queue = new();
+    private readonly ConcurrentDictionary<string, long> _clearedAt = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _flushing = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _flushLoop;
@@ -126,6 +127,51 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         finally
         {
             _flushing.Release();
+        }
+    }
+
+    /// <summary>The wall-clock time (Unix ms) up to which this host ignores values of <paramref name="field"/>: when the
+    /// model was last cleared here, or <see cref="long.MinValue"/>.</summary>
+    public long ClearedAt(string field) => _clearedAt.IsEmpty ? long.MinValue : _clearedAt.GetValueOrDefault(field, long.MinValue);
+
+    /// <summary>From now on this host ignores values of <paramref name="field"/> written at or before
+    /// <paramref name="unixMs"/> (a model cleared here; other hosts' clears are theirs).</summary>
+    public void MarkCleared(string field, long unixMs) =>
+        _clearedAt.AddOrUpdate(field, unixMs, (_, previous) => Math.Max(previous, unixMs));
+
+    /// <summary>
+    /// Deletes a user's value of <paramref name="field"/> (every field when null) from the store. Values queued before
+    /// this call are written first, in the same flush sequence, so none of them lands after the deletion. Unlike a
+    /// request's lookup, a failure is thrown: the caller asked for this removal and must know it did not happen.
+    /// </summary>
+    /// <exception cref="TimeoutException">The store did not answer within <c>Regional:WriteTimeout</c>.</exception>
+    public async Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    {
+        await _flushing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        long started = _time.GetTimestamp();
+        var activity = ERCacheActivities.StartRegional("remove", 1);
+        string outcome = "none";
+        try
+        {
+            int pending = Volatile.Read(ref _queued);
+            while (pending > 0 && Take(out var groups, out int values, ref pending))
+            {
+                await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false);
+            }
+
+            var removal = _store.RemoveAsync(userId, field, cancellationToken);
+            await removal.WaitAsync(_options.WriteTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            outcome = Failed("remove", ex);
+            throw;
+        }
+        finally
+        {
+            _flushing.Release();
+            _metrics.RecordRegionalDuration("remove", _time.GetElapsedTime(started));
+            ERCacheActivities.Finish(activity, outcome);
         }
     }
 

@@ -11,8 +11,10 @@ namespace ERCache.Storage;
 /// and a page is never reallocated, so lock-free readers can hold on to it.
 /// </summary>
 /// <remarks>
-/// The sequence is a per-slot sequence lock: zero = never written, odd = a write is in progress, even = stable.
-/// A reader copies a slot and accepts it only if the sequence was even and unchanged around the copy.
+/// The sequence is a per-slot sequence lock: odd = a write is in progress, even = stable. A stable slot holds an entry
+/// when its sequence is a non-zero multiple of 4; zero (never written) and 2 modulo 4 (emptied: removed, or a write
+/// that failed) hold none. Every write moves the sequence forward, so a reader that copies a slot and finds the same
+/// value after the copy has seen one stable state (a slot emptied and refilled never repeats a value a reader saw).
 /// </remarks>
 internal sealed class SlotPage
 {
@@ -88,7 +90,7 @@ internal sealed class SlotPage
             {
                 long key = Key(index);
                 long written = WrittenAt(index);
-                bool mine = before != 0 && key == userId;
+                bool mine = HoldsEntry(before) && key == userId;
                 bool fresh = mine && IsFresh(now, written, ttl);
                 if (fresh)
                 {
@@ -125,13 +127,34 @@ internal sealed class SlotPage
         }
         catch
         {
-            Volatile.Write(ref sequence, 0); // a half-written row must read as empty, never spin readers forever
+            Volatile.Write(ref sequence, Emptied(current)); // a half-written row must read as empty, never spin readers forever
             throw;
         }
 
-        int next = unchecked(current + 2);
-        Volatile.Write(ref sequence, next == 0 ? 2 : next); // release: the row is visible before the even value
+        Volatile.Write(ref sequence, Filled(current)); // release: the row is visible before the even value
     }
+
+    /// <summary>Empties a slot (under the tier's lock): a reader that copied it before sees the sequence move and
+    /// retries, then finds no entry.</summary>
+    public void Clear(int index)
+    {
+        ref int sequence = ref Sequence(index);
+        Volatile.Write(ref sequence, Emptied(sequence));
+    }
+
+    /// <summary>Whether a stable sequence value means the slot holds an entry.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool HoldsEntry(int sequence) => sequence != 0 && (sequence & 3) == 0;
+
+    /// <summary>The next "holds an entry" value after <paramref name="current"/>: the next non-zero multiple of 4.</summary>
+    private static int Filled(int current)
+    {
+        int next = unchecked((current | 3) + 1);
+        return next == 0 ? 4 : next;
+    }
+
+    /// <summary>The next "empty" value after <paramref name="current"/> (2 modulo 4, never zero).</summary>
+    private static int Emptied(int current) => unchecked(Filled(current) + 2);
 }
 
 /// <summary>What a sequence-locked read of a slot found.</summary>

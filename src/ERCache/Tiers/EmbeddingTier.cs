@@ -60,6 +60,13 @@ internal abstract class EmbeddingTier : IDisposable
     /// </summary>
     public abstract void Write(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl = long.MaxValue);
 
+    /// <summary>Removes the user's entry; a reader that races with it either copies the entry whole before the removal
+    /// or misses. Returns whether there was one.</summary>
+    public abstract bool Remove(long userId);
+
+    /// <summary>Removes every entry; returns how many there were.</summary>
+    public abstract int Clear();
+
     /// <summary>A snapshot of the tier's counters.</summary>
     public TierStatistics GetStatistics() =>
         new(Policy.Kind, Policy.Eviction, Policy.Format, Count, Capacity, Evictions, ExpiredReclaimed, BytesPerEntry, AllocatedBytes);

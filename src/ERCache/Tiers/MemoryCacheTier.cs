@@ -89,6 +89,27 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         }
     }
 
+    public override bool Remove(long userId)
+    {
+        var key = new EntryKey(Model, _version, userId);
+        lock (_writeLock)
+        {
+            bool held = _cache.TryGetValue(key, out _);
+            _cache.Remove(key);
+            return held;
+        }
+    }
+
+    public override int Clear()
+    {
+        lock (_writeLock)
+        {
+            int count = _cache.Count;
+            _cache.Clear();
+            return count;
+        }
+    }
+
     /// <summary>The full key (model, version, user), compared field by field.</summary>
     private readonly record struct EntryKey(string Model, string Version, long UserId);
 

@@ -159,6 +159,51 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
+    public override bool Remove(long userId)
+    {
+        lock (_sync)
+        {
+            _policy.DrainHits();
+            int slot = _index.Find(userId);
+            if (slot < 0)
+            {
+                return false;
+            }
+
+            Empty(slot);
+            return true;
+        }
+    }
+
+    public override int Clear()
+    {
+        lock (_sync)
+        {
+            _policy.DrainHits();
+            int removed = 0;
+            for (int slot = 0; slot < _used; slot++)
+            {
+                if (SlotPage.HoldsEntry(Volatile.Read(ref Page(slot).Sequence(slot & _pageMask))))
+                {
+                    Empty(slot);
+                    removed++;
+                }
+            }
+
+            return removed;
+        }
+    }
+
+    /// <summary>Takes an entry out of the order and the index and keeps its slot for the next write. Under the lock.</summary>
+    private void Empty(int slot)
+    {
+        _policy.Remove(slot);
+        _index.Remove(KeyOfSlot(slot), slot);
+        Page(slot).Clear(slot & _pageMask);
+        _free.Push(slot);
+        Volatile.Write(ref _count, _count - 1);
+    }
+
     /// <summary>A slot for a new key: a free one, a fresh one while the tier fills, else an expired entry's, else
     /// the policy's victim's. Under the lock.</summary>
     private int TakeSlot(long now, long ttl)

@@ -1,0 +1,125 @@
+using System.Globalization;
+using ERCache.Models;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Polly.CircuitBreaker;
+
+namespace ERCache.Health;
+
+/// <summary>
+/// The health of one <see cref="EmbeddingCache"/>: <c>Healthy</c>, or <c>Degraded</c> with the reasons when a model's
+/// circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, or the regional
+/// store's circuit is open; <c>Unhealthy</c> once the cache is disposed. A degraded cache still answers every request
+/// (that is its contract), so it never reports <c>Unhealthy</c> while it serves. Register with
+/// <c>services.AddHealthChecks().AddERCache()</c>.
+/// </summary>
+/// <remarks>The fallback share compares the model's running totals now with the totals the check recorded about one
+/// <see cref="ERCacheHealthCheckOptions.Window"/> ago (or when it was built), so it needs no timer of its own and
+/// counts nothing on the request path beyond one counter increment per result.</remarks>
+public sealed class ERCacheHealthCheck : IHealthCheck
+{
+    private const int MaxSnapshots = 64;
+
+    private readonly EmbeddingCache _cache;
+    private readonly ERCacheHealthCheckOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, Queue<Totals>> _history = new(StringComparer.OrdinalIgnoreCase);
+    private readonly long _created;
+
+    /// <summary>Watches <paramref name="cache"/>.</summary>
+    /// <param name="cache">The cache.</param>
+    /// <param name="options">Thresholds; the defaults when null.</param>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    public ERCacheHealthCheck(EmbeddingCache cache, ERCacheHealthCheckOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        _options = options ?? new ERCacheHealthCheckOptions();
+        _options.Validate();
+        _cache = cache;
+        _time = cache.Time;
+        _created = _time.GetTimestamp();
+    }
+
+    /// <inheritdoc />
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (_cache.IsDisposed)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy("The cache is disposed."));
+        }
+
+        var reasons = new List<string>();
+        var data = new Dictionary<string, object>(StringComparer.Ordinal);
+        long now = _time.GetTimestamp();
+        foreach (var runtime in _cache.RuntimesForHealth())
+        {
+            string model = runtime.Policy.Name;
+            if (runtime.Scheduler.BreakerState is CircuitState.Open or CircuitState.Isolated)
+            {
+                reasons.Add($"model '{model}': circuit breaker {runtime.Scheduler.BreakerState}, inference is not called");
+            }
+
+            var (served, fallbacks) = SinceWindow(model, runtime.Health, now);
+            double share = served == 0 ? 0 : (double)fallbacks / served;
+            data[$"{model}.results"] = served;
+            data[$"{model}.fallbacks"] = fallbacks;
+            data[$"{model}.fallback_share"] = share;
+            if (served >= _options.MinimumResults && share > _options.FallbackShareThreshold)
+            {
+                reasons.Add(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"model '{model}': {share:P1} of {served} results over the last {_options.Window} were fallbacks (threshold {_options.FallbackShareThreshold:P1})"));
+            }
+        }
+
+        if (_cache.RegionalCircuitState is CircuitState.Open or CircuitState.Isolated)
+        {
+            reasons.Add("regional store: circuit breaker open, lookups and writes are skipped");
+        }
+
+        return Task.FromResult(reasons.Count == 0
+            ? HealthCheckResult.Healthy("Every model is serving normally.", data)
+            : HealthCheckResult.Degraded(string.Join("; ", reasons) + ".", data: data));
+    }
+
+    /// <summary>A model's results and fallbacks since about one window ago: against the newest snapshot at least a
+    /// window old (or the oldest kept, or zero at the check's creation).</summary>
+    private (long Served, long Fallbacks) SinceWindow(string model, ModelHealth health, long now)
+    {
+        var current = new Totals(now, health.Served, health.Fallbacks);
+        lock (_lock)
+        {
+            if (!_history.TryGetValue(model, out var snapshots))
+            {
+                snapshots = new Queue<Totals>();
+                snapshots.Enqueue(new Totals(_created, 0, 0)); // the model's totals start with the cache (or its first reload)
+                _history[model] = snapshots;
+            }
+
+            // Drop snapshots while the next one is already a window old: the front is then the newest such one.
+            while (snapshots.Count > 1 && _time.GetElapsedTime(snapshots.ElementAt(1).At, now) >= _options.Window)
+            {
+                snapshots.Dequeue();
+            }
+
+            var baseline = snapshots.Peek();
+            var last = snapshots.Last();
+            if (_time.GetElapsedTime(last.At, now) >= _options.Window / MaxSnapshots * 2 || snapshots.Count == 1)
+            {
+                if (snapshots.Count >= MaxSnapshots)
+                {
+                    snapshots.Dequeue();
+                }
+
+                snapshots.Enqueue(current);
+            }
+
+            // Totals only grow, unless the model was removed and added again by a reload: then count from zero.
+            return current.Served >= baseline.Served
+                ? (current.Served - baseline.Served, current.Fallbacks - baseline.Fallbacks)
+                : (current.Served, current.Fallbacks);
+        }
+    }
+
+    private readonly record struct Totals(long At, long Served, long Fallbacks);
+}
