@@ -48,6 +48,24 @@ public sealed class ConfigurationTests
         new ConfigurationBuilder().AddInMemoryCollection(keys).Build().GetSection("ERCache");
 
     [Fact]
+    public void Freshness_settings_are_checked_by_path()
+    {
+        Assert.Empty(ConfigErrors(("Freshness:SampleRate", "0.01"), ("Freshness:RefreshAhead", "0.8")));
+        Assert.Equal(
+            ["ERCache:Models:ctr:Freshness:SampleRate must be between 0 and 1 (got 1.5)."],
+            ConfigErrors(("Freshness:SampleRate", "1.5")));
+        Assert.Equal(
+            ["ERCache:Models:ctr:Freshness:RefreshAhead must be a fraction of Direct:Ttl between 0 and 1, both excluded (got 1)."],
+            ConfigErrors(("Freshness:RefreshAhead", "1")));
+        Assert.Equal(
+            ["ERCache:Models:ctr:Freshness:SampleRate samples direct hits, but the model's direct tier is disabled (got 0.5); set it to 0 or enable Direct.",
+             "ERCache:Models:ctr:Freshness:RefreshAhead refreshes direct-tier entries, but the model's direct tier is disabled (got 0.5); remove it or enable Direct."],
+            ConfigErrors(("Direct:Enabled", "false"), ("Freshness:SampleRate", "0.5"), ("Freshness:RefreshAhead", "0.5")));
+        Assert.Single(ConfigErrors(("Freshness:SampleRte", "0.5"))); // a misspelt key is reported, not ignored
+        Assert.Equal(["ERCache:Models:ctr:Freshness:SampleRate must be between 0 and 1 (got NaN)."], Errors(m => m.Freshness.SampleRate = double.NaN));
+    }
+
+    [Fact]
     public void The_default_fixture_is_valid() => Assert.Empty(Errors(_ => { }));
 
     [Theory]

@@ -9,12 +9,12 @@ internal sealed class CacheFixture : IDisposable
 {
     public const string Model = "ctr";
 
-    public CacheFixture(Action<ModelOptions>? configure = null, int dimensions = 4)
-        : this(new Dictionary<string, Action<ModelOptions>?> { [Model] = configure }, dimensions)
+    public CacheFixture(Action<ModelOptions>? configure = null, int dimensions = 4, InferenceDispatcher? dispatcher = null)
+        : this(new Dictionary<string, Action<ModelOptions>?> { [Model] = configure }, dimensions, dispatcher)
     {
     }
 
-    public CacheFixture(IReadOnlyDictionary<string, Action<ModelOptions>?> models, int dimensions = 4)
+    public CacheFixture(IReadOnlyDictionary<string, Action<ModelOptions>?> models, int dimensions = 4, InferenceDispatcher? dispatcher = null)
     {
         Options = new ERCacheOptions();
         foreach (var (name, configure) in models)
@@ -25,7 +25,7 @@ internal sealed class CacheFixture : IDisposable
             Towers[name] = new TestTower();
         }
 
-        Cache = EmbeddingCache.Create(Options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), Clock);
+        Cache = EmbeddingCache.Create(Options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), Clock, dispatcher: dispatcher);
         Metrics = new CacheMetrics(Cache.Meter);
     }
 

@@ -17,12 +17,12 @@ internal sealed class CacheMetrics : IDisposable
     {
         foreach (var name in new[] { ERCacheDiagnostics.Requests, ERCacheDiagnostics.InferenceCalls, ERCacheDiagnostics.InferenceUsers,
                      ERCacheDiagnostics.InferenceFailures, ERCacheDiagnostics.Evictions, ERCacheDiagnostics.Entries, ERCacheDiagnostics.TierBytes,
-                     ERCacheDiagnostics.InferenceCoalesced, ERCacheDiagnostics.InferenceShed })
+                     ERCacheDiagnostics.InferenceCoalesced, ERCacheDiagnostics.InferenceShed, ERCacheDiagnostics.BackgroundInferences })
         {
             _collectors[name] = Collector.Of(new MetricCollector<long>(meter, name));
         }
 
-        foreach (var name in new[] { ERCacheDiagnostics.VectorAge, ERCacheDiagnostics.InferenceDuration })
+        foreach (var name in new[] { ERCacheDiagnostics.VectorAge, ERCacheDiagnostics.InferenceDuration, ERCacheDiagnostics.StalenessDrift })
         {
             _collectors[name] = Collector.Of(new MetricCollector<double>(meter, name));
         }

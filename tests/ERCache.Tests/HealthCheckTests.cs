@@ -1,0 +1,144 @@
+using ERCache.Health;
+using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Time.Testing;
+
+namespace ERCache.Tests;
+
+/// <summary>The health check follows the circuit and the fallback share over its window.</summary>
+public sealed class HealthCheckTests
+{
+    private const string Model = CacheFixture.Model;
+
+    private static Task<HealthCheckResult> Check(ERCacheHealthCheck check) =>
+        check.CheckHealthAsync(new HealthCheckContext { Registration = new HealthCheckRegistration("ercache", check, null, null) });
+
+    private static async Task Serve(CacheFixture f, long firstUser, int count)
+    {
+        for (long u = firstUser; u < firstUser + count; u++)
+        {
+            await f.GetAsync(u);
+        }
+    }
+
+    [Fact]
+    public async Task Degraded_while_the_circuit_is_open_and_healthy_once_it_closes()
+    {
+        using var f = new CacheFixture(m => m.Inference.CircuitBreaker = new CircuitBreakerOptions
+        {
+            FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
+        });
+        var check = new ERCacheHealthCheck(f.Cache, new ERCacheHealthCheckOptions { FallbackShareThreshold = 1 });
+        Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status);
+
+        f.Tower.Whole = (_, _) => throw new InvalidOperationException("down");
+        await Serve(f, 1, 5);
+        var open = await Check(check);
+        Assert.Equal(HealthStatus.Degraded, open.Status);
+        Assert.Contains("model 'ctr': circuit breaker Open", open.Description, StringComparison.Ordinal);
+
+        f.Clock.Advance(TimeSpan.FromSeconds(5));
+        f.Tower.Whole = null;
+        await Serve(f, 10, 2); // the probe succeeds: closed
+        Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status);
+    }
+
+    [Fact]
+    public async Task Degraded_while_the_fallback_share_over_the_window_passes_the_threshold()
+    {
+        using var f = new CacheFixture(m => m.Inference.CircuitBreaker = new CircuitBreakerOptions { Enabled = false });
+        var check = new ERCacheHealthCheck(f.Cache, new ERCacheHealthCheckOptions { FallbackShareThreshold = 0.1, Window = TimeSpan.FromMinutes(1), MinimumResults = 50 });
+        await Serve(f, 0, 100);
+        var healthy = await Check(check);
+        Assert.Equal(HealthStatus.Healthy, healthy.Status);
+        Assert.Equal(100L, healthy.Data["ctr.results"]);
+
+        // 20 fallbacks among 120 results since the check began: 16.7 % > 10 %.
+        f.Tower.Whole = (_, _) => throw new InvalidOperationException("down");
+        await Serve(f, 1000, 20);
+        var degraded = await Check(check);
+        Assert.Equal(HealthStatus.Degraded, degraded.Status);
+        Assert.Contains("16.7", degraded.Description, StringComparison.Ordinal);
+        Assert.Equal(20L, degraded.Data["ctr.fallbacks"]);
+
+        // A window later, the model serves normally again: the old fallbacks fall out of the window.
+        f.Tower.Whole = null;
+        f.Clock.Advance(TimeSpan.FromSeconds(61));
+        await Check(check);
+        await Serve(f, 2000, 100);
+        f.Clock.Advance(TimeSpan.FromSeconds(61));
+        var recovered = await Check(check);
+        Assert.Equal(HealthStatus.Healthy, recovered.Status);
+        Assert.Equal(0L, recovered.Data["ctr.fallbacks"]);
+    }
+
+    [Fact]
+    public async Task Too_few_results_are_not_judged_and_a_disposed_cache_is_unhealthy()
+    {
+        var f = new CacheFixture(m => m.Inference.CircuitBreaker = new CircuitBreakerOptions { Enabled = false });
+        var check = new ERCacheHealthCheck(f.Cache);
+        f.Tower.Whole = (_, _) => throw new InvalidOperationException("down");
+        await Serve(f, 0, 10); // all fallbacks, but 10 < 100 results
+        Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status);
+        f.Dispose();
+        Assert.Equal(HealthStatus.Unhealthy, (await Check(check)).Status);
+    }
+
+    [Fact]
+    public void Bad_thresholds_are_refused_by_name()
+    {
+        using var f = new CacheFixture();
+        var share = Assert.Throws<ArgumentOutOfRangeException>(() => new ERCacheHealthCheck(f.Cache, new ERCacheHealthCheckOptions { FallbackShareThreshold = 1.5 }));
+        Assert.Contains("FallbackShareThreshold", share.Message, StringComparison.Ordinal);
+        var window = Assert.Throws<ArgumentOutOfRangeException>(() => new ServiceCollection().AddHealthChecks().AddERCache(configure: o => o.Window = TimeSpan.Zero));
+        Assert.Contains("Window must be positive", window.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_check_registers_with_AddHealthChecks_and_reports_through_the_health_check_service()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ERCache:Models:ctr:Dimensions"] = "4",
+            ["ERCache:Models:ctr:Direct:Ttl"] = "00:01:00",
+            ["ERCache:Models:ctr:Failover:Ttl"] = "01:00:00",
+        }).Build();
+        var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddLogging();
+        services.AddSingleton<TimeProvider>(new FakeTimeProvider());
+        services.AddERCache().AddModel("ctr", new TestTower());
+        services.AddHealthChecks().AddERCache(tags: ["ready"]);
+        await using var provider = services.BuildServiceProvider();
+
+        var report = await provider.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+        var entry = Assert.Single(report.Entries);
+        Assert.Equal("ercache", entry.Key);
+        Assert.Equal(HealthStatus.Healthy, entry.Value.Status);
+        Assert.Contains("ready", entry.Value.Tags);
+    }
+
+    [Fact]
+    public async Task Hammer_the_striped_result_count_loses_nothing()
+    {
+        using var f = new CacheFixture(m => m.Inference.CircuitBreaker = new CircuitBreakerOptions { Enabled = false });
+        await Serve(f, 0, 16);
+        var check = new ERCacheHealthCheck(f.Cache, new ERCacheHealthCheckOptions { MinimumResults = 1 });
+        const int Threads = 8, PerThread = 20_000;
+        await Task.WhenAll(Enumerable.Range(0, Threads).Select(t => Task.Run(async () =>
+        {
+            var vector = new float[4];
+            for (int i = 0; i < PerThread; i++)
+            {
+                long user = (t + i) % 16;
+                var result = await f.Cache.GetAsync(Model, user, vector);
+                Assert.Equal(EmbeddingSource.Direct, result.Source);
+                Assert.True(TestTower.BelongsTo(vector, user));
+            }
+        })));
+
+        var report = await Check(check);
+        Assert.Equal((long)(16 + (Threads * PerThread)), report.Data["ctr.results"]);
+        Assert.Equal(0L, report.Data["ctr.fallbacks"]);
+    }
+}
