@@ -41,6 +41,11 @@ internal sealed class ReplayArguments
     private static readonly Option<int> ThreadsOption = new("--threads") { Description = "Replay users on N threads when the result is the same as on one (no tier can fill); otherwise one, saying why", DefaultValueFactory = _ => Environment.ProcessorCount, CustomParser = r => Integer(r, 1) };
     private static readonly Option<TimeSpan> WarmupOption = new("--warmup") { Description = "Before timing, replay the first requests through throwaway caches until the JIT settles, for at most this long (0: none)", DefaultValueFactory = _ => TimeSpan.FromSeconds(10), CustomParser = r => r.Tokens.Single().Value.Trim() == "0" ? TimeSpan.Zero : ParseDuration(r) };
 
+    private static readonly Option<double?> DriftOption = new("--drift") { Description = "Users' embeddings move over time: RATE is the expected drift (1 - cosine) between vectors an hour apart, 0..1; reports the drift of served vectors", HelpName = "RATE", CustomParser = r => Fraction(r) };
+    private static readonly Option<double?> RefreshAheadOption = new("--refresh-ahead") { Description = "Refresh ahead: a direct hit older than this fraction of the direct TTL (0..1) is refreshed in the background", HelpName = "F", CustomParser = r => Fraction(r) };
+    private static readonly Option<bool> RecommendTtlOption = new("--recommend-ttl") { Description = "Per model, the longest direct TTL whose p99 drift stays under --max-drift (TTLs from --sweep-ttl, or 10s..1h); needs --drift" };
+    private static readonly Option<double?> MaxDriftOption = new("--max-drift") { Description = "The p99 drift --recommend-ttl allows", HelpName = "X", CustomParser = r => Number(r, positive: true) };
+
     private static readonly Option<string?> RegionalOption = new("--regional") { Description = "Hosts share a regional store: memory (in this process, for fast sweeps) or redis=HOST:PORT (Redis or Garnet; entries are written under a version of this run's own)", Validators = { CheckRegional } };
 
     private static readonly Option[] TierOptions = [ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption, CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption];
@@ -78,7 +83,21 @@ internal sealed class ReplayArguments
         Threads = p.GetValue(ThreadsOption);
         Warmup = p.GetValue(WarmupOption);
         Regional = p.GetValue(RegionalOption);
+        Drift = p.GetValue(DriftOption);
+        RefreshAhead = p.GetValue(RefreshAheadOption);
+        RecommendTtl = p.GetValue(RecommendTtlOption);
+        MaxDrift = p.GetValue(MaxDriftOption);
     }
+
+    /// <summary>The expected drift per hour of the replay's moving embeddings, or null when vectors do not drift.</summary>
+    public double? Drift { get; }
+
+    /// <summary>Refresh ahead for every model, as a fraction of the direct TTL, or null.</summary>
+    public double? RefreshAhead { get; }
+
+    public bool RecommendTtl { get; }
+
+    public double? MaxDrift { get; }
 
     public string? TracePath { get; }
 
@@ -152,7 +171,8 @@ internal sealed class ReplayArguments
                      TraceOption, ScarabOption, RateOption, SyntheticOption, UsersOption, DurationOption, ModelsOption, FailureRateOption,
                      OutageOption, SeedOption, WriteTraceOption, ConfigOption, ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption,
                      CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, JsonOption, SweepTtlOption, SweepCapacityOption,
-                     SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption, RegionalOption,
+                     SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption, RegionalOption, DriftOption, RefreshAheadOption,
+                     RecommendTtlOption, MaxDriftOption,
                  })
         {
             command.Options.Add(option);
@@ -225,6 +245,16 @@ internal sealed class ReplayArguments
             throw new UsageException("Run --sweep-ttl and --sweep-capacity separately.");
         }
 
+        if (RecommendTtl && (Drift is null || MaxDrift is null))
+        {
+            throw new UsageException("--recommend-ttl needs --drift RATE (how fast embeddings move) and --max-drift X (the p99 drift to stay under).");
+        }
+
+        if (MaxDrift is not null && !RecommendTtl)
+        {
+            throw new UsageException("--max-drift is the bound of --recommend-ttl; give both.");
+        }
+
         return this;
     }
 
@@ -268,6 +298,19 @@ internal sealed class ReplayArguments
 
         r.AddError($"{Name(r)}: '{value}' is not a {(positive ? "positive" : "non-negative")} number.");
         return default;
+    }
+
+    /// <summary>A number strictly between 0 and 1.</summary>
+    private static double? Fraction(ArgumentResult r)
+    {
+        string value = r.Tokens.Single().Value;
+        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double n) && n is > 0 and < 1)
+        {
+            return n;
+        }
+
+        r.AddError($"{Name(r)} must be a number between 0 and 1, both excluded (got '{value}').");
+        return null;
     }
 
     private static double ParseFailureRate(ArgumentResult r)

@@ -54,7 +54,11 @@ internal static class ReplayCommand
             stdout.WriteLine();
         }
 
-        if (a.SweepTtl is not null)
+        if (a.RecommendTtl)
+        {
+            RecommendTtl(a, trace, unbounded, stdout);
+        }
+        else if (a.SweepTtl is not null)
         {
             SweepTtl(a, trace, unbounded, stdout);
         }
@@ -70,7 +74,7 @@ internal static class ReplayCommand
         {
             var options = BuildOptions(a, trace, unbounded);
             using var store = RegionalStore.Open(a.Regional, options);
-            var result = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, store?.Store);
+            var result = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, store?.Store, Drift(a));
             stdout.Write(ReportWriter.Markdown(result));
             stdout.WriteLine();
             stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")}, {Threads(result)})."));
@@ -138,7 +142,56 @@ internal static class ReplayCommand
             builder.AddConfiguration(file).AddInMemoryCollection(UnboundedCapacities(file.GetSection(ERCacheOptions.DefaultSectionPath), unbounded));
         }
 
-        return ERCacheOptions.FromConfiguration(builder.Build().GetSection(ERCacheOptions.DefaultSectionPath));
+        var options = ERCacheOptions.FromConfiguration(builder.Build().GetSection(ERCacheOptions.DefaultSectionPath));
+        if (a.RefreshAhead is { } ahead)
+        {
+            foreach (var model in options.Models.Values)
+            {
+                model.Freshness.RefreshAhead = ahead; // checked with the rest when the replay's caches are built
+            }
+        }
+
+        return options;
+    }
+
+    /// <summary>The moving embeddings of <c>--drift</c>, or null.</summary>
+    private static DriftingEmbedding? Drift(ReplayArguments a) => a.Drift is { } rate ? new DriftingEmbedding(rate) : null;
+
+    /// <summary>One replay with every model's direct TTL set to <paramref name="ttl"/> (failover TTLs raised to it).</summary>
+    private static ReplayResult RunWithDirectTtl(ReplayArguments a, Trace trace, int unbounded, TimeSpan ttl)
+    {
+        var options = BuildOptions(a, trace, unbounded);
+        foreach (var model in options.Models.Values)
+        {
+            model.Direct.Ttl = ttl;
+            model.Failover.Ttl = model.Failover.Ttl < ttl ? ttl : model.Failover.Ttl;
+        }
+
+        return ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, drift: Drift(a));
+    }
+
+    /// <summary>Default TTLs of --recommend-ttl.</summary>
+    private static readonly TimeSpan[] RecommendTtls =
+        [.. new[] { 10, 30, 60, 120, 300, 600, 1200, 1800, 3600 }.Select(s => TimeSpan.FromSeconds(s))];
+
+    /// <summary>Per model, the longest direct TTL whose p99 drift stays at or under --max-drift, and what it saves.</summary>
+    private static void RecommendTtl(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
+    {
+        var ttls = a.SweepTtl ?? RecommendTtls;
+        var runs = ttls.Select(ttl => (Ttl: ttl, Result: RunWithDirectTtl(a, trace, unbounded, ttl))).ToList();
+        stdout.WriteLine(Inv($"p99 drift of served vectors by direct TTL (--drift {a.Drift}), bound {a.MaxDrift}:"));
+        stdout.WriteLine();
+        stdout.WriteLine($"| Model | {string.Join(" | ", ttls.Select(Label))} | Recommended TTL | Compute saved there | p99 drift there |");
+        stdout.WriteLine($"|---|{string.Concat(ttls.Select(_ => "---:|"))}---:|---:|---:|");
+        foreach (var model in runs[0].Result.Models.Keys)
+        {
+            var cells = runs.Select(r => ReportWriter.Drift(r.Result.Models[model].Drift.Percentile(99)));
+            var best = runs.LastOrDefault(r => r.Result.Models[model].Drift.Percentile(99) <= a.MaxDrift);
+            string recommendation = best.Result is null
+                ? Inv($"none: even {Label(ttls[0])} exceeds it | - | -")
+                : Inv($"{Label(best.Ttl)} | {best.Result.Models[model].ComputeSaved:P1} | {ReportWriter.Drift(best.Result.Models[model].Drift.Percentile(99))}");
+            stdout.WriteLine($"| {model} | {string.Join(" | ", cells)} | {recommendation} |");
+        }
     }
 
     /// <summary>The flags as configuration keys, for every model the trace names (or the one --model when it names none).</summary>
@@ -181,24 +234,37 @@ internal static class ReplayCommand
 
     private static void SweepTtl(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
     {
-        stdout.WriteLine("| Direct TTL | Compute saved | Age p50 | Age p90 | Age p99 | Failover hits | Fallback rate |");
-        stdout.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        bool drift = a.Drift is not null;
+        stdout.WriteLine("| Direct TTL | Compute saved | Request-path inferences | Refreshes | Age p50 | Age p90 | Age p99 |" + (drift ? " Drift p50 | Drift p99 | Drift mean |" : "") + " Failover hits | Fallback rate |");
+        stdout.WriteLine("|---|---:|---:|---:|---:|---:|---:|" + (drift ? "---:|---:|---:|" : "") + "---:|---:|");
         var saved = new List<(double, double)>();
         var p99 = new List<(double, double)>();
+        var driftP99 = new List<(double, double)>();
         foreach (var ttl in a.SweepTtl!)
         {
-            var options = BuildOptions(a, trace, unbounded);
-            foreach (var model in options.Models.Values)
-            {
-                model.Direct.Ttl = ttl;
-                model.Failover.Ttl = model.Failover.Ttl < ttl ? ttl : model.Failover.Ttl;
-            }
-
-            var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads).Total;
+            var r = RunWithDirectTtl(a, trace, unbounded, ttl).Total;
             var ages = r.AllAges();
-            stdout.WriteLine(Inv($"| {Label(ttl)} | {r.ComputeSaved:P1} | {ReportWriter.Ms(ages.Percentile(50))} | {ReportWriter.Ms(ages.Percentile(90))} | {ReportWriter.Ms(ages.Percentile(99))} | {r.FailoverHits:N0} | {r.FallbackRate:P2} |"));
+            string driftCells = drift ? $" {ReportWriter.Drift(r.Drift.Percentile(50))} | {ReportWriter.Drift(r.Drift.Percentile(99))} | {ReportWriter.Drift(r.Drift.Mean)} |" : "";
+            stdout.WriteLine(Inv($"| {Label(ttl)} | {r.ComputeSaved:P1} | {r.RequestPathInferences:N0} | {r.Refreshes:N0} | {ReportWriter.Ms(ages.Percentile(50))} | {ReportWriter.Ms(ages.Percentile(90))} | {ReportWriter.Ms(ages.Percentile(99))} |") + driftCells + Inv($" {r.FailoverHits:N0} | {r.FallbackRate:P2} |"));
             saved.Add((ttl.TotalSeconds, r.ComputeSaved * 100));
             p99.Add((ttl.TotalSeconds, (ages.Percentile(99) ?? 0) / 1000.0));
+            driftP99.Add((ttl.TotalSeconds, r.Drift.Percentile(99) ?? 0));
+        }
+
+        if (drift)
+        {
+            // The triangle: what a longer TTL saves, and what it costs in freshness.
+            string driftPath = Path.ChangeExtension(a.SvgPath ?? "ttl-sweep.svg", null) + "-drift.svg";
+            File.WriteAllText(driftPath, SweepChart.RenderSvg(
+                Inv($"Direct TTL sweep on {TraceLabel(a)}, drift {a.Drift}/h{(a.RefreshAhead is { } f ? Inv($", refresh ahead at {f:P0} of the TTL") : "")}: compute saved and p99 drift"),
+                "direct TTL (log scale)",
+                "compute saved (%)",
+                "p99 drift of served vectors (1 - cosine)",
+                [new Series("compute saved (%)", saved), new Series("p99 drift", driftP99, RightAxis: true)],
+                logX: true,
+                x => Label(TimeSpan.FromSeconds(x))));
+            stdout.WriteLine();
+            stdout.WriteLine($"SVG written to {driftPath}.");
         }
 
         string svgPath = a.SvgPath ?? "ttl-sweep.svg";
@@ -236,7 +302,7 @@ internal static class ReplayCommand
                     model.Direct.MaxBytes = null;
                 }
 
-                var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads).Total;
+                var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, drift: Drift(a)).Total;
                 row.Append(Inv($" {r.ComputeSaved:P1} |"));
                 series[strategy].Add((capacity, r.ComputeSaved * 100));
             }
@@ -271,7 +337,7 @@ internal static class ReplayCommand
         {
             var options = BuildOptions(a, trace, unbounded);
             using var store = RegionalStore.Open(regional, options);
-            var result = ReplayRunner.Run(trace, options, hosts, routing, a.Seed, a.Threads, store?.Store);
+            var result = ReplayRunner.Run(trace, options, hosts, routing, a.Seed, a.Threads, store?.Store, Drift(a));
             var r = result.Total;
             string name = hosts == 1 ? "-" : routing.ToString().ToLowerInvariant();
             string trips = result.Regional is { } t ? Inv($"{t.ReadRoundTrips:N0} / {t.WriteRoundTrips:N0}") : "-";

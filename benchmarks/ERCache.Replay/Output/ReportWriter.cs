@@ -11,28 +11,33 @@ internal static class ReportWriter
     public static string Markdown(ReplayResult result)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| Model | Requests | Direct hits | Inferences | Inference failures | Failover hits | Fallbacks | Compute saved | Fallback rate | Without cache | Age p50 / p90 / p99 |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        bool drift = result.Total.Drift.Count > 0;
+        sb.AppendLine("| Model | Requests | Direct hits | Inferences | Refreshes | Inference failures | Failover hits | Fallbacks | Compute saved | Fallback rate | Without cache | Age p50 / p90 / p99 |" + (drift ? " Drift p50 / p99 / mean |" : ""));
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|" + (drift ? "---|" : ""));
         foreach (var (name, report) in result.Models)
         {
-            Row(sb, name, report);
+            Row(sb, name, report, drift);
         }
 
         if (result.Models.Count > 1)
         {
-            Row(sb, "**total**", result.Total);
+            Row(sb, "**total**", result.Total, drift);
         }
 
         return sb.ToString();
     }
 
-    private static void Row(StringBuilder sb, string name, ModelReport r)
+    private static void Row(StringBuilder sb, string name, ModelReport r, bool drift)
     {
         var ages = r.AllAges();
         sb.AppendLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"| {name} | {r.Requests:N0} | {r.DirectHits:N0} | {r.Inferences:N0} | {r.InferenceFailures:N0} | {r.FailoverHits:N0} | {r.Fallbacks:N0} | {r.ComputeSaved:P1} | {r.FallbackRate:P2} | {r.FallbackRateWithoutCache:P2} | {Ms(ages.Percentile(50))} / {Ms(ages.Percentile(90))} / {Ms(ages.Percentile(99))} |"));
+            $"| {name} | {r.Requests:N0} | {r.DirectHits:N0} | {r.Inferences:N0} | {r.Refreshes:N0} | {r.InferenceFailures:N0} | {r.FailoverHits:N0} | {r.Fallbacks:N0} | {r.ComputeSaved:P1} | {r.FallbackRate:P2} | {r.FallbackRateWithoutCache:P2} | {Ms(ages.Percentile(50))} / {Ms(ages.Percentile(90))} / {Ms(ages.Percentile(99))} |") +
+            (drift ? $" {Drift(r.Drift.Percentile(50))} / {Drift(r.Drift.Percentile(99))} / {Drift(r.Drift.Mean)} |" : ""));
     }
+
+    /// <summary>A drift figure for tables: four significant digits.</summary>
+    public static string Drift(double? drift) => drift is { } d ? d.ToString("G4", CultureInfo.InvariantCulture) : "-";
 
     public static string Ms(long? ms) => ms switch
     {
@@ -80,6 +85,8 @@ internal static class ReportWriter
         json.WriteNumber("directHits", r.DirectHits);
         json.WriteNumber("regionalHits", r.RegionalHits);
         json.WriteNumber("inferences", r.Inferences);
+        json.WriteNumber("refreshes", r.Refreshes);
+        json.WriteNumber("requestPathInferences", r.RequestPathInferences);
         json.WriteNumber("inferenceFailures", r.InferenceFailures);
         json.WriteNumber("failoverHits", r.FailoverHits);
         json.WriteNumber("fallbacks", r.Fallbacks);
@@ -87,6 +94,13 @@ internal static class ReportWriter
         json.WriteNumber("fallbackRate", r.FallbackRate);
         json.WriteNumber("fallbackRateWithoutCache", r.FallbackRateWithoutCache);
         Percentiles(json, r.AllAges());
+        if (r.Drift.Count > 0)
+        {
+            json.WriteNumber("driftP50", r.Drift.Percentile(50)!.Value);
+            json.WriteNumber("driftP99", r.Drift.Percentile(99)!.Value);
+            json.WriteNumber("driftMean", r.Drift.Mean!.Value);
+        }
+
         json.WriteStartObject("ageBySource");
         foreach (var (source, ages) in new[] { ("direct", r.DirectAges), ("regional", r.RegionalAges), ("fresh", r.FreshAges), ("failover", r.FailoverAges) })
         {

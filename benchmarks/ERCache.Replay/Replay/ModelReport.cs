@@ -20,6 +20,13 @@ internal sealed class ModelReport
 
     public long FailoverHits { get; set; }
 
+    /// <summary>Of <see cref="Inferences"/>, those run in the background by refresh ahead (request-path inferences are the
+    /// difference).</summary>
+    public long Refreshes { get; set; }
+
+    /// <summary>Drift of served vectors against fresh inference at the same moment (with <c>--drift</c> only).</summary>
+    public DriftStatistics Drift { get; } = new();
+
     public long Fallbacks { get; set; }
 
     /// <summary>Requests whose trace row says inference fails: the fallbacks a service without a cache would have.</summary>
@@ -48,8 +55,12 @@ internal sealed class ModelReport
         return all;
     }
 
-    /// <summary>Requests that ran no inference: direct hits, and regional hits (inference another host already ran).</summary>
-    public double ComputeSaved => Requests == 0 ? 0 : (double)(DirectHits + RegionalHits) / Requests;
+    /// <summary>Inference saved, as a share of requests: requests that ran no inference (direct hits, and regional hits
+    /// whose inference another host already ran), less the inferences refresh ahead ran in the background for them.</summary>
+    public double ComputeSaved => Requests == 0 ? 0 : (double)(DirectHits + RegionalHits - Refreshes) / Requests;
+
+    /// <summary>Inferences on the request path: every inference but the background refreshes.</summary>
+    public long RequestPathInferences => Inferences - Refreshes;
 
     public double FallbackRate => Requests == 0 ? 0 : (double)Fallbacks / Requests;
 
@@ -64,6 +75,8 @@ internal sealed class ModelReport
         Inferences += other.Inferences;
         InferenceFailures += other.InferenceFailures;
         FailoverHits += other.FailoverHits;
+        Refreshes += other.Refreshes;
+        Drift.Add(other.Drift);
         Fallbacks += other.Fallbacks;
         FailingRequests += other.FailingRequests;
         DirectAges.Add(other.DirectAges);

@@ -34,7 +34,8 @@ namespace ERCache.Replay.Replay;
 internal static class ReplayRunner
 {
     public static ReplayResult Run(
-        Trace trace, ERCacheOptions options, int hosts = 1, Routing routing = Routing.Sticky, int seed = 1, int threads = 1, IRegionalStore? regional = null)
+        Trace trace, ERCacheOptions options, int hosts = 1, Routing routing = Routing.Sticky, int seed = 1, int threads = 1, IRegionalStore? regional = null,
+        DriftingEmbedding? drift = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(hosts, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
@@ -50,7 +51,7 @@ internal static class ReplayRunner
         var users = trace.DistinctUsers();
         string? reason = threads == 1 ? null : Shards.WhyUsersInteract(options, names, users);
         int shards = reason is null ? threads : 1;
-        var replays = Shards.Create(names, options, users, shards, hosts, regional);
+        var replays = Shards.Create(names, options, users, shards, hosts, regional, drift);
 
         // Setup's garbage (the trace's parsing, earlier replays) is collected now, not on the replay's time.
         GC.Collect();

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
+using ERCache.Testing;
 using ERCache.Replay.Traces;
 
 namespace ERCache.Replay.Replay;
@@ -17,10 +18,16 @@ internal sealed class RequestWindow
     private readonly bool[] _fails;
     private readonly float[] _vectors;
     private readonly EmbeddingResult[] _results;
+    private readonly ManualInferenceDispatcher _background;
+    private readonly float[] _fresh;
     private int _flushes;
 
-    public RequestWindow(EmbeddingCache cache, string model, ModelPolicy policy, ReplayInference inference, ModelReport report)
+    /// <param name="background">Where the cache's background calls (refresh ahead) wait: the window runs them right after
+    /// the request that asked for them, at the same instant, so a replay stays deterministic.</param>
+    public RequestWindow(EmbeddingCache cache, string model, ModelPolicy policy, ReplayInference inference, ModelReport report, ManualInferenceDispatcher background)
     {
+        _background = background;
+        _fresh = new float[policy.Dimensions];
         _cache = cache;
         _model = model;
         _inference = inference;
@@ -62,13 +69,27 @@ internal sealed class RequestWindow
             pending.AsTask().GetAwaiter().GetResult();
         }
 
+        _inference.InBackground = true;
+        _background.RunAll();
+        _inference.InBackground = false;
+
         var report = _report;
         report.Inferences += _inference.TakeAttempts(out long failed);
         report.InferenceFailures += failed;
+        report.Refreshes += _inference.TakeBackground();
+        var drift = _inference.Drift;
+        long nowMs = _inference.NowMs;
         for (int i = 0; i < n; i++)
         {
             var result = _results[i];
             report.Requests++;
+            if (drift is not null && result.Source != EmbeddingSource.Fallback)
+            {
+                // Against what fresh inference would say now: a fresh vector scores 0 (up to its storage format).
+                drift.Fill(_users[i], nowMs, _fresh);
+                report.Drift.Record(DriftingEmbedding.Drift(_vectors.AsSpan(i * _dimensions, _dimensions), _fresh));
+            }
+
             if (_fails[i])
             {
                 report.FailingRequests++;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
+using ERCache.Testing;
 using ERCache.Regional;
 using ERCache.Replay.Traces;
 
@@ -16,25 +17,27 @@ internal sealed class ShardReplay : IDisposable
     private readonly ReplayRegionalStore? _regional;
     private readonly HashSet<long> _usersNow = []; // users requested at the current timestamp, when hosts share a store
 
-    public ShardReplay(string[] names, ERCacheOptions options, int hosts, IRegionalStore? regional = null)
+    public ShardReplay(string[] names, ERCacheOptions options, int hosts, IRegionalStore? regional = null, DriftingEmbedding? drift = null)
     {
         _regional = regional is null ? null : new ReplayRegionalStore(regional);
         _start = _clock.GetUtcNow();
-        var inference = names.Select(_ => new ReplayInference(_clock, _start)).ToArray();
+        var inference = names.Select(_ => new ReplayInference(_clock, _start, drift)).ToArray();
         var byName = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => (IEmbeddingInference)inference[p.i], StringComparer.OrdinalIgnoreCase);
         foreach (var configured in options.Models.Keys.Where(k => !byName.ContainsKey(k)))
         {
-            byName[configured] = new ReplayInference(_clock, _start); // configured but absent from the trace
+            byName[configured] = new ReplayInference(_clock, _start, drift); // configured but absent from the trace
         }
 
-        _caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, _clock, regionalStore: _regional)).ToArray();
+        // Request-path calls run inline (RunInline); background calls (refresh ahead) wait here until their window runs them.
+        var background = new ManualInferenceDispatcher();
+        _caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, _clock, dispatcher: background, regionalStore: _regional)).ToArray();
         _reports = names.Select(_ => new ModelReport()).ToArray();
         _windows = new RequestWindow[hosts, names.Length];
         for (int h = 0; h < hosts; h++)
         {
             for (int m = 0; m < names.Length; m++)
             {
-                _windows[h, m] = new RequestWindow(_caches[h], names[m], _caches[h].GetPolicy(names[m]), inference[m], _reports[m]);
+                _windows[h, m] = new RequestWindow(_caches[h], names[m], _caches[h].GetPolicy(names[m]), inference[m], _reports[m], background);
             }
         }
     }

@@ -38,11 +38,12 @@ internal static class Shards
     /// users of the model plus its proportional share of the slack as capacity, so the shards' capacities add up to
     /// the configured one. The given options are not changed.
     /// </summary>
-    public static ShardReplay[] Create(string[] names, ERCacheOptions options, IReadOnlyList<IReadOnlySet<long>> users, int shards, int hosts, IRegionalStore? regional)
+    public static ShardReplay[] Create(
+        string[] names, ERCacheOptions options, IReadOnlyList<IReadOnlySet<long>> users, int shards, int hosts, IRegionalStore? regional, DriftingEmbedding? drift = null)
     {
         if (shards == 1)
         {
-            return [new ShardReplay(names, options, hosts, regional)];
+            return [new ShardReplay(names, options, hosts, regional, drift)];
         }
 
         // Users of each configured model per shard, counted in one pass (a model absent from the trace has none).
@@ -68,7 +69,7 @@ internal static class Shards
                 model.Failover.Capacity = Share(model.Failover.Capacity, all, perShard[name][s], s, shards);
             }
 
-            replays[s] = new ShardReplay(names, mine, hosts, regional); // users of different shards never share a store key
+            replays[s] = new ShardReplay(names, mine, hosts, regional, drift); // users of different shards never share a store key
         }
 
         return replays;
