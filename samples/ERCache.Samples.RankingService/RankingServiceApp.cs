@@ -1,4 +1,7 @@
+using ERCache.Diagnostics;
 using ERCache.OnnxRuntime;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 using System.Numerics.Tensors;
 using System.Text.Json.Serialization;
 using ERCache.Inference;
@@ -116,12 +119,26 @@ public static class RankingServiceApp
             ercache.AddRedisRegionalTier(); // hosts of a region share embeddings through Redis or Garnet
         }
 
+        // Operations: ERCache's meter and traces through OpenTelemetry (Prometheus scrapes GET /metrics; with
+        // OpenTelemetry:OtlpEndpoint set, traces and metrics also go to an OTLP collector), and the health check.
+        var telemetry = builder.Services.AddOpenTelemetry()
+            .WithMetrics(metrics => metrics.AddMeter(ERCacheDiagnostics.MeterName).AddPrometheusExporter());
+        if (builder.Configuration["OpenTelemetry:OtlpEndpoint"] is { Length: > 0 } otlp)
+        {
+            telemetry.WithTracing(tracing => tracing.AddSource(ERCacheDiagnostics.ActivitySourceName).AddOtlpExporter(o => o.Endpoint = new Uri(otlp)))
+                .WithMetrics(metrics => metrics.AddOtlpExporter(o => o.Endpoint = new Uri(otlp)));
+        }
+
+        builder.Services.AddHealthChecks().AddERCache(configure: o => o.FallbackShareThreshold = 0.05);
+
         builder.Services.AddSingleton<ERCacheStats>();
         builder.Services.AddHostedService<TowerWarmup>(); // before Kestrel listens: the first requests find compiled towers
 
         var app = builder.Build();
         app.Services.GetRequiredService<ERCacheStats>(); // listen from the first request on
-        app.MapGet("/", () => "ERCache ranking service: POST /rank, GET /stats");
+        app.MapGet("/", () => "ERCache ranking service: POST /rank, GET /stats, GET /metrics (Prometheus), GET /health");
+        app.MapPrometheusScrapingEndpoint(); // GET /metrics
+        app.MapHealthChecks("/health");
         app.MapPost("/rank", RankAsync);
         app.MapGet("/stats", (ERCacheStats stats, TowerRegistry towers) => new StatsResponse(
             stats.Snapshot(),

@@ -87,6 +87,23 @@ public sealed class RankingServiceTests
     }
 
     [Fact]
+    public async Task ERCaches_metrics_are_scraped_by_Prometheus_and_the_health_check_is_mapped()
+    {
+        await using var service = new ServiceFixture();
+        using var client = service.CreateClient();
+        await ServiceFixture.RankAsync(client, 11, Candidates);
+        await ServiceFixture.RankAsync(client, 11, Candidates);
+
+        string metrics = await client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Matches("ercache_requests_total\\{[^}]*model=\"ctr\"[^}]*source=\"fresh\"[^}]*\\} 1", metrics);
+        Assert.Matches("ercache_requests_total\\{[^}]*model=\"ctr\"[^}]*source=\"direct\"[^}]*\\} 1", metrics);
+
+        using var health = await client.GetAsync(new Uri("/health", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Equal("Healthy", await health.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task A_repeat_within_the_ttl_is_served_from_the_direct_tier_with_its_age()
     {
         await using var service = new ServiceFixture();
