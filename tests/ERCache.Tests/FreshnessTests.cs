@@ -209,20 +209,30 @@ public sealed class FreshnessTests
         Assert.Equal(queueToo ? 3 : 2, f.Tower.CallCount); // fill, held (and queued); nothing in the background
     }
 
-    [Fact]
-    public async Task Background_work_stops_at_disposal()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Background_work_stops_at_disposal(bool refresh)
     {
         var dispatcher = new ManualInferenceDispatcher();
-        var f = new CacheFixture(m => m.Freshness = new FreshnessOptions { SampleRate = 1 }, dispatcher: dispatcher);
+        var f = new CacheFixture(
+            m => m.Freshness = refresh ? new FreshnessOptions { RefreshAhead = 0.5 } : new FreshnessOptions { SampleRate = 1 },
+            dispatcher: dispatcher);
         var fill = f.GetAsync(1);
         dispatcher.RunAll();
         await fill;
-        await f.GetAsync(1); // a sample is queued
+        f.Tower.Generation = 4;
+        f.Clock.Advance(TimeSpan.FromSeconds(40));
+        await f.GetAsync(1); // a refresh or a sample is queued
         Assert.Equal(1, dispatcher.Pending);
+        var direct = f.Cache.GetTier(Model, TierKind.Direct)!;
 
         f.Cache.Dispose();
         dispatcher.RunAll(); // the call runs after disposal: nothing is recorded or written
         Assert.Equal(0, f.Metrics.Count(ERCacheDiagnostics.StalenessDrift));
+        var row = new float[4];
+        Assert.True(direct.TryRead(1, f.Clock.GetTimestamp(), long.MaxValue, row, out _));
+        Assert.Equal(0, TestTower.GenerationOf(row)); // not refreshed
         await Assert.ThrowsAsync<ObjectDisposedException>(() => f.Cache.GetAsync(Model, 1, new float[4]).AsTask());
         f.Metrics.Dispose();
     }
