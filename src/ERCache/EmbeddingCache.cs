@@ -327,10 +327,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             return ValueTask.FromCanceled<EmbeddingResult>(cancellationToken);
         }
 
-        long now = _time.GetTimestamp();
-        return !options.ForceRefresh && runtime.TryServeDirect(userId, now, runtime.DirectTtlFor(options), destination.Span, out var hit)
+        return !options.ForceRefresh && runtime.TryServeDirect(userId, runtime.TtlNow, runtime.DirectTtlFor(options), destination.Span, out var hit)
             ? new ValueTask<EmbeddingResult>(hit)
-            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, options, cancellationToken));
+            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, options, cancellationToken));
     }
 
     internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, CancellationToken cancellationToken)
@@ -345,10 +344,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             return ValueTask.FromCanceled<EmbeddingResult>(cancellationToken);
         }
 
-        long now = _time.GetTimestamp();
-        return runtime.TryServeDirect(userId, now, destination.Span, out var hit)
+        return runtime.TryServeDirect(userId, runtime.TtlNow, destination.Span, out var hit)
             ? new ValueTask<EmbeddingResult>(hit)
-            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, now, EmbeddingRequestOptions.Default, cancellationToken));
+            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, EmbeddingRequestOptions.Default, cancellationToken));
     }
 
     internal ValueTask GetManyAsync(
@@ -377,7 +375,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        long now = _time.GetTimestamp();
+        long now = runtime.TtlNow;
         var users = userIds.Span;
         var vectors = destination.Span;
         var resultSpan = results.Span;
@@ -395,7 +393,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
         return misses is null
             ? default
-            : new ValueTask(ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, now, options, cancellationToken));
+            : new ValueTask(ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, options, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -510,7 +508,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     }
 
     private async Task<EmbeddingResult> MissAsync(
-        ModelRuntime runtime, long userId, Memory<float> destination, long now, EmbeddingRequestOptions options, CancellationToken cancellationToken)
+        ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         if (!TryEnterRequest())
         {
@@ -522,7 +520,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             var result = new EmbeddingResult[1];
             var miss = ArrayPool<int>.Shared.Rent(1);
             miss[0] = 0;
-            await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, now, options, cancellationToken).ConfigureAwait(false);
+            await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, options, cancellationToken).ConfigureAwait(false);
             return result[0];
         }
         finally
@@ -533,7 +531,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
     private async Task ServeMissesAsync(
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
-        long now, EmbeddingRequestOptions options, CancellationToken cancellationToken)
+        EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         if (!TryEnterRequest())
         {
@@ -543,7 +541,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
         try
         {
-            await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, now, options, cancellationToken).ConfigureAwait(false);
+            await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, options, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

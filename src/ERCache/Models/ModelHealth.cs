@@ -4,8 +4,8 @@ namespace ERCache.Models;
 
 /// <summary>
 /// A model's running totals for the health check: results served and fallbacks among them. Kept across reloads of the
-/// same model name. Counting a hit costs one uncontended interlocked add (a stripe per processor, each on its own cache
-/// line), so many threads hitting at once do not share a counter.
+/// same model name. Counting a hit costs one interlocked add on a stripe chosen by the managed thread id (as many stripes
+/// as processors, each on its own cache line), so threads hitting at once rarely share a counter.
 /// </summary>
 internal sealed class ModelHealth
 {
@@ -40,7 +40,7 @@ internal sealed class ModelHealth
     public long Fallbacks => Interlocked.Read(ref _fallbacks);
 
     public void CountServed() =>
-        Interlocked.Increment(ref _served[((Thread.GetCurrentProcessorId() & _mask) + 1) * LongsPerLine]);
+        Interlocked.Increment(ref _served[((Environment.CurrentManagedThreadId & _mask) + 1) * LongsPerLine]);
 
     public void CountFallback() => Interlocked.Increment(ref _fallbacks);
 }

@@ -42,6 +42,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
         RegionalTier? regional, TimeProvider time, ERCacheMetrics metrics, ModelHealth health)
     {
         Health = health;
+        _clock = new TtlClock(time);
         Regional = policy.RegionalEnabled ? regional : null;
         RegionalField = RegionalValue.Field(policy.Name, policy.Version);
         VersionHash = RegionalValue.VersionHash(policy.Version);
@@ -62,10 +63,14 @@ internal sealed class ModelRuntime : IInferenceResultSink
     }
 
     private readonly bool _backgroundWork;
+    private readonly TtlClock _clock;
 
     // Bumped by every removal, clear and pushed vector: a regional lookup that began before one must not leave the
     // older value it read in the local tiers (it checks after writing, and takes the value out again).
     private int _localWrites;
+
+    /// <summary>Now, for TTL checks: the <see cref="TtlClock"/>, whose readings every entry's stamp comes from.</summary>
+    public long TtlNow => _clock.Now;
 
     /// <summary>Results and fallbacks served under this model name (kept across reloads), for the health check.</summary>
     public ModelHealth Health { get; }
@@ -106,7 +111,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
     public long FailoverTtl { get; }
 
     /// <summary>Rule 1: copies a direct-tier entry younger than the direct TTL into <paramref name="destination"/>.
-    /// Completes synchronously and allocates nothing.</summary>
+    /// Completes synchronously and allocates nothing. <paramref name="now"/> is a <see cref="TtlNow"/> reading.</summary>
     public bool TryServeDirect(long userId, long now, Span<float> destination, out EmbeddingResult result) =>
         TryServeDirect(userId, now, DirectTtl, destination, out result);
 
@@ -152,7 +157,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
         long age = now - writtenAt;
         if (age >= RefreshAheadAge)
         {
-            if (Scheduler.HasSpareCapacity && Scheduler.TrySubmitBackground(userId, now + InferenceTimeout, BackgroundWork.Refresh, null))
+            if (Scheduler.HasSpareCapacity && Scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.Refresh, null))
             {
                 _metrics.RecordBackgroundInference(Policy.Name, BackgroundWork.Refresh);
             }
@@ -161,7 +166,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
         }
 
         if (Policy.DriftSampleRate > 0 && Random.Shared.NextDouble() < Policy.DriftSampleRate && Scheduler.HasSpareCapacity &&
-            Scheduler.TrySubmitBackground(userId, now + InferenceTimeout, BackgroundWork.DriftSample, new DriftSample(served.ToArray(), Age(writtenAt, now))))
+            Scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.DriftSample, new DriftSample(served.ToArray(), Age(writtenAt, now))))
         {
             _metrics.RecordBackgroundInference(Policy.Name, BackgroundWork.DriftSample);
         }
@@ -174,8 +179,9 @@ internal sealed class ModelRuntime : IInferenceResultSink
     /// </summary>
     public async Task ServeMissesAsync(
         ReadOnlyMemory<long> userIds, int[] misses, int missCount,
-        Memory<float> destination, Memory<EmbeddingResult> results, long now, EmbeddingRequestOptions options, CancellationToken cancellationToken)
+        Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
+        long now = _time.GetTimestamp(); // the deadline counts from here, on the precise clock
         try
         {
             Dictionary<int, byte[]>? regionalFailover = null;
@@ -300,7 +306,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
 
         int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0;
         long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        long nowTs = _time.GetTimestamp();
+        long nowTs = _clock.Now;
         long clearedAt = regional.ClearedAt(RegionalField);
         Dictionary<int, byte[]>? failover = null;
         for (int i = 0; i < missCount; i++)
@@ -382,7 +388,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
         {
             try
             {
-                WriteLocal(userId, row, completedAt);
+                WriteLocal(userId, row, _clock.Now); // the call's completion, on the TTL clock
                 EnqueueRegional(userId, vector);
             }
             finally
@@ -409,7 +415,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
     {
         Scheduler.Invalidate(userId);
         Interlocked.Increment(ref _localWrites);
-        WriteLocal(userId, vector, _time.GetTimestamp());
+        WriteLocal(userId, vector, _clock.Now);
         EnqueueRegional(userId, vector.ToArray());
     }
 
@@ -463,7 +469,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
         Dictionary<int, byte[]>? regionalFailover, bool skipFailover)
     {
         int dims = Policy.Dimensions;
-        long now = _time.GetTimestamp();
+        long now = _clock.Now;
         Span<int> failures = stackalloc int[8];
         failures.Clear();
         for (int i = 0; i < positions.Length; i++)

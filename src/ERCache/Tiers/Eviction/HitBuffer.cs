@@ -1,75 +1,111 @@
+using System.Numerics;
 using System.Runtime.InteropServices;
 
 namespace ERCache.Tiers.Eviction;
 
 /// <summary>
-/// A bounded, lossy, many-writer ring of slot numbers that readers hit. Readers never take the tier lock to
-/// record recency; the order is updated from this buffer under the lock (before every eviction decision,
-/// and by a reader that finds it half full and the lock free). When the buffer is full a hit is dropped:
-/// LRU order becomes approximate only under heavy contention, never unbounded in memory.
+/// A bounded, lossy, many-writer record of the slots readers hit, drained into the LRU order under the tier lock (before
+/// every eviction decision, and by a reader that finds a stripe half full and the lock free). Readers never take the
+/// lock and never execute an interlocked instruction: the buffer is split into rings (one per processor, up to 16), a
+/// thread appends to the ring of its managed thread id (a thread-local read; asking the OS for the current processor
+/// costs more than the rest of the append here) with plain loads and stores. Two threads that share a ring can race;
+/// then a hit is lost or recorded late, which an LRU order tolerates (the buffer already drops hits when a ring is
+/// full). What the drainer reads is always a slot number some reader wrote:
+/// the order can be slightly stale, never corrupted, and memory stays bounded.
 /// </summary>
 internal sealed class HitBuffer
 {
-    private const int Size = 256; // power of two
+    private const int Size = 256; // per ring, a power of two
     private const int Mask = Size - 1;
-    private readonly int[] _slots = new int[Size]; // slot + 1; 0 = empty or not yet published
-    private PaddedLong _claimed;  // next position writers claim
-    private PaddedLong _drained;  // next position the drainer reads
+    private const int MaxRings = 16;
+    private readonly Ring[] _rings;
+    private readonly int _ringMask;
 
-    /// <summary>Bytes a buffer holds (its ring and two padded counters).</summary>
-    public static long AllocatedBytes => (Size * sizeof(int)) + (2 * 128);
-
-    /// <summary>Records a hit; returns <see langword="true"/> when the buffer is at least half full.</summary>
-    public bool Add(int slot)
+    public HitBuffer()
     {
-        long drained = Volatile.Read(ref _drained.Value);
-        long position = Volatile.Read(ref _claimed.Value);
-        if (position - drained >= Size)
+        int rings = (int)Math.Min(MaxRings, BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, Environment.ProcessorCount)));
+        _rings = new Ring[rings];
+        for (int i = 0; i < rings; i++)
         {
-            return true; // full: drop the hit
+            _rings[i] = new Ring();
         }
 
-        if (Interlocked.CompareExchange(ref _claimed.Value, position + 1, position) != position)
-        {
-            return false; // another reader took this position: drop rather than spin on the hot path
-        }
-
-        Volatile.Write(ref _slots[position & Mask], slot + 1);
-        return position + 1 - drained >= Size / 2;
+        _ringMask = rings - 1;
     }
 
-    /// <summary>Hands every published hit to <paramref name="apply"/>; call under the tier lock only.</summary>
+    /// <summary>Bytes a buffer holds on this machine (its rings, each with two padded counters).</summary>
+    public static long AllocatedBytes =>
+        Math.Min(MaxRings, BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, Environment.ProcessorCount))) * ((Size * sizeof(int)) + (2 * 128));
+
+    /// <summary>Records a hit on <paramref name="slot"/>; returns <see langword="true"/> when the ring is half full or
+    /// more (the caller should try to drain).</summary>
+    public bool Add(int slot) => _rings[Environment.CurrentManagedThreadId & _ringMask].Add(slot);
+
+    /// <summary>Applies every recorded hit to <paramref name="apply"/>, ring by ring. Under the tier lock.</summary>
     public void Drain<TApply>(ref TApply apply)
         where TApply : struct, IHitSink
     {
-        long end = Volatile.Read(ref _claimed.Value);
-        long position = _drained.Value;
-        for (; position < end; position++)
+        foreach (var ring in _rings)
         {
-            ref int cell = ref _slots[position & Mask];
-            int value = Volatile.Read(ref cell);
-            if (value == 0)
+            ring.Drain(ref apply);
+        }
+    }
+
+    private sealed class Ring
+    {
+        private readonly int[] _slots = new int[Size]; // slot + 1; 0 = empty or not yet written
+        private PaddedLong _appended; // next position a reader writes
+        private PaddedLong _drained;  // next position the drainer reads
+
+        public bool Add(int slot)
+        {
+            long drained = Volatile.Read(ref _drained.Value);
+            long position = _appended.Value;
+            if ((ulong)(position - drained) >= Size)
             {
-                break; // claimed but not yet written: pick it up next time
+                // Full (or, after a preempted append moved the position back, behind the drainer): drop the hit,
+                // and move the position up to the drainer so appends resume.
+                _appended.Value = Math.Max(position, drained);
+                return true;
             }
 
-            cell = 0;
-            apply.Hit(value - 1);
+            _appended.Value = position + 1;
+            Volatile.Write(ref _slots[position & Mask], slot + 1);
+            return position + 1 - drained >= Size / 2;
         }
 
-        Volatile.Write(ref _drained.Value, position);
+        public void Drain<TApply>(ref TApply apply)
+            where TApply : struct, IHitSink
+        {
+            long end = Volatile.Read(ref _appended.Value);
+            long position = _drained.Value;
+            for (; position < end; position++)
+            {
+                ref int cell = ref _slots[position & Mask];
+                int value = Volatile.Read(ref cell);
+                if (value == 0)
+                {
+                    break; // appended but not yet written: picked up next time
+                }
+
+                cell = 0;
+                apply.Hit(value - 1);
+            }
+
+            Volatile.Write(ref _drained.Value, position);
+        }
     }
 
     [StructLayout(LayoutKind.Explicit, Size = 128)]
     private struct PaddedLong
     {
-        // Padded to two cache lines so readers bumping one counter do not invalidate the other.
+        // Padded to two cache lines so readers moving one counter do not invalidate the other.
         [FieldOffset(64)]
         public long Value;
     }
 }
 
-/// <summary>Receives drained hits.</summary>
+/// <summary>Receives drained hits (a struct, so the drain loop is specialised and inlined).</summary>
 internal interface IHitSink
 {
     void Hit(int slot);
