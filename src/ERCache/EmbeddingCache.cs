@@ -382,9 +382,16 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         int[]? misses = null;
         int missCount = 0;
         long ttl = runtime.DirectTtlFor(options);
+        var direct = options.ForceRefresh ? null : runtime.Direct;
         for (int i = 0; i < users.Length; i++)
         {
-            if (options.ForceRefresh || !runtime.TryServeDirect(users[i], now, ttl, vectors.Slice(i * dims, dims), out resultSpan[i]))
+            if (direct is not null && i % EmbeddingTier.PrefetchBatch == 0 && users.Length - i > 1)
+            {
+                // A batch knows its keys up front: start every next user's loads before copying the first.
+                direct.Prefetch(users[i..]);
+            }
+
+            if (direct is null || !runtime.TryServeDirect(users[i], now, ttl, vectors.Slice(i * dims, dims), out resultSpan[i]))
             {
                 misses ??= ArrayPool<int>.Shared.Rent(users.Length - i);
                 misses[missCount++] = i;

@@ -36,6 +36,12 @@ internal sealed class ModelRuntime : IInferenceResultSink
 {
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
+    private readonly bool _backgroundWork;
+    private readonly TtlClock _clock;
+
+    // Bumped by every removal, clear and pushed vector: a regional lookup that began before one must not leave the
+    // older value it read in the local tiers (it checks after writing, and takes the value out again).
+    private int _localWrites;
 
     public ModelRuntime(
         ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, IEmbeddingInference inference, InferenceScheduler scheduler,
@@ -61,13 +67,6 @@ internal sealed class ModelRuntime : IInferenceResultSink
         RefreshAheadAge = policy.RefreshAhead is { } ahead ? (long)(DirectTtl * ahead) : long.MaxValue;
         _backgroundWork = policy.RefreshAhead is not null || policy.DriftSampleRate > 0;
     }
-
-    private readonly bool _backgroundWork;
-    private readonly TtlClock _clock;
-
-    // Bumped by every removal, clear and pushed vector: a regional lookup that began before one must not leave the
-    // older value it read in the local tiers (it checks after writing, and takes the value out again).
-    private int _localWrites;
 
     /// <summary>Now, for TTL checks: the <see cref="TtlClock"/>, whose readings every entry's stamp comes from.</summary>
     public long TtlNow => _clock.Now;

@@ -80,6 +80,25 @@ internal sealed class SlotIndex
         return new Probe(_buckets, hash, (uint)(hash >> _tagShift), _slotBits, _slotMask);
     }
 
+    /// <summary>Hints the processor to load <paramref name="userId"/>'s home bucket; returns the key's hash for
+    /// <see cref="FirstCandidate"/>. No lock: only a hint.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong PrefetchHome(long userId)
+    {
+        ulong hash = Hash(userId, _seed);
+        Prefetch.Line(ref _buckets[Home(hash, _buckets.Length)]);
+        return hash;
+    }
+
+    /// <summary>The first slot whose bucket tag matches <paramref name="hash"/>, or -1: a racy look for prefetching,
+    /// never a result (the reader checks the slot's key under its sequence lock as always).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int FirstCandidate(ulong hash)
+    {
+        var probe = new Probe(_buckets, hash, (uint)(hash >> _tagShift), _slotBits, _slotMask);
+        return probe.MoveNext(out int slot) ? slot : -1;
+    }
+
     /// <summary>The slot holding <paramref name="userId"/>, or -1. Writer lock only.</summary>
     public int Find(long userId)
     {

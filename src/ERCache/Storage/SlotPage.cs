@@ -67,6 +67,22 @@ internal sealed class SlotPage
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Span<byte> Row(int index) => _slab.AsSpan((index * Stride) + HeaderBytes, RowBytes);
 
+    /// <summary>Starts loading the first <paramref name="lines"/> cache lines of slot <paramref name="index"/> (header
+    /// and row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PrefetchSlot(int index, int lines)
+    {
+        int start = index * Stride;
+        for (int line = 0; line < lines; line++)
+        {
+            int offset = start + (line * Prefetch.LineBytes);
+            if ((uint)offset < (uint)_slab.Length)
+            {
+                Prefetch.Line(ref _slab[offset]);
+            }
+        }
+    }
+
     /// <summary>Whether an entry written at <paramref name="writtenAt"/> is younger than <paramref name="ttl"/> at
     /// <paramref name="now"/> (its age clamped at zero, should a clock ever step back).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

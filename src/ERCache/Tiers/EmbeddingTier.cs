@@ -54,6 +54,17 @@ internal abstract class EmbeddingTier : IDisposable
     /// </summary>
     public abstract bool TryRead(long userId, long now, long ttl, Span<float> destination, out long writtenAt);
 
+    /// <summary>Hints the processor to start loading what reading <paramref name="users"/> will touch (at most
+    /// <see cref="PrefetchBatch"/> of them), so their cache misses overlap instead of following one another. Changes
+    /// nothing; a tier without a layout to prefetch does nothing.</summary>
+    public virtual void Prefetch(ReadOnlySpan<long> users)
+    {
+    }
+
+    /// <summary>Most users one <see cref="Prefetch"/> call takes: enough loads in flight to cover memory latency, few
+    /// enough that the first lines are still cached when the reads reach them.</summary>
+    public const int PrefetchBatch = 16;
+
     /// <summary>
     /// Stores a validated vector for the user, stamped <paramref name="writtenAt"/>. When the tier is full it first
     /// reclaims an entry that is <paramref name="ttl"/> or more old, and only then evicts a live one.

@@ -129,6 +129,28 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         return TryReadLocked(userId, now, ttl, destination, out writtenAt);
     }
 
+    /// <summary>Two rounds of prefetches: every user's home bucket, then (the buckets now arriving) each first
+    /// candidate's slot header and the start of its row; the hardware prefetcher follows the rest of a row.</summary>
+    public override void Prefetch(ReadOnlySpan<long> users)
+    {
+        int n = Math.Min(users.Length, PrefetchBatch);
+        Span<ulong> hashes = stackalloc ulong[PrefetchBatch];
+        for (int i = 0; i < n; i++)
+        {
+            hashes[i] = _index.PrefetchHome(users[i]);
+        }
+
+        int rowLines = Math.Min(4, (SlotPage.StrideOf(_rowBytes) + Storage.Prefetch.LineBytes - 1) / Storage.Prefetch.LineBytes);
+        for (int i = 0; i < n; i++)
+        {
+            int slot = _index.FirstCandidate(hashes[i]);
+            if (slot >= 0 && Volatile.Read(ref _pages[slot >> _pageShift]) is { } page)
+            {
+                page.PrefetchSlot(slot & _pageMask, rowLines);
+            }
+        }
+    }
+
     public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl = long.MaxValue)
     {
         lock (_sync)
