@@ -65,4 +65,41 @@ public sealed class DispatcherTests
         InferenceDispatcher.Inline.Dispatch(_ => ran = true, null);
         Assert.True(ran);
     }
+
+    /// <summary>Hand-offs to spinning and to blocked workers, from several threads at once: every call runs exactly
+    /// once, on few threads (a worker that just finished takes the next call instead of a new thread starting).</summary>
+    [Fact]
+    public async Task Hammer_the_dedicated_dispatcher_runs_every_call_exactly_once()
+    {
+        var dispatcher = new DedicatedThreadDispatcher();
+        const int Producers = 4, CallsEach = 5_000;
+        var runs = new int[Producers * CallsEach];
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        int done = 0;
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await Task.WhenAll(Enumerable.Range(0, Producers).Select(p => Task.Run(async () =>
+        {
+            for (int i = 0; i < CallsEach; i++)
+            {
+                int id = (p * CallsEach) + i;
+                dispatcher.Dispatch(_ =>
+                {
+                    Interlocked.Increment(ref runs[id]);
+                    threads.TryAdd(Environment.CurrentManagedThreadId, true);
+                    if (Interlocked.Increment(ref done) == runs.Length)
+                    {
+                        all.SetResult();
+                    }
+                }, null);
+                if (i % 500 == 0)
+                {
+                    await Task.Yield(); // let some workers go past their spin and block
+                }
+            }
+        })));
+
+        await all.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.All(runs, r => Assert.Equal(1, r));
+        Assert.InRange(threads.Count, 1, 200); // reused, not one thread per call
+    }
 }
