@@ -66,8 +66,8 @@ public sealed class DispatcherTests
         Assert.True(ran);
     }
 
-    /// <summary>Hand-offs to spinning and to blocked workers, from several threads at once: every call runs exactly
-    /// once, on few threads (a worker that just finished takes the next call instead of a new thread starting).</summary>
+    /// <summary>Hand-offs to busy, just-idle and long-idle workers from several threads at once: every call runs exactly
+    /// once, on few threads (a parked worker takes the next call instead of a new thread starting).</summary>
     [Fact]
     public async Task Hammer_the_dedicated_dispatcher_runs_every_call_exactly_once()
     {
@@ -93,7 +93,7 @@ public sealed class DispatcherTests
                 }, null);
                 if (i % 500 == 0)
                 {
-                    await Task.Yield(); // let some workers go past their spin and block
+                    await Task.Yield(); // let some workers park before the next calls come
                 }
             }
         })));

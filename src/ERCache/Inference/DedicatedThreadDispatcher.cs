@@ -4,9 +4,7 @@ namespace ERCache.Inference;
 /// Runs delegate calls on threads of its own, outside the .NET thread pool, so a model that blocks (a synchronous
 /// tower, a blocking RPC) cannot take the pool threads that callers' deadline continuations and the rest of the
 /// service need. A call is handed to an idle thread, or to a new one when none is idle; a thread idle for
-/// <see cref="IdleTimeout"/> exits. A thread that finishes a call spins for up to <see cref="SpinBeforeParking"/>
-/// before it blocks: waking a blocked thread costs about 20 µs on a virtual machine, and back-to-back misses hand the
-/// next call over well within the spin.
+/// <see cref="IdleTimeout"/> exits.
 /// </summary>
 /// <remarks>
 /// The number of threads is bounded by the number of calls that run at once, which each model's
@@ -18,11 +16,6 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
 {
     /// <summary>How long a thread waits for another call before it exits.</summary>
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(30);
-
-    /// <summary>How long a thread that finished a call waits for the next one without blocking.</summary>
-    public static readonly TimeSpan SpinBeforeParking = TimeSpan.FromMicroseconds(50);
-
-    private static readonly long SpinTicks = (long)(SpinBeforeParking.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
 
     private readonly Lock _lock = new();
     private readonly List<Worker> _idle = []; // most recently idle last: the busiest threads stay warm, the rest retire
@@ -74,32 +67,12 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
         private readonly SemaphoreSlim _signal = new(0, 1);
         private Action<object?> _work = work;
         private object? _state = state;
-        private volatile bool _handed;
 
         public void Hand(Action<object?> work, object? state)
         {
             _work = work;
             _state = state;
-            _handed = true; // a spinning worker sees this (the volatile write publishes the fields)
-            _signal.Release(); // a blocked one wakes
-        }
-
-        /// <summary>Spins until a call is handed over or the spin budget is spent; true when one was.</summary>
-        private bool SpinForCall()
-        {
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            var spinner = default(SpinWait);
-            while (!_handed)
-            {
-                if (System.Diagnostics.Stopwatch.GetTimestamp() - start > SpinTicks)
-                {
-                    return false;
-                }
-
-                spinner.SpinOnce(sleep1Threshold: -1); // yields now and then, never sleeps
-            }
-
-            return true;
+            _signal.Release(); // publishes the fields to the worker
         }
 
         public void Run()
@@ -107,17 +80,12 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
             while (true)
             {
                 var (work, state) = (_work, _state);
-                _handed = false;
                 _work = null!;
                 _state = null;
                 work(state); // the scheduler's call handles its own exceptions, as thread-pool work must
 
                 owner.Park(this);
-                if (SpinForCall())
-                {
-                    _signal.Wait(); // the count Hand released: at once, or as soon as Hand gets to it
-                }
-                else if (!_signal.Wait(IdleTimeout))
+                if (!_signal.Wait(IdleTimeout))
                 {
                     if (owner.TryRetire(this))
                     {
