@@ -100,6 +100,8 @@ public sealed class DispatcherTests
 
         await all.Task.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.All(runs, r => Assert.Equal(1, r));
-        Assert.InRange(threads.Count, 1, 200); // reused, not one thread per call
+        // Reused, not one thread per call. Unthrottled, a burst starts a thread whenever no worker is parked at that
+        // instant (about 200 for these 20,000 calls here); under the scheduler, MaxConcurrency bounds the calls in flight.
+        Assert.InRange(threads.Count, 1, runs.Length / 10);
     }
 }
