@@ -8,7 +8,8 @@ namespace ERCache.Benchmarks;
 /// A single-user miss with an instant, synchronous factory (ERCache: an inline inference), into stores bounded at
 /// 10,000 entries that are full, so every miss also evicts: each peer's get-or-add of a new key, plus the copy into the
 /// caller's buffer. ERCache runs lean (direct tier only, RunInline) and with default options (failover tier on,
-/// inference on the dispatcher). Each invocation misses on 256 new keys.
+/// inference on the dispatcher). Each invocation misses on 256 new keys. For the batch target: 64 misses per
+/// <c>GetManyAsync</c> (lean), against the one direct-tier write each of them makes, measured alone.
 /// </summary>
 [MemoryDiagnoser]
 public class MissBenchmarks
@@ -20,6 +21,12 @@ public class MissBenchmarks
     private PeerCaches _peers = null!;
     private EmbeddingCache _lean = null!;
     private EmbeddingCache _defaults = null!;
+    private EmbeddingCache _leanBatch = null!;
+    private EmbeddingCache _writesOnly = null!;
+    private readonly long[] _batchUsers = new long[64];
+    private readonly float[] _batchVectors = new float[64 * Dimensions];
+    private readonly EmbeddingResult[] _batchResults = new EmbeddingResult[64];
+    private readonly float[] _vector = PeerCaches.NewVector(7);
     private MemoryCacheEntryOptions _memoryOptions = null!;
     private long _next;
 
@@ -32,6 +39,10 @@ public class MissBenchmarks
         PeerCaches.Populate(_lean, Capacity);
         _defaults = PeerCaches.CreateERCache(Capacity, defaults: true);
         PeerCaches.Populate(_defaults, Capacity);
+        _leanBatch = PeerCaches.CreateERCache(Capacity);
+        PeerCaches.Populate(_leanBatch, Capacity);
+        _writesOnly = PeerCaches.CreateERCache(Capacity);
+        PeerCaches.Populate(_writesOnly, Capacity);
         _memoryOptions = new MemoryCacheEntryOptions { Size = 1 };
         _next = 1L << 32; // never a key the setup wrote
     }
@@ -41,6 +52,8 @@ public class MissBenchmarks
     {
         _lean.Dispose();
         _defaults.Dispose();
+        _leanBatch.Dispose();
+        _writesOnly.Dispose();
         _peers.Dispose();
     }
 
@@ -102,6 +115,41 @@ public class MissBenchmarks
 
     [Benchmark(OperationsPerInvoke = Misses)]
     public float ERCacheDefaults() => Miss(_defaults);
+
+    /// <summary>Four <c>GetManyAsync</c> calls of 64 new users each, lean (direct tier only, inline inference).</summary>
+    [Benchmark(OperationsPerInvoke = Misses)]
+    public float ERCacheLeanBatchOf64()
+    {
+        for (int call = 0; call < Misses / 64; call++)
+        {
+            for (int i = 0; i < 64; i++)
+            {
+                _batchUsers[i] = _next++;
+            }
+
+            var pending = _leanBatch.GetManyAsync("m", _batchUsers, _batchVectors, _batchResults);
+            if (!pending.IsCompletedSuccessfully || _batchResults[63].Source != EmbeddingSource.Fresh)
+            {
+                throw new InvalidOperationException("expected 64 fresh vectors, completed inline");
+            }
+        }
+
+        return _batchVectors[0];
+    }
+
+    /// <summary>What each of those misses must cost at least: one write of a new key into the full direct tier (it
+    /// evicts), alone.</summary>
+    [Benchmark(OperationsPerInvoke = Misses)]
+    public float DirectTierWriteOnly()
+    {
+        var tier = _writesOnly.GetTier("m", TierKind.Direct)!;
+        for (int i = 0; i < Misses; i++)
+        {
+            tier.Write(_next++, _vector, writtenAt: 0);
+        }
+
+        return _vector[0];
+    }
 
     private float Miss(EmbeddingCache cache)
     {
