@@ -219,7 +219,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             ThrowHelper.ThrowDestinationLength(nameof(vector), runtime.Policy, vector.Length, 1);
         }
 
-        int bad = Storage.RowKernels.AllFinite(vector) ? -1 : IndexOfNonFinite(vector);
+        int bad = Storage.RowKernels.IndexOfNonFinite(vector);
         if (bad >= 0)
         {
             throw new ArgumentException(
@@ -282,19 +282,6 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         return removed;
     }
 
-    private static int IndexOfNonFinite(ReadOnlySpan<float> vector)
-    {
-        for (int i = 0; i < vector.Length; i++)
-        {
-            if (!float.IsFinite(vector[i]))
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
-
     /// <inheritdoc />
     public EmbeddingModel GetModel(string model)
     {
@@ -332,6 +319,8 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, options, cancellationToken));
     }
 
+    /// <summary>The call without options: the single-user hit is the hottest path, so it skips the options' checks
+    /// rather than forwarding to the overload above with <see cref="EmbeddingRequestOptions.Default"/>.</summary>
     internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, CancellationToken cancellationToken)
     {
         if (destination.Length != runtime.Policy.Dimensions)

@@ -179,7 +179,7 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
                 errors.Add($"{p}:DefaultVector must have Dimensions ({model.Dimensions}) values (got {vector.Length}).");
             }
 
-            int bad = Array.FindIndex(vector, v => !float.IsFinite(v));
+            int bad = Storage.RowKernels.IndexOfNonFinite(vector);
             if (bad >= 0)
             {
                 errors.Add($"{p}:DefaultVector:{bad} must be finite (got {vector[bad].ToString(CultureInfo.InvariantCulture)}).");

@@ -335,8 +335,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
                     {
                         // A removal, clear or push ran since the lookup began: this value may predate it. Serve it to
                         // this request (which began first) but keep it out of the tiers.
-                        Direct?.Remove(users[i]);
-                        Failover?.Remove(users[i]);
+                        RemoveLocal(users[i]);
                     }
 
                     var result = new EmbeddingResult(EmbeddingSource.Regional, age, Policy.Version, InferenceFailureCause.None, hasVector: true);
@@ -428,8 +427,12 @@ internal sealed class ModelRuntime : IInferenceResultSink
     public int FinishRemove(long userId)
     {
         Interlocked.Increment(ref _localWrites);
-        return (Direct?.Remove(userId) == true ? 1 : 0) + (Failover?.Remove(userId) == true ? 1 : 0);
+        return RemoveLocal(userId);
     }
+
+    /// <summary>Removes the user from both local tiers; returns how many entries there were.</summary>
+    private int RemoveLocal(long userId) =>
+        (Direct?.Remove(userId) == true ? 1 : 0) + (Failover?.Remove(userId) == true ? 1 : 0);
 
     /// <summary>Empties both local tiers; no inference or regional lookup running now writes afterwards, and this host
     /// ignores the model's regional values written until now. Returns how many entries there were.</summary>

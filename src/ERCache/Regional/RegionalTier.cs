@@ -118,11 +118,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         await _flushing.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            int pending = Volatile.Read(ref _queued);
-            while (pending > 0 && Take(out var groups, out int values, ref pending))
-            {
-                await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false);
-            }
+            await WriteQueuedAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -153,11 +149,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         string outcome = "none";
         try
         {
-            int pending = Volatile.Read(ref _queued);
-            while (pending > 0 && Take(out var groups, out int values, ref pending))
-            {
-                await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false);
-            }
+            await WriteQueuedAsync(cancellationToken).ConfigureAwait(false);
 
             var removal = _store.RemoveAsync(userId, field, cancellationToken);
             await removal.WaitAsync(_options.WriteTimeout, _time, cancellationToken).ConfigureAwait(false);
@@ -172,6 +164,16 @@ internal sealed partial class RegionalTier : IAsyncDisposable
             _flushing.Release();
             _metrics.RecordRegionalDuration("remove", _time.GetElapsedTime(started));
             ERCacheActivities.Finish(activity, outcome);
+        }
+    }
+
+    /// <summary>Writes what was queued when it began, <c>MaxBatchSize</c> users per round trip. Under <c>_flushing</c>.</summary>
+    private async Task WriteQueuedAsync(CancellationToken cancellationToken)
+    {
+        int pending = Volatile.Read(ref _queued);
+        while (pending > 0 && Take(out var groups, out int values, ref pending))
+        {
+            await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false);
         }
     }
 

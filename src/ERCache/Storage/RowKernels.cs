@@ -24,17 +24,20 @@ public static class RowKernels
 
     // x * 0 is 0 for every finite x and NaN for NaN and ±infinity, so one vectorised pass finds both; a sum that
     // overflows to infinity from finite values is checked value by value.
-    private static bool CheckEach(ReadOnlySpan<float> row)
+    private static bool CheckEach(ReadOnlySpan<float> row) => IndexOfNonFinite(row) < 0;
+
+    /// <summary>The index of the first NaN or infinity in <paramref name="row"/>, or -1 (for messages that name it).</summary>
+    internal static int IndexOfNonFinite(ReadOnlySpan<float> row)
     {
-        foreach (float v in row)
+        for (int i = 0; i < row.Length; i++)
         {
-            if (!float.IsFinite(v))
+            if (!float.IsFinite(row[i]))
             {
-                return false;
+                return i;
             }
         }
 
-        return true;
+        return -1;
     }
 
     /// <summary>Bytes of an Int8 row of <paramref name="dimensions"/> values.</summary>

@@ -18,24 +18,23 @@ internal sealed class HitBuffer
     private const int Size = 256; // per ring, a power of two
     private const int Mask = Size - 1;
     private const int MaxRings = 16;
+    private static readonly int RingCount = (int)Math.Min(MaxRings, BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, Environment.ProcessorCount)));
     private readonly Ring[] _rings;
     private readonly int _ringMask;
 
     public HitBuffer()
     {
-        int rings = (int)Math.Min(MaxRings, BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, Environment.ProcessorCount)));
-        _rings = new Ring[rings];
-        for (int i = 0; i < rings; i++)
+        _rings = new Ring[RingCount];
+        for (int i = 0; i < RingCount; i++)
         {
             _rings[i] = new Ring();
         }
 
-        _ringMask = rings - 1;
+        _ringMask = RingCount - 1;
     }
 
     /// <summary>Bytes a buffer holds on this machine (its rings, each with two padded counters).</summary>
-    public static long AllocatedBytes =>
-        Math.Min(MaxRings, BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, Environment.ProcessorCount))) * ((Size * sizeof(int)) + (2 * 128));
+    public static long AllocatedBytes => RingCount * ((Size * sizeof(int)) + (2 * 128));
 
     /// <summary>Records a hit on <paramref name="slot"/>; returns <see langword="true"/> when the ring is half full or
     /// more (the caller should try to drain).</summary>
