@@ -26,7 +26,7 @@ public sealed partial class EmbeddingCache
     public async Task WarmUpAsync(CancellationToken cancellationToken = default)
     {
         CheckDisposed();
-        var runtimes = _registry.Runtimes.ToArray();
+        var runtimes = _registry.States.Select(s => s.Current).ToArray();
         await Task.Run(() => WarmUpCode(runtimes.Select(r => r.Policy), _dispatcher), cancellationToken).ConfigureAwait(false);
         if (_regional is not null && runtimes.FirstOrDefault(r => r.Regional is not null) is { } regionalModel)
         {

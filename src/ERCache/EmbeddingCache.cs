@@ -1,6 +1,7 @@
 using System.Buffers;
 using ERCache.Diagnostics;
 using ERCache.Inference;
+using ERCache.Internal;
 using ERCache.Models;
 using ERCache.Regional;
 using ERCache.Tiers;
@@ -42,9 +43,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private IDisposable? _configurationSubscription;
     private int _disposed;
 
-    // Requests with misses still running, plus one for the cache itself until it is disposed: whoever takes the count
-    // to zero releases the schedulers, tiers, regional tier and meter, so a request in flight at disposal completes.
-    private int _active = 1;
+    // Requests with misses still running, plus the cache's own lease until it is disposed: whoever returns the last one
+    // releases the model versions, regional tier and meter, so a request in flight at disposal completes.
+    private readonly LeaseCount _requests = new();
 
     /// <summary>
     /// Creates a cache that follows <paramref name="options"/>, applying each reload atomically per model.
@@ -101,7 +102,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, _dispatcher, _regional);
             if (warmUpCode)
             {
-                WarmUpCode(_registry.Runtimes.Select(r => r.Policy), _dispatcher);
+                WarmUpCode(_registry.States.Select(s => s.Current.Policy), _dispatcher);
             }
         }
         catch
@@ -161,8 +162,8 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>Whether the cache has been disposed.</summary>
     internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
-    /// <summary>The models now, for the health check.</summary>
-    internal IEnumerable<ModelRuntime> RuntimesForHealth() => _registry.Runtimes;
+    /// <summary>The model versions now, for the health check.</summary>
+    internal IEnumerable<ModelVersionState> StatesForHealth() => _registry.States;
 
     /// <summary>The regional store's circuit, or null without a store or breaker.</summary>
     internal Polly.CircuitBreaker.CircuitState? RegionalCircuitState => _regional?.CircuitState;
@@ -174,10 +175,10 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     internal EmbeddingTier? GetTier(string model, TierKind tier) => Tier(Resolve(model), tier);
 
     /// <summary>Inference delegate calls in flight for <paramref name="model"/> (for tests and diagnostics).</summary>
-    internal int GetInFlight(string model) => Resolve(model).Scheduler.InFlight;
+    internal int GetInFlight(string model) => Resolve(model).State.Scheduler.InFlight;
 
     /// <summary>Users of <paramref name="model"/> waiting for or in inference (for tests that check nothing is left behind).</summary>
-    internal int GetPendingUsers(string model) => Resolve(model).Scheduler.PendingUsers;
+    internal int GetPendingUsers(string model) => Resolve(model).State.Scheduler.PendingUsers;
 
     /// <inheritdoc />
     public ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, CancellationToken cancellationToken = default)
@@ -242,7 +243,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     public Task<int> RemoveAsync(long userId, CancellationToken cancellationToken = default)
     {
         CheckDisposed();
-        return RemoveAsync([.. _registry.Runtimes], userId, field: null, cancellationToken);
+        return RemoveAsync([.. _registry.States.Select(s => s.Current)], userId, field: null, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -297,8 +298,17 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         return _registry.Snapshot;
     }
 
-    /// <summary>A model's runtime by name, for model handles.</summary>
-    internal ModelRuntime ResolveRuntime(string model) => Resolve(model);
+    /// <summary>A model's version state by name, for model handles (which read its current snapshot on every call).</summary>
+    internal ModelVersionState ResolveState(string model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!_registry.TryGet(model, out var state))
+        {
+            ThrowHelper.ThrowUnknownModel(model, _registry.ModelNames);
+        }
+
+        return state;
+    }
 
     internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
@@ -408,12 +418,8 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// </summary>
     public void Dispose()
     {
-        if (!BeginDispose())
-        {
-            return;
-        }
-
-        if (Volatile.Read(ref _active) == 0 && _regional is not null && !_released.Task.Wait(_regional.WriteTimeout + _regional.WriteTimeout))
+        // With no request in flight the release starts here: wait (bounded) for the regional tier's last writes.
+        if (BeginDispose() is true && _regional is not null && !_released.Task.Wait(_regional.WriteTimeout + _regional.WriteTimeout))
         {
             LogRegionalNotFlushed();
         }
@@ -427,17 +433,24 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         await _released.Task.ConfigureAwait(false);
     }
 
-    private bool BeginDispose()
+    /// <summary>Marks the cache disposed and returns its own lease. Null when it was disposed already; true when no request
+    /// was in flight and the release has started; false when the last request in flight will start it.</summary>
+    private bool? BeginDispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            return false;
+            return null;
         }
 
         _reloadSubscription?.Dispose();
         _configurationSubscription?.Dispose();
-        ExitRequest(); // the cache's own reference
-        return true;
+        if (_requests.Close())
+        {
+            _ = ReleaseAsync();
+            return true;
+        }
+
+        return false;
     }
 
     private void CheckDisposed()
@@ -448,27 +461,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         }
     }
 
-    /// <summary>Counts a request whose misses go to inference; false once the cache is released.</summary>
-    private bool TryEnterRequest()
-    {
-        int active = Volatile.Read(ref _active);
-        while (active > 0 && Volatile.Read(ref _disposed) == 0)
-        {
-            int seen = Interlocked.CompareExchange(ref _active, active + 1, active);
-            if (seen == active)
-            {
-                return true;
-            }
-
-            active = seen;
-        }
-
-        return false;
-    }
-
     private void ExitRequest()
     {
-        if (Interlocked.Decrement(ref _active) == 0)
+        if (_requests.Release())
         {
             _ = ReleaseAsync();
         }
@@ -506,18 +501,31 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private async Task<EmbeddingResult> MissAsync(
         ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
-        if (!TryEnterRequest())
+        if (!_requests.TryAcquire())
         {
             ThrowHelper.ThrowDisposed();
         }
 
         try
         {
-            var result = new EmbeddingResult[1];
-            var miss = ArrayPool<int>.Shared.Rent(1);
-            miss[0] = 0;
-            await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, options, cancellationToken).ConfigureAwait(false);
-            return result[0];
+            if (!runtime.State.TryEnter())
+            {
+                // A reload retired this version between the direct lookup and now: ask the model's current version.
+                return await GetAsync(Resolve(runtime.Policy.Name), userId, destination, options, cancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                var result = new EmbeddingResult[1];
+                var miss = ArrayPool<int>.Shared.Rent(1);
+                miss[0] = 0;
+                await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, options, cancellationToken).ConfigureAwait(false);
+                return result[0];
+            }
+            finally
+            {
+                runtime.State.Exit();
+            }
         }
         finally
         {
@@ -529,7 +537,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
         EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
-        if (!TryEnterRequest())
+        if (!_requests.TryAcquire())
         {
             ArrayPool<int>.Shared.Return(misses);
             ThrowHelper.ThrowDisposed();
@@ -537,7 +545,23 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
         try
         {
-            await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, options, cancellationToken).ConfigureAwait(false);
+            if (!runtime.State.TryEnter())
+            {
+                // A reload retired this version after the direct lookups: answer the whole batch from the model's current
+                // version, so one call never mixes two versions' settings.
+                ArrayPool<int>.Shared.Return(misses);
+                await GetManyAsync(Resolve(runtime.Policy.Name), userIds, destination, results, options, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            try
+            {
+                await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, options, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                runtime.State.Exit();
+            }
         }
         finally
         {
@@ -552,16 +576,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         _ => throw new ArgumentOutOfRangeException(nameof(tier), tier, "A tier is Direct or Failover."),
     };
 
-    private ModelRuntime Resolve(string model)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        if (!_registry.TryGet(model, out var runtime))
-        {
-            ThrowHelper.ThrowUnknownModel(model, _registry.ModelNames);
-        }
-
-        return runtime;
-    }
+    private ModelRuntime Resolve(string model) => ResolveState(model).Current;
 
     /// <summary>
     /// Follows a configuration section directly (what <c>AddERCache()</c> uses instead of the options monitor, whose

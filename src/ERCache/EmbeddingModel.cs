@@ -2,8 +2,9 @@ namespace ERCache;
 
 /// <summary>
 /// One model of an <see cref="EmbeddingCache"/>, resolved once (<see cref="IEmbeddingCache.GetModel"/>): the same
-/// calls as the cache's, without the look-up by name. It keeps the model it resolved until a configuration reload
-/// swaps the models; its next call then finds the model again (and throws if the reload removed it).
+/// calls as the cache's, without the look-up by name. It follows every configuration reload: settings that keep the
+/// model's version apply to its next call, and after a new version or the model's removal it finds the model again
+/// (and throws if the reload removed it).
 /// </summary>
 /// <remarks>Safe to share between threads, like the cache.</remarks>
 public sealed class EmbeddingModel
@@ -42,18 +43,19 @@ public sealed class EmbeddingModel
 
     private Models.ModelRuntime Runtime()
     {
-        // While no reload happened: one object read and one reference compare (the pair is swapped as one object).
+        // While no version changed: one object read and one reference compare, then the state's current settings (a
+        // reload that keeps the version swaps those in place).
         var models = _cache.ModelsSnapshot();
         var resolved = Volatile.Read(ref _resolved);
         if (resolved is not null && ReferenceEquals(resolved.Models, models))
         {
-            return resolved.Runtime;
+            return resolved.State.Current;
         }
 
-        var runtime = _cache.ResolveRuntime(Name);
-        Volatile.Write(ref _resolved, new Resolved(models, runtime));
-        return runtime;
+        var state = _cache.ResolveState(Name);
+        Volatile.Write(ref _resolved, new Resolved(models, state));
+        return state.Current;
     }
 
-    private sealed record Resolved(object Models, Models.ModelRuntime Runtime);
+    private sealed record Resolved(object Models, Models.ModelVersionState State);
 }

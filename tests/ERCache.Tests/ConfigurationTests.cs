@@ -528,7 +528,7 @@ public sealed class TierSizeConfigurationTests
     [Fact]
     public void An_options_monitor_reload_that_cannot_be_applied_is_logged_not_thrown()
     {
-        var monitor = new ManualMonitor(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } });
+        var monitor = new ManualOptionsMonitor(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } });
         var logs = new FakeLogCollector();
         var tower = new TestTower();
         using var cache = new EmbeddingCache(
@@ -538,32 +538,5 @@ public sealed class TierSizeConfigurationTests
 
         Assert.Equal(["ctr"], cache.Models);
         Assert.Contains(logs.GetSnapshot(), r => r.Message.Contains("No inference is registered for model(s) 'new'", StringComparison.Ordinal));
-    }
-
-    /// <summary>An options monitor whose change the test raises.</summary>
-    private sealed class ManualMonitor(ERCacheOptions current) : IOptionsMonitor<ERCacheOptions>
-    {
-        private Action<ERCacheOptions, string?>? _listener;
-
-        public ERCacheOptions CurrentValue { get; private set; } = current;
-
-        public ERCacheOptions Get(string? name) => CurrentValue;
-
-        public IDisposable OnChange(Action<ERCacheOptions, string?> listener)
-        {
-            _listener = listener;
-            return new Unsubscribe(this);
-        }
-
-        public void Raise(ERCacheOptions options)
-        {
-            CurrentValue = options;
-            _listener?.Invoke(options, Options.DefaultName);
-        }
-
-        private sealed class Unsubscribe(ManualMonitor owner) : IDisposable
-        {
-            public void Dispose() => owner._listener = null;
-        }
     }
 }

@@ -1,5 +1,6 @@
 using ERCache.Redis;
 using ERCache.Regional;
+using ERCache.Testing;
 
 namespace ERCache.Replay.Replay;
 

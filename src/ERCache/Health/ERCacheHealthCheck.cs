@@ -51,15 +51,15 @@ public sealed class ERCacheHealthCheck : IHealthCheck
         var reasons = new List<string>();
         var data = new Dictionary<string, object>(StringComparer.Ordinal);
         long now = _time.GetTimestamp();
-        foreach (var runtime in _cache.RuntimesForHealth())
+        foreach (var state in _cache.StatesForHealth())
         {
-            string model = runtime.Policy.Name;
-            if (runtime.Scheduler.BreakerState is CircuitState.Open or CircuitState.Isolated)
+            string model = state.Name;
+            if (state.Scheduler.BreakerState is CircuitState.Open or CircuitState.Isolated)
             {
-                reasons.Add($"model '{model}': circuit breaker {runtime.Scheduler.BreakerState}, inference is not called");
+                reasons.Add($"model '{model}': circuit breaker {state.Scheduler.BreakerState}, inference is not called");
             }
 
-            var (served, fallbacks) = SinceWindow(model, runtime.Health, now);
+            var (served, fallbacks) = SinceWindow(model, state.Health, now);
             double share = served == 0 ? 0 : (double)fallbacks / served;
             data[$"{model}.results"] = served;
             data[$"{model}.fallbacks"] = fallbacks;

@@ -8,7 +8,7 @@ namespace ERCache.Inference;
 /// Runs one model version's inference under its SLA and returns an outcome per user: coalesces concurrent misses for
 /// the same user, gathers misses from every caller into delegate calls of at most <c>MaxBatchSize</c>, keeps at most
 /// <c>MaxConcurrency</c> calls in flight, sheds what cannot start before its deadline, and hands each finished call's
-/// rows to the attached <see cref="IInferenceResultSink"/>. It never touches a tier: what is cached where is the
+/// rows to its model version's <see cref="IInferenceResultSink"/>. It never touches a tier: what is cached where is the
 /// model runtime's decision.
 /// </summary>
 /// <remarks>
@@ -29,20 +29,29 @@ internal sealed partial class InferenceScheduler : IDisposable
     private readonly InferenceDispatcher _dispatcher;
     private readonly DelegateInvoker _invoker;
     private readonly Action<object?> _runBatch;
-    private Attachment _attached = null!;
+    private readonly IEmbeddingInference _inference;
+    private readonly IInferenceResultSink _sink;
+    private ModelPolicy _policy = null!;
     private ITimer? _windowTimer;
     private InferenceBatch? _spareBatch;
     private int _inFlight;
     private bool _disposed; // under _lock
 
-    public InferenceScheduler(TimeProvider time, ERCacheMetrics metrics, ILogger logger, InferenceDispatcher dispatcher)
+    /// <summary>A scheduler for one model version: <paramref name="inference"/> computes the rows, <paramref name="sink"/>
+    /// receives them, <paramref name="policy"/> is the first settings (see <see cref="Configure"/>).</summary>
+    public InferenceScheduler(
+        TimeProvider time, ERCacheMetrics metrics, ILogger logger, InferenceDispatcher dispatcher, IEmbeddingInference inference,
+        IInferenceResultSink sink, ModelPolicy policy)
     {
         _time = time;
+        _inference = inference;
+        _sink = sink;
         _metrics = metrics;
         _logger = logger;
         _dispatcher = dispatcher;
         _invoker = new DelegateInvoker(time, logger, ReleaseAbandonedSlot);
         _runBatch = state => _ = RunBatchAsync((PendingInference[])state!);
+        Configure(policy);
     }
 
     /// <summary>Delegate calls in flight now.</summary>
@@ -75,14 +84,14 @@ internal sealed partial class InferenceScheduler : IDisposable
     /// <summary>The breaker's state, or null when the breaker is disabled.</summary>
     public CircuitState? BreakerState => _invoker.BreakerState;
 
-    private Attachment Attached => Volatile.Read(ref _attached);
+    private ModelPolicy Policy => Volatile.Read(ref _policy);
 
-    /// <summary>Points the scheduler at the model's current settings, delegate and result sink (same version and
-    /// dimensions) after a reload; all three change together.</summary>
-    public void Attach(ModelPolicy policy, IEmbeddingInference inference, IInferenceResultSink sink)
+    /// <summary>Applies a reload's settings (same version and dimensions): batch size, concurrency, queue, timeouts,
+    /// breaker.</summary>
+    public void Configure(ModelPolicy policy)
     {
         _invoker.Configure(policy);
-        Volatile.Write(ref _attached, new Attachment(policy, inference, sink));
+        Volatile.Write(ref _policy, policy);
     }
 
     /// <summary>
@@ -105,7 +114,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     {
         // An open circuit is not checked here: Polly moves Open -> HalfOpen only when a call is attempted, so every
         // miss goes through a (cheap) rejected attempt, and the first one after the break becomes the probe.
-        var policy = Attached.Policy;
+        var policy = Policy;
         int coalesced = 0, shed = 0, queued = 0, handled = 0;
         PendingInference[]? first;
         List<PendingInference[]>? more;
@@ -151,7 +160,7 @@ internal sealed partial class InferenceScheduler : IDisposable
 
     /// <summary>Whether the model has spare capacity: nothing queued and a free delegate slot. A racy hint for the hit
     /// path; <see cref="TrySubmitBackground"/> checks again under the lock.</summary>
-    public bool HasSpareCapacity => Volatile.Read(ref _inFlight) < Attached.Policy.MaxConcurrency && _queue.Count == 0;
+    public bool HasSpareCapacity => Volatile.Read(ref _inFlight) < Policy.MaxConcurrency && _queue.Count == 0;
 
     /// <summary>
     /// Queues inference for no waiting caller (a refresh ahead or a drift sample), only while the model has spare
@@ -165,7 +174,7 @@ internal sealed partial class InferenceScheduler : IDisposable
         List<PendingInference[]>? more;
         lock (_lock)
         {
-            if (_disposed || _queue.Count > 0 || _inFlight >= Attached.Policy.MaxConcurrency || _pending.ContainsKey(userId))
+            if (_disposed || _queue.Count > 0 || _inFlight >= Policy.MaxConcurrency || _pending.ContainsKey(userId))
             {
                 return false;
             }
@@ -240,7 +249,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     {
         PendingInference[]? first = null;
         List<PendingInference[]>? more = null;
-        var policy = Attached.Policy;
+        var policy = Policy;
         long now = _time.GetTimestamp();
         while (_inFlight < policy.MaxConcurrency && _queue.Count > 0 && !_disposed)
         {
@@ -342,8 +351,7 @@ internal sealed partial class InferenceScheduler : IDisposable
 
     private async Task RunBatchAsync(PendingInference[] items)
     {
-        var attached = Attached;
-        var policy = attached.Policy;
+        var policy = Policy;
         var batch = TakeBatch(policy, items.Length);
         var users = batch.UsersToFill;
         for (int i = 0; i < items.Length; i++)
@@ -357,20 +365,19 @@ internal sealed partial class InferenceScheduler : IDisposable
         {
             _metrics.RecordInferenceCall(policy.Name, items.Length);
             long started = _time.GetTimestamp();
-            (var cause, abandoned) = await _invoker.InvokeAsync(attached.Inference, batch, policy).ConfigureAwait(false);
+            (var cause, abandoned) = await _invoker.InvokeAsync(_inference, batch, policy).ConfigureAwait(false);
             long now = _time.GetTimestamp();
             _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);
             ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(cause));
             activity = null;
 
-            // Rows go to the sink attached now (a reload that kept this version may have rebuilt a tier). After
-            // disposal nobody waits any more and the tiers are released: nothing is written.
-            var sink = Attached.Sink;
+            // Rows go to the model version, which writes them to the tiers in force now (a reload that kept the version may
+            // have rebuilt one). After disposal nobody waits any more and the tiers are released: nothing is written.
             bool disposed = Volatile.Read(ref _disposed);
             for (int i = 0; i < items.Length; i++)
             {
                 var item = items[i];
-                item.Prepare(cause == InferenceFailureCause.None && !disposed ? sink.Accept(batch, i, now, item) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
+                item.Prepare(cause == InferenceFailureCause.None && !disposed ? _sink.Accept(batch, i, now, item) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
             }
         }
         catch (Exception ex)
@@ -492,7 +499,4 @@ internal sealed partial class InferenceScheduler : IDisposable
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "ERCache's inference scheduler for model '{Model}' failed; the batch's users get a fallback.")]
     private partial void LogSchedulerFault(string model, Exception exception);
-
-    /// <summary>What the scheduler works for, swapped as one on reload.</summary>
-    private sealed record Attachment(ModelPolicy Policy, IEmbeddingInference Inference, IInferenceResultSink Sink);
 }

@@ -9,11 +9,15 @@ using Microsoft.Extensions.Options;
 namespace ERCache.Models;
 
 /// <summary>
-/// The per-model policy registry: validated policies, their tiers and their inference, swapped atomically
-/// on reload. A model whose <c>Dimensions</c> or <c>Version</c> changes gets new, empty tiers; a tier whose
-/// storage settings (enabled, capacity, eviction, format) change is rebuilt empty; a TTL or inference
-/// change keeps the cached vectors.
+/// The per-model policy registry: one <see cref="ModelVersionState"/> per configured model, found or created on each
+/// reload. A reload is validated once and applied to all models or none: a model whose <c>Version</c> and
+/// <c>Dimensions</c> stay keeps its state (tiers, scheduler, write fence) and only gets a new settings snapshot; a tier
+/// whose storage settings change is rebuilt empty; a new version or dimension count gets a new, empty state, and the old
+/// one is retired (released once its last request ends).
 /// </summary>
+/// <remarks>Snapshots are published model by model once every one of them has been built, so a request sees each
+/// model's old settings or its new ones, never a mixture within one model; no request can observe a reload that was
+/// rejected.</remarks>
 internal sealed class ModelRegistry : IDisposable
 {
     private readonly Lock _applyLock = new();
@@ -24,7 +28,8 @@ internal sealed class ModelRegistry : IDisposable
     private readonly Microsoft.Extensions.Logging.ILogger _logger;
     private readonly InferenceDispatcher _dispatcher;
     private readonly RegionalTier? _regional;
-    private FrozenDictionary<string, ModelRuntime> _models = FrozenDictionary<string, ModelRuntime>.Empty;
+    private FrozenDictionary<string, ModelVersionState> _states = FrozenDictionary<string, ModelVersionState>.Empty;
+    private bool _disposed; // under _applyLock
 
     public ModelRegistry(
         ERCacheOptions options,
@@ -48,17 +53,19 @@ internal sealed class ModelRegistry : IDisposable
         metrics.ObserveSchedulers(ObserveInFlight, ObserveCircuits);
     }
 
-    public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _models).Keys;
+    public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _states).Keys;
 
-    /// <summary>The current set of models; a reload replaces it with a new object (model handles compare it).</summary>
-    public object Snapshot => Volatile.Read(ref _models);
+    /// <summary>The current set of model versions; replaced by a new object only when a version is added, replaced or
+    /// removed (model handles compare it, then read the state's current snapshot).</summary>
+    public object Snapshot => Volatile.Read(ref _states);
 
-    public bool TryGet(string model, out ModelRuntime runtime) =>
-        Volatile.Read(ref _models).TryGetValue(model, out runtime!);
+    public bool TryGet(string model, out ModelVersionState state) =>
+        Volatile.Read(ref _states).TryGetValue(model, out state!);
 
-    public IEnumerable<ModelRuntime> Runtimes => Volatile.Read(ref _models).Values;
+    public IEnumerable<ModelVersionState> States => Volatile.Read(ref _states).Values;
 
-    /// <summary>Validates <paramref name="options"/> and swaps in the new set of models; nothing changes if invalid.</summary>
+    /// <summary>Validates <paramref name="options"/> and applies it to every model; nothing changes if it is invalid, a
+    /// model has no inference, or building a tier fails.</summary>
     public void Apply(ERCacheOptions options)
     {
         var errors = _validator.Collect(options);
@@ -69,78 +76,105 @@ internal sealed class ModelRegistry : IDisposable
 
         lock (_applyLock)
         {
-            // Build and check everything first; attach the schedulers only once nothing can fail, then swap all models.
-            var current = _models;
-            var next = new Dictionary<string, ModelRuntime>(StringComparer.OrdinalIgnoreCase);
-            var missing = new List<string>();
-            foreach (var (name, modelOptions) in options.Models)
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var current = _states;
+            var prepared = new List<(ModelVersionState State, ModelRuntime Runtime, bool IsNew)>();
+            try
             {
-                var policy = ModelPolicy.From(name, modelOptions);
-                current.TryGetValue(name, out var previous);
-                var inference = previous?.Inference ?? _resolveInference(name);
-                if (inference is null)
+                var missing = new List<string>();
+                foreach (var (name, modelOptions) in options.Models)
                 {
-                    missing.Add(name);
-                    continue;
+                    var policy = ModelPolicy.From(name, modelOptions);
+                    current.TryGetValue(name, out var previous);
+                    var inference = previous?.Inference ?? _resolveInference(name);
+                    if (inference is null)
+                    {
+                        missing.Add(name);
+                        continue;
+                    }
+
+                    bool isNew = previous is null || !previous.Serves(policy);
+                    var state = isNew
+                        ? new ModelVersionState(policy, inference, previous?.Health ?? new ModelHealth(), _time, _metrics, _logger, _dispatcher, _regional)
+                        : previous!;
+                    prepared.Add((state, state.Prepare(policy), isNew));
                 }
 
-                bool keep = previous is not null && policy.KeepsVectorsOf(previous.Policy);
-                var direct = keep && previous!.Policy.Direct.SameStorageAs(policy.Direct)
-                    ? previous.Direct
-                    : TierFactory.Create(policy, policy.Direct, _metrics);
-                var failover = keep && previous!.Policy.Failover.SameStorageAs(policy.Failover)
-                    ? previous.Failover
-                    : TierFactory.Create(policy, policy.Failover, _metrics);
-
-                // In-flight inference, coalescing and breaker state carry over while the version stays.
-                var scheduler = keep ? previous!.Scheduler : new InferenceScheduler(_time, _metrics, _logger, _dispatcher);
-                next[name] = new ModelRuntime(policy, direct, failover, inference, scheduler, _regional, _time, _metrics, previous?.Health ?? new ModelHealth());
+                if (missing.Count > 0)
+                {
+                    throw new InvalidOperationException(
+                        $"No inference is registered for model(s) {string.Join(", ", missing.Order(StringComparer.Ordinal).Select(m => $"'{m}'"))}: " +
+                        "call AddModel(name, inference), register a keyed IEmbeddingInference with the model name as key, " +
+                        "or pass the inference to EmbeddingCache.Create.");
+                }
             }
-
-            if (missing.Count > 0)
+            catch
             {
-                throw new InvalidOperationException(
-                    $"No inference is registered for model(s) {string.Join(", ", missing.Order(StringComparer.Ordinal).Select(m => $"'{m}'"))}: " +
-                    "call AddModel(name, inference), register a keyed IEmbeddingInference with the model name as key, " +
-                    "or pass the inference to EmbeddingCache.Create.");
+                foreach (var (state, runtime, isNew) in prepared)
+                {
+                    state.Discard(runtime);
+                    if (isNew)
+                    {
+                        state.Scheduler.Dispose();
+                    }
+                }
+
+                throw;
             }
 
-            foreach (var runtime in next.Values)
+            // Nothing can fail from here: publish every snapshot, then the set of states, then retire what left it.
+            var next = new Dictionary<string, ModelVersionState>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (state, runtime, _) in prepared)
             {
-                runtime.Scheduler.Attach(runtime.Policy, runtime.Inference, runtime);
+                state.Publish(runtime);
+                next[state.Name] = state;
             }
 
-            // Dropped tiers are simply unreferenced: a request still holding the old runtime finishes on it.
-            Volatile.Write(ref _models, next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+            if (next.Count != current.Count || next.Any(n => !current.TryGetValue(n.Key, out var kept) || !ReferenceEquals(kept, n.Value)))
+            {
+                Volatile.Write(ref _states, next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+                foreach (var old in current.Values)
+                {
+                    if (!next.TryGetValue(old.Name, out var kept) || !ReferenceEquals(kept, old))
+                    {
+                        old.Retire();
+                    }
+                }
+            }
         }
     }
 
-    /// <summary>Disposes every model's scheduler (timers, spare call and batch; queued users get an error) and tiers.
-    /// Called once no request runs any more.</summary>
+    /// <summary>Retires every model version: each is released (scheduler stopped, tiers released) once its last
+    /// request ends. Called once no request runs any more.</summary>
     public void Dispose()
     {
         lock (_applyLock)
         {
-            foreach (var runtime in _models.Values)
+            if (_disposed)
             {
-                runtime.Scheduler.Dispose();
-                runtime.Direct?.Dispose();
-                runtime.Failover?.Dispose();
+                return;
+            }
+
+            _disposed = true;
+            foreach (var state in _states.Values)
+            {
+                state.Retire();
             }
         }
     }
 
     private IEnumerable<Measurement<int>> ObserveInFlight() =>
-        Runtimes.Select(r => new Measurement<int>(r.Scheduler.InFlight, ERCacheMetrics.ModelTags(r.Policy.Name)));
+        States.Select(s => new Measurement<int>(s.Scheduler.InFlight, ERCacheMetrics.ModelTags(s.Name)));
 
     private IEnumerable<Measurement<int>> ObserveCircuits() =>
-        Runtimes.Where(r => r.Scheduler.BreakerState is not null)
-            .Select(r => new Measurement<int>((int)r.Scheduler.BreakerState!.Value, ERCacheMetrics.ModelTags(r.Policy.Name)));
+        States.Where(s => s.Scheduler.BreakerState is not null)
+            .Select(s => new Measurement<int>((int)s.Scheduler.BreakerState!.Value, ERCacheMetrics.ModelTags(s.Name)));
 
     private IEnumerable<Measurement<long>> ObserveTiers(Func<EmbeddingTier, long> measure)
     {
-        foreach (var runtime in Runtimes)
+        foreach (var state in States)
         {
+            var runtime = state.Current;
             foreach (var tier in new[] { runtime.Direct, runtime.Failover })
             {
                 if (tier is not null)

@@ -8,8 +8,9 @@ using ERCache.Tiers;
 namespace ERCache.Models;
 
 /// <summary>
-/// One model version frozen for the requests that read it, and the request contract (DESIGN §2) applied to it, rule by
-/// rule, in this file: a request reads one instance from start to end, so a reload never mixes settings within it.
+/// One snapshot of a model version's settings and the tiers they use, and the request contract (DESIGN §2) applied to
+/// it, rule by rule, in this file: a request reads one instance from start to end, so a reload never mixes settings
+/// within it. What outlives a snapshot (scheduler, write fence, health) belongs to its <see cref="ModelVersionState"/>.
 /// </summary>
 /// <remarks>
 /// <para>The rules, where they live:</para>
@@ -24,7 +25,8 @@ namespace ERCache.Models;
 /// <see cref="ServeFailure"/> reads the local failover tier, then the regional value the lookup found.</item>
 /// <item>Fallback: <see cref="ServeFailure"/> writes the default vector or zeros, never another user's data.</item>
 /// <item>A failover hit is only copied to the caller; nothing here writes it to a tier.</item>
-/// <item>Version: the tiers belong to this version; a new version gets new tiers (<see cref="ModelRegistry"/>).</item>
+/// <item>Version: the tiers belong to this version's <see cref="ModelVersionState"/>; a new version gets a new state with
+/// new tiers (<see cref="ModelRegistry"/>).</item>
 /// </list>
 /// <para>The regional tier: a lookup before inference (<see cref="ServeRegionalAsync"/>); a fresh row queued for an
 /// asynchronous, grouped write (<see cref="Accept"/>); a regional value too old for the direct TTL but younger than the
@@ -32,34 +34,30 @@ namespace ERCache.Models;
 /// (<see cref="TimeProvider.GetUtcNow"/>); a value read is written into the local tiers stamped <c>now - age</c>, so
 /// its TTL counts from the inference that produced it, on every host.</para>
 /// </remarks>
-internal sealed class ModelRuntime : IInferenceResultSink
+internal sealed class ModelRuntime
 {
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
+    private readonly InferenceScheduler _scheduler;
     private readonly bool _backgroundWork;
     private readonly TtlClock _clock;
 
-    // Bumped by every removal, clear and pushed vector: a regional lookup that began before one must not leave the
-    // older value it read in the local tiers (it checks after writing, and takes the value out again).
-    private int _localWrites;
-
     public ModelRuntime(
-        ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, IEmbeddingInference inference, InferenceScheduler scheduler,
-        RegionalTier? regional, TimeProvider time, ERCacheMetrics metrics, ModelHealth health)
+        ModelVersionState state, ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, RegionalTier? regional, TimeProvider time,
+        ERCacheMetrics metrics)
     {
-        Health = health;
+        State = state;
+        _scheduler = state.Scheduler;
         _clock = new TtlClock(time);
-        Regional = policy.RegionalEnabled ? regional : null;
-        RegionalField = RegionalValue.Field(policy.Name, policy.Version);
-        VersionHash = RegionalValue.VersionHash(policy.Version);
+        Regional = regional;
+        RegionalField = state.RegionalField;
+        VersionHash = state.VersionHash;
         RegionalTimeToLive = policy.Failover.Enabled ? policy.Failover.Ttl : policy.Direct.Ttl;
         _time = time;
         _metrics = metrics;
         Policy = policy;
         Direct = direct;
         Failover = failover;
-        Inference = inference;
-        Scheduler = scheduler;
         long frequency = time.TimestampFrequency;
         InferenceTimeout = ToTimestampTicks(policy.InferenceTimeout, frequency);
         DirectTtl = ToTimestampTicks(policy.Direct.Ttl, frequency);
@@ -68,11 +66,11 @@ internal sealed class ModelRuntime : IInferenceResultSink
         _backgroundWork = policy.RefreshAhead is not null || policy.DriftSampleRate > 0;
     }
 
+    /// <summary>The model version this snapshot belongs to: its scheduler, write fence and health.</summary>
+    public ModelVersionState State { get; }
+
     /// <summary>Now, for TTL checks: the <see cref="TtlClock"/>, whose readings every entry's stamp comes from.</summary>
     public long TtlNow => _clock.Now;
-
-    /// <summary>Results and fallbacks served under this model name (kept across reloads), for the health check.</summary>
-    public ModelHealth Health { get; }
 
     /// <summary>Age (timestamp units) after which a direct hit queues a refresh ahead; <see cref="long.MaxValue"/> when off.</summary>
     public long RefreshAheadAge { get; }
@@ -82,11 +80,6 @@ internal sealed class ModelRuntime : IInferenceResultSink
     public EmbeddingTier? Direct { get; }
 
     public EmbeddingTier? Failover { get; }
-
-    public IEmbeddingInference Inference { get; }
-
-    /// <summary>Runs this model version's inference; shared by every runtime of the same version and dimensions.</summary>
-    public InferenceScheduler Scheduler { get; }
 
     /// <summary>The regional tier, when a store is registered and the model uses it.</summary>
     public RegionalTier? Regional { get; }
@@ -156,7 +149,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
         long age = now - writtenAt;
         if (age >= RefreshAheadAge)
         {
-            if (Scheduler.HasSpareCapacity && Scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.Refresh, null))
+            if (_scheduler.HasSpareCapacity && _scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.Refresh, null))
             {
                 _metrics.RecordBackgroundInference(Policy.Name, BackgroundWork.Refresh);
             }
@@ -164,8 +157,8 @@ internal sealed class ModelRuntime : IInferenceResultSink
             return;
         }
 
-        if (Policy.DriftSampleRate > 0 && Random.Shared.NextDouble() < Policy.DriftSampleRate && Scheduler.HasSpareCapacity &&
-            Scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.DriftSample, new DriftSample(served.ToArray(), Age(writtenAt, now))))
+        if (Policy.DriftSampleRate > 0 && Random.Shared.NextDouble() < Policy.DriftSampleRate && _scheduler.HasSpareCapacity &&
+            _scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.DriftSample, new DriftSample(served.ToArray(), Age(writtenAt, now))))
         {
             _metrics.RecordBackgroundInference(Policy.Name, BackgroundWork.DriftSample);
         }
@@ -196,7 +189,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
 
             long deadline = now + InferenceTimeout;
             var tickets = new InferenceTicket[missCount];
-            int submitted = Scheduler.Submit(userIds.Span, misses.AsSpan(0, missCount), deadline, tickets, inline: Policy.RunInline, waiting: false);
+            int submitted = _scheduler.Submit(userIds.Span, misses.AsSpan(0, missCount), deadline, tickets, inline: Policy.RunInline, waiting: false);
             if (submitted < missCount)
             {
                 await SubmitAsUsersDrainAsync(userIds, misses, missCount, tickets, submitted, now, deadline, cancellationToken).ConfigureAwait(false);
@@ -267,7 +260,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
                 SkipFinished();
             }
 
-            submitted += Scheduler.Submit(
+            submitted += _scheduler.Submit(
                 userIds.Span, misses.AsSpan(submitted, missCount - submitted), deadline, tickets.AsSpan(submitted), inline: false, waiting: oldest < submitted);
         }
 
@@ -295,7 +288,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
             users[i] = userIds.Span[misses[i]];
         }
 
-        int localWrites = Volatile.Read(ref _localWrites);
+        int fence = State.WriteFence;
         var values = await regional.ReadAsync(RegionalField, users, Policy.InferenceTimeout - _time.GetElapsedTime(now), cancellationToken).ConfigureAwait(false);
         if (values is null)
         {
@@ -331,7 +324,7 @@ internal sealed class ModelRuntime : IInferenceResultSink
                 {
                     long writtenAt = nowTs - ageTicks;
                     WriteLocal(users[i], row, writtenAt);
-                    if (Volatile.Read(ref _localWrites) != localWrites)
+                    if (State.WriteFence != fence)
                     {
                         // A removal, clear or push ran since the lookup began: this value may predate it. Serve it to
                         // this request (which began first) but keep it out of the tiers.
@@ -411,22 +404,22 @@ internal sealed class ModelRuntime : IInferenceResultSink
     /// over it afterwards.</summary>
     public void Set(long userId, ReadOnlySpan<float> vector)
     {
-        Scheduler.Invalidate(userId);
-        Interlocked.Increment(ref _localWrites);
+        _scheduler.Invalidate(userId);
+        State.AdvanceWriteFence();
         WriteLocal(userId, vector, _clock.Now);
         EnqueueRegional(userId, vector.ToArray());
     }
 
     /// <summary>The first step of a removal, before the regional store deletes the user: an inference of the user still
     /// running is not written afterwards.</summary>
-    public void BeginRemove(long userId) => Scheduler.Invalidate(userId);
+    public void BeginRemove(long userId) => _scheduler.Invalidate(userId);
 
     /// <summary>The last step of a removal, after the regional store deleted the user: removes the user from both
     /// local tiers, after which no regional lookup already under way writes its older value back. Returns how many
     /// entries there were.</summary>
     public int FinishRemove(long userId)
     {
-        Interlocked.Increment(ref _localWrites);
+        State.AdvanceWriteFence();
         return RemoveLocal(userId);
     }
 
@@ -438,9 +431,9 @@ internal sealed class ModelRuntime : IInferenceResultSink
     /// ignores the model's regional values written until now. Returns how many entries there were.</summary>
     public int Clear()
     {
-        Scheduler.InvalidateAll();
+        _scheduler.InvalidateAll();
         Regional?.MarkCleared(RegionalField, _time.GetUtcNow().ToUnixTimeMilliseconds());
-        Interlocked.Increment(ref _localWrites);
+        State.AdvanceWriteFence();
         return (Direct?.Clear() ?? 0) + (Failover?.Clear() ?? 0);
     }
 
@@ -458,10 +451,10 @@ internal sealed class ModelRuntime : IInferenceResultSink
     private void Record(in EmbeddingResult result)
     {
         _metrics.RecordResult(Policy.Name, result);
-        Health.CountServed();
+        State.Health.CountServed();
         if (result.Source == EmbeddingSource.Fallback)
         {
-            Health.CountFallback();
+            State.Health.CountFallback();
         }
     }
 

@@ -28,6 +28,7 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
     private readonly string _version;
     private readonly double _compactPercentage;
     private long _evictions;
+    private bool _disposed; // written under _writeLock
 
     public MemoryCacheTier(string model, string version, TierPolicy policy, int dimensions, ERCacheMetrics metrics)
         : base(model, policy, dimensions, metrics)
@@ -53,10 +54,13 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
 
     public override long Evictions => Interlocked.Read(ref _evictions);
 
+    /// <summary>Whether <see cref="Dispose"/> released the inner cache.</summary>
+    public bool IsReleased => Volatile.Read(ref _disposed);
+
     public override bool TryRead(long userId, long now, long ttl, Span<float> destination, out long writtenAt)
     {
         writtenAt = 0;
-        if (_cache.TryGetValue(new EntryKey(Model, _version, userId), out var value) &&
+        if (!IsReleased && TryGet(new EntryKey(Model, _version, userId), out var value) &&
             value is StoredRow row && SlotPage.IsFresh(now, row.WrittenAt, ttl))
         {
             TCodec.Decode(row.Bytes, destination); // entries are immutable: no torn reads
@@ -67,6 +71,21 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         return false;
     }
 
+    /// <summary>A read that a release racing with it turns into a miss (the tier of a retired model version, or one a
+    /// reload rebuilt, may still be read by a request that began before).</summary>
+    private bool TryGet(EntryKey key, out object? value)
+    {
+        try
+        {
+            return _cache.TryGetValue(key, out value);
+        }
+        catch (ObjectDisposedException)
+        {
+            value = null;
+            return false;
+        }
+    }
+
     public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl = long.MaxValue)
     {
         var bytes = new byte[TCodec.RowBytes(Dimensions)];
@@ -74,6 +93,11 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         var key = new EntryKey(Model, _version, userId);
         lock (_writeLock)
         {
+            if (_disposed)
+            {
+                return; // released: nothing reads it any more
+            }
+
             if (_cache.Count >= Capacity && !_cache.TryGetValue(key, out _))
             {
                 int before = _cache.Count;
@@ -94,6 +118,11 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         var key = new EntryKey(Model, _version, userId);
         lock (_writeLock)
         {
+            if (_disposed)
+            {
+                return false;
+            }
+
             bool held = _cache.TryGetValue(key, out _);
             _cache.Remove(key);
             return held;
@@ -104,6 +133,11 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
     {
         lock (_writeLock)
         {
+            if (_disposed)
+            {
+                return 0;
+            }
+
             int count = _cache.Count;
             _cache.Clear();
             return count;
@@ -117,9 +151,15 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
 
     private const int StoredRowBytes = 32; // object header and method table, one reference, one long
 
+    /// <summary>Releases the inner cache; later writes do nothing and reads miss.</summary>
     public override void Dispose()
     {
-        _cache.Dispose();
+        lock (_writeLock)
+        {
+            Volatile.Write(ref _disposed, true);
+            _cache.Dispose();
+        }
+
         base.Dispose();
     }
 }

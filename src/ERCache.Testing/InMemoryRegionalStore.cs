@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using ERCache.Regional;
+
+namespace ERCache.Testing;
+
+/// <summary>
+/// An <see cref="IRegionalStore"/> in this process, with the semantics the cache relies on from Redis or Garnet: one
+/// value per (user, field); a write replaces it and sets the user's time to live; a read returns it, or nothing once it
+/// expired; a removal deletes one field or the user's whole entry. For unit tests of code that uses a regional tier, and
+/// for simulations; it shares nothing between processes.
+/// </summary>
+/// <remarks>Expiry is read from the <see cref="TimeProvider"/> given at construction, so a test's
+/// <c>FakeTimeProvider</c> drives it; without one, values never expire (the cache checks every value's age itself, so
+/// only memory grows). Every call completes synchronously; a test that needs a slow or failing store wraps this
+/// one.</remarks>
+public sealed class InMemoryRegionalStore : IRegionalStore
+{
+    private readonly ConcurrentDictionary<(long User, string Field), (byte[] Value, DateTimeOffset ExpiresAt)> _values = new();
+    private readonly TimeProvider? _time;
+    private int _reads;
+    private int _writes;
+    private int _removals;
+
+    /// <summary>Creates an empty store whose values expire on <paramref name="timeProvider"/>'s wall clock, or never
+    /// when it is null.</summary>
+    public InMemoryRegionalStore(TimeProvider? timeProvider = null) => _time = timeProvider;
+
+    /// <summary>Values held now, expired ones included until they are read or replaced.</summary>
+    public int Count => _values.Count;
+
+    /// <summary>Times <see cref="ReadAsync"/>, <see cref="WriteAsync"/> and <see cref="RemoveAsync"/> were called.</summary>
+    public int Reads => Volatile.Read(ref _reads);
+
+    /// <inheritdoc cref="Reads"/>
+    public int Writes => Volatile.Read(ref _writes);
+
+    /// <inheritdoc cref="Reads"/>
+    public int Removals => Volatile.Read(ref _removals);
+
+    /// <summary>The value held for <paramref name="userId"/> in <paramref name="field"/>, or null (absent or expired).</summary>
+    public byte[]? Get(long userId, string field)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        return _values.TryGetValue((userId, field), out var entry) && (_time is null || entry.ExpiresAt > _time.GetUtcNow()) ? entry.Value : null;
+    }
+
+    /// <summary>Stores <paramref name="value"/> as it is (a test writing garbage, or another host's value).</summary>
+    public void Set(long userId, string field, byte[] value, TimeSpan timeToLive)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        ArgumentNullException.ThrowIfNull(value);
+        _values[(userId, field)] = (value, _time is null ? DateTimeOffset.MaxValue : _time.GetUtcNow() + timeToLive);
+    }
+
+    /// <inheritdoc />
+    public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<byte[]?[]>(cancellationToken);
+        }
+
+        Interlocked.Increment(ref _reads);
+        var values = new byte[]?[users.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = Get(users.Span[i], field);
+        }
+
+        return Task.FromResult(values);
+    }
+
+    /// <inheritdoc />
+    public Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled(cancellationToken);
+        }
+
+        Interlocked.Increment(ref _writes);
+        foreach (var group in groups)
+        {
+            foreach (var field in group.Fields)
+            {
+                Set(group.UserId, field.Field, field.Value, group.TimeToLive);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled(cancellationToken);
+        }
+
+        Interlocked.Increment(ref _removals);
+        foreach (var key in _values.Keys)
+        {
+            if (key.User == userId && (field is null || key.Field == field))
+            {
+                _values.TryRemove(key, out _);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+}
