@@ -25,7 +25,8 @@ public sealed class OnnxEmbeddingInference : IEmbeddingInference, IDisposable
     private readonly string[] _outputNames;
 
     // Runs in progress plus one for the owner until Dispose: the session is released when the count reaches zero, so
-    // a run racing with disposal finishes on a live session (a run on a released session crashes the process).
+    // a run racing with disposal finishes on a live session (a run on a released session crashes the process). The same
+    // count as ERCache's internal LeaseCount, kept here because that type is not public and this is another package.
     private int _active = 1;
     private int _disposed;
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using ERCache.Inference;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using ERCache.Internal;
 
 namespace ERCache;
 
@@ -34,7 +35,7 @@ public sealed partial class EmbeddingCache
             await _regional.ReadAsync(regionalModel.RegionalField, [long.MinValue], _regional.ReadTimeout, cancellationToken).ConfigureAwait(false);
         }
 
-        LogWarmedUp(runtimes.Length);
+        Log.WarmedUp(_logger, runtimes.Length);
     }
 
     /// <summary>Runs the request path once per storage shape not yet run in this process, on a scratch cache with the
@@ -112,9 +113,6 @@ public sealed partial class EmbeddingCache
         await Task.Delay(TimeSpan.FromMilliseconds(25)).ConfigureAwait(false); // the late result is written; the direct TTL (1 ms) passes
         await cache.GetAsync(model, FailsOnSecondCallUser, vector).ConfigureAwait(false);
     }
-
-    [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "ERCache warmed up for {Models} model(s).")]
-    private partial void LogWarmedUp(int models);
 
     /// <summary>The scratch caches' inference: writes ones, fails <see cref="FailingUser"/>, answers
     /// <see cref="SlowUser"/> after the deadline, and fails <see cref="FailsOnSecondCallUser"/> the second time.</summary>

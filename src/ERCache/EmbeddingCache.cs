@@ -288,7 +288,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     {
         CheckDisposed();
         var runtime = Resolve(model);
-        return new EmbeddingModel(this, runtime.Policy.Name);
+        return new ModelHandle(this, runtime.Policy.Name);
     }
 
     /// <summary>The current set of models (a reload replaces the object), for model handles; throws once disposed.</summary>
@@ -421,7 +421,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         // With no request in flight the release starts here: wait (bounded) for the regional tier's last writes.
         if (BeginDispose() is true && _regional is not null && !_released.Task.Wait(_regional.WriteTimeout + _regional.WriteTimeout))
         {
-            LogRegionalNotFlushed();
+            Log.RegionalNotFlushed(_logger);
         }
     }
 
@@ -481,7 +481,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         }
         catch (Exception ex)
         {
-            LogReleaseFailed(ex);
+            Log.ReleaseFailed(_logger, ex);
         }
         finally
         {
@@ -593,7 +593,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             }
             catch (Exception ex)
             {
-                LogReloadFailed(ex);
+                Log.ReloadFailed(_logger, ex);
                 return;
             }
 
@@ -625,23 +625,12 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         }
         catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
         {
-            LogReloadRejected(ex.Message); // nothing was swapped: the running policies stay in force
+            Log.ReloadRejected(_logger, ex.Message); // nothing was swapped: the running policies stay in force
         }
         catch (Exception ex)
         {
-            LogReloadFailed(ex);
+            Log.ReloadFailed(_logger, ex);
         }
     }
 
-    [LoggerMessage(EventId = 24, Level = LogLevel.Error, Message = "An ERCache configuration reload failed; the previous policies stay in force.")]
-    private partial void LogReloadFailed(Exception exception);
-
-    [LoggerMessage(EventId = 25, Level = LogLevel.Error, Message = "Releasing a disposed ERCache failed.")]
-    private partial void LogReleaseFailed(Exception exception);
-
-    [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "ERCache was disposed before its last regional writes finished; they are dropped.")]
-    private partial void LogRegionalNotFlushed();
-
-    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Rejected an ERCache configuration reload; the previous policies stay in force: {Errors}")]
-    private partial void LogReloadRejected(string errors);
 }

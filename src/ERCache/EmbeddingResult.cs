@@ -9,6 +9,7 @@ namespace ERCache;
 [StructLayout(LayoutKind.Auto)]
 public readonly struct EmbeddingResult : IEquatable<EmbeddingResult>
 {
+    // Unchecked: the request path builds one per hit.
     internal EmbeddingResult(EmbeddingSource source, TimeSpan age, string modelVersion, InferenceFailureCause cause, bool hasVector)
     {
         Source = source;
@@ -16,6 +17,34 @@ public readonly struct EmbeddingResult : IEquatable<EmbeddingResult>
         ModelVersion = modelVersion;
         FailureCause = cause;
         HasVector = hasVector;
+    }
+
+    /// <summary>Builds a result, checked; the cache builds its own, and this serves a fake <see cref="IEmbeddingCache"/> or a test
+    /// (<c>ERCache.Testing</c>'s <c>EmbeddingResults</c> names the usual ones).</summary>
+    /// <param name="source">Where the vector came from.</param>
+    /// <param name="age">How old the vector is; not negative.</param>
+    /// <param name="modelVersion">The model version it was served under.</param>
+    /// <param name="cause">Why inference did not answer (<see cref="InferenceFailureCause.None"/> when it did or was not
+    /// needed).</param>
+    /// <param name="hasVector">Whether the destination holds a vector (false for a fallback without a default vector).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="age"/> is negative, or <paramref name="source"/> or
+    /// <paramref name="cause"/> is not a defined value.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="modelVersion"/> is null.</exception>
+    public static EmbeddingResult Create(EmbeddingSource source, TimeSpan age, string modelVersion, InferenceFailureCause cause, bool hasVector)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(age, TimeSpan.Zero);
+        ArgumentNullException.ThrowIfNull(modelVersion);
+        if (!Enum.IsDefined(source))
+        {
+            throw new ArgumentOutOfRangeException(nameof(source), source, "Not a defined EmbeddingSource.");
+        }
+
+        if (!Enum.IsDefined(cause))
+        {
+            throw new ArgumentOutOfRangeException(nameof(cause), cause, "Not a defined InferenceFailureCause.");
+        }
+
+        return new EmbeddingResult(source, age, modelVersion, cause, hasVector);
     }
 
     /// <summary>Where the vector came from.</summary>

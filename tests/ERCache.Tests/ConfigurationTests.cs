@@ -1,3 +1,4 @@
+using ERCache.Models;
 using ERCache.Inference;
 using Microsoft.Extensions.Configuration;
 using ERCache.Tests.Infrastructure;
@@ -462,7 +463,7 @@ public sealed class TierSizeConfigurationTests
         Assert.Equal(
             ["ERCache:Models:ctr:Inference:HardTimeout must be at most 49.17:02:47.2940000, the longest .NET timer (got 50.00:00:00)."],
             Errors(m => m.Inference.HardTimeout = tooLong));
-        Assert.Empty(Errors(m => { m.Inference.Timeout = ERCacheOptionsValidator.MaxInferenceTimeout; m.Inference.HardTimeout = ERCacheOptionsValidator.MaxInferenceTimeout; }));
+        Assert.Empty(Errors(m => { m.Inference.Timeout = ERCacheLimits.MaxInferenceTimeout; m.Inference.HardTimeout = ERCacheLimits.MaxInferenceTimeout; }));
     }
 
     [Fact]
@@ -491,7 +492,7 @@ public sealed class TierSizeConfigurationTests
 
         Assert.Equal((EmbeddingSource.Fresh, InferenceFailureCause.None), (result.Source, result.FailureCause));
         Assert.True(TestTower.BelongsTo(vector, 7));
-        Assert.True(f.Cache.GetPolicy(CacheFixture.Model).HardTimeout <= ERCacheOptionsValidator.MaxInferenceTimeout);
+        Assert.True(f.Cache.GetPolicy(CacheFixture.Model).HardTimeout <= ERCacheLimits.MaxInferenceTimeout);
     }
 
     [Fact]

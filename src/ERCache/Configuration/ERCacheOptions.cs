@@ -1,3 +1,5 @@
+using ERCache.Internal;
+using ERCache.Models;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -26,7 +28,7 @@ public sealed class ERCacheOptions
     /// <c>AddERCache()</c> does the same). Every problem is reported at once, by path: values that do not convert
     /// (<c>"Timeout": "abc"</c>, a <c>Capacity</c> beyond <see cref="int"/>), keys that match no setting (a
     /// misspelled <c>Capcity</c>), durations written as bare numbers (<c>"Ttl": 60</c> would mean 60 days), and every
-    /// rule <see cref="ERCacheOptionsValidator"/> checks.
+    /// rule <c>ERCacheOptionsValidator</c> checks.
     /// </summary>
     /// <param name="section">The section to bind (usually <c>configuration.GetSection("ERCache")</c>).</param>
     /// <param name="sectionPath">The path named in messages; the section's own path when null.</param>

@@ -44,5 +44,5 @@ public sealed class InferenceOptions
 
     /// <summary>The effective hard timeout: ten times <see cref="Timeout"/> when not set, at most the longest timer.</summary>
     internal TimeSpan EffectiveHardTimeout =>
-        HardTimeout ?? (Timeout <= ERCacheOptionsValidator.MaxInferenceTimeout / 10 ? Timeout * 10 : ERCacheOptionsValidator.MaxInferenceTimeout);
+        HardTimeout ?? (Timeout <= ERCacheLimits.MaxInferenceTimeout / 10 ? Timeout * 10 : ERCacheLimits.MaxInferenceTimeout);
 }

@@ -1,5 +1,7 @@
 using ERCache;
 using ERCache.Inference;
+using ERCache.Internal;
+using ERCache.Models;
 using ERCache.Regional;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;

@@ -1,8 +1,8 @@
 using ERCache.Health;
-using Microsoft.Extensions.DependencyInjection;
+using ERCache;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace ERCache;
+namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers the ERCache health check.</summary>
 public static class ERCacheHealthChecksBuilderExtensions

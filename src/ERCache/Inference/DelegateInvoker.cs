@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
+using ERCache.Internal;
 
 namespace ERCache.Inference;
 
@@ -11,7 +12,7 @@ namespace ERCache.Inference;
 /// <param name="logger">Receives failures, hard timeouts and breaker changes.</param>
 /// <param name="abandonedCallStopped">Called when a call abandoned at its hard limit finally returns: until then it
 /// still runs, so it still counts against <c>MaxConcurrency</c>.</param>
-internal sealed partial class DelegateInvoker(TimeProvider time, ILogger logger, Action abandonedCallStopped) : IDisposable
+internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action abandonedCallStopped) : IDisposable
 {
     private ModelCircuitBreaker? _breaker;
     private DelegateCall? _spareCall;
@@ -33,7 +34,7 @@ internal sealed partial class DelegateInvoker(TimeProvider time, ILogger logger,
         else if (current is null || current.Settings != settings)
         {
             string model = policy.Name;
-            Volatile.Write(ref _breaker, new ModelCircuitBreaker(settings, time, state => LogBreakerState(model, state)));
+            Volatile.Write(ref _breaker, new ModelCircuitBreaker(settings, time, state => Log.ModelBreakerState(logger, model, state)));
         }
     }
 
@@ -83,11 +84,11 @@ internal sealed partial class DelegateInvoker(TimeProvider time, ILogger logger,
         var cause = FailureClassifier.OfCall(failure);
         if (cause == InferenceFailureCause.Timeout)
         {
-            LogHardTimeout(policy.Name, users, policy.HardTimeout);
+            Log.HardTimeout(logger, policy.Name, users, policy.HardTimeout);
         }
         else if (cause == InferenceFailureCause.Error)
         {
-            LogInferenceFailed(policy.Name, users, failure!);
+            Log.InferenceFailed(logger, policy.Name, users, failure!);
         }
 
         return (cause, EndCall(call));
@@ -120,12 +121,4 @@ internal sealed partial class DelegateInvoker(TimeProvider time, ILogger logger,
         Interlocked.Exchange(ref _spareCall, null)?.Dispose();
     }
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback.")]
-    private partial void LogInferenceFailed(string model, int users, Exception exception);
-
-    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Inference for model '{Model}' passed its hard timeout {HardTimeout} for a batch of {Users} user(s); the call was cancelled and abandoned.")]
-    private partial void LogHardTimeout(string model, int users, TimeSpan hardTimeout);
-
-    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "The circuit breaker of model '{Model}' is now {State}.")]
-    private partial void LogBreakerState(string model, CircuitState state);
 }

@@ -28,6 +28,22 @@ public sealed class InferenceBatch
         Prepare(model, version, dimensions, count);
     }
 
+    /// <summary>
+    /// A batch for a tower's own unit tests: the users in row order, every row unwritten (NaN). The cache builds its own
+    /// batches from pooled buffers; this one's buffers are the garbage collector's. Run the tower on it, then read each
+    /// row with <see cref="GetRow"/> and what the cache would make of it with <see cref="GetRowOutcome"/>.
+    /// </summary>
+    /// <param name="model">The model name.</param>
+    /// <param name="version">The model version.</param>
+    /// <param name="dimensions">The length of each vector; at least 1 and at most <see cref="ERCacheLimits.MaxDimensions"/>.</param>
+    /// <param name="userIds">The users, at least one.</param>
+    /// <exception cref="ArgumentException">An argument is empty or out of range.</exception>
+    public InferenceBatch(string model, string version, int dimensions, ReadOnlySpan<long> userIds)
+        : this(
+            CheckName(model, nameof(model)), CheckName(version, nameof(version)), CheckDimensions(dimensions),
+            userIds.IsEmpty ? throw new ArgumentException("A batch has at least one user.", nameof(userIds)) : userIds.Length) =>
+        userIds.CopyTo(UsersToFill);
+
     internal enum RowStatus : byte
     {
         Written = 0,
@@ -91,6 +107,17 @@ public sealed class InferenceBatch
         _status[index] = RowStatus.Failed;
     }
 
+    /// <summary>What the cache makes of row <paramref name="index"/> once the delegate returned:
+    /// <see cref="InferenceFailureCause.None"/> for a vector it caches, <see cref="InferenceFailureCause.Error"/> for a
+    /// row the delegate failed (<see cref="Fail"/>), <see cref="InferenceFailureCause.InvalidVector"/> for a row of the
+    /// wrong length, with a value that is not finite, or never written.</summary>
+    public InferenceFailureCause GetRowOutcome(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
+        return FailureClassifier.OfRow(_status[index], Row(index));
+    }
+
     /// <summary>What the delegate reported for row <paramref name="index"/> (its values are checked separately).</summary>
     internal RowStatus StatusOf(int index) => _status[index];
 
@@ -109,6 +136,19 @@ public sealed class InferenceBatch
 
         Prepare(model, version, dimensions, count);
         return true;
+    }
+
+    private static string CheckName(string value, string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(value, name);
+        return value;
+    }
+
+    private static int CheckDimensions(int dimensions)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(dimensions, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(dimensions, ERCacheLimits.MaxDimensions);
+        return dimensions;
     }
 
     [MemberNotNull(nameof(Model), nameof(Version))]

@@ -1,6 +1,7 @@
 using ERCache.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
+using ERCache.Internal;
 
 namespace ERCache.Inference;
 
@@ -18,7 +19,7 @@ namespace ERCache.Inference;
 /// then sheds, rather than piling up calls. Callers wait on a shared task with their own deadline and cancellation;
 /// giving up never cancels an inference others wait for.
 /// </remarks>
-internal sealed partial class InferenceScheduler : IDisposable
+internal sealed class InferenceScheduler : IDisposable
 {
     private readonly Dictionary<long, PendingInference> _pending = []; // under _lock, like the queue
     private readonly Queue<PendingInference> _queue = new();
@@ -384,7 +385,7 @@ internal sealed partial class InferenceScheduler : IDisposable
         {
             // Only a bug of ours gets here (the delegate's failures are classified by the invoker); never leave
             // callers or the pending map hanging: every user not answered yet gets an error.
-            LogSchedulerFault(policy.Name, ex);
+            Log.SchedulerFault(_logger, policy.Name, ex);
             ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(InferenceFailureCause.Error));
             foreach (var item in items)
             {
@@ -497,6 +498,4 @@ internal sealed partial class InferenceScheduler : IDisposable
         _invoker.Dispose();
     }
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "ERCache's inference scheduler for model '{Model}' failed; the batch's users get a fallback.")]
-    private partial void LogSchedulerFault(string model, Exception exception);
 }

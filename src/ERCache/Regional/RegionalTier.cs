@@ -3,6 +3,7 @@ using ERCache.Diagnostics;
 using ERCache.Inference;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
+using ERCache.Internal;
 
 namespace ERCache.Regional;
 
@@ -13,7 +14,7 @@ namespace ERCache.Regional;
 /// </summary>
 /// <remarks>The store is an optimisation, never a dependency: every failure here is counted, logged and answered as
 /// a miss or a dropped write; nothing throws into a request.</remarks>
-internal sealed partial class RegionalTier : IAsyncDisposable
+internal sealed class RegionalTier : IAsyncDisposable
 {
     private readonly IRegionalStore _store;
     private readonly RegionalOptions _options;
@@ -37,7 +38,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         var breaker = CircuitBreakerSettings.From(options.CircuitBreaker ?? new CircuitBreakerOptions());
-        _breaker = breaker.Enabled ? new ModelCircuitBreaker(breaker, time, state => LogCircuit(state)) : null;
+        _breaker = breaker.Enabled ? new ModelCircuitBreaker(breaker, time, state => Log.RegionalCircuit(_logger, state)) : null;
         metrics.ObserveRegionalQueue(() => QueueLength);
         _flushLoop = FlushPeriodicallyAsync();
     }
@@ -275,7 +276,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            LogFlushLoopFailed(ex); // a bug of ours; requests are unaffected, writes stop until the cache is rebuilt
+            Log.RegionalFlushLoopFailed(_logger, ex); // a bug of ours; requests are unaffected, writes stop until the cache is rebuilt
         }
     }
 
@@ -291,20 +292,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         _metrics.RecordRegionalFailure(operation, reason);
         if (reason == "error")
         {
-            LogStoreFailed(operation, exception);
+            Log.RegionalStoreFailed(_logger, operation, exception);
         }
 
         return reason;
     }
-
-    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "The regional store failed a {Operation}; requests go on from the local tiers and inference.")]
-    private partial void LogStoreFailed(string operation, Exception exception);
-
-    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "The regional store's circuit breaker is now {State}.")]
-    private partial void LogCircuit(CircuitState state);
-
-    [LoggerMessage(EventId = 22, Level = LogLevel.Error, Message = "ERCache's regional flush loop failed; fresh values are no longer written to the regional store.")]
-    private partial void LogFlushLoopFailed(Exception exception);
 
     /// <summary>One bounded read, as the breaker's state (no closure per call).</summary>
     private sealed class Read(RegionalTier tier, string field, long[] users, TimeSpan timeout)

@@ -10,7 +10,7 @@ namespace ERCache.Storage;
 /// same IEEE operations in the same order (fused multiply-add, round half to even), so the two give bit-identical
 /// results; the tests hold them to that, and the benchmarks measure the difference.
 /// </summary>
-public static class RowKernels
+internal static class RowKernels
 {
     /// <summary>Bytes of an Int8 row's header: a float scale, then a float bias.</summary>
     public const int Int8HeaderBytes = 8;

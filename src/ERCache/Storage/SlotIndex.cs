@@ -26,7 +26,7 @@ namespace ERCache.Storage;
 internal sealed class SlotIndex
 {
     /// <summary>Largest capacity the bucket encoding supports while keeping at least 4 tag bits.</summary>
-    public const int MaxCapacity = (1 << 28) - 1;
+    public const int MaxCapacity = ERCacheLimits.MaxTierCapacity;
 
     private readonly Func<int, long> _keyOfSlot;
     private readonly uint[] _buckets;

@@ -1,4 +1,4 @@
-using ERCache.Inference;
+using ERCache.Internal;
 
 namespace ERCache;
 
@@ -92,7 +92,7 @@ public sealed class ModelPolicy
     /// <see langword="null"/> when refresh ahead is off.</summary>
     public double? RefreshAhead { get; }
 
-    /// <summary>Builds a policy from options that <see cref="ERCacheOptionsValidator"/> accepted.</summary>
+    /// <summary>Builds a policy from options that <c>ERCacheOptionsValidator</c> accepted.</summary>
     internal static ModelPolicy From(string name, ModelOptions options) => new(name, options);
 
     /// <summary>Whether cached vectors made under <paramref name="previous"/> are still valid under this policy.</summary>

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
 
-namespace ERCache;
+namespace ERCache.Internal;
 
 /// <summary>
 /// Binds the <c>ERCache</c> section after checking every key and value against the options types, because the
@@ -142,7 +142,7 @@ internal static class ERCacheConfigurationBinder
                 return null;
             }
 
-            return ERCacheOptionsValidator.UnknownName(type, string.Empty, value).TrimStart(); // "'x' is not a known ...; allowed: ..."
+            return UnknownName(type, string.Empty, value).TrimStart(); // "'x' is not a known ...; allowed: ..."
         }
 
         bool ok = type == typeof(bool) ? bool.TryParse(value, out _)
@@ -159,7 +159,13 @@ internal static class ERCacheConfigurationBinder
         : type == typeof(int) ? $"a whole number between {int.MinValue} and {int.MaxValue}"
         : type == typeof(long) ? "a whole number (64-bit)"
         : "a number";
-}
 
-/// <summary>A setting that did not bind: its configuration path and the message that names it.</summary>
-internal readonly record struct BindingError(string Path, string Message);
+    /// <summary>The message for a value that names no member of <paramref name="enumType"/>, with the allowed names.</summary>
+    internal static string UnknownName(Type enumType, string path, string value) =>
+        $"{path} '{value}' is not a known {EnumDescription(enumType)}; allowed: {string.Join(", ", Enum.GetNames(enumType))}.";
+
+    private static string EnumDescription(Type enumType) =>
+        enumType == typeof(EvictionStrategy) ? "eviction strategy"
+        : enumType == typeof(StorageFormat) ? "storage format"
+        : enumType.Name;
+}

@@ -1,26 +1,17 @@
 using System.Globalization;
+using ERCache.Internal;
 using ERCache.Storage;
 using ERCache.Tiers;
 using Microsoft.Extensions.Options;
 
-namespace ERCache;
+namespace ERCache.Models;
 
 /// <summary>
 /// Validates <see cref="ERCacheOptions"/> and reports every bad field in one message, each named by its
 /// configuration path (<c>ERCache:Models:ctr:Direct:Ttl must be positive (got 00:00:00).</c>).
 /// </summary>
-public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
+internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
 {
-    /// <summary>Largest accepted <see cref="ModelOptions.Dimensions"/>.</summary>
-    public const int MaxDimensions = 16384;
-
-    /// <summary>Largest accepted <see cref="InferenceOptions.MaxBatchSize"/>.</summary>
-    public const int MaxBatchSizeLimit = 65536;
-
-    /// <summary>The longest inference timeout or hard timeout: .NET timers (the deadline and the hard limit are timers)
-    /// take at most 4,294,967,294 ms, about 49.7 days.</summary>
-    public static readonly TimeSpan MaxInferenceTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
-
     private readonly string _sectionPath;
 
     /// <summary>Creates a validator whose messages name fields under <paramref name="sectionPath"/>.</summary>
@@ -111,9 +102,9 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
 
     private static void ValidateModel(string p, ModelOptions model, List<string> errors)
     {
-        if (model.Dimensions is < 1 or > MaxDimensions)
+        if (model.Dimensions is < 1 or > ERCacheLimits.MaxDimensions)
         {
-            errors.Add($"{p}:Dimensions must be between 1 and {MaxDimensions} (got {model.Dimensions}).");
+            errors.Add($"{p}:Dimensions must be between 1 and {ERCacheLimits.MaxDimensions} (got {model.Dimensions}).");
         }
 
         if (string.IsNullOrWhiteSpace(model.Version))
@@ -122,14 +113,14 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         }
 
         var inference = model.Inference ?? new InferenceOptions();
-        if (inference.Timeout <= TimeSpan.Zero || inference.Timeout > MaxInferenceTimeout)
+        if (inference.Timeout <= TimeSpan.Zero || inference.Timeout > ERCacheLimits.MaxInferenceTimeout)
         {
-            errors.Add($"{p}:Inference:Timeout must be positive and at most {Format(MaxInferenceTimeout)}, the longest .NET timer (got {Format(inference.Timeout)}).");
+            errors.Add($"{p}:Inference:Timeout must be positive and at most {Format(ERCacheLimits.MaxInferenceTimeout)}, the longest .NET timer (got {Format(inference.Timeout)}).");
         }
 
-        if (inference.MaxBatchSize is < 1 or > MaxBatchSizeLimit)
+        if (inference.MaxBatchSize is < 1 or > ERCacheLimits.MaxBatchSize)
         {
-            errors.Add($"{p}:Inference:MaxBatchSize must be between 1 and {MaxBatchSizeLimit} (got {inference.MaxBatchSize}).");
+            errors.Add($"{p}:Inference:MaxBatchSize must be between 1 and {ERCacheLimits.MaxBatchSize} (got {inference.MaxBatchSize}).");
         }
 
         if (inference.MaxConcurrency < 1)
@@ -141,9 +132,9 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         {
             errors.Add($"{p}:Inference:HardTimeout ({Format(hard)}) must not be shorter than {p}:Inference:Timeout ({Format(inference.Timeout)}).");
         }
-        else if (inference.HardTimeout > MaxInferenceTimeout)
+        else if (inference.HardTimeout > ERCacheLimits.MaxInferenceTimeout)
         {
-            errors.Add($"{p}:Inference:HardTimeout must be at most {Format(MaxInferenceTimeout)}, the longest .NET timer (got {Format(inference.HardTimeout.Value)}).");
+            errors.Add($"{p}:Inference:HardTimeout must be at most {Format(ERCacheLimits.MaxInferenceTimeout)}, the longest .NET timer (got {Format(inference.HardTimeout.Value)}).");
         }
 
         if (inference.BatchWindow < TimeSpan.Zero || (inference.Timeout > TimeSpan.Zero && inference.BatchWindow >= inference.Timeout))
@@ -159,7 +150,7 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         ValidateBreaker($"{p}:Inference:CircuitBreaker", inference.CircuitBreaker, errors);
         if (model.Regional is { Format: { } regionalFormat } && !Enum.IsDefined(regionalFormat))
         {
-            errors.Add(UnknownName(typeof(StorageFormat), $"{p}:Regional:Format", regionalFormat.ToString()));
+            errors.Add(ERCacheConfigurationBinder.UnknownName(typeof(StorageFormat), $"{p}:Regional:Format", regionalFormat.ToString()));
         }
 
         var direct = model.Direct ?? new TierOptions();
@@ -174,7 +165,7 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         ValidateFreshness($"{p}:Freshness", model.Freshness, direct.Enabled, errors);
         if (model.DefaultVector is { } vector)
         {
-            if (model.Dimensions is >= 1 and <= MaxDimensions && vector.Length != model.Dimensions)
+            if (model.Dimensions is >= 1 and <= ERCacheLimits.MaxDimensions && vector.Length != model.Dimensions)
             {
                 errors.Add($"{p}:DefaultVector must have Dimensions ({model.Dimensions}) values (got {vector.Length}).");
             }
@@ -270,9 +261,9 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             errors.Add($"{r}:QueueCapacity must be between 1 and 10000000 (got {regional.QueueCapacity}).");
         }
 
-        if (regional.MaxBatchSize is < 1 or > MaxBatchSizeLimit)
+        if (regional.MaxBatchSize is < 1 or > ERCacheLimits.MaxBatchSize)
         {
-            errors.Add($"{r}:MaxBatchSize must be between 1 and {MaxBatchSizeLimit} (got {regional.MaxBatchSize}).");
+            errors.Add($"{r}:MaxBatchSize must be between 1 and {ERCacheLimits.MaxBatchSize} (got {regional.MaxBatchSize}).");
         }
 
         ValidateBreaker($"{r}:CircuitBreaker", regional.CircuitBreaker, errors);
@@ -294,23 +285,23 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         {
             errors.Add($"{p}:Capacity must be positive (got {tier.Capacity}).");
         }
-        else if (tier.Capacity > SlotIndex.MaxCapacity)
+        else if (tier.Capacity > ERCacheLimits.MaxTierCapacity)
         {
-            errors.Add($"{p}:Capacity must be at most {SlotIndex.MaxCapacity} (got {tier.Capacity}).");
+            errors.Add($"{p}:Capacity must be at most {ERCacheLimits.MaxTierCapacity} (got {tier.Capacity}).");
         }
 
         var eviction = tier.Eviction;
         bool knownEviction = Enum.IsDefined(eviction);
         if (!knownEviction)
         {
-            errors.Add(UnknownName(typeof(EvictionStrategy), $"{p}:Eviction", eviction.ToString()));
+            errors.Add(ERCacheConfigurationBinder.UnknownName(typeof(EvictionStrategy), $"{p}:Eviction", eviction.ToString()));
         }
 
         var format = tier.Format;
         bool knownFormat = Enum.IsDefined(format);
         if (!knownFormat)
         {
-            errors.Add(UnknownName(typeof(StorageFormat), $"{p}:Format", format.ToString()));
+            errors.Add(ERCacheConfigurationBinder.UnknownName(typeof(StorageFormat), $"{p}:Format", format.ToString()));
         }
 
         if (tier.MaxBytes is long maxBytes && knownEviction && knownFormat)
@@ -319,7 +310,7 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             {
                 errors.Add($"{p}:MaxBytes is not supported with Eviction MemoryCache (got {maxBytes}); use Capacity, or a slab strategy (Lru, Fifo, Sieve).");
             }
-            else if (dimensions is >= 1 and <= MaxDimensions)
+            else if (dimensions is >= 1 and <= ERCacheLimits.MaxDimensions)
             {
                 long least = TierSizing.FixedBytes + TierSizing.BytesPerEntryBound(format, eviction, dimensions);
                 if (maxBytes < least)
@@ -329,15 +320,6 @@ public sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             }
         }
     }
-
-    /// <summary>The message for a value that names no member of <paramref name="enumType"/>, with the allowed names.</summary>
-    internal static string UnknownName(Type enumType, string path, string value) =>
-        $"{path} '{value}' is not a known {EnumDescription(enumType)}; allowed: {string.Join(", ", Enum.GetNames(enumType))}.";
-
-    private static string EnumDescription(Type enumType) =>
-        enumType == typeof(EvictionStrategy) ? "eviction strategy"
-        : enumType == typeof(StorageFormat) ? "storage format"
-        : enumType.Name;
 
     private static string Format(TimeSpan value) => value.ToString("c", CultureInfo.InvariantCulture);
 }

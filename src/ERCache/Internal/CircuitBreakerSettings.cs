@@ -1,4 +1,4 @@
-namespace ERCache.Inference;
+namespace ERCache.Internal;
 
 /// <summary>A validated, immutable snapshot of <see cref="CircuitBreakerOptions"/>.</summary>
 internal readonly record struct CircuitBreakerSettings(

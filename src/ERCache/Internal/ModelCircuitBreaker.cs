@@ -1,7 +1,7 @@
 using Polly;
 using Polly.CircuitBreaker;
 
-namespace ERCache.Inference;
+namespace ERCache.Internal;
 
 /// <summary>
 /// A model's circuit breaker, built on Polly.Core's circuit-breaker strategy.

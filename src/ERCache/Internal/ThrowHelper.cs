@@ -1,6 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 
-namespace ERCache.Diagnostics;
+namespace ERCache.Internal;
 
 /// <summary>Throw sites kept out of hot methods so those stay small enough to inline.</summary>
 internal static class ThrowHelper

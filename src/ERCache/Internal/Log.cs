@@ -1,0 +1,47 @@
+using Microsoft.Extensions.Logging;
+using Polly.CircuitBreaker;
+
+namespace ERCache.Internal;
+
+/// <summary>
+/// Every log message ERCache writes, with its event id, in one place (as HybridCache keeps them): an operator can look up
+/// an id here, and two messages never share one.
+/// </summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback.")]
+    public static partial void InferenceFailed(ILogger logger, string model, int users, Exception exception);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Inference for model '{Model}' passed its hard timeout {HardTimeout} for a batch of {Users} user(s); the call was cancelled and abandoned.")]
+    public static partial void HardTimeout(ILogger logger, string model, int users, TimeSpan hardTimeout);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Rejected an ERCache configuration reload; the previous policies stay in force: {Errors}")]
+    public static partial void ReloadRejected(ILogger logger, string errors);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "The circuit breaker of model '{Model}' is now {State}.")]
+    public static partial void ModelBreakerState(ILogger logger, string model, CircuitState state);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "ERCache's inference scheduler for model '{Model}' failed; the batch's users get a fallback.")]
+    public static partial void SchedulerFault(ILogger logger, string model, Exception exception);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "The regional store failed a {Operation}; requests go on from the local tiers and inference.")]
+    public static partial void RegionalStoreFailed(ILogger logger, string operation, Exception exception);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "The regional store's circuit breaker is now {State}.")]
+    public static partial void RegionalCircuit(ILogger logger, CircuitState state);
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Error, Message = "ERCache's regional flush loop failed; fresh values are no longer written to the regional store.")]
+    public static partial void RegionalFlushLoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "ERCache was disposed before its last regional writes finished; they are dropped.")]
+    public static partial void RegionalNotFlushed(ILogger logger);
+
+    [LoggerMessage(EventId = 24, Level = LogLevel.Error, Message = "An ERCache configuration reload failed; the previous policies stay in force.")]
+    public static partial void ReloadFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 25, Level = LogLevel.Error, Message = "Releasing a disposed ERCache failed.")]
+    public static partial void ReleaseFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "ERCache warmed up for {Models} model(s).")]
+    public static partial void WarmedUp(ILogger logger, int models);
+}
