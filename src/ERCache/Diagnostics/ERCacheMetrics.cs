@@ -220,12 +220,14 @@ internal sealed class ERCacheMetrics : IDisposable
     public void RecordDrift(string model, double drift, TimeSpan age) =>
         _drift.Record(drift, new TagList { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.AgeTag, AgeBucket(age) } });
 
-    public void RecordBackgroundInference(string model, Inference.BackgroundWork work) =>
-        _background.Add(1, new TagList
-        {
-            { ERCacheDiagnostics.ModelTag, model },
-            { ERCacheDiagnostics.KindTag, work == Inference.BackgroundWork.Refresh ? "refresh" : "drift_sample" },
-        });
+    /// <summary>Counts a background inference queued for a refresh ahead.</summary>
+    public void RecordRefreshAhead(string model) => RecordBackgroundInference(model, "refresh");
+
+    /// <summary>Counts a background inference queued for a drift sample.</summary>
+    public void RecordDriftSample(string model) => RecordBackgroundInference(model, "drift_sample");
+
+    private void RecordBackgroundInference(string model, string kind) =>
+        _background.Add(1, new TagList { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.KindTag, kind } });
 
     public void RecordEvictions(long count, in TagList tierTags, bool expired)
     {

@@ -151,7 +151,7 @@ internal sealed class ModelRuntime
         {
             if (_scheduler.HasSpareCapacity && _scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.Refresh, null))
             {
-                _metrics.RecordBackgroundInference(Policy.Name, BackgroundWork.Refresh);
+                _metrics.RecordRefreshAhead(Policy.Name);
             }
 
             return;
@@ -160,7 +160,7 @@ internal sealed class ModelRuntime
         if (Policy.DriftSampleRate > 0 && Random.Shared.NextDouble() < Policy.DriftSampleRate && _scheduler.HasSpareCapacity &&
             _scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.DriftSample, new DriftSample(served.ToArray(), Age(writtenAt, now))))
         {
-            _metrics.RecordBackgroundInference(Policy.Name, BackgroundWork.DriftSample);
+            _metrics.RecordDriftSample(Policy.Name);
         }
     }
 
