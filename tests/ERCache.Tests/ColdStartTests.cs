@@ -5,8 +5,10 @@ namespace ERCache.Tests;
 
 /// <summary>
 /// The deadline holds from a process's first request: each test starts a fresh process (ERCache.ColdStartProbe: a
-/// 2 ms tower, a 50 ms timeout) and reads the first requests it timed. Real clock, bounded: five requests.
+/// 2 ms tower, a 50 ms timeout) and reads the first requests' sources: a request that missed its deadline would be a
+/// fallback, so the sources are the check, not milliseconds. Real clock, bounded: five requests, in the soak collection.
 /// </summary>
+[Collection(Infrastructure.SoakDefinition.Name)]
 public sealed class ColdStartTests
 {
     [Theory]
@@ -18,7 +20,6 @@ public sealed class ColdStartTests
 
         Assert.Equal(5, requests.Count);
         Assert.All(requests, r => Assert.Equal(("Fresh", "None"), (r.Source, r.Cause)));
-        Assert.All(requests, r => Assert.True(r.Milliseconds < 50, $"a first request took {r.Milliseconds} ms with a 50 ms timeout"));
     }
 
     private static async Task<List<(double Milliseconds, string Source, string Cause)>> RunProbeAsync(string arguments)

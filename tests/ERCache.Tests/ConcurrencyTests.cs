@@ -6,6 +6,7 @@ using ERCache.Tiers;
 namespace ERCache.Tests;
 
 /// <summary>Hammers each shared structure from several threads, then checks its invariants.</summary>
+[Collection(SoakDefinition.Name)]
 public sealed class ConcurrencyTests
 {
     // Soak tests are bounded by iterations, not by wall-clock time: the same work on a fast or a slow machine.
