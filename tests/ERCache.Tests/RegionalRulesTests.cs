@@ -1,0 +1,166 @@
+using ERCache.Inference;
+using ERCache.Regional;
+using ERCache.Testing;
+using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
+
+namespace ERCache.Tests;
+
+/// <summary>
+/// DESIGN §2 rules 2 and 9 on the in-memory store, with a fake clock and the manual dispatcher (the same rules run against
+/// real redis-server and Garnet in ERCache.Redis.Tests): a regional hit is served with its original age and copied
+/// into the local tiers; a value that does not decode exactly is a miss; a store that fails or hangs costs a request
+/// nothing past its deadline.
+/// </summary>
+public sealed class RegionalRulesTests
+{
+    private const string Model = "ctr";
+
+    [Fact]
+    public async Task Rule2_a_regional_hit_keeps_its_original_age_and_is_then_a_direct_hit_on_this_host()
+    {
+        using var region = new Region();
+        await region.ShareAsync(user: 3, generation: 1);
+        region.Clock.Advance(TimeSpan.FromSeconds(15));
+
+        var (first, vector) = await region.GetAsync(3);
+        Assert.Equal((EmbeddingSource.Regional, TimeSpan.FromSeconds(15)), (first.Source, first.Age));
+        Assert.Equal(1, TestTower.GenerationOf(vector));
+
+        region.Clock.Advance(TimeSpan.FromSeconds(5));
+        var (second, _) = await region.GetAsync(3);
+        Assert.Equal((EmbeddingSource.Direct, TimeSpan.FromSeconds(20)), (second.Source, second.Age));
+        Assert.Equal(0, region.Tower.CallCount);
+    }
+
+    [Fact]
+    public async Task Rule2_a_regional_value_older_than_the_direct_ttl_is_inferred_again_and_kept_for_failover()
+    {
+        using var region = new Region();
+        await region.ShareAsync(user: 3, generation: 1);
+        region.Clock.Advance(TimeSpan.FromMinutes(2)); // past the direct TTL (1 min), inside the failover TTL (1 h)
+
+        region.Tower.Whole = (_, _) => throw new InvalidOperationException("tower down");
+        var (result, vector) = await region.GetAsync(3);
+        Assert.Equal((EmbeddingSource.Failover, TimeSpan.FromMinutes(2), InferenceFailureCause.Error), (result.Source, result.Age, result.FailureCause));
+        Assert.True(TestTower.BelongsTo(vector, 3));
+        Assert.Equal(1, region.Tower.CallCount);
+    }
+
+    public static TheoryData<string> Garbage => ["another user's value", "another version's value", "truncated", "bad header", "empty"];
+
+    [Theory]
+    [MemberData(nameof(Garbage))]
+    public async Task Rule9_a_value_that_does_not_decode_exactly_is_a_miss(string garbage)
+    {
+        using var region = new Region();
+        var field = RegionalValue.Field(Model, "v1");
+        var own = RegionalValue.Encode(StorageFormat.Float32, RegionalValue.VersionHash("v1"), 3, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [3, 9, 5, 6]);
+        byte[] value = garbage switch
+        {
+            "another user's value" => RegionalValue.Encode(StorageFormat.Float32, RegionalValue.VersionHash("v1"), 4, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [4, 9, 6, 7]),
+            "another version's value" => RegionalValue.Encode(StorageFormat.Float32, RegionalValue.VersionHash("v0"), 3, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [3, 9, 5, 6]),
+            "truncated" => own[..^4],
+            "bad header" => [.. own.Select((b, i) => i == 0 ? (byte)(b ^ 0xff) : b)],
+            _ => [],
+        };
+        region.Store.Set(3, field, value, TimeSpan.FromHours(1));
+        region.Tower.Generation = 2;
+
+        var (result, vector) = await region.GetAsync(3);
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        Assert.True(TestTower.BelongsTo(vector, 3));
+        Assert.Equal(2, TestTower.GenerationOf(vector));
+    }
+
+    [Fact]
+    public async Task Rule9_a_store_that_throws_costs_nothing_but_the_regional_hit()
+    {
+        using var region = new Region(new ThrowingStore());
+        var (result, vector) = await region.GetAsync(3);
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        Assert.True(TestTower.BelongsTo(vector, 3));
+
+        region.Clock.Advance(TimeSpan.FromMinutes(2));
+        region.Tower.Whole = (_, _) => throw new InvalidOperationException("tower down");
+        var (failover, _) = await region.GetAsync(3);
+        Assert.Equal((EmbeddingSource.Failover, TimeSpan.FromMinutes(2)), (failover.Source, failover.Age)); // from the local tier
+    }
+
+    [Fact]
+    public async Task Rule9_a_store_that_hangs_is_given_up_at_the_regional_timeout_and_the_request_goes_on_to_inference()
+    {
+        var hanging = new GatedRegionalStore(new FakeTimeProvider());
+        using var region = new Region(hanging);
+        await region.ShareAsync(user: 3, generation: 1, through: hanging.Inner);
+        hanging.HoldReads(); // never released
+
+        var vector = new float[4];
+        var pending = region.Cache.GetAsync(Model, 3, vector);
+        Assert.False(pending.IsCompleted);
+        Assert.Equal(0, region.Dispatcher.Pending); // still in the lookup
+
+        region.Clock.Advance(TimeSpan.FromMilliseconds(5)); // Regional:Timeout
+        Assert.Equal(1, region.Dispatcher.Pending); // gone on to inference
+        region.Dispatcher.RunAll();
+        var result = await pending;
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        hanging.ReleaseReads();
+    }
+
+    /// <summary>One host (<see cref="Cache"/>) on a regional store, with another host's values written through
+    /// <see cref="ShareAsync"/>.</summary>
+    private sealed class Region : IDisposable
+    {
+        public Region(IRegionalStore? store = null)
+        {
+            Store = new InMemoryRegionalStore(Clock);
+            Cache = EmbeddingCache.Create(Options(), new Dictionary<string, IEmbeddingInference> { [Model] = Tower }, Clock, dispatcher: Dispatcher, regionalStore: store ?? Store);
+        }
+
+        public FakeTimeProvider Clock { get; } = new();
+
+        public ManualInferenceDispatcher Dispatcher { get; } = new();
+
+        public InMemoryRegionalStore Store { get; }
+
+        public TestTower Tower { get; } = new() { Generation = 2 };
+
+        public EmbeddingCache Cache { get; }
+
+        /// <summary>Another host infers <paramref name="user"/> and writes it to the store.</summary>
+        public async Task ShareAsync(long user, int generation, IRegionalStore? through = null)
+        {
+            var dispatcher = new ManualInferenceDispatcher();
+            await using var other = EmbeddingCache.Create(
+                Options(), new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = generation } }, Clock, dispatcher: dispatcher,
+                regionalStore: through ?? Store);
+            var computing = other.GetAsync(Model, user, new float[4]);
+            dispatcher.RunAll();
+            Assert.Equal(EmbeddingSource.Fresh, (await computing).Source);
+            await other.FlushRegionalWritesAsync();
+        }
+
+        public async Task<(EmbeddingResult Result, float[] Vector)> GetAsync(long user)
+        {
+            var vector = new float[4];
+            var pending = Cache.GetAsync(Model, user, vector);
+            Dispatcher.RunAll();
+            return (await pending, vector);
+        }
+
+        public void Dispose() => Cache.Dispose();
+
+        private static ERCacheOptions Options() => new() { Models = { [Model] = CacheFixture.DefaultModel(4) } };
+    }
+
+    private sealed class ThrowingStore : IRegionalStore
+    {
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken) =>
+            Task.FromException<byte[]?[]>(new IOException("store down"));
+
+        public Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Task.FromException(new IOException("store down"));
+
+        public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken) => Task.FromException(new IOException("store down"));
+    }
+}
