@@ -78,11 +78,20 @@ public sealed class DependencyInjectionTests
     }
 
     [Fact]
-    public void The_time_provider_registered_in_the_container_is_used()
+    public async Task The_time_provider_registered_in_the_container_is_used()
     {
         using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr")));
-
         Assert.Same(host.Clock, host.Services.GetRequiredService<TimeProvider>());
+        Assert.Same(host.Clock, host.Cache.Time);
+
+        // Ages and TTLs follow the container's clock, not the system's: 59 s is a hit of that age, 60 s has expired.
+        var vector = new float[4];
+        Assert.Equal(EmbeddingSource.Fresh, (await host.Cache.GetAsync("ctr", 1, vector)).Source);
+        host.Clock.Advance(TimeSpan.FromSeconds(59));
+        var hit = await host.Cache.GetAsync("ctr", 1, vector);
+        Assert.Equal((EmbeddingSource.Direct, TimeSpan.FromSeconds(59)), (hit.Source, hit.Age));
+        host.Clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(EmbeddingSource.Fresh, (await host.Cache.GetAsync("ctr", 1, vector)).Source);
     }
 
     [Fact]

@@ -18,7 +18,7 @@ public sealed class ConfigurationTestsSoak
         using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", dimensions: 4, version: "v4")));
         var cache = host.Cache;
         using var stop = new CancellationTokenSource();
-        var errors = 0;
+        int errors = 0, served = 0;
 
         // A reader sees version vN only with N-dimension vectors: a torn policy would mix them.
         var readers = Enumerable.Range(0, 4).Select(t => Task.Run(async () =>
@@ -39,6 +39,8 @@ public sealed class ConfigurationTestsSoak
                     {
                         Interlocked.Increment(ref errors);
                     }
+
+                    Interlocked.Increment(ref served);
                 }
                 catch (ArgumentException)
                 {
@@ -47,8 +49,16 @@ public sealed class ConfigurationTestsSoak
             }
         })).ToArray();
 
+        // Each reload waits until the readers served another request after the previous one, so requests and reloads
+        // overlap by construction rather than by luck.
         for (int i = 0; i < 50; i++)
         {
+            int before = Volatile.Read(ref served);
+            while (Volatile.Read(ref served) == before)
+            {
+                await Task.Yield();
+            }
+
             int dims = 4 + (i % 3);
             host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", dimensions: dims, version: $"v{dims}")));
         }
@@ -56,5 +66,6 @@ public sealed class ConfigurationTestsSoak
         await stop.CancelAsync();
         await Task.WhenAll(readers);
         Assert.Equal(0, errors);
+        Assert.True(served >= 50, $"only {served} requests were served during the reloads");
     }
 }
