@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using ERCache.Inference;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ERCache.Internal;
 

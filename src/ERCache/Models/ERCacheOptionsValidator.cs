@@ -1,6 +1,5 @@
 using System.Globalization;
 using ERCache.Internal;
-using ERCache.Storage;
 using ERCache.Tiers;
 using Microsoft.Extensions.Options;
 

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Numerics.Tensors;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Regional;
@@ -34,7 +33,7 @@ namespace ERCache.Models;
 /// (<see cref="TimeProvider.GetUtcNow"/>); a value read is written into the local tiers stamped <c>now - age</c>, so
 /// its TTL counts from the inference that produced it, on every host.</para>
 /// </remarks>
-internal sealed class ModelRuntime
+internal sealed partial class ModelRuntime
 {
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
@@ -137,31 +136,6 @@ internal sealed class ModelRuntime
         }
 
         return options.MaxAge is { } maxAge ? Math.Min(DirectTtl, ToTimestampTicks(maxAge, _time.TimestampFrequency)) : DirectTtl;
-    }
-
-    /// <summary>
-    /// Background work a direct hit may ask for, on spare capacity only: a refresh ahead when the entry is older than
-    /// <c>Freshness:RefreshAhead</c> of the TTL, else, for a sampled share of hits, a drift sample. Queues at most one
-    /// call and never waits for it; the response has already been copied.
-    /// </summary>
-    private void OnDirectHit(long userId, long now, long writtenAt, Span<float> served)
-    {
-        long age = now - writtenAt;
-        if (age >= RefreshAheadAge)
-        {
-            if (_scheduler.HasSpareCapacity && _scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.Refresh, null))
-            {
-                _metrics.RecordRefreshAhead(Policy.Name);
-            }
-
-            return;
-        }
-
-        if (Policy.DriftSampleRate > 0 && Random.Shared.NextDouble() < Policy.DriftSampleRate && _scheduler.HasSpareCapacity &&
-            _scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.DriftSample, new DriftSample(served.ToArray(), Age(writtenAt, now))))
-        {
-            _metrics.RecordDriftSample(Policy.Name);
-        }
     }
 
     /// <summary>
@@ -272,89 +246,6 @@ internal sealed class ModelRuntime
         _metrics.RecordShed(Policy.Name, missCount - submitted);
     }
 
-    /// <summary>
-    /// Rule 2: looks the misses up in the regional store in one round trip. A value younger than the direct TTL is a
-    /// regional hit: copied to the caller and into both local tiers with its original write time. A value younger than
-    /// the failover TTL is kept for the failure path. Returns the misses left for inference (compacted in
-    /// <paramref name="misses"/>) and the kept values by position.
-    /// </summary>
-    private async Task<(int MissCount, Dictionary<int, byte[]>? Failover)> ServeRegionalAsync(
-        RegionalTier regional, ReadOnlyMemory<long> userIds, int[] misses, int missCount,
-        Memory<float> destination, Memory<EmbeddingResult> results, long now, long directTtl, CancellationToken cancellationToken)
-    {
-        var users = new long[missCount];
-        for (int i = 0; i < missCount; i++)
-        {
-            users[i] = userIds.Span[misses[i]];
-        }
-
-        int fence = State.WriteFence;
-        var values = await regional.ReadAsync(RegionalField, users, Policy.InferenceTimeout - _time.GetElapsedTime(now), cancellationToken).ConfigureAwait(false);
-        if (values is null)
-        {
-            _metrics.RecordRegionalReads(Policy.Name, "unavailable", missCount);
-            return (missCount, null);
-        }
-
-        int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0;
-        long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        long nowTs = _clock.Now;
-        long clearedAt = regional.ClearedAt(RegionalField);
-        Dictionary<int, byte[]>? failover = null;
-        for (int i = 0; i < missCount; i++)
-        {
-            int position = misses[i];
-            var row = destination.Span.Slice(position * dims, dims);
-            if (values[i] is not { } value)
-            {
-                absent++;
-            }
-            else if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, VersionHash, users[i], row, out long writtenAtUtc))
-            {
-                bad++; // never served: another user's, another version's, truncated or garbage
-            }
-            else if (writtenAtUtc <= clearedAt)
-            {
-                absent++; // written before this host cleared the model: as good as absent
-            }
-            else
-            {
-                var (age, ageTicks) = RegionalAge(writtenAtUtc, nowUtc);
-                if (ageTicks < directTtl)
-                {
-                    long writtenAt = nowTs - ageTicks;
-                    WriteLocal(users[i], row, writtenAt);
-                    if (State.WriteFence != fence)
-                    {
-                        // A removal, clear or push ran since the lookup began: this value may predate it. Serve it to
-                        // this request (which began first) but keep it out of the tiers.
-                        RemoveLocal(users[i]);
-                    }
-
-                    var result = new EmbeddingResult(EmbeddingSource.Regional, age, Policy.Version, InferenceFailureCause.None, hasVector: true);
-                    results.Span[position] = result;
-                    Record(result);
-                    hits++;
-                    continue;
-                }
-
-                stale++;
-                if (ageTicks < FailoverTtl)
-                {
-                    (failover ??= [])[position] = value;
-                }
-            }
-
-            misses[left++] = position;
-        }
-
-        _metrics.RecordRegionalReads(Policy.Name, "hit", hits);
-        _metrics.RecordRegionalReads(Policy.Name, "stale", stale);
-        _metrics.RecordRegionalReads(Policy.Name, "miss", absent);
-        _metrics.RecordRegionalReads(Policy.Name, "decode_failure", bad);
-        return (left, failover);
-    }
-
     /// <summary>Rule 4: a row of a completed delegate call. Valid rows are written to both tiers, stamped with the
     /// call's completion, unless the result is late and late results are not written, or the user was removed or set
     /// while the call ran. A drift sample's row is compared with the vector served and written nowhere.</summary>
@@ -391,61 +282,11 @@ internal sealed class ModelRuntime
         return new InferenceOutcome(InferenceFailureCause.None, vector);
     }
 
-    /// <summary>How far a served vector is from the fresh one: 1 − cosine similarity (0 when identical, 2 when
-    /// opposite). A zero vector on either side counts as fully drifted (1).</summary>
-    internal static double Drift(ReadOnlySpan<float> served, ReadOnlySpan<float> fresh)
-    {
-        float similarity = TensorPrimitives.CosineSimilarity(served, fresh);
-        return float.IsFinite(similarity) ? Math.Clamp(1.0 - similarity, 0.0, 2.0) : 1.0;
-    }
-
-    /// <summary>Writes a vector pushed by the application (already validated) to both local tiers, stamped now, and
-    /// queues it for the regional store. An inference or regional lookup of the user still running does not write
-    /// over it afterwards.</summary>
-    public void Set(long userId, ReadOnlySpan<float> vector)
-    {
-        _scheduler.Invalidate(userId);
-        State.AdvanceWriteFence();
-        WriteLocal(userId, vector, _clock.Now);
-        EnqueueRegional(userId, vector.ToArray());
-    }
-
-    /// <summary>The first step of a removal, before the regional store deletes the user: an inference of the user still
-    /// running is not written afterwards.</summary>
-    public void BeginRemove(long userId) => _scheduler.Invalidate(userId);
-
-    /// <summary>The last step of a removal, after the regional store deleted the user: removes the user from both
-    /// local tiers, after which no regional lookup already under way writes its older value back. Returns how many
-    /// entries there were.</summary>
-    public int FinishRemove(long userId)
-    {
-        State.AdvanceWriteFence();
-        return RemoveLocal(userId);
-    }
-
-    /// <summary>Removes the user from both local tiers; returns how many entries there were.</summary>
-    private int RemoveLocal(long userId) =>
-        (Direct?.Remove(userId) == true ? 1 : 0) + (Failover?.Remove(userId) == true ? 1 : 0);
-
-    /// <summary>Empties both local tiers; no inference or regional lookup running now writes afterwards, and this host
-    /// ignores the model's regional values written until now. Returns how many entries there were.</summary>
-    public int Clear()
-    {
-        _scheduler.InvalidateAll();
-        Regional?.MarkCleared(RegionalField, _time.GetUtcNow().ToUnixTimeMilliseconds());
-        State.AdvanceWriteFence();
-        return (Direct?.Clear() ?? 0) + (Failover?.Clear() ?? 0);
-    }
-
     private void WriteLocal(long userId, ReadOnlySpan<float> row, long writtenAt)
     {
         Direct?.Write(userId, row, writtenAt, DirectTtl);
         Failover?.Write(userId, row, writtenAt, FailoverTtl);
     }
-
-    private void EnqueueRegional(long userId, float[] vector) =>
-        Regional?.TryEnqueue(new PendingWrite(
-            RegionalField, Policy.RegionalFormat, VersionHash, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive));
 
     /// <summary>Counts a result for metrics and the health check.</summary>
     private void Record(in EmbeddingResult result)
@@ -543,14 +384,6 @@ internal sealed class ModelRuntime
     }
 
     private TimeSpan Age(long writtenAt, long now) => writtenAt >= now ? TimeSpan.Zero : _time.GetElapsedTime(writtenAt, now);
-
-    /// <summary>A regional value's age from wall-clock stamps (clamped at zero: hosts' clocks differ), as a
-    /// <see cref="TimeSpan"/> and in <see cref="TimeProvider.GetTimestamp"/> units for the TTL checks.</summary>
-    private (TimeSpan Age, long Ticks) RegionalAge(long writtenAtUtcMs, long nowUtcMs)
-    {
-        var age = TimeSpan.FromMilliseconds(Math.Max(0, nowUtcMs - writtenAtUtcMs));
-        return (age, ToTimestampTicks(age, _time.TimestampFrequency));
-    }
 
     private static long ToTimestampTicks(TimeSpan span, long frequency)
     {

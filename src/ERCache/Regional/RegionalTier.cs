@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using ERCache.Diagnostics;
-using ERCache.Inference;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
 using ERCache.Internal;

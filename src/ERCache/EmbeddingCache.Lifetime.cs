@@ -1,0 +1,89 @@
+using ERCache.Internal;
+
+namespace ERCache;
+
+// Disposal: requests in flight hold a lease, and whoever returns the last one releases the model versions, the
+// regional tier and the meter.
+public sealed partial class EmbeddingCache
+{
+    /// <summary>
+    /// Stops serving: later calls throw <see cref="ObjectDisposedException"/>, configuration reloads are no longer
+    /// followed. Requests already waiting for inference complete as usual (by their deadline); once the last one has,
+    /// the schedulers (timers, spare buffers), the tiers (MemoryCache tiers are disposed), the regional tier (its queued
+    /// writes are flushed, bounded by <c>Regional:WriteTimeout</c>) and the meter are released. With no request in
+    /// flight this happens here; otherwise it happens when the last request completes, and this method does not wait.
+    /// </summary>
+    public void Dispose()
+    {
+        // With no request in flight the release starts here: wait (bounded) for the regional tier's last writes.
+        if (BeginDispose() is true && _regional is not null && !_released.Task.Wait(_regional.WriteTimeout + _regional.WriteTimeout))
+        {
+            Log.RegionalNotFlushed(_logger);
+        }
+    }
+
+    /// <summary>Like <see cref="Dispose"/>, and completes once every request in flight has completed and everything is
+    /// released (the regional tier's last writes included).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        BeginDispose();
+        await _released.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Marks the cache disposed and returns its own lease. Null when it was disposed already; true when no request
+    /// was in flight and the release has started; false when the last request in flight will start it.</summary>
+    private bool? BeginDispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return null;
+        }
+
+        _reloadSubscription?.Dispose();
+        _configurationSubscription?.Dispose();
+        if (_requests.Close())
+        {
+            _ = ReleaseAsync();
+            return true;
+        }
+
+        return false;
+    }
+
+    private void CheckDisposed()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            ThrowHelper.ThrowDisposed();
+        }
+    }
+
+    private void ExitRequest()
+    {
+        if (_requests.Release())
+        {
+            _ = ReleaseAsync();
+        }
+    }
+
+    private async Task ReleaseAsync()
+    {
+        try
+        {
+            _registry.Dispose();
+            if (_regional is not null)
+            {
+                await _regional.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.ReleaseFailed(_logger, ex);
+        }
+        finally
+        {
+            _metrics.Dispose();
+            _released.TrySetResult();
+        }
+    }
+}

@@ -1,0 +1,182 @@
+using System.Buffers;
+using ERCache.Internal;
+using ERCache.Models;
+using ERCache.Tiers;
+
+namespace ERCache;
+
+// The request path's entry: argument checks, the direct tier inline (a hit completes synchronously and allocates
+// nothing), and the misses handed to the model's runtime under a lease of the cache and of the model version.
+public sealed partial class EmbeddingCache
+{
+    internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        CheckOptions(options);
+        if (destination.Length != runtime.Policy.Dimensions)
+        {
+            ThrowHelper.ThrowDestinationLength(nameof(destination), runtime.Policy, destination.Length, 1);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<EmbeddingResult>(cancellationToken);
+        }
+
+        return !options.ForceRefresh && runtime.TryServeDirect(userId, runtime.TtlNow, runtime.DirectTtlFor(options), destination.Span, out var hit)
+            ? new ValueTask<EmbeddingResult>(hit)
+            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, options, cancellationToken));
+    }
+
+    /// <summary>The call without options: the single-user hit is the hottest path, so it skips the options' checks
+    /// rather than forwarding to the overload above with <see cref="EmbeddingRequestOptions.Default"/>.</summary>
+    internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, CancellationToken cancellationToken)
+    {
+        if (destination.Length != runtime.Policy.Dimensions)
+        {
+            ThrowHelper.ThrowDestinationLength(nameof(destination), runtime.Policy, destination.Length, 1);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<EmbeddingResult>(cancellationToken);
+        }
+
+        return runtime.TryServeDirect(userId, runtime.TtlNow, destination.Span, out var hit)
+            ? new ValueTask<EmbeddingResult>(hit)
+            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, EmbeddingRequestOptions.Default, cancellationToken));
+    }
+
+    internal ValueTask GetManyAsync(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, CancellationToken cancellationToken) =>
+        GetManyAsync(runtime, userIds, destination, results, EmbeddingRequestOptions.Default, cancellationToken);
+
+    internal ValueTask GetManyAsync(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        CheckOptions(options);
+        int dims = runtime.Policy.Dimensions;
+        if ((long)destination.Length != (long)userIds.Length * dims)
+        {
+            ThrowHelper.ThrowDestinationLength(nameof(destination), runtime.Policy, destination.Length, userIds.Length);
+        }
+
+        if (results.Length != userIds.Length)
+        {
+            ThrowHelper.ThrowResultsLength(nameof(results), results.Length, userIds.Length);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled(cancellationToken);
+        }
+
+        long now = runtime.TtlNow;
+        var users = userIds.Span;
+        var vectors = destination.Span;
+        var resultSpan = results.Span;
+        int[]? misses = null;
+        int missCount = 0;
+        long ttl = runtime.DirectTtlFor(options);
+        var direct = options.ForceRefresh ? null : runtime.Direct;
+        for (int i = 0; i < users.Length; i++)
+        {
+            if (direct is not null && i % EmbeddingTier.PrefetchBatch == 0 && users.Length - i > 1)
+            {
+                // A batch knows its keys up front: start every next user's loads before copying the first.
+                direct.Prefetch(users[i..]);
+            }
+
+            if (direct is null || !runtime.TryServeDirect(users[i], now, ttl, vectors.Slice(i * dims, dims), out resultSpan[i]))
+            {
+                misses ??= ArrayPool<int>.Shared.Rent(users.Length - i);
+                misses[missCount++] = i;
+            }
+        }
+
+        return misses is null
+            ? default
+            : new ValueTask(ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, options, cancellationToken));
+    }
+
+    private static void CheckOptions(EmbeddingRequestOptions options)
+    {
+        if (options.MaxAge is { } maxAge && maxAge < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), maxAge, $"EmbeddingRequestOptions.MaxAge must not be negative (got {maxAge}).");
+        }
+    }
+
+    private async Task<EmbeddingResult> MissAsync(
+        ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
+    {
+        if (!_requests.TryAcquire())
+        {
+            ThrowHelper.ThrowDisposed();
+        }
+
+        try
+        {
+            if (!runtime.State.TryEnter())
+            {
+                // A reload retired this version between the direct lookup and now: ask the model's current version.
+                return await GetAsync(Resolve(runtime.Policy.Name), userId, destination, options, cancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                var result = new EmbeddingResult[1];
+                var miss = ArrayPool<int>.Shared.Rent(1);
+                miss[0] = 0;
+                await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, options, cancellationToken).ConfigureAwait(false);
+                return result[0];
+            }
+            finally
+            {
+                runtime.State.Exit();
+            }
+        }
+        finally
+        {
+            ExitRequest();
+        }
+    }
+
+    private async Task ServeMissesAsync(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
+        EmbeddingRequestOptions options, CancellationToken cancellationToken)
+    {
+        if (!_requests.TryAcquire())
+        {
+            ArrayPool<int>.Shared.Return(misses);
+            ThrowHelper.ThrowDisposed();
+        }
+
+        try
+        {
+            if (!runtime.State.TryEnter())
+            {
+                // A reload retired this version after the direct lookups: answer the whole batch from the model's current
+                // version, so one call never mixes two versions' settings.
+                ArrayPool<int>.Shared.Return(misses);
+                await GetManyAsync(Resolve(runtime.Policy.Name), userIds, destination, results, options, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            try
+            {
+                await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, options, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                runtime.State.Exit();
+            }
+        }
+        finally
+        {
+            ExitRequest();
+        }
+    }
+}

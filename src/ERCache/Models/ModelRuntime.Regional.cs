@@ -1,0 +1,104 @@
+using ERCache.Regional;
+
+namespace ERCache.Models;
+
+// Rule 2 and the regional half of rules 4 and 5: the lookup before inference (decoded once, merged into the local
+// tiers with the value's original age), the queued write of a fresh vector, and a regional value's age from wall-
+// clock stamps.
+internal sealed partial class ModelRuntime
+{
+    /// <summary>
+    /// Rule 2: looks the misses up in the regional store in one round trip. A value younger than the direct TTL is a
+    /// regional hit: copied to the caller and into both local tiers with its original write time. A value younger than
+    /// the failover TTL is kept for the failure path. Returns the misses left for inference (compacted in
+    /// <paramref name="misses"/>) and the kept values by position.
+    /// </summary>
+    private async Task<(int MissCount, Dictionary<int, byte[]>? Failover)> ServeRegionalAsync(
+        RegionalTier regional, ReadOnlyMemory<long> userIds, int[] misses, int missCount,
+        Memory<float> destination, Memory<EmbeddingResult> results, long now, long directTtl, CancellationToken cancellationToken)
+    {
+        var users = new long[missCount];
+        for (int i = 0; i < missCount; i++)
+        {
+            users[i] = userIds.Span[misses[i]];
+        }
+
+        int fence = State.WriteFence;
+        var values = await regional.ReadAsync(RegionalField, users, Policy.InferenceTimeout - _time.GetElapsedTime(now), cancellationToken).ConfigureAwait(false);
+        if (values is null)
+        {
+            _metrics.RecordRegionalReads(Policy.Name, "unavailable", missCount);
+            return (missCount, null);
+        }
+
+        int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0;
+        long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        long nowTs = _clock.Now;
+        long clearedAt = regional.ClearedAt(RegionalField);
+        Dictionary<int, byte[]>? failover = null;
+        for (int i = 0; i < missCount; i++)
+        {
+            int position = misses[i];
+            var row = destination.Span.Slice(position * dims, dims);
+            if (values[i] is not { } value)
+            {
+                absent++;
+            }
+            else if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, VersionHash, users[i], row, out long writtenAtUtc))
+            {
+                bad++; // never served: another user's, another version's, truncated or garbage
+            }
+            else if (writtenAtUtc <= clearedAt)
+            {
+                absent++; // written before this host cleared the model: as good as absent
+            }
+            else
+            {
+                var (age, ageTicks) = RegionalAge(writtenAtUtc, nowUtc);
+                if (ageTicks < directTtl)
+                {
+                    long writtenAt = nowTs - ageTicks;
+                    WriteLocal(users[i], row, writtenAt);
+                    if (State.WriteFence != fence)
+                    {
+                        // A removal, clear or push ran since the lookup began: this value may predate it. Serve it to
+                        // this request (which began first) but keep it out of the tiers.
+                        RemoveLocal(users[i]);
+                    }
+
+                    var result = new EmbeddingResult(EmbeddingSource.Regional, age, Policy.Version, InferenceFailureCause.None, hasVector: true);
+                    results.Span[position] = result;
+                    Record(result);
+                    hits++;
+                    continue;
+                }
+
+                stale++;
+                if (ageTicks < FailoverTtl)
+                {
+                    (failover ??= [])[position] = value;
+                }
+            }
+
+            misses[left++] = position;
+        }
+
+        _metrics.RecordRegionalReads(Policy.Name, "hit", hits);
+        _metrics.RecordRegionalReads(Policy.Name, "stale", stale);
+        _metrics.RecordRegionalReads(Policy.Name, "miss", absent);
+        _metrics.RecordRegionalReads(Policy.Name, "decode_failure", bad);
+        return (left, failover);
+    }
+
+    private void EnqueueRegional(long userId, float[] vector) =>
+        Regional?.TryEnqueue(new PendingWrite(
+            RegionalField, Policy.RegionalFormat, VersionHash, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive));
+
+    /// <summary>A regional value's age from wall-clock stamps (clamped at zero: hosts' clocks differ), as a
+    /// <see cref="TimeSpan"/> and in <see cref="TimeProvider.GetTimestamp"/> units for the TTL checks.</summary>
+    private (TimeSpan Age, long Ticks) RegionalAge(long writtenAtUtcMs, long nowUtcMs)
+    {
+        var age = TimeSpan.FromMilliseconds(Math.Max(0, nowUtcMs - writtenAtUtcMs));
+        return (age, ToTimestampTicks(age, _time.TimestampFrequency));
+    }
+}
