@@ -84,19 +84,15 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         _metrics = new ERCacheMetrics(meterFactory, meterName);
         try
         {
+            // Validated once, before the regional tier starts its flush loop and breaker on these settings.
+            var validator = new ERCacheOptionsValidator(sectionPath);
+            validator.ThrowIfInvalid(options);
             if (regionalStore is not null)
             {
-                // Checked before the tier starts its flush loop and breaker on these settings.
-                var errors = new ERCacheOptionsValidator(sectionPath).Collect(options);
-                if (errors.Count > 0)
-                {
-                    throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), errors);
-                }
-
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
             }
 
-            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, sectionPath, _logger, _dispatcher, _regional);
+            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, validator, _logger, _dispatcher, _regional);
             if (warmUpCode)
             {
                 WarmUpCode(_registry.States.Select(s => s.Current.Policy), _dispatcher);

@@ -19,7 +19,7 @@ public sealed class FailureClassifierTests
     [Theory]
     [MemberData(nameof(Calls))]
     public void A_call_is_classified_by_how_it_ended(Exception? exception, InferenceFailureCause expected) =>
-        Assert.Equal(expected, FailureClassifier.OfCall(exception));
+        Assert.Equal(expected, Internal.ExceptionCause.Of(exception));
 
     [Fact]
     public void A_row_is_classified_by_its_status_then_its_values()

@@ -81,7 +81,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
             failure = ex;
         }
 
-        var cause = FailureClassifier.OfCall(failure);
+        var cause = ExceptionCause.Of(failure);
         if (cause == InferenceFailureCause.Timeout)
         {
             Log.HardTimeout(logger, policy.Name, users, policy.HardTimeout);

@@ -1,24 +1,14 @@
 using ERCache.Storage;
-using Polly.CircuitBreaker;
 
 namespace ERCache.Inference;
 
 /// <summary>
-/// The one place that decides why inference produced no vector for a user. Each origin of a failure has one method:
-/// the delegate call as a whole, one row of a call that completed, a user the queue would not take, and a caller
-/// whose deadline passed first.
+/// Decides why inference produced no vector for a user. Each origin of a failure has one method: one row of a call that
+/// completed, a user the queue would not take, and a caller whose deadline passed first; the delegate call as a whole is
+/// classified by <see cref="Internal.ExceptionCause"/>, which the regional tier shares.
 /// </summary>
 internal static class FailureClassifier
 {
-    /// <summary>A delegate call that ended with <paramref name="exception"/> (<see langword="null"/>: it completed).</summary>
-    public static InferenceFailureCause OfCall(Exception? exception) => exception switch
-    {
-        null => InferenceFailureCause.None,
-        BrokenCircuitException => InferenceFailureCause.CircuitOpen, // the breaker refused the call
-        TimeoutException => InferenceFailureCause.Timeout,           // the hard limit, or the delegate's own timeout
-        _ => InferenceFailureCause.Error,
-    };
-
     /// <summary>One row of a call that completed: what the delegate reported for it, then its values.</summary>
     public static InferenceFailureCause OfRow(InferenceBatch.RowStatus status, ReadOnlySpan<float> row) => status switch
     {

@@ -29,6 +29,17 @@ internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
+    /// <summary>Throws one <see cref="OptionsValidationException"/> naming every bad field; returns when the options are
+    /// valid.</summary>
+    public void ThrowIfInvalid(ERCacheOptions options)
+    {
+        var errors = Collect(options);
+        if (errors.Count > 0)
+        {
+            throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), errors);
+        }
+    }
+
     /// <summary>Returns one message per bad field; empty when the options are valid.</summary>
     public IReadOnlyList<string> Collect(ERCacheOptions options)
     {

@@ -36,7 +36,7 @@ internal sealed class ModelRegistry : IDisposable
         Func<string, IEmbeddingInference?> resolveInference,
         TimeProvider timeProvider,
         ERCacheMetrics metrics,
-        string sectionPath,
+        ERCacheOptionsValidator validator,
         Microsoft.Extensions.Logging.ILogger logger,
         InferenceDispatcher dispatcher,
         RegionalTier? regional)
@@ -46,9 +46,9 @@ internal sealed class ModelRegistry : IDisposable
         _time = timeProvider;
         _logger = logger;
         _resolveInference = resolveInference;
-        _validator = new ERCacheOptionsValidator(sectionPath);
+        _validator = validator;
         _metrics = metrics;
-        Apply(options);
+        ApplyValidated(options); // the cache validated them
         metrics.ObserveTiers(() => ObserveTiers(t => t.Count), () => ObserveTiers(t => t.AllocatedBytes));
         metrics.ObserveSchedulers(ObserveInFlight, ObserveCircuits);
     }
@@ -68,12 +68,12 @@ internal sealed class ModelRegistry : IDisposable
     /// model has no inference, or building a tier fails.</summary>
     public void Apply(ERCacheOptions options)
     {
-        var errors = _validator.Collect(options);
-        if (errors.Count > 0)
-        {
-            throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), errors);
-        }
+        _validator.ThrowIfInvalid(options);
+        ApplyValidated(options);
+    }
 
+    private void ApplyValidated(ERCacheOptions options)
+    {
         lock (_applyLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);

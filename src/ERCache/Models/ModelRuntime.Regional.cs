@@ -13,7 +13,7 @@ internal sealed partial class ModelRuntime
     /// the failover TTL is kept for the failure path. Returns the misses left for inference (compacted in
     /// <paramref name="misses"/>) and the kept values by position.
     /// </summary>
-    private async Task<(int MissCount, Dictionary<int, byte[]>? Failover)> ServeRegionalAsync(
+    private async Task<(int MissCount, Dictionary<int, RegionalFailoverValue>? Failover)> ServeRegionalAsync(
         RegionalTier regional, ReadOnlyMemory<long> userIds, int[] misses, int missCount,
         Memory<float> destination, Memory<EmbeddingResult> results, long now, long directTtl, CancellationToken cancellationToken)
     {
@@ -35,7 +35,7 @@ internal sealed partial class ModelRuntime
         long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
         long nowTs = _clock.Now;
         long clearedAt = regional.ClearedAt(RegionalField);
-        Dictionary<int, byte[]>? failover = null;
+        Dictionary<int, RegionalFailoverValue>? failover = null;
         for (int i = 0; i < missCount; i++)
         {
             int position = misses[i];
@@ -76,7 +76,7 @@ internal sealed partial class ModelRuntime
                 stale++;
                 if (ageTicks < FailoverTtl)
                 {
-                    (failover ??= [])[position] = value;
+                    (failover ??= [])[position] = new RegionalFailoverValue(row.ToArray(), writtenAtUtc); // decoded once
                 }
             }
 

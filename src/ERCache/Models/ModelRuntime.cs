@@ -150,7 +150,7 @@ internal sealed partial class ModelRuntime
         long now = _time.GetTimestamp(); // the deadline counts from here, on the precise clock
         try
         {
-            Dictionary<int, byte[]>? regionalFailover = null;
+            Dictionary<int, RegionalFailoverValue>? regionalFailover = null;
             if (Regional is { } regional && !options.ForceRefresh)
             {
                 (missCount, regionalFailover) = await ServeRegionalAsync(
@@ -302,7 +302,7 @@ internal sealed partial class ModelRuntime
     /// <summary>Rules 4–6 for every miss once inference finished or the deadline passed.</summary>
     private void Complete(
         InferenceTicket[] tickets, ReadOnlySpan<int> positions, ReadOnlySpan<long> users, Span<float> destination, Span<EmbeddingResult> results,
-        Dictionary<int, byte[]>? regionalFailover, bool skipFailover)
+        Dictionary<int, RegionalFailoverValue>? regionalFailover, bool skipFailover)
     {
         int dims = Policy.Dimensions;
         long now = _clock.Now;
@@ -325,7 +325,8 @@ internal sealed partial class ModelRuntime
             else
             {
                 failures[(int)outcome.Cause]++;
-                result = ServeFailure(users[position], now, outcome.Cause, row, regionalFailover?.GetValueOrDefault(position), skipFailover);
+                var kept = regionalFailover is not null && regionalFailover.TryGetValue(position, out var value) ? value : (RegionalFailoverValue?)null;
+                result = ServeFailure(users[position], now, outcome.Cause, row, kept, skipFailover);
             }
 
             results[position] = result;
@@ -340,19 +341,20 @@ internal sealed partial class ModelRuntime
 
     /// <summary>Rules 5–7: the local failover tier when it holds an entry younger than the failover TTL, else the
     /// regional value the lookup found when it is, else the fallback. A failover hit is never written to a tier.</summary>
-    private EmbeddingResult ServeFailure(long userId, long now, InferenceFailureCause cause, Span<float> row, byte[]? regionalValue, bool skipFailover)
+    private EmbeddingResult ServeFailure(long userId, long now, InferenceFailureCause cause, Span<float> row, RegionalFailoverValue? regionalValue, bool skipFailover)
     {
         if (!skipFailover && Failover is { } failover && failover.TryRead(userId, now, FailoverTtl, row, out long writtenAt))
         {
             return new EmbeddingResult(EmbeddingSource.Failover, Age(writtenAt, now), Policy.Version, cause, hasVector: true);
         }
 
-        if (regionalValue is not null && RegionalValue.TryDecode(regionalValue, Policy.RegionalFormat, VersionHash, userId, row, out long writtenAtUtc) &&
-            writtenAtUtc > Regional!.ClearedAt(RegionalField))
+        // The lookup decoded the value; a clear since then still hides it, and its age is taken now.
+        if (regionalValue is { } value && value.WrittenAtUtc > Regional!.ClearedAt(RegionalField))
         {
-            var (age, ageTicks) = RegionalAge(writtenAtUtc, _time.GetUtcNow().ToUnixTimeMilliseconds());
+            var (age, ageTicks) = RegionalAge(value.WrittenAtUtc, _time.GetUtcNow().ToUnixTimeMilliseconds());
             if (ageTicks < FailoverTtl)
             {
+                value.Vector.CopyTo(row);
                 return new EmbeddingResult(EmbeddingSource.Failover, age, Policy.Version, cause, hasVector: true);
             }
         }

@@ -282,14 +282,10 @@ internal sealed class RegionalTier : IAsyncDisposable
     /// <summary>Counts and logs a failed store call; returns the reason tag.</summary>
     private string Failed(string operation, Exception exception)
     {
-        string reason = exception switch
-        {
-            BrokenCircuitException => "circuit_open",
-            TimeoutException => "timeout",
-            _ => "error",
-        };
+        var cause = ExceptionCause.Of(exception);
+        string reason = ERCacheMetrics.CauseName(cause);
         _metrics.RecordRegionalFailure(operation, reason);
-        if (reason == "error")
+        if (cause == InferenceFailureCause.Error)
         {
             Log.RegionalStoreFailed(_logger, operation, exception);
         }
