@@ -74,7 +74,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private EmbeddingCache(
         ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, TimeProvider? timeProvider,
         System.Diagnostics.Metrics.IMeterFactory? meterFactory, ILogger? logger, string sectionPath, InferenceDispatcher? dispatcher,
-        IRegionalStore? regionalStore, bool warmUpCode = true, string meterName = ERCacheDiagnostics.MeterName)
+        IRegionalStore? regionalStore, bool warmUpCode = true, string meterName = ERCacheDiagnostics.MeterName, Random? sampling = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(resolveInference);
@@ -92,7 +92,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
             }
 
-            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, validator, _logger, _dispatcher, _regional);
+            _registry = new ModelRegistry(options, resolveInference, _time, _metrics, validator, _logger, _dispatcher, _regional, sampling ?? Random.Shared);
             if (warmUpCode)
             {
                 WarmUpCode(_registry.States.Select(s => s.Current.Policy), _dispatcher);
@@ -127,6 +127,18 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         ArgumentNullException.ThrowIfNull(inference);
         var byName = new Dictionary<string, IEmbeddingInference>(inference, StringComparer.OrdinalIgnoreCase);
         return new EmbeddingCache(options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher, regionalStore);
+    }
+
+    /// <summary><see cref="Create"/> with the random source drift sampling draws from (seeded in tests; it is read from
+    /// the hit path, so a source shared by several threads must be thread-safe, as <see cref="Random.Shared"/> is).</summary>
+    internal static EmbeddingCache CreateWithSampling(
+        ERCacheOptions options, IReadOnlyDictionary<string, IEmbeddingInference> inference, TimeProvider timeProvider, InferenceDispatcher dispatcher,
+        Random sampling)
+    {
+        var byName = new Dictionary<string, IEmbeddingInference>(inference, StringComparer.OrdinalIgnoreCase);
+        return new EmbeddingCache(
+            options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory: null, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher,
+            regionalStore: null, sampling: sampling);
     }
 
     /// <inheritdoc />

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Testing;
@@ -104,19 +105,27 @@ public sealed class FreshnessTests
     [Fact]
     public async Task A_share_of_hits_is_sampled()
     {
+        // Seeded: every hit draws once, so the samples are exactly the draws below the rate.
         var dispatcher = new ManualInferenceDispatcher();
-        using var f = new CacheFixture(m => m.Freshness = new FreshnessOptions { SampleRate = 0.25 }, dispatcher: dispatcher);
-        var fill = f.GetAsync(3);
+        var options = new ERCacheOptions { Models = { [CacheFixture.Model] = CacheFixture.DefaultModel(4) } };
+        options.Models[CacheFixture.Model].Freshness = new FreshnessOptions { SampleRate = 0.25 };
+        using var cache = EmbeddingCache.CreateWithSampling(
+            options, new Dictionary<string, IEmbeddingInference> { [CacheFixture.Model] = new TestTower() }, new FakeTimeProvider(), dispatcher, new Random(42));
+        using var metrics = new CacheMetrics(cache.Meter);
+        var vector = new float[4];
+        var fill = cache.GetAsync(CacheFixture.Model, 3, vector);
         dispatcher.RunAll();
         await fill;
         for (int i = 0; i < 4000; i++)
         {
-            await f.GetAsync(3);
+            await cache.GetAsync(CacheFixture.Model, 3, vector);
             dispatcher.RunAll(); // spare capacity again before the next hit
         }
 
-        double sampled = f.Metrics.Count(ERCacheDiagnostics.StalenessDrift);
-        Assert.InRange(sampled / 4000, 0.21, 0.29); // binomial, sd 0.007: 0.25 ± 5.8 sd
+        var draws = new Random(42);
+        int expected = Enumerable.Range(0, 4000).Count(_ => draws.NextDouble() < 0.25);
+        Assert.Equal(expected, metrics.Count(ERCacheDiagnostics.StalenessDrift));
+        Assert.InRange(expected / 4000.0, 0.21, 0.29); // and the rate is what was asked
     }
 
     [Fact]

@@ -28,6 +28,7 @@ internal sealed class ModelRegistry : IDisposable
     private readonly Microsoft.Extensions.Logging.ILogger _logger;
     private readonly InferenceDispatcher _dispatcher;
     private readonly RegionalTier? _regional;
+    private readonly Random _sampling;
     private FrozenDictionary<string, ModelVersionState> _states = FrozenDictionary<string, ModelVersionState>.Empty;
     private bool _disposed; // under _applyLock
 
@@ -39,8 +40,10 @@ internal sealed class ModelRegistry : IDisposable
         ERCacheOptionsValidator validator,
         Microsoft.Extensions.Logging.ILogger logger,
         InferenceDispatcher dispatcher,
-        RegionalTier? regional)
+        RegionalTier? regional,
+        Random sampling)
     {
+        _sampling = sampling;
         _dispatcher = dispatcher;
         _regional = regional;
         _time = timeProvider;
@@ -95,7 +98,7 @@ internal sealed class ModelRegistry : IDisposable
 
                     bool isNew = previous is null || !previous.Serves(policy);
                     var state = isNew
-                        ? new ModelVersionState(policy, inference, previous?.Health ?? new ModelHealth(), _time, _metrics, _logger, _dispatcher, _regional)
+                        ? new ModelVersionState(policy, inference, previous?.Health ?? new ModelHealth(), _time, _metrics, _logger, _dispatcher, _regional, _sampling)
                         : previous!;
                     prepared.Add((state, state.Prepare(policy), isNew));
                 }

@@ -24,7 +24,7 @@ internal sealed partial class ModelRuntime
             return;
         }
 
-        if (Policy.DriftSampleRate > 0 && Random.Shared.NextDouble() < Policy.DriftSampleRate && _scheduler.HasSpareCapacity &&
+        if (Policy.DriftSampleRate > 0 && State.Sampling.NextDouble() < Policy.DriftSampleRate && _scheduler.HasSpareCapacity &&
             _scheduler.TrySubmitBackground(userId, _time.GetTimestamp() + InferenceTimeout, BackgroundWork.DriftSample, new DriftSample(served.ToArray(), Age(writtenAt, now))))
         {
             _metrics.RecordDriftSample(Policy.Name);

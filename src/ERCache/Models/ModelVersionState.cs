@@ -33,8 +33,9 @@ internal sealed class ModelVersionState : IInferenceResultSink
 
     public ModelVersionState(
         ModelPolicy policy, IEmbeddingInference inference, ModelHealth health, TimeProvider time, ERCacheMetrics metrics, ILogger logger,
-        InferenceDispatcher dispatcher, RegionalTier? regional)
+        InferenceDispatcher dispatcher, RegionalTier? regional, Random sampling)
     {
+        Sampling = sampling;
         Name = policy.Name;
         Version = policy.Version;
         Dimensions = policy.Dimensions;
@@ -53,6 +54,9 @@ internal sealed class ModelVersionState : IInferenceResultSink
     public string Version { get; }
 
     public int Dimensions { get; }
+
+    /// <summary>Where drift sampling draws from: <see cref="Random.Shared"/>, or a test's seeded source.</summary>
+    public Random Sampling { get; }
 
     /// <summary>The model's inference, resolved once per model name.</summary>
     public IEmbeddingInference Inference { get; }
