@@ -139,6 +139,30 @@ public sealed class ModelVersionStateTests
     }
 
     [Fact]
+    public async Task A_request_whose_version_was_retired_before_its_miss_path_is_answered_whole_by_the_current_version()
+    {
+        var monitor = new ManualOptionsMonitor(Options());
+        await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new FakeTimeProvider(), dispatcher: InferenceDispatcher.Inline);
+        var v1 = cache.ResolveState("ctr").Current; // what a request resolved just before the reload
+        var v2 = Options();
+        v2.Models["ctr"].Version = "v2";
+        monitor.Raise(v2);
+        Assert.True(v1.State.IsRetired);
+
+        var vector = new float[4];
+        var single = await cache.GetAsync(v1, User, vector, CancellationToken.None);
+        Assert.Equal((EmbeddingSource.Fresh, "v2"), (single.Source, single.ModelVersion));
+
+        var users = new long[] { 1, User, 9 };
+        var results = new EmbeddingResult[3];
+        var vectors = new float[12];
+        await cache.GetManyAsync(v1, users, vectors, results, CancellationToken.None);
+        Assert.All(results, r => Assert.Equal("v2", r.ModelVersion)); // the hit on v2 and the misses alike
+        Assert.Equal(EmbeddingSource.Direct, results[1].Source);
+        Assert.True(TestTower.BelongsTo(vectors.AsSpan(8, 4), 9));
+    }
+
+    [Fact]
     public async Task A_removed_model_is_retired_and_released_at_once_when_nothing_runs()
     {
         var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["other"] = CacheFixture.DefaultModel(4) } };
