@@ -15,13 +15,7 @@ internal static class TierSizing
     /// <summary>Upper bound of the index's share per entry: 4/3 of a 4-byte bucket, rounded up.</summary>
     public const int IndexBytesPerEntry = 6;
 
-    public static int PolicyBytes(EvictionStrategy eviction) => eviction switch
-    {
-        EvictionStrategy.Lru => LruOrder.BytesPerEntry,
-        EvictionStrategy.Fifo => FifoOrder.BytesPerEntry,
-        EvictionStrategy.Sieve => SieveOrder.BytesPerEntry,
-        _ => 0,
-    };
+    public static int PolicyBytes(EvictionStrategy eviction) => EvictionOrders.Dispatch<BytesPerEntryOf, int>(eviction, default);
 
     /// <summary>Bytes one entry of a full slab tier takes at most: slot header and row, index share, eviction links.</summary>
     public static int BytesPerEntryBound(StorageFormat format, EvictionStrategy eviction, int dimensions) =>
@@ -37,5 +31,13 @@ internal static class TierSizing
 
         long fits = (maxBytes - FixedBytes) / BytesPerEntryBound(tier.Format, tier.Eviction, dimensions);
         return (int)Math.Clamp(fits, 0, tier.Capacity);
+    }
+
+    private readonly struct BytesPerEntryOf : IEvictionVisitor<int>
+    {
+        public int Visit<TOrder>(Func<int, TOrder> create)
+            where TOrder : struct, IEvictionOrder => TOrder.BytesPerEntry;
+
+        public int VisitMemoryCache() => 0;
     }
 }
