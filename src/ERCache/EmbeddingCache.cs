@@ -125,20 +125,24 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(inference);
-        var byName = new Dictionary<string, IEmbeddingInference>(inference, StringComparer.OrdinalIgnoreCase);
-        return new EmbeddingCache(options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher, regionalStore);
+        return FromDictionary(options, inference, timeProvider, meterFactory, dispatcher, regionalStore, sampling: null);
     }
 
     /// <summary><see cref="Create"/> with the random source drift sampling draws from (seeded in tests; it is read from
     /// the hit path, so a source shared by several threads must be thread-safe, as <see cref="Random.Shared"/> is).</summary>
     internal static EmbeddingCache CreateWithSampling(
         ERCacheOptions options, IReadOnlyDictionary<string, IEmbeddingInference> inference, TimeProvider timeProvider, InferenceDispatcher dispatcher,
-        Random sampling)
+        Random sampling) =>
+        FromDictionary(options, inference, timeProvider, meterFactory: null, dispatcher, regionalStore: null, sampling);
+
+    private static EmbeddingCache FromDictionary(
+        ERCacheOptions options, IReadOnlyDictionary<string, IEmbeddingInference> inference, TimeProvider? timeProvider,
+        System.Diagnostics.Metrics.IMeterFactory? meterFactory, InferenceDispatcher? dispatcher, IRegionalStore? regionalStore, Random? sampling)
     {
         var byName = new Dictionary<string, IEmbeddingInference>(inference, StringComparer.OrdinalIgnoreCase);
         return new EmbeddingCache(
-            options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory: null, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher,
-            regionalStore: null, sampling: sampling);
+            options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher,
+            regionalStore, sampling: sampling);
     }
 
     /// <inheritdoc />

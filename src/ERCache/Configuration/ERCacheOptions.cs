@@ -39,7 +39,7 @@ public sealed class ERCacheOptions
         string path = sectionPath ?? (section as IConfigurationSection)?.Path ?? DefaultSectionPath;
         var options = new ERCacheOptions();
         ERCacheConfigurationBinder.Bind(section, path, options);
-        var errors = new ERCacheOptionsValidator(path).Collect(options);
-        return errors.Count == 0 ? options : throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), errors);
+        new ERCacheOptionsValidator(path).ThrowIfInvalid(options);
+        return options;
     }
 }

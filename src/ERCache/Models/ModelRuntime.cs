@@ -49,8 +49,6 @@ internal sealed partial class ModelRuntime
         _scheduler = state.Scheduler;
         _clock = new TtlClock(time);
         Regional = regional;
-        RegionalField = state.RegionalField;
-        VersionHash = state.VersionHash;
         RegionalTimeToLive = policy.Failover.Enabled ? policy.Failover.Ttl : policy.Direct.Ttl;
         _time = time;
         _metrics = metrics;
@@ -84,10 +82,10 @@ internal sealed partial class ModelRuntime
     public RegionalTier? Regional { get; }
 
     /// <summary>The field this model version's values have in the regional store.</summary>
-    public string RegionalField { get; }
+    public string RegionalField => State.RegionalField;
 
     /// <summary>The version's fingerprint in regional values.</summary>
-    public ulong VersionHash { get; }
+    public ulong VersionHash => State.VersionHash;
 
     /// <summary>How long the regional store keeps this model's values: its failover TTL (direct TTL without one).</summary>
     public TimeSpan RegionalTimeToLive { get; }

@@ -38,7 +38,6 @@ internal sealed class ModelVersionState : IInferenceResultSink
         Sampling = sampling;
         Name = policy.Name;
         Version = policy.Version;
-        Dimensions = policy.Dimensions;
         Inference = inference;
         Health = health;
         RegionalField = RegionalValue.Field(policy.Name, policy.Version);
@@ -52,8 +51,6 @@ internal sealed class ModelVersionState : IInferenceResultSink
     public string Name { get; }
 
     public string Version { get; }
-
-    public int Dimensions { get; }
 
     /// <summary>Where drift sampling draws from: <see cref="Random.Shared"/>, or a test's seeded source.</summary>
     public Random Sampling { get; }
@@ -84,8 +81,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
     public bool IsRetired => _leases.IsClosed;
 
     /// <summary>Whether a reload to <paramref name="policy"/> keeps this state (same version and dimensions).</summary>
-    public bool Serves(ModelPolicy policy) =>
-        policy.Dimensions == Dimensions && string.Equals(policy.Version, Version, StringComparison.Ordinal);
+    public bool Serves(ModelPolicy policy) => policy.KeepsVectorsOf(Current.Policy);
 
     /// <summary>Called by every removal, clear and push, after it stops inference from writing and before it touches the
     /// local tiers: a lookup that read the fence before this takes its value back out.</summary>
