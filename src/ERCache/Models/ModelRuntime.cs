@@ -161,11 +161,7 @@ internal sealed partial class ModelRuntime
 
             long deadline = now + InferenceTimeout;
             var tickets = new InferenceTicket[missCount];
-            int submitted = _scheduler.Submit(userIds.Span, misses.AsSpan(0, missCount), deadline, tickets, inline: Policy.RunInline, waiting: false);
-            if (submitted < missCount)
-            {
-                await SubmitAsUsersDrainAsync(userIds, misses, missCount, tickets, submitted, now, deadline, cancellationToken).ConfigureAwait(false);
-            }
+            await _scheduler.SubmitAsync(userIds, misses.AsMemory(0, missCount), deadline, tickets, Policy.RunInline, cancellationToken).ConfigureAwait(false);
 
             if (!AllCompleted(tickets))
             {
@@ -189,59 +185,6 @@ internal sealed partial class ModelRuntime
         {
             ArrayPool<int>.Shared.Return(misses);
         }
-    }
-
-    /// <summary>
-    /// Rule 3 for a request with more misses than the queue holds: the queue is full of the request's own users, so it
-    /// waits for its oldest one to finish and submits more, until all are submitted or the deadline passes. Users not
-    /// submitted by then are shed (<see cref="InferenceFailureCause.Overload"/>).
-    /// </summary>
-    private async Task SubmitAsUsersDrainAsync(
-        ReadOnlyMemory<long> userIds, int[] misses, int missCount, InferenceTicket[] tickets, int submitted, long now, long deadline,
-        CancellationToken cancellationToken)
-    {
-        int oldest = 0;
-        void SkipFinished()
-        {
-            while (oldest < submitted && tickets[oldest].Task.IsCompleted)
-            {
-                oldest++;
-            }
-        }
-
-        while (submitted < missCount)
-        {
-            SkipFinished();
-            if (oldest < submitted)
-            {
-                var remaining = Policy.InferenceTimeout - _time.GetElapsedTime(now);
-                if (remaining <= TimeSpan.Zero)
-                {
-                    break;
-                }
-
-                try
-                {
-                    await tickets[oldest].Task.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
-                }
-                catch (TimeoutException)
-                {
-                    break;
-                }
-
-                SkipFinished();
-            }
-
-            submitted += _scheduler.Submit(
-                userIds.Span, misses.AsSpan(submitted, missCount - submitted), deadline, tickets.AsSpan(submitted), inline: false, waiting: oldest < submitted);
-        }
-
-        for (int i = submitted; i < missCount; i++)
-        {
-            tickets[i] = new InferenceTicket(InferenceOutcome.Overload, null);
-        }
-
-        _metrics.RecordShed(Policy.Name, missCount - submitted);
     }
 
     /// <summary>Rule 4: a row of a completed delegate call. Valid rows are written to both tiers, stamped with the

@@ -1,0 +1,214 @@
+using ERCache.Diagnostics;
+
+namespace ERCache.Inference;
+
+// Admission: which misses join a pending inference, queue, or are shed; background work; invalidation.
+internal sealed partial class InferenceScheduler
+{
+    /// <summary>
+    /// Rule 3's admission for one request's misses: each user gets a ticket whose task completes with its inference.
+    /// Users that fit are joined in one pass (<see cref="SubmitOnce"/>); when the request has more misses than the
+    /// queue holds, the queue is full of its own users, so it waits for its oldest one to finish and submits more, until
+    /// all are submitted or <paramref name="deadline"/> passes. Users not submitted by then are shed
+    /// (<see cref="InferenceFailureCause.Overload"/>). Completes synchronously when everything fit at once.
+    /// </summary>
+    /// <param name="users">The caller's users.</param>
+    /// <param name="positions">Which of <paramref name="users"/> missed; <paramref name="tickets"/> follows this order.</param>
+    /// <param name="deadline">The caller's deadline (timestamp on the scheduler's clock).</param>
+    /// <param name="tickets">Receives one ticket per position; length at least that of <paramref name="positions"/>.</param>
+    /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
+    /// <param name="cancellationToken">Stops waiting for the request's own users (their inference goes on).</param>
+    public ValueTask SubmitAsync(
+        ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, long deadline, InferenceTicket[] tickets, bool inline,
+        CancellationToken cancellationToken)
+    {
+        int submitted = SubmitOnce(users.Span, positions.Span, deadline, tickets, inline, waiting: false);
+        return submitted == positions.Length
+            ? ValueTask.CompletedTask
+            : new ValueTask(SubmitAsOwnUsersDrainAsync(users, positions, deadline, tickets, submitted, cancellationToken));
+    }
+
+    private async Task SubmitAsOwnUsersDrainAsync(
+        ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, long deadline, InferenceTicket[] tickets, int submitted,
+        CancellationToken cancellationToken)
+    {
+        int count = positions.Length, oldest = 0;
+        void SkipFinished()
+        {
+            while (oldest < submitted && tickets[oldest].Task.IsCompleted)
+            {
+                oldest++;
+            }
+        }
+
+        while (submitted < count)
+        {
+            SkipFinished();
+            if (oldest < submitted)
+            {
+                var remaining = _time.GetElapsedTime(_time.GetTimestamp(), deadline);
+                if (remaining <= TimeSpan.Zero)
+                {
+                    break;
+                }
+
+                try
+                {
+                    await tickets[oldest].Task.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    break;
+                }
+
+                SkipFinished();
+            }
+
+            submitted += SubmitOnce(
+                users.Span, positions.Span[submitted..], deadline, tickets.AsSpan(submitted), inline: false, waiting: oldest < submitted);
+        }
+
+        for (int i = submitted; i < count; i++)
+        {
+            tickets[i] = new InferenceTicket(InferenceOutcome.Overload, null);
+        }
+
+        CountShed(Policy, count - submitted);
+    }
+
+    /// <summary>
+    /// Joins one caller's misses under a single lock, then starts what the concurrency limit allows. Each user gets
+    /// the task that completes with its inference: an already pending one (coalesced), a newly queued one, or an
+    /// immediate <see cref="InferenceFailureCause.Overload"/> when the queue is full of other requests' users.
+    /// </summary>
+    /// <remarks>When the queue fills while this caller has users of its own in it (queued by this call, or by an
+    /// earlier one when <paramref name="waiting"/>), the rest are not shed: the call stops and returns how many
+    /// positions it handled, and <see cref="SubmitAsync"/> submits the rest as the caller's own users drain. One large request on an idle
+    /// model is then served in turn, while requests that find the queue full of others' work are shed at once.</remarks>
+    /// <param name="users">The caller's users.</param>
+    /// <param name="positions">Which of <paramref name="users"/> missed; <paramref name="tickets"/> follows this order.</param>
+    /// <param name="deadline">The caller's deadline (timestamp); a queued user past every waiter's deadline is shed.</param>
+    /// <param name="tickets">Receives one ticket per handled position.</param>
+    /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
+    /// <param name="waiting">The caller still waits for users it queued earlier.</param>
+    /// <returns>How many positions were handled (ticketed), from the first.</returns>
+    private int SubmitOnce(ReadOnlySpan<long> users, ReadOnlySpan<int> positions, long deadline, Span<InferenceTicket> tickets, bool inline, bool waiting)
+    {
+        // An open circuit is not checked here: Polly moves Open -> HalfOpen only when a call is attempted, so every
+        // miss goes through a (cheap) rejected attempt, and the first one after the break becomes the probe.
+        var policy = Policy;
+        int coalesced = 0, shed = 0, queued = 0, handled = 0;
+        PendingInference[]? first;
+        List<PendingInference[]>? more;
+        lock (_lock)
+        {
+            for (; handled < positions.Length; handled++)
+            {
+                long userId = users[positions[handled]];
+                if (_pending.TryGetValue(userId, out var existing))
+                {
+                    existing.ExtendDeadline(deadline);
+                    tickets[handled] = new InferenceTicket(existing.Task, existing);
+                    coalesced++;
+                }
+                else if (_queue.Count >= policy.MaxQueue || _disposed)
+                {
+                    if ((queued > 0 || waiting) && !_disposed)
+                    {
+                        break; // the queue is full of this caller's own users: it submits the rest as they drain
+                    }
+
+                    tickets[handled] = new InferenceTicket(InferenceOutcome.Overload, null);
+                    shed++;
+                }
+                else
+                {
+                    var created = new PendingInference(userId, deadline);
+                    _pending.Add(userId, created);
+                    _queue.Enqueue(created);
+                    tickets[handled] = new InferenceTicket(created.Task, created);
+                    queued++;
+                }
+            }
+
+            (first, more) = TakeBatches(force: false);
+        }
+
+        _metrics.RecordCoalesced(policy.Name, coalesced);
+        CountShed(policy, shed);
+        Start(first, more, inline);
+        return handled;
+    }
+
+    /// <summary>Whether the model has spare capacity: nothing queued and a free delegate slot. A racy hint for the hit
+    /// path; <see cref="TrySubmitBackground"/> checks again under the lock.</summary>
+    public bool HasSpareCapacity => Volatile.Read(ref _inFlight) < Policy.MaxConcurrency && _queue.Count == 0;
+
+    /// <summary>
+    /// Queues inference for no waiting caller (a refresh ahead or a drift sample), only while the model has spare
+    /// capacity: nothing queued, fewer than <c>MaxConcurrency</c> calls in flight, and no inference pending for the user.
+    /// A refresh joins the pending map (a request for the user then waits for it instead of starting another); a drift
+    /// sample does not (its vector is never handed to a request). Returns whether it was queued.
+    /// </summary>
+    public bool TrySubmitBackground(long userId, long deadline, BackgroundWork work, DriftSample? drift)
+    {
+        PendingInference[]? first;
+        List<PendingInference[]>? more;
+        lock (_lock)
+        {
+            if (_disposed || _queue.Count > 0 || _inFlight >= Policy.MaxConcurrency || _pending.ContainsKey(userId))
+            {
+                return false;
+            }
+
+            var item = new PendingInference(userId, deadline, work, drift);
+            if (work == BackgroundWork.Refresh)
+            {
+                _pending.Add(userId, item);
+            }
+
+            _queue.Enqueue(item);
+            (first, more) = TakeBatches(force: false);
+        }
+
+        // Never on the caller's thread: a background call must not delay the hit that asked for it.
+        Start(first, more, inline: false, background: true);
+        return true;
+    }
+
+    /// <summary>
+    /// Makes sure no inference that is pending for <paramref name="userId"/> now writes its result (the user is being
+    /// removed or set): the pending item leaves the map, so a later miss starts a new inference, and its result, once
+    /// it comes, is still handed to its waiters but written nowhere. When the result is being written right now, waits
+    /// until it is, so the caller's removal or write comes after it.
+    /// </summary>
+    public void Invalidate(long userId)
+    {
+        PendingInference? item;
+        lock (_lock)
+        {
+            if (_pending.Remove(userId, out item) is false)
+            {
+                return;
+            }
+        }
+
+        item!.Invalidate();
+    }
+
+    /// <summary><see cref="Invalidate(long)"/> for every pending user (a model being cleared).</summary>
+    public void InvalidateAll()
+    {
+        PendingInference[] items;
+        lock (_lock)
+        {
+            items = [.. _pending.Values];
+            _pending.Clear();
+        }
+
+        foreach (var item in items)
+        {
+            item.Invalidate();
+        }
+    }
+}

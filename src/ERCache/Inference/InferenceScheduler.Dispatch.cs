@@ -1,0 +1,246 @@
+using ERCache.Diagnostics;
+using ERCache.Internal;
+
+namespace ERCache.Inference;
+
+// Dispatch: batches taken off the queue under the concurrency limit and the batch window, run on the dispatcher, their
+// rows handed to the sink; slots freed; the spare batch reused.
+internal sealed partial class InferenceScheduler
+{
+    /// <summary>Starts as many delegate calls as the concurrency limit allows from the queue, on the dispatcher.</summary>
+    /// <param name="force">Send a partial batch now even when a batch window is configured.</param>
+    public void Dispatch(bool force = false)
+    {
+        PendingInference[]? first;
+        List<PendingInference[]>? more;
+        lock (_lock)
+        {
+            (first, more) = TakeBatches(force);
+        }
+
+        Start(first, more, inline: false);
+    }
+
+    /// <summary>Takes batches off the queue while calls may start; sheds users nobody waits for any more. Under the lock.</summary>
+    private (PendingInference[]? First, List<PendingInference[]>? More) TakeBatches(bool force)
+    {
+        PendingInference[]? first = null;
+        List<PendingInference[]>? more = null;
+        var policy = Policy;
+        long now = _time.GetTimestamp();
+        while (_inFlight < policy.MaxConcurrency && _queue.Count > 0 && !_disposed)
+        {
+            if (!force && policy.BatchWindow > TimeSpan.Zero && _queue.Count < policy.MaxBatchSize)
+            {
+                // Gather: the first waiting miss opens a window; a full batch or the window's end sends it.
+                _windowTimer ??= _time.CreateTimer(static s => ((InferenceScheduler)s!).OnWindowElapsed(), this, policy.BatchWindow, Timeout.InfiniteTimeSpan);
+                break;
+            }
+
+            var items = new PendingInference[Math.Min(policy.MaxBatchSize, _queue.Count)];
+            int count = 0, shed = 0;
+            while (count < items.Length && _queue.TryDequeue(out var item))
+            {
+                if (now >= item.Deadline)
+                {
+                    // Nobody waits for it any more: do not spend the model's capacity on it.
+                    RemovePending(item);
+                    item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null));
+                    shed++;
+                    continue;
+                }
+
+                item.MarkStarted();
+                items[count++] = item;
+            }
+
+            CountShed(policy, shed);
+            if (count > 0)
+            {
+                _inFlight++;
+                if (count < items.Length)
+                {
+                    Array.Resize(ref items, count);
+                }
+
+                if (first is null)
+                {
+                    first = items;
+                }
+                else
+                {
+                    (more ??= []).Add(items);
+                }
+            }
+        }
+
+        return (first, more);
+    }
+
+    private void Start(PendingInference[]? first, List<PendingInference[]>? more, bool inline, bool background = false)
+    {
+        if (first is null)
+        {
+            return;
+        }
+
+        // The inline dispatcher would run a background call on the hit's own thread: the pool runs it instead.
+        var dispatcher = background && ReferenceEquals(_dispatcher, InferenceDispatcher.Inline) ? InferenceDispatcher.ThreadPool : _dispatcher;
+
+        if (inline)
+        {
+            // RunBatchAsync handles every exception itself; its closing Dispatch is not inline, so no recursion.
+            _ = RunBatchAsync(first);
+        }
+        else
+        {
+            dispatcher.Dispatch(_runBatch, first);
+        }
+
+        if (more is not null)
+        {
+            foreach (var items in more)
+            {
+                dispatcher.Dispatch(_runBatch, items);
+            }
+        }
+    }
+
+    /// <summary>Forgets a user's pending item (not a newer one for the same user). Under the lock.</summary>
+    private void RemovePending(PendingInference item)
+    {
+        if (_pending.TryGetValue(item.UserId, out var current) && ReferenceEquals(current, item))
+        {
+            _pending.Remove(item.UserId);
+        }
+    }
+
+    private void OnWindowElapsed()
+    {
+        lock (_lock)
+        {
+            _windowTimer?.Dispose();
+            _windowTimer = null;
+        }
+
+        Dispatch(force: true);
+    }
+
+    private async Task RunBatchAsync(PendingInference[] items)
+    {
+        var policy = Policy;
+        var batch = TakeBatch(policy, items.Length);
+        var users = batch.UsersToFill;
+        for (int i = 0; i < items.Length; i++)
+        {
+            users[i] = items[i].UserId;
+        }
+
+        bool abandoned = false;
+        var activity = ERCacheActivities.StartInference(policy.Name, items.Length);
+        try
+        {
+            _metrics.RecordInferenceCall(policy.Name, items.Length);
+            long started = _time.GetTimestamp();
+            (var cause, abandoned) = await _invoker.InvokeAsync(_inference, batch, policy).ConfigureAwait(false);
+            long now = _time.GetTimestamp();
+            _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);
+            ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(cause));
+            activity = null;
+
+            // Rows go to the model version, which writes them to the tiers in force now (a reload that kept the version may
+            // have rebuilt one). After disposal nobody waits any more and the tiers are released: nothing is written.
+            bool disposed = Volatile.Read(ref _disposed);
+            for (int i = 0; i < items.Length; i++)
+            {
+                var item = items[i];
+                item.Prepare(cause == InferenceFailureCause.None && !disposed ? _sink.Accept(batch, i, now, item) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
+            }
+        }
+        catch (Exception ex)
+        {
+            // Only a bug of ours gets here (the delegate's failures are classified by the invoker); never leave
+            // callers or the pending map hanging: every user not answered yet gets an error.
+            Log.SchedulerFault(_logger, policy.Name, ex);
+            ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(InferenceFailureCause.Error));
+            foreach (var item in items)
+            {
+                item.Prepare(new InferenceOutcome(InferenceFailureCause.Error, null));
+            }
+        }
+        finally
+        {
+            if (!abandoned && (Volatile.Read(ref _disposed) || Interlocked.CompareExchange(ref _spareBatch, batch, null) is not null))
+            {
+                batch.Release(); // at most one spare batch (its buffers stay out of the pool while it waits), none after disposal
+            }
+
+            // Remove before completing: a caller arriving after this sees the tiers, not a finished pending. One
+            // lock for the whole batch and the in-flight count.
+            bool queued;
+            lock (_lock)
+            {
+                foreach (var item in items)
+                {
+                    RemovePending(item);
+                }
+
+                if (!abandoned)
+                {
+                    _inFlight--; // an abandoned call keeps its slot until it returns (ReleaseAbandonedSlot)
+                }
+
+                queued = _queue.Count > 0;
+            }
+
+            foreach (var item in items)
+            {
+                item.CompletePrepared();
+            }
+
+            // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed).
+            if (queued)
+            {
+                Dispatch();
+            }
+        }
+    }
+
+    /// <summary>A call abandoned at its hard limit has returned: its concurrency slot is free.</summary>
+    private void ReleaseAbandonedSlot()
+    {
+        bool queued;
+        lock (_lock)
+        {
+            _inFlight--;
+            queued = _queue.Count > 0;
+        }
+
+        if (queued)
+        {
+            Dispatch();
+        }
+    }
+
+    /// <summary>The spare batch when its buffers fit (a finished call's, kept to save renting three buffers per
+    /// call), else a new one.</summary>
+    private InferenceBatch TakeBatch(ModelPolicy policy, int count)
+    {
+        var spare = Interlocked.Exchange(ref _spareBatch, null);
+        if (spare is not null)
+        {
+            if (spare.TryReuse(policy.Name, policy.Version, policy.Dimensions, count))
+            {
+                return spare;
+            }
+
+            spare.Release();
+        }
+
+        return new InferenceBatch(policy.Name, policy.Version, policy.Dimensions, count);
+    }
+
+    /// <summary>The one place sheds are counted: at admission (queue full, or a request's own users did not drain in
+    /// time) and at dispatch (a queued user's every waiter gave up).</summary>
+    private void CountShed(ModelPolicy policy, int shed) => _metrics.RecordShed(policy.Name, shed);
+}
