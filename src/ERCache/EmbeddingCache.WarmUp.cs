@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using ERCache.Diagnostics;
 using ERCache.Inference;
+using ERCache.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using ERCache.Internal;
 
@@ -9,12 +11,12 @@ namespace ERCache;
 /// Warm-up: nothing the cache compiles or starts lazily may eat the first callers' deadline. The JIT compiles the
 /// request path (hit, miss, batching, the breaker, the deadline, failover and fallback, each storage format and
 /// eviction order) the first time it runs, which on a cold process takes longer than a typical inference timeout. So
-/// the constructor runs every path once on a scratch cache of its own; <see cref="WarmUpAsync"/> adds the regional
+/// the constructor runs every path once, through its own request code on scratch model versions; <see cref="WarmUpAsync"/> adds the regional
 /// store's connection.
 /// </summary>
 public sealed partial class EmbeddingCache
 {
-    /// <summary>The meter of the scratch caches that warm the code up (not <c>ERCache</c>: warm-up is not traffic).</summary>
+    /// <summary>The meter of the scratch model versions that warm the code up (not <c>ERCache</c>: warm-up is not traffic).</summary>
     internal const string WarmUpMeterName = "ERCache.WarmUp";
 
     private const long WarmUser = 1, FailingUser = 2, SlowUser = 3, FailsOnSecondCallUser = 4;
@@ -22,12 +24,15 @@ public sealed partial class EmbeddingCache
     // Storage shapes (format and eviction) whose code has run in this process; the request path itself is "".
     private static readonly ConcurrentDictionary<string, bool> WarmedShapes = new(StringComparer.Ordinal);
 
+    /// <summary>For tests: the next cache built warms every shape again, as in a new process.</summary>
+    internal static void ForgetWarmedShapes() => WarmedShapes.Clear();
+
     /// <inheritdoc />
     public async Task WarmUpAsync(CancellationToken cancellationToken = default)
     {
         CheckDisposed();
         var runtimes = _registry.States.Select(s => s.Current).ToArray();
-        await Task.Run(() => WarmUpCode(runtimes.Select(r => r.Policy), _dispatcher), cancellationToken).ConfigureAwait(false);
+        await Task.Run(() => WarmUpCode(runtimes.Select(r => r.Policy)), cancellationToken).ConfigureAwait(false);
         if (_regional is not null && runtimes.FirstOrDefault(r => r.Regional is not null) is { } regionalModel)
         {
             // A user id no request uses; a failure is counted and logged by the tier like any lookup's.
@@ -37,12 +42,14 @@ public sealed partial class EmbeddingCache
         Log.WarmedUp(_logger, runtimes.Length);
     }
 
-    /// <summary>Runs the request path once per storage shape not yet run in this process, on a scratch cache with the
-    /// same dispatcher when it is a built-in one (else <see cref="InferenceDispatcher.DedicatedThreads"/>), a built-in inference and the system clock (real deadlines pass). Synchronous; a few tens of
-    /// milliseconds the first time in a process, nothing afterwards.</summary>
-    private static void WarmUpCode(IEnumerable<ModelPolicy> policies, InferenceDispatcher dispatcher)
+    /// <summary>Runs the request path once per storage shape not yet run in this process, through this cache's own
+    /// request code on scratch model versions that are never registered (so no request can reach them): a built-in
+    /// inference, the system clock (real deadlines pass), a meter of their own, and the cache's dispatcher when it is a
+    /// built-in one (else <see cref="InferenceDispatcher.DedicatedThreads"/>). Synchronous; a few tens of milliseconds
+    /// the first time in a process, nothing afterwards.</summary>
+    private void WarmUpCode(IEnumerable<ModelPolicy> policies)
     {
-        var options = new ERCacheOptions();
+        var models = new Dictionary<string, ModelOptions>(StringComparer.Ordinal);
         foreach (var policy in policies)
         {
             foreach (var tier in new[] { policy.Direct, policy.Failover })
@@ -50,39 +57,49 @@ public sealed partial class EmbeddingCache
                 string shape = $"{tier.Format}-{tier.Eviction}";
                 if (tier.Enabled && WarmedShapes.TryAdd(shape, true))
                 {
-                    options.Models[shape] = ScratchModel(policy.Dimensions, tier.Format, tier.Eviction, runInline: false);
+                    models[shape] = ScratchModel(policy.Dimensions, tier.Format, tier.Eviction, runInline: false);
                 }
             }
         }
 
         if (WarmedShapes.TryAdd(string.Empty, true))
         {
-            options.Models["inline"] = ScratchModel(16, StorageFormat.Float32, EvictionStrategy.Lru, runInline: true);
+            models["inline"] = ScratchModel(16, StorageFormat.Float32, EvictionStrategy.Lru, runInline: true);
         }
 
-        if (options.Models.Count == 0)
+        if (models.Count == 0)
         {
             return;
         }
 
-        // The scratch cache's calls run on a built-in dispatcher: a custom one (a test's manual dispatcher, say) belongs
-        // to the caller, and would receive calls it never asked for.
-        if (dispatcher != InferenceDispatcher.ThreadPool && dispatcher != InferenceDispatcher.Inline)
-        {
-            dispatcher = InferenceDispatcher.DedicatedThreads;
-        }
-
+        // The scratch calls run on a built-in dispatcher: a custom one (a test's manual dispatcher, say) belongs to the
+        // caller, and would receive calls it never asked for.
+        var dispatcher = _dispatcher == InferenceDispatcher.ThreadPool || _dispatcher == InferenceDispatcher.Inline
+            ? _dispatcher
+            : InferenceDispatcher.DedicatedThreads;
         var inference = new WarmUpInference();
-        var scratch = new EmbeddingCache(
-            options, _ => inference, TimeProvider.System, meterFactory: null, NullLogger.Instance, ERCacheOptions.DefaultSectionPath, dispatcher,
-            regionalStore: null, warmUpCode: false, meterName: WarmUpMeterName);
-
-        // Off the caller's synchronization context; the models run side by side (their deadlines are real time).
-        Task.Run(async () =>
+        using var metrics = new ERCacheMetrics(meterFactory: null, WarmUpMeterName); // warm-up is not traffic
+        var states = models.Select(model =>
         {
-            await Task.WhenAll(options.Models.Keys.Select(model => ExerciseAsync(scratch, model))).ConfigureAwait(false);
-            await scratch.DisposeAsync().ConfigureAwait(false);
-        }).GetAwaiter().GetResult();
+            var policy = ModelPolicy.From(model.Key, model.Value);
+            var state = new ModelVersionState(
+                policy, inference, new ModelHealth(), TimeProvider.System, metrics, NullLogger.Instance, dispatcher, regional: null, Random.Shared);
+            state.Publish(state.Prepare(policy));
+            return state;
+        }).ToArray();
+
+        try
+        {
+            // Off the caller's synchronization context; the models run side by side (their deadlines are real time).
+            Task.Run(() => Task.WhenAll(states.Select(state => ExerciseAsync(state.Current)))).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            foreach (var state in states)
+            {
+                state.Retire(); // stops its scheduler and releases its tiers
+            }
+        }
     }
 
     private static ModelOptions ScratchModel(int dimensions, StorageFormat format, EvictionStrategy eviction, bool runInline) => new()
@@ -99,21 +116,21 @@ public sealed partial class EmbeddingCache
 
     /// <summary>Each rule of the request path once: fresh, direct hit, a batch with a failed row, a deadline passed
     /// (fallback, then a late result written), failover after an expired direct entry.</summary>
-    private static async Task ExerciseAsync(EmbeddingCache cache, string model)
+    private async Task ExerciseAsync(ModelRuntime model)
     {
-        int dims = cache.GetPolicy(model).Dimensions;
+        int dims = model.Policy.Dimensions;
         var vector = new float[dims];
-        await cache.GetAsync(model, WarmUser, vector).ConfigureAwait(false);
-        await cache.GetAsync(model, WarmUser, vector).ConfigureAwait(false);
-        await cache.GetAsync(model, FailsOnSecondCallUser, vector).ConfigureAwait(false);
+        await GetAsync(model, WarmUser, vector, CancellationToken.None).ConfigureAwait(false);
+        await GetAsync(model, WarmUser, vector, CancellationToken.None).ConfigureAwait(false);
+        await GetAsync(model, FailsOnSecondCallUser, vector, CancellationToken.None).ConfigureAwait(false);
         var users = new[] { WarmUser, FailingUser, 100 + dims };
-        await cache.GetManyAsync(model, users, new float[users.Length * dims], new EmbeddingResult[users.Length]).ConfigureAwait(false);
-        await cache.GetAsync(model, SlowUser, vector).ConfigureAwait(false);
+        await GetManyAsync(model, users, new float[users.Length * dims], new EmbeddingResult[users.Length], CancellationToken.None).ConfigureAwait(false);
+        await GetAsync(model, SlowUser, vector, CancellationToken.None).ConfigureAwait(false);
         await Task.Delay(TimeSpan.FromMilliseconds(25)).ConfigureAwait(false); // the late result is written; the direct TTL (1 ms) passes
-        await cache.GetAsync(model, FailsOnSecondCallUser, vector).ConfigureAwait(false);
+        await GetAsync(model, FailsOnSecondCallUser, vector, CancellationToken.None).ConfigureAwait(false);
     }
 
-    /// <summary>The scratch caches' inference: writes ones, fails <see cref="FailingUser"/>, answers
+    /// <summary>The scratch model versions' inference: writes ones, fails <see cref="FailingUser"/>, answers
     /// <see cref="SlowUser"/> after the deadline, and fails <see cref="FailsOnSecondCallUser"/> the second time.</summary>
     private sealed class WarmUpInference : IEmbeddingInference
     {

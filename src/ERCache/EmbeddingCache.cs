@@ -74,14 +74,14 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private EmbeddingCache(
         ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, TimeProvider? timeProvider,
         System.Diagnostics.Metrics.IMeterFactory? meterFactory, ILogger? logger, string sectionPath, InferenceDispatcher? dispatcher,
-        IRegionalStore? regionalStore, bool warmUpCode = true, string meterName = ERCacheDiagnostics.MeterName, Random? sampling = null)
+        IRegionalStore? regionalStore, Random? sampling = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(resolveInference);
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
         _dispatcher = dispatcher ?? InferenceDispatcher.DedicatedThreads;
-        _metrics = new ERCacheMetrics(meterFactory, meterName);
+        _metrics = new ERCacheMetrics(meterFactory);
         try
         {
             // Validated once, before the regional tier starts its flush loop and breaker on these settings.
@@ -93,10 +93,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             }
 
             _registry = new ModelRegistry(options, resolveInference, _time, _metrics, validator, _logger, _dispatcher, _regional, sampling ?? Random.Shared);
-            if (warmUpCode)
-            {
-                WarmUpCode(_registry.States.Select(s => s.Current.Policy), _dispatcher);
-            }
+            WarmUpCode(_registry.States.Select(s => s.Current.Policy));
         }
         catch
         {
