@@ -50,44 +50,34 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// </summary>
     /// <param name="options">The <c>ERCache</c> options; an invalid reload is rejected and the previous policies stay.</param>
     /// <param name="resolveInference">Returns the inference for a model name, or <see langword="null"/> when none is registered.</param>
-    /// <param name="timeProvider">The clock for every TTL and deadline; <see cref="TimeProvider.System"/> when null.</param>
-    /// <param name="meterFactory">Creates the <c>ERCache</c> meter; a private meter when null.</param>
-    /// <param name="logger">Receives inference failures and rejected reloads.</param>
+    /// <param name="services">The clock, meter factory, logger, dispatcher and regional store; each defaults when null.</param>
     /// <param name="sectionPath">The configuration path named in validation messages.</param>
-    /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.DedicatedThreads"/> when null.</param>
-    /// <param name="regionalStore">The store shared by the hosts of a region, or null for local tiers only. Its
-    /// settings (<c>ERCache:Regional</c>) are read once, here.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names every bad field.</exception>
     /// <exception cref="InvalidOperationException">A configured model has no inference.</exception>
     public EmbeddingCache(
         IOptionsMonitor<ERCacheOptions> options,
         Func<string, IEmbeddingInference?> resolveInference,
-        TimeProvider? timeProvider = null,
-        System.Diagnostics.Metrics.IMeterFactory? meterFactory = null,
-        ILogger<EmbeddingCache>? logger = null,
-        string sectionPath = ERCacheOptions.DefaultSectionPath,
-        InferenceDispatcher? dispatcher = null,
-        IRegionalStore? regionalStore = null)
-        : this(options?.CurrentValue!, resolveInference, timeProvider, meterFactory, logger, sectionPath, dispatcher, regionalStore) =>
+        EmbeddingCacheServices? services = null,
+        string sectionPath = ERCacheOptions.DefaultSectionPath)
+        : this(options?.CurrentValue!, resolveInference, services, sectionPath, sampling: null) =>
         _reloadSubscription = options!.OnChange(OnOptionsChanged);
 
     private EmbeddingCache(
-        ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, TimeProvider? timeProvider,
-        System.Diagnostics.Metrics.IMeterFactory? meterFactory, ILogger? logger, string sectionPath, InferenceDispatcher? dispatcher,
-        IRegionalStore? regionalStore, Random? sampling = null)
+        ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, EmbeddingCacheServices? services, string sectionPath,
+        Random? sampling)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(resolveInference);
-        _time = timeProvider ?? TimeProvider.System;
-        _logger = logger ?? NullLogger.Instance;
-        _dispatcher = dispatcher ?? InferenceDispatcher.DedicatedThreads;
-        _metrics = new ERCacheMetrics(meterFactory);
+        _time = services?.TimeProvider ?? TimeProvider.System;
+        _logger = services?.Logger ?? NullLogger.Instance;
+        _dispatcher = services?.Dispatcher ?? InferenceDispatcher.DedicatedThreads;
+        _metrics = new ERCacheMetrics(services?.MeterFactory);
         try
         {
             // Validated once, before the regional tier starts its flush loop and breaker on these settings.
             var validator = new ERCacheOptionsValidator(sectionPath);
             validator.ThrowIfInvalid(options);
-            if (regionalStore is not null)
+            if (services?.RegionalStore is { } regionalStore)
             {
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
             }
@@ -106,23 +96,15 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>Builds a cache without dependency injection.</summary>
     /// <param name="options">The models; validated here.</param>
     /// <param name="inference">The inference of every configured model, by model name.</param>
-    /// <param name="timeProvider">The clock; <see cref="TimeProvider.System"/> when null.</param>
-    /// <param name="meterFactory">Creates the <c>ERCache</c> meter; a private meter when null.</param>
-    /// <param name="dispatcher">Where delegate calls run; <see cref="InferenceDispatcher.DedicatedThreads"/> when null.</param>
-    /// <param name="regionalStore">The store shared by the hosts of a region, or null for local tiers only.</param>
+    /// <param name="services">The clock, meter factory, logger, dispatcher and regional store; each defaults when null.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names every bad field.</exception>
     /// <exception cref="InvalidOperationException">A configured model has no inference.</exception>
     public static EmbeddingCache Create(
-        ERCacheOptions options,
-        IReadOnlyDictionary<string, IEmbeddingInference> inference,
-        TimeProvider? timeProvider = null,
-        System.Diagnostics.Metrics.IMeterFactory? meterFactory = null,
-        InferenceDispatcher? dispatcher = null,
-        IRegionalStore? regionalStore = null)
+        ERCacheOptions options, IReadOnlyDictionary<string, IEmbeddingInference> inference, EmbeddingCacheServices? services = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(inference);
-        return FromDictionary(options, inference, timeProvider, meterFactory, dispatcher, regionalStore, sampling: null);
+        return FromDictionary(options, inference, services, sampling: null);
     }
 
     /// <summary><see cref="Create"/> with the random source drift sampling draws from (seeded in tests; it is read from
@@ -130,16 +112,13 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     internal static EmbeddingCache CreateWithSampling(
         ERCacheOptions options, IReadOnlyDictionary<string, IEmbeddingInference> inference, TimeProvider timeProvider, InferenceDispatcher dispatcher,
         Random sampling) =>
-        FromDictionary(options, inference, timeProvider, meterFactory: null, dispatcher, regionalStore: null, sampling);
+        FromDictionary(options, inference, new EmbeddingCacheServices { TimeProvider = timeProvider, Dispatcher = dispatcher }, sampling);
 
     private static EmbeddingCache FromDictionary(
-        ERCacheOptions options, IReadOnlyDictionary<string, IEmbeddingInference> inference, TimeProvider? timeProvider,
-        System.Diagnostics.Metrics.IMeterFactory? meterFactory, InferenceDispatcher? dispatcher, IRegionalStore? regionalStore, Random? sampling)
+        ERCacheOptions options, IReadOnlyDictionary<string, IEmbeddingInference> inference, EmbeddingCacheServices? services, Random? sampling)
     {
         var byName = new Dictionary<string, IEmbeddingInference>(inference, StringComparer.OrdinalIgnoreCase);
-        return new EmbeddingCache(
-            options, name => byName.GetValueOrDefault(name), timeProvider, meterFactory, logger: null, ERCacheOptions.DefaultSectionPath, dispatcher,
-            regionalStore, sampling: sampling);
+        return new EmbeddingCache(options, name => byName.GetValueOrDefault(name), services, ERCacheOptions.DefaultSectionPath, sampling);
     }
 
     /// <inheritdoc />

@@ -28,7 +28,7 @@ public sealed class OnnxEmbeddingInferenceTests
         model.Failover.Ttl = TimeSpan.FromHours(1);
         configure(model);
         var options = new ERCacheOptions { Models = { ["cvr"] = model } };
-        return EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["cvr"] = onnx }, new FakeTimeProvider());
+        return EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["cvr"] = onnx }, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider() });
     }
 
     [Theory]

@@ -69,7 +69,9 @@ public sealed class ColdStartTests
         };
 
         await using var cache = EmbeddingCache.Create(
-            options, new Dictionary<string, IEmbeddingInference> { ["m"] = tower }, meterFactory: factory, dispatcher: dispatcher);
+            options,
+            new Dictionary<string, IEmbeddingInference> { ["m"] = tower },
+            new EmbeddingCacheServices { MeterFactory = factory, Dispatcher = dispatcher });
 
         // The scratch versions ran the whole path: eight results for each of the two shapes (Float16-Sieve direct,
         // Float32-Lru failover) and the inline model ...

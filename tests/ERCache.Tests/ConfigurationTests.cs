@@ -487,7 +487,9 @@ public sealed class TierSizeConfigurationTests
         var logs = new FakeLogCollector();
         var tower = new TestTower();
         using var cache = new EmbeddingCache(
-            monitor, name => name == "ctr" ? tower : null, new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), logger: new FakeLogger<EmbeddingCache>(logs));
+            monitor,
+            name => name == "ctr" ? tower : null,
+            new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs) });
 
         monitor.Raise(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["new"] = CacheFixture.DefaultModel(4) } });
 

@@ -17,7 +17,7 @@ public sealed class DispatcherTests
         var model = CacheFixture.DefaultModel(4);
         model.Inference.MaxBatchSize = 2;
         var options = new ERCacheOptions { Models = { ["ctr"] = model } };
-        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = tower }, clock, dispatcher: dispatcher);
+        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = tower }, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher });
 
         long[] users = [1, 2, 3];
         var vectors = new float[users.Length * 4];

@@ -77,8 +77,8 @@ public sealed class DisposalTests
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var factory = services.GetRequiredService<IMeterFactory>();
         var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
-        var first = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = new TestTower() }, new FakeTimeProvider(), factory);
-        using var second = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = new TestTower() }, new FakeTimeProvider(), factory);
+        var first = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = new TestTower() }, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), MeterFactory = factory });
+        using var second = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = new TestTower() }, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), MeterFactory = factory });
         await first.GetAsync("ctr", 1, new float[4]);
         await second.GetAsync("ctr", 1, new float[4]);
         await second.GetAsync("ctr", 2, new float[4]);

@@ -265,7 +265,7 @@ public sealed class FreshnessTests
 
             return ValueTask.CompletedTask;
         };
-        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { [Model] = tower }, dispatcher: InferenceDispatcher.Inline);
+        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { [Model] = tower }, new EmbeddingCacheServices { Dispatcher = InferenceDispatcher.Inline });
         await cache.GetAsync(Model, 1, new float[4]);
         int caller = Environment.CurrentManagedThreadId;
         callingThreads.Clear();

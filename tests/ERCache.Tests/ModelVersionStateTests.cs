@@ -26,7 +26,7 @@ public sealed class ModelVersionStateTests
 
         // Another host computed the user and shared the vector.
         var otherTower = new TestTower { Generation = 1 };
-        await using (var other = EmbeddingCache.Create(Options(), new Dictionary<string, IEmbeddingInference> { ["ctr"] = otherTower }, clock, dispatcher: dispatcher, regionalStore: store.Inner))
+        await using (var other = EmbeddingCache.Create(Options(), new Dictionary<string, IEmbeddingInference> { ["ctr"] = otherTower }, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher, RegionalStore = store.Inner }))
         {
             var shared = new float[4];
             var computing = other.GetAsync("ctr", User, shared);
@@ -37,7 +37,7 @@ public sealed class ModelVersionStateTests
 
         var monitor = new ManualOptionsMonitor(Options());
         var tower = new TestTower { Generation = 2 };
-        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, clock, dispatcher: dispatcher, regionalStore: store);
+        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher, RegionalStore = store });
 
         // This host misses locally; its lookup reads the shared vector, and the answer is in flight.
         store.HoldReads();
@@ -78,7 +78,7 @@ public sealed class ModelVersionStateTests
     {
         var monitor = new ManualOptionsMonitor(Options());
         var tower = new TestTower();
-        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new FakeTimeProvider(), dispatcher: InferenceDispatcher.Inline);
+        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
         Assert.Equal(EmbeddingSource.Fresh, (await cache.GetAsync("ctr", User, new float[4])).Source);
         var state = cache.ResolveState("ctr");
         var (direct, failover) = (cache.GetTier("ctr", TierKind.Direct), cache.GetTier("ctr", TierKind.Failover));
@@ -104,7 +104,7 @@ public sealed class ModelVersionStateTests
         var monitor = new ManualOptionsMonitor(options);
         var tower = new TestTower { Generation = 1 };
         var dispatcher = new ManualInferenceDispatcher();
-        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new FakeTimeProvider(), dispatcher: dispatcher);
+        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = dispatcher });
         var old = cache.ResolveState("ctr");
         var oldDirect = Assert.IsType<Tiers.MemoryCacheTier<Storage.Float32Codec>>(cache.GetTier("ctr", TierKind.Direct));
 
@@ -142,7 +142,7 @@ public sealed class ModelVersionStateTests
     public async Task A_request_whose_version_was_retired_before_its_miss_path_is_answered_whole_by_the_current_version()
     {
         var monitor = new ManualOptionsMonitor(Options());
-        await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new FakeTimeProvider(), dispatcher: InferenceDispatcher.Inline);
+        await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
         var v1 = cache.ResolveState("ctr").Current; // what a request resolved just before the reload
         var v2 = Options();
         v2.Models["ctr"].Version = "v2";
@@ -168,7 +168,7 @@ public sealed class ModelVersionStateTests
         var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["other"] = CacheFixture.DefaultModel(4) } };
         options.Models["ctr"].Failover.Eviction = EvictionStrategy.MemoryCache;
         var monitor = new ManualOptionsMonitor(options);
-        await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new FakeTimeProvider(), dispatcher: InferenceDispatcher.Inline);
+        await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
         var removed = cache.ResolveState("ctr");
         var failover = Assert.IsType<Tiers.MemoryCacheTier<Storage.Float32Codec>>(cache.GetTier("ctr", TierKind.Failover));
 

@@ -115,7 +115,7 @@ public sealed class RegionalRulesTests
         public Region(IRegionalStore? store = null)
         {
             Store = new InMemoryRegionalStore(Clock);
-            Cache = EmbeddingCache.Create(Options(), new Dictionary<string, IEmbeddingInference> { [Model] = Tower }, Clock, dispatcher: Dispatcher, regionalStore: store ?? Store);
+            Cache = EmbeddingCache.Create(Options(), new Dictionary<string, IEmbeddingInference> { [Model] = Tower }, new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = Dispatcher, RegionalStore = store ?? Store });
         }
 
         public FakeTimeProvider Clock { get; } = new();
@@ -133,8 +133,9 @@ public sealed class RegionalRulesTests
         {
             var dispatcher = new ManualInferenceDispatcher();
             await using var other = EmbeddingCache.Create(
-                Options(), new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = generation } }, Clock, dispatcher: dispatcher,
-                regionalStore: through ?? Store);
+                Options(),
+                new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = generation } },
+                new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = dispatcher, RegionalStore = through ?? Store });
             var computing = other.GetAsync(Model, user, new float[4]);
             dispatcher.RunAll();
             Assert.Equal(EmbeddingSource.Fresh, (await computing).Source);

@@ -222,7 +222,7 @@ public sealed class RequestPathTests
     {
         using var f = new CacheFixture();
         var tower = new ThrowingInference();
-        using var cache = EmbeddingCache.Create(f.Options, new Dictionary<string, Inference.IEmbeddingInference> { ["ctr"] = tower }, f.Clock);
+        using var cache = EmbeddingCache.Create(f.Options, new Dictionary<string, Inference.IEmbeddingInference> { ["ctr"] = tower }, new EmbeddingCacheServices { TimeProvider = f.Clock });
 
         var result = await cache.GetAsync("ctr", 1, new float[4]);
 

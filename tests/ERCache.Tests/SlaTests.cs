@@ -316,7 +316,7 @@ public sealed class SlaTests
         }, clock, seed: 7);
         var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
         options.Models["ctr"].Inference.HardTimeout = TimeSpan.FromMilliseconds(200);
-        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = faults }, clock);
+        using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = faults }, new EmbeddingCacheServices { TimeProvider = clock });
         var rng = new Random(3);
         var counts = new Dictionary<EmbeddingSource, int>();
 

@@ -94,8 +94,8 @@ public sealed class TestingPackageTests
         var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
         var towerA = new TestTower { Generation = 1 };
         var towerB = new TestTower { Generation = 2 };
-        await using var hostA = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = towerA }, clock, dispatcher: InferenceDispatcher.Inline, regionalStore: store);
-        await using var hostB = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = towerB }, clock, dispatcher: InferenceDispatcher.Inline, regionalStore: store);
+        await using var hostA = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = towerA }, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
+        await using var hostB = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = towerB }, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
 
         var vector = new float[4];
         Assert.Equal(EmbeddingSource.Fresh, (await hostA.GetAsync("ctr", 5, vector)).Source);

@@ -30,7 +30,7 @@ internal sealed class ShardReplay : IDisposable
 
         // Request-path calls run inline (RunInline); background calls (refresh ahead) wait here until their window runs them.
         var background = new ManualInferenceDispatcher();
-        _caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, _clock, dispatcher: background, regionalStore: _regional)).ToArray();
+        _caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, new EmbeddingCacheServices { TimeProvider = _clock, Dispatcher = background, RegionalStore = _regional })).ToArray();
         _reports = names.Select(_ => new ModelReport()).ToArray();
         _windows = new RequestWindow[hosts, names.Length];
         for (int h = 0; h < hosts; h++)

@@ -111,12 +111,15 @@ public static class ERCacheServiceCollectionExtensions
             var cache = new EmbeddingCache(
                 sp.GetRequiredService<IOptionsMonitor<ERCacheOptions>>(),
                 name => sp.GetKeyedService<IEmbeddingInference>(name) ?? sp.GetKeyedService<IEmbeddingInference>(names.RegisteredSpelling(name)),
-                sp.GetRequiredService<TimeProvider>(),
-                sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
-                sp.GetService<ILogger<EmbeddingCache>>(),
-                sectionPath,
-                sp.GetRequiredService<InferenceDispatcher>(),
-                sp.GetService<IRegionalStore>());
+                new EmbeddingCacheServices
+                {
+                    TimeProvider = sp.GetRequiredService<TimeProvider>(),
+                    MeterFactory = sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
+                    Logger = sp.GetService<ILogger<EmbeddingCache>>(),
+                    Dispatcher = sp.GetRequiredService<InferenceDispatcher>(),
+                    RegionalStore = sp.GetService<IRegionalStore>(),
+                },
+                sectionPath);
             if (followSection)
             {
                 cache.FollowConfiguration(sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath);

@@ -31,7 +31,7 @@ internal sealed class RegionalHost : IAsyncDisposable
 
         configure?.Invoke(options);
         Store = RedisRegionalStore.Connect(connectionString);
-        Cache = EmbeddingCache.Create(options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), Clock, regionalStore: Store);
+        Cache = EmbeddingCache.Create(options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), new EmbeddingCacheServices { TimeProvider = Clock, RegionalStore = Store });
         Reads = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalReads);
         Groups = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteGroups);
         Values = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteValues);

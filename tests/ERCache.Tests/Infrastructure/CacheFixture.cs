@@ -25,7 +25,7 @@ internal sealed class CacheFixture : IDisposable
             Towers[name] = new TestTower();
         }
 
-        Cache = EmbeddingCache.Create(Options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), Clock, dispatcher: dispatcher);
+        Cache = EmbeddingCache.Create(Options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = dispatcher });
         Metrics = new CacheMetrics(Cache.Meter);
     }
 
