@@ -9,6 +9,9 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// <summary>Registers ONNX user towers with <c>AddERCache()</c>.</summary>
 public static class OnnxERCacheBuilderExtensions
 {
+    /// <summary>The subsection of a model's settings this package reads (<c>ERCache:Models:{name}:Onnx</c>).</summary>
+    private const string OnnxSection = "Onnx";
+
     /// <summary>
     /// Runs model <paramref name="name"/> with the ONNX file at <paramref name="path"/>; the other settings come from
     /// <c>ERCache:Models:&lt;name&gt;:Onnx</c> when present. The session is created and its shapes checked when the cache
@@ -40,9 +43,9 @@ public static class OnnxERCacheBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(features);
-        return builder.AddModel(name, sp =>
+        string sectionPath = $"{builder.SectionPath}:Models:{name}:{OnnxSection}";
+        return builder.AddModelSection(OnnxSection).AddModel(name, sp =>
         {
-            string sectionPath = $"{ERCacheOptions.DefaultSectionPath}:Models:{name}:Onnx";
             var options = new OnnxModelOptions();
             try
             {

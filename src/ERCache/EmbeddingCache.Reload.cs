@@ -14,13 +14,13 @@ public sealed partial class EmbeddingCache
     /// validation would throw out of the configuration reload): each reload is bound with the checked binder and
     /// applied whole, or logged and ignored.
     /// </summary>
-    internal void FollowConfiguration(IConfiguration section, string sectionPath) =>
+    internal void FollowConfiguration(IConfiguration section, string sectionPath, IReadOnlyCollection<string> modelSections) =>
         _configurationSubscription = ChangeToken.OnChange(section.GetReloadToken, () =>
         {
             var options = new ERCacheOptions();
             try
             {
-                ERCacheConfigurationBinder.Bind(section, sectionPath, options);
+                ERCacheConfigurationBinder.Bind(section, sectionPath, options, modelSections);
             }
             catch (Exception ex)
             {

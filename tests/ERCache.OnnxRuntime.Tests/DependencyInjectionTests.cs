@@ -9,23 +9,35 @@ namespace ERCache.OnnxRuntime.Tests;
 /// <summary><c>AddOnnxModel</c>: from a path or from <c>ERCache:Models:&lt;name&gt;:Onnx</c>, checked at host start.</summary>
 public sealed class DependencyInjectionTests
 {
-    private static IHost Build(Dictionary<string, string?> onnx, Action<IERCacheBuilder> register)
+    private static IHost Build(Dictionary<string, string?> onnx, Action<IERCacheBuilder> register, string section = "ERCache")
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
         var keys = new Dictionary<string, string?>
         {
-            ["ERCache:Models:cvr:Dimensions"] = "64",
-            ["ERCache:Models:cvr:Direct:Ttl"] = "00:01:00",
-            ["ERCache:Models:cvr:Failover:Ttl"] = "01:00:00",
+            [$"{section}:Models:cvr:Dimensions"] = "64",
+            [$"{section}:Models:cvr:Direct:Ttl"] = "00:01:00",
+            [$"{section}:Models:cvr:Failover:Ttl"] = "01:00:00",
         };
         foreach (var (key, value) in onnx)
         {
-            keys[$"ERCache:Models:cvr:Onnx:{key}"] = value;
+            keys[$"{section}:Models:cvr:Onnx:{key}"] = value;
         }
 
         builder.Configuration.AddInMemoryCollection(keys);
-        register(builder.Services.AddERCache());
+        register(builder.Services.AddERCache(section));
         return builder.Build();
+    }
+
+    [Fact]
+    public async Task The_Onnx_section_is_read_under_the_section_the_cache_was_added_with()
+    {
+        using var host = Build(new() { ["Path"] = "models/cvr_user_tower.onnx" }, b => b.AddOnnxModel("cvr", UserTower.Featurize), section: "Ranking");
+        await host.StartAsync();
+
+        var result = await host.Services.GetRequiredService<IEmbeddingCache>().GetAsync("cvr", 42, new float[64]);
+
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        await host.StopAsync();
     }
 
     [Fact]

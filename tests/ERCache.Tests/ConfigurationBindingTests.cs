@@ -1,4 +1,5 @@
 using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -26,6 +27,65 @@ public sealed class ConfigurationBindingTests
         Assert.Equal(2, errors.Count);
         Assert.Contains(errors, e => e.StartsWith("ERCache:Models:ctr:Direct:Capcity is not a known setting; TierOptions has Enabled, Ttl, Capacity, MaxBytes, Eviction, Format.", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("ERCache:Models:ctr:Infrence is not a known setting; ModelOptions has ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_model_subsection_is_left_to_the_adapter_that_declared_it_and_is_an_unknown_setting_otherwise()
+    {
+        var keys = new Dictionary<string, string?>
+        {
+            ["ERCache:Models:ctr:Dimensions"] = "4",
+            ["ERCache:Models:ctr:Direct:Ttl"] = "00:01:00",
+            ["ERCache:Models:ctr:Failover:Ttl"] = "01:00:00",
+            ["ERCache:Models:ctr:Onnx:Path"] = "tower.onnx",
+        };
+
+        var undeclared = Assert.Throws<OptionsValidationException>(() => ERCacheOptions.FromConfiguration(ConfigurationTests.Section(keys)));
+        var declared = ERCacheOptions.FromConfiguration(ConfigurationTests.Section(keys), modelSections: ["onnx"]);
+
+        Assert.Equal(["ERCache:Models:ctr:Onnx is not a known setting"], undeclared.Failures.Select(f => f[..f.IndexOf(';', StringComparison.Ordinal)]));
+        Assert.Equal(4, declared.Models["ctr"].Dimensions);
+    }
+
+    [Fact]
+    public void Under_DI_a_section_declared_with_AddModelSection_binds_and_an_undeclared_one_fails_at_start()
+    {
+        static ServiceProvider Build(string section, bool declare)
+        {
+            var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Ranking:Models:ctr:Dimensions"] = "4",
+                ["Ranking:Models:ctr:Direct:Ttl"] = "00:01:00",
+                ["Ranking:Models:ctr:Failover:Ttl"] = "01:00:00",
+                [$"Ranking:Models:ctr:{section}:Anything"] = "1",
+            }).Build();
+            var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration);
+            var builder = services.AddERCache("Ranking").AddModel("ctr", new TestTower());
+            Assert.Equal("Ranking", builder.SectionPath);
+            if (declare)
+            {
+                builder.AddModelSection(section);
+            }
+
+            return services.BuildServiceProvider();
+        }
+
+        using var declared = Build("Custom", declare: true);
+        using var undeclared = Build("Custom", declare: false);
+
+        Assert.Equal(4, declared.GetRequiredService<EmbeddingCache>().GetPolicy("ctr").Dimensions);
+        var error = Assert.Throws<OptionsValidationException>(() => undeclared.GetRequiredService<EmbeddingCache>());
+        Assert.Contains(error.Failures, f => f.StartsWith("Ranking:Models:ctr:Custom is not a known setting", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("direct")]
+    public void A_model_section_that_is_empty_or_a_model_setting_is_refused(string name)
+    {
+        var builder = new ServiceCollection().AddERCache(o => { });
+
+        Assert.ThrowsAny<ArgumentException>(() => builder.AddModelSection(name));
     }
 
     [Fact]

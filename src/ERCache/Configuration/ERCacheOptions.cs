@@ -32,13 +32,15 @@ public sealed class ERCacheOptions
     /// </summary>
     /// <param name="section">The section to bind (usually <c>configuration.GetSection("ERCache")</c>).</param>
     /// <param name="sectionPath">The path named in messages; the section's own path when null.</param>
+    /// <param name="modelSections">Per-model subsections that adapter packages read themselves (ERCache.OnnxRuntime's
+    /// <c>Onnx</c>, say); any other key a model does not know is an error.</param>
     /// <exception cref="OptionsValidationException">Something did not bind or is invalid; the message names each.</exception>
-    public static ERCacheOptions FromConfiguration(IConfiguration section, string? sectionPath = null)
+    public static ERCacheOptions FromConfiguration(IConfiguration section, string? sectionPath = null, IReadOnlyCollection<string>? modelSections = null)
     {
         ArgumentNullException.ThrowIfNull(section);
         string path = sectionPath ?? (section as IConfigurationSection)?.Path ?? DefaultSectionPath;
         var options = new ERCacheOptions();
-        ERCacheConfigurationBinder.Bind(section, path, options);
+        ERCacheConfigurationBinder.Bind(section, path, options, modelSections ?? []);
         new ERCacheOptionsValidator(path).ThrowIfInvalid(options);
         return options;
     }

@@ -30,8 +30,10 @@ public static class ERCacheServiceCollectionExtensions
         // Bound through the checked binder: what does not bind is reported by path at start-up, not dropped. Reloads
         // are followed by the cache itself (FollowConfiguration), not by the options monitor, whose validation would
         // throw an invalid reload out of IConfigurationRoot.Reload or the file watcher.
+        var modelSections = ModelSections.Of(services);
         services.AddOptions<ERCacheOptions>()
-            .Configure<IConfiguration>((options, configuration) => ERCacheConfigurationBinder.Bind(configuration.GetSection(sectionPath), sectionPath, options))
+            .Configure<IConfiguration>((options, configuration) =>
+                ERCacheConfigurationBinder.Bind(configuration.GetSection(sectionPath), sectionPath, options, modelSections.Names))
             .ValidateOnStart();
         return AddCore(services, sectionPath, followSection: true);
     }
@@ -100,6 +102,28 @@ public static class ERCacheServiceCollectionExtensions
         return builder;
     }
 
+    /// <summary>
+    /// Declares a subsection every model may have that an adapter package reads itself (ERCache.OnnxRuntime declares
+    /// <c>Onnx</c> for <c>ERCache:Models:{name}:Onnx</c>): the cache's binder, which reports every key a model does not
+    /// know, leaves it to the adapter. Adapters call this; an application need not.
+    /// </summary>
+    /// <param name="builder">The ERCache builder.</param>
+    /// <param name="name">The subsection's key under each model.</param>
+    /// <returns>The builder, for chaining.</returns>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is empty or names a model setting.</exception>
+    public static IERCacheBuilder AddModelSection(this IERCacheBuilder builder, string name)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (typeof(ModelOptions).GetProperty(name, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase) is not null)
+        {
+            throw new ArgumentException($"'{name}' is a setting of every model (ModelOptions.{name}), not an adapter's subsection.", nameof(name));
+        }
+
+        ModelSections.Of(builder.Services).Add(name);
+        return builder;
+    }
+
     private static ERCacheBuilder AddCore(IServiceCollection services, string sectionPath, bool followSection)
     {
         var names = ModelNames.Of(services);
@@ -122,7 +146,7 @@ public static class ERCacheServiceCollectionExtensions
                 sectionPath);
             if (followSection)
             {
-                cache.FollowConfiguration(sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath);
+                cache.FollowConfiguration(sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath, ModelSections.Of(services).Names);
             }
 
             return cache;
@@ -132,7 +156,7 @@ public static class ERCacheServiceCollectionExtensions
         // In a host, the cache is built, every model checked for its inference and the cache warmed up when the host
         // starts (before a web server listens), not on the first request.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StartupCheck>());
-        return new ERCacheBuilder(services);
+        return new ERCacheBuilder(services, sectionPath);
     }
 
     /// <summary>Builds the cache at host start (a configured model without inference fails it, naming the models) and
@@ -155,9 +179,46 @@ public static class ERCacheServiceCollectionExtensions
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
-    private sealed class ERCacheBuilder(IServiceCollection services) : IERCacheBuilder
+    private sealed class ERCacheBuilder(IServiceCollection services, string sectionPath) : IERCacheBuilder
     {
         public IServiceCollection Services { get; } = services;
+
+        public string SectionPath { get; } = sectionPath;
+    }
+
+    /// <summary>
+    /// The per-model subsections adapter packages declared with <c>AddModelSection</c>, one set per service collection:
+    /// the binder leaves them to their adapters instead of reporting them as unknown settings.
+    /// </summary>
+    private sealed class ModelSections
+    {
+        private readonly Lock _lock = new();
+        private string[] _names = [];
+
+        public IReadOnlyCollection<string> Names => Volatile.Read(ref _names);
+
+        public static ModelSections Of(IServiceCollection services)
+        {
+            if (services.FirstOrDefault(d => d.ServiceType == typeof(ModelSections))?.ImplementationInstance is ModelSections existing)
+            {
+                return existing;
+            }
+
+            var created = new ModelSections();
+            services.AddSingleton(created);
+            return created;
+        }
+
+        public void Add(string name)
+        {
+            lock (_lock)
+            {
+                if (!_names.Contains(name, StringComparer.OrdinalIgnoreCase))
+                {
+                    Volatile.Write(ref _names, [.. _names, name]);
+                }
+            }
+        }
     }
 
     /// <summary>

@@ -13,14 +13,16 @@ namespace ERCache.Internal;
 /// </summary>
 internal static class ERCacheConfigurationBinder
 {
-    /// <summary>Model subsections that belong to an adapter package and are checked by it (ERCache.OnnxRuntime's
-    /// <c>Onnx</c>), not reported as unknown settings.</summary>
-    internal static readonly string[] AdapterSections = ["Onnx"];
-
-    public static void Bind(IConfiguration section, string sectionPath, ERCacheOptions options)
+    /// <summary>Binds <paramref name="section"/> into <paramref name="options"/>, recording what does not bind.</summary>
+    /// <param name="section">The section to bind.</param>
+    /// <param name="sectionPath">Its path, as messages name it.</param>
+    /// <param name="options">Receives the values and the binding errors.</param>
+    /// <param name="modelSections">Per-model subsections declared by adapter packages (<c>IERCacheBuilder.AddModelSection</c>):
+    /// each adapter reads and checks its own, so they are not reported as unknown settings here.</param>
+    public static void Bind(IConfiguration section, string sectionPath, ERCacheOptions options, IReadOnlyCollection<string> modelSections)
     {
         var errors = new List<BindingError>();
-        CheckObject(section, sectionPath, typeof(ERCacheOptions), errors);
+        CheckObject(section, sectionPath, typeof(ERCacheOptions), modelSections, errors);
         if (errors.Count == 0)
         {
             section.Bind(options);
@@ -34,7 +36,7 @@ internal static class ERCacheConfigurationBinder
         new ConfigurationBuilder().AddInMemoryCollection(good).Build().Bind(options);
     }
 
-    private static void CheckObject(IConfiguration section, string path, Type type, List<BindingError> errors)
+    private static void CheckObject(IConfiguration section, string path, Type type, IReadOnlyCollection<string> modelSections, List<BindingError> errors)
     {
         var settings = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.SetMethod is { IsPublic: true })
@@ -42,7 +44,7 @@ internal static class ERCacheConfigurationBinder
         foreach (var child in section.GetChildren())
         {
             string childPath = $"{path}:{child.Key}";
-            if (type == typeof(ModelOptions) && AdapterSections.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            if (type == typeof(ModelOptions) && modelSections.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
             {
                 continue;
             }
@@ -53,11 +55,11 @@ internal static class ERCacheConfigurationBinder
                 continue;
             }
 
-            CheckValue(child, childPath, setting.PropertyType, errors);
+            CheckValue(child, childPath, setting.PropertyType, modelSections, errors);
         }
     }
 
-    private static void CheckValue(IConfigurationSection section, string path, Type type, List<BindingError> errors)
+    private static void CheckValue(IConfigurationSection section, string path, Type type, IReadOnlyCollection<string> modelSections, List<BindingError> errors)
     {
         var target = Nullable.GetUnderlyingType(type) ?? type;
         bool hasChildren = section.GetChildren().Any();
@@ -65,7 +67,7 @@ internal static class ERCacheConfigurationBinder
         {
             foreach (var model in section.GetChildren())
             {
-                CheckSection(model, $"{path}:{model.Key}", typeof(ModelOptions), errors);
+                CheckSection(model, $"{path}:{model.Key}", typeof(ModelOptions), modelSections, errors);
             }
 
             return;
@@ -81,7 +83,7 @@ internal static class ERCacheConfigurationBinder
                     continue;
                 }
 
-                CheckValue(element, $"{path}:{element.Key}", target.GetElementType()!, errors);
+                CheckValue(element, $"{path}:{element.Key}", target.GetElementType()!, modelSections, errors);
             }
 
             return;
@@ -89,7 +91,7 @@ internal static class ERCacheConfigurationBinder
 
         if (target.IsClass && target != typeof(string))
         {
-            CheckSection(section, path, target, errors);
+            CheckSection(section, path, target, modelSections, errors);
             return;
         }
 
@@ -103,7 +105,7 @@ internal static class ERCacheConfigurationBinder
         }
     }
 
-    private static void CheckSection(IConfigurationSection section, string path, Type type, List<BindingError> errors)
+    private static void CheckSection(IConfigurationSection section, string path, Type type, IReadOnlyCollection<string> modelSections, List<BindingError> errors)
     {
         if (!string.IsNullOrEmpty(section.Value) && !section.GetChildren().Any())
         {
@@ -111,7 +113,7 @@ internal static class ERCacheConfigurationBinder
             return;
         }
 
-        CheckObject(section, path, type, errors);
+        CheckObject(section, path, type, modelSections, errors);
     }
 
     /// <summary>Why <paramref name="value"/> does not convert to <paramref name="type"/>, or null when it does.</summary>
