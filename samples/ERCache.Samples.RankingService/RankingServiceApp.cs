@@ -113,7 +113,9 @@ public static class RankingServiceApp
             builder.Services.AddKeyedSingleton<IEmbeddingInference>(model.Key, (sp, key) => sp.GetRequiredService<TowerRegistry>().Inference((string)key!));
         }
 
-        var ercache = builder.Services.AddERCache(); // binds and validates ERCache:Models, fails start-up on bad configuration
+        // Binds and validates ERCache:Models, failing start-up on bad configuration; each model's Onnx subsection is read
+        // by the TowerRegistry, so it is declared as the application's own.
+        var ercache = builder.Services.AddERCache().AddModelSection("Onnx");
         if (!string.IsNullOrWhiteSpace(builder.Configuration["ERCache:Regional:ConnectionString"]))
         {
             ercache.AddRedisRegionalTier(); // hosts of a region share embeddings through Redis or Garnet

@@ -59,12 +59,21 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         Func<string, IEmbeddingInference?> resolveInference,
         EmbeddingCacheServices? services = null,
         string sectionPath = ERCacheOptions.DefaultSectionPath)
-        : this(options?.CurrentValue!, resolveInference, services, sectionPath, sampling: null) =>
+        : this(options, resolveInference, services, sectionPath, optionsValidated: false)
+    {
+    }
+
+    /// <summary>The constructor dependency injection uses: <c>AddERCache</c> registers the validator in the options
+    /// pipeline, so <paramref name="options"/>' value was validated when it was created and is not validated again.</summary>
+    internal EmbeddingCache(
+        IOptionsMonitor<ERCacheOptions> options, Func<string, IEmbeddingInference?> resolveInference, EmbeddingCacheServices? services,
+        string sectionPath, bool optionsValidated)
+        : this(options?.CurrentValue!, resolveInference, services, sectionPath, sampling: null, optionsValidated) =>
         _reloadSubscription = options!.OnChange(OnOptionsChanged);
 
     private EmbeddingCache(
         ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, EmbeddingCacheServices? services, string sectionPath,
-        Random? sampling)
+        Random? sampling, bool optionsValidated = false)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(resolveInference);
@@ -76,7 +85,11 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         {
             // Validated once, before the regional tier starts its flush loop and breaker on these settings.
             var validator = new ERCacheOptionsValidator(sectionPath);
-            validator.ThrowIfInvalid(options);
+            if (!optionsValidated)
+            {
+                validator.ThrowIfInvalid(options);
+            }
+
             if (services?.RegionalStore is { } regionalStore)
             {
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);

@@ -143,7 +143,8 @@ public static class ERCacheServiceCollectionExtensions
                     Dispatcher = sp.GetRequiredService<InferenceDispatcher>(),
                     RegionalStore = sp.GetService<IRegionalStore>(),
                 },
-                sectionPath);
+                sectionPath,
+                optionsValidated: true); // by the ERCacheOptionsValidator registered above, when the monitor created the value
             if (followSection)
             {
                 cache.FollowConfiguration(sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath, ModelSections.Of(services).Names);
