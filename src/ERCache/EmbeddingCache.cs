@@ -175,6 +175,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>Inference delegate calls in flight for <paramref name="model"/> (for tests and diagnostics).</summary>
     internal int GetInFlight(string model) => Resolve(model).State.Scheduler.InFlight;
 
+    /// <summary>For tests: completes once the model has no delegate call in flight and nothing queued.</summary>
+    internal Task WhenIdleAsync(string model) => Resolve(model).State.Scheduler.WhenIdleAsync();
+
     /// <summary>Users of <paramref name="model"/> waiting for or in inference (for tests that check nothing is left behind).</summary>
     internal int GetPendingUsers(string model) => Resolve(model).State.Scheduler.PendingUsers;
 

@@ -486,6 +486,7 @@ public sealed class TierSizeConfigurationTests
         var monitor = new ManualOptionsMonitor(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } });
         var logs = new FakeLogCollector();
         var tower = new TestTower();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         using var cache = new EmbeddingCache(
             monitor,
             name => name == "ctr" ? tower : null,

@@ -17,6 +17,7 @@ public sealed class DispatcherTests
         var model = CacheFixture.DefaultModel(4);
         model.Inference.MaxBatchSize = 2;
         var options = new ERCacheOptions { Models = { ["ctr"] = model } };
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         using var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = tower }, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher });
 
         long[] users = [1, 2, 3];

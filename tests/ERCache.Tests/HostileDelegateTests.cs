@@ -7,76 +7,6 @@ namespace ERCache.Tests;
 /// <summary>The SLA promises when the model misbehaves: it hangs past its hard limit, or blocks its thread.</summary>
 public sealed class HostileDelegateTests
 {
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task A_call_abandoned_at_its_hard_limit_counts_against_MaxConcurrency_until_the_delegate_returns(bool breaker)
-    {
-        using var f = new CacheFixture(m =>
-        {
-            m.Inference.MaxConcurrency = 2;
-            m.Inference.MaxBatchSize = 1;
-            m.Inference.Timeout = TimeSpan.FromMilliseconds(50);
-            m.Inference.HardTimeout = TimeSpan.FromMilliseconds(100);
-            m.Inference.CircuitBreaker.Enabled = breaker;
-        });
-        int running = 0, maxRunning = 0;
-        var hang = new TaskCompletionSource();
-        f.Tower.Whole = async (batch, _) =>
-        {
-            InterlockedMax(ref maxRunning, Interlocked.Increment(ref running));
-            try
-            {
-                await hang.Task; // ignores its token: keeps running past the hard limit
-                TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref running);
-            }
-        };
-
-        var first = new[] { 1L, 2L }.Select(u => f.Cache.GetAsync(CacheFixture.Model, u, new float[4]).AsTask()).ToArray();
-        await Poll.Until(() => Volatile.Read(ref running) == 2);
-        f.Clock.Advance(TimeSpan.FromMilliseconds(100)); // both callers answered, both calls abandoned at the hard limit
-        var abandoned = await Task.WhenAll(first).WaitAsync(TimeSpan.FromSeconds(10));
-
-        // The abandoned calls still run: nothing else may start, however many users miss meanwhile.
-        var later = Enumerable.Range(3, 20).Select(u => f.Cache.GetAsync(CacheFixture.Model, u, new float[4]).AsTask()).ToArray();
-        Assert.Equal(2, f.Cache.GetInFlight(CacheFixture.Model));
-        f.Clock.Advance(TimeSpan.FromMilliseconds(50));
-        var refused = await Task.WhenAll(later).WaitAsync(TimeSpan.FromSeconds(10));
-
-        hang.SetResult(); // the model recovers: its slots free, and a new miss is served
-        await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
-        var (recovered, vector) = await f.GetAsync(100).WaitAsync(TimeSpan.FromSeconds(10));
-
-        Assert.All(abandoned, r => Assert.Equal(InferenceFailureCause.Timeout, r.FailureCause));
-        Assert.All(refused, r => Assert.Equal(InferenceFailureCause.Overload, r.FailureCause));
-        Assert.Equal(2, maxRunning);
-        Assert.Equal(2 + 1, f.Tower.CallCount);
-        Assert.Equal(EmbeddingSource.Fresh, recovered.Source);
-        Assert.True(TestTower.BelongsTo(vector, 100));
-    }
-
-    [Fact]
-    public async Task By_default_delegate_calls_run_on_threads_outside_the_thread_pool()
-    {
-        using var f = new CacheFixture();
-        bool? onPool = null;
-        f.Tower.Whole = (batch, _) =>
-        {
-            onPool = Thread.CurrentThread.IsThreadPoolThread;
-            batch.Destination.Span.Fill(1);
-            return ValueTask.CompletedTask;
-        };
-
-        var (result, _) = await f.GetAsync(1).WaitAsync(TimeSpan.FromSeconds(10));
-
-        Assert.Equal(EmbeddingSource.Fresh, result.Source);
-        Assert.False(onPool);
-    }
-
     [Fact]
     public async Task One_request_with_more_misses_than_MaxQueue_is_served_in_turn_on_an_idle_model()
     {
@@ -103,14 +33,14 @@ public sealed class HostileDelegateTests
         var large = Enumerable.Range(1, 100).Select(u => (long)u).ToArray();
         var largeResults = new EmbeddingResult[large.Length];
         var largeCall = f.Cache.GetManyAsync(CacheFixture.Model, large, new float[large.Length * 4], largeResults).AsTask();
-        await Poll.Until(() => f.Tower.CallCount == 1); // 16 in the call, 16 queued, 68 held back by the request itself
+        Assert.Equal(1, f.Tower.CallCount); // 16 in the call, 16 queued, 68 held back by the request itself
 
         var filler = f.Cache.GetManyAsync(CacheFixture.Model, Enumerable.Range(500, 16).Select(u => (long)u).ToArray(), new float[16 * 4], new EmbeddingResult[16]).AsTask();
         var other = await f.Cache.GetAsync(CacheFixture.Model, 1000, new float[4]).AsTask().WaitAsync(TimeSpan.FromSeconds(10)); // the queue is full of others' users
         f.Clock.Advance(TimeSpan.FromMilliseconds(50)); // every deadline
         await Task.WhenAll(largeCall, filler).WaitAsync(TimeSpan.FromSeconds(10));
         gate.SetResult();
-        await Poll.Until(() => f.Cache.GetInFlight(CacheFixture.Model) == 0);
+        Assert.Equal(0, f.Cache.GetInFlight(CacheFixture.Model));
 
         Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.Overload), (other.Source, other.FailureCause));
         Assert.Equal(16, largeResults.Count(r => r.FailureCause == InferenceFailureCause.Timeout)); // in the hanging call
@@ -118,11 +48,56 @@ public sealed class HostileDelegateTests
         Assert.Equal(1, f.Tower.CallCount); // queued users past their deadline are not sent once the call returns
     }
 
-    private static void InterlockedMax(ref int target, int value)
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_call_abandoned_at_its_hard_limit_counts_against_MaxConcurrency_until_the_delegate_returns(bool breaker)
     {
-        int current;
-        while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current)
+        using var f = new CacheFixture(m =>
         {
-        }
+            m.Inference.MaxConcurrency = 2;
+            m.Inference.MaxBatchSize = 1;
+            m.Inference.Timeout = TimeSpan.FromMilliseconds(50);
+            m.Inference.HardTimeout = TimeSpan.FromMilliseconds(100);
+            m.Inference.CircuitBreaker.Enabled = breaker;
+        });
+        int running = 0, maxRunning = 0;
+        var hang = new TaskCompletionSource();
+        f.Tower.Whole = async (batch, _) =>
+        {
+            AtomicMax.Raise(ref maxRunning, Interlocked.Increment(ref running));
+            try
+            {
+                await hang.Task.ConfigureAwait(false); // ignores its token: keeps running past the hard limit
+                TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref running);
+            }
+        };
+
+        var first = new[] { 1L, 2L }.Select(u => f.Cache.GetAsync(CacheFixture.Model, u, new float[4]).AsTask()).ToArray();
+        Assert.Equal(2, Volatile.Read(ref running));
+        f.Clock.Advance(TimeSpan.FromMilliseconds(100)); // both callers answered, both calls abandoned at the hard limit
+        var abandoned = await Task.WhenAll(first).WaitAsync(TimeSpan.FromSeconds(10));
+
+        // The abandoned calls still run: nothing else may start, however many users miss meanwhile.
+        var later = Enumerable.Range(3, 20).Select(u => f.Cache.GetAsync(CacheFixture.Model, u, new float[4]).AsTask()).ToArray();
+        Assert.Equal(2, f.Cache.GetInFlight(CacheFixture.Model));
+        f.Clock.Advance(TimeSpan.FromMilliseconds(50));
+        var refused = await Task.WhenAll(later).WaitAsync(TimeSpan.FromSeconds(10));
+
+        hang.SetResult(); // the model recovers: its slots free, and a new miss is served
+        await f.Cache.WhenIdleAsync(CacheFixture.Model).WaitAsync(TimeSpan.FromSeconds(10)); // the released calls finish through their continuations
+        Assert.Equal(0, f.Cache.GetInFlight(CacheFixture.Model));
+        var (recovered, vector) = await f.GetAsync(100).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.All(abandoned, r => Assert.Equal(InferenceFailureCause.Timeout, r.FailureCause));
+        Assert.All(refused, r => Assert.Equal(InferenceFailureCause.Overload, r.FailureCause));
+        Assert.Equal(2, maxRunning);
+        Assert.Equal(2 + 1, f.Tower.CallCount);
+        Assert.Equal(EmbeddingSource.Fresh, recovered.Source);
+        Assert.True(TestTower.BelongsTo(vector, 100));
     }
 }

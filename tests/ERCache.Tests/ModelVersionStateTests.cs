@@ -26,6 +26,7 @@ public sealed class ModelVersionStateTests
 
         // Another host computed the user and shared the vector.
         var otherTower = new TestTower { Generation = 1 };
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         await using (var other = EmbeddingCache.Create(Options(), new Dictionary<string, IEmbeddingInference> { ["ctr"] = otherTower }, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher, RegionalStore = store.Inner }))
         {
             var shared = new float[4];
@@ -37,6 +38,7 @@ public sealed class ModelVersionStateTests
 
         var monitor = new ManualOptionsMonitor(Options());
         var tower = new TestTower { Generation = 2 };
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher, RegionalStore = store });
 
         // This host misses locally; its lookup reads the shared vector, and the answer is in flight.
@@ -78,6 +80,7 @@ public sealed class ModelVersionStateTests
     {
         var monitor = new ManualOptionsMonitor(Options());
         var tower = new TestTower();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
         Assert.Equal(EmbeddingSource.Fresh, (await cache.GetAsync("ctr", User, new float[4])).Source);
         var state = cache.ResolveState("ctr");
@@ -104,6 +107,7 @@ public sealed class ModelVersionStateTests
         var monitor = new ManualOptionsMonitor(options);
         var tower = new TestTower { Generation = 1 };
         var dispatcher = new ManualInferenceDispatcher();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = dispatcher });
         var old = cache.ResolveState("ctr");
         var oldDirect = Assert.IsType<Tiers.MemoryCacheTier<Storage.Float32Codec>>(cache.GetTier("ctr", TierKind.Direct));
@@ -142,6 +146,7 @@ public sealed class ModelVersionStateTests
     public async Task A_request_whose_version_was_retired_before_its_miss_path_is_answered_whole_by_the_current_version()
     {
         var monitor = new ManualOptionsMonitor(Options());
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
         var v1 = cache.ResolveState("ctr").Current; // what a request resolved just before the reload
         var v2 = Options();
@@ -168,6 +173,7 @@ public sealed class ModelVersionStateTests
         var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["other"] = CacheFixture.DefaultModel(4) } };
         options.Models["ctr"].Failover.Eviction = EvictionStrategy.MemoryCache;
         var monitor = new ManualOptionsMonitor(options);
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
         var removed = cache.ResolveState("ctr");
         var failover = Assert.IsType<Tiers.MemoryCacheTier<Storage.Float32Codec>>(cache.GetTier("ctr", TierKind.Failover));

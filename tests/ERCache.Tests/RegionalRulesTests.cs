@@ -115,6 +115,7 @@ public sealed class RegionalRulesTests
         public Region(IRegionalStore? store = null)
         {
             Store = new InMemoryRegionalStore(Clock);
+            TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
             Cache = EmbeddingCache.Create(Options(), new Dictionary<string, IEmbeddingInference> { [Model] = Tower }, new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = Dispatcher, RegionalStore = store ?? Store });
         }
 
@@ -132,6 +133,7 @@ public sealed class RegionalRulesTests
         public async Task ShareAsync(long user, int generation, IRegionalStore? through = null)
         {
             var dispatcher = new ManualInferenceDispatcher();
+            TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
             await using var other = EmbeddingCache.Create(
                 Options(),
                 new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = generation } },

@@ -222,6 +222,7 @@ public sealed class RequestPathTests
     {
         using var f = new CacheFixture();
         var tower = new ThrowingInference();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         using var cache = EmbeddingCache.Create(f.Options, new Dictionary<string, Inference.IEmbeddingInference> { ["ctr"] = tower }, new EmbeddingCacheServices { TimeProvider = f.Clock });
 
         var result = await cache.GetAsync("ctr", 1, new float[4]);

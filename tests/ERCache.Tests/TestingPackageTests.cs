@@ -94,6 +94,7 @@ public sealed class TestingPackageTests
         var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
         var towerA = new TestTower { Generation = 1 };
         var towerB = new TestTower { Generation = 2 };
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         await using var hostA = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = towerA }, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
         await using var hostB = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = towerB }, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
 

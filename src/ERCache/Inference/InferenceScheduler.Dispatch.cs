@@ -74,6 +74,7 @@ internal sealed partial class InferenceScheduler
             }
         }
 
+        SignalIdle(); // users shed above may have been the last ones queued
         return (first, more);
     }
 
@@ -191,6 +192,7 @@ internal sealed partial class InferenceScheduler
                 }
 
                 queued = _queue.Count > 0;
+                SignalIdle();
             }
 
             foreach (var item in items)
@@ -214,6 +216,7 @@ internal sealed partial class InferenceScheduler
         {
             _inFlight--;
             queued = _queue.Count > 0;
+            SignalIdle();
         }
 
         if (queued)

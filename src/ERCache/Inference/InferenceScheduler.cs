@@ -37,6 +37,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     private InferenceBatch? _spareBatch;
     private int _inFlight;
     private bool _disposed; // under _lock
+    private TaskCompletionSource? _idle; // under _lock: waiters of WhenIdleAsync
 
     /// <summary>A scheduler for one model version: <paramref name="inference"/> computes the rows, <paramref name="sink"/>
     /// receives them, <paramref name="policy"/> is the first settings (see <see cref="Configure"/>).</summary>
@@ -82,6 +83,29 @@ internal sealed partial class InferenceScheduler : IDisposable
         }
     }
 
+    /// <summary>Completes once no delegate call is in flight and no user is queued: a point a test can await after
+    /// releasing a tower whose call then finishes through continuations it does not control, instead of polling
+    /// <see cref="InFlight"/>.</summary>
+    public Task WhenIdleAsync()
+    {
+        lock (_lock)
+        {
+            return _inFlight == 0 && _queue.Count == 0
+                ? Task.CompletedTask
+                : (_idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+    }
+
+    /// <summary>Completes <see cref="WhenIdleAsync"/>'s waiters when nothing runs or waits any more. Under the lock.</summary>
+    private void SignalIdle()
+    {
+        if (_idle is not null && _inFlight == 0 && _queue.Count == 0)
+        {
+            _idle.TrySetResult();
+            _idle = null;
+        }
+    }
+
     /// <summary>The breaker's state, or null when the breaker is disabled.</summary>
     public CircuitState? BreakerState => _invoker.BreakerState;
 
@@ -118,6 +142,8 @@ internal sealed partial class InferenceScheduler : IDisposable
                 RemovePending(item);
                 dropped.Add(item);
             }
+
+            SignalIdle();
         }
 
         foreach (var item in dropped)

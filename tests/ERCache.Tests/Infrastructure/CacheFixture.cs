@@ -4,7 +4,8 @@ using ERCache.Testing;
 
 namespace ERCache.Tests.Infrastructure;
 
-/// <summary>Builds a cache with one or more models on a manual clock, and a metric collector on its meter.</summary>
+/// <summary>Builds a cache with one or more models on a manual clock and the inline dispatcher (unless given another),
+/// and a metric collector on its meter.</summary>
 internal sealed class CacheFixture : IDisposable
 {
     public const string Model = "ctr";
@@ -16,6 +17,7 @@ internal sealed class CacheFixture : IDisposable
 
     public CacheFixture(IReadOnlyDictionary<string, Action<ModelOptions>?> models, int dimensions = 4, InferenceDispatcher? dispatcher = null)
     {
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step of the test (see TestThread)
         Options = new ERCacheOptions();
         foreach (var (name, configure) in models)
         {
@@ -25,7 +27,11 @@ internal sealed class CacheFixture : IDisposable
             Towers[name] = new TestTower();
         }
 
-        Cache = EmbeddingCache.Create(Options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = dispatcher });
+        // Inline by default: each delegate call runs inside the request that starts it, so a test's steps happen in the
+        // order it writes them; a test about threads passes a real dispatcher (and lives in the soak collection).
+        Cache = EmbeddingCache.Create(
+            Options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value),
+            new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = dispatcher ?? InferenceDispatcher.Inline });
         Metrics = new CacheMetrics(Cache.Meter);
     }
 

@@ -72,12 +72,12 @@ internal sealed class TestTower : IEmbeddingInference
 
         if (Gate is { } gate)
         {
-            await gate;
+            await gate.ConfigureAwait(false); // a tower's continuation must not wait for the test's synchronization context
         }
 
         if (Whole is { } whole)
         {
-            await whole(batch, cancellationToken);
+            await whole(batch, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -86,7 +86,7 @@ internal sealed class TestTower : IEmbeddingInference
             long user = batch.UserIds.Span[i];
             if (PerUser is { } perUser)
             {
-                await perUser(user, batch, i, cancellationToken);
+                await perUser(user, batch, i, cancellationToken).ConfigureAwait(false);
             }
             else
             {

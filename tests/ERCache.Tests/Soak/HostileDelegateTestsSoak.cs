@@ -55,4 +55,22 @@ public sealed class HostileDelegateTestsSoak
             ThreadPool.SetMinThreads(workers, io);
         }
     }
+
+    [Fact]
+    public async Task By_default_delegate_calls_run_on_threads_outside_the_thread_pool()
+    {
+        using var f = new CacheFixture(dispatcher: InferenceDispatcher.DedicatedThreads); // the cache's default
+        bool? onPool = null;
+        f.Tower.Whole = (batch, _) =>
+        {
+            onPool = Thread.CurrentThread.IsThreadPoolThread;
+            batch.Destination.Span.Fill(1);
+            return ValueTask.CompletedTask;
+        };
+
+        var (result, _) = await f.GetAsync(1).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        Assert.False(onPool);
+    }
 }
