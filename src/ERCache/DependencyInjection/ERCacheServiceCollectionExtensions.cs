@@ -180,6 +180,21 @@ public static class ERCacheServiceCollectionExtensions
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
+    /// <summary>The one <typeparamref name="T"/> kept in <paramref name="services"/> while it is being built (added as a
+    /// singleton instance the first time), so every registration call of one collection shares it.</summary>
+    private static T RegistrationState<T>(IServiceCollection services)
+        where T : class, new()
+    {
+        if (services.FirstOrDefault(d => d.ServiceType == typeof(T))?.ImplementationInstance is T existing)
+        {
+            return existing;
+        }
+
+        var created = new T();
+        services.AddSingleton(created);
+        return created;
+    }
+
     private sealed class ERCacheBuilder(IServiceCollection services, string sectionPath) : IERCacheBuilder
     {
         public IServiceCollection Services { get; } = services;
@@ -198,17 +213,7 @@ public static class ERCacheServiceCollectionExtensions
 
         public IReadOnlyCollection<string> Names => Volatile.Read(ref _names);
 
-        public static ModelSections Of(IServiceCollection services)
-        {
-            if (services.FirstOrDefault(d => d.ServiceType == typeof(ModelSections))?.ImplementationInstance is ModelSections existing)
-            {
-                return existing;
-            }
-
-            var created = new ModelSections();
-            services.AddSingleton(created);
-            return created;
-        }
+        public static ModelSections Of(IServiceCollection services) => RegistrationState<ModelSections>(services);
 
         public void Add(string name)
         {
@@ -232,17 +237,7 @@ public static class ERCacheServiceCollectionExtensions
         private readonly Dictionary<string, string> _spellings = new(StringComparer.OrdinalIgnoreCase);
         private readonly Lock _lock = new();
 
-        public static ModelNames Of(IServiceCollection services)
-        {
-            if (services.FirstOrDefault(d => d.ServiceType == typeof(ModelNames))?.ImplementationInstance is ModelNames existing)
-            {
-                return existing;
-            }
-
-            var created = new ModelNames();
-            services.AddSingleton(created);
-            return created;
-        }
+        public static ModelNames Of(IServiceCollection services) => RegistrationState<ModelNames>(services);
 
         public void Register(string name)
         {
