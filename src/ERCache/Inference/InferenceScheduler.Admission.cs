@@ -1,5 +1,3 @@
-using ERCache.Diagnostics;
-
 namespace ERCache.Inference;
 
 // Admission: which misses join a pending inference, queue, or are shed; background work; invalidation.

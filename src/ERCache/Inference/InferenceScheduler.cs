@@ -1,7 +1,6 @@
 using ERCache.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
-using ERCache.Internal;
 
 namespace ERCache.Inference;
 

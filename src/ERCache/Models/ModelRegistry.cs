@@ -4,7 +4,6 @@ using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Regional;
 using ERCache.Tiers;
-using Microsoft.Extensions.Options;
 
 namespace ERCache.Models;
 

@@ -13,7 +13,7 @@ namespace ERCache.Regional;
 /// </summary>
 /// <remarks>The store is an optimisation, never a dependency: every failure here is counted, logged and answered as
 /// a miss or a dropped write; nothing throws into a request.</remarks>
-internal sealed class RegionalTier : IAsyncDisposable
+internal sealed partial class RegionalTier : IAsyncDisposable
 {
     private readonly IRegionalStore _store;
     private readonly RegionalOptions _options;
@@ -95,37 +95,6 @@ internal sealed class RegionalTier : IAsyncDisposable
         }
     }
 
-    /// <summary>Queues a fresh value for the next grouped write; drops and counts it when the queue is full. Never
-    /// blocks.</summary>
-    public bool TryEnqueue(in PendingWrite write)
-    {
-        bool disposed = Volatile.Read(ref _disposed) != 0;
-        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity || disposed)
-        {
-            Interlocked.Decrement(ref _queued);
-            _metrics.RecordRegionalDropped(disposed ? "disposed" : "queue_full", 1);
-            return false;
-        }
-
-        _queue.Enqueue(write);
-        return true;
-    }
-
-    /// <summary>Writes everything queued now, <c>MaxBatchSize</c> users per round trip; each user's values (the latest
-    /// per model) go as one write. Failed writes are dropped and counted.</summary>
-    public async Task FlushAsync(CancellationToken cancellationToken = default)
-    {
-        await _flushing.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await WriteQueuedAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _flushing.Release();
-        }
-    }
-
     /// <summary>The wall-clock time (Unix ms) up to which this host ignores values of <paramref name="field"/>: when the
     /// model was last cleared here, or <see cref="long.MinValue"/>.</summary>
     public long ClearedAt(string field) => _clearedAt.IsEmpty ? long.MinValue : _clearedAt.GetValueOrDefault(field, long.MinValue);
@@ -167,16 +136,6 @@ internal sealed class RegionalTier : IAsyncDisposable
         }
     }
 
-    /// <summary>Writes what was queued when it began, <c>MaxBatchSize</c> users per round trip. Under <c>_flushing</c>.</summary>
-    private async Task WriteQueuedAsync(CancellationToken cancellationToken)
-    {
-        int pending = Volatile.Read(ref _queued);
-        while (pending > 0 && Take(out var groups, out int values, ref pending))
-        {
-            await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
     /// <summary>Stops the background flush and writes what is queued (bounded by <c>Regional:WriteTimeout</c>).</summary>
     public async ValueTask DisposeAsync()
     {
@@ -190,93 +149,6 @@ internal sealed class RegionalTier : IAsyncDisposable
         await FlushAsync(CancellationToken.None).ConfigureAwait(false);
         _stop.Dispose();
         _flushing.Dispose();
-    }
-
-    /// <summary>Takes up to <c>MaxBatchSize</c> users' values off the queue, grouped per user (a newer value of the same
-    /// user and model replaces an older one). Only values queued before the flush began are taken.</summary>
-    private bool Take(out List<RegionalWriteGroup> groups, out int values, ref int pending)
-    {
-        var byUser = new Dictionary<long, (Dictionary<string, PendingWrite> Fields, TimeSpan Ttl)>();
-        while (pending > 0 && _queue.TryPeek(out var next) && (byUser.Count < _options.MaxBatchSize || byUser.ContainsKey(next.UserId)))
-        {
-            _queue.TryDequeue(out var write);
-            pending--;
-            Interlocked.Decrement(ref _queued);
-            if (!byUser.TryGetValue(write.UserId, out var user))
-            {
-                user = (new Dictionary<string, PendingWrite>(StringComparer.Ordinal), TimeSpan.Zero);
-            }
-
-            if (!user.Fields.TryGetValue(write.Field, out var older) || older.WrittenAtUnixMs <= write.WrittenAtUnixMs)
-            {
-                user.Fields[write.Field] = write;
-            }
-
-            byUser[write.UserId] = (user.Fields, write.TimeToLive > user.Ttl ? write.TimeToLive : user.Ttl);
-        }
-
-        values = 0;
-        groups = new List<RegionalWriteGroup>(byUser.Count);
-        foreach (var (userId, (fields, ttl)) in byUser)
-        {
-            var encoded = fields.Values.Select(w => new RegionalField(w.Field, RegionalValue.Encode(w.Format, w.VersionHash, w.UserId, w.WrittenAtUnixMs, w.Vector))).ToArray();
-            values += encoded.Length;
-            groups.Add(new RegionalWriteGroup(userId, encoded, ttl));
-        }
-
-        return groups.Count > 0;
-    }
-
-    private async Task WriteAsync(List<RegionalWriteGroup> groups, int values, CancellationToken cancellationToken)
-    {
-        long started = _time.GetTimestamp();
-        var activity = ERCacheActivities.StartRegional("write", groups.Count);
-        string outcome = "none";
-        try
-        {
-            var write = new Write(this, groups);
-            if (_breaker is null)
-            {
-                await write.RunAsync(cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                await _breaker.ExecuteAsync(static (w, ct) => w.RunAsync(ct), write, cancellationToken).ConfigureAwait(false);
-            }
-
-            _metrics.RecordRegionalWrite(groups.Count, values);
-        }
-        catch (Exception ex)
-        {
-            outcome = Failed("write", ex);
-            _metrics.RecordRegionalDropped(outcome, values);
-        }
-        finally
-        {
-            _metrics.RecordRegionalDuration("write", _time.GetElapsedTime(started));
-            ERCacheActivities.Finish(activity, outcome);
-        }
-    }
-
-    private async Task FlushPeriodicallyAsync()
-    {
-        await Task.Yield(); // not on the constructor's thread
-        using var timer = new PeriodicTimer(_options.FlushInterval, _time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
-            {
-                await FlushAsync(_stop.Token).ConfigureAwait(false);
-            }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-            // disposal: the final flush runs in DisposeAsync
-        }
-        catch (Exception ex)
-        {
-            Log.RegionalFlushLoopFailed(_logger, ex); // a bug of ours; requests are unaffected, writes stop until the cache is rebuilt
-        }
     }
 
     /// <summary>Counts and logs a failed store call; returns the reason tag.</summary>
@@ -311,23 +183,4 @@ internal sealed class RegionalTier : IAsyncDisposable
         }
     }
 
-    /// <summary>One bounded grouped write, as the breaker's state.</summary>
-    private sealed class Write(RegionalTier tier, List<RegionalWriteGroup> groups)
-    {
-        public async ValueTask RunAsync(CancellationToken cancellationToken)
-        {
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var write = tier._store.WriteAsync(groups, limit.Token);
-            try
-            {
-                await write.WaitAsync(tier._options.WriteTimeout, tier._time, cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                await limit.CancelAsync().ConfigureAwait(false); // ask the store to stop; its result is not awaited
-                _ = write.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
-                throw;
-            }
-        }
-    }
 }
