@@ -127,6 +127,7 @@ public static class ERCacheServiceCollectionExtensions
     private static ERCacheBuilder AddCore(IServiceCollection services, string sectionPath, bool followSection)
     {
         var names = ModelNames.Of(services);
+        var modelSections = ModelSections.Of(services); // captured now: the collection is not touched once built
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ERCacheOptions>>(new ERCacheOptionsValidator(sectionPath)));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(InferenceDispatcher.DedicatedThreads);
@@ -147,7 +148,7 @@ public static class ERCacheServiceCollectionExtensions
                 optionsValidated: true); // by the ERCacheOptionsValidator registered above, when the monitor created the value
             if (followSection)
             {
-                cache.FollowConfiguration(sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath, ModelSections.Of(services).Names);
+                cache.FollowConfiguration(sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath, modelSections.Names);
             }
 
             return cache;
