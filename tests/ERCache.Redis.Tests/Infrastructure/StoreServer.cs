@@ -15,7 +15,8 @@ public enum ServerKind
 /// <summary>
 /// A real <c>redis-server</c> or Garnet started on a free loopback port without persistence, and stopped by its
 /// process id. <c>bash .ci/install-servers</c> installs both (redis-server from Debian; Garnet as a .NET tool in
-/// <c>~/.ercache-tools</c>, or wherever <c>ERCACHE_GARNET_SERVER</c> points).
+/// <c>~/.ercache-tools</c>, or wherever <c>ERCACHE_GARNET_SERVER</c> points); <see cref="ServerInstaller"/> runs it
+/// when either is missing.
 /// </summary>
 internal sealed class StoreServer : IDisposable
 {
@@ -143,10 +144,19 @@ internal sealed class StoreServer : IDisposable
         }
     }
 
-    private static string RedisServerPath() =>
-        Environment.GetEnvironmentVariable("ERCACHE_REDIS_SERVER") is { Length: > 0 } configured ? configured
-        : File.Exists("/usr/bin/redis-server") ? "/usr/bin/redis-server"
-        : throw new InvalidOperationException("redis-server is not installed: run `bash .ci/install-servers` (or set ERCACHE_REDIS_SERVER).");
+    private static string RedisServerPath()
+    {
+        if (Environment.GetEnvironmentVariable("ERCACHE_REDIS_SERVER") is { Length: > 0 } configured)
+        {
+            return configured;
+        }
+
+        const string installed = "/usr/bin/redis-server";
+        ServerInstaller.EnsureInstalled(() => File.Exists(installed));
+        return File.Exists(installed)
+            ? installed
+            : throw new InvalidOperationException("redis-server is not installed: run `bash .ci/install-servers` (or set ERCACHE_REDIS_SERVER).");
+    }
 
     private static string GarnetServerPath()
     {
@@ -156,6 +166,7 @@ internal sealed class StoreServer : IDisposable
         }
 
         string tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".ercache-tools", "garnet-server");
+        ServerInstaller.EnsureInstalled(() => File.Exists(tool));
         return File.Exists(tool)
             ? tool
             : throw new InvalidOperationException($"Garnet is not installed at {tool}: run `bash .ci/install-servers` (or set ERCACHE_GARNET_SERVER).");
