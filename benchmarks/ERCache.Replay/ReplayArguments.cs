@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using ERCache.Replay.Replay;
 
 namespace ERCache.Replay;
 
@@ -48,7 +49,19 @@ internal sealed class ReplayArguments
 
     private static readonly Option<string?> RegionalOption = new("--regional") { Description = "Hosts share a regional store: memory (in this process, for fast sweeps) or redis=HOST:PORT (Redis or Garnet; entries are written under a version of this run's own)", Validators = { CheckRegional } };
 
-    private static readonly Option[] TierOptions = [ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption, CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption];
+    private static readonly Option<int?> MaxConcurrencyOption = new("--max-concurrency") { Description = "Inference:MaxConcurrency: tower calls a host runs at once [default: the library's, 8]", CustomParser = r => Integer(r, 1) };
+    private static readonly Option<TimeSpan?> TimeoutOption = new("--timeout") { Description = "Inference:Timeout: a request's inference deadline [default: the library's, 100ms]", CustomParser = r => ParseDuration(r) };
+
+    private static readonly Option<string[]> EventOption = new("--event") { Description = $"An event of the timeline (repeatable): {ReplayEvent.Syntax}; e.g. version@3h, version@3h+10m (rolled host by host), restart@3h:2, delete@3h:1%, outage@2h+5m", HelpName = "EVENT" };
+    private static readonly Option<double?> ProvisionOption = new("--provision") { Description = "Finite towers: each host's throughput is X times the steady demand measured first with unbounded towers and no events (the mean inference rate per host in the 30 minutes before the first event, or over the trace)", HelpName = "X", CustomParser = r => Number(r, positive: true) };
+    private static readonly Option<double?> ThroughputOption = new("--tower-throughput") { Description = "Finite towers: users per second each host's tower serves with full batches", HelpName = "N", CustomParser = r => Number(r, positive: true) };
+    private static readonly Option<TimeSpan?> UserCostOption = new("--user-cost") { Description = "Finite towers: the time a tower call spends per user", CustomParser = r => ParseDuration(r) };
+    private static readonly Option<TimeSpan?> CallCostOption = new("--call-cost") { Description = "The fixed time of every tower call (0: none) [default: 2ms]", CustomParser = r => r.Tokens.Single().Value.Trim() == "0" ? TimeSpan.Zero : ParseDuration(r) };
+    private static readonly Option<TimeSpan> WindowOption = new("--window") { Description = "Width of the time series' windows, in trace time", DefaultValueFactory = _ => ReplayTimeline.DefaultWindow, CustomParser = ParseDuration };
+    private static readonly Option<string?> SeriesOption = new("--series") { Description = "Write the time series (per window and model) as CSV", HelpName = "FILE.csv" };
+    private static readonly Option<string?> ChartOption = new("--chart") { Description = "Draw the timeline (inference rate, fallback share, events marked) as SVG", HelpName = "FILE.svg" };
+
+    private static readonly Option[] TierOptions = [ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption, CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, MaxConcurrencyOption, TimeoutOption];
 
     private ReplayArguments(ParseResult p)
     {
@@ -87,7 +100,41 @@ internal sealed class ReplayArguments
         RefreshAhead = p.GetValue(RefreshAheadOption);
         RecommendTtl = p.GetValue(RecommendTtlOption);
         MaxDrift = p.GetValue(MaxDriftOption);
+        MaxConcurrency = p.GetValue(MaxConcurrencyOption);
+        Timeout = p.GetValue(TimeoutOption);
+        Events = (p.GetValue(EventOption) ?? []).Select(ParseEvent).ToArray();
+        Provision = p.GetValue(ProvisionOption);
+        TowerThroughput = p.GetValue(ThroughputOption);
+        UserCost = p.GetValue(UserCostOption);
+        CallCost = p.GetValue(CallCostOption);
+        Window = p.GetValue(WindowOption);
+        SeriesPath = p.GetValue(SeriesOption);
+        ChartPath = p.GetValue(ChartOption);
     }
+
+    public int? MaxConcurrency { get; }
+
+    public TimeSpan? Timeout { get; }
+
+    /// <summary>Events given with --event (a --config file may add more under Replay:Events).</summary>
+    public IReadOnlyList<ReplayEvent> Events { get; }
+
+    public double? Provision { get; }
+
+    public double? TowerThroughput { get; }
+
+    public TimeSpan? UserCost { get; }
+
+    public TimeSpan? CallCost { get; }
+
+    public TimeSpan Window { get; }
+
+    public string? SeriesPath { get; }
+
+    public string? ChartPath { get; }
+
+    /// <summary>Whether anything of the timeline was asked for on the command line.</summary>
+    public bool TimelineGiven => Events.Count > 0 || Provision is not null || TowerThroughput is not null || UserCost is not null || SeriesPath is not null || ChartPath is not null;
 
     /// <summary>The expected drift per hour of the replay's moving embeddings, or null when vectors do not drift.</summary>
     public double? Drift { get; }
@@ -172,7 +219,8 @@ internal sealed class ReplayArguments
                      OutageOption, SeedOption, WriteTraceOption, ConfigOption, ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption,
                      CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, JsonOption, SweepTtlOption, SweepCapacityOption,
                      SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption, RegionalOption, DriftOption, RefreshAheadOption,
-                     RecommendTtlOption, MaxDriftOption,
+                     RecommendTtlOption, MaxDriftOption, MaxConcurrencyOption, TimeoutOption, EventOption, ProvisionOption, ThroughputOption, UserCostOption,
+                     CallCostOption, WindowOption, SeriesOption, ChartOption,
                  })
         {
             command.Options.Add(option);
@@ -255,10 +303,37 @@ internal sealed class ReplayArguments
             throw new UsageException("--max-drift is the bound of --recommend-ttl; give both.");
         }
 
+        if ((Provision is null ? 0 : 1) + (TowerThroughput is null ? 0 : 1) + (UserCost is null ? 0 : 1) > 1)
+        {
+            throw new UsageException("Give the towers' capacity one way: --provision X, --tower-throughput N or --user-cost T.");
+        }
+
+        if (CallCost is not null && Provision is null && TowerThroughput is null && UserCost is null)
+        {
+            throw new UsageException("--call-cost is part of a finite tower: give it with --provision, --tower-throughput or --user-cost.");
+        }
+
+        if (TimelineGiven && (SweepTtl is not null || SweepCapacity || RecommendTtl || (Hosts > 1 && Routing is null)))
+        {
+            throw new UsageException("Events, finite towers and the time series belong to one replay: not with a sweep, --recommend-ttl, or --hosts without --routing.");
+        }
+
         return this;
     }
 
     private static TimeSpan ParseDuration(ArgumentResult r) => ParseDuration(r, r.Tokens.Single().Value);
+
+    private static ReplayEvent ParseEvent(string text)
+    {
+        try
+        {
+            return ReplayEvent.Parse(text);
+        }
+        catch (FormatException ex)
+        {
+            throw new UsageException($"--event: {ex.Message}");
+        }
+    }
 
     private static TimeSpan ParseDuration(ArgumentResult r, string value)
     {

@@ -74,7 +74,8 @@ internal static class ReplayCommand
         {
             var options = BuildOptions(a, trace, unbounded);
             using var store = RegionalStore.Open(a.Regional, options);
-            var result = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, store?.Store, Drift(a));
+            var timeline = TimelineCommand.Build(a, trace, options, store?.Store, stdout);
+            var result = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, store?.Store, Drift(a), timeline);
             stdout.Write(ReportWriter.Markdown(result));
             stdout.WriteLine();
             stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")}, {Threads(result)})."));
@@ -82,10 +83,11 @@ internal static class ReplayCommand
             {
                 stdout.WriteLine(Inv($"Regional store ({a.Regional}): {result.Total.RegionalHits:N0} regional hits; {traffic.ReadRoundTrips:N0} lookups ({traffic.BytesRead:N0} bytes), {traffic.WriteRoundTrips:N0} write round trips carrying {traffic.WriteGroups:N0} grouped writes, {traffic.ValuesWritten:N0} values ({traffic.BytesWritten:N0} bytes)."));
             }
+            TimelineCommand.Report(a, result, TraceLabel(a), stdout);
             if (a.JsonPath is not null)
             {
                 using var file = File.Create(a.JsonPath);
-                ReportWriter.Json(result, file);
+                ReportWriter.Json(result, file, withSeries: TimelineCommand.IsTimeline(result));
                 stdout.WriteLine($"JSON written to {a.JsonPath}.");
             }
         }
@@ -155,7 +157,7 @@ internal static class ReplayCommand
     }
 
     /// <summary>The moving embeddings of <c>--drift</c>, or null.</summary>
-    private static DriftingEmbedding? Drift(ReplayArguments a) => a.Drift is { } rate ? new DriftingEmbedding(rate) : null;
+    internal static DriftingEmbedding? Drift(ReplayArguments a) => a.Drift is { } rate ? new DriftingEmbedding(rate) : null;
 
     /// <summary>One replay with every model's direct TTL set to <paramref name="ttl"/> (failover TTLs raised to it).</summary>
     private static ReplayResult RunWithDirectTtl(ReplayArguments a, Trace trace, int unbounded, TimeSpan ttl)
@@ -208,6 +210,16 @@ internal static class ReplayCommand
                 settings[$"{model}:{tier}:Capacity"] = Inv($"{a.Capacity ?? unbounded}");
                 settings[$"{model}:{tier}:Eviction"] = eviction;
                 settings[$"{model}:{tier}:Format"] = a.Format;
+            }
+
+            if (a.MaxConcurrency is { } concurrency)
+            {
+                settings[$"{model}:Inference:MaxConcurrency"] = Inv($"{concurrency}");
+            }
+
+            if (a.Timeout is { } timeout)
+            {
+                settings[$"{model}:Inference:Timeout"] = timeout.ToString("c", CultureInfo.InvariantCulture);
             }
         }
 
@@ -347,7 +359,7 @@ internal static class ReplayCommand
     }
 
     /// <summary>Names the trace in chart titles.</summary>
-    private static string TraceLabel(ReplayArguments a) =>
+    internal static string TraceLabel(ReplayArguments a) =>
         a.TracePath is not null ? Path.GetFileName(a.TracePath)
         : a.ScarabPath is not null ? Inv($"{Path.GetFileName(a.ScarabPath)} at {a.Rate}/s")
         : Inv($"the synthetic trace ({a.Users:N0} users, seed {a.Seed})");
@@ -355,7 +367,7 @@ internal static class ReplayCommand
     private static string Threads(ReplayResult result) =>
         result.SingleThreadReason is { } reason ? $"1 thread: {reason}" : result.Threads == 1 ? "1 thread" : $"{result.Threads} threads";
 
-    private static string Label(TimeSpan t) =>
+    internal static string Label(TimeSpan t) =>
         t.TotalHours >= 1 && t.TotalHours % 1 == 0 ? $"{t.TotalHours}h"
         : t.TotalMinutes >= 1 && t.TotalMinutes % 1 == 0 ? $"{t.TotalMinutes}m"
         : t.TotalSeconds >= 1 && t.TotalSeconds % 1 == 0 ? $"{t.TotalSeconds}s"

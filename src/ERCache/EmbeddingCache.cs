@@ -178,6 +178,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>For tests: completes once the model has no delegate call in flight and nothing queued.</summary>
     internal Task WhenIdleAsync(string model) => Resolve(model).State.Scheduler.WhenIdleAsync();
 
+    /// <summary>Users of <paramref name="model"/> queued for a delegate call (the replay's queue-length series).</summary>
+    internal int GetQueuedUsers(string model) => Resolve(model).State.Scheduler.Queued;
+
     /// <summary>Users of <paramref name="model"/> waiting for or in inference (for tests that check nothing is left behind).</summary>
     internal int GetPendingUsers(string model) => Resolve(model).State.Scheduler.PendingUsers;
 

@@ -40,6 +40,45 @@ public sealed class DispatcherTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Only_a_simulation_dispatcher_continues_waiters_on_the_thread_that_completes_the_call(bool simulation)
+    {
+        // A real dispatcher never lets a waiter's continuation run on the tower's completing thread (it would delay the
+        // rest of the batch); a single-threaded simulation (the replay harness) needs exactly that.
+        var clock = new FakeTimeProvider();
+        var release = new TaskCompletionSource();
+        var tower = new TestTower { Gate = release.Task };
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        TestThread.LeaveSynchronizationContext();
+        using var cache = EmbeddingCache.Create(
+            options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = tower },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = new RunNowDispatcher(simulation) });
+        var pending = cache.GetAsync("ctr", 7, new float[4]).AsTask();
+        Assert.False(pending.IsCompleted);
+
+        bool answeredWithin = false;
+        var completer = new Thread(() =>
+        {
+            release.SetResult(); // the tower's call completes on this thread
+            answeredWithin = pending.IsCompleted;
+        });
+        completer.Start();
+        completer.Join();
+
+        Assert.Equal(simulation, answeredWithin);
+        Assert.Equal(EmbeddingSource.Fresh, (await pending).Source);
+    }
+
+    /// <summary>Runs each call at once on the dispatching thread; optionally a simulation's dispatcher.</summary>
+    private sealed class RunNowDispatcher(bool simulation) : InferenceDispatcher
+    {
+        internal override bool RunsWaitersInline => simulation;
+
+        public override void Dispatch(Action<object?> work, object? state) => work(state);
+    }
+
     [Fact]
     public void The_inline_dispatcher_runs_on_the_calling_thread_and_never_nests_one_call_in_another()
     {

@@ -47,7 +47,27 @@ internal static class ReportWriter
         _ => string.Create(CultureInfo.InvariantCulture, $"{ms / 60_000.0:0.#} min"),
     };
 
-    public static void Json(ReplayResult result, Stream output)
+    /// <summary>Per event: fallback share and peak inference rate (a multiple of the 30 minutes before) in the 1, 5
+    /// and 30 minutes after it, the time until the inference rate is back within 10 % of steady, and stale serves.</summary>
+    public static string EventTable(ReplayResult result)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| Event | Fallback share: 30 min before | 1 min after | 5 min after | 30 min after | Peak inference rate (x steady): 1 / 5 / 30 min | Steady rate | Back within 10 % of steady | Served although deleted |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var e in result.Events)
+        {
+            string peaks = string.Join(" / ", e.After.Select(p => e.PeakMultiple(p) is { } m ? string.Create(CultureInfo.InvariantCulture, $"{m:F2}") : "-"));
+            string recovery = e.Recovery is { } r ? Ms((long)r.TotalMilliseconds) : "never";
+            string stale = e.Event.Kind == ReplayEventKind.Delete ? string.Create(CultureInfo.InvariantCulture, $"{e.StaleServes:N0}") : "-";
+            sb.AppendLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"| {e.Event.Label} | {e.Before.FallbackShare:P2} | {e.After[0].FallbackShare:P2} | {e.After[1].FallbackShare:P2} | {e.After[2].FallbackShare:P2} | {peaks} | {e.SteadyRate:F1}/s | {recovery} | {stale} |"));
+        }
+
+        return sb.ToString();
+    }
+
+    public static void Json(ReplayResult result, Stream output, bool withSeries = false)
     {
         using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true });
         json.WriteStartObject();
@@ -75,6 +95,99 @@ internal static class ReportWriter
             json.WriteNumber("bytesWritten", traffic.BytesWritten);
             json.WriteEndObject();
         }
+
+        if (withSeries)
+        {
+            Timeline(json, result);
+        }
+
+        json.WriteEndObject();
+    }
+
+    private static void Timeline(Utf8JsonWriter json, ReplayResult result)
+    {
+        json.WriteStartObject("timeline");
+        json.WriteNumber("windowSeconds", result.Timeline.Window.TotalSeconds);
+        json.WriteStartObject("towers");
+        foreach (var (model, cost) in result.Timeline.Towers)
+        {
+            json.WriteStartObject(model);
+            json.WriteNumber("callMs", cost.PerCall.TotalMilliseconds);
+            json.WriteNumber("userMs", cost.PerUser.TotalMilliseconds);
+            json.WriteEndObject();
+        }
+
+        json.WriteEndObject();
+        json.WriteStartArray("events");
+        foreach (var e in result.Events)
+        {
+            json.WriteStartObject();
+            json.WriteString("event", e.Event.Text);
+            json.WriteString("label", e.Event.Label);
+            json.WriteNumber("atSeconds", e.Event.At.TotalSeconds);
+            json.WriteNumber("steadyInferenceRate", e.SteadyRate);
+            Period(json, "before30m", e, e.Before);
+            for (int i = 0; i < e.After.Count; i++)
+            {
+                Period(json, $"after{EventSummary.AfterLengths[i].TotalMinutes}m", e, e.After[i]);
+            }
+
+            if (e.Recovery is { } recovery)
+            {
+                json.WriteNumber("recoverySeconds", recovery.TotalSeconds);
+            }
+            else
+            {
+                json.WriteNull("recoverySeconds");
+            }
+
+            json.WriteNumber("servedAlthoughDeleted", e.StaleServes);
+            json.WriteEndObject();
+        }
+
+        json.WriteEndArray();
+        json.WriteStartObject("series");
+        foreach (var (model, series) in result.Series)
+        {
+            json.WriteStartArray(model);
+            for (int i = 0; i < series.Windows.Count; i++)
+            {
+                var w = series.Windows[i];
+                json.WriteStartObject();
+                json.WriteNumber("startSeconds", i * series.WindowMs / 1000.0);
+                foreach (var (name, value) in SeriesCsv.Columns(w))
+                {
+                    json.WriteNumber(name, value);
+                }
+
+                if (w.DriftMean is { } drift)
+                {
+                    json.WriteNumber("driftMean", drift);
+                }
+
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+        }
+
+        json.WriteEndObject();
+        json.WriteEndObject();
+    }
+
+    private static void Period(Utf8JsonWriter json, string name, EventSummary e, PeriodFigures p)
+    {
+        json.WriteStartObject(name);
+        json.WriteNumber("requests", p.Requests);
+        json.WriteNumber("fallbacks", p.Fallbacks);
+        json.WriteNumber("fallbackShare", p.FallbackShare);
+        json.WriteNumber("inferenceRate", p.InferenceRate);
+        json.WriteNumber("peakInferenceRate", p.PeakInferenceRate);
+        if (e.PeakMultiple(p) is { } multiple)
+        {
+            json.WriteNumber("peakMultipleOfSteady", multiple);
+        }
+
         json.WriteEndObject();
     }
 

@@ -1,65 +1,114 @@
-using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
-using ERCache.Replay.Traces;
 
 namespace ERCache.Replay.Replay;
 
-/// <summary>
-/// The replay's user tower: a vector derived from (user, time) — with <c>--drift</c>, the user's
-/// <see cref="DriftingEmbedding"/> at that moment — or a failure for the users the trace marks. It is told the window's
-/// users and their fail flags before each call (one window is in flight at a time).
-/// </summary>
-internal sealed class ReplayInference(FakeTimeProvider clock, DateTimeOffset start, DriftingEmbedding? drift = null) : IEmbeddingInference
-{
-    private long _attempts;
-    private long _failures;
-    private long _background;
+/// <summary>A tower call that failed because the timeline has a tower outage at its start.</summary>
+internal sealed class TowerOutageException(string model) : Exception($"The tower of model '{model}' is in an outage of the replay's timeline.");
 
-    /// <summary>The moving embeddings, or null when vectors do not drift.</summary>
+/// <summary>
+/// One host's user tower for one model: a vector derived from (user, time) — with <c>--drift</c>, the user's
+/// <see cref="DriftingEmbedding"/> at that moment — or a failure for the users whose latest request the trace marks,
+/// and every call that starts in an outage window of the timeline (at once, as a tower that is down refuses). Without a <see cref="TowerCost"/> a call
+/// completes at once (unbounded capacity); with one it completes when the replay's clock reaches its end.
+/// </summary>
+/// <remarks>It counts what it is asked: every user of a call is an inference, counted in the window the call starts
+/// in; a user with no request waiting on this host (a refresh ahead) is a background inference.</remarks>
+internal sealed class ReplayInference(
+    SimulationClock clock, string model, ModelReport report, TimeSeries series, DriftingEmbedding? drift = null, TowerCost? cost = null) : IEmbeddingInference
+{
+    private readonly Dictionary<long, int> _waiting = []; // users with a request in flight on this host, and how many
+    private readonly HashSet<long> _failing = []; // users whose latest request the trace marks as failing
+    private readonly List<(long StartMs, long EndMs)> _outages = [];
+
     public DriftingEmbedding? Drift => drift;
 
-    /// <summary>Milliseconds since the trace began, on the replay's clock.</summary>
-    public long NowMs => (long)(clock.GetUtcNow() - start).TotalMilliseconds;
+    /// <summary>Calls that start in [<paramref name="startMs"/>, <paramref name="endMs"/>) fail as a whole.</summary>
+    public void AddOutage(long startMs, long endMs) => _outages.Add((startMs, endMs));
 
-    /// <summary>Set while the replay runs the cache's background calls (refresh ahead): their attempts are counted as
-    /// refreshes too.</summary>
-    public bool InBackground { get; set; }
-
-    /// <summary>Attempts made in the background since the last call.</summary>
-    public long TakeBackground()
+    /// <summary>A request of these users arrives on this host; <paramref name="fails"/> says which of them the trace fails.</summary>
+    public void Requested(ReadOnlySpan<long> users, ReadOnlySpan<bool> fails)
     {
-        long background = _background;
-        _background = 0;
-        return background;
+        for (int i = 0; i < users.Length; i++)
+        {
+            _waiting[users[i]] = _waiting.GetValueOrDefault(users[i]) + 1;
+            if (fails[i])
+            {
+                _failing.Add(users[i]);
+            }
+            else
+            {
+                _failing.Remove(users[i]);
+            }
+        }
     }
 
-    public ReadOnlyMemory<bool> Failing { get; set; }
-
-    public ReadOnlyMemory<long> Users { get; set; }
-
-    public long TakeAttempts(out long failures)
+    /// <summary>The request of these users was answered.</summary>
+    public void Answered(ReadOnlySpan<long> users)
     {
-        failures = _failures;
-        long attempts = _attempts;
-        _attempts = 0;
-        _failures = 0;
-        return attempts;
+        foreach (long user in users)
+        {
+            int left = _waiting[user] - 1;
+            if (left == 0)
+            {
+                _waiting.Remove(user);
+            }
+            else
+            {
+                _waiting[user] = left;
+            }
+        }
     }
 
     public ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)
     {
-        long nowMs = NowMs;
+        long startMs = clock.NowMs;
+        var window = series.At(startMs);
         var users = batch.UserIds.Span;
-        var windowUsers = Users.Span;
-        var failing = Failing.Span;
+        foreach (long user in users)
+        {
+            report.Inferences++;
+            if (_waiting.ContainsKey(user))
+            {
+                window.RequestPathInferences++;
+            }
+            else
+            {
+                report.Refreshes++;
+                window.BackgroundInferences++;
+            }
+        }
+
+        if (_outages.Exists(o => startMs >= o.StartMs && startMs < o.EndMs))
+        {
+            report.InferenceFailures += batch.Count;
+            throw new TowerOutageException(model); // a tower that is down refuses at once
+        }
+
+        if (cost is null)
+        {
+            Fill(batch);
+            return ValueTask.CompletedTask;
+        }
+
+        var done = new TaskCompletionSource(); // continuations run on the replay's thread, at the call's end
+        clock.Schedule(clock.Now + cost.Of(batch.Count).Ticks, () =>
+        {
+            Fill(batch);
+            done.SetResult();
+        });
+        return new ValueTask(done.Task);
+    }
+
+    /// <summary>Fills the call's rows at the clock's current time, or fails the users the trace fails.</summary>
+    private void Fill(InferenceBatch batch)
+    {
+        long nowMs = clock.NowMs;
+        var users = batch.UserIds.Span;
         for (int i = 0; i < batch.Count; i++)
         {
-            _attempts++;
-            _background += InBackground ? 1 : 0;
-            int at = windowUsers.IndexOf(users[i]);
-            if (at >= 0 && failing[at])
+            if (_failing.Contains(users[i]))
             {
-                _failures++;
+                report.InferenceFailures++;
                 batch.Fail(i);
                 continue;
             }
@@ -78,7 +127,5 @@ internal sealed class ReplayInference(FakeTimeProvider clock, DateTimeOffset sta
                 row[j] = first + (j * 0.001f);
             }
         }
-
-        return ValueTask.CompletedTask;
     }
 }

@@ -18,5 +18,17 @@ internal sealed class ReplayResult
     /// <summary>What the hosts sent to and read from the regional store; null without one.</summary>
     public RegionalTraffic? Regional { get; init; }
 
+    /// <summary>Per model, the counts of each window of trace time.</summary>
+    public required IReadOnlyDictionary<string, TimeSeries> Series { get; init; }
+
+    /// <summary>Every model's windows added together.</summary>
+    public required TimeSeries TotalSeries { get; init; }
+
+    /// <summary>The towers, events and window the replay ran with.</summary>
+    public required ReplayTimeline Timeline { get; init; }
+
+    /// <summary>What each event of the timeline did, in the timeline's order.</summary>
+    public required IReadOnlyList<EventSummary> Events { get; init; }
+
     public double RequestsPerSecond => Total.Requests / Math.Max(Elapsed.TotalSeconds, 1e-9);
 }

@@ -6,21 +6,25 @@ using ERCache.Replay.Traces;
 namespace ERCache.Replay.Replay;
 
 /// <summary>
-/// Replays a trace through the real library: one <see cref="EmbeddingCache"/> per host built from the given options,
-/// a <see cref="FakeTimeProvider"/> set to each request's timestamp, and an inference delegate per model that
-/// returns a vector derived from (user, time) and fails the users whose trace row says so.
+/// Replays a trace through the real library as a discrete-event simulation: one <see cref="EmbeddingCache"/> per host
+/// built from the given options, on a <see cref="SimulationClock"/> that reaches each request's timestamp after
+/// running every tower completion, library timer and timeline event due before it, and an inference delegate per host
+/// and model (<see cref="ReplayInference"/>) that returns a vector derived from (user, time) and fails the users whose
+/// trace row says so.
 /// </summary>
 /// <remarks>
 /// <para>Requests that share a timestamp (and host and model) arrive together: they are sent as one
 /// <see cref="EmbeddingCache.GetManyAsync"/> call, so their misses become one delegate call, as under load. A group
-/// ends at a new timestamp, at the model's <c>MaxBatchSize</c> (so nothing queues or is shed), and before a user
-/// repeats (so a second request of a user at the same instant sees the first one's result, in file order). The
-/// clock does not move during a call, so no deadline passes; <c>BatchWindow</c> is set to zero (the replay does the
-/// grouping; a window timer on a stopped clock would never fire), and <c>RunInline</c> is on, so a group's delegate
-/// call runs on the replay thread with no thread hop.</para>
-/// <para>The circuit breaker is turned off: it counts delegate calls that throw, and the replay's delegate never
-/// throws (it fails users one by one, as a tower that marks bad rows), so a breaker could never open here and would
-/// only add its cost to every call.</para>
+/// ends at a new timestamp, at the model's <c>MaxBatchSize</c>, and before a user repeats (so a second request of a
+/// user at the same instant sees the first one's result, in file order).</para>
+/// <para>With unbounded towers (the default) a delegate call completes before it returns and the clock does not move
+/// during it, so no deadline passes and nothing queues; <c>BatchWindow</c> is set to zero (the replay does the
+/// grouping) and <c>RunInline</c> is on. With finite towers (<see cref="ReplayTimeline.Towers"/>) a call ends when the
+/// clock reaches its cost, and the model's own settings (window, concurrency, queue, deadline) decide what waits, what
+/// is shed and what misses its deadline, as they would in production.</para>
+/// <para>The circuit breaker is turned off. Polly runs a breaker's state changes on a thread of its own, and a failing
+/// call waits for them, so a replay with a breaker would leave its one thread and stop being repeatable. A tower
+/// outage is therefore answered call by call (each fails at once), not by an open circuit.</para>
 /// <para>With more than one thread, users are split into shards by a hash of the id and each shard is replayed on
 /// its own thread, through caches (one per host) and a clock of its own. That gives the same answer as one thread
 /// exactly when users cannot affect one another: when no tier can fill (every tier's capacity is at least the
@@ -35,23 +39,31 @@ internal static class ReplayRunner
 {
     public static ReplayResult Run(
         Trace trace, ERCacheOptions options, int hosts = 1, Routing routing = Routing.Sticky, int seed = 1, int threads = 1, IRegionalStore? regional = null,
-        DriftingEmbedding? drift = null)
+        DriftingEmbedding? drift = null, ReplayTimeline? timeline = null)
     {
+        timeline ??= ReplayTimeline.Unbounded;
         ArgumentOutOfRangeException.ThrowIfLessThan(hosts, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         string[] names = ResolveModels(trace, options);
         options = Shards.Copy(options); // the caller's options stay as given
-        foreach (var model in options.Models.Values)
+        foreach (var (name, model) in options.Models)
         {
-            model.Inference.BatchWindow = TimeSpan.Zero;
-            model.Inference.RunInline = true; // the replay's delegate is instant and the clock is stopped: no deadline can pass
-            model.Inference.CircuitBreaker.Enabled = false; // it could never open here (see the remarks)
+            // Polly runs a breaker's state changes on a thread of its own and the failing call waits for them, so a
+            // replay with a breaker could not stay on one thread (see the remarks).
+            model.Inference.CircuitBreaker.Enabled = false;
+            if (timeline.TowerOf(name) is null)
+            {
+                model.Inference.BatchWindow = TimeSpan.Zero;
+                model.Inference.RunInline = true; // the tower is instant and the clock is stopped: no deadline can pass
+            }
         }
 
         var users = trace.DistinctUsers();
-        string? reason = threads == 1 ? null : Shards.WhyUsersInteract(options, names, users);
+        string? reason = threads == 1 ? null
+            : timeline.HasCapacity ? "the towers have finite capacity, so the users of a host share its queue"
+            : Shards.WhyUsersInteract(options, names, users);
         int shards = reason is null ? threads : 1;
-        var replays = Shards.Create(names, options, users, shards, hosts, regional, drift);
+        var replays = Shards.Create(names, options, users, shards, hosts, regional, drift, timeline);
 
         // Setup's garbage (the trace's parsing, earlier replays) is collected now, not on the replay's time.
         GC.Collect();
@@ -62,17 +74,33 @@ internal static class ReplayRunner
         stopwatch.Stop();
 
         var models = new Dictionary<string, ModelReport>(StringComparer.Ordinal);
+        var series = new Dictionary<string, TimeSeries>(StringComparer.Ordinal);
         var total = new ModelReport();
+        long windowMs = Math.Max(1, (long)timeline.Window.TotalMilliseconds);
+        var totalSeries = new TimeSeries(windowMs);
+        var staleServes = new long[timeline.Events.Count];
         for (int m = 0; m < names.Length; m++)
         {
             var merged = new ModelReport();
+            var mergedSeries = new TimeSeries(windowMs);
             foreach (var replay in replays)
             {
                 merged.Add(replay.Finish(m));
+                mergedSeries.Add(replay.Series(m));
             }
 
             models[names[m]] = merged;
+            series[names[m]] = mergedSeries;
             total.Add(merged);
+            totalSeries.Add(mergedSeries);
+        }
+
+        foreach (var replay in replays)
+        {
+            for (int e = 0; e < staleServes.Length; e++)
+            {
+                staleServes[e] += replay.Deletions.StaleServes[e];
+            }
         }
 
         RegionalTraffic? traffic = null;
@@ -94,6 +122,10 @@ internal static class ReplayRunner
             Threads = shards,
             SingleThreadReason = reason,
             Regional = traffic,
+            Series = series,
+            TotalSeries = totalSeries,
+            Timeline = timeline,
+            Events = timeline.Events.Select((e, i) => EventSummary.Of(e, totalSeries, staleServes[i])).ToArray(),
         };
     }
 

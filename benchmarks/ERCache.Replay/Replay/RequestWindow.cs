@@ -1,130 +1,187 @@
-using Microsoft.Extensions.Time.Testing;
-using ERCache.Inference;
-using ERCache.Testing;
-using ERCache.Replay.Traces;
-
 namespace ERCache.Replay.Replay;
 
-/// <summary>Requests of one host and model gathered at one instant.</summary>
+/// <summary>
+/// Requests of one host and model gathered at one instant, sent as one <see cref="EmbeddingCache.GetManyAsync"/>
+/// call. With unbounded towers the call completes before it returns; with finite ones it completes when the clock
+/// reaches its tower call's end or its deadline, and its results are counted then (against the window it arrived in).
+/// </summary>
 internal sealed class RequestWindow
 {
     private const int ObserveEvery = 256;
-    private readonly EmbeddingCache _cache;
     private readonly string _model;
-    private readonly ReplayInference _inference;
+    private readonly ReplayInference _tower;
     private readonly ModelReport _report;
+    private readonly TimeSeries _series;
+    private readonly DeletionLog _deletions;
+    private readonly SimulationClock _clock;
     private readonly int _dimensions;
-    private readonly long[] _users;
-    private readonly bool[] _fails;
-    private readonly float[] _vectors;
-    private readonly EmbeddingResult[] _results;
-    private readonly ManualInferenceDispatcher _background;
+    private readonly int _size;
+    private readonly bool _sampleQueue;
+    private readonly Action _pump;
+    private readonly Stack<RequestGroup> _spare = new();
     private readonly float[] _fresh;
+    private RequestGroup _current;
     private int _flushes;
+    private int _thread; // the replay's thread: every answer must come on it
 
-    /// <param name="background">Where the cache's background calls (refresh ahead) wait: the window runs them right after
-    /// the request that asked for them, at the same instant, so a replay stays deterministic.</param>
-    public RequestWindow(EmbeddingCache cache, string model, ModelPolicy policy, ReplayInference inference, ModelReport report, ManualInferenceDispatcher background)
+    public RequestWindow(
+        EmbeddingCache cache, string model, ModelPolicy policy, ReplayInference tower, ModelReport report, TimeSeries series, DeletionLog deletions,
+        SimulationClock clock, bool sampleQueue, Action pump)
     {
-        _background = background;
-        _fresh = new float[policy.Dimensions];
-        _cache = cache;
+        _pump = pump;
+        Cache = cache;
         _model = model;
-        _inference = inference;
+        _tower = tower;
         _report = report;
+        _series = series;
+        _deletions = deletions;
+        _clock = clock;
+        _sampleQueue = sampleQueue;
         _dimensions = policy.Dimensions;
-        int size = policy.MaxBatchSize;
-        _users = new long[size];
-        _fails = new bool[size];
-        _vectors = new float[size * _dimensions];
-        _results = new EmbeddingResult[size];
+        _size = policy.MaxBatchSize;
+        _fresh = new float[_dimensions];
+        _current = new RequestGroup(_size, _dimensions);
     }
 
-    public int Count { get; private set; }
+    /// <summary>The host's cache; replaced when the host restarts.</summary>
+    public EmbeddingCache Cache { get; set; }
 
-    public bool IsFull => Count == _users.Length;
+    /// <summary>Request groups sent and not answered yet.</summary>
+    public int Outstanding { get; private set; }
 
-    public bool Contains(long user) => Array.IndexOf(_users, user, 0, Count) >= 0;
+    public int Count => _current.Count;
 
-    public void Add(long user, bool fail)
-    {
-        _users[Count] = user;
-        _fails[Count] = fail;
-        Count++;
-    }
+    public bool IsFull => _current.Count == _size;
+
+    public bool Contains(long user) => Array.IndexOf(_current.Users, user, 0, _current.Count) >= 0;
+
+    public void Add(long user, bool fail) => _current.Add(user, fail);
 
     public void Flush()
     {
-        int n = Count;
+        var group = _current;
+        int n = group.Count;
         if (n == 0)
         {
             return;
         }
 
-        _inference.Failing = _fails.AsMemory(0, n);
-        _inference.Users = _users.AsMemory(0, n);
-        var pending = _cache.GetManyAsync(_model, _users.AsMemory(0, n), _vectors.AsMemory(0, n * _dimensions), _results.AsMemory(0, n));
-        if (!pending.IsCompletedSuccessfully)
+        _thread = Environment.CurrentManagedThreadId;
+        _current = _spare.TryPop(out var spare) ? spare : new RequestGroup(_size, _dimensions);
+        group.ArrivalMs = _clock.NowMs;
+        _tower.Requested(group.Users.AsSpan(0, n), group.Fails.AsSpan(0, n));
+        var pending = Cache.GetManyAsync(_model, group.Users.AsMemory(0, n), group.Vectors.AsMemory(0, n * _dimensions), group.Results.AsMemory(0, n));
+        if (pending.IsCompleted)
         {
-            pending.AsTask().GetAwaiter().GetResult();
+            pending.GetAwaiter().GetResult();
+            Answer(group);
+        }
+        else
+        {
+            Outstanding++;
+            pending.AsTask().ContinueWith(
+                static (task, state) =>
+                {
+                    var (window, group) = ((RequestWindow, RequestGroup))state!;
+                    task.GetAwaiter().GetResult();
+                    window.Answer(group);
+                    window.Outstanding--; // not when answering failed: the replay then reports unanswered requests
+                },
+                (this, group),
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, // on the replay's thread, at the instant it completes
+                TaskScheduler.Default);
         }
 
-        _inference.InBackground = true;
-        _background.RunAll();
-        _inference.InBackground = false;
+        _pump(); // the calls this request dispatched (the next batch, a refresh ahead) start at this instant
+        if (_sampleQueue)
+        {
+            var window = _series.At(group.ArrivalMs);
+            window.MaxQueue = Math.Max(window.MaxQueue, Cache.GetQueuedUsers(_model));
+        }
 
+        if (++_flushes % ObserveEvery == 0)
+        {
+            ObserveTiers();
+        }
+    }
+
+    /// <summary>Counts a group's results at the clock's current time, against the window it arrived in.</summary>
+    private void Answer(RequestGroup group)
+    {
+        if (Environment.CurrentManagedThreadId != _thread)
+        {
+            throw new InvalidOperationException($"A request of '{_model}' was answered on thread {Environment.CurrentManagedThreadId}, not on the replay's thread {_thread}: something in the library left the simulation's thread.");
+        }
+
+        int n = group.Count;
+        _tower.Answered(group.Users.AsSpan(0, n));
         var report = _report;
-        report.Inferences += _inference.TakeAttempts(out long failed);
-        report.InferenceFailures += failed;
-        report.Refreshes += _inference.TakeBackground();
-        var drift = _inference.Drift;
-        long nowMs = _inference.NowMs;
+        var window = _series.At(group.ArrivalMs);
+        var drift = _tower.Drift;
+        long nowMs = _clock.NowMs;
         for (int i = 0; i < n; i++)
         {
-            var result = _results[i];
+            var result = group.Results[i];
+            long user = group.Users[i];
             report.Requests++;
+            window.Requests++;
             if (drift is not null && result.Source != EmbeddingSource.Fallback)
             {
                 // Against what fresh inference would say now: a fresh vector scores 0 (up to its storage format).
-                drift.Fill(_users[i], nowMs, _fresh);
-                report.Drift.Record(DriftingEmbedding.Drift(_vectors.AsSpan(i * _dimensions, _dimensions), _fresh));
+                drift.Fill(user, nowMs, _fresh);
+                double d = DriftingEmbedding.Drift(group.Vectors.AsSpan(i * _dimensions, _dimensions), _fresh);
+                report.Drift.Record(d);
+                window.RecordDrift(d);
             }
 
-            if (_fails[i])
+            if (group.Fails[i])
             {
                 report.FailingRequests++;
             }
 
+            if (result.FailureCause == InferenceFailureCause.Timeout)
+            {
+                window.DeadlineMisses++;
+            }
+            else if (result.FailureCause == InferenceFailureCause.Overload)
+            {
+                window.Shed++;
+            }
+
             long age = (long)result.Age.TotalMilliseconds;
+            _deletions.Check(user, nowMs, age, result.Source);
             switch (result.Source)
             {
                 case EmbeddingSource.Direct:
                     report.DirectHits++;
                     report.DirectAges.Record(age);
+                    window.Direct++;
                     break;
                 case EmbeddingSource.Regional:
                     report.RegionalHits++;
                     report.RegionalAges.Record(age);
+                    window.Regional++;
                     break;
                 case EmbeddingSource.Fresh:
                     report.FreshResults++;
                     report.FreshAges.Record(age);
+                    window.Fresh++;
                     break;
                 case EmbeddingSource.Failover:
                     report.FailoverHits++;
                     report.FailoverAges.Record(age);
+                    window.Failover++;
                     break;
                 default:
                     report.Fallbacks++;
+                    window.Fallback++;
                     break;
             }
         }
 
-        Count = 0;
-        if (++_flushes % ObserveEvery == 0)
-        {
-            ObserveTiers();
-        }
+        group.Count = 0;
+        _spare.Push(group);
     }
 
     /// <summary>Peak entries and bytes of this host's tiers of the model.</summary>
@@ -134,7 +191,30 @@ internal sealed class RequestWindow
 
     public void ObserveTiers()
     {
-        DirectPeak.Observe(_cache.GetTierStatistics(_model, TierKind.Direct));
-        FailoverPeak.Observe(_cache.GetTierStatistics(_model, TierKind.Failover));
+        DirectPeak.Observe(Cache.GetTierStatistics(_model, TierKind.Direct));
+        FailoverPeak.Observe(Cache.GetTierStatistics(_model, TierKind.Failover));
+    }
+
+    /// <summary>One request group's buffers, reused once it is answered.</summary>
+    private sealed class RequestGroup(int size, int dimensions)
+    {
+        public long[] Users { get; } = new long[size];
+
+        public bool[] Fails { get; } = new bool[size];
+
+        public float[] Vectors { get; } = new float[size * dimensions];
+
+        public EmbeddingResult[] Results { get; } = new EmbeddingResult[size];
+
+        public int Count { get; set; }
+
+        public long ArrivalMs { get; set; }
+
+        public void Add(long user, bool fail)
+        {
+            Users[Count] = user;
+            Fails[Count] = fail;
+            Count++;
+        }
     }
 }

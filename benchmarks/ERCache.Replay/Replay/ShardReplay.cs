@@ -1,49 +1,102 @@
-using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
-using ERCache.Testing;
 using ERCache.Regional;
 using ERCache.Replay.Traces;
 
 namespace ERCache.Replay.Replay;
 
-/// <summary>One shard's replay: its own clock, delegates, caches (one per host) and reports.</summary>
+/// <summary>
+/// One shard's replay: a discrete-event simulation of its hosts on a clock of its own. Requests arrive at their
+/// timestamps; each host's towers (one per model) take the time their cost says, and the library's own scheduler
+/// queues, batches, sheds and times out on the replay's clock; the timeline's events happen at their times.
+/// </summary>
 internal sealed class ShardReplay : IDisposable
 {
-    private readonly FakeTimeProvider _clock = new();
-    private readonly DateTimeOffset _start;
+    private readonly SimulationClock _clock = new();
+    private readonly ReplayDispatcher _dispatcher = new();
+    private readonly string[] _names;
     private readonly EmbeddingCache[] _caches;
+    private readonly ReplayOptionsMonitor[] _monitors;
+    private readonly ReplayInference[,] _towers;
     private readonly ModelReport[] _reports;
+    private readonly TimeSeries[] _series;
     private readonly RequestWindow[,] _windows;
     private readonly ReplayRegionalStore? _regional;
     private readonly HashSet<long> _usersNow = []; // users requested at the current timestamp, when hosts share a store
+    private readonly Action _pump;
+    private readonly Func<string, IEmbeddingInference?>[] _resolve;
 
-    public ShardReplay(string[] names, ERCacheOptions options, int hosts, IRegionalStore? regional = null, DriftingEmbedding? drift = null)
+    public ShardReplay(
+        string[] names, ERCacheOptions options, int hosts, IRegionalStore? regional = null, DriftingEmbedding? drift = null, ReplayTimeline? timeline = null,
+        IReadOnlySet<long>? deletable = null)
     {
+        timeline ??= ReplayTimeline.Unbounded;
+        _names = names;
+        _pump = _dispatcher.RunAll;
         _regional = regional is null ? null : new ReplayRegionalStore(regional);
-        _start = _clock.GetUtcNow();
-        var inference = names.Select(_ => new ReplayInference(_clock, _start, drift)).ToArray();
-        var byName = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => (IEmbeddingInference)inference[p.i], StringComparer.OrdinalIgnoreCase);
-        foreach (var configured in options.Models.Keys.Where(k => !byName.ContainsKey(k)))
+        _reports = names.Select(_ => new ModelReport()).ToArray();
+        long windowMs = Math.Max(1, (long)timeline.Window.TotalMilliseconds);
+        _series = names.Select(_ => new TimeSeries(windowMs)).ToArray();
+        Deletions = new DeletionLog(timeline.Events.Count);
+
+        // Each host has its own towers; a model configured but absent from the trace gets one that is never called.
+        _towers = new ReplayInference[hosts, names.Length];
+        _resolve = new Func<string, IEmbeddingInference?>[hosts];
+        for (int h = 0; h < hosts; h++)
         {
-            byName[configured] = new ReplayInference(_clock, _start, drift); // configured but absent from the trace
+            var byName = new Dictionary<string, IEmbeddingInference>(StringComparer.OrdinalIgnoreCase);
+            for (int m = 0; m < names.Length; m++)
+            {
+                byName[names[m]] = _towers[h, m] = new ReplayInference(_clock, names[m], _reports[m], _series[m], drift, timeline.TowerOf(names[m]));
+            }
+
+            foreach (string configured in options.Models.Keys.Where(k => !byName.ContainsKey(k)))
+            {
+                byName[configured] = new ReplayInference(_clock, configured, new ModelReport(), new TimeSeries(windowMs), drift);
+            }
+
+            _resolve[h] = name => byName.GetValueOrDefault(name);
         }
 
-        // Request-path calls run inline (RunInline); background calls (refresh ahead) wait here until their window runs them.
-        var background = new ManualInferenceDispatcher();
-        _caches = Enumerable.Range(0, hosts).Select(_ => EmbeddingCache.Create(options, byName, new EmbeddingCacheServices { TimeProvider = _clock, Dispatcher = background, RegionalStore = _regional })).ToArray();
-        _reports = names.Select(_ => new ModelReport()).ToArray();
+        _monitors = Enumerable.Range(0, hosts).Select(_ => new ReplayOptionsMonitor(options)).ToArray();
+        _caches = Enumerable.Range(0, hosts).Select(StartHost).ToArray();
         _windows = new RequestWindow[hosts, names.Length];
         for (int h = 0; h < hosts; h++)
         {
             for (int m = 0; m < names.Length; m++)
             {
-                _windows[h, m] = new RequestWindow(_caches[h], names[m], _caches[h].GetPolicy(names[m]), inference[m], _reports[m], background);
+                _windows[h, m] = new RequestWindow(
+                    _caches[h], names[m], _caches[h].GetPolicy(names[m]), _towers[h, m], _reports[m], _series[m], Deletions, _clock, timeline.HasCapacity, _pump);
             }
+        }
+
+        for (int e = 0; e < timeline.Events.Count; e++)
+        {
+            Schedule(timeline.Events[e], e, deletable ?? new HashSet<long>());
         }
     }
 
-    /// <summary>Replays the requests of the users of <paramref name="shard"/>, in trace order.</summary>
+    /// <summary>Requests answered with a vector written before their user's deletion, per event.</summary>
+    public DeletionLog Deletions { get; }
+
+    /// <summary>Replays the requests of the users of <paramref name="shard"/>, in trace order, then lets every request
+    /// still waiting for its tower finish.</summary>
     public void Replay(TraceRequest[] requests, int shard, int shards, int[]? randomHosts)
+    {
+        // The library's continuations run inline on this thread only without a synchronization context (a test
+        // runner's would send them to the thread pool, and the simulation would no longer be one thread).
+        var context = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(null);
+        try
+        {
+            ReplayRequests(requests, shard, shards, randomHosts);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(context);
+        }
+    }
+
+    private void ReplayRequests(TraceRequest[] requests, int shard, int shards, int[]? randomHosts)
     {
         int hosts = _caches.Length;
         var open = new List<RequestWindow>();
@@ -61,7 +114,7 @@ internal sealed class ShardReplay : IDisposable
                 FlushAll(open);
                 Publish();
                 currentTs = request.TimestampMs;
-                _clock.SetUtcNow(_start.AddMilliseconds(currentTs));
+                _clock.RunUntil(currentTs * TimeSpan.TicksPerMillisecond, _pump); // tower calls, timers and events due by then
                 _usersNow.Add(request.User);
             }
             else if (_regional is not null && !_usersNow.Add(request.User))
@@ -89,10 +142,23 @@ internal sealed class ShardReplay : IDisposable
         }
 
         FlushAll(open);
+        while (Outstanding > 0 && _clock.TryRunNext(long.MaxValue))
+        {
+            _pump();
+            Publish();
+        }
+
+        if (Outstanding > 0)
+        {
+            throw new InvalidOperationException($"{Outstanding} request group(s) were never answered: the library left the replay's thread or its clock.");
+        }
     }
 
     /// <summary>What this shard's hosts sent to and read from the regional store, or null without one.</summary>
     public RegionalTraffic? Traffic => _regional?.Traffic;
+
+    /// <summary>The shard's time series of model <paramref name="m"/>.</summary>
+    public TimeSeries Series(int m) => _series[m];
 
     /// <summary>The shard's report of model <paramref name="m"/>, with its tiers' peaks summed over hosts.</summary>
     public ModelReport Finish(int m)
@@ -112,6 +178,125 @@ internal sealed class ShardReplay : IDisposable
         foreach (var cache in _caches)
         {
             cache.Dispose();
+        }
+    }
+
+    private int Outstanding
+    {
+        get
+        {
+            int outstanding = 0;
+            foreach (var window in _windows)
+            {
+                outstanding += window.Outstanding;
+            }
+
+            return outstanding;
+        }
+    }
+
+    private EmbeddingCache StartHost(int host) =>
+        new(_monitors[host], _resolve[host], new EmbeddingCacheServices { TimeProvider = _clock, Dispatcher = _dispatcher, RegionalStore = _regional });
+
+    /// <summary>Puts <paramref name="e"/> on the clock: a rolled version change once per host, at even steps of its span.</summary>
+    private void Schedule(ReplayEvent e, int index, IReadOnlySet<long> deletable)
+    {
+        long at = e.AtMs * TimeSpan.TicksPerMillisecond;
+        int hosts = _caches.Length;
+        switch (e.Kind)
+        {
+            case ReplayEventKind.Version:
+                _ = ModelsOf(e).ToArray(); // a model the trace does not use is refused now, not ignored
+                for (int h = 0; h < hosts; h++)
+                {
+                    int host = h;
+                    _clock.Schedule(at + (e.Span.Ticks * h / hosts), () => ChangeVersion(host, e.Model));
+                }
+
+                break;
+            case ReplayEventKind.Restart:
+                if (e.Host >= hosts)
+                {
+                    throw new ArgumentException($"Event '{e.Text}' restarts host {e.Host}, but the replay has {hosts} host(s) (0..{hosts - 1}).");
+                }
+
+                _clock.Schedule(at, () => Restart(e.Host));
+                break;
+            case ReplayEventKind.Delete:
+                _clock.Schedule(at, () => Delete(deletable.Where(u => IsDeleted(u, e.Share)).Order().ToArray(), e.AtMs, index));
+                break;
+            default:
+                foreach (int m in ModelsOf(e))
+                {
+                    for (int h = 0; h < hosts; h++)
+                    {
+                        _towers[h, m].AddOutage(e.AtMs, e.AtMs + (long)e.Span.TotalMilliseconds);
+                    }
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>Whether a deletion of <paramref name="share"/> of the users takes <paramref name="user"/>: a hash of
+    /// the id, so every shard and every run picks the same users.</summary>
+    internal static bool IsDeleted(long user, double share) =>
+        ((ulong)user * 0xBF58476D1CE4E5B9UL >> 11) * (1.0 / (1UL << 53)) < share;
+
+    private IEnumerable<int> ModelsOf(ReplayEvent e)
+    {
+        if (e.Model is null)
+        {
+            return Enumerable.Range(0, _names.Length);
+        }
+
+        int m = Array.FindIndex(_names, n => string.Equals(n, e.Model, StringComparison.OrdinalIgnoreCase));
+        return m >= 0 ? [m] : throw new ArgumentException($"Event '{e.Text}' names model '{e.Model}', which the trace does not use (it uses: {string.Join(", ", _names)}).");
+    }
+
+    /// <summary>The host's configuration with a new <c>Version</c> for the event's models, applied as a reload.</summary>
+    private void ChangeVersion(int host, string? model)
+    {
+        var next = Shards.Copy(_monitors[host].CurrentValue);
+        foreach (var (name, options) in next.Models)
+        {
+            if (model is null || string.Equals(name, model, StringComparison.OrdinalIgnoreCase))
+            {
+                options.Version = $"{options.Version}+1";
+            }
+        }
+
+        _monitors[host].Set(next);
+    }
+
+    /// <summary>The host's process stops and starts again on the same configuration: its local tiers are gone, and
+    /// requests it had in flight are answered by the stopping cache (as errors, from failover or as fallbacks).</summary>
+    private void Restart(int host)
+    {
+        _caches[host].Dispose();
+        _pump();
+        _caches[host] = StartHost(host);
+        for (int m = 0; m < _names.Length; m++)
+        {
+            _windows[host, m].Cache = _caches[host];
+        }
+    }
+
+    /// <summary>A region-wide deletion as the library offers it today: <c>RemoveAsync(user)</c> on one host (host 0),
+    /// which clears that host's tiers and the regional store; other hosts keep what they hold.</summary>
+    private void Delete(long[] users, long atMs, int eventIndex)
+    {
+        Publish(); // what was computed before the deletion reaches the store first, as it would have by now
+        foreach (long user in users)
+        {
+            var removal = _caches[0].RemoveAsync(user);
+            if (!removal.IsCompleted)
+            {
+                throw new InvalidOperationException("A removal waited on something the replay's clock does not run.");
+            }
+
+            removal.GetAwaiter().GetResult();
+            Deletions.Deleted(user, atMs, eventIndex);
         }
     }
 

@@ -1,6 +1,5 @@
 using System.Runtime.ExceptionServices;
 using System.Text.Json;
-using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
 using ERCache.Regional;
 using ERCache.Replay.Traces;
@@ -17,7 +16,7 @@ internal static class Shards
     public static string? WhyUsersInteract(ERCacheOptions options, string[] names, IReadOnlyList<IReadOnlySet<long>> users)
     {
         // The tiers as the library sizes them (MaxBytes may lower a capacity): build them once and ask.
-        var none = options.Models.Keys.ToDictionary(k => k, _ => (IEmbeddingInference)new ReplayInference(new FakeTimeProvider(), default));
+        var none = options.Models.Keys.ToDictionary(k => k, k => (IEmbeddingInference)new ReplayInference(new SimulationClock(), k, new ModelReport(), new TimeSeries(1)));
         using var probe = EmbeddingCache.Create(options, none);
         for (int m = 0; m < names.Length; m++)
         {
@@ -39,11 +38,16 @@ internal static class Shards
     /// the configured one. The given options are not changed.
     /// </summary>
     public static ShardReplay[] Create(
-        string[] names, ERCacheOptions options, IReadOnlyList<IReadOnlySet<long>> users, int shards, int hosts, IRegionalStore? regional, DriftingEmbedding? drift = null)
+        string[] names, ERCacheOptions options, IReadOnlyList<IReadOnlySet<long>> users, int shards, int hosts, IRegionalStore? regional, DriftingEmbedding? drift = null,
+        ReplayTimeline? timeline = null)
     {
+        // The users a deletion event may pick from: each shard its own.
+        bool deletes = timeline?.Events.Any(e => e.Kind == ReplayEventKind.Delete) == true;
+        var everyone = deletes ? users.SelectMany(u => u).ToHashSet() : [];
+        IReadOnlySet<long> DeletableIn(int shard) => shards == 1 ? everyone : everyone.Where(u => ShardOf(u, shards) == shard).ToHashSet();
         if (shards == 1)
         {
-            return [new ShardReplay(names, options, hosts, regional, drift)];
+            return [new ShardReplay(names, options, hosts, regional, drift, timeline, everyone)];
         }
 
         // Users of each configured model per shard, counted in one pass (a model absent from the trace has none).
@@ -69,7 +73,7 @@ internal static class Shards
                 model.Failover.Capacity = Share(model.Failover.Capacity, all, perShard[name][s], s, shards);
             }
 
-            replays[s] = new ShardReplay(names, mine, hosts, regional, drift); // users of different shards never share a store key
+            replays[s] = new ShardReplay(names, mine, hosts, regional, drift, timeline, DeletableIn(s)); // users of different shards never share a store key
         }
 
         return replays;

@@ -30,6 +30,12 @@ public abstract class InferenceDispatcher
     /// <param name="state">The argument for <paramref name="work"/>.</param>
     public abstract void Dispatch(Action<object?> work, object? state);
 
+    /// <summary>True only for a single-threaded simulation (the replay harness drives every call, timer and waiter from
+    /// one thread, on a virtual clock): a caller waiting for a pending inference is continued on the thread that
+    /// completes it, so nothing reaches the thread pool and the simulation is deterministic. Every real dispatcher
+    /// leaves it false: a waiter's continuation must not delay the rest of the batch that completed it.</summary>
+    internal virtual bool RunsWaitersInline => false;
+
     private sealed class ThreadPoolDispatcher : InferenceDispatcher
     {
         public override void Dispatch(Action<object?> work, object? state) =>

@@ -121,7 +121,7 @@ internal sealed partial class InferenceScheduler
                 }
                 else
                 {
-                    var created = new PendingInference(userId, deadline);
+                    var created = new PendingInference(userId, deadline, waiters: _waiters);
                     _pending.Add(userId, created);
                     _queue.Enqueue(created);
                     tickets[handled] = new InferenceTicket(created.Task, created);
@@ -159,7 +159,7 @@ internal sealed partial class InferenceScheduler
                 return false;
             }
 
-            var item = new PendingInference(userId, deadline, work, drift);
+            var item = new PendingInference(userId, deadline, work, drift, _waiters);
             if (work == BackgroundWork.Refresh)
             {
                 _pending.Add(userId, item);

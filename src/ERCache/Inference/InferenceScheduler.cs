@@ -27,6 +27,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     private readonly ERCacheMetrics _metrics;
     private readonly ILogger _logger;
     private readonly InferenceDispatcher _dispatcher;
+    private readonly TaskCreationOptions _waiters; // how a pending inference continues its waiters (see the dispatcher)
     private readonly DelegateInvoker _invoker;
     private readonly Action<object?> _runBatch;
     private readonly IEmbeddingInference _inference;
@@ -50,6 +51,7 @@ internal sealed partial class InferenceScheduler : IDisposable
         _metrics = metrics;
         _logger = logger;
         _dispatcher = dispatcher;
+        _waiters = dispatcher.RunsWaitersInline ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
         _invoker = new DelegateInvoker(time, logger, ReleaseAbandonedSlot);
         _runBatch = state => _ = RunBatchAsync((PendingInference[])state!);
         Configure(policy);

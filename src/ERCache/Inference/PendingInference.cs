@@ -4,8 +4,10 @@ namespace ERCache.Inference;
 /// One user's inference, shared by every caller that misses on the same user while it is pending (coalescing).
 /// It is its own completion source (one object per miss rather than two).
 /// </summary>
-internal sealed class PendingInference(long userId, long deadline, BackgroundWork background = BackgroundWork.None, DriftSample? drift = null)
-    : TaskCompletionSource<InferenceOutcome>(TaskCreationOptions.RunContinuationsAsynchronously)
+internal sealed class PendingInference(
+    long userId, long deadline, BackgroundWork background = BackgroundWork.None, DriftSample? drift = null,
+    TaskCreationOptions waiters = TaskCreationOptions.RunContinuationsAsynchronously)
+    : TaskCompletionSource<InferenceOutcome>(waiters)
 {
     private const int Open = 0, Writing = 1, Written = 2, Invalidated = 3;
 

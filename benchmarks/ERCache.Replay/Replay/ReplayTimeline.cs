@@ -1,0 +1,22 @@
+namespace ERCache.Replay.Replay;
+
+/// <summary>What the replay adds to the trace: the towers' capacity, the events of the timeline, and the width of
+/// the time series' windows. The default is today's replay: unbounded towers, no events.</summary>
+internal sealed class ReplayTimeline
+{
+    public static readonly TimeSpan DefaultWindow = TimeSpan.FromSeconds(10);
+
+    public static ReplayTimeline Unbounded { get; } = new();
+
+    /// <summary>Each host's tower per model name (any case); a model without one has unbounded capacity.</summary>
+    public IReadOnlyDictionary<string, TowerCost> Towers { get; init; } = new Dictionary<string, TowerCost>();
+
+    public IReadOnlyList<ReplayEvent> Events { get; init; } = [];
+
+    public TimeSpan Window { get; init; } = DefaultWindow;
+
+    public bool HasCapacity => Towers.Count > 0;
+
+    public TowerCost? TowerOf(string model) =>
+        Towers.FirstOrDefault(t => string.Equals(t.Key, model, StringComparison.OrdinalIgnoreCase)).Value;
+}

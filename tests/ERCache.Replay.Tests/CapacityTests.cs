@@ -1,0 +1,126 @@
+using System.Text.Json;
+
+namespace ERCache.Replay.Tests;
+
+/// <summary>Finite towers, worked out by hand: the library's own scheduler queues, times out and sheds on the
+/// replay's clock.</summary>
+public sealed class CapacityTests : IDisposable
+{
+    private readonly ReplayHarness _harness = new();
+
+    public void Dispose() => _harness.Dispose();
+
+    /// <summary>One call at a time, one user per call, 100 ms per user (10 users/s), a 250 ms deadline.</summary>
+    private string Config() => _harness.WriteTrace("""
+        { "ERCache": { "Models": { "model": {
+            "Dimensions": 4,
+            "Inference": { "Timeout": "00:00:00.250", "MaxBatchSize": 1, "MaxConcurrency": 1 },
+            "Direct": { "Ttl": "00:01:00" }, "Failover": { "Ttl": "01:00:00" } } } } }
+        """, "tower.json");
+
+    [Fact]
+    public void A_burst_beyond_the_towers_rate_is_served_until_the_deadline_then_from_failover_or_as_fallbacks()
+    {
+        // 0-4 s: users 1-5 arrive one a second and are inferred (100 ms each). At 120 s their direct vectors have
+        // expired; they arrive together with two new users 6 and 7: seven users at once for a 10-users/s tower.
+        // Calls run one at a time: user 1 ends at 120.1 s, user 2 at 120.2 s, user 3 starts at 120.2 s and would end at
+        // 120.3 s, past the 120.25 s deadline. So 1 and 2 are fresh; 3 (a call in flight: a deadline miss), 4 and 5
+        // (never started: shed) are answered from the failover tier; 6 and 7 have no failover vector and fall back.
+        var (json, _) = _harness.ReplayWith(
+            "--trace", _harness.WriteTrace("ts,user\n0,1\n1000,2\n2000,3\n3000,4\n4000,5\n120000,1\n120000,2\n120000,3\n120000,4\n120000,5\n120000,6\n120000,7\n"),
+            "--config", Config(), "--user-cost", "100ms", "--call-cost", "0", "--window", "60s");
+        var total = json.GetProperty("total");
+        Assert.Equal(12, total.Long("requests"));
+        Assert.Equal(0, total.Long("directHits"));
+        Assert.Equal(8, total.Long("inferences")); // 5 before, then users 1, 2 and 3 (whose call started before the deadline)
+        Assert.Equal(3, total.Long("failoverHits"));
+        Assert.Equal(2, total.Long("fallbacks"));
+        Assert.Equal(7, total.GetProperty("ageBySource").GetProperty("fresh").Long("count"));
+
+        var burst = json.GetProperty("timeline").GetProperty("series").GetProperty("model")[2]; // the window from 120 s
+        Assert.Equal(120, burst.GetProperty("startSeconds").GetDouble());
+        Assert.Equal(7, burst.Long("requests"));
+        Assert.Equal(2, burst.Long("fresh"));
+        Assert.Equal(1, burst.Long("deadlineMisses"));
+        Assert.Equal(4, burst.Long("shed"));
+        Assert.Equal(3, burst.Long("requestPathInferences"));
+    }
+
+    [Fact]
+    public void The_late_result_of_a_call_that_missed_its_deadline_is_written_and_serves_the_next_request()
+    {
+        // Users 1 and 2 at once: 1 ends at 100 ms; 2 starts at 100 ms and ends at 200 ms, past a 150 ms deadline: a
+        // fallback, but the late vector is written (WriteLateResults), so user 2 at 300 ms is a direct hit of age 100 ms.
+        string config = _harness.WriteTrace("""
+            { "ERCache": { "Models": { "model": {
+                "Dimensions": 4,
+                "Inference": { "Timeout": "00:00:00.150", "MaxBatchSize": 1, "MaxConcurrency": 1 },
+                "Direct": { "Ttl": "00:01:00" }, "Failover": { "Ttl": "01:00:00" } } } } }
+            """, "late.json");
+        var total = _harness.ReplayWith(
+            "--trace", _harness.WriteTrace("ts,user\n0,1\n0,2\n300,2\n"), "--config", config, "--user-cost", "100ms", "--call-cost", "0").Json.GetProperty("total");
+        Assert.Equal([3, 1, 2, 0, 0, 1], total.Counts());
+        Assert.Equal(100, total.GetProperty("ageBySource").GetProperty("direct").Long("ageP50Ms"));
+    }
+
+    [Fact]
+    public void Batches_share_the_fixed_cost_of_a_call()
+    {
+        // Ten users at once, batches of up to 10, 50 ms per call + 5 ms per user: one call of 100 ms, inside the
+        // 250 ms deadline. One user per call would need 10 x 55 ms and miss it for most of them.
+        string config = _harness.WriteTrace("""
+            { "ERCache": { "Models": { "model": {
+                "Dimensions": 4,
+                "Inference": { "Timeout": "00:00:00.250", "MaxBatchSize": 10, "MaxConcurrency": 1 },
+                "Direct": { "Ttl": "00:01:00" }, "Failover": { "Ttl": "01:00:00" } } } } }
+            """, "batch.json");
+        string trace = _harness.WriteTrace("ts,user\n" + string.Concat(Enumerable.Range(1, 10).Select(u => $"0,{u}\n")));
+        var total = _harness.ReplayWith("--trace", trace, "--config", config, "--user-cost", "5ms", "--call-cost", "50ms").Json.GetProperty("total");
+        Assert.Equal([10, 0, 10, 0, 0, 0], total.Counts());
+        Assert.Equal(0, total.GetProperty("ageBySource").GetProperty("fresh").Long("ageP99Ms")); // stamped at the call's end
+    }
+
+    [Fact]
+    public void Provisioning_scales_the_towers_to_the_measured_steady_demand()
+    {
+        string[] trace = ["--synthetic", "--users", "4000", "--duration", "3h", "--seed", "6", "--direct-ttl", "5m", "--max-concurrency", "1", "--timeout", "100ms"];
+        var unbounded = _harness.ReplayWith(trace).Json.GetProperty("total");
+        var (ample, stdout) = _harness.ReplayWith([.. trace, "--provision", "200", "--call-cost", "0"]);
+        var scarce = _harness.ReplayWith([.. trace, "--provision", "0.5", "--call-cost", "0"]).Json;
+
+        // The steady demand and the tower it gives are printed; 200x is enough for every request, 0.5x is not.
+        Assert.Matches(@"steady demand [\d.]+ inferences/s .* towers at 200x: [\d.]+ users/s per host", stdout);
+        Assert.Equal(unbounded.Long("fallbacks"), ample.GetProperty("total").Long("fallbacks"));
+        Assert.True(scarce.GetProperty("total").Long("fallbacks") > 0.05 * unbounded.Long("requests"), "half the steady demand must leave requests unserved");
+        double userMs = ample.GetProperty("timeline").GetProperty("towers").GetProperty("model").GetProperty("userMs").GetDouble();
+        double scarceUserMs = scarce.GetProperty("timeline").GetProperty("towers").GetProperty("model").GetProperty("userMs").GetDouble();
+        Assert.InRange(scarceUserMs / userMs, 399.9, 400.1); // the per-user cost is inversely proportional to the multiple (no fixed cost), up to a tick
+    }
+
+    [Fact]
+    public void Finite_towers_replay_on_one_thread_and_say_why()
+    {
+        var (_, stdout) = _harness.ReplayWith("--synthetic", "--users", "500", "--duration", "3h", "--threads", "3", "--user-cost", "1ms");
+        Assert.Contains("1 thread: the towers have finite capacity, so the users of a host share its queue", stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--provision", "1.5", "--user-cost", "1ms" }, "Give the towers' capacity one way")]
+    [InlineData(new[] { "--call-cost", "5ms" }, "--call-cost is part of a finite tower")]
+    [InlineData(new[] { "--provision", "0" }, "--provision: '0' is not a positive number")]
+    [InlineData(new[] { "--provision", "2", "--sweep-ttl", "1m,5m" }, "Events, finite towers and the time series belong to one replay")]
+    public void Bad_capacity_options_are_usage_errors(string[] options, string message)
+    {
+        var (code, _, stderr) = ReplayHarness.Run(["--synthetic", "--users", "100", "--duration", "3h", .. options]);
+        Assert.Equal(2, code);
+        Assert.Contains(message, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unreachable_throughput_names_the_model_and_the_fix()
+    {
+        var (code, _, stderr) = ReplayHarness.Run("--synthetic", "--users", "100", "--duration", "3h", "--tower-throughput", "100000", "--call-cost", "1s");
+        Assert.Equal(3, code);
+        Assert.Contains("Model 'model': a throughput of 100000.0 users/s per host is not reachable", stderr, StringComparison.Ordinal);
+    }
+}
