@@ -29,6 +29,11 @@ if (parsed.Errors.Count > 0)
     return 2;
 }
 
+if (CapacityOptions.From(parsed) is { } capacity)
+{
+    return await CapacitySearch.RunAsync(capacity, Console.Out);
+}
+
 var settings = LoadSettings.From(parsed);
 
 var trace = SyntheticTrace.Generate(new SyntheticSettings { Users = settings.Users, Seed = 11 });
@@ -142,16 +147,31 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
     private static readonly Option<int> RoundsOption = new("--rounds") { Description = "Rounds of the in-process comparison: every configuration once per round, the order rotated", DefaultValueFactory = _ => 3, Validators = { Positive<int> } };
     private static readonly Option<int> ProcessesOption = new("--processes") { Description = "Run N real service processes, round-robin, without and with a shared redis-server (started here) instead of the in-process comparison; 1: in-process", DefaultValueFactory = _ => 1, Validators = { Positive<int> } };
 
-    public static RootCommand CreateCommand() => new("End-to-end load test of the ranking-service sample over loopback: cache on and off, and failures with and without the failover tier.")
+    public static RootCommand CreateCommand()
     {
-        RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption, ProcessesOption, RoundsOption,
-    };
+        var command = new RootCommand("End-to-end load test of the ranking-service sample over loopback: cache on and off, and failures with and without the failover tier; or, with --find-capacity, the largest rate it sustains with the cache on and off.")
+        {
+            RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption, ProcessesOption, RoundsOption,
+        };
+        foreach (var option in CapacityOptions.All)
+        {
+            command.Options.Add(option);
+        }
+
+        return command;
+    }
+
+    internal static int RoundsOf(ParseResult p) => p.GetValue(RoundsOption);
+
+    internal static int ItemsOf(ParseResult p) => p.GetValue(ItemsOption);
+
+    internal static bool GivenRounds(ParseResult p) => p.GetResult(RoundsOption) is not null;
 
     public static LoadSettings From(ParseResult p) => new(
         p.GetValue(RequestsOption), p.GetValue(RateOption), p.GetValue(UsersOption),
         p.GetValue(MaxSecondsOption), p.GetValue(FailureRateOption), p.GetValue(ItemsOption), p.GetValue(ProcessesOption), p.GetValue(RoundsOption));
 
-    private static void Positive<T>(OptionResult r)
+    internal static void Positive<T>(OptionResult r)
         where T : struct, System.Numerics.INumber<T>
     {
         if (r.GetValueOrDefault<T>() <= T.Zero)
@@ -160,7 +180,7 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
         }
     }
 
-    private static void ShareOfOne(OptionResult r)
+    internal static void ShareOfOne(OptionResult r)
     {
         if (r.GetValueOrDefault<double>() is not (>= 0 and <= 1))
         {

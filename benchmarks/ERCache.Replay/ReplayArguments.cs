@@ -22,6 +22,7 @@ internal sealed class ReplayArguments
     private static readonly Option<string[]> ModelsOption = new("--models") { Description = "Synthetic models, comma-separated", DefaultValueFactory = _ => ["model"], Arity = ArgumentArity.ExactlyOne, CustomParser = List };
     private static readonly Option<double> FailureRateOption = new("--failure-rate") { Description = "Share of synthetic requests whose inference fails, 0..1", CustomParser = ParseFailureRate };
     private static readonly Option<(TimeSpan Start, TimeSpan Length)[]> OutageOption = new("--outage") { Description = "Synthetic outage START+LENGTH, e.g. 2h+10m (repeatable)", CustomParser = ParseOutages };
+    private static readonly Option<bool> StationaryOption = new("--stationary") { Description = "Synthetic users are all active from the start, so the request rate is flat (by default each user starts at a random time and the rate grows)" };
     private static readonly Option<int> SeedOption = new("--seed") { Description = "Generator and routing seed", DefaultValueFactory = _ => 1, CustomParser = r => Integer(r, int.MinValue) };
     private static readonly Option<string?> WriteTraceOption = new("--write-trace") { Description = "Write the synthetic trace as CSV", HelpName = "FILE.csv" };
     private static readonly Option<string?> ConfigOption = new("--config") { Description = "The library's own ERCache section (an absent Capacity means unbounded)", HelpName = "appsettings.json" };
@@ -75,6 +76,7 @@ internal sealed class ReplayArguments
         FailureRate = p.GetValue(FailureRateOption);
         Outages = p.GetValue(OutageOption) ?? [];
         Seed = p.GetValue(SeedOption);
+        Stationary = p.GetValue(StationaryOption);
         WriteTracePath = p.GetValue(WriteTraceOption);
         ConfigPath = p.GetValue(ConfigOption);
         ModelName = p.GetValue(ModelOption) ?? "model";
@@ -166,6 +168,8 @@ internal sealed class ReplayArguments
 
     public int Seed { get; }
 
+    public bool Stationary { get; }
+
     public string? WriteTracePath { get; }
 
     public string? ConfigPath { get; }
@@ -216,7 +220,7 @@ internal sealed class ReplayArguments
         foreach (var option in new Option[]
                  {
                      TraceOption, ScarabOption, RateOption, SyntheticOption, UsersOption, DurationOption, ModelsOption, FailureRateOption,
-                     OutageOption, SeedOption, WriteTraceOption, ConfigOption, ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption,
+                     OutageOption, StationaryOption, SeedOption, WriteTraceOption, ConfigOption, ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption,
                      CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, JsonOption, SweepTtlOption, SweepCapacityOption,
                      SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption, RegionalOption, DriftOption, RefreshAheadOption,
                      RecommendTtlOption, MaxDriftOption, MaxConcurrencyOption, TimeoutOption, EventOption, ProvisionOption, ThroughputOption, UserCostOption,

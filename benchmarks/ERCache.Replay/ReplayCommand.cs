@@ -116,8 +116,9 @@ internal static class ReplayCommand
                 FailureRate = a.FailureRate,
                 Outages = a.Outages,
                 Seed = a.Seed,
+                Stationary = a.Stationary,
             });
-            stdout.WriteLine(Inv($"Synthetic trace: {a.Users:N0} users over {a.Duration}, seed {a.Seed}: {SyntheticTrace.ShareOfGapsWithin(trace, TimeSpan.FromMinutes(1)):P1} of same-user gaps within 1 min, {SyntheticTrace.ShareOfGapsWithin(trace, TimeSpan.FromMinutes(10)):P1} within 10 min."));
+            stdout.WriteLine(Inv($"Synthetic trace{(a.Stationary ? " (stationary)" : "")}: {a.Users:N0} users over {a.Duration}, seed {a.Seed}: {SyntheticTrace.ShareOfGapsWithin(trace, TimeSpan.FromMinutes(1)):P1} of same-user gaps within 1 min, {SyntheticTrace.ShareOfGapsWithin(trace, TimeSpan.FromMinutes(10)):P1} within 10 min."));
             if (a.WriteTracePath is not null)
             {
                 CsvTrace.Write(trace, a.WriteTracePath);
@@ -362,7 +363,7 @@ internal static class ReplayCommand
     internal static string TraceLabel(ReplayArguments a) =>
         a.TracePath is not null ? Path.GetFileName(a.TracePath)
         : a.ScarabPath is not null ? Inv($"{Path.GetFileName(a.ScarabPath)} at {a.Rate}/s")
-        : Inv($"the synthetic trace ({a.Users:N0} users, seed {a.Seed})");
+        : Inv($"the synthetic trace ({(a.Stationary ? "stationary, " : "")}{a.Users:N0} users, seed {a.Seed})");
 
     private static string Threads(ReplayResult result) =>
         result.SingleThreadReason is { } reason ? $"1 thread: {reason}" : result.Threads == 1 ? "1 thread" : $"{result.Threads} threads";

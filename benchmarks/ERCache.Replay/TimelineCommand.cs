@@ -22,14 +22,17 @@ internal static class TimelineCommand
             : new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(a.ConfigPath), optional: false).Build().GetSection("Replay");
         var events = a.Events.Concat(ConfigEvents(section)).OrderBy(e => e.At).ToArray();
         var towers = section?.GetSection("Towers");
-        double? provision = a.Provision ?? ConfigNumber(towers, "Provision");
-        double? throughput = a.TowerThroughput ?? ConfigNumber(towers, "Throughput");
-        TimeSpan? userCost = a.UserCost ?? ConfigDuration(towers, "UserCost");
-        var callCost = a.CallCost ?? ConfigDuration(towers, "CallCost", allowZero: true) ?? TowerCost.DefaultPerCall;
-        if (a.Provision is not null || a.TowerThroughput is not null || a.UserCost is not null)
+        // The command line's capacity replaces the file's; the file, like the command line, gives at most one.
+        bool commandLine = a.Provision is not null || a.TowerThroughput is not null || a.UserCost is not null;
+        double? provision = commandLine ? a.Provision : ConfigNumber(towers, "Provision");
+        double? throughput = commandLine ? a.TowerThroughput : ConfigNumber(towers, "Throughput");
+        TimeSpan? userCost = commandLine ? a.UserCost : ConfigDuration(towers, "UserCost");
+        if ((provision is null ? 0 : 1) + (throughput is null ? 0 : 1) + (userCost is null ? 0 : 1) > 1)
         {
-            (provision, throughput, userCost) = (a.Provision, a.TowerThroughput, a.UserCost); // the command line wins over the file
+            throw new ArgumentException($"{towers!.Path}: give the towers' capacity one way: Provision, Throughput or UserCost.");
         }
+
+        var callCost = a.CallCost ?? ConfigDuration(towers, "CallCost", allowZero: true) ?? TowerCost.DefaultPerCall;
 
         var window = section?["Window"] is { } w && a.Window == ReplayTimeline.DefaultWindow ? Duration(w, "Replay:Window") : a.Window;
         string[] names = trace.Models is [""] ? [options.Models.Keys.Single()] : [.. trace.Models];

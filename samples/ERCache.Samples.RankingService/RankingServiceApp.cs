@@ -21,6 +21,10 @@ public sealed class RankingServiceOptions
     /// <summary>Median added latency per inference call, milliseconds (log-normal). 0: none.</summary>
     public double LatencyMs { get; set; }
 
+    /// <summary>Extra CPU time each tower spends per user, microseconds (a heavier model than the sample's own; the
+    /// load test's capacity search sets it so the towers, not HTTP, bound the service). 0: none.</summary>
+    public double TowerCpuMicrosecondsPerUser { get; set; }
+
     /// <summary>Users each tower computes at start-up, before traffic, to have the JIT compile it.</summary>
     public int WarmupUsers { get; set; } = TowerWarmup.DefaultUsers;
 }
@@ -39,6 +43,7 @@ public sealed class TowerRegistry : IDisposable
         foreach (var (name, dimensions, onnxPath) in ModelsOf(configuration))
         {
             var tower = CreateTower(name, dimensions, seed, onnx: onnxPath is not null);
+            tower.ExtraCpuPerUser = TimeSpan.FromTicks((long)(options.TowerCpuMicrosecondsPerUser * 10));
             if (onnxPath is not null)
             {
                 // The same weights, exported to ONNX (OnnxTowerExport): batches run on ONNX Runtime through the adapter.

@@ -66,6 +66,9 @@ public sealed class UserTower : IEmbeddingInference
     /// <summary>CPU time spent computing embeddings (the computing thread's own CPU clock where the OS offers one).</summary>
     public TimeSpan ComputeTime => TimeSpan.FromTicks(Interlocked.Read(ref _computeTicks));
 
+    /// <summary>CPU time spent per user on top of the network's own (the thread spins): a stand-in for a heavier model.</summary>
+    public TimeSpan ExtraCpuPerUser { get; set; }
+
     /// <summary>Users computed so far.</summary>
     public long Users => Interlocked.Read(ref _users);
 
@@ -86,9 +89,25 @@ public sealed class UserTower : IEmbeddingInference
             }
         }
 
+        if (ExtraCpuPerUser > TimeSpan.Zero)
+        {
+            Spin(ExtraCpuPerUser * batch.Count, cancellationToken);
+        }
+
         Interlocked.Add(ref _computeTicks, ThreadCpuClock.NowTicks() - started);
         Interlocked.Add(ref _users, batch.Count);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Keeps this thread busy for <paramref name="time"/>, checking the token as it goes.</summary>
+    private static void Spin(TimeSpan time, CancellationToken cancellationToken)
+    {
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(time.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        while (System.Diagnostics.Stopwatch.GetTimestamp() < until)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Thread.SpinWait(50);
+        }
     }
 
     /// <summary>The embedding of one user (what the cache stores; tests compute expected scores with it).</summary>

@@ -10,13 +10,14 @@ public sealed class CapacityTests : IDisposable
 
     public void Dispose() => _harness.Dispose();
 
-    /// <summary>One call at a time, one user per call, 100 ms per user (10 users/s), a 250 ms deadline.</summary>
-    private string Config() => _harness.WriteTrace("""
+    /// <summary>One model, one call at a time, direct TTL 1 min, failover 1 h; by default one user per call and a
+    /// 250 ms deadline (with 100 ms per user: a tower of 10 users/s).</summary>
+    private string Config(int timeoutMs = 250, int maxBatch = 1) => _harness.WriteTrace($$"""
         { "ERCache": { "Models": { "model": {
             "Dimensions": 4,
-            "Inference": { "Timeout": "00:00:00.250", "MaxBatchSize": 1, "MaxConcurrency": 1 },
+            "Inference": { "Timeout": "{{TimeSpan.FromMilliseconds(timeoutMs):c}}", "MaxBatchSize": {{maxBatch}}, "MaxConcurrency": 1 },
             "Direct": { "Ttl": "00:01:00" }, "Failover": { "Ttl": "01:00:00" } } } } }
-        """, "tower.json");
+        """, $"tower-{timeoutMs}-{maxBatch}.json");
 
     [Fact]
     public void A_burst_beyond_the_towers_rate_is_served_until_the_deadline_then_from_failover_or_as_fallbacks()
@@ -47,16 +48,29 @@ public sealed class CapacityTests : IDisposable
     }
 
     [Fact]
+    public void Towers_come_from_a_config_files_replay_section_and_the_command_line_replaces_them()
+    {
+        string trace = _harness.WriteTrace("ts,user\n0,1\n1000,2\n2000,3\n3000,4\n4000,5\n120000,1\n120000,2\n120000,3\n120000,4\n120000,5\n120000,6\n120000,7\n");
+        string WithTowers(string towers, string name) =>
+            _harness.WriteTrace(File.ReadAllText(Config()).TrimEnd()[..^1] + $", \"Replay\": {{ \"Towers\": {towers} }} }}", name);
+
+        // The file's towers give the hand-worked burst above; a faster tower on the command line serves everyone.
+        string config = WithTowers("""{ "UserCost": "100ms", "CallCost": "0" }""", "replay-towers.json");
+        Assert.Equal([12, 0, 8, 0, 3, 2], _harness.ReplayWith("--trace", trace, "--config", config).Json.GetProperty("total").Counts());
+        Assert.Equal([12, 0, 12, 0, 0, 0], _harness.ReplayWith("--trace", trace, "--config", config, "--user-cost", "1ms").Json.GetProperty("total").Counts());
+
+        string both = WithTowers("""{ "UserCost": "100ms", "Provision": "2" }""", "replay-both.json");
+        var (code, _, stderr) = ReplayHarness.Run("--trace", trace, "--config", both);
+        Assert.Equal(3, code);
+        Assert.Contains("Replay:Towers: give the towers' capacity one way", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_late_result_of_a_call_that_missed_its_deadline_is_written_and_serves_the_next_request()
     {
         // Users 1 and 2 at once: 1 ends at 100 ms; 2 starts at 100 ms and ends at 200 ms, past a 150 ms deadline: a
         // fallback, but the late vector is written (WriteLateResults), so user 2 at 300 ms is a direct hit of age 100 ms.
-        string config = _harness.WriteTrace("""
-            { "ERCache": { "Models": { "model": {
-                "Dimensions": 4,
-                "Inference": { "Timeout": "00:00:00.150", "MaxBatchSize": 1, "MaxConcurrency": 1 },
-                "Direct": { "Ttl": "00:01:00" }, "Failover": { "Ttl": "01:00:00" } } } } }
-            """, "late.json");
+        string config = Config(timeoutMs: 150);
         var total = _harness.ReplayWith(
             "--trace", _harness.WriteTrace("ts,user\n0,1\n0,2\n300,2\n"), "--config", config, "--user-cost", "100ms", "--call-cost", "0").Json.GetProperty("total");
         Assert.Equal([3, 1, 2, 0, 0, 1], total.Counts());
@@ -68,12 +82,7 @@ public sealed class CapacityTests : IDisposable
     {
         // Ten users at once, batches of up to 10, 50 ms per call + 5 ms per user: one call of 100 ms, inside the
         // 250 ms deadline. One user per call would need 10 x 55 ms and miss it for most of them.
-        string config = _harness.WriteTrace("""
-            { "ERCache": { "Models": { "model": {
-                "Dimensions": 4,
-                "Inference": { "Timeout": "00:00:00.250", "MaxBatchSize": 10, "MaxConcurrency": 1 },
-                "Direct": { "Ttl": "00:01:00" }, "Failover": { "Ttl": "01:00:00" } } } } }
-            """, "batch.json");
+        string config = Config(maxBatch: 10);
         string trace = _harness.WriteTrace("ts,user\n" + string.Concat(Enumerable.Range(1, 10).Select(u => $"0,{u}\n")));
         var total = _harness.ReplayWith("--trace", trace, "--config", config, "--user-cost", "5ms", "--call-cost", "50ms").Json.GetProperty("total");
         Assert.Equal([10, 0, 10, 0, 0, 0], total.Counts());

@@ -120,6 +120,21 @@ public sealed class SyntheticTraceTests
     }
 
     [Fact]
+    public void A_stationary_trace_has_a_flat_rate_and_the_same_gaps_where_the_default_one_grows()
+    {
+        static (long First, long Last) Hours(Trace t) =>
+            (t.Requests.Count(r => r.TimestampMs < 3_600_000), t.Requests.Count(r => r.TimestampMs >= 5 * 3_600_000));
+        var growing = Hours(SyntheticTrace.Generate(new SyntheticSettings { Users = 20_000, Seed = 7 }));
+        var stationaryTrace = SyntheticTrace.Generate(new SyntheticSettings { Users = 20_000, Seed = 7, Stationary = true });
+        var stationary = Hours(stationaryTrace);
+
+        Assert.True(growing.Last > 3 * growing.First, $"the default trace grows: {growing.First} then {growing.Last}");
+        Assert.InRange(stationary.Last / (double)stationary.First, 0.9, 1.1);
+        Assert.InRange(SyntheticTrace.ShareOfGapsWithin(stationaryTrace, TimeSpan.FromMinutes(1)), 0.50, 0.54);
+        Assert.InRange(SyntheticTrace.ShareOfGapsWithin(stationaryTrace, TimeSpan.FromMinutes(10)), 0.74, 0.78);
+    }
+
+    [Fact]
     public void Outage_windows_fail_every_row_inside_them_and_none_outside()
     {
         var trace = SyntheticTrace.Generate(new SyntheticSettings

@@ -57,10 +57,18 @@ public sealed class TimelineTests : IDisposable
         int onHost0 = users.Count(u => Shards.StickyHost(u, 2) == 0);
         string trace = _harness.WriteTrace("ts,user\n" + string.Concat(new[] { 0, 420_000 }.SelectMany(ts => users.Select(u => $"{ts},{u}\n"))));
         string[] store = regional ? ["--regional", "memory"] : [];
-        var total = _harness.ReplayWith(["--trace", trace, .. Tiers, "--hosts", "2", "--routing", "sticky", "--event", "restart@6m", .. store]).Json.GetProperty("total");
+        var json = _harness.ReplayWith(["--trace", trace, .. Tiers, "--hosts", "2", "--routing", "sticky", "--event", "restart@6m", .. store]).Json;
+        var total = json.GetProperty("total");
         Assert.Equal(users.Length - onHost0, total.Long("directHits"));
         Assert.Equal(regional ? onHost0 : 0, total.Long("regionalHits"));
         Assert.Equal(users.Length + (regional ? 0 : onHost0), total.Long("inferences"));
+
+        // The event's summary for the restarted host alone: only its users' requests in the 5 minutes after.
+        var restart = json.GetProperty("timeline").GetProperty("events")[0];
+        Assert.Equal(users.Length, restart.GetProperty("after5m").Long("requests"));
+        Assert.Equal(onHost0, restart.GetProperty("restartedHost").GetProperty("after5m").Long("requests"));
+        // The trace ends at 7 min, so the 5 minutes after are cut to the 7 windows it has (6:00 to 7:10): 70 s.
+        Assert.Equal(regional ? 0 : onHost0 / 70.0, restart.GetProperty("restartedHost").GetProperty("after5m").GetProperty("inferenceRate").GetDouble(), 9);
     }
 
     [Fact]

@@ -54,14 +54,14 @@ internal static class ReportWriter
         var sb = new StringBuilder();
         sb.AppendLine("| Event | Fallback share: 30 min before | 1 min after | 5 min after | 30 min after | Peak inference rate (x steady): 1 / 5 / 30 min | Steady rate | Back within 10 % of steady | Served although deleted |");
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var e in result.Events)
+        foreach (var e in result.Events.SelectMany(e => e.Host is { } host ? [e, host] : new[] { e }))
         {
             string peaks = string.Join(" / ", e.After.Select(p => e.PeakMultiple(p) is { } m ? string.Create(CultureInfo.InvariantCulture, $"{m:F2}") : "-"));
             string recovery = e.Recovery is { } r ? Ms((long)r.TotalMilliseconds) : "never";
             string stale = e.Event.Kind == ReplayEventKind.Delete ? string.Create(CultureInfo.InvariantCulture, $"{e.StaleServes:N0}") : "-";
             sb.AppendLine(string.Create(
                 CultureInfo.InvariantCulture,
-                $"| {e.Event.Label} | {e.Before.FallbackShare:P2} | {e.After[0].FallbackShare:P2} | {e.After[1].FallbackShare:P2} | {e.After[2].FallbackShare:P2} | {peaks} | {e.SteadyRate:F1}/s | {recovery} | {stale} |"));
+                $"| {e.Event.Label}{(e.Host is null && e.Event.Kind == ReplayEventKind.Restart ? $", host {e.Event.Host} alone" : "")} | {e.Before.FallbackShare:P2} | {e.After[0].FallbackShare:P2} | {e.After[1].FallbackShare:P2} | {e.After[2].FallbackShare:P2} | {peaks} | {e.SteadyRate:F1}/s | {recovery} | {stale} |"));
         }
 
         return sb.ToString();
@@ -142,6 +142,18 @@ internal static class ReportWriter
             }
 
             json.WriteNumber("servedAlthoughDeleted", e.StaleServes);
+            if (e.Host is { } host)
+            {
+                json.WriteStartObject("restartedHost");
+                Period(json, "before30m", host, host.Before);
+                for (int i = 0; i < host.After.Count; i++)
+                {
+                    Period(json, $"after{EventSummary.AfterLengths[i].TotalMinutes}m", host, host.After[i]);
+                }
+
+                json.WriteEndObject();
+            }
+
             json.WriteEndObject();
         }
 

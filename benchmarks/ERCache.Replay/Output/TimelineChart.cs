@@ -46,13 +46,11 @@ internal static class TimelineChart
         foreach (var e in result.Timeline.Events)
         {
             var line = plot.Add.VerticalLine(e.At.TotalMinutes, 1.5f, Colors.Black, LinePattern.Dashed);
-            line.LabelText = e.Label;
-            line.LabelOppositeAxis = true;
+            line.LabelText = e.Label; // at the bottom axis: the top holds the title
             if (e.Span > TimeSpan.Zero)
             {
                 var end = plot.Add.VerticalLine((e.At + e.Span).TotalMinutes, 1, Colors.Gray, LinePattern.Dotted);
                 end.LabelText = "end";
-                end.LabelOppositeAxis = true;
             }
         }
 

@@ -17,6 +17,9 @@ internal sealed record PeriodFigures(TimeSpan Length, long Requests, long Fallba
 /// </summary>
 internal sealed record EventSummary(ReplayEvent Event, PeriodFigures Before, IReadOnlyList<PeriodFigures> After, TimeSpan? Recovery, long StaleServes)
 {
+    /// <summary>For a restart, the same figures for the restarted host alone (the fleet's dilute them by the hosts).</summary>
+    public EventSummary? Host { get; private init; }
+
     public static readonly TimeSpan[] AfterLengths = [TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(30)];
 
     public static readonly TimeSpan BeforeLength = TimeSpan.FromMinutes(30);
@@ -27,12 +30,15 @@ internal sealed record EventSummary(ReplayEvent Event, PeriodFigures Before, IRe
     /// <summary>A period's peak window rate as a multiple of <see cref="SteadyRate"/>, or null without a steady rate.</summary>
     public double? PeakMultiple(PeriodFigures period) => SteadyRate > 0 ? period.PeakInferenceRate / SteadyRate : null;
 
-    public static EventSummary Of(ReplayEvent e, TimeSeries series, long staleServes)
+    public static EventSummary Of(ReplayEvent e, TimeSeries series, long staleServes, TimeSeries? hostSeries = null)
     {
         long at = e.AtMs;
         var before = Period(series, Math.Max(0, at - (long)BeforeLength.TotalMilliseconds), at);
         var after = AfterLengths.Select(length => Period(series, at, at + (long)length.TotalMilliseconds)).ToArray();
-        return new EventSummary(e, before, after, RecoveryTime(series, at, before.InferenceRate), staleServes);
+        return new EventSummary(e, before, after, RecoveryTime(series, at, before.InferenceRate), staleServes)
+        {
+            Host = hostSeries is null ? null : Of(e, hostSeries, staleServes),
+        };
     }
 
     /// <summary>The windows that lie wholly in [<paramref name="fromMs"/>, <paramref name="toMs"/>), or start in it

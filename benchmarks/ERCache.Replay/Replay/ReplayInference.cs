@@ -8,13 +8,15 @@ internal sealed class TowerOutageException(string model) : Exception($"The tower
 /// <summary>
 /// One host's user tower for one model: a vector derived from (user, time) — with <c>--drift</c>, the user's
 /// <see cref="DriftingEmbedding"/> at that moment — or a failure for the users whose latest request the trace marks,
-/// and every call that starts in an outage window of the timeline (at once, as a tower that is down refuses). Without a <see cref="TowerCost"/> a call
-/// completes at once (unbounded capacity); with one it completes when the replay's clock reaches its end.
+/// and for every call that starts in an outage window of the timeline (at once, as a tower that is down refuses).
+/// Without a <see cref="TowerCost"/> a call completes at once (unbounded capacity); with one it completes when the
+/// replay's clock reaches its end.
 /// </summary>
 /// <remarks>It counts what it is asked: every user of a call is an inference, counted in the window the call starts
 /// in; a user with no request waiting on this host (a refresh ahead) is a background inference.</remarks>
 internal sealed class ReplayInference(
-    SimulationClock clock, string model, ModelReport report, TimeSeries series, DriftingEmbedding? drift = null, TowerCost? cost = null) : IEmbeddingInference
+    SimulationClock clock, string model, ModelReport report, TimeSeries series, DriftingEmbedding? drift = null, TowerCost? cost = null, TimeSeries? hostSeries = null)
+    : IEmbeddingInference
 {
     private readonly Dictionary<long, int> _waiting = []; // users with a request in flight on this host, and how many
     private readonly HashSet<long> _failing = []; // users whose latest request the trace marks as failing
@@ -62,19 +64,21 @@ internal sealed class ReplayInference(
     public ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)
     {
         long startMs = clock.NowMs;
-        var window = series.At(startMs);
         var users = batch.UserIds.Span;
+        long background = 0;
         foreach (long user in users)
         {
-            report.Inferences++;
-            if (_waiting.ContainsKey(user))
+            background += _waiting.ContainsKey(user) ? 0 : 1;
+        }
+
+        report.Inferences += users.Length;
+        report.Refreshes += background;
+        foreach (var window in (ReadOnlySpan<SeriesWindow?>)[series.At(startMs), hostSeries?.At(startMs)])
+        {
+            if (window is not null)
             {
-                window.RequestPathInferences++;
-            }
-            else
-            {
-                report.Refreshes++;
-                window.BackgroundInferences++;
+                window.RequestPathInferences += users.Length - background;
+                window.BackgroundInferences += background;
             }
         }
 

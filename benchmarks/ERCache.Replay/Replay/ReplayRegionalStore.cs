@@ -3,7 +3,8 @@ using ERCache.Regional;
 namespace ERCache.Replay.Replay;
 
 /// <summary>
-/// A shard's view of the shared regional store: reads go straight through; writes are held until
+/// A shard's view of the shared regional store: reads and removals go straight through, waited for on the replay's
+/// thread; writes are held until
 /// <see cref="Commit"/>, which the replay calls before its clock moves, so what one host wrote becomes visible to the
 /// others at a point fixed by the trace, not by when a background flush happened to run. Counts round trips and
 /// bytes.
@@ -15,12 +16,14 @@ internal sealed class ReplayRegionalStore(IRegionalStore inner) : IRegionalStore
 
     public RegionalTraffic Traffic { get; } = new();
 
-    public async Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+    public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
     {
-        var values = await inner.ReadAsync(field, users, cancellationToken).ConfigureAwait(false);
+        // Waited for here: a real store's reply arrives on its own thread, and the simulation must continue on its
+        // one thread (the replay's clock does not move while it waits, so the store costs no virtual time).
+        var values = inner.ReadAsync(field, users, cancellationToken).GetAwaiter().GetResult();
         Traffic.ReadRoundTrips++;
         Traffic.BytesRead += values.Sum(v => (long)(v?.Length ?? 0));
-        return values;
+        return Task.FromResult(values);
     }
 
     public Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
@@ -33,8 +36,12 @@ internal sealed class ReplayRegionalStore(IRegionalStore inner) : IRegionalStore
         return Task.CompletedTask;
     }
 
-    /// <summary>The replay never removes users; a removal would pass straight through.</summary>
-    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken) => inner.RemoveAsync(userId, field, cancellationToken);
+    /// <summary>A deletion event's removal, straight through.</summary>
+    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    {
+        inner.RemoveAsync(userId, field, cancellationToken).GetAwaiter().GetResult(); // on the replay's thread, as a read
+        return Task.CompletedTask;
+    }
 
     /// <summary>Writes what the caches flushed since the last commit, in one round trip.</summary>
     public void Commit()

@@ -21,6 +21,9 @@ internal sealed class ReplayResult
     /// <summary>Per model, the counts of each window of trace time.</summary>
     public required IReadOnlyDictionary<string, TimeSeries> Series { get; init; }
 
+    /// <summary>Per host, every model's windows added together.</summary>
+    public required IReadOnlyList<TimeSeries> HostSeries { get; init; }
+
     /// <summary>Every model's windows added together.</summary>
     public required TimeSeries TotalSeries { get; init; }
 

@@ -95,8 +95,14 @@ internal static class ReplayRunner
             totalSeries.Add(mergedSeries);
         }
 
+        var hostSeries = Enumerable.Range(0, hosts).Select(_ => new TimeSeries(windowMs)).ToArray();
         foreach (var replay in replays)
         {
+            for (int h = 0; h < hosts; h++)
+            {
+                hostSeries[h].Add(replay.HostSeries(h));
+            }
+
             for (int e = 0; e < staleServes.Length; e++)
             {
                 staleServes[e] += replay.Deletions.StaleServes[e];
@@ -125,7 +131,8 @@ internal static class ReplayRunner
             Series = series,
             TotalSeries = totalSeries,
             Timeline = timeline,
-            Events = timeline.Events.Select((e, i) => EventSummary.Of(e, totalSeries, staleServes[i])).ToArray(),
+            HostSeries = hostSeries,
+            Events = timeline.Events.Select((e, i) => EventSummary.Of(e, totalSeries, staleServes[i], e.Kind == ReplayEventKind.Restart ? hostSeries[e.Host] : null)).ToArray(),
         };
     }
 

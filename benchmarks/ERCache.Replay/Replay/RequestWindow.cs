@@ -12,6 +12,8 @@ internal sealed class RequestWindow
     private readonly ReplayInference _tower;
     private readonly ModelReport _report;
     private readonly TimeSeries _series;
+    private readonly TimeSeries _hostSeries;
+    private readonly SeriesWindow _counts = new(); // one group's counts, added to the model's and the host's windows
     private readonly DeletionLog _deletions;
     private readonly SimulationClock _clock;
     private readonly int _dimensions;
@@ -25,9 +27,10 @@ internal sealed class RequestWindow
     private int _thread; // the replay's thread: every answer must come on it
 
     public RequestWindow(
-        EmbeddingCache cache, string model, ModelPolicy policy, ReplayInference tower, ModelReport report, TimeSeries series, DeletionLog deletions,
-        SimulationClock clock, bool sampleQueue, Action pump)
+        EmbeddingCache cache, string model, ModelPolicy policy, ReplayInference tower, ModelReport report, TimeSeries series, TimeSeries hostSeries,
+        DeletionLog deletions, SimulationClock clock, bool sampleQueue, Action pump)
     {
+        _hostSeries = hostSeries;
         _pump = pump;
         Cache = cache;
         _model = model;
@@ -117,7 +120,7 @@ internal sealed class RequestWindow
         int n = group.Count;
         _tower.Answered(group.Users.AsSpan(0, n));
         var report = _report;
-        var window = _series.At(group.ArrivalMs);
+        var window = _counts;
         var drift = _tower.Drift;
         long nowMs = _clock.NowMs;
         for (int i = 0; i < n; i++)
@@ -180,6 +183,9 @@ internal sealed class RequestWindow
             }
         }
 
+        _series.At(group.ArrivalMs).Add(window);
+        _hostSeries.At(group.ArrivalMs).Add(window);
+        window.Clear();
         group.Count = 0;
         _spare.Push(group);
     }

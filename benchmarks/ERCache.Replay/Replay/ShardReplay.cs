@@ -19,6 +19,7 @@ internal sealed class ShardReplay : IDisposable
     private readonly ReplayInference[,] _towers;
     private readonly ModelReport[] _reports;
     private readonly TimeSeries[] _series;
+    private readonly TimeSeries[] _hostSeries;
     private readonly RequestWindow[,] _windows;
     private readonly ReplayRegionalStore? _regional;
     private readonly HashSet<long> _usersNow = []; // users requested at the current timestamp, when hosts share a store
@@ -36,6 +37,7 @@ internal sealed class ShardReplay : IDisposable
         _reports = names.Select(_ => new ModelReport()).ToArray();
         long windowMs = Math.Max(1, (long)timeline.Window.TotalMilliseconds);
         _series = names.Select(_ => new TimeSeries(windowMs)).ToArray();
+        _hostSeries = Enumerable.Range(0, hosts).Select(_ => new TimeSeries(windowMs)).ToArray();
         Deletions = new DeletionLog(timeline.Events.Count);
 
         // Each host has its own towers; a model configured but absent from the trace gets one that is never called.
@@ -46,7 +48,7 @@ internal sealed class ShardReplay : IDisposable
             var byName = new Dictionary<string, IEmbeddingInference>(StringComparer.OrdinalIgnoreCase);
             for (int m = 0; m < names.Length; m++)
             {
-                byName[names[m]] = _towers[h, m] = new ReplayInference(_clock, names[m], _reports[m], _series[m], drift, timeline.TowerOf(names[m]));
+                byName[names[m]] = _towers[h, m] = new ReplayInference(_clock, names[m], _reports[m], _series[m], drift, timeline.TowerOf(names[m]), _hostSeries[h]);
             }
 
             foreach (string configured in options.Models.Keys.Where(k => !byName.ContainsKey(k)))
@@ -65,7 +67,7 @@ internal sealed class ShardReplay : IDisposable
             for (int m = 0; m < names.Length; m++)
             {
                 _windows[h, m] = new RequestWindow(
-                    _caches[h], names[m], _caches[h].GetPolicy(names[m]), _towers[h, m], _reports[m], _series[m], Deletions, _clock, timeline.HasCapacity, _pump);
+                    _caches[h], names[m], _caches[h].GetPolicy(names[m]), _towers[h, m], _reports[m], _series[m], _hostSeries[h], Deletions, _clock, timeline.HasCapacity, _pump);
             }
         }
 
@@ -142,7 +144,8 @@ internal sealed class ShardReplay : IDisposable
         }
 
         FlushAll(open);
-        while (Outstanding > 0 && _clock.TryRunNext(long.MaxValue))
+        long settled = _clock.Now + TimeSpan.FromHours(1).Ticks; // every call ends or is abandoned long before: bounded, never a hang
+        while (Outstanding > 0 && _clock.TryRunNext(settled))
         {
             _pump();
             Publish();
@@ -159,6 +162,9 @@ internal sealed class ShardReplay : IDisposable
 
     /// <summary>The shard's time series of model <paramref name="m"/>.</summary>
     public TimeSeries Series(int m) => _series[m];
+
+    /// <summary>The shard's time series of host <paramref name="h"/>, every model added together.</summary>
+    public TimeSeries HostSeries(int h) => _hostSeries[h];
 
     /// <summary>The shard's report of model <paramref name="m"/>, with its tiers' peaks summed over hosts.</summary>
     public ModelReport Finish(int m)

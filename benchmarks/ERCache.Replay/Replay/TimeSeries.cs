@@ -75,6 +75,14 @@ internal sealed class SeriesWindow
         DriftCount++;
     }
 
+    /// <summary>Back to zero (a scratch window reused for each request group).</summary>
+    public void Clear()
+    {
+        Requests = RequestPathInferences = BackgroundInferences = Direct = Regional = Fresh = Failover = Fallback = DeadlineMisses = Shed = MaxQueue = 0;
+        DriftCount = 0;
+        _driftSum = 0;
+    }
+
     public void Add(SeriesWindow other)
     {
         Requests += other.Requests;

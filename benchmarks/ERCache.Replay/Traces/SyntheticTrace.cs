@@ -17,6 +17,11 @@ public sealed record SyntheticSettings
     public IReadOnlyList<(TimeSpan Start, TimeSpan Length)> Outages { get; init; } = [];
 
     public int Seed { get; init; } = 1;
+
+    /// <summary>Every user is already active when the trace starts (their requests began one duration earlier and
+    /// only those from the start on are kept), so the request rate is flat over the trace. Otherwise each user's first
+    /// request falls uniformly in the trace and the rate grows from the start to the end.</summary>
+    public bool Stationary { get; init; }
 }
 
 /// <summary>
@@ -65,10 +70,14 @@ public static class SyntheticTrace
         var events = new List<(long Ts, long User)>();
         for (long user = 1; user <= settings.Users; user++)
         {
-            double t = rng.NextDouble() * duration;
+            double t = settings.Stationary ? -rng.NextDouble() * duration : rng.NextDouble() * duration;
             while (t < duration)
             {
-                events.Add(((long)(t * 1000), user));
+                if (t >= 0)
+                {
+                    events.Add(((long)(t * 1000), user));
+                }
+
                 t += NextGap(rng, duration);
             }
         }

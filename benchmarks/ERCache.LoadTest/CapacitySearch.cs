@@ -1,0 +1,152 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using ERCache.Replay.Output;
+using ERCache.Replay.Traces;
+using ERCache.Samples.RankingService;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+/// <summary>What the capacity search asks: the SLA, the fallback bound, the ramp and the towers' cost.</summary>
+internal sealed record CapacitySettings(
+    double SlaMs, double MaxFallback, double StartRate, double RateStep, double MaxRate, double StepSeconds, double Compression, double TowerCpuMicroseconds,
+    int Rounds, int Items, string? ChartPath);
+
+/// <summary>One step of a ramp: the rate asked for and what the service did at it.</summary>
+internal sealed record CapacityStep(double Rate, double Achieved, double P99, double FallbackShare, int HttpErrors, double TowerCpuPerSecond, bool Sustained);
+
+/// <summary>
+/// Finds the largest request rate the ranking-service sample sustains, with the cache on and off: a ramp of steps,
+/// each <c>StepSeconds</c> long at a rate <c>RateStep</c> times the last, on one running service (its cache warm from
+/// the steps before), until p99 latency passes the SLA, fallbacks pass their bound, HTTP errors appear or the service
+/// cannot keep up with the rate. The towers spend extra CPU per user so that they, not HTTP, bound the service.
+/// </summary>
+/// <remarks>More traffic means more users, not the same users more often: each step sends the requests of a share of
+/// the synthetic trace's users over a fixed stretch of its time (from hour 3, compressed <c>Compression</c> times, the
+/// TTLs with it), so every user keeps the trace's own pattern of gaps and only their number grows with the rate.</remarks>
+internal static class CapacitySearch
+{
+    private static readonly TimeSpan TraceStart = TimeSpan.FromHours(3);
+    private static readonly string[] Sources = ["direct", "regional", "fresh", "failover", "fallback"];
+
+    public static async Task<int> RunAsync(CapacitySettings settings, TextWriter stdout)
+    {
+        // Enough users that the fastest step still has fresh ones: the stretch of trace time holds MaxRate x StepSeconds requests.
+        double stretchSeconds = settings.StepSeconds * settings.Compression;
+        var probe = Stretch(SyntheticTrace.Generate(new SyntheticSettings { Users = 20_000, Seed = 11 }), stretchSeconds);
+        int users = (int)Math.Min(2_000_000, Math.Ceiling(20_000 * settings.MaxRate * settings.StepSeconds / Math.Max(1, probe.Length) * 1.2));
+        var window = Stretch(SyntheticTrace.Generate(new SyntheticSettings { Users = users, Seed = 11 }), stretchSeconds);
+        stdout.WriteLine(Inv($"Capacity search: {users:N0} synthetic users, {window.Length:N0} requests in {stretchSeconds / 60:F0} min of trace time from hour 3, each step {settings.StepSeconds} s ({settings.Compression}x faster, the TTLs with it); towers spend {settings.TowerCpuMicroseconds} us of CPU per user; SLA p99 {settings.SlaMs} ms, fallbacks at most {settings.MaxFallback:P1}."));
+
+        var configurations = new (string Name, bool Cache)[] { ("cache on", true), ("cache off", false) };
+        var ramps = configurations.Select(_ => new List<IReadOnlyList<CapacityStep>>()).ToArray();
+        for (int round = 0; round < settings.Rounds; round++)
+        {
+            for (int k = 0; k < configurations.Length; k++)
+            {
+                int i = (k + round) % configurations.Length; // the order alternates, so neither always runs first
+                var ramp = await RampAsync(configurations[i].Cache, window, settings);
+                ramps[i].Add(ramp);
+                stdout.WriteLine(Inv($"round {round + 1}, {configurations[i].Name}: ") + string.Join(", ", ramp.Select(s => Inv($"{s.Rate:F0}/s p99 {s.P99:F1} ms fallback {s.FallbackShare:P1} towers {s.TowerCpuPerSecond:F2} CPU-s/s{(s.Sustained ? "" : " (not sustained)")}"))));
+            }
+        }
+
+        double[] Sustained(int i) => [.. ramps[i].Select(r => r.LastOrDefault(s => s.Sustained)?.Rate ?? 0)];
+        var on = Sustained(0);
+        var off = Sustained(1);
+        double[] ratios = [.. on.Zip(off, (a, b) => b > 0 ? a / b : double.PositiveInfinity)];
+        stdout.WriteLine();
+        stdout.WriteLine(Inv($"{settings.Rounds} round(s), cache on and off alternating; each cell is the range over rounds."));
+        stdout.WriteLine();
+        stdout.WriteLine("| | cache on | cache off | on / off |");
+        stdout.WriteLine("|---|---:|---:|---:|");
+        stdout.WriteLine($"| largest rate sustained (p99 <= {Inv($"{settings.SlaMs}")} ms, fallbacks <= {Inv($"{settings.MaxFallback:P1}")}) | {Range(on, "N0", "/s")} | {Range(off, "N0", "/s")} | {Range(ratios, "F2", "x")} |");
+        double[] P99At(int i) => [.. ramps[i].Select(r => r.LastOrDefault(s => s.Sustained)?.P99 ?? double.NaN).Where(double.IsFinite)];
+        stdout.WriteLine($"| p99 at that rate | {Range(P99At(0), "F1", " ms")} | {Range(P99At(1), "F1", " ms")} | |");
+
+        if (settings.ChartPath is not null)
+        {
+            var series = configurations.Select((c, i) => new Series(c.Name, MedianP99ByRate(ramps[i]))).ToList();
+            series.Add(new Series(Inv($"SLA ({settings.SlaMs} ms)"), [.. series.SelectMany(s => s.Points).Select(p => p.X).Distinct().Order().Select(x => (x, settings.SlaMs))]));
+            File.WriteAllText(settings.ChartPath, SweepChart.RenderSvg(
+                Inv($"Ranking-service sample: p99 latency by request rate ({settings.TowerCpuMicroseconds} us of tower CPU per user, median of {settings.Rounds} rounds)"),
+                "requests per second (log scale)", "p99 latency (ms)", null, series, logX: true, x => Inv($"{x:N0}")));
+            stdout.WriteLine();
+            stdout.WriteLine($"Chart written to {settings.ChartPath}.");
+        }
+
+        return 0;
+    }
+
+    /// <summary>One service, its rate raised step by step until a step is not sustained (or the highest rate).</summary>
+    private static async Task<IReadOnlyList<CapacityStep>> RampAsync(bool cache, TraceRequest[] window, CapacitySettings settings)
+    {
+        var overrides = LoadRun.Overrides(settings.Compression, cache, failover: cache, failureRate: 0);
+        overrides["Urls"] = "http://127.0.0.1:0";
+        overrides["RankingService:TowerCpuMicrosecondsPerUser"] = Inv($"{settings.TowerCpuMicroseconds}");
+        await using var app = RankingServiceApp.Create([], overrides, contentRoot: AppContext.BaseDirectory);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = LoadRun.MaxInFlight }) { BaseAddress = new Uri(address) };
+        for (int i = 0; i < 200; i++)
+        {
+            using var warm = await client.PostAsJsonAsync("/rank", LoadRun.Body(-1 - i, i, settings.Items)); // users outside the trace
+        }
+
+        var steps = new List<CapacityStep>();
+        for (double rate = settings.StartRate; rate <= settings.MaxRate * 1.0001; rate *= settings.RateStep)
+        {
+            var requests = UsersFor(window, rate * settings.StepSeconds);
+            var load = new LoadSettings(requests.Length, rate, 0, settings.StepSeconds * 3, 0, settings.Items, 1, 1);
+            var before = await client.GetFromJsonAsync<StatsResponse>("/stats");
+            var (sent, errors, latencies, elapsed) = await LoadRun.SendAsync([client], requests, load);
+            var after = await client.GetFromJsonAsync<StatsResponse>("/stats");
+            long Delta(string source) => LoadRun.Requests(after!, source) - LoadRun.Requests(before!, source);
+            long embeddings = Sources.Sum(Delta);
+            double fallback = embeddings == 0 ? 0 : (double)Delta("fallback") / embeddings;
+            double achieved = sent / elapsed.TotalSeconds;
+            double p99 = LoadRun.Percentile(latencies, 0.99);
+            double towerCpu = (after!.Towers.Values.Sum(t => t.ComputeMs) - before!.Towers.Values.Sum(t => t.ComputeMs)) / 1000 / elapsed.TotalSeconds;
+            bool sustained = sent == requests.Length && achieved >= 0.95 * rate && errors == 0 && p99 <= settings.SlaMs && fallback <= settings.MaxFallback;
+            steps.Add(new CapacityStep(rate, achieved, p99, fallback, errors, towerCpu, sustained));
+            if (!sustained)
+            {
+                break;
+            }
+        }
+
+        await app.StopAsync();
+        return steps;
+    }
+
+    /// <summary>The trace's requests from hour 3 over <paramref name="seconds"/> of trace time.</summary>
+    private static TraceRequest[] Stretch(Trace trace, double seconds)
+    {
+        long from = (long)TraceStart.TotalMilliseconds, to = from + (long)(seconds * 1000);
+        return [.. trace.Requests.Where(r => r.TimestampMs >= from && r.TimestampMs < to)];
+    }
+
+    /// <summary>The requests of the share of users (chosen by a hash of the id) that makes about <paramref name="count"/> requests.</summary>
+    private static TraceRequest[] UsersFor(TraceRequest[] window, double count)
+    {
+        double share = Math.Min(1, count / window.Length);
+        return [.. window.Where(r => ((ulong)r.User * 0x9E3779B97F4A7C15UL >> 11) * (1.0 / (1UL << 53)) < share)];
+    }
+
+    private static List<(double X, double Y)> MedianP99ByRate(List<IReadOnlyList<CapacityStep>> ramps) =>
+        [.. ramps.SelectMany(r => r).GroupBy(s => Math.Round(s.Rate, 3)).OrderBy(g => g.Key)
+            .Select(g => (g.Key, g.Select(s => s.P99).Order().ElementAt(g.Count() / 2)))];
+
+    private static string Range(double[] values, string format, string unit)
+    {
+        if (values.Length == 0)
+        {
+            return "-";
+        }
+
+        string F(double v) => double.IsPositiveInfinity(v) ? "inf" : v.ToString(format, CultureInfo.InvariantCulture);
+        string low = F(values.Min()), high = F(values.Max());
+        return low == high ? $"{low}{unit}" : $"{low}–{high}{unit}";
+    }
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}
