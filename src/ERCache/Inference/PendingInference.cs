@@ -2,7 +2,9 @@ namespace ERCache.Inference;
 
 /// <summary>
 /// One user's inference, shared by every caller that misses on the same user while it is pending (coalescing).
-/// It is its own completion source (one object per miss rather than two).
+/// It is its own completion source (one object per miss rather than two). Its waiters are continued on the thread
+/// pool, never on the thread that completes it, unless the dispatcher is a single-threaded simulation's
+/// (<see cref="InferenceDispatcher.RunsWaitersInline"/>).
 /// </summary>
 internal sealed class PendingInference(
     long userId, long deadline, BackgroundWork background = BackgroundWork.None, DriftSample? drift = null,
