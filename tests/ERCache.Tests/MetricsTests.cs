@@ -37,6 +37,49 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public void Every_histogram_advises_buckets_fitted_to_its_unit_and_range()
+    {
+        // OpenTelemetry's default buckets (0, 5, 10, ... 10000) suit milliseconds: every inference in seconds would land
+        // in the first. Each histogram names its own boundaries.
+        var advice = new Dictionary<string, IReadOnlyList<double>>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, _) =>
+            {
+                if (instrument.Meter.Name == Diagnostics.ERCacheDiagnostics.MeterName)
+                {
+                    switch (instrument)
+                    {
+                        case System.Diagnostics.Metrics.Histogram<double> h:
+                            advice[h.Name] = h.Advice?.HistogramBucketBoundaries ?? [];
+                            break;
+                        case System.Diagnostics.Metrics.Histogram<int> h:
+                            advice[h.Name] = [.. (h.Advice?.HistogramBucketBoundaries ?? []).Select(b => (double)b)];
+                            break;
+                    }
+                }
+            },
+        };
+        listener.Start();
+        using var f = new CacheFixture();
+
+        Assert.Equal(
+            ["ercache.inference.batch_size", "ercache.inference.duration", "ercache.regional.duration", "ercache.staleness.drift", "ercache.vector.age"],
+            advice.Keys.Order(StringComparer.Ordinal));
+        foreach (string seconds in new[] { "ercache.inference.duration", "ercache.regional.duration" })
+        {
+            Assert.Equal(1e-5, advice[seconds][0]); // 10 µs
+            Assert.Equal(10, advice[seconds][^1]); // 10 s
+        }
+
+        Assert.Equal(1e-6, advice["ercache.staleness.drift"][0]);
+        Assert.Equal(1, advice["ercache.staleness.drift"][^1]);
+        Assert.Equal(86_400, advice["ercache.vector.age"][^1]); // a day
+        Assert.Equal(1024, advice["ercache.inference.batch_size"][^1]);
+        Assert.All(advice.Values, b => Assert.True(b.Zip(b.Skip(1)).All(p => p.First < p.Second), "boundaries ascend"));
+    }
+
+    [Fact]
     public async Task Inference_instruments_record_batch_sizes_durations_and_in_flight_calls()
     {
         using var f = new CacheFixture(m => m.Inference.MaxBatchSize = 16);

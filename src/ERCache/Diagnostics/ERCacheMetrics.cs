@@ -49,8 +49,7 @@ internal sealed class ERCacheMetrics : IDisposable
         {
             Meter = new Meter(options);
             _ownsMeter = true;
-        }
-        else
+        }        else
         {
             Meter = meterFactory.Create(options);
         }
@@ -60,11 +59,11 @@ internal sealed class ERCacheMetrics : IDisposable
         _inferenceUsers = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceUsers, "{user}", "Users sent to inference.");
         _inferenceFailures = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceFailures, "{user}", "Users whose inference failed, by cause.");
         _evictions = Meter.CreateCounter<long>(ERCacheDiagnostics.Evictions, "{entry}", "Entries evicted to make room.");
-        _age = Meter.CreateHistogram<double>(ERCacheDiagnostics.VectorAge, "s", "Age of served vectors, by source.");
+        _age = Meter.CreateHistogram<double>(ERCacheDiagnostics.VectorAge, "s", "Age of served vectors, by source.", tags: null, Advice(HistogramBuckets.Ages));
         Meter.CreateObservableGauge(ERCacheDiagnostics.Entries, () => _observeEntries?.Invoke() ?? [], "{entry}", "Entries held per tier.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.TierBytes, () => _observeBytes?.Invoke() ?? [], "By", "Bytes allocated per tier.");
-        _duration = Meter.CreateHistogram<double>(ERCacheDiagnostics.InferenceDuration, "s", "Duration of inference delegate calls.");
-        _batchSize = Meter.CreateHistogram<int>(ERCacheDiagnostics.InferenceBatchSize, "{user}", "Users per inference delegate call.");
+        _duration = Meter.CreateHistogram<double>(ERCacheDiagnostics.InferenceDuration, "s", "Duration of inference delegate calls.", tags: null, Advice(HistogramBuckets.Seconds));
+        _batchSize = Meter.CreateHistogram<int>(ERCacheDiagnostics.InferenceBatchSize, "{user}", "Users per inference delegate call.", tags: null, Advice(HistogramBuckets.BatchSizes));
         _coalesced = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceCoalesced, "{request}", "Misses that joined a pending inference for the same user.");
         _shed = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceShed, "{request}", "Misses shed without inference because the model was overloaded.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.InferenceInFlight, () => _observeInFlight?.Invoke() ?? [], "{call}", "Inference delegate calls in flight.");
@@ -73,9 +72,9 @@ internal sealed class ERCacheMetrics : IDisposable
         _regionalGroups = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWriteGroups, "{write}", "Grouped writes (one per user per flush) sent to the regional store.");
         _regionalValues = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWriteValues, "{value}", "Values written to the regional store.");
         _regionalDropped = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWritesDropped, "{value}", "Fresh values not written to the regional store, by reason.");
-        _regionalDuration = Meter.CreateHistogram<double>(ERCacheDiagnostics.RegionalDuration, "s", "Regional store round trips.");
+        _regionalDuration = Meter.CreateHistogram<double>(ERCacheDiagnostics.RegionalDuration, "s", "Regional store round trips.", tags: null, Advice(HistogramBuckets.Seconds));
         Meter.CreateObservableGauge(ERCacheDiagnostics.RegionalQueueLength, () => _observeRegionalQueue?.Invoke() ?? [], "{value}", "Values waiting to be written to the regional store.");
-        _drift = Meter.CreateHistogram<double>(ERCacheDiagnostics.StalenessDrift, "1", "Drift of sampled direct hits (1 - cosine similarity to a fresh inference), by age bucket.");
+        _drift = Meter.CreateHistogram<double>(ERCacheDiagnostics.StalenessDrift, "1", "Drift of sampled direct hits (1 - cosine similarity to a fresh inference), by age bucket.", tags: null, Advice(HistogramBuckets.Drift));
         _background = Meter.CreateCounter<long>(ERCacheDiagnostics.BackgroundInferences, "{user}", "Users sent to inference in the background on spare capacity, by kind.");
         Meter.CreateObservableGauge(ERCacheDiagnostics.CircuitState, () => _observeCircuits?.Invoke() ?? [], "{state}", "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 isolated.");
     }
@@ -253,4 +252,7 @@ internal sealed class ERCacheMetrics : IDisposable
             Meter.Dispose();
         }
     }
+
+    private static InstrumentAdvice<T> Advice<T>(IReadOnlyList<T> boundaries)
+        where T : struct => new() { HistogramBucketBoundaries = boundaries };
 }

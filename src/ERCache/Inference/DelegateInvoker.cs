@@ -43,7 +43,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
     /// abandoned still running, in which case its buffers are released only when it finally stops. A delegate that
     /// completes synchronously (with no breaker or through a closed one) is answered without an async state machine.
     /// </summary>
-    public ValueTask<(InferenceFailureCause Cause, bool Abandoned)> InvokeAsync(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy)
+    public ValueTask<(InferenceFailureCause Cause, bool Abandoned, Exception? Failure)> InvokeAsync(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy)
     {
         var call = Interlocked.Exchange(ref _spareCall, null) ?? new DelegateCall(time);
         call.Start(inference, batch, policy);
@@ -63,13 +63,13 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
         if (running.IsCompletedSuccessfully)
         {
             running.GetAwaiter().GetResult();
-            return new((InferenceFailureCause.None, EndCall(call)));
+            return new((InferenceFailureCause.None, EndCall(call), null));
         }
 
-        return AwaitCallAsync(running, call, policy, batch.Count);
+        return AwaitCallAsync(running, call);
     }
 
-    private async ValueTask<(InferenceFailureCause Cause, bool Abandoned)> AwaitCallAsync(ValueTask running, DelegateCall call, ModelPolicy policy, int users)
+    private async ValueTask<(InferenceFailureCause Cause, bool Abandoned, Exception? Failure)> AwaitCallAsync(ValueTask running, DelegateCall call)
     {
         Exception? failure = null;
         try
@@ -81,17 +81,21 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
             failure = ex;
         }
 
-        var cause = ExceptionCause.Of(failure);
+        return (ExceptionCause.Of(failure), EndCall(call), failure);
+    }
+
+    /// <summary>Logs a failed call. The scheduler calls it once the call's callers are answered: formatting an
+    /// exception for a slow sink must not eat their deadline (the first failure would be reported as a timeout).</summary>
+    public void LogFailure(ModelPolicy policy, int users, InferenceFailureCause cause, Exception? failure)
+    {
         if (cause == InferenceFailureCause.Timeout)
         {
             Log.HardTimeout(logger, policy.Name, users, policy.HardTimeout);
         }
-        else if (cause == InferenceFailureCause.Error)
+        else if (cause == InferenceFailureCause.Error && failure is not null)
         {
-            Log.InferenceFailed(logger, policy.Name, users, failure!);
+            Log.InferenceFailed(logger, policy.Name, users, failure);
         }
-
-        return (cause, EndCall(call));
     }
 
     /// <summary>

@@ -138,12 +138,14 @@ internal sealed partial class InferenceScheduler
         }
 
         bool abandoned = false;
+        (InferenceFailureCause Cause, Exception? Failure) failed = (InferenceFailureCause.None, null);
         var activity = ERCacheActivities.StartInference(policy.Name, items.Length);
         try
         {
             _metrics.RecordInferenceCall(policy.Name, items.Length);
             long started = _time.GetTimestamp();
-            (var cause, abandoned) = await _invoker.InvokeAsync(_inference, batch, policy).ConfigureAwait(false);
+            (var cause, abandoned, var failure) = await _invoker.InvokeAsync(_inference, batch, policy).ConfigureAwait(false);
+            failed = (cause, failure);
             long now = _time.GetTimestamp();
             _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);
             ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(cause));
@@ -199,6 +201,8 @@ internal sealed partial class InferenceScheduler
             {
                 item.CompletePrepared();
             }
+
+            _invoker.LogFailure(policy, items.Length, failed.Cause, failed.Failure); // after the callers are answered
 
             // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed).
             if (queued)
