@@ -1,11 +1,13 @@
 using ERCache.Inference;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Tests;
 
-/// <summary>A failed call is logged after its callers are answered, so a slow log sink cannot change their answer.</summary>
+/// <summary>What the delegate got wrong is logged: a failed call after its callers are answered (so a slow log sink
+/// cannot change their answer), invalid vectors by kind, rate-limited.</summary>
 public sealed class FailureLoggingTests
 {
     [Fact]
@@ -33,6 +35,48 @@ public sealed class FailureLoggingTests
         Assert.Equal(InferenceFailureCause.Error, result.FailureCause);
         var entry = Assert.Single(logger.Failures);
         Assert.Contains("tower down", entry, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Invalid_vectors_are_logged_by_kind_naming_the_row_and_what_was_found_a_few_lines_a_minute()
+    {
+        var clock = new FakeTimeProvider();
+        var logs = new FakeLogCollector();
+        var tower = new TestTower();
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        TestThread.LeaveSynchronizationContext();
+        using var cache = EmbeddingCache.Create(
+            options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = tower },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, Logger = new FakeLogger<EmbeddingCache>(logs) });
+        string[] Warnings() => [.. logs.GetSnapshot().Where(r => r.Id.Id == 27).Select(r => r.Message)];
+        async Task<InferenceFailureCause> Request(long user) => (await cache.GetAsync("ctr", user, new float[4])).FailureCause;
+
+        // Three kinds, each named with the row and what was found.
+        tower.Whole = (b, _) => { b.SetRow(0, [1f, 2f, 3f]); return ValueTask.CompletedTask; };
+        Assert.Equal(InferenceFailureCause.InvalidVector, await Request(1));
+        tower.Whole = (b, _) => { b.SetRow(0, [1f, 2f, float.PositiveInfinity, 4f]); return ValueTask.CompletedTask; };
+        Assert.Equal(InferenceFailureCause.InvalidVector, await Request(2));
+        tower.Whole = (_, _) => ValueTask.CompletedTask;
+        Assert.Equal(InferenceFailureCause.InvalidVector, await Request(3));
+        Assert.Collection(
+            Warnings(),
+            w => Assert.Contains("model 'ctr' returned an invalid vector in row 0 of a batch of 1: a vector of 3 floats for a model of 4 dimensions", w, StringComparison.Ordinal),
+            w => Assert.Contains("value Infinity at index 2", w, StringComparison.Ordinal),
+            w => Assert.Contains("the row was never written", w, StringComparison.Ordinal));
+
+        // The same kind again within 10 s is counted, not logged; after 10 s one line says how many were left out.
+        tower.Whole = (b, _) => { b.SetRow(0, [1f]); return ValueTask.CompletedTask; };
+        for (long user = 10; user < 15; user++)
+        {
+            await Request(user);
+        }
+
+        Assert.Equal(3, Warnings().Length);
+        clock.Advance(InvalidRowLog.Interval);
+        await Request(20);
+        Assert.Equal(4, Warnings().Length);
+        Assert.Contains("a vector of 1 floats for a model of 4 dimensions", Warnings()[3], StringComparison.Ordinal);
+        Assert.Contains("(5 more of this kind since the last such line.)", Warnings()[3], StringComparison.Ordinal);
     }
 
     /// <summary>A sink that takes <paramref name="delay"/> of the test's clock to write an entry with an exception.</summary>

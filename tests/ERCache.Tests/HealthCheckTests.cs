@@ -1,8 +1,10 @@
 using ERCache.Health;
+using ERCache.Inference;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Tests;
@@ -21,6 +23,49 @@ public sealed class HealthCheckTests
         {
             await f.GetAsync(u);
         }
+    }
+
+    [Fact]
+    public async Task Degraded_with_one_warning_while_every_slot_is_held_by_an_abandoned_call_and_healthy_once_it_returns()
+    {
+        // A tower that hangs and ignores its token: its call passes the hard timeout and is abandoned, but keeps the
+        // model's only slot. Every later miss is shed; the operator is told, once, and the health check says why.
+        var clock = new FakeTimeProvider();
+        var logs = new FakeLogCollector();
+        var hang = new TaskCompletionSource();
+        var tower = new TestTower { Gate = hang.Task };
+        var model = CacheFixture.DefaultModel(4);
+        model.Inference.MaxConcurrency = 1;
+        model.Inference.Timeout = TimeSpan.FromMilliseconds(50);
+        model.Inference.HardTimeout = TimeSpan.FromMilliseconds(200);
+        TestThread.LeaveSynchronizationContext();
+        using var cache = EmbeddingCache.Create(
+            new ERCacheOptions { Models = { [Model] = model } }, new Dictionary<string, IEmbeddingInference> { [Model] = tower },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, Logger = new FakeLogger<EmbeddingCache>(logs) });
+        var check = new ERCacheHealthCheck(cache, new ERCacheHealthCheckOptions { FallbackShareThreshold = 1 });
+        int Warnings() => logs.GetSnapshot().Count(r => r.Id.Id == 28);
+
+        var first = cache.GetAsync(Model, 1, new float[4]).AsTask();
+        clock.Advance(TimeSpan.FromMilliseconds(50));
+        Assert.Equal(InferenceFailureCause.Timeout, (await first).FailureCause);
+        Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status); // slow, not stuck yet
+        clock.Advance(TimeSpan.FromMilliseconds(150)); // the hard timeout: the call is abandoned, its slot still held
+
+        var stuck = await Check(check);
+        Assert.Equal(HealthStatus.Degraded, stuck.Status);
+        Assert.Contains("model 'ctr': all 1 inference slot(s) are held by calls past their hard timeout", stuck.Description, StringComparison.Ordinal);
+        Assert.Equal(1, stuck.Data["ctr.abandoned_calls"]);
+        Assert.Equal(1, Warnings());
+        Assert.Contains("Every inference slot of model 'ctr' (1) is held", logs.GetSnapshot().Single(r => r.Id.Id == 28).Message, StringComparison.Ordinal);
+        var shed = cache.GetAsync(Model, 2, new float[4]).AsTask();
+        clock.Advance(TimeSpan.FromMilliseconds(50));
+        Assert.Equal(InferenceFailureCause.Overload, (await shed).FailureCause);
+
+        hang.SetResult(); // the delegate finally returns: its slot is free again
+        var healthy = await Check(check);
+        Assert.Equal(HealthStatus.Healthy, healthy.Status);
+        Assert.Equal(0, healthy.Data["ctr.abandoned_calls"]);
+        Assert.Equal(1, Warnings());
     }
 
     [Fact]

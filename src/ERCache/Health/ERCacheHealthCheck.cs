@@ -59,6 +59,13 @@ public sealed class ERCacheHealthCheck : IHealthCheck
                 reasons.Add($"model '{model}': circuit breaker {state.Scheduler.BreakerState}, inference is not called");
             }
 
+            int abandoned = state.Scheduler.AbandonedCalls, slots = state.Current.Policy.MaxConcurrency;
+            data[$"{model}.abandoned_calls"] = abandoned;
+            if (abandoned >= slots)
+            {
+                reasons.Add($"model '{model}': all {slots} inference slot(s) are held by calls past their hard timeout that have not returned, every miss is shed");
+            }
+
             var (served, fallbacks) = SinceWindow(model, state.Health, now);
             double share = served == 0 ? 0 : (double)fallbacks / served;
             data[$"{model}.results"] = served;

@@ -91,6 +91,7 @@ public sealed class InferenceBatch
         if (vector.Length != Dimensions)
         {
             _status[index] = RowStatus.WrongLength;
+            WrongLength = vector.Length;
             return;
         }
 
@@ -117,6 +118,9 @@ public sealed class InferenceBatch
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
         return FailureClassifier.OfRow(_status[index], Row(index));
     }
+
+    /// <summary>The length of the last vector <see cref="SetRow"/> refused (for the log line naming it).</summary>
+    internal int WrongLength { get; private set; }
 
     /// <summary>What the delegate reported for row <paramref name="index"/> (its values are checked separately).</summary>
     internal RowStatus StatusOf(int index) => _status[index];
@@ -160,6 +164,7 @@ public sealed class InferenceBatch
         Count = count;
         _vectors.AsSpan(0, count * dimensions).Fill(float.NaN);
         _status.AsSpan(0, count).Clear();
+        WrongLength = 0;
     }
 
     /// <summary>Returns the pooled buffers; called once, after the delegate's task has completed.</summary>

@@ -137,7 +137,7 @@ internal sealed partial class InferenceScheduler
             users[i] = items[i].UserId;
         }
 
-        bool abandoned = false;
+        bool abandoned = false, allSlotsAbandoned = false;
         (InferenceFailureCause Cause, Exception? Failure) failed = (InferenceFailureCause.None, null);
         var activity = ERCacheActivities.StartInference(policy.Name, items.Length);
         try
@@ -192,6 +192,10 @@ internal sealed partial class InferenceScheduler
                 {
                     _inFlight--; // an abandoned call keeps its slot until it returns (ReleaseAbandonedSlot)
                 }
+                else
+                {
+                    allSlotsAbandoned = ++_abandoned == policy.MaxConcurrency;
+                }
 
                 queued = _queue.Count > 0;
                 SignalIdle();
@@ -203,6 +207,10 @@ internal sealed partial class InferenceScheduler
             }
 
             _invoker.LogFailure(policy, items.Length, failed.Cause, failed.Failure); // after the callers are answered
+            if (allSlotsAbandoned)
+            {
+                Log.AllSlotsAbandoned(_logger, policy.Name, policy.MaxConcurrency, policy.HardTimeout);
+            }
 
             // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed).
             if (queued)
@@ -218,6 +226,7 @@ internal sealed partial class InferenceScheduler
         bool queued;
         lock (_lock)
         {
+            _abandoned--;
             _inFlight--;
             queued = _queue.Count > 0;
             SignalIdle();

@@ -36,6 +36,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     private ITimer? _windowTimer;
     private InferenceBatch? _spareBatch;
     private int _inFlight;
+    private int _abandoned; // under _lock: calls past their hard timeout whose delegate has not returned (each holds a slot)
     private bool _disposed; // under _lock
     private TaskCompletionSource? _idle; // under _lock: waiters of WhenIdleAsync
 
@@ -59,6 +60,10 @@ internal sealed partial class InferenceScheduler : IDisposable
 
     /// <summary>Delegate calls in flight now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Calls abandoned at their hard timeout whose delegate has not returned yet: each still holds a slot, so
+    /// when they are <c>MaxConcurrency</c> every miss is shed (the health check then reports the model).</summary>
+    public int AbandonedCalls => Volatile.Read(ref _abandoned);
 
     /// <summary>Users waiting for a free delegate call.</summary>
     public int Queued

@@ -44,4 +44,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "ERCache warmed up for {Models} model(s).")]
     public static partial void WarmedUp(ILogger logger, int models);
+
+    [LoggerMessage(EventId = 27, Level = LogLevel.Warning, Message = "Inference for model '{Model}' returned an invalid vector in row {Row} of a batch of {Users}: {Problem}; it was not cached and the request got failover or fallback. ({Suppressed} more of this kind since the last such line.)")]
+    public static partial void InvalidVector(ILogger logger, string model, int row, int users, string problem, long suppressed);
+
+    [LoggerMessage(EventId = 28, Level = LogLevel.Warning, Message = "Every inference slot of model '{Model}' ({Slots}) is held by a call that passed its hard timeout {HardTimeout} and has not returned (a delegate that blocks or ignores its token): every miss is shed until one returns.")]
+    public static partial void AllSlotsAbandoned(ILogger logger, string model, int slots, TimeSpan hardTimeout);
 }

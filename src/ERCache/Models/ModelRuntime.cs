@@ -196,6 +196,11 @@ internal sealed partial class ModelRuntime
         var cause = FailureClassifier.OfRow(batch.StatusOf(index), row);
         if (cause != InferenceFailureCause.None)
         {
+            if (cause == InferenceFailureCause.InvalidVector)
+            {
+                State.InvalidRows.Report(batch, index);
+            }
+
             return new InferenceOutcome(cause, null); // never cached anywhere
         }
 

@@ -46,6 +46,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
         _metrics = metrics;
         _regional = regional;
         Scheduler = new InferenceScheduler(time, metrics, logger, dispatcher, inference, this, policy);
+        InvalidRows = new InvalidRowLog(logger, time, policy.Name);
     }
 
     public string Name { get; }
@@ -61,6 +62,9 @@ internal sealed class ModelVersionState : IInferenceResultSink
     /// <summary>Results and fallbacks served under this model name (the registry hands the same counts to the model's
     /// next version), for the health check.</summary>
     public ModelHealth Health { get; }
+
+    /// <summary>Logs the rows the delegate got wrong, a few lines a minute at most.</summary>
+    public InvalidRowLog InvalidRows { get; }
 
     /// <summary>Runs this version's inference; its rows come back to <see cref="Accept"/>.</summary>
     public InferenceScheduler Scheduler { get; }
