@@ -2,6 +2,8 @@ using ERCache;
 using ERCache.Redis;
 using ERCache.Regional;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -39,7 +41,7 @@ public static class ERCacheRedisBuilderExtensions
                 ?? sp.GetRequiredService<IOptions<ERCacheOptions>>().Value.Regional?.ConnectionString
                 ?? throw new InvalidOperationException(
                     "AddRedisRegionalTier() needs a connection: set ERCache:Regional:ConnectionString, pass a connection string, or register an IConnectionMultiplexer.");
-            return RedisRegionalStore.Connect(configured);
+            return RedisRegionalStore.Connect(configured, sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance);
         });
         return builder;
     }

@@ -1,5 +1,7 @@
 using System.Globalization;
 using ERCache.Regional;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
 namespace ERCache.Redis;
@@ -39,9 +41,19 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
     /// <param name="connectionString">Where the server is.</param>
     /// <returns>A store that owns its connection and closes it on disposal.</returns>
     /// <exception cref="ArgumentException">The connection string does not parse.</exception>
-    public static RedisRegionalStore Connect(string connectionString)
+    public static RedisRegionalStore Connect(string connectionString) => Connect(connectionString, NullLoggerFactory.Instance);
+
+    /// <summary>Connects as <see cref="Connect(string)"/> does, and logs what happens to the connection through
+    /// <paramref name="loggerFactory"/>: a lost or refused connection as a warning naming the endpoint, the failure type
+    /// and the error; its restoration as information; StackExchange.Redis's own connection log as well.</summary>
+    /// <param name="connectionString">Where the server is.</param>
+    /// <param name="loggerFactory">Where the connection's events are logged.</param>
+    /// <returns>A store that owns its connection and closes it on disposal.</returns>
+    /// <exception cref="ArgumentException">The connection string does not parse.</exception>
+    public static RedisRegionalStore Connect(string connectionString, ILoggerFactory loggerFactory)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
         var options = ConfigurationOptions.Parse(connectionString);
         options.AbortOnConnectFail = false;
         options.ReconnectRetryPolicy = new LinearRetry(500); // a cache wants its store back soon, not after a long backoff
@@ -50,7 +62,18 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
             options.ConnectTimeout = 1000; // a dead store must not hold start-up for the default 5 s
         }
 
-        return new RedisRegionalStore(ConnectionMultiplexer.Connect(options), -1, ownsConnection: true);
+        options.LoggerFactory = loggerFactory;
+        var logger = loggerFactory.CreateLogger<RedisRegionalStore>();
+
+        var connection = ConnectionMultiplexer.Connect(options);
+        if (!connection.IsConnected)
+        {
+            StoreLog.Unreachable(logger, options.EndPoints.FirstOrDefault(), ConnectionFailureType.UnableToConnect, "no connection at start-up", null);
+        }
+
+        connection.ConnectionFailed += (_, e) => StoreLog.Unreachable(logger, e.EndPoint, e.FailureType, e.Exception?.Message, e.Exception);
+        connection.ConnectionRestored += (_, e) => StoreLog.Restored(logger, e.EndPoint);
+        return new RedisRegionalStore(connection, -1, ownsConnection: true);
     }
 
     /// <summary>The hash a user's values are kept in.</summary>

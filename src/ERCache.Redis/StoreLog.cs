@@ -1,0 +1,14 @@
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace ERCache.Redis;
+
+/// <summary>The regional store's log messages and their event ids.</summary>
+internal static partial class StoreLog
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "The regional store at {Endpoint} is unreachable ({FailureType}): {Error}. The cache serves from its local tiers and retries the connection.")]
+    public static partial void Unreachable(ILogger logger, System.Net.EndPoint? endpoint, ConnectionFailureType failureType, string? error, Exception? exception);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "The regional store at {Endpoint} is reachable again.")]
+    public static partial void Restored(ILogger logger, System.Net.EndPoint? endpoint);
+}
