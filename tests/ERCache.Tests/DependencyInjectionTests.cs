@@ -34,6 +34,24 @@ public sealed class DependencyInjectionTests
     }
 
     [Fact]
+    public void A_second_AddERCache_from_another_source_is_refused_naming_both_and_the_same_section_twice_is_one_cache()
+    {
+        var services = new ServiceCollection();
+        services.AddERCache();
+        services.AddERCache(); // the same section again: nothing new
+        Assert.Single(services, d => d.ServiceType == typeof(EmbeddingCache));
+
+        var other = Assert.Throws<InvalidOperationException>(() => services.AddERCache("Other"));
+        Assert.Contains("configured from configuration section 'ERCache'; configuring it again from configuration section 'Other'", other.Message, StringComparison.Ordinal);
+        var code = Assert.Throws<InvalidOperationException>(() => services.AddERCache(o => o.Models["x"] = CacheFixture.DefaultModel(4)));
+        Assert.Contains("again from code (AddERCache(configure))", code.Message, StringComparison.Ordinal);
+
+        var inCode = new ServiceCollection();
+        inCode.AddERCache(o => o.Models["x"] = CacheFixture.DefaultModel(4));
+        Assert.Throws<InvalidOperationException>(() => inCode.AddERCache(o => o.Models["y"] = CacheFixture.DefaultModel(4)));
+    }
+
+    [Fact]
     public async Task Inference_can_be_a_keyed_service_the_container_builds()
     {
         using var host = new ConfiguredHost(

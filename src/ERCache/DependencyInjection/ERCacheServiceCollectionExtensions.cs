@@ -27,6 +27,11 @@ public static class ERCacheServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(sectionPath);
+        if (CacheRegistration.Of(services).Claim($"configuration section '{sectionPath}'"))
+        {
+            return new ERCacheBuilder(services, sectionPath); // the same section again: the one cache is registered already
+        }
+
         // Bound through the checked binder: what does not bind is reported by path at start-up, not dropped. Reloads
         // are followed by the cache itself (FollowConfiguration), not by the options monitor, whose validation would
         // throw an invalid reload out of IConfigurationRoot.Reload or the file watcher.
@@ -48,6 +53,7 @@ public static class ERCacheServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
+        CacheRegistration.Of(services).Claim(null);
         services.AddOptions<ERCacheOptions>().Configure(configure).ValidateOnStart();
         return AddCore(services, ERCacheOptions.DefaultSectionPath, followSection: false);
     }
@@ -201,6 +207,45 @@ public static class ERCacheServiceCollectionExtensions
         public IServiceCollection Services { get; } = services;
 
         public string SectionPath { get; } = sectionPath;
+    }
+
+    /// <summary>
+    /// What the one cache of a service collection is configured from. A second <c>AddERCache</c> from anywhere else would
+    /// silently add its models to the same cache (there is one <see cref="ERCacheOptions"/> per container), so it is
+    /// refused, naming both.
+    /// </summary>
+    private sealed class CacheRegistration
+    {
+        private readonly Lock _lock = new();
+        private string? _source;
+
+        public static CacheRegistration Of(IServiceCollection services) => RegistrationState<CacheRegistration>(services);
+
+        /// <summary>Records <paramref name="source"/> (null: options configured in code); true when it is the source
+        /// already recorded, so there is nothing more to register.</summary>
+        /// <exception cref="InvalidOperationException">The cache is already configured from another source.</exception>
+        public bool Claim(string? source)
+        {
+            string described = source ?? "code (AddERCache(configure))";
+            lock (_lock)
+            {
+                if (_source is null)
+                {
+                    _source = described;
+                    return false;
+                }
+
+                if (source is not null && _source == described)
+                {
+                    return true;
+                }
+
+                throw new InvalidOperationException(
+                    $"AddERCache was already called on this service collection, configured from {_source}; configuring it again from {described} " +
+                    "would add those models to the same cache. One container holds one ERCache: put every model under one section " +
+                    "(ERCache:Models:<name>), or build a second cache yourself with EmbeddingCache.Create.");
+            }
+        }
     }
 
     /// <summary>
