@@ -12,9 +12,12 @@ internal static class ERCacheActivities
     public static readonly ActivitySource Source = new(ERCacheDiagnostics.ActivitySourceName);
 
     /// <summary>Starts the span of one delegate call, or null when nobody listens.</summary>
-    public static Activity? StartInference(string model, int users)
+    public static Activity? StartInference(string model, int users, IEnumerable<ActivityLink>? callers = null)
     {
-        var activity = Source.StartActivity(ERCacheDiagnostics.InferenceActivity, ActivityKind.Internal);
+        // Parented to the first request it serves and linked to every one, so a slow request's trace shows its call.
+        var links = callers as IReadOnlyCollection<ActivityLink>;
+        var parent = links is { Count: > 0 } ? links.First().Context : default;
+        var activity = Source.StartActivity(ERCacheDiagnostics.InferenceActivity, ActivityKind.Internal, parent, tags: null, links: links);
         activity?.SetTag(ERCacheDiagnostics.ModelTag, model).SetTag(ERCacheDiagnostics.BatchSizeTag, users);
         return activity;
     }
@@ -28,6 +31,24 @@ internal static class ERCacheActivities
     }
 
     /// <summary>Ends a span with its outcome (<c>none</c> when it succeeded, else the failure's name, as an error).</summary>
+    /// <summary>The activity of the caller on this thread, when anyone listens to ERCache's spans (else nothing is read).</summary>
+    public static ActivityContext CallerContext() => Source.HasListeners() && Activity.Current is { } current ? current.Context : default;
+
+    /// <summary>One link per distinct caller context (none when no caller had an activity).</summary>
+    public static List<ActivityLink>? Links(IEnumerable<ActivityContext> callers)
+    {
+        List<ActivityLink>? links = null;
+        foreach (var caller in callers)
+        {
+            if (caller != default && (links is null || !links.Exists(l => l.Context == caller)))
+            {
+                (links ??= []).Add(new ActivityLink(caller));
+            }
+        }
+
+        return links;
+    }
+
     public static void Finish(Activity? activity, string outcome)
     {
         if (activity is null)

@@ -1,3 +1,5 @@
+using ERCache.Diagnostics;
+
 namespace ERCache.Inference;
 
 // Admission: which misses join a pending inference, queue, or are shed; background work; invalidation.
@@ -96,6 +98,7 @@ internal sealed partial class InferenceScheduler
         // miss goes through a (cheap) rejected attempt, and the first one after the break becomes the probe.
         var policy = Policy;
         int coalesced = 0, shed = 0, queued = 0, handled = 0;
+        var caller = ERCacheActivities.CallerContext();
         PendingInference[]? first;
         List<PendingInference[]>? more;
         lock (_lock)
@@ -121,7 +124,7 @@ internal sealed partial class InferenceScheduler
                 }
                 else
                 {
-                    var created = new PendingInference(userId, deadline, waiters: _waiters);
+                    var created = new PendingInference(userId, deadline, waiters: _waiters) { Caller = caller };
                     _pending.Add(userId, created);
                     _queue.Enqueue(created);
                     tickets[handled] = new InferenceTicket(created.Task, created);

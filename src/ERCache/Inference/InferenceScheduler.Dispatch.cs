@@ -139,7 +139,9 @@ internal sealed partial class InferenceScheduler
 
         bool abandoned = false, allSlotsAbandoned = false;
         (InferenceFailureCause Cause, Exception? Failure) failed = (InferenceFailureCause.None, null);
-        var activity = ERCacheActivities.StartInference(policy.Name, items.Length);
+        var activity = ERCacheActivities.Source.HasListeners()
+            ? ERCacheActivities.StartInference(policy.Name, items.Length, ERCacheActivities.Links(items.Select(i => i.Caller)))
+            : null;
         try
         {
             _metrics.RecordInferenceCall(policy.Name, items.Length);

@@ -21,6 +21,9 @@ internal sealed class PendingInference(
 
     public long UserId { get; } = userId;
 
+    /// <summary>The activity of the request that created it (default when nobody traces): the batch's span links to it.</summary>
+    public System.Diagnostics.ActivityContext Caller { get; init; }
+
     /// <summary>Why the scheduler runs it without a caller: a refresh ahead or a drift sample (or neither).</summary>
     public BackgroundWork Background { get; } = background;
 
