@@ -10,21 +10,41 @@ internal sealed class RedisCluster : IDisposable
 
     public RedisCluster()
     {
-        Nodes = Enumerable.Range(0, 3).Select(i => StoreServer.Start(
-            ServerKind.Redis,
-            extraArguments: $"--cluster-enabled yes --cluster-config-file {Path.Combine(_folder, $"nodes-{i}.conf")} --cluster-node-timeout 5000 --dir {_folder}")).ToArray();
-        RedisCli($"--cluster create {string.Join(' ', Nodes.Select(n => $"127.0.0.1:{n.Port}"))} --cluster-replicas 0 --cluster-yes");
-        for (int attempt = 0; attempt < 100; attempt++) // the nodes agree on the slots: bounded, 10 s at most
+        var started = new List<StoreServer>();
+        try
         {
-            if (Nodes.All(n => RedisCli($"-p {n.Port} cluster info").Contains("cluster_state:ok", StringComparison.Ordinal)))
+            for (int i = 0; i < 3; i++)
             {
-                return;
+                started.Add(StoreServer.Start(
+                    ServerKind.Redis,
+                    extraArguments: $"--cluster-enabled yes --cluster-config-file {Path.Combine(_folder, $"nodes-{i}.conf")} --cluster-node-timeout 5000 --dir {_folder}"));
             }
 
-            Thread.Sleep(100);
-        }
+            Nodes = [.. started];
+            RedisCli($"--cluster create {string.Join(' ', Nodes.Select(n => $"127.0.0.1:{n.Port}"))} --cluster-replicas 0 --cluster-yes");
+            for (int attempt = 0; attempt < 100; attempt++) // the nodes agree on the slots: bounded, 10 s at most
+            {
+                if (Nodes.All(n => RedisCli($"-p {n.Port} cluster info").Contains("cluster_state:ok", StringComparison.Ordinal)))
+                {
+                    return;
+                }
 
-        throw new TimeoutException("The Redis Cluster did not reach cluster_state:ok.");
+                Thread.Sleep(100);
+            }
+
+            throw new TimeoutException("The Redis Cluster did not reach cluster_state:ok.");
+        }
+        catch
+        {
+            // A constructor that throws is never disposed: stop what it started (no redis-server may outlive a test).
+            foreach (var node in started)
+            {
+                node.Dispose();
+            }
+
+            Directory.Delete(_folder, recursive: true);
+            throw;
+        }
     }
 
     public StoreServer[] Nodes { get; }
