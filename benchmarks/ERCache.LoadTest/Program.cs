@@ -149,7 +149,7 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
 
     public static RootCommand CreateCommand()
     {
-        var command = new RootCommand("End-to-end load test of the ranking-service sample over loopback: cache on and off, and failures with and without the failover tier; or, with --find-capacity, the largest rate it sustains with the cache on and off.")
+        var command = new RootCommand("End-to-end load test of the ranking-service sample over loopback. By default: four configurations (cache on, cache off, failures with and without the failover tier), each first warmed up for 5 s of requests (not reported), then run once per --rounds round, the order rotated; about rounds x 4 x requests / rate seconds plus 20 s of warm-up (3 rounds of 20,000 at 1,000/s: about 4.5 min). With --processes N: N service processes without and with a shared redis-server, once each. With --find-capacity: ramps of --step-seconds steps per configuration and round until a step fails (2 rounds: about 8 min here); see --chart.")
         {
             RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption, ProcessesOption, RoundsOption,
         };
