@@ -285,10 +285,11 @@ internal static class ReplayCommand
             $"Direct TTL sweep on {TraceLabel(a)}: compute saved and p99 age",
             "direct TTL (log scale)",
             "compute saved (%)",
-            "p99 age of served vectors (s)",
+            "p99 age of served vectors (s, log scale)",
             [new Series("compute saved (%)", saved), new Series("p99 age (s)", p99, RightAxis: true)],
             logX: true,
-            x => Label(TimeSpan.FromSeconds(x))));
+            x => Label(TimeSpan.FromSeconds(x)),
+            logRight: true));
         stdout.WriteLine();
         stdout.WriteLine($"SVG written to {svgPath}.");
     }
