@@ -1,3 +1,4 @@
+using ERCache.Internal;
 using System.Diagnostics;
 using ERCache.Inference;
 using ERCache.Tests.Infrastructure;

@@ -1,3 +1,4 @@
+using ERCache.Internal;
 using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
 using ERCache.Testing;

@@ -1,3 +1,5 @@
+using ERCache.Internal;
+
 namespace ERCache.Inference;
 
 /// <summary>
@@ -64,20 +66,7 @@ internal sealed class PendingInference(
     public bool Started => Volatile.Read(ref _started) != 0;
 
     /// <summary>A later caller joins: the item may now wait until that caller's deadline.</summary>
-    public void ExtendDeadline(long deadline)
-    {
-        long current = Interlocked.Read(ref _deadline);
-        while (deadline > current)
-        {
-            long seen = Interlocked.CompareExchange(ref _deadline, deadline, current);
-            if (seen == current)
-            {
-                return;
-            }
-
-            current = seen;
-        }
-    }
+    public void ExtendDeadline(long deadline) => AtomicMax.Raise(ref _deadline, deadline);
 
     public void MarkStarted() => Volatile.Write(ref _started, 1);
 
