@@ -59,9 +59,9 @@ internal static class CapacitySearch
         stdout.WriteLine();
         stdout.WriteLine("| | cache on | cache off | on / off |");
         stdout.WriteLine("|---|---:|---:|---:|");
-        stdout.WriteLine($"| largest rate sustained (p99 <= {Inv($"{settings.SlaMs}")} ms, fallbacks <= {Inv($"{settings.MaxFallback:P1}")}) | {Range(on, "N0", "/s")} | {Range(off, "N0", "/s")} | {Range(ratios, "F2", "x")} |");
+        stdout.WriteLine($"| largest rate sustained (p99 <= {Inv($"{settings.SlaMs}")} ms, fallbacks <= {Inv($"{settings.MaxFallback:P1}")}) | {RangeText.Of(on, "N0", "/s")} | {RangeText.Of(off, "N0", "/s")} | {RangeText.Of(ratios, "F2", "x")} |");
         double[] P99At(int i) => [.. ramps[i].Select(r => r.LastOrDefault(s => s.Sustained)?.P99 ?? double.NaN).Where(double.IsFinite)];
-        stdout.WriteLine($"| p99 at that rate | {Range(P99At(0), "F1", " ms")} | {Range(P99At(1), "F1", " ms")} | |");
+        stdout.WriteLine($"| p99 at that rate | {RangeText.Of(P99At(0), "F1", " ms")} | {RangeText.Of(P99At(1), "F1", " ms")} | |");
 
         if (settings.ChartPath is not null)
         {
@@ -135,18 +135,6 @@ internal static class CapacitySearch
     private static List<(double X, double Y)> MedianP99ByRate(List<IReadOnlyList<CapacityStep>> ramps) =>
         [.. ramps.SelectMany(r => r).GroupBy(s => Math.Round(s.Rate, 3)).OrderBy(g => g.Key)
             .Select(g => (g.Key, g.Select(s => s.P99).Order().ElementAt(g.Count() / 2)))];
-
-    private static string Range(double[] values, string format, string unit)
-    {
-        if (values.Length == 0)
-        {
-            return "-";
-        }
-
-        string F(double v) => double.IsPositiveInfinity(v) ? "inf" : v.ToString(format, CultureInfo.InvariantCulture);
-        string low = F(values.Min()), high = F(values.Max());
-        return low == high ? $"{low}{unit}" : $"{low}–{high}{unit}";
-    }
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

@@ -109,7 +109,7 @@ Console.WriteLine();
 Console.WriteLine($"| | {string.Join(" | ", results.Select(r => r.Name))} |");
 Console.WriteLine($"|---|{string.Concat(results.Select(_ => "---:|"))}");
 void Row(string label, Func<RunResult, double> value, string format, string unit = "") =>
-    Console.WriteLine($"| {label} | {string.Join(" | ", results.Select(r => Range(r.Rounds.Select(value), format, unit)))} |");
+    Console.WriteLine($"| {label} | {string.Join(" | ", results.Select(r => RangeText.Of(r.Rounds.Select(value), format, unit)))} |");
 Row("requests sent", r => r.Sent, "N0");
 Row("HTTP errors", r => r.HttpErrors, "N0");
 Row("achieved rate", r => r.Sent / r.Elapsed.TotalSeconds, "N0", "/s");
@@ -125,13 +125,6 @@ Row("embeddings: fallback", r => r.Fallback, "N0");
 Row("compute saved", r => r.ComputeSaved * 100, "F1", " %");
 Row("fallback rate", r => r.FallbackRate * 100, "F2", " %");
 return 0;
-
-static string Range(IEnumerable<double> values, string format, string unit)
-{
-    var all = values.ToArray();
-    string low = all.Min().ToString(format, CultureInfo.InvariantCulture), high = all.Max().ToString(format, CultureInfo.InvariantCulture);
-    return low == high ? $"{low}{unit}" : $"{low}–{high}{unit}";
-}
 
 static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 

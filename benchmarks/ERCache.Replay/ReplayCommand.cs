@@ -369,10 +369,11 @@ internal static class ReplayCommand
     private static string Threads(ReplayResult result) =>
         result.SingleThreadReason is { } reason ? $"1 thread: {reason}" : result.Threads == 1 ? "1 thread" : $"{result.Threads} threads";
 
+    /// <summary>A duration in the unit the command line takes: 2h, 10m, 30s, 250ms (zero is 0s).</summary>
     internal static string Label(TimeSpan t) =>
         t.TotalHours >= 1 && t.TotalHours % 1 == 0 ? $"{t.TotalHours}h"
         : t.TotalMinutes >= 1 && t.TotalMinutes % 1 == 0 ? $"{t.TotalMinutes}m"
-        : t.TotalSeconds >= 1 && t.TotalSeconds % 1 == 0 ? $"{t.TotalSeconds}s"
+        : t.TotalSeconds % 1 == 0 ? $"{t.TotalSeconds}s"
         : $"{t.TotalMilliseconds}ms";
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);

@@ -35,7 +35,7 @@ internal static class TimelineCommand
         var callCost = a.CallCost ?? ConfigDuration(towers, "CallCost", allowZero: true) ?? TowerCost.DefaultPerCall;
 
         var window = section?["Window"] is { } w && a.Window == ReplayTimeline.DefaultWindow ? Duration(w, "Replay:Window") : a.Window;
-        string[] names = trace.Models is [""] ? [options.Models.Keys.Single()] : [.. trace.Models];
+        string[] names = ReplayRunner.ResolveModels(trace, options);
         var costs = new Dictionary<string, TowerCost>(StringComparer.OrdinalIgnoreCase);
         if (provision is { } x)
         {
@@ -45,7 +45,7 @@ internal static class TimelineCommand
                 var model = options.Models[name];
                 double perHost = steady[name] / a.Hosts;
                 costs[name] = TowerCost.ForThroughput(x * perHost, model.Inference.MaxConcurrency, model.Inference.MaxBatchSize, callCost, name);
-                stdout.WriteLine(Inv($"Model {name}: steady demand {steady[name]:F2} inferences/s ({perHost:F2} per host, measured with unbounded towers{(events.Length == 0 ? " over the trace" : Inv($" in the 30 min before {ReplayEvent.Human(events[0].At)}"))}); towers at {x}x: {x * perHost:F2} users/s per host, {costs[name]}, MaxConcurrency {model.Inference.MaxConcurrency}."));
+                stdout.WriteLine(Inv($"Model {name}: steady demand {steady[name]:F2} inferences/s ({perHost:F2} per host, measured with unbounded towers{(events.Length == 0 ? " over the trace" : Inv($" in the 30 min before {ReplayCommand.Label(events[0].At)}"))}); towers at {x}x: {x * perHost:F2} users/s per host, {costs[name]}, MaxConcurrency {model.Inference.MaxConcurrency}."));
             }
         }
         else if (throughput is { } n)

@@ -73,11 +73,11 @@ internal sealed record ReplayEvent(ReplayEventKind Kind, TimeSpan At, TimeSpan S
     /// <summary>A short label for charts and tables.</summary>
     public string Label => Kind switch
     {
-        ReplayEventKind.Version => $"version{(Model is null ? "" : $" of {Model}")}{(Span > TimeSpan.Zero ? $", rolled over {Human(Span)}" : "")}",
+        ReplayEventKind.Version => $"version{(Model is null ? "" : $" of {Model}")}{(Span > TimeSpan.Zero ? $", rolled over {ReplayCommand.Label(Span)}" : "")}",
         ReplayEventKind.Restart => $"restart of host {Host}",
         ReplayEventKind.Delete => FormattableString.Invariant($"deletion of {Share:P1} of users"),
-        _ => $"outage{(Model is null ? "" : $" of {Model}")} for {Human(Span)}",
-    } + $" at {Human(At)}";
+        _ => $"outage{(Model is null ? "" : $" of {Model}")} for {ReplayCommand.Label(Span)}",
+    } + $" at {ReplayCommand.Label(At)}";
 
     private static string? Name(string? arg) => string.IsNullOrWhiteSpace(arg) ? null : arg.Trim();
 
@@ -104,10 +104,4 @@ internal sealed record ReplayEvent(ReplayEventKind Kind, TimeSpan At, TimeSpan S
         ReplayArguments.TryParseDuration(value, out var d) ? d : throw Bad(text, $"'{value}' is not a {what} (use 90s, 5m, 3h or 00:05:00)");
 
     private static FormatException Bad(string text, string why) => new($"Event '{text}': {why}. Events are {Syntax}.");
-
-    internal static string Human(TimeSpan t) =>
-        t.TotalHours >= 1 && t.TotalHours % 1 == 0 ? $"{t.TotalHours}h"
-        : t.TotalMinutes >= 1 && t.TotalMinutes % 1 == 0 ? $"{t.TotalMinutes}m"
-        : t.TotalSeconds % 1 == 0 ? $"{t.TotalSeconds}s"
-        : $"{t.TotalMilliseconds}ms";
 }

@@ -184,7 +184,7 @@ internal static class ReplayRunner
     }
 
     /// <summary>Maps the trace's model column onto configured model names.</summary>
-    private static string[] ResolveModels(Trace trace, ERCacheOptions options)
+    internal static string[] ResolveModels(Trace trace, ERCacheOptions options)
     {
         if (trace.Models is [""])
         {
