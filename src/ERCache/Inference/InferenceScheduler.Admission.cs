@@ -17,20 +17,22 @@ internal sealed partial class InferenceScheduler
     /// <param name="deadline">The caller's deadline (timestamp on the scheduler's clock).</param>
     /// <param name="tickets">Receives one ticket per position; length at least that of <paramref name="positions"/>.</param>
     /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
+    /// <param name="urgencies">Per position, how much the user needs a slot (<see cref="MissUrgency"/>); empty when every
+    /// user has no failover vector.</param>
     /// <param name="cancellationToken">Stops waiting for the request's own users (their inference goes on).</param>
     public ValueTask SubmitAsync(
         ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, long deadline, InferenceTicket[] tickets, bool inline,
-        CancellationToken cancellationToken)
+        ReadOnlyMemory<long> urgencies, CancellationToken cancellationToken)
     {
-        int submitted = SubmitOnce(users.Span, positions.Span, deadline, tickets, inline, waiting: false);
+        int submitted = SubmitOnce(users.Span, positions.Span, urgencies.Span, deadline, tickets, inline, waiting: false);
         return submitted == positions.Length
             ? ValueTask.CompletedTask
-            : new ValueTask(SubmitAsOwnUsersDrainAsync(users, positions, deadline, tickets, submitted, cancellationToken));
+            : new ValueTask(SubmitAsOwnUsersDrainAsync(users, positions, urgencies, deadline, tickets, submitted, cancellationToken));
     }
 
     private async Task SubmitAsOwnUsersDrainAsync(
-        ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, long deadline, InferenceTicket[] tickets, int submitted,
-        CancellationToken cancellationToken)
+        ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, ReadOnlyMemory<long> urgencies, long deadline, InferenceTicket[] tickets,
+        int submitted, CancellationToken cancellationToken)
     {
         int count = positions.Length, oldest = 0;
         void SkipFinished()
@@ -65,7 +67,8 @@ internal sealed partial class InferenceScheduler
             }
 
             submitted += SubmitOnce(
-                users.Span, positions.Span[submitted..], deadline, tickets.AsSpan(submitted), inline: false, waiting: oldest < submitted);
+                users.Span, positions.Span[submitted..], urgencies.IsEmpty ? default : urgencies.Span[submitted..], deadline,
+                tickets.AsSpan(submitted), inline: false, waiting: oldest < submitted);
         }
 
         for (int i = submitted; i < count; i++)
@@ -87,12 +90,15 @@ internal sealed partial class InferenceScheduler
     /// model is then served in turn, while requests that find the queue full of others' work are shed at once.</remarks>
     /// <param name="users">The caller's users.</param>
     /// <param name="positions">Which of <paramref name="users"/> missed; <paramref name="tickets"/> follows this order.</param>
+    /// <param name="urgencies">Per position, how much the user needs a slot; empty for "no failover vector".</param>
     /// <param name="deadline">The caller's deadline (timestamp); a queued user past every waiter's deadline is shed.</param>
     /// <param name="tickets">Receives one ticket per handled position.</param>
     /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
     /// <param name="waiting">The caller still waits for users it queued earlier.</param>
     /// <returns>How many positions were handled (ticketed), from the first.</returns>
-    private int SubmitOnce(ReadOnlySpan<long> users, ReadOnlySpan<int> positions, long deadline, Span<InferenceTicket> tickets, bool inline, bool waiting)
+    private int SubmitOnce(
+        ReadOnlySpan<long> users, ReadOnlySpan<int> positions, ReadOnlySpan<long> urgencies, long deadline, Span<InferenceTicket> tickets, bool inline,
+        bool waiting)
     {
         // An open circuit is not checked here: Polly moves Open -> HalfOpen only when a call is attempted, so every
         // miss goes through a (cheap) rejected attempt, and the first one after the break becomes the probe.
@@ -101,16 +107,26 @@ internal sealed partial class InferenceScheduler
         var caller = ERCacheActivities.CallerContext();
         PendingInference[]? first;
         List<PendingInference[]>? more;
+        List<PendingInference>? displacedItems = null;
         lock (_lock)
         {
             for (; handled < positions.Length; handled++)
             {
                 long userId = users[positions[handled]];
+                long urgency = urgencies.IsEmpty ? MissUrgency.NoFailover : urgencies[handled];
                 if (_pending.TryGetValue(userId, out var existing))
                 {
                     existing.ExtendDeadline(deadline);
                     tickets[handled] = new InferenceTicket(existing.Task, existing);
                     coalesced++;
+                }
+                else if (_queue.Count >= policy.MaxQueue && !_disposed && _queue.TryTakeLessUrgentThan(urgency, out var displaced))
+                {
+                    // A full queue makes room for a user who loses more if shed (rule 12): the least urgent one goes.
+                    RemovePending(displaced);
+                    (displacedItems ??= []).Add(displaced);
+                    shed++;
+                    handled--; // queue this position on the next pass, into the room just made
                 }
                 else if (_queue.Count >= policy.MaxQueue || _disposed)
                 {
@@ -124,7 +140,7 @@ internal sealed partial class InferenceScheduler
                 }
                 else
                 {
-                    var created = new PendingInference(userId, deadline, waiters: _waiters) { Caller = caller };
+                    var created = new PendingInference(userId, deadline, waiters: _waiters) { Caller = caller, Urgency = urgency };
                     _pending.Add(userId, created);
                     _queue.Enqueue(created);
                     tickets[handled] = new InferenceTicket(created.Task, created);
@@ -133,6 +149,14 @@ internal sealed partial class InferenceScheduler
             }
 
             (first, more) = TakeBatches(force: false);
+        }
+
+        if (displacedItems is not null)
+        {
+            foreach (var item in displacedItems)
+            {
+                item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null)); // outside the lock: its waiters may continue inline
+            }
         }
 
         _metrics.RecordCoalesced(policy.Name, coalesced);

@@ -21,7 +21,7 @@ namespace ERCache.Inference;
 internal sealed partial class InferenceScheduler : IDisposable
 {
     private readonly Dictionary<long, PendingInference> _pending = []; // under _lock, like the queue
-    private readonly Queue<PendingInference> _queue = new();
+    private readonly MissQueue _queue = new(); // under _lock
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;

@@ -26,6 +26,12 @@ internal sealed class PendingInference(
     /// <summary>The activity of the request that created it (default when nobody traces): the batch's span links to it.</summary>
     public System.Diagnostics.ActivityContext Caller { get; init; }
 
+    /// <summary>How much the user needs a slot (see <see cref="MissUrgency"/>): the queue serves larger first.</summary>
+    public long Urgency { get; init; } = background == BackgroundWork.None ? MissUrgency.NoFailover : MissUrgency.Background;
+
+    /// <summary>The queue's arrival number, to keep arrival order among equally urgent users.</summary>
+    public long Arrival { get; set; }
+
     /// <summary>Why the scheduler runs it without a caller: a refresh ahead or a drift sample (or neither).</summary>
     public BackgroundWork Background { get; } = background;
 

@@ -161,7 +161,8 @@ internal sealed partial class ModelRuntime
 
             long deadline = now + InferenceTimeout;
             var tickets = new InferenceTicket[missCount];
-            await _scheduler.SubmitAsync(userIds, misses.AsMemory(0, missCount), deadline, tickets, Policy.RunInline, cancellationToken).ConfigureAwait(false);
+            var urgencies = Urgencies(userIds.Span, misses.AsSpan(0, missCount), regionalFailover);
+            await _scheduler.SubmitAsync(userIds, misses.AsMemory(0, missCount), deadline, tickets, Policy.RunInline, urgencies, cancellationToken).ConfigureAwait(false);
 
             if (!AllCompleted(tickets))
             {
@@ -185,6 +186,39 @@ internal sealed partial class ModelRuntime
         {
             ArrayPool<int>.Shared.Return(misses);
         }
+    }
+
+    /// <summary>Rule 12: how much each miss needs a slot, should the model be overloaded: a user with no failover vector
+    /// (local, or the regional value the lookup found) before one with a vector, older vectors first. Empty when the model
+    /// keeps no failover vector at all (every user is alike).</summary>
+    private long[] Urgencies(ReadOnlySpan<long> users, ReadOnlySpan<int> positions, Dictionary<int, RegionalFailoverValue>? regionalFailover)
+    {
+        if (Failover is null && regionalFailover is null)
+        {
+            return [];
+        }
+
+        var urgencies = new long[positions.Length];
+        long now = _clock.Now;
+        long nowUtc = regionalFailover is null ? 0 : _time.GetUtcNow().ToUnixTimeMilliseconds();
+        for (int i = 0; i < positions.Length; i++)
+        {
+            if (Failover is { } failover && failover.TryGetWrittenAt(users[positions[i]], now, FailoverTtl, out long writtenAt))
+            {
+                urgencies[i] = MissUrgency.WithFailover(now - writtenAt);
+            }
+            else if (regionalFailover is not null && regionalFailover.TryGetValue(positions[i], out var value) &&
+                RegionalAge(value.WrittenAtUtc, nowUtc).Ticks is var ageTicks && ageTicks < FailoverTtl)
+            {
+                urgencies[i] = MissUrgency.WithFailover(ageTicks);
+            }
+            else
+            {
+                urgencies[i] = MissUrgency.NoFailover;
+            }
+        }
+
+        return urgencies;
     }
 
     /// <summary>Rule 4: a row of a completed delegate call. Valid rows are written to both tiers, stamped with the

@@ -126,6 +126,31 @@ internal sealed class SlotPage
         }
     }
 
+    /// <summary>The header of slot <paramref name="index"/> under the sequence lock, without its row: whether it holds
+    /// <paramref name="userId"/>, and when that entry was written.</summary>
+    public bool TryReadStamp(int index, long userId, out long writtenAt)
+    {
+        ref int sequence = ref Sequence(index);
+        var spin = default(SpinWait);
+        while (true)
+        {
+            int before = Volatile.Read(ref sequence);
+            if ((before & 1) == 0)
+            {
+                long key = Key(index);
+                long written = WrittenAt(index);
+                Volatile.ReadBarrier();
+                if (Volatile.Read(ref sequence) == before)
+                {
+                    writtenAt = written;
+                    return HoldsEntry(before) && key == userId;
+                }
+            }
+
+            spin.SpinOnce();
+        }
+    }
+
     /// <summary>The writer's side (under the tier's lock): marks the slot odd, writes header and row, marks it even.
     /// A write that throws leaves the slot empty (sequence 0), never half written.</summary>
     public void Write<TCodec>(int index, long userId, ReadOnlySpan<float> vector, long writtenAt)

@@ -54,6 +54,10 @@ internal abstract class EmbeddingTier : IDisposable
     /// </summary>
     public abstract bool TryRead(long userId, long now, long ttl, Span<float> destination, out long writtenAt);
 
+    /// <summary>Whether the tier holds an entry for the user younger than <paramref name="ttl"/>, and its write time,
+    /// without copying the row or counting a hit for eviction.</summary>
+    public abstract bool TryGetWrittenAt(long userId, long now, long ttl, out long writtenAt);
+
     /// <summary>Hints the processor to start loading what reading <paramref name="users"/> will touch (at most
     /// <see cref="PrefetchBatch"/> of them), so their cache misses overlap instead of following one another. Changes
     /// nothing; a tier without a layout to prefetch does nothing.</summary>

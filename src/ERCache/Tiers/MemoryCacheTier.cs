@@ -71,6 +71,18 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         return false;
     }
 
+    public override bool TryGetWrittenAt(long userId, long now, long ttl, out long writtenAt)
+    {
+        writtenAt = 0;
+        if (!IsReleased && TryGet(new EntryKey(Model, _version, userId), out var value) && value is StoredRow row && SlotPage.IsFresh(now, row.WrittenAt, ttl))
+        {
+            writtenAt = row.WrittenAt;
+            return true;
+        }
+
+        return false;
+    }
+
     /// <summary>A read that a release racing with it turns into a miss (the tier of a retired model version, or one a
     /// reload rebuilt, may still be read by a request that began before).</summary>
     private bool TryGet(EntryKey key, out object? value)

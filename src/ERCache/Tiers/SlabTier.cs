@@ -131,6 +131,17 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     /// <summary>Two rounds of prefetches: every user's home bucket, then (the buckets now arriving) each first
     /// candidate's slot header and the start of its row; the hardware prefetcher follows the rest of a row.</summary>
+    public override bool TryGetWrittenAt(long userId, long now, long ttl, out long writtenAt)
+    {
+        writtenAt = 0;
+        lock (_sync)
+        {
+            // Under the lock: a rare peek (the urgency of a miss, the warm share of a rollout) needs no lock-free path.
+            int slot = _index.Find(userId);
+            return slot >= 0 && Page(slot).TryReadStamp(slot & _pageMask, userId, out writtenAt) && SlotPage.IsFresh(now, writtenAt, ttl);
+        }
+    }
+
     public override void Prefetch(ReadOnlySpan<long> users)
     {
         int n = Math.Min(users.Length, PrefetchBatch);
