@@ -26,6 +26,12 @@ public sealed partial class EmbeddingCache
         }
 
         runtime.Set(userId, vector);
+        if (runtime.State.Next?.Current is { } next)
+        {
+            // A rollout's next version computed its vector before the push: drop the local copy (it is warmed again).
+            next.BeginRemove(userId);
+            next.FinishRemove(userId);
+        }
     }
 
     /// <inheritdoc />
@@ -33,24 +39,28 @@ public sealed partial class EmbeddingCache
     {
         CheckDisposed();
         var runtime = Resolve(model);
-        return RemoveAsync([runtime], userId, runtime.RegionalField, cancellationToken);
+        ModelRuntime[] runtimes = runtime.State.Next?.Current is { } next ? [runtime, next] : [runtime];
+        return RemoveAsync(runtimes, userId, [.. runtimes.Select(r => r.RegionalField)], cancellationToken);
     }
 
     /// <inheritdoc />
     public Task<int> RemoveAsync(long userId, CancellationToken cancellationToken = default)
     {
         CheckDisposed();
-        return RemoveAsync([.. _registry.States.Select(s => s.Current)], userId, field: null, cancellationToken);
+        return RemoveAsync([.. _registry.AllVersions.Select(s => s.Current)], userId, fields: null, cancellationToken);
     }
 
     /// <inheritdoc />
     public int Clear(string model)
     {
         CheckDisposed();
-        return Resolve(model).Clear();
+        var runtime = Resolve(model);
+        int cleared = runtime.Clear();
+        runtime.State.Next?.Current.Clear(); // a rollout's next version: its count is not the model's entries
+        return cleared;
     }
 
-    private async Task<int> RemoveAsync(ModelRuntime[] runtimes, long userId, string? field, CancellationToken cancellationToken)
+    private async Task<int> RemoveAsync(ModelRuntime[] runtimes, long userId, string[]? fields, CancellationToken cancellationToken)
     {
         // Order matters: stop running inference from writing, delete regionally, then locally, so that no lookup or
         // inference that began before the removal can put the user back afterwards.
@@ -62,11 +72,18 @@ public sealed partial class EmbeddingCache
         int removed = 0;
         try
         {
-            // One call covers every model: a single-model removal deletes the model's field, an all-models one the
-            // user's whole hash. A model that does not use the regional tier has nothing there.
-            if (_regional is not null && (field is null || runtimes[0].Regional is not null))
+            // An all-models removal deletes the user's whole hash in one call; a single-model one deletes the model's
+            // field (and its next version's, during a rollout). A model that does not use the regional tier has nothing there.
+            if (_regional is not null && fields is null)
             {
-                await _regional.RemoveAsync(userId, field, cancellationToken).ConfigureAwait(false);
+                await _regional.RemoveAsync(userId, field: null, cancellationToken).ConfigureAwait(false);
+            }
+            else if (_regional is not null && runtimes[0].Regional is not null)
+            {
+                foreach (string field in fields!)
+                {
+                    await _regional.RemoveAsync(userId, field, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
         finally

@@ -25,6 +25,9 @@ public sealed class ModelOptions
     /// <summary>Background work on spare capacity: drift sampling and refresh ahead (both off by default).</summary>
     public FreshnessOptions Freshness { get; set; } = new();
 
+    /// <summary>The next version, warmed on spare capacity before <see cref="Version"/> changes to it.</summary>
+    public RolloutOptions Rollout { get; set; } = new();
+
     /// <summary>Optional vector written to the destination on a fallback (length must equal
     /// <see cref="Dimensions"/>, every value finite). When absent, a fallback zeroes the destination.</summary>
     public float[]? DefaultVector { get; set; }

@@ -99,14 +99,19 @@ public static class ERCacheDiagnostics
     public const string StalenessDrift = "ercache.staleness.drift";
 
     /// <summary>Counter of users sent to inference in the background on spare capacity, tagged <c>model</c> and
-    /// <c>kind</c> (<c>refresh</c>: refresh ahead; <c>drift_sample</c>: drift sampling). They are counted in
+    /// <c>kind</c> (<c>refresh</c>: refresh ahead; <c>drift_sample</c>: drift sampling; <c>rollout</c>: warming a rollout's next version). They are counted in
     /// <see cref="InferenceUsers"/> too; request-path inference is the difference.</summary>
     public const string BackgroundInferences = "ercache.inference.background";
 
     /// <summary>Tag on <see cref="StalenessDrift"/>: the served vector's age bucket.</summary>
     public const string AgeTag = "age";
 
-    /// <summary>Tag on <see cref="BackgroundInferences"/>: <c>refresh</c> or <c>drift_sample</c>.</summary>
+    /// <summary>Observable gauge: a rollout's warm share, by model and tier (<c>direct</c>: the next version holds a
+    /// vector younger than the direct TTL; <c>failover</c>: younger than the failover TTL), of the users resident in the
+    /// current version's tiers.</summary>
+    public const string RolloutWarmShare = "ercache.rollout.warm_share";
+
+    /// <summary>Tag on <see cref="BackgroundInferences"/>: <c>refresh</c>, <c>drift_sample</c> or <c>rollout</c>.</summary>
     public const string KindTag = "kind";
 
     /// <summary>Tag: the model name.</summary>

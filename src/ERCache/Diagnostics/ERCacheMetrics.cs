@@ -36,6 +36,7 @@ internal sealed class ERCacheMetrics : IDisposable
     private Func<IEnumerable<Measurement<long>>>? _observeBytes;
     private Func<IEnumerable<Measurement<int>>>? _observeInFlight;
     private Func<IEnumerable<Measurement<int>>>? _observeCircuits;
+    private Func<IEnumerable<Measurement<double>>>? _observeRollouts;
 
     private static int s_instances;
 
@@ -76,6 +77,9 @@ internal sealed class ERCacheMetrics : IDisposable
         Meter.CreateObservableGauge(ERCacheDiagnostics.RegionalQueueLength, () => _observeRegionalQueue?.Invoke() ?? [], "{value}", "Values waiting to be written to the regional store.");
         _drift = Meter.CreateHistogram<double>(ERCacheDiagnostics.StalenessDrift, "1", "Drift of sampled direct hits (1 - cosine similarity to a fresh inference), by age bucket.", tags: null, Advice(HistogramBuckets.Drift));
         _background = Meter.CreateCounter<long>(ERCacheDiagnostics.BackgroundInferences, "{user}", "Users sent to inference in the background on spare capacity, by kind.");
+        Meter.CreateObservableGauge(
+            ERCacheDiagnostics.RolloutWarmShare, () => _observeRollouts?.Invoke() ?? [], "1",
+            "Share of the users resident in the current version's tiers for whom the next version holds a vector young enough for the tier, by model and tier (measured at each warming pass).");
         Meter.CreateObservableGauge(ERCacheDiagnostics.CircuitState, () => _observeCircuits?.Invoke() ?? [], "{state}", "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 isolated.");
     }
 
@@ -225,8 +229,14 @@ internal sealed class ERCacheMetrics : IDisposable
     /// <summary>Counts a background inference queued for a drift sample.</summary>
     public void RecordDriftSample(string model) => RecordBackgroundInference(model, "drift_sample");
 
-    private void RecordBackgroundInference(string model, string kind) =>
-        _background.Add(1, new TagList { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.KindTag, kind } });
+    /// <summary>Counts users sent to inference to warm a rollout's next version.</summary>
+    public void RecordRolloutWarming(string model, int users) => RecordBackgroundInference(model, "rollout", users);
+
+    private void RecordBackgroundInference(string model, string kind, int users = 1) =>
+        _background.Add(users, new TagList { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.KindTag, kind } });
+
+    /// <summary>Registers the rollouts' warm shares (by model and tier) for <see cref="ERCacheDiagnostics.RolloutWarmShare"/>.</summary>
+    public void ObserveRollouts(Func<IEnumerable<Measurement<double>>> warmShares) => _observeRollouts = warmShares;
 
     public void RecordEvictions(long count, in TagList tierTags, bool expired)
     {

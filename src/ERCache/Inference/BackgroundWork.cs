@@ -11,4 +11,7 @@ internal enum BackgroundWork
 
     /// <summary>Drift sampling: the fresh vector is compared with the one served, and not cached.</summary>
     DriftSample,
+
+    /// <summary>Rollout warming: the next version's vector, run on the current version's spare slots.</summary>
+    Warm,
 }

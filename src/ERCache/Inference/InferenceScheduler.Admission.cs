@@ -201,6 +201,103 @@ internal sealed partial class InferenceScheduler
         return true;
     }
 
+    /// <summary>Sets (or with null, removes) the background work run on this scheduler's spare slots, and starts it.</summary>
+    public void SetBackgroundSource(IBackgroundBatchSource? source)
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _background = source;
+        }
+
+        StartBackground();
+    }
+
+    /// <summary>
+    /// Starts background batches (see <see cref="IBackgroundBatchSource"/>) while slots are spare: nothing queued, a free
+    /// slot, and fewer than the source's own limit of its calls running. Called after every call and by the source's
+    /// timer; a request that arrives later still finds the slots the source may not take.
+    /// </summary>
+    public void StartBackground()
+    {
+        while (true)
+        {
+            IBackgroundBatchSource? source;
+            lock (_lock)
+            {
+                source = _background;
+                if (source is null || _disposed || _queue.Count > 0 || _inFlight >= Policy.MaxConcurrency || _backgroundInFlight >= source.MaxConcurrency)
+                {
+                    return;
+                }
+
+                _inFlight++; // reserved before taking users, so two starters never overshoot the limits
+                _backgroundInFlight++;
+            }
+
+            var items = source.Take();
+            if (items.Length == 0)
+            {
+                bool queued;
+                lock (_lock)
+                {
+                    _inFlight--;
+                    _backgroundInFlight--;
+                    queued = _queue.Count > 0;
+                    SignalIdle();
+                }
+
+                if (queued)
+                {
+                    Dispatch(); // a miss arrived while the slot was reserved
+                }
+
+                return;
+            }
+
+            foreach (var item in items)
+            {
+                item.MarkStarted();
+            }
+
+            var dispatcher = ReferenceEquals(_dispatcher, InferenceDispatcher.Inline) ? InferenceDispatcher.ThreadPool : _dispatcher;
+            dispatcher.Dispatch(_runBatch, new BackgroundBatch(items, source.Target));
+        }
+    }
+
+    /// <summary>Makes a background user of another scheduler's (a rollout's warming) pending here, so a request for it
+    /// waits for that inference and a removal invalidates it; null when the user is already pending or this is disposed.</summary>
+    public PendingInference? TryAdoptBackground(long userId)
+    {
+        lock (_lock)
+        {
+            if (_disposed || _pending.ContainsKey(userId))
+            {
+                return null;
+            }
+
+            var item = new PendingInference(userId, long.MaxValue, BackgroundWork.Warm, null, _waiters);
+            _pending.Add(userId, item);
+            return item;
+        }
+    }
+
+    /// <summary>Forgets adopted users once their call finished (another scheduler ran them).</summary>
+    public void ForgetPending(PendingInference[] items)
+    {
+        lock (_lock)
+        {
+            foreach (var item in items)
+            {
+                RemovePending(item);
+            }
+        }
+    }
+
     /// <summary>
     /// Makes sure no inference that is pending for <paramref name="userId"/> now writes its result (the user is being
     /// removed or set): the pending item leaves the map, so a later miss starts a new inference, and its result, once

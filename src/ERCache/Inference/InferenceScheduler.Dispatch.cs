@@ -91,7 +91,7 @@ internal sealed partial class InferenceScheduler
         if (inline)
         {
             // RunBatchAsync handles every exception itself; its closing Dispatch is not inline, so no recursion.
-            _ = RunBatchAsync(first);
+            _ = RunBatchAsync(first, target: null);
         }
         else
         {
@@ -127,10 +127,14 @@ internal sealed partial class InferenceScheduler
         Dispatch(force: true);
     }
 
-    private async Task RunBatchAsync(PendingInference[] items)
+    /// <summary>Runs one delegate call on a slot of this scheduler. <paramref name="target"/> is the scheduler whose users
+    /// these are when they are another version's background work (a rollout's warming): its version names the batch, its
+    /// sink takes the rows and its pending map held the users; null for this scheduler's own users.</summary>
+    private async Task RunBatchAsync(PendingInference[] items, InferenceScheduler? target)
     {
         var policy = Policy;
-        var batch = TakeBatch(policy, items.Length);
+        var owner = target ?? this;
+        var batch = TakeBatch(policy.Name, owner.Version, policy.Dimensions, items.Length);
         var users = batch.UsersToFill;
         for (int i = 0; i < items.Length; i++)
         {
@@ -155,11 +159,11 @@ internal sealed partial class InferenceScheduler
 
             // Rows go to the model version, which writes them to the tiers in force now (a reload that kept the version may
             // have rebuilt one). After disposal nobody waits any more and the tiers are released: nothing is written.
-            bool disposed = Volatile.Read(ref _disposed);
+            bool disposed = owner.IsDisposed;
             for (int i = 0; i < items.Length; i++)
             {
                 var item = items[i];
-                item.Prepare(cause == InferenceFailureCause.None && !disposed ? _sink.Accept(batch, i, now, item) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
+                item.Prepare(cause == InferenceFailureCause.None && !disposed ? owner._sink.Accept(batch, i, now, item) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
             }
         }
         catch (Exception ex)
@@ -183,11 +187,19 @@ internal sealed partial class InferenceScheduler
             // Remove before completing: a caller arriving after this sees the tiers, not a finished pending. One
             // lock for the whole batch and the in-flight count.
             bool queued;
+            target?.ForgetPending(items);
             lock (_lock)
             {
-                foreach (var item in items)
+                if (target is null)
                 {
-                    RemovePending(item);
+                    foreach (var item in items)
+                    {
+                        RemovePending(item);
+                    }
+                }
+                else
+                {
+                    _backgroundInFlight--; // an abandoned one still holds its slot (below), not a warming place
                 }
 
                 if (!abandoned)
@@ -219,6 +231,10 @@ internal sealed partial class InferenceScheduler
             {
                 Dispatch();
             }
+            else
+            {
+                StartBackground(); // a slot nobody waits for: warming may use it
+            }
         }
     }
 
@@ -242,12 +258,12 @@ internal sealed partial class InferenceScheduler
 
     /// <summary>The spare batch when its buffers fit (a finished call's, kept to save renting three buffers per
     /// call), else a new one.</summary>
-    private InferenceBatch TakeBatch(ModelPolicy policy, int count)
+    private InferenceBatch TakeBatch(string model, string version, int dimensions, int count)
     {
         var spare = Interlocked.Exchange(ref _spareBatch, null);
         if (spare is not null)
         {
-            if (spare.TryReuse(policy.Name, policy.Version, policy.Dimensions, count))
+            if (spare.TryReuse(model, version, dimensions, count))
             {
                 return spare;
             }
@@ -255,7 +271,7 @@ internal sealed partial class InferenceScheduler
             spare.Release();
         }
 
-        return new InferenceBatch(policy.Name, policy.Version, policy.Dimensions, count);
+        return new InferenceBatch(model, version, dimensions, count);
     }
 
     /// <summary>The one place sheds are counted: at admission (queue full, or a request's own users did not drain in

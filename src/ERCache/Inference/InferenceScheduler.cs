@@ -36,6 +36,8 @@ internal sealed partial class InferenceScheduler : IDisposable
     private ITimer? _windowTimer;
     private InferenceBatch? _spareBatch;
     private int _inFlight;
+    private IBackgroundBatchSource? _background; // a rollout's warming, run on slots nobody needs
+    private int _backgroundInFlight; // under _lock: background batches (warming) in flight
     private int _abandoned; // under _lock: calls past their hard timeout whose delegate has not returned (each holds a slot)
     private bool _disposed; // under _lock
     private TaskCompletionSource? _idle; // under _lock: waiters of WhenIdleAsync
@@ -54,7 +56,9 @@ internal sealed partial class InferenceScheduler : IDisposable
         _dispatcher = dispatcher;
         _waiters = dispatcher.RunsWaitersInline ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
         _invoker = new DelegateInvoker(time, logger, ReleaseAbandonedSlot);
-        _runBatch = state => _ = RunBatchAsync((PendingInference[])state!);
+        _runBatch = state => _ = state is BackgroundBatch background
+            ? RunBatchAsync(background.Items, background.Target)
+            : RunBatchAsync((PendingInference[])state!, target: null);
         Configure(policy);
     }
 
@@ -112,6 +116,12 @@ internal sealed partial class InferenceScheduler : IDisposable
         }
     }
 
+    /// <summary>The model version's name for its rows (batches of another scheduler's background work carry it).</summary>
+    internal string Version => Policy.Version;
+
+    /// <summary>Whether the scheduler was disposed (its rows are written nowhere any more).</summary>
+    internal bool IsDisposed => Volatile.Read(ref _disposed);
+
     /// <summary>The breaker's state, or null when the breaker is disabled.</summary>
     public CircuitState? BreakerState => _invoker.BreakerState;
 
@@ -141,6 +151,7 @@ internal sealed partial class InferenceScheduler : IDisposable
             }
 
             _disposed = true;
+            _background = null;
             _windowTimer?.Dispose();
             _windowTimer = null;
             while (_queue.TryDequeue(out var item))

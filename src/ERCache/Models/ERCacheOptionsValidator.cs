@@ -173,6 +173,7 @@ internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         }
 
         ValidateFreshness($"{p}:Freshness", model.Freshness, direct.Enabled, errors);
+        ValidateRollout($"{p}:Rollout", model, inference, errors);
         if (model.DefaultVector is { } vector)
         {
             if (model.Dimensions is >= 1 and <= ERCacheLimits.MaxDimensions && vector.Length != model.Dimensions)
@@ -215,6 +216,44 @@ internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             {
                 errors.Add($"{f}:RefreshAhead refreshes direct-tier entries, but the model's direct tier is disabled (got {ahead.ToString(CultureInfo.InvariantCulture)}); remove it or enable Direct.");
             }
+        }
+    }
+
+    /// <summary>A rollout: a next version other than the current one, and limits within the model's own.</summary>
+    private static void ValidateRollout(string r, ModelOptions model, InferenceOptions inference, List<string> errors)
+    {
+        if (model.Rollout is not { } rollout)
+        {
+            return;
+        }
+
+        if (rollout.NextVersion is null)
+        {
+            if (rollout.Start is not null || rollout.MaxConcurrency is not null || rollout.BatchSize is not null)
+            {
+                errors.Add($"{r}:NextVersion must be set when other rollout settings are (got none); set it or remove the section.");
+            }
+
+            return;
+        }
+
+        if (string.IsNullOrWhiteSpace(rollout.NextVersion))
+        {
+            errors.Add($"{r}:NextVersion must not be empty (got '{rollout.NextVersion}').");
+        }
+        else if (string.Equals(rollout.NextVersion, model.Version, StringComparison.Ordinal))
+        {
+            errors.Add($"{r}:NextVersion must differ from Version (both are '{rollout.NextVersion}'); remove the rollout once the version is current.");
+        }
+
+        if (rollout.MaxConcurrency is { } concurrency && (concurrency < 1 || concurrency > inference.MaxConcurrency))
+        {
+            errors.Add($"{r}:MaxConcurrency must be between 1 and Inference:MaxConcurrency ({inference.MaxConcurrency}) (got {concurrency}).");
+        }
+
+        if (rollout.BatchSize is { } size && (size < 1 || size > inference.MaxBatchSize))
+        {
+            errors.Add($"{r}:BatchSize must be between 1 and Inference:MaxBatchSize ({inference.MaxBatchSize}) (got {size}).");
         }
     }
 

@@ -32,7 +32,42 @@ public sealed class ModelPolicy
         DriftSampleRate = freshness.SampleRate;
         RefreshAhead = freshness.RefreshAhead;
         DefaultVector = options.DefaultVector is { } v ? new ReadOnlyMemory<float>((float[])v.Clone()) : (ReadOnlyMemory<float>?)null;
+        if (options.Rollout is { NextVersion: { } next } rollout)
+        {
+            NextVersion = next;
+            RolloutStart = rollout.Start;
+            RolloutMaxConcurrency = rollout.MaxConcurrency ?? Math.Max(1, MaxConcurrency / 2);
+            RolloutBatchSize = rollout.BatchSize ?? MaxBatchSize;
+
+            // The next version's settings are this model's, under the next version's name (and with no rollout of its own).
+            NextVersionPolicy = new ModelPolicy(name, new ModelOptions
+            {
+                Dimensions = options.Dimensions,
+                Version = next,
+                Inference = options.Inference!,
+                Direct = options.Direct!,
+                Failover = options.Failover!,
+                Regional = options.Regional!,
+                Freshness = options.Freshness!,
+                DefaultVector = options.DefaultVector,
+            });
+        }
     }
+
+    /// <summary>The version being warmed for a rollout, or <see langword="null"/>.</summary>
+    public string? NextVersion { get; }
+
+    /// <summary>The next version's settings while a rollout is configured.</summary>
+    internal ModelPolicy? NextVersionPolicy { get; }
+
+    /// <summary>When warming starts (wall clock), or null for at once.</summary>
+    internal DateTimeOffset? RolloutStart { get; }
+
+    /// <summary>Most warming calls at once.</summary>
+    internal int RolloutMaxConcurrency { get; }
+
+    /// <summary>Users per warming call.</summary>
+    internal int RolloutBatchSize { get; }
 
     /// <summary>The model name, as configured.</summary>
     public string Name { get; }

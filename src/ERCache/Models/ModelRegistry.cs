@@ -53,7 +53,14 @@ internal sealed class ModelRegistry : IDisposable
         ApplyValidated(options); // the cache validated them
         metrics.ObserveTiers(() => ObserveTiers(t => t.Count), () => ObserveTiers(t => t.AllocatedBytes));
         metrics.ObserveSchedulers(ObserveInFlight, ObserveCircuits);
+        metrics.ObserveRollouts(() => States.SelectMany(s => s.Warmer?.WarmShares() ?? []));
     }
+
+    /// <summary>Every model version the registry holds: the current ones and the rollouts' next ones.</summary>
+    public IEnumerable<ModelVersionState> AllVersions => States.SelectMany(s => s.Next is { } n ? new[] { s, n } : [s]);
+
+    private ModelVersionState NewState(ModelPolicy policy, IEmbeddingInference inference, ModelHealth health) =>
+        new(policy, inference, health, _time, _metrics, _logger, _dispatcher, _regional, _sampling);
 
     public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _states).Keys;
 
@@ -81,6 +88,7 @@ internal sealed class ModelRegistry : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             var current = _states;
             var prepared = new List<(ModelVersionState State, ModelRuntime Runtime, bool IsNew)>();
+            var rollouts = new List<(ModelVersionState State, ModelVersionState? Next)>();
             try
             {
                 var missing = new List<string>();
@@ -95,11 +103,22 @@ internal sealed class ModelRegistry : IDisposable
                         continue;
                     }
 
-                    bool isNew = previous is null || !previous.Serves(policy);
-                    var state = isNew
-                        ? new ModelVersionState(policy, inference, previous?.Health ?? new ModelHealth(), _time, _metrics, _logger, _dispatcher, _regional, _sampling)
-                        : previous!;
+                    // The version a rollout warmed becomes current with its tiers; any other new version starts empty.
+                    var health = previous?.Health ?? new ModelHealth();
+                    var warmed = previous?.Next is { } n && n.Serves(policy) ? n : null;
+                    bool isNew = (previous is null || !previous.Serves(policy)) && warmed is null;
+                    var state = isNew ? NewState(policy, inference, health) : warmed ?? previous!;
                     prepared.Add((state, state.Prepare(policy), isNew));
+
+                    ModelVersionState? nextVersion = null;
+                    if (policy.NextVersionPolicy is { } nextPolicy)
+                    {
+                        var kept = state.Next is { } k && k.Serves(nextPolicy) ? k : null;
+                        nextVersion = kept ?? NewState(nextPolicy, inference, health);
+                        prepared.Add((nextVersion, nextVersion.Prepare(nextPolicy), kept is null));
+                    }
+
+                    rollouts.Add((state, nextVersion));
                 }
 
                 if (missing.Count > 0)
@@ -124,23 +143,51 @@ internal sealed class ModelRegistry : IDisposable
                 throw;
             }
 
-            // Nothing can fail from here: publish every snapshot, then the set of states, then retire what left it.
-            var next = new Dictionary<string, ModelVersionState>(StringComparer.OrdinalIgnoreCase);
+            // Nothing can fail from here: publish every snapshot, then the set of states and the rollouts, then retire
+            // every version (current or next) that is neither any more.
             foreach (var (state, runtime, _) in prepared)
             {
                 state.Publish(runtime);
+            }
+
+            var next = new Dictionary<string, ModelVersionState>(StringComparer.OrdinalIgnoreCase);
+            var live = new HashSet<ModelVersionState>(ReferenceEqualityComparer.Instance);
+            var left = new List<ModelVersionState>();
+            foreach (var (state, nextVersion) in rollouts)
+            {
                 next[state.Name] = state;
+                live.Add(state);
+                if (nextVersion is not null)
+                {
+                    live.Add(nextVersion);
+                }
+
+                if (state.SetNext(nextVersion) is { } replaced)
+                {
+                    left.Add(replaced);
+                }
+            }
+
+            foreach (var old in current.Values)
+            {
+                left.Add(old);
+                if (old.Next is { } oldNext)
+                {
+                    left.Add(oldNext);
+                }
             }
 
             if (next.Count != current.Count || next.Any(n => !current.TryGetValue(n.Key, out var kept) || !ReferenceEquals(kept, n.Value)))
             {
                 Volatile.Write(ref _states, next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
-                foreach (var old in current.Values)
+            }
+
+            foreach (var old in left)
+            {
+                if (!live.Contains(old))
                 {
-                    if (!next.TryGetValue(old.Name, out var kept) || !ReferenceEquals(kept, old))
-                    {
-                        old.Retire();
-                    }
+                    old.SetNext(null); // a retired version warms nothing
+                    old.Retire();
                 }
             }
         }
@@ -160,6 +207,8 @@ internal sealed class ModelRegistry : IDisposable
             _disposed = true;
             foreach (var state in _states.Values)
             {
+                state.Next?.Retire();
+                state.SetNext(null);
                 state.Retire();
             }
         }

@@ -26,6 +26,8 @@ internal sealed class ModelVersionState : IInferenceResultSink
     private readonly ERCacheMetrics _metrics;
     private readonly RegionalTier? _regional;
     private ModelRuntime? _current;
+    private ModelVersionState? _next; // a rollout's next version, warmed on this version's spare slots
+    private RolloutWarmer? _warmer;
 
     // Bumped by every removal, clear and pushed vector: a regional lookup that began before one must not leave the
     // older value it read in the local tiers (it checks after writing, and takes the value out again).
@@ -80,6 +82,35 @@ internal sealed class ModelVersionState : IInferenceResultSink
 
     /// <summary>The write fence's value now (see <see cref="AdvanceWriteFence"/>).</summary>
     public int WriteFence => Volatile.Read(ref _writeFence);
+
+    /// <summary>The rollout's next version while one is configured: its own tiers and scheduler, warmed on this version's
+    /// spare slots, never served as this version.</summary>
+    public ModelVersionState? Next => Volatile.Read(ref _next);
+
+    /// <summary>The warmer of <see cref="Next"/>, for the warm-share gauge.</summary>
+    public RolloutWarmer? Warmer => Volatile.Read(ref _warmer);
+
+    /// <summary>Makes <paramref name="next"/> (published already) the version this one warms, or stops warming with null.
+    /// Returns the previous next version, which the registry retires unless it keeps it.</summary>
+    public ModelVersionState? SetNext(ModelVersionState? next)
+    {
+        var previous = Interlocked.Exchange(ref _next, next);
+        if (ReferenceEquals(previous, next))
+        {
+            Scheduler.StartBackground(); // a reload may have raised the rollout's limits
+            return previous;
+        }
+
+        Interlocked.Exchange(ref _warmer, null)?.Dispose();
+        if (next is not null && !IsRetired)
+        {
+            var warmer = new RolloutWarmer(this, next, _time, _metrics);
+            Volatile.Write(ref _warmer, warmer);
+            Scheduler.SetBackgroundSource(warmer);
+        }
+
+        return previous;
+    }
 
     /// <summary>Whether the registry has let go of this state (a newer version or the model's removal).</summary>
     public bool IsRetired => _leases.IsClosed;
@@ -163,6 +194,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
     /// <summary>Stops the scheduler (queued users get an error, calls in flight write nothing) and releases the tiers.</summary>
     private void Release()
     {
+        Interlocked.Exchange(ref _warmer, null)?.Dispose();
         Scheduler.Dispose();
         var current = Current;
         current.Direct?.Dispose();

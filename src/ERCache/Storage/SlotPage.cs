@@ -128,7 +128,12 @@ internal sealed class SlotPage
 
     /// <summary>The header of slot <paramref name="index"/> under the sequence lock, without its row: whether it holds
     /// <paramref name="userId"/>, and when that entry was written.</summary>
-    public bool TryReadStamp(int index, long userId, out long writtenAt)
+    public bool TryReadStamp(int index, long userId, out long writtenAt) =>
+        TryCopy(index, out long key, out writtenAt, []) && key == userId;
+
+    /// <summary>Whatever slot <paramref name="index"/> holds, under the sequence lock: its key, write time and (when
+    /// <paramref name="row"/> is not empty) its encoded row. False when the slot holds no entry.</summary>
+    public bool TryCopy(int index, out long key, out long writtenAt, Span<byte> row)
     {
         ref int sequence = ref Sequence(index);
         var spin = default(SpinWait);
@@ -137,13 +142,18 @@ internal sealed class SlotPage
             int before = Volatile.Read(ref sequence);
             if ((before & 1) == 0)
             {
-                long key = Key(index);
-                long written = WrittenAt(index);
+                key = Key(index);
+                writtenAt = WrittenAt(index);
+                bool holds = HoldsEntry(before);
+                if (holds && !row.IsEmpty)
+                {
+                    Row(index).CopyTo(row);
+                }
+
                 Volatile.ReadBarrier();
                 if (Volatile.Read(ref sequence) == before)
                 {
-                    writtenAt = written;
-                    return HoldsEntry(before) && key == userId;
+                    return holds;
                 }
             }
 

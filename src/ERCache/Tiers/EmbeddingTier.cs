@@ -2,6 +2,9 @@ using ERCache.Diagnostics;
 
 namespace ERCache.Tiers;
 
+/// <summary>One entry of a tier, as <see cref="EmbeddingTier.ForEachEntry"/> visits it.</summary>
+internal delegate void TierEntryVisitor(long userId, long writtenAt, ReadOnlySpan<byte> row);
+
 /// <summary>
 /// One tier of one model version. The tier instance itself stands for the (model, version) part of the
 /// key, so entries are looked up by user id and compared in full; a version or dimension change builds a
@@ -57,6 +60,14 @@ internal abstract class EmbeddingTier : IDisposable
     /// <summary>Whether the tier holds an entry for the user younger than <paramref name="ttl"/>, and its write time,
     /// without copying the row or counting a hit for eviction.</summary>
     public abstract bool TryGetWrittenAt(long userId, long now, long ttl, out long writtenAt);
+
+    /// <summary>
+    /// Calls <paramref name="visitor"/> for every entry held (a rollout's warm-up list, a snapshot), with its encoded
+    /// row (<see cref="TierPolicy.Format"/>, <see cref="Storage.StorageFormats.RowBytes"/> bytes) when
+    /// <paramref name="withRows"/>, else an empty span. Each entry is read whole; writes may run meanwhile, and an entry
+    /// written or removed during the walk may or may not be visited. Counts no hit.
+    /// </summary>
+    public abstract void ForEachEntry(TierEntryVisitor visitor, bool withRows);
 
     /// <summary>Hints the processor to start loading what reading <paramref name="users"/> will touch (at most
     /// <see cref="PrefetchBatch"/> of them), so their cache misses overlap instead of following one another. Changes

@@ -71,6 +71,22 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         return false;
     }
 
+    public override void ForEachEntry(TierEntryVisitor visitor, bool withRows)
+    {
+        if (IsReleased)
+        {
+            return;
+        }
+
+        foreach (var key in _cache.Keys)
+        {
+            if (key is EntryKey entry && TryGet(entry, out var value) && value is StoredRow row)
+            {
+                visitor(entry.UserId, row.WrittenAt, withRows ? row.Bytes : []);
+            }
+        }
+    }
+
     public override bool TryGetWrittenAt(long userId, long now, long ttl, out long writtenAt)
     {
         writtenAt = 0;

@@ -131,6 +131,19 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     /// <summary>Two rounds of prefetches: every user's home bucket, then (the buckets now arriving) each first
     /// candidate's slot header and the start of its row; the hardware prefetcher follows the rest of a row.</summary>
+    public override void ForEachEntry(TierEntryVisitor visitor, bool withRows)
+    {
+        var row = withRows ? new byte[_rowBytes] : [];
+        int used = Volatile.Read(ref _used);
+        for (int slot = 0; slot < used; slot++)
+        {
+            if (Page(slot).TryCopy(slot & _pageMask, out long key, out long writtenAt, row))
+            {
+                visitor(key, writtenAt, row);
+            }
+        }
+    }
+
     public override bool TryGetWrittenAt(long userId, long now, long ttl, out long writtenAt)
     {
         writtenAt = 0;

@@ -22,7 +22,7 @@ internal sealed class CacheMetrics : IDisposable
             _collectors[name] = Collector.Of(new MetricCollector<long>(meter, name));
         }
 
-        foreach (var name in new[] { ERCacheDiagnostics.VectorAge, ERCacheDiagnostics.InferenceDuration, ERCacheDiagnostics.StalenessDrift })
+        foreach (var name in new[] { ERCacheDiagnostics.VectorAge, ERCacheDiagnostics.InferenceDuration, ERCacheDiagnostics.StalenessDrift, ERCacheDiagnostics.RolloutWarmShare })
         {
             _collectors[name] = Collector.Of(new MetricCollector<double>(meter, name));
         }
