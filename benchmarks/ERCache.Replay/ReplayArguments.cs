@@ -51,6 +51,7 @@ internal sealed class ReplayArguments
     private static readonly Option<string?> RegionalOption = new("--regional") { Description = "Hosts share a regional store: memory (in this process, for fast sweeps) or redis=HOST:PORT (Redis or Garnet; entries are written under a version of this run's own)", Validators = { CheckRegional } };
 
     private static readonly Option<int?> MaxConcurrencyOption = new("--max-concurrency") { Description = "Inference:MaxConcurrency: tower calls a host runs at once [default: the library's, 8]", CustomParser = r => Integer(r, 1) };
+    private static readonly Option<int?> MaxBatchOption = new("--max-batch") { Description = "Inference:MaxBatchSize: users per tower call at most [default: the library's, 64]", CustomParser = r => Integer(r, 1) };
     private static readonly Option<TimeSpan?> TimeoutOption = new("--timeout") { Description = "Inference:Timeout: a request's inference deadline [default: the library's, 100ms]", CustomParser = r => ParseDuration(r) };
 
     private static readonly Option<string[]> EventOption = new("--event") { Description = $"An event of the timeline (repeatable): {ReplayEvent.Syntax}; e.g. version@3h, version@3h+10m (rolled host by host), restart@3h:2, delete@3h:1%, outage@2h+5m", HelpName = "EVENT" };
@@ -58,11 +59,13 @@ internal sealed class ReplayArguments
     private static readonly Option<double?> ThroughputOption = new("--tower-throughput") { Description = "Finite towers: users per second each host's tower serves with full batches", HelpName = "N", CustomParser = r => Number(r, positive: true) };
     private static readonly Option<TimeSpan?> UserCostOption = new("--user-cost") { Description = "Finite towers: the time a tower call spends per user", CustomParser = r => ParseDuration(r) };
     private static readonly Option<TimeSpan?> CallCostOption = new("--call-cost") { Description = "The fixed time of every tower call (0: none) [default: 2ms]", CustomParser = r => r.Tokens.Single().Value.Trim() == "0" ? TimeSpan.Zero : ParseDuration(r) };
+    private static readonly Option<TimeSpan?> WarmAheadOption = new("--warm-ahead") { Description = "Each version event first names its next version as Rollout:NextVersion this long before the switch, so the next version is warmed on spare capacity", CustomParser = r => ParseDuration(r) };
+    private static readonly Option<int?> WarmConcurrencyOption = new("--warm-concurrency") { Description = "Rollout:MaxConcurrency: warming calls a host runs at once [default: the library's, half of Inference:MaxConcurrency]", CustomParser = r => Integer(r, 1) };
     private static readonly Option<TimeSpan> WindowOption = new("--window") { Description = "Width of the time series' windows, in trace time", DefaultValueFactory = _ => ReplayTimeline.DefaultWindow, CustomParser = ParseDuration };
     private static readonly Option<string?> SeriesOption = new("--series") { Description = "Write the time series (per window and model) as CSV", HelpName = "FILE.csv" };
     private static readonly Option<string?> ChartOption = new("--chart") { Description = "Draw the timeline (inference rate, fallback share, events marked) as SVG", HelpName = "FILE.svg" };
 
-    private static readonly Option[] TierOptions = [ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption, CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, MaxConcurrencyOption, TimeoutOption];
+    private static readonly Option[] TierOptions = [ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption, CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, MaxConcurrencyOption, MaxBatchOption, TimeoutOption];
 
     private ReplayArguments(ParseResult p)
     {
@@ -103,6 +106,7 @@ internal sealed class ReplayArguments
         RecommendTtl = p.GetValue(RecommendTtlOption);
         MaxDrift = p.GetValue(MaxDriftOption);
         MaxConcurrency = p.GetValue(MaxConcurrencyOption);
+        MaxBatch = p.GetValue(MaxBatchOption);
         Timeout = p.GetValue(TimeoutOption);
         Events = (p.GetValue(EventOption) ?? []).Select(ParseEvent).ToArray();
         Provision = p.GetValue(ProvisionOption);
@@ -110,11 +114,15 @@ internal sealed class ReplayArguments
         UserCost = p.GetValue(UserCostOption);
         CallCost = p.GetValue(CallCostOption);
         Window = p.GetValue(WindowOption);
+        WarmAhead = p.GetValue(WarmAheadOption);
+        WarmConcurrency = p.GetValue(WarmConcurrencyOption);
         SeriesPath = p.GetValue(SeriesOption);
         ChartPath = p.GetValue(ChartOption);
     }
 
     public int? MaxConcurrency { get; }
+
+    public int? MaxBatch { get; }
 
     public TimeSpan? Timeout { get; }
 
@@ -131,12 +139,18 @@ internal sealed class ReplayArguments
 
     public TimeSpan Window { get; }
 
+    /// <summary>How long before each version event its next version is warmed (a rollout), or null for none.</summary>
+    public TimeSpan? WarmAhead { get; }
+
+    /// <summary>Rollout:MaxConcurrency for the warming, or null for the library's default.</summary>
+    public int? WarmConcurrency { get; }
+
     public string? SeriesPath { get; }
 
     public string? ChartPath { get; }
 
     /// <summary>Whether anything of the timeline was asked for on the command line.</summary>
-    public bool TimelineGiven => Events.Count > 0 || Provision is not null || TowerThroughput is not null || UserCost is not null || SeriesPath is not null || ChartPath is not null;
+    public bool TimelineGiven => Events.Count > 0 || WarmAhead is not null || Provision is not null || TowerThroughput is not null || UserCost is not null || SeriesPath is not null || ChartPath is not null;
 
     /// <summary>The expected drift per hour of the replay's moving embeddings, or null when vectors do not drift.</summary>
     public double? Drift { get; }
@@ -223,8 +237,8 @@ internal sealed class ReplayArguments
                      OutageOption, StationaryOption, SeedOption, WriteTraceOption, ConfigOption, ModelOption, DimensionsOption, DirectTtlOption, FailoverTtlOption,
                      CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, JsonOption, SweepTtlOption, SweepCapacityOption,
                      SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption, RegionalOption, DriftOption, RefreshAheadOption,
-                     RecommendTtlOption, MaxDriftOption, MaxConcurrencyOption, TimeoutOption, EventOption, ProvisionOption, ThroughputOption, UserCostOption,
-                     CallCostOption, WindowOption, SeriesOption, ChartOption,
+                     RecommendTtlOption, MaxDriftOption, MaxConcurrencyOption, MaxBatchOption, TimeoutOption, EventOption, ProvisionOption, ThroughputOption, UserCostOption,
+                     CallCostOption, WarmAheadOption, WarmConcurrencyOption, WindowOption, SeriesOption, ChartOption,
                  })
         {
             command.Options.Add(option);

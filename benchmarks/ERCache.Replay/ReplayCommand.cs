@@ -218,6 +218,11 @@ internal static class ReplayCommand
                 settings[$"{model}:Inference:MaxConcurrency"] = Inv($"{concurrency}");
             }
 
+            if (a.MaxBatch is { } batch)
+            {
+                settings[$"{model}:Inference:MaxBatchSize"] = Inv($"{batch}");
+            }
+
             if (a.Timeout is { } timeout)
             {
                 settings[$"{model}:Inference:Timeout"] = timeout.ToString("c", CultureInfo.InvariantCulture);

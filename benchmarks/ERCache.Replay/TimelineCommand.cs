@@ -10,7 +10,7 @@ namespace ERCache.Replay;
 /// <summary>
 /// The timeline of a replay — finite towers, events, the time series — from the command line and from a
 /// <c>--config</c> file's <c>Replay</c> section (<c>Events</c>: event strings; <c>Towers</c>: <c>Provision</c>,
-/// <c>Throughput</c>, <c>UserCost</c>, <c>CallCost</c>; <c>Window</c>), and what the replay reports about it.
+/// <c>Throughput</c>, <c>UserCost</c>, <c>CallCost</c>; <c>Window</c>; <c>WarmAhead</c>), and what the replay reports about it.
 /// </summary>
 internal static class TimelineCommand
 {
@@ -74,6 +74,10 @@ internal static class TimelineCommand
             {
                 stdout.WriteLine(Inv($"Warning: a call of one user to the tower of {name} takes {cost.Of(1).TotalMilliseconds:F1} ms, past its {timeout.TotalMilliseconds} ms deadline: every inference will miss it. Lower Inference:MaxConcurrency so fewer, faster towers carry the same throughput."));
             }
+            else if (options.Models[name].Inference.MaxBatchSize is var batch && cost.Of(batch) >= timeout)
+            {
+                stdout.WriteLine(Inv($"Note: a full batch of {batch} users takes {cost.Of(batch).TotalMilliseconds:F0} ms on the tower of {name}, past its {timeout.TotalMilliseconds} ms deadline: every user of such a call misses it. An Inference:MaxBatchSize whose call fits the deadline (--max-batch) keeps the latency of a loaded tower within it."));
+            }
         }
 
         if (costs.Count > 0 || events.Length > 0)
@@ -81,7 +85,13 @@ internal static class TimelineCommand
             stdout.WriteLine();
         }
 
-        return new ReplayTimeline { Towers = costs, Events = events, Window = window };
+        var warmAhead = a.WarmAhead ?? ConfigDuration(section, "WarmAhead");
+        if (warmAhead is { } ahead && events.FirstOrDefault(e => e.Kind == ReplayEventKind.Version && e.At < ahead) is { } early)
+        {
+            throw new ArgumentException($"Event '{early.Text}' is at {ReplayCommand.Label(early.At)}, earlier than the warm-up of {ReplayCommand.Label(ahead)} before it can start.");
+        }
+
+        return new ReplayTimeline { Towers = costs, Events = events, Window = window, WarmAhead = warmAhead, WarmConcurrency = a.WarmConcurrency };
     }
 
     /// <summary>Whether the replay has anything of a timeline to report (then the JSON carries the time series).</summary>

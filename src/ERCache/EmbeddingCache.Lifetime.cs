@@ -9,14 +9,18 @@ public sealed partial class EmbeddingCache
     /// <summary>
     /// Stops serving: later calls throw <see cref="ObjectDisposedException"/>, configuration reloads are no longer
     /// followed. Requests already waiting for inference complete as usual (by their deadline); once the last one has,
-    /// the schedulers (timers, spare buffers), the tiers (MemoryCache tiers are disposed), the regional tier (its queued
+    /// the snapshots are written (with <c>Snapshots:Directory</c>, bounded by <c>Snapshots:WriteTimeout</c>), then the
+    /// schedulers (timers, spare buffers), the tiers (MemoryCache tiers are disposed), the regional tier (its queued
     /// writes are flushed, bounded by <c>Regional:WriteTimeout</c>) and the meter are released. With no request in
     /// flight this happens here; otherwise it happens when the last request completes, and this method does not wait.
     /// </summary>
     public void Dispose()
     {
-        // With no request in flight the release starts here: wait (bounded) for the regional tier's last writes.
-        if (BeginDispose() is true && _regional is not null && !_released.Task.Wait(_regional.WriteTimeout + _regional.WriteTimeout))
+        // With no request in flight the release starts here: wait (bounded) for the snapshots and the regional tier's
+        // last writes.
+        var bound = (_snapshots is null ? TimeSpan.Zero : _snapshotWriteTimeout + TimeSpan.FromSeconds(1)) +
+            (_regional is null ? TimeSpan.Zero : _regional.WriteTimeout + _regional.WriteTimeout);
+        if (BeginDispose() is true && bound > TimeSpan.Zero && !_released.Task.Wait(bound) && _regional is not null)
         {
             Log.RegionalNotFlushed(_logger);
         }
@@ -70,6 +74,12 @@ public sealed partial class EmbeddingCache
     {
         try
         {
+            if (_snapshots is not null)
+            {
+                await _snapshots.StopAsync().ConfigureAwait(false); // a graceful stop: the tiers are written before they are released
+                _snapshots.Dispose();
+            }
+
             _registry.Dispose();
             if (_regional is not null)
             {

@@ -35,6 +35,8 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly ILogger _logger;
     private readonly IDisposable? _reloadSubscription;
     private readonly RegionalTier? _regional;
+    private readonly SnapshotKeeper? _snapshots;
+    private readonly TimeSpan _snapshotWriteTimeout;
     private readonly InferenceDispatcher _dispatcher;
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IDisposable? _configurationSubscription;
@@ -97,9 +99,15 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
             _registry = new ModelRegistry(options, resolveInference, _time, _metrics, validator, _logger, _dispatcher, _regional, sampling ?? Random.Shared);
             WarmUpCode(_registry.States.Select(s => s.Current.Policy));
+            if (options.Snapshots is { Directory: not null } snapshots)
+            {
+                _snapshots = new SnapshotKeeper(snapshots, _registry, _time, _logger);
+                _snapshotWriteTimeout = snapshots.WriteTimeout;
+            }
         }
         catch
         {
+            _snapshots?.Dispose();
             _regional?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(1));
             _metrics.Dispose();
             throw;
@@ -153,6 +161,28 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         CheckDisposed();
         return Tier(Resolve(model), tier)?.GetStatistics();
     }
+
+    /// <summary>
+    /// Completes when the cache is ready to serve at full strength: at once without <c>Snapshots</c>, else when the
+    /// start-up load of the snapshots has finished (or stopped at <c>Snapshots:LoadTimeout</c>). Requests are served
+    /// before that too, from whatever is loaded so far. <c>AddERCache()</c>'s hosted start-up awaits it, so a host
+    /// begins taking traffic after the load.
+    /// </summary>
+    /// <param name="cancellationToken">Stops waiting (the load goes on).</param>
+    public Task WhenReadyAsync(CancellationToken cancellationToken = default) =>
+        (_snapshots?.Loaded ?? Task.CompletedTask).WaitAsync(cancellationToken);
+
+    /// <summary>Writes the snapshots of every model's tiers now (as the cache does at disposal and every
+    /// <c>Snapshots:Interval</c>); does nothing without <c>Snapshots:Directory</c>. Never throws for an I/O failure: it is
+    /// logged and the previous snapshot kept.</summary>
+    public Task WriteSnapshotsAsync()
+    {
+        CheckDisposed();
+        return _snapshots?.WriteAllAsync() ?? Task.CompletedTask;
+    }
+
+    /// <summary>Whether snapshots are still loading (for the health check).</summary>
+    internal bool IsLoadingSnapshots => _snapshots is { Loaded.IsCompleted: false };
 
     /// <summary>The clock of every TTL and deadline (the health check's window too).</summary>
     internal TimeProvider Time => _time;

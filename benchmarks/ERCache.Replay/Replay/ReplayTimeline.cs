@@ -15,6 +15,13 @@ internal sealed class ReplayTimeline
 
     public TimeSpan Window { get; init; } = DefaultWindow;
 
+    /// <summary>How long before each version event the next version is named as <c>Rollout:NextVersion</c> (warmed on
+    /// spare capacity); null: the version changes cold.</summary>
+    public TimeSpan? WarmAhead { get; init; }
+
+    /// <summary><c>Rollout:MaxConcurrency</c> while warming; null for the library's default.</summary>
+    public int? WarmConcurrency { get; init; }
+
     public bool HasCapacity => Towers.Count > 0;
 
     public TowerCost? TowerOf(string model) =>

@@ -24,6 +24,8 @@ internal sealed class ShardReplay : IDisposable
     private readonly ReplayRegionalStore? _regional;
     private readonly HashSet<long> _usersNow = []; // users requested at the current timestamp, when hosts share a store
     private readonly Action _pump;
+    private readonly TimeSpan? _warmAhead;
+    private readonly int? _warmConcurrency;
     private readonly Func<string, IEmbeddingInference?>[] _resolve;
 
     public ShardReplay(
@@ -32,6 +34,8 @@ internal sealed class ShardReplay : IDisposable
     {
         timeline ??= ReplayTimeline.Unbounded;
         _names = names;
+        _warmAhead = timeline.WarmAhead;
+        _warmConcurrency = timeline.WarmConcurrency;
         _pump = _dispatcher.RunAll;
         _regional = regional is null ? null : new ReplayRegionalStore(regional);
         _reports = names.Select(_ => new ModelReport()).ToArray();
@@ -216,7 +220,13 @@ internal sealed class ShardReplay : IDisposable
                 for (int h = 0; h < hosts; h++)
                 {
                     int host = h;
-                    _clock.Schedule(at + (e.Span.Ticks * h / hosts), () => ChangeVersion(host, e.Model));
+                    long switchAt = at + (e.Span.Ticks * h / hosts);
+                    if (_warmAhead is { } ahead)
+                    {
+                        _clock.Schedule(switchAt - ahead.Ticks, () => StartRollout(host, e.Model));
+                    }
+
+                    _clock.Schedule(switchAt, () => ChangeVersion(host, e.Model));
                 }
 
                 break;
@@ -260,15 +270,28 @@ internal sealed class ShardReplay : IDisposable
         return m >= 0 ? [m] : throw new ArgumentException($"Event '{e.Text}' names model '{e.Model}', which the trace does not use (it uses: {string.Join(", ", _names)}).");
     }
 
-    /// <summary>The host's configuration with a new <c>Version</c> for the event's models, applied as a reload.</summary>
-    private void ChangeVersion(int host, string? model)
+    /// <summary>The host's configuration with a new <c>Version</c> for the event's models (the one a rollout warmed, if
+    /// any), applied as a reload.</summary>
+    private void ChangeVersion(int host, string? model) => Reload(host, model, options =>
+    {
+        options.Version = NextVersion(options.Version);
+        options.Rollout = new RolloutOptions();
+    });
+
+    /// <summary>The host's configuration naming the next version as <c>Rollout:NextVersion</c>: it is warmed from now on.</summary>
+    private void StartRollout(int host, string? model) => Reload(host, model, options =>
+        options.Rollout = new RolloutOptions { NextVersion = NextVersion(options.Version), MaxConcurrency = _warmConcurrency });
+
+    private static string NextVersion(string version) => $"{version}+1";
+
+    private void Reload(int host, string? model, Action<ModelOptions> change)
     {
         var next = Shards.Copy(_monitors[host].CurrentValue);
         foreach (var (name, options) in next.Models)
         {
             if (model is null || string.Equals(name, model, StringComparison.OrdinalIgnoreCase))
             {
-                options.Version = $"{options.Version}+1";
+                change(options);
             }
         }
 

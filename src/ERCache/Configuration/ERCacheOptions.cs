@@ -19,6 +19,9 @@ public sealed class ERCacheOptions
     /// <summary>The regional tier's settings, used when a regional store is registered.</summary>
     public RegionalOptions Regional { get; set; } = new();
 
+    /// <summary>Local snapshots of the tiers, for a warm restart (off unless a directory is set).</summary>
+    public SnapshotOptions Snapshots { get; set; } = new();
+
     /// <summary>What did not bind from configuration (unknown keys, values of the wrong type), by path; reported by
     /// the validator ahead of anything else.</summary>
     internal List<BindingError> BindingErrors { get; } = [];

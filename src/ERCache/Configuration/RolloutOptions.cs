@@ -23,7 +23,9 @@ public sealed class RolloutOptions
     /// <c>Inference:MaxConcurrency</c>, at least one; the other slots stay free for requests.</summary>
     public int? MaxConcurrency { get; set; }
 
-    /// <summary>Users per warming call, at most <c>Inference:MaxBatchSize</c>. Default <c>Inference:MaxBatchSize</c>.
-    /// Smaller calls hold a slot for less time.</summary>
+    /// <summary>Most users per warming call, at most <c>Inference:MaxBatchSize</c>. Default <c>Inference:MaxBatchSize</c>.
+    /// A call takes fewer when the tower's measured time per user says that many would hold the slot for more than a
+    /// quarter of <c>Inference:Timeout</c>: a request that arrives just after a warming call started still meets its
+    /// deadline.</summary>
     public int? BatchSize { get; set; }
 }

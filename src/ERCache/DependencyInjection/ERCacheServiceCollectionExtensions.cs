@@ -167,8 +167,8 @@ public static class ERCacheServiceCollectionExtensions
         return new ERCacheBuilder(services, sectionPath);
     }
 
-    /// <summary>Builds the cache at host start (a configured model without inference fails it, naming the models) and
-    /// refuses an <c>AddModel</c> whose name matches no configured model.</summary>
+    /// <summary>Builds the cache at host start (a configured model without inference fails it, naming the models),
+    /// refuses an <c>AddModel</c> whose name matches no configured model, and waits for the snapshots to load.</summary>
     private sealed class StartupCheck(EmbeddingCache cache, ModelNames names) : IHostedService
     {
         public async Task StartAsync(CancellationToken cancellationToken)
@@ -182,6 +182,7 @@ public static class ERCacheServiceCollectionExtensions
             }
 
             await cache.WarmUpAsync(cancellationToken).ConfigureAwait(false); // before the host reports started
+            await cache.WhenReadyAsync(cancellationToken).ConfigureAwait(false); // the snapshots, bounded by Snapshots:LoadTimeout
         }
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

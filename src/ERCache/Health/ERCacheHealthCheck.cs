@@ -8,7 +8,7 @@ namespace ERCache.Health;
 /// <summary>
 /// The health of one <see cref="EmbeddingCache"/>: <c>Healthy</c>, or <c>Degraded</c> with the reasons when a model's
 /// circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, or the regional
-/// store's circuit is open; <c>Unhealthy</c> once the cache is disposed. A degraded cache still answers every request
+/// store's circuit is open, or snapshots are still loading; <c>Unhealthy</c> once the cache is disposed. A degraded cache still answers every request
 /// (that is its contract), so it never reports <c>Unhealthy</c> while it serves. Register with
 /// <c>services.AddHealthChecks().AddERCache()</c>.
 /// </summary>
@@ -77,6 +77,12 @@ public sealed class ERCacheHealthCheck : IHealthCheck
                     CultureInfo.InvariantCulture,
                     $"model '{model}': {share:P1} of {served} results over the last {_options.Window} were fallbacks (threshold {_options.FallbackShareThreshold:P1})"));
             }
+        }
+
+        data["snapshots_loading"] = _cache.IsLoadingSnapshots;
+        if (_cache.IsLoadingSnapshots)
+        {
+            reasons.Add("snapshots are still loading (the tiers are warming)");
         }
 
         if (_cache.RegionalCircuitState is CircuitState.Open or CircuitState.Isolated)

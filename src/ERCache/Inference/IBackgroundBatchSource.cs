@@ -14,6 +14,7 @@ internal interface IBackgroundBatchSource
     /// <summary>The scheduler whose users these are.</summary>
     InferenceScheduler Target { get; }
 
-    /// <summary>The next users to infer, each already pending in <see cref="Target"/>; empty when there is nothing to do now.</summary>
-    PendingInference[] Take();
+    /// <summary>The next users to infer, at most <paramref name="maxUsers"/>, each already pending in
+    /// <see cref="Target"/>; empty when there is nothing to do now.</summary>
+    PendingInference[] Take(int maxUsers);
 }

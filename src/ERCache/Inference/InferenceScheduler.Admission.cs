@@ -239,7 +239,7 @@ internal sealed partial class InferenceScheduler
                 _backgroundInFlight++;
             }
 
-            var items = source.Take();
+            var items = source.Take(BackgroundBatchLimit());
             if (items.Length == 0)
             {
                 bool queued;
@@ -267,6 +267,31 @@ internal sealed partial class InferenceScheduler
             var dispatcher = ReferenceEquals(_dispatcher, InferenceDispatcher.Inline) ? InferenceDispatcher.ThreadPool : _dispatcher;
             dispatcher.Dispatch(_runBatch, new BackgroundBatch(items, source.Target));
         }
+    }
+
+    /// <summary>
+    /// Most users in one background batch: as many as the tower is seen to infer in a quarter of the deadline (from
+    /// the calls so far; one user until a call has been seen), so that a request arriving just after a background call
+    /// started and finding every other slot busy still meets its deadline.
+    /// </summary>
+    private int BackgroundBatchLimit()
+    {
+        long perUser = Volatile.Read(ref _ticksPerUser);
+        if (perUser <= 0)
+        {
+            return 1;
+        }
+
+        long budget = (long)(Policy.InferenceTimeout.TotalSeconds * _time.TimestampFrequency / 4);
+        return (int)Math.Clamp(budget / perUser, 1, Policy.MaxBatchSize);
+    }
+
+    /// <summary>Follows the tower's time per user (a moving average over the calls that succeeded).</summary>
+    private void ObserveCallTime(long elapsedTicks, int users)
+    {
+        long perUser = Math.Max(1, elapsedTicks / users);
+        long previous = Volatile.Read(ref _ticksPerUser);
+        Volatile.Write(ref _ticksPerUser, previous == 0 ? perUser : previous + ((perUser - previous) / 8)); // racy by design: an estimate
     }
 
     /// <summary>Makes a background user of another scheduler's (a rollout's warming) pending here, so a request for it

@@ -154,6 +154,11 @@ internal sealed partial class InferenceScheduler
             failed = (cause, failure);
             long now = _time.GetTimestamp();
             _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);
+            if (cause == InferenceFailureCause.None)
+            {
+                ObserveCallTime(now - started, items.Length);
+            }
+
             ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(cause));
             activity = null;
 

@@ -38,6 +38,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     private int _inFlight;
     private IBackgroundBatchSource? _background; // a rollout's warming, run on slots nobody needs
     private int _backgroundInFlight; // under _lock: background batches (warming) in flight
+    private long _ticksPerUser; // the tower's time per user, a moving average (0 until a call succeeded)
     private int _abandoned; // under _lock: calls past their hard timeout whose delegate has not returned (each holds a slot)
     private bool _disposed; // under _lock
     private TaskCompletionSource? _idle; // under _lock: waiters of WhenIdleAsync

@@ -89,6 +89,7 @@ internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
     {
         var errors = new List<string>();
         ValidateRegional(options.Regional, errors);
+        ValidateSnapshots(options.Snapshots, errors);
         if (options.Models is null || options.Models.Count == 0)
         {
             errors.Add($"{_sectionPath}:Models must configure at least one model.");
@@ -316,6 +317,34 @@ internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         }
 
         ValidateBreaker($"{r}:CircuitBreaker", regional.CircuitBreaker, errors);
+    }
+
+    /// <summary>Snapshots: a usable directory name and bounded times.</summary>
+    private void ValidateSnapshots(SnapshotOptions? snapshots, List<string> errors)
+    {
+        if (snapshots is null)
+        {
+            return;
+        }
+
+        string s = $"{_sectionPath}:Snapshots";
+        if (snapshots.Directory is { } directory && (string.IsNullOrWhiteSpace(directory) || directory.IndexOfAny(Path.GetInvalidPathChars()) >= 0))
+        {
+            errors.Add($"{s}:Directory must be a directory path (got '{directory}').");
+        }
+
+        if (snapshots.Interval is { } interval && (interval < TimeSpan.FromMinutes(1) || interval > TimeSpan.FromDays(1)))
+        {
+            errors.Add($"{s}:Interval must be between 00:01:00 and 1.00:00:00 (got {Format(interval)}).");
+        }
+
+        foreach (var (name, value) in new[] { ("LoadTimeout", snapshots.LoadTimeout), ("WriteTimeout", snapshots.WriteTimeout) })
+        {
+            if (value <= TimeSpan.Zero || value > TimeSpan.FromMinutes(10))
+            {
+                errors.Add($"{s}:{name} must be positive and at most 00:10:00 (got {Format(value)}).");
+            }
+        }
     }
 
     private static void ValidateTier(string p, TierOptions tier, int dimensions, List<string> errors)

@@ -25,6 +25,7 @@ internal sealed partial class ModelRuntime
     public int FinishRemove(long userId)
     {
         State.AdvanceWriteFence();
+        State.NoteRemoved(userId); // before the tiers: a snapshot restore running now must not put the user back
         return RemoveLocal(userId);
     }
 
@@ -39,6 +40,7 @@ internal sealed partial class ModelRuntime
         _scheduler.InvalidateAll();
         Regional?.MarkCleared(RegionalField, _time.GetUtcNow().ToUnixTimeMilliseconds());
         State.AdvanceWriteFence();
+        State.NoteRemoved(ModelVersionState.AllUsers);
         return (Direct?.Clear() ?? 0) + (Failover?.Clear() ?? 0);
     }
 }

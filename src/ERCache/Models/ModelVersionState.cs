@@ -29,6 +29,9 @@ internal sealed class ModelVersionState : IInferenceResultSink
     private ModelVersionState? _next; // a rollout's next version, warmed on this version's spare slots
     private RolloutWarmer? _warmer;
 
+    // While a snapshot is restored: the users removed since it began (bounded by the removals of the load's few seconds).
+    private System.Collections.Concurrent.ConcurrentDictionary<long, bool>? _restoreRemovals;
+
     // Bumped by every removal, clear and pushed vector: a regional lookup that began before one must not leave the
     // older value it read in the local tiers (it checks after writing, and takes the value out again).
     private int _writeFence;
@@ -111,6 +114,23 @@ internal sealed class ModelVersionState : IInferenceResultSink
 
         return previous;
     }
+
+    /// <summary>Starts tracking removals and clears for a snapshot being restored into this version's tiers: the restore
+    /// asks <see cref="IsRemovedSinceRestoreBegan"/> under each tier's write lock before it writes an entry.</summary>
+    public void BeginRestore() => Volatile.Write(ref _restoreRemovals, new System.Collections.Concurrent.ConcurrentDictionary<long, bool>());
+
+    /// <summary>The restore is over: removals are no longer tracked.</summary>
+    public void EndRestore() => Volatile.Write(ref _restoreRemovals, null);
+
+    /// <summary>Whether <paramref name="userId"/> was removed, or the model cleared, since <see cref="BeginRestore"/>.</summary>
+    public bool IsRemovedSinceRestoreBegan(long userId) =>
+        Volatile.Read(ref _restoreRemovals) is { } removed && (removed.ContainsKey(userId) || removed.ContainsKey(AllUsers));
+
+    /// <summary>Called by a removal before it touches the local tiers (a clear passes <see cref="AllUsers"/>).</summary>
+    public void NoteRemoved(long userId) => Volatile.Read(ref _restoreRemovals)?.TryAdd(userId, true);
+
+    /// <summary>The key a clear records: every user.</summary>
+    public const long AllUsers = long.MinValue;
 
     /// <summary>Whether the registry has let go of this state (a newer version or the model's removal).</summary>
     public bool IsRetired => _leases.IsClosed;

@@ -59,7 +59,7 @@ internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
     }
 
     /// <inheritdoc />
-    public PendingInference[] Take()
+    public PendingInference[] Take(int maxUsers)
     {
         var policy = _current.Current.Policy;
         if (policy.RolloutStart is { } start && _time.GetUtcNow() < start)
@@ -68,7 +68,8 @@ internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
         }
 
         var next = _next.Current;
-        var taken = new List<PendingInference>(policy.RolloutBatchSize);
+        int batch = Math.Min(maxUsers, policy.RolloutBatchSize);
+        var taken = new List<PendingInference>(batch);
         lock (_lock)
         {
             long now = next.TtlNow;
@@ -82,7 +83,7 @@ internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
                 Pass(now);
             }
 
-            while (taken.Count < policy.RolloutBatchSize && _cursor < _candidates.Length)
+            while (taken.Count < batch && _cursor < _candidates.Length)
             {
                 long user = _candidates[_cursor++];
                 if (next.Direct?.TryGetWrittenAt(user, now, next.DirectTtl / 2, out _) == true)

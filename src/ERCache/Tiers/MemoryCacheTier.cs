@@ -141,6 +141,20 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         }
     }
 
+    public override bool TryRestore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool> removed)
+    {
+        lock (_writeLock)
+        {
+            if (removed(userId) || (TryGet(new EntryKey(Model, _version, userId), out var value) && value is StoredRow row && row.WrittenAt >= writtenAt))
+            {
+                return false;
+            }
+
+            Write(userId, vector, writtenAt, ttl); // the lock is re-entrant
+            return true;
+        }
+    }
+
     public override bool Remove(long userId)
     {
         var key = new EntryKey(Model, _version, userId);

@@ -205,6 +205,21 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
+    public override bool TryRestore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool> removed)
+    {
+        lock (_sync)
+        {
+            int slot = _index.Find(userId);
+            if (removed(userId) || (slot >= 0 && Page(slot).WrittenAt(slot & _pageMask) >= writtenAt))
+            {
+                return false;
+            }
+
+            Write(userId, vector, writtenAt, ttl); // the lock is re-entrant
+            return true;
+        }
+    }
+
     public override bool Remove(long userId)
     {
         lock (_sync)

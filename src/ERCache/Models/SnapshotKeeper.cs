@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using System.Text;
+using ERCache.Internal;
+using ERCache.Storage;
+using ERCache.Tiers;
+using ERCache.Tiers.Snapshots;
+using Microsoft.Extensions.Logging;
+
+namespace ERCache.Models;
+
+/// <summary>
+/// The warm restart (DESIGN §2 rule 10): loads each model version's tier snapshots in the background at start-up and
+/// writes them at a graceful stop and every <c>Snapshots:Interval</c>. One file per model and tier; the file names
+/// the model, version, dimensions and format it was taken for, and a file for anything else is skipped with a log line.
+/// </summary>
+/// <remarks>
+/// The load never blocks a request: requests are served from whatever is in the tiers while it runs. An entry is
+/// restored only when the tier holds nothing newer for the user and the user was not removed since the load began
+/// (both checked under the tier's write lock, see <see cref="EmbeddingTier.TryRestore"/>).
+/// </remarks>
+internal sealed class SnapshotKeeper : IDisposable
+{
+    /// <summary>A restored entry stamped further in the future than this (clocks of two processes disagree) is skipped.</summary>
+    private static readonly TimeSpan FutureTolerance = TimeSpan.FromMinutes(1);
+
+    private readonly SnapshotOptions _options;
+    private readonly ModelRegistry _registry;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _writing = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ITimer? _timer;
+
+    public SnapshotKeeper(SnapshotOptions options, ModelRegistry registry, TimeProvider time, ILogger logger)
+    {
+        _options = options;
+        _registry = registry;
+        _time = time;
+        _logger = logger;
+
+        // Removals are tracked from now, before any request can run; the load then starts in the background.
+        var states = registry.States.ToArray();
+        foreach (var state in states)
+        {
+            state.BeginRestore();
+        }
+
+        Loaded = Task.Run(() => LoadAll(states));
+        if (options.Interval is { } interval)
+        {
+            _timer = time.CreateTimer(static s => _ = ((SnapshotKeeper)s!).WriteAllAsync(skipIfBusy: true), this, interval, interval);
+        }
+    }
+
+    /// <summary>Completes when the start-up load has finished, timed out or failed (never faults).</summary>
+    public Task Loaded { get; }
+
+    /// <summary>The directory's file for one tier of a model: the name made safe for any file system.</summary>
+    public static string PathOf(string directory, string model, TierKind tier)
+    {
+        var name = new StringBuilder();
+        foreach (char c in model.ToLowerInvariant())
+        {
+            name.Append(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : $"%{(int)c:X4}");
+        }
+
+        return Path.Combine(directory, $"{name}.{tier.ToString().ToLowerInvariant()}.ercache-snapshot");
+    }
+
+    /// <summary>Writes every model's tiers now; one writer at a time, each bounded by <c>Snapshots:WriteTimeout</c>.
+    /// With <paramref name="skipIfBusy"/> (the periodic timer) a write under way is enough; otherwise this waits for it
+    /// and writes again. Never throws: a failure is logged and the previous snapshot kept.</summary>
+    public async Task WriteAllAsync(bool skipIfBusy = false)
+    {
+        if (!await _writing.WaitAsync(skipIfBusy ? 0 : Timeout.Infinite).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.WriteTimeout, _time);
+            await Task.Run(() => WriteAll(timeout.Token)).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writing.Release();
+        }
+    }
+
+    /// <summary>The graceful stop: ends the load (what is loaded stays), stops the timer, and writes the snapshots,
+    /// waiting for a periodic write under way first.</summary>
+    public async Task StopAsync()
+    {
+        _timer?.Dispose();
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await Loaded.ConfigureAwait(false);
+        await WriteAllAsync().ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        _timer?.Dispose();
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
+
+    private void LoadAll(ModelVersionState[] states)
+    {
+        using var timeout = new CancellationTokenSource(_options.LoadTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
+        try
+        {
+            foreach (var state in states)
+            {
+                var runtime = state.Current;
+                foreach (var (tier, ttl) in new[] { (runtime.Direct, runtime.DirectTtl), (runtime.Failover, runtime.FailoverTtl) })
+                {
+                    if (tier is not null && !state.IsRetired)
+                    {
+                        LoadTier(state, runtime, tier, ttl, linked.Token);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            Log.SnapshotLoadTimedOut(_logger, _options.LoadTimeout);
+        }
+        catch (OperationCanceledException)
+        {
+            // The cache is stopping: what is loaded stays.
+        }
+        finally
+        {
+            foreach (var state in states)
+            {
+                state.EndRestore();
+            }
+        }
+    }
+
+    private void LoadTier(ModelVersionState state, ModelRuntime runtime, EmbeddingTier tier, long ttl, CancellationToken cancellationToken)
+    {
+        string path = PathOf(_options.Directory!, state.Name, tier.Policy.Kind);
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        var policy = runtime.Policy;
+        var identity = new SnapshotIdentity(policy.Name, policy.Version, policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
+        long nowUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        long ttlNow = runtime.TtlNow;
+        long frequency = _time.TimestampFrequency;
+        long futureMs = (long)FutureTolerance.TotalMilliseconds;
+        var vector = new float[policy.Dimensions];
+        long loaded = 0, expired = 0, kept = 0;
+        long started = Stopwatch.GetTimestamp();
+        try
+        {
+            string? refused = TierSnapshotFile.Load(
+                path,
+                identity,
+                (user, writtenAtUnixMs, row) =>
+                {
+                    long ageMs = nowUnixMs - writtenAtUnixMs;
+                    long ageTicks = (long)((Int128)Math.Max(0, ageMs) * frequency / 1000);
+                    if (ageMs < -futureMs || ageTicks >= ttl)
+                    {
+                        expired++;
+                        return;
+                    }
+
+                    StorageFormats.Decode(identity.Format, row, vector);
+                    if (tier.TryRestore(user, vector, ttlNow - ageTicks, ttl, state.IsRemovedSinceRestoreBegan))
+                    {
+                        loaded++;
+                    }
+                    else
+                    {
+                        kept++;
+                    }
+                },
+                cancellationToken);
+            if (refused is not null)
+            {
+                Log.SnapshotRejected(_logger, path, tier.Policy.Kind, state.Name, refused);
+                return;
+            }
+
+            double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            Log.SnapshotLoaded(_logger, tier.Policy.Kind, state.Name, state.Version, path, loaded, expired, kept, elapsedMs);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.SnapshotFailed(_logger, "read", path, ex);
+        }
+    }
+
+    private void WriteAll(CancellationToken cancellationToken)
+    {
+        try
+        {
+            Directory.CreateDirectory(_options.Directory!);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.SnapshotFailed(_logger, "create the directory of", _options.Directory!, ex);
+            return;
+        }
+
+        foreach (var state in _registry.States)
+        {
+            var runtime = state.Current;
+            foreach (var tier in new[] { runtime.Direct, runtime.Failover })
+            {
+                if (tier is null)
+                {
+                    continue;
+                }
+
+                string path = PathOf(_options.Directory!, state.Name, tier.Policy.Kind);
+                var identity = new SnapshotIdentity(state.Name, state.Version, runtime.Policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
+                long nowUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+                long ttlNow = runtime.TtlNow;
+                long frequency = _time.TimestampFrequency;
+                long started = Stopwatch.GetTimestamp();
+                try
+                {
+                    long entries = TierSnapshotFile.Write(
+                        tier, identity, path, nowUnixMs, writtenAt => nowUnixMs - (long)((Int128)(ttlNow - writtenAt) * 1000 / frequency), cancellationToken);
+                    double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                    long bytes = new FileInfo(path).Length;
+                    Log.SnapshotWritten(_logger, tier.Policy.Kind, state.Name, state.Version, path, entries, bytes, elapsedMs);
+                }
+                catch (OperationCanceledException)
+                {
+                    Log.SnapshotWriteTimedOut(_logger, path, _options.WriteTimeout);
+                    return;
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    Log.SnapshotFailed(_logger, "write", path, ex);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+using ERCache.Inference;
+using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+
+namespace ERCache.Tests;
+
+/// <summary>
+/// DESIGN §2 rule 10, the warm restart: a cache disposed with <c>Snapshots</c> writes its tiers, and the next one loads
+/// the entries of the same model, version, dimensions and format with their original wall-clock ages, skipping what
+/// expired; a damaged or foreign snapshot is skipped with a log line and never served.
+/// </summary>
+public sealed class SnapshotTests : IDisposable
+{
+    private const string Model = "ctr";
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"ercache-snapshots-{Guid.NewGuid():N}");
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    public static TheoryData<StorageFormat, EvictionStrategy> Layouts()
+    {
+        var data = new TheoryData<StorageFormat, EvictionStrategy>();
+        foreach (var format in Enum.GetValues<StorageFormat>())
+        {
+            foreach (var eviction in Enum.GetValues<EvictionStrategy>())
+            {
+                data.Add(format, eviction);
+            }
+        }
+
+        return data;
+    }
+
+    private ERCacheOptions Options(StorageFormat format = StorageFormat.Float32, EvictionStrategy eviction = EvictionStrategy.Lru, string version = "v1", int dimensions = 8)
+    {
+        var model = CacheFixture.DefaultModel(dimensions);
+        model.Version = version;
+        model.Direct.Ttl = TimeSpan.FromMinutes(10);
+        model.Direct.Format = format;
+        model.Direct.Eviction = eviction;
+        model.Failover.Format = format;
+        model.Failover.Eviction = eviction;
+        return new ERCacheOptions { Models = { [Model] = model }, Snapshots = { Directory = _directory } };
+    }
+
+    private static EmbeddingCache Start(ERCacheOptions options, FakeTimeProvider clock, TestTower tower, ILogger? logger = null)
+    {
+        TestThread.LeaveSynchronizationContext();
+        return EmbeddingCache.Create(
+            options, new Dictionary<string, IEmbeddingInference> { [Model] = tower },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, Logger = logger });
+    }
+
+    /// <summary>Users 1..20 inferred at minute 0 and 21..40 at minute 8 (each twice: its vector as served), then the
+    /// process stops at minute 9 and writes its snapshots.</summary>
+    private static async Task<Dictionary<long, float[]>> RunFirstProcessAsync(ERCacheOptions options, FakeTimeProvider clock)
+    {
+        var served = new Dictionary<long, float[]>();
+        await using var cache = Start(options, clock, new TestTower { Generation = 1 });
+        int dims = options.Models[Model].Dimensions;
+        foreach (var (from, at) in new[] { (1, 0), (21, 8) })
+        {
+            clock.SetUtcNow(Epoch + TimeSpan.FromMinutes(at));
+            for (long user = from; user < from + 20; user++)
+            {
+                await cache.GetAsync(Model, user, new float[dims]);
+                var vector = new float[dims];
+                Assert.Equal(EmbeddingSource.Direct, (await cache.GetAsync(Model, user, vector)).Source); // as the tier returns it
+                served[user] = vector;
+            }
+        }
+
+        clock.SetUtcNow(Epoch + TimeSpan.FromMinutes(9));
+        return served;
+    }
+
+    private static readonly DateTimeOffset Epoch = new(2026, 12, 3, 12, 0, 0, TimeSpan.Zero);
+
+    [Theory]
+    [MemberData(nameof(Layouts))]
+    public async Task A_restart_serves_the_snapshot_with_original_ages_and_skips_what_expired(StorageFormat format, EvictionStrategy eviction)
+    {
+        var options = Options(format, eviction);
+        var served = await RunFirstProcessAsync(options, new FakeTimeProvider(Epoch));
+
+        // The next process starts at minute 12.
+        var clock = new FakeTimeProvider(Epoch + TimeSpan.FromMinutes(12));
+        var tower = new TestTower { Generation = 2 };
+        await using var cache = Start(options, clock, tower);
+        await cache.WhenReadyAsync();
+
+        Assert.Equal(40, cache.GetEntryCount(Model, TierKind.Failover));
+        Assert.Equal(20, cache.GetEntryCount(Model, TierKind.Direct)); // users 1..20 were 12 min old: past the 10-min direct TTL
+        int dims = options.Models[Model].Dimensions;
+        for (long user = 21; user <= 40; user++)
+        {
+            var vector = new float[dims];
+            var result = await cache.GetAsync(Model, user, vector);
+            Assert.Equal((EmbeddingSource.Direct, TimeSpan.FromMinutes(4)), (result.Source, result.Age));
+            Assert.Equal(served[user], vector);
+        }
+
+        var old = await cache.GetAsync(Model, 1, new float[dims]); // expired in the direct tier: inferred again
+        Assert.Equal(EmbeddingSource.Fresh, old.Source);
+        Assert.Equal([1L], tower.Calls.Single());
+    }
+
+    [Fact]
+    public async Task The_failover_tier_keeps_its_restored_vectors_for_the_failure_path()
+    {
+        var options = Options();
+        var served = await RunFirstProcessAsync(options, new FakeTimeProvider(Epoch));
+        var clock = new FakeTimeProvider(Epoch + TimeSpan.FromMinutes(30));
+        var tower = new TestTower { PerUser = (_, _, _, _) => throw new InvalidOperationException("the tower is down") };
+        await using var cache = Start(options, clock, tower);
+        await cache.WhenReadyAsync();
+
+        var vector = new float[8];
+        var result = await cache.GetAsync(Model, 5, vector);
+        Assert.Equal((EmbeddingSource.Failover, TimeSpan.FromMinutes(30)), (result.Source, result.Age));
+        Assert.Equal(served[5], vector);
+    }
+
+    public static TheoryData<string> Damages => ["truncated", "truncated header", "corrupt byte", "foreign file", "older format version", "other model version", "other dimensions", "empty file"];
+
+    [Theory]
+    [MemberData(nameof(Damages))]
+    public async Task A_damaged_or_foreign_snapshot_is_skipped_with_a_log_line_and_never_served(string damage)
+    {
+        await RunFirstProcessAsync(Options(), new FakeTimeProvider(Epoch));
+        string path = Directory.GetFiles(_directory, "*.direct.*").Single();
+        var bytes = File.ReadAllBytes(path);
+        var options = Options();
+        string expected;
+        switch (damage)
+        {
+            case "truncated":
+                File.WriteAllBytes(path, bytes[..(bytes.Length - 100)]);
+                expected = "truncated";
+                break;
+            case "truncated header":
+                File.WriteAllBytes(path, bytes[..20]);
+                expected = "truncated";
+                break;
+            case "corrupt byte":
+                bytes[bytes.Length / 2] ^= 0x40;
+                File.WriteAllBytes(path, bytes);
+                expected = "corrupt: the checksum does not match";
+                break;
+            case "foreign file":
+                File.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(new string('x', bytes.Length)));
+                expected = "foreign";
+                break;
+            case "older format version":
+                bytes[8] = 0;
+                bytes[9] = 0;
+                File.WriteAllBytes(path, bytes);
+                expected = "format version 0";
+                break;
+            case "other model version":
+                options = Options(version: "v2");
+                expected = "taken for model 'ctr' version 'v1'";
+                break;
+            case "other dimensions":
+                options = Options(dimensions: 4);
+                expected = "8 dimensions";
+                break;
+            default:
+                File.WriteAllBytes(path, []);
+                expected = "truncated";
+                break;
+        }
+
+        var logs = new FakeLogCollector();
+        var clock = new FakeTimeProvider(Epoch + TimeSpan.FromMinutes(9));
+        await using var cache = Start(options, clock, new TestTower { Generation = 2 }, new FakeLogger<EmbeddingCache>(logs));
+        await cache.WhenReadyAsync();
+
+        Assert.Equal(0, cache.GetEntryCount(Model, TierKind.Direct));
+        var skipped = Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 30 && r.Message.Contains(".direct."));
+        Assert.Contains(expected, skipped.Message);
+        Assert.Equal(LogLevel.Warning, skipped.Level);
+        var vector = new float[options.Models[Model].Dimensions];
+        var result = await cache.GetAsync(Model, 25, vector);
+        Assert.NotEqual(EmbeddingSource.Direct, result.Source);
+        Assert.Equal(2, TestTower.GenerationOf(vector)); // inferred by this process, nothing of the damaged file
+    }
+
+    [Fact]
+    public void A_restored_entry_never_replaces_a_newer_one_or_a_removed_user()
+    {
+        var model = CacheFixture.DefaultModel(4);
+        var policy = ModelPolicy.From(Model, model);
+        using var metrics = new Diagnostics.ERCacheMetrics(null);
+        var tier = Tiers.TierFactory.Create(policy, policy.Direct, metrics)!;
+        float[] newer = [1, 2, 3, 4], older = [5, 6, 7, 8];
+        tier.Write(1, newer, writtenAt: 100);
+
+        Assert.False(tier.TryRestore(1, older, writtenAt: 50, long.MaxValue, _ => false));
+        Assert.False(tier.TryRestore(2, older, writtenAt: 50, long.MaxValue, user => user == 2));
+        Assert.True(tier.TryRestore(3, older, writtenAt: 50, long.MaxValue, _ => false));
+        Assert.True(tier.TryRestore(1, older, writtenAt: 150, long.MaxValue, _ => false)); // the snapshot's is newer here
+
+        var read = new float[4];
+        Assert.True(tier.TryRead(3, 60, long.MaxValue, read, out long at));
+        Assert.Equal(older, read);
+        Assert.Equal(50L, at);
+        Assert.False(tier.TryRead(2, 60, long.MaxValue, read, out _));
+    }
+
+    [Fact]
+    public async Task A_removal_while_the_snapshot_loads_is_not_undone_by_the_load()
+    {
+        // The load runs in the background; a removal recorded before it writes the user wins, whatever the interleaving.
+        var served = await RunFirstProcessAsync(Options(), new FakeTimeProvider(Epoch));
+        var clock = new FakeTimeProvider(Epoch + TimeSpan.FromMinutes(9));
+        await using var cache = Start(Options(), clock, new TestTower { Generation = 2 });
+        await cache.RemoveAsync(30);
+        await cache.WhenReadyAsync();
+
+        var vector = new float[8];
+        var result = await cache.GetAsync(Model, 30, vector);
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        Assert.NotEqual(served[30], vector);
+        Assert.Equal(EmbeddingSource.Direct, (await cache.GetAsync(Model, 31, vector)).Source);
+    }
+
+    [Fact]
+    public async Task A_cache_without_snapshots_is_ready_at_once_and_writing_is_a_no_op()
+    {
+        var options = Options();
+        options.Snapshots.Directory = null;
+        await using var cache = Start(options, new FakeTimeProvider(Epoch), new TestTower());
+        Assert.True(cache.WhenReadyAsync().IsCompletedSuccessfully);
+        await cache.WriteSnapshotsAsync();
+        Assert.False(Directory.Exists(_directory));
+    }
+
+    [Theory]
+    [InlineData("Interval", "ERCache:Snapshots:Interval must be between 00:01:00 and 1.00:00:00 (got 00:00:05)")]
+    [InlineData("LoadTimeout", "ERCache:Snapshots:LoadTimeout must be positive and at most 00:10:00 (got 00:00:00)")]
+    [InlineData("Directory", "ERCache:Snapshots:Directory must be a directory path (got ' ')")]
+    public void Bad_snapshot_settings_fail_with_their_path(string setting, string message)
+    {
+        var options = Options();
+        switch (setting)
+        {
+            case "Interval": options.Snapshots.Interval = TimeSpan.FromSeconds(5); break;
+            case "LoadTimeout": options.Snapshots.LoadTimeout = TimeSpan.Zero; break;
+            default: options.Snapshots.Directory = " "; break;
+        }
+
+        var error = Assert.ThrowsAny<Exception>(() => Start(options, new FakeTimeProvider(), new TestTower()));
+        Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
+    public async Task Periodic_snapshots_follow_the_interval()
+    {
+        var options = Options();
+        options.Snapshots.Interval = TimeSpan.FromMinutes(5);
+        var clock = new FakeTimeProvider(Epoch);
+        await using var cache = Start(options, clock, new TestTower());
+        await cache.WhenReadyAsync();
+        await cache.GetAsync(Model, 1, new float[8]);
+        Assert.False(Directory.Exists(_directory));
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await cache.WriteSnapshotsAsync(); // waits for a write under way (the timer's), then writes again
+        Assert.Equal(2, Directory.GetFiles(_directory, "*.ercache-snapshot").Length);
+        Assert.Empty(Directory.GetFiles(_directory, "*.tmp"));
+    }
+}
