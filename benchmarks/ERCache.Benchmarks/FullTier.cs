@@ -3,15 +3,16 @@ using ERCache.Tiers;
 
 namespace ERCache.Benchmarks;
 
-/// <summary>Builds a direct tier filled with users 0..entries-1, all holding <c>vector</c>, for the write-path and memory figures.</summary>
+/// <summary>Builds a direct tier filled with users 0..entries-1, all holding <c>vector</c> (of <c>capacity</c> entries, by
+/// default <c>entries</c>), for the write-path, memory and snapshot figures.</summary>
 internal static class FullTier
 {
-    public static EmbeddingTier Create(int entries, string eviction, string format, float[] vector, ERCacheMetrics metrics)
+    public static EmbeddingTier Create(int entries, string eviction, string format, float[] vector, ERCacheMetrics metrics, int? capacity = null)
     {
         var options = new ModelOptions
         {
             Dimensions = vector.Length,
-            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = entries, Eviction = Enum.Parse<EvictionStrategy>(eviction), Format = Enum.Parse<StorageFormat>(format) },
+            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = capacity ?? entries, Eviction = Enum.Parse<EvictionStrategy>(eviction), Format = Enum.Parse<StorageFormat>(format) },
             Failover = new TierOptions { Enabled = false },
         };
         var policy = ModelPolicy.From("m", options);

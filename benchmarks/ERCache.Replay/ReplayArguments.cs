@@ -61,6 +61,8 @@ internal sealed class ReplayArguments
     private static readonly Option<TimeSpan?> CallCostOption = new("--call-cost") { Description = "The fixed time of every tower call (0: none) [default: 2ms]", CustomParser = r => r.Tokens.Single().Value.Trim() == "0" ? TimeSpan.Zero : ParseDuration(r) };
     private static readonly Option<TimeSpan?> WarmAheadOption = new("--warm-ahead") { Description = "Each version event first names its next version as Rollout:NextVersion this long before the switch, so the next version is warmed on spare capacity", CustomParser = r => ParseDuration(r) };
     private static readonly Option<int?> WarmConcurrencyOption = new("--warm-concurrency") { Description = "Rollout:MaxConcurrency: warming calls a host runs at once [default: the library's, half of Inference:MaxConcurrency]", CustomParser = r => Integer(r, 1) };
+    private static readonly Option<TimeSpan?> SwitchOverOption = new("--switch-over") { Description = "Each version event switches users to the next version gradually, by a hash of their id, over this long from the event (Rollout:SwitchAt, SwitchOver); Version changes at its end", CustomParser = r => ParseDuration(r) };
+    private static readonly Option<bool> SnapshotsOption = new("--snapshots") { Description = "Hosts keep local snapshots of their tiers (ERCache:Snapshots): a restarted host loads what it wrote when it stopped" };
     private static readonly Option<TimeSpan> WindowOption = new("--window") { Description = "Width of the time series' windows, in trace time", DefaultValueFactory = _ => ReplayTimeline.DefaultWindow, CustomParser = ParseDuration };
     private static readonly Option<string?> SeriesOption = new("--series") { Description = "Write the time series (per window and model) as CSV", HelpName = "FILE.csv" };
     private static readonly Option<string?> ChartOption = new("--chart") { Description = "Draw the timeline (inference rate, fallback share, events marked) as SVG", HelpName = "FILE.svg" };
@@ -116,6 +118,8 @@ internal sealed class ReplayArguments
         Window = p.GetValue(WindowOption);
         WarmAhead = p.GetValue(WarmAheadOption);
         WarmConcurrency = p.GetValue(WarmConcurrencyOption);
+        Snapshots = p.GetValue(SnapshotsOption);
+        SwitchOver = p.GetValue(SwitchOverOption);
         SeriesPath = p.GetValue(SeriesOption);
         ChartPath = p.GetValue(ChartOption);
     }
@@ -145,12 +149,18 @@ internal sealed class ReplayArguments
     /// <summary>Rollout:MaxConcurrency for the warming, or null for the library's default.</summary>
     public int? WarmConcurrency { get; }
 
+    /// <summary>How long a version event's gradual switch takes, or null for none.</summary>
+    public TimeSpan? SwitchOver { get; }
+
+    /// <summary>Whether hosts keep local snapshots for a warm restart.</summary>
+    public bool Snapshots { get; }
+
     public string? SeriesPath { get; }
 
     public string? ChartPath { get; }
 
     /// <summary>Whether anything of the timeline was asked for on the command line.</summary>
-    public bool TimelineGiven => Events.Count > 0 || WarmAhead is not null || Provision is not null || TowerThroughput is not null || UserCost is not null || SeriesPath is not null || ChartPath is not null;
+    public bool TimelineGiven => Events.Count > 0 || WarmAhead is not null || SwitchOver is not null || Snapshots || Provision is not null || TowerThroughput is not null || UserCost is not null || SeriesPath is not null || ChartPath is not null;
 
     /// <summary>The expected drift per hour of the replay's moving embeddings, or null when vectors do not drift.</summary>
     public double? Drift { get; }
@@ -238,7 +248,7 @@ internal sealed class ReplayArguments
                      CapacityOption, EvictionOption, FailoverEvictionOption, FormatOption, JsonOption, SweepTtlOption, SweepCapacityOption,
                      SvgOption, HostsOption, RoutingOption, ThreadsOption, WarmupOption, RegionalOption, DriftOption, RefreshAheadOption,
                      RecommendTtlOption, MaxDriftOption, MaxConcurrencyOption, MaxBatchOption, TimeoutOption, EventOption, ProvisionOption, ThroughputOption, UserCostOption,
-                     CallCostOption, WarmAheadOption, WarmConcurrencyOption, WindowOption, SeriesOption, ChartOption,
+                     CallCostOption, WarmAheadOption, WarmConcurrencyOption, SwitchOverOption, SnapshotsOption, WindowOption, SeriesOption, ChartOption,
                  })
         {
             command.Options.Add(option);

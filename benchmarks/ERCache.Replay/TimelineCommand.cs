@@ -10,7 +10,7 @@ namespace ERCache.Replay;
 /// <summary>
 /// The timeline of a replay — finite towers, events, the time series — from the command line and from a
 /// <c>--config</c> file's <c>Replay</c> section (<c>Events</c>: event strings; <c>Towers</c>: <c>Provision</c>,
-/// <c>Throughput</c>, <c>UserCost</c>, <c>CallCost</c>; <c>Window</c>; <c>WarmAhead</c>), and what the replay reports about it.
+/// <c>Throughput</c>, <c>UserCost</c>, <c>CallCost</c>; <c>Window</c>; <c>WarmAhead</c>; <c>SwitchOver</c>), and what the replay reports about it.
 /// </summary>
 internal static class TimelineCommand
 {
@@ -91,7 +91,12 @@ internal static class TimelineCommand
             throw new ArgumentException($"Event '{early.Text}' is at {ReplayCommand.Label(early.At)}, earlier than the warm-up of {ReplayCommand.Label(ahead)} before it can start.");
         }
 
-        return new ReplayTimeline { Towers = costs, Events = events, Window = window, WarmAhead = warmAhead, WarmConcurrency = a.WarmConcurrency };
+        if (a.Snapshots && store is not null)
+        {
+            throw new ArgumentException("--snapshots restarts hosts from local snapshots; give it without --regional (a restarted host with a regional store recovers from the store).");
+        }
+
+        return new ReplayTimeline { Towers = costs, Events = events, Window = window, WarmAhead = warmAhead, WarmConcurrency = a.WarmConcurrency, Snapshots = a.Snapshots, SwitchOver = a.SwitchOver ?? ConfigDuration(section, "SwitchOver") };
     }
 
     /// <summary>Whether the replay has anything of a timeline to report (then the JSON carries the time series).</summary>

@@ -12,6 +12,7 @@ public sealed partial class EmbeddingCache
     internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
+        runtime = runtime.RouteFor(userId);
         CheckOptions(options);
         if (destination.Length != runtime.Policy.Dimensions)
         {
@@ -32,6 +33,7 @@ public sealed partial class EmbeddingCache
     /// rather than forwarding to the overload above with <see cref="EmbeddingRequestOptions.Default"/>.</summary>
     internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, CancellationToken cancellationToken)
     {
+        runtime = runtime.RouteFor(userId); // a rollout's gradual switch; this one when none is configured
         if (destination.Length != runtime.Policy.Dimensions)
         {
             ThrowHelper.ThrowDestinationLength(nameof(destination), runtime.Policy, destination.Length, 1);
@@ -73,6 +75,17 @@ public sealed partial class EmbeddingCache
             return ValueTask.FromCanceled(cancellationToken);
         }
 
+        return runtime.IsSwitching
+            ? new ValueTask(GetManySwitchingAsync(runtime, userIds, destination, results, options, cancellationToken))
+            : GetManyOn(runtime, userIds, destination, results, options, cancellationToken);
+    }
+
+    /// <summary>The users of a request served by one runtime: direct hits here, the misses handed to the runtime.</summary>
+    private ValueTask GetManyOn(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options,
+        CancellationToken cancellationToken)
+    {
+        int dims = runtime.Policy.Dimensions;
         long now = runtime.TtlNow;
         var users = userIds.Span;
         var vectors = destination.Span;
@@ -99,6 +112,41 @@ public sealed partial class EmbeddingCache
         return misses is null
             ? default
             : new ValueTask(ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, options, cancellationToken));
+    }
+
+    /// <summary>A request during a rollout's gradual switch: the users the switch has reached are served by the next
+    /// version, the others by the current one, each part as its own request (a transition's path, so it may allocate).</summary>
+    private async Task GetManySwitchingAsync(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options,
+        CancellationToken cancellationToken)
+    {
+        int dims = runtime.Policy.Dimensions;
+        var byRuntime = new Dictionary<ModelRuntime, List<int>>(2);
+        for (int i = 0; i < userIds.Length; i++)
+        {
+            var serving = runtime.RouteFor(userIds.Span[i]);
+            if (!byRuntime.TryGetValue(serving, out var positions))
+            {
+                byRuntime[serving] = positions = [];
+            }
+
+            positions.Add(i);
+        }
+
+        var parts = byRuntime.Select(async part =>
+        {
+            var positions = part.Value;
+            var users = positions.Select(p => userIds.Span[p]).ToArray();
+            var vectors = new float[users.Length * dims];
+            var partResults = new EmbeddingResult[users.Length];
+            await GetManyOn(part.Key, users, vectors, partResults, options, cancellationToken).ConfigureAwait(false);
+            for (int j = 0; j < positions.Count; j++)
+            {
+                vectors.AsSpan(j * dims, dims).CopyTo(destination.Span.Slice(positions[j] * dims, dims));
+                results.Span[positions[j]] = partResults[j];
+            }
+        }).ToArray();
+        await Task.WhenAll(parts).ConfigureAwait(false);
     }
 
     private static void CheckOptions(EmbeddingRequestOptions options)

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using ERCache.Inference;
+using ERCache.Models;
 using ERCache.Regional;
 using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
@@ -284,4 +285,101 @@ public sealed class RolloutTests
     }
 
     private static string RegionalValueField(string version) => RegionalValue.Field(Model, version);
+}
+
+/// <summary>A rollout's gradual switch: users move to the next version in the order of a hash of their id, evenly over
+/// <c>SwitchOver</c>, on one set of delegate slots.</summary>
+public sealed class GradualSwitchTests
+{
+    private const string Model = "ctr";
+    private static readonly DateTimeOffset Start = new(2026, 12, 3, 12, 0, 0, TimeSpan.Zero);
+
+    private static ERCacheOptions Options(Action<ModelOptions>? configure = null)
+    {
+        var model = CacheFixture.DefaultModel(4);
+        model.Version = "v1";
+        model.Inference.MaxConcurrency = 2;
+        model.Inference.MaxBatchSize = 1;
+        model.Rollout = new RolloutOptions { NextVersion = "v2", SwitchAt = Start + TimeSpan.FromMinutes(1), SwitchOver = TimeSpan.FromMinutes(10) };
+        configure?.Invoke(model);
+        return new ERCacheOptions { Models = { [Model] = model } };
+    }
+
+    private sealed class VersionTower : IEmbeddingInference
+    {
+        public ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                TestTower.Fill(batch.GetRow(i).Span, batch.UserIds.Span[i], batch.Version == "v2" ? 2 : 1);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task Users_switch_by_hash_as_the_switch_advances_and_a_batch_gets_each_users_version()
+    {
+        var clock = new FakeTimeProvider(Start);
+        TestThread.LeaveSynchronizationContext();
+        await using var cache = EmbeddingCache.Create(
+            Options(), new Dictionary<string, IEmbeddingInference> { [Model] = new VersionTower() },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline });
+        long[] users = [.. Enumerable.Range(1, 200).Select(u => (long)u)];
+
+        foreach (var (minutes, share) in new[] { (0.0, 0.0), (1.0, 0.0), (6.0, 0.5), (11.0, 1.0), (20.0, 1.0) })
+        {
+            clock.SetUtcNow(Start + TimeSpan.FromMinutes(minutes));
+            var vectors = new float[users.Length * 4];
+            var results = new EmbeddingResult[users.Length];
+            await cache.GetManyAsync(Model, users, vectors, results);
+            for (int i = 0; i < users.Length; i++)
+            {
+                bool switched = ModelRuntime.SwitchPosition(users[i]) < share;
+                var row = vectors.AsSpan(i * 4, 4);
+                Assert.True(TestTower.BelongsTo(row, users[i]));
+                Assert.Equal(switched ? "v2" : "v1", results[i].ModelVersion);
+                Assert.Equal(switched ? 2 : 1, TestTower.GenerationOf(row)); // never the other version's vector
+
+                var single = new float[4];
+                Assert.Equal(switched ? "v2" : "v1", (await cache.GetAsync(Model, users[i], single)).ModelVersion);
+            }
+
+            int count = users.Count(u => ModelRuntime.SwitchPosition(u) < share);
+            Assert.InRange(count, (int)(share * 200) - 25, (int)(share * 200) + 25); // the hash spreads users evenly
+        }
+    }
+
+    [Fact]
+    public async Task Both_versions_share_the_models_delegate_slots_during_the_switch()
+    {
+        var clock = new FakeTimeProvider(Start + TimeSpan.FromMinutes(6)); // half the users switched
+        var dispatcher = new ManualInferenceDispatcher();
+        TestThread.LeaveSynchronizationContext();
+        await using var cache = EmbeddingCache.Create(
+            Options(), new Dictionary<string, IEmbeddingInference> { [Model] = new VersionTower() },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher });
+        var requests = Enumerable.Range(1, 40).Select(u => cache.GetAsync(Model, u, new float[4]).AsTask()).ToArray();
+        int most = 0;
+        while (dispatcher.Pending > 0)
+        {
+            most = Math.Max(most, dispatcher.Pending);
+            dispatcher.RunNext();
+        }
+
+        var results = await Task.WhenAll(requests);
+        Assert.Equal(2, most); // MaxConcurrency 2 for the model, not per version
+        Assert.Contains(results, r => r.ModelVersion == "v1");
+        Assert.Contains(results, r => r.ModelVersion == "v2");
+        Assert.All(results, r => Assert.Equal(EmbeddingSource.Fresh, r.Source));
+    }
+
+    [Fact]
+    public void SwitchOver_without_SwitchAt_is_refused_with_its_path()
+    {
+        var options = Options(m => m.Rollout.SwitchAt = null);
+        var error = Assert.ThrowsAny<Exception>(() => EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { [Model] = new VersionTower() }));
+        Assert.Contains("ERCache:Models:ctr:Rollout:SwitchOver spreads a gradual switch that starts at SwitchAt, which is not set", error.Message);
+    }
 }

@@ -48,23 +48,37 @@ internal static class ReportWriter
     };
 
     /// <summary>Per event: fallback share and peak inference rate (a multiple of the 30 minutes before) in the 1, 5
-    /// and 30 minutes after it, the time until the inference rate is back within 10 % of steady, and stale serves.</summary>
+    /// and 30 minutes after it, the time until the inference rate is back within 10 % of steady and until the direct-hit
+    /// share is back to 90 % of steady, and stale serves.</summary>
     public static string EventTable(ReplayResult result)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| Event | Fallback share: 30 min before | 1 min after | 5 min after | 30 min after | Peak inference rate (x steady): 1 / 5 / 30 min | Steady rate | Back within 10 % of steady | Served although deleted |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| Event | Fallback share: 30 min before | 1 min after | 5 min after | 30 min after | Peak inference rate (x steady): 1 / 5 / 30 min | Steady rate | Back within 10 % of steady | Direct hits back to 90 % of steady | Served although deleted |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var e in result.Events.SelectMany(e => e.Host is { } host ? [e, host] : new[] { e }))
         {
             string peaks = string.Join(" / ", e.After.Select(p => e.PeakMultiple(p) is { } m ? string.Create(CultureInfo.InvariantCulture, $"{m:F2}") : "-"));
             string recovery = e.Recovery is { } r ? Ms((long)r.TotalMilliseconds) : "never";
+            string directRecovery = e.DirectRecovery is { } d ? Ms((long)d.TotalMilliseconds) : "never";
             string stale = e.Event.Kind == ReplayEventKind.Delete ? string.Create(CultureInfo.InvariantCulture, $"{e.StaleServes:N0}") : "-";
             sb.AppendLine(string.Create(
                 CultureInfo.InvariantCulture,
-                $"| {e.Event.Label}{(e.Host is null && e.Event.Kind == ReplayEventKind.Restart ? $", host {e.Event.Host} alone" : "")} | {e.Before.FallbackShare:P2} | {e.After[0].FallbackShare:P2} | {e.After[1].FallbackShare:P2} | {e.After[2].FallbackShare:P2} | {peaks} | {e.SteadyRate:F1}/s | {recovery} | {stale} |"));
+                $"| {e.Event.Label}{(e.Host is null && e.Event.Kind == ReplayEventKind.Restart ? $", host {e.Event.Host} alone" : "")} | {e.Before.FallbackShare:P2} | {e.After[0].FallbackShare:P2} | {e.After[1].FallbackShare:P2} | {e.After[2].FallbackShare:P2} | {peaks} | {e.SteadyRate:F1}/s | {recovery} | {directRecovery} | {stale} |"));
         }
 
         return sb.ToString();
+    }
+
+    private static void WriteSeconds(Utf8JsonWriter json, string name, TimeSpan? value)
+    {
+        if (value is { } v)
+        {
+            json.WriteNumber(name, v.TotalSeconds);
+        }
+        else
+        {
+            json.WriteNull(name);
+        }
     }
 
     public static void Json(ReplayResult result, Stream output, bool withSeries = false)
@@ -132,15 +146,9 @@ internal static class ReportWriter
                 Period(json, $"after{EventSummary.AfterLengths[i].TotalMinutes}m", e, e.After[i]);
             }
 
-            if (e.Recovery is { } recovery)
-            {
-                json.WriteNumber("recoverySeconds", recovery.TotalSeconds);
-            }
-            else
-            {
-                json.WriteNull("recoverySeconds");
-            }
+            WriteSeconds(json, "recoverySeconds", e.Recovery);
 
+            WriteSeconds(json, "directRecoverySeconds", e.DirectRecovery);
             json.WriteNumber("servedAlthoughDeleted", e.StaleServes);
             if (e.Host is { } host)
             {
@@ -151,6 +159,8 @@ internal static class ReportWriter
                     Period(json, $"after{EventSummary.AfterLengths[i].TotalMinutes}m", host, host.After[i]);
                 }
 
+                WriteSeconds(json, "recoverySeconds", host.Recovery);
+                WriteSeconds(json, "directRecoverySeconds", host.DirectRecovery);
                 json.WriteEndObject();
             }
 

@@ -1,9 +1,12 @@
 namespace ERCache.Replay.Replay;
 
 /// <summary>Requests, fallbacks and inferences over a stretch of the timeline.</summary>
-internal sealed record PeriodFigures(TimeSpan Length, long Requests, long Fallbacks, long Inferences, double PeakInferenceRate)
+internal sealed record PeriodFigures(TimeSpan Length, long Requests, long Fallbacks, long Inferences, double PeakInferenceRate, long Direct = 0)
 {
     public double FallbackShare => Requests == 0 ? 0 : (double)Fallbacks / Requests;
+
+    /// <summary>Share of requests answered by a direct hit.</summary>
+    public double DirectShare => Requests == 0 ? 0 : (double)Direct / Requests;
 
     /// <summary>Inferences (request path and background) per second of trace time.</summary>
     public double InferenceRate => Length <= TimeSpan.Zero ? 0 : Inferences / Length.TotalSeconds;
@@ -12,11 +15,15 @@ internal sealed record PeriodFigures(TimeSpan Length, long Requests, long Fallba
 /// <summary>
 /// What an event did, from the windows of every model added together: the 30 minutes before it (its steady state)
 /// against the 1, 5 and 30 minutes after it; the peak inference rate of a window as a multiple of the steady rate; how
-/// long until the inference rate (a one-minute mean) is back within 10 % of steady; and, for a deletion, requests
-/// answered with a vector written before it.
+/// long until the inference rate (a one-minute mean) is back within 10 % of steady, and until the direct-hit share (of
+/// one window) is back to 90 % of steady; and, for a deletion, requests answered with a vector written before it.
 /// </summary>
 internal sealed record EventSummary(ReplayEvent Event, PeriodFigures Before, IReadOnlyList<PeriodFigures> After, TimeSpan? Recovery, long StaleServes)
 {
+    /// <summary>From the event to the end of the first window whose direct-hit share is at least 90 % of the steady
+    /// share (null when none is).</summary>
+    public TimeSpan? DirectRecovery { get; private init; }
+
     /// <summary>For a restart, the same figures for the restarted host alone (the fleet's dilute them by the hosts).</summary>
     public EventSummary? Host { get; private init; }
 
@@ -38,6 +45,7 @@ internal sealed record EventSummary(ReplayEvent Event, PeriodFigures Before, IRe
         return new EventSummary(e, before, after, RecoveryTime(series, at, before.InferenceRate), staleServes)
         {
             Host = hostSeries is null ? null : Of(e, hostSeries, staleServes),
+            DirectRecovery = DirectRecoveryTime(series, at, before.DirectShare),
         };
     }
 
@@ -46,7 +54,7 @@ internal sealed record EventSummary(ReplayEvent Event, PeriodFigures Before, IRe
     private static PeriodFigures Period(TimeSeries series, long fromMs, long toMs)
     {
         long w = series.WindowMs;
-        long requests = 0, fallbacks = 0, inferences = 0, windows = 0;
+        long requests = 0, fallbacks = 0, inferences = 0, windows = 0, direct = 0;
         double peak = 0;
         for (long i = (fromMs + w - 1) / w; (i * w) < toMs && i < series.Windows.Count; i++)
         {
@@ -54,11 +62,28 @@ internal sealed record EventSummary(ReplayEvent Event, PeriodFigures Before, IRe
             requests += window.Requests;
             fallbacks += window.Fallback;
             inferences += window.Inferences;
+            direct += window.Direct;
             peak = Math.Max(peak, window.Inferences * 1000.0 / w);
             windows++;
         }
 
-        return new PeriodFigures(TimeSpan.FromMilliseconds(windows * w), requests, fallbacks, inferences, peak);
+        return new PeriodFigures(TimeSpan.FromMilliseconds(windows * w), requests, fallbacks, inferences, peak, direct);
+    }
+
+    /// <summary>See <see cref="DirectRecovery"/>.</summary>
+    private static TimeSpan? DirectRecoveryTime(TimeSeries series, long atMs, double steadyShare)
+    {
+        long w = series.WindowMs;
+        for (int i = (int)((atMs + w - 1) / w); i < series.Windows.Count && steadyShare > 0; i++)
+        {
+            var window = series.Windows[i];
+            if (window.Requests > 0 && (double)window.Direct / window.Requests >= 0.9 * steadyShare)
+            {
+                return TimeSpan.FromMilliseconds(((i + 1) * w) - atMs);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>From the event to the end of the first minute after it whose mean inference rate is within 10 % of

@@ -19,6 +19,14 @@ internal sealed class ReplayTimeline
     /// spare capacity); null: the version changes cold.</summary>
     public TimeSpan? WarmAhead { get; init; }
 
+    /// <summary>Each host keeps snapshots of its tiers (<c>ERCache:Snapshots</c>) in a directory of its own: a restarted
+    /// host starts from what it wrote when it stopped.</summary>
+    public bool Snapshots { get; init; }
+
+    /// <summary>With a version event, users switch to the next version gradually from the event over this long
+    /// (<c>Rollout:SwitchAt</c>, <c>SwitchOver</c>), and <c>Version</c> changes at its end; null: all at once.</summary>
+    public TimeSpan? SwitchOver { get; init; }
+
     /// <summary><c>Rollout:MaxConcurrency</c> while warming; null for the library's default.</summary>
     public int? WarmConcurrency { get; init; }
 

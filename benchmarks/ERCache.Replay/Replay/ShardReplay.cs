@@ -25,7 +25,9 @@ internal sealed class ShardReplay : IDisposable
     private readonly HashSet<long> _usersNow = []; // users requested at the current timestamp, when hosts share a store
     private readonly Action _pump;
     private readonly TimeSpan? _warmAhead;
+    private readonly string? _snapshotRoot;
     private readonly int? _warmConcurrency;
+    private readonly TimeSpan? _switchOver;
     private readonly Func<string, IEmbeddingInference?>[] _resolve;
 
     public ShardReplay(
@@ -36,6 +38,7 @@ internal sealed class ShardReplay : IDisposable
         _names = names;
         _warmAhead = timeline.WarmAhead;
         _warmConcurrency = timeline.WarmConcurrency;
+        _switchOver = timeline.SwitchOver;
         _pump = _dispatcher.RunAll;
         _regional = regional is null ? null : new ReplayRegionalStore(regional);
         _reports = names.Select(_ => new ModelReport()).ToArray();
@@ -63,7 +66,9 @@ internal sealed class ShardReplay : IDisposable
             _resolve[h] = name => byName.GetValueOrDefault(name);
         }
 
-        _monitors = Enumerable.Range(0, hosts).Select(_ => new ReplayOptionsMonitor(options)).ToArray();
+        // With snapshots, each host keeps its own directory (a host's local disk), removed when the replay ends.
+        _snapshotRoot = timeline.Snapshots ? Path.Combine(Path.GetTempPath(), $"ercache-replay-snapshots-{Guid.NewGuid():N}") : null;
+        _monitors = Enumerable.Range(0, hosts).Select(h => new ReplayOptionsMonitor(WithSnapshots(options, h))).ToArray();
         _caches = Enumerable.Range(0, hosts).Select(StartHost).ToArray();
         _windows = new RequestWindow[hosts, names.Length];
         for (int h = 0; h < hosts; h++)
@@ -189,6 +194,24 @@ internal sealed class ShardReplay : IDisposable
         {
             cache.Dispose();
         }
+
+        if (_snapshotRoot is not null && Directory.Exists(_snapshotRoot))
+        {
+            Directory.Delete(_snapshotRoot, recursive: true);
+        }
+    }
+
+    /// <summary>The options of host <paramref name="host"/>: with snapshots, its own snapshot directory.</summary>
+    private ERCacheOptions WithSnapshots(ERCacheOptions options, int host)
+    {
+        if (_snapshotRoot is null)
+        {
+            return options;
+        }
+
+        var mine = Shards.Copy(options);
+        mine.Snapshots = new SnapshotOptions { Directory = Path.Combine(_snapshotRoot, $"host{host}") };
+        return mine;
     }
 
     private int Outstanding
@@ -221,12 +244,15 @@ internal sealed class ShardReplay : IDisposable
                 {
                     int host = h;
                     long switchAt = at + (e.Span.Ticks * h / hosts);
-                    if (_warmAhead is { } ahead)
+                    if (_warmAhead is not null || _switchOver is not null)
                     {
-                        _clock.Schedule(switchAt - ahead.Ticks, () => StartRollout(host, e.Model));
+                        // The rollout is named W before the switch (at it without warming); a gradual switch starts at
+                        // the event and the version changes once every user has switched.
+                        long ahead = (_warmAhead ?? TimeSpan.Zero).Ticks;
+                        _clock.Schedule(switchAt - ahead, () => StartRollout(host, e.Model, TimeSpan.FromTicks(ahead)));
                     }
 
-                    _clock.Schedule(switchAt, () => ChangeVersion(host, e.Model));
+                    _clock.Schedule(switchAt + (_switchOver ?? TimeSpan.Zero).Ticks, () => ChangeVersion(host, e.Model));
                 }
 
                 break;
@@ -279,8 +305,14 @@ internal sealed class ShardReplay : IDisposable
     });
 
     /// <summary>The host's configuration naming the next version as <c>Rollout:NextVersion</c>: it is warmed from now on.</summary>
-    private void StartRollout(int host, string? model) => Reload(host, model, options =>
-        options.Rollout = new RolloutOptions { NextVersion = NextVersion(options.Version), MaxConcurrency = _warmConcurrency });
+    private void StartRollout(int host, string? model, TimeSpan untilSwitch) => Reload(host, model, options =>
+        options.Rollout = new RolloutOptions
+        {
+            NextVersion = NextVersion(options.Version),
+            MaxConcurrency = _warmConcurrency,
+            SwitchAt = _switchOver is null ? null : _clock.GetUtcNow() + untilSwitch,
+            SwitchOver = _switchOver ?? TimeSpan.Zero,
+        });
 
     private static string NextVersion(string version) => $"{version}+1";
 
@@ -302,9 +334,23 @@ internal sealed class ShardReplay : IDisposable
     /// requests it had in flight are answered by the stopping cache (as errors, from failover or as fallbacks).</summary>
     private void Restart(int host)
     {
+        if (_snapshotRoot is not null)
+        {
+            // The graceful stop writes the snapshot; requests still in flight on the stopping host would delay the
+            // library's own write at release until the clock moves, so the replay writes it first, off this thread.
+            _caches[host].WriteSnapshotsAsync().GetAwaiter().GetResult();
+        }
+
         _caches[host].Dispose();
         _pump();
         _caches[host] = StartHost(host);
+        if (_snapshotRoot is not null)
+        {
+            // The load runs in the background in a real process; here it completes before trace time moves on (a few
+            // hundred milliseconds of a host's start-up: see docs/benchmarks.md for the load time).
+            _caches[host].WhenReadyAsync().GetAwaiter().GetResult();
+        }
+
         for (int m = 0; m < _names.Length; m++)
         {
             _windows[host, m].Cache = _caches[host];

@@ -79,10 +79,10 @@ internal static class Shards
         return replays;
     }
 
-    /// <summary>A deep copy of <paramref name="options"/> (model names still compared in any case).</summary>
+    /// <summary>A deep copy of <paramref name="options"/>' models (model names still compared in any case), sharing its regional and snapshot settings.</summary>
     public static ERCacheOptions Copy(ERCacheOptions options)
     {
-        var copy = new ERCacheOptions();
+        var copy = new ERCacheOptions { Regional = options.Regional, Snapshots = options.Snapshots }; // never changed by the replay
         foreach (var (name, model) in options.Models)
         {
             copy.Models[name] = JsonSerializer.Deserialize<ModelOptions>(JsonSerializer.SerializeToUtf8Bytes(model))!;

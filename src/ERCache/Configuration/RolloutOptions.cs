@@ -19,6 +19,20 @@ public sealed class RolloutOptions
     /// <summary>When warming starts (wall clock); default <see langword="null"/>: at once.</summary>
     public DateTimeOffset? Start { get; set; }
 
+    /// <summary>
+    /// When users start being served the next version, for services whose ranking model reads both versions (each result's
+    /// <see cref="EmbeddingResult.ModelVersion"/> says which one it is): from then on, users switch in the order of a hash
+    /// of their id, evenly over <see cref="SwitchOver"/>, so the misses of the switch are spread out instead of arriving at
+    /// once. A switched user is served from the next version's tiers and inference, never from the current version's.
+    /// Once every user has switched, set <c>Version</c> to <see cref="NextVersion"/> (its tiers are kept). Default
+    /// <see langword="null"/>: users switch only when <c>Version</c> changes.
+    /// </summary>
+    public DateTimeOffset? SwitchAt { get; set; }
+
+    /// <summary>How long the gradual switch from <see cref="SwitchAt"/> takes, at most one day. Default zero: every user
+    /// at <see cref="SwitchAt"/>.</summary>
+    public TimeSpan SwitchOver { get; set; }
+
     /// <summary>Most warming calls in flight at once, at most <c>Inference:MaxConcurrency</c>. Default: half of
     /// <c>Inference:MaxConcurrency</c>, at least one; the other slots stay free for requests.</summary>
     public int? MaxConcurrency { get; set; }

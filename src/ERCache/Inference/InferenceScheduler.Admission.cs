@@ -167,7 +167,7 @@ internal sealed partial class InferenceScheduler
 
     /// <summary>Whether the model has spare capacity: nothing queued and a free delegate slot. A racy hint for the hit
     /// path; <see cref="TrySubmitBackground"/> checks again under the lock.</summary>
-    public bool HasSpareCapacity => Volatile.Read(ref _inFlight) < Policy.MaxConcurrency && _queue.Count == 0;
+    public bool HasSpareCapacity => Gate.HasFree && _queue.Count == 0;
 
     /// <summary>
     /// Queues inference for no waiting caller (a refresh ahead or a drift sample), only while the model has spare
@@ -181,7 +181,7 @@ internal sealed partial class InferenceScheduler
         List<PendingInference[]>? more;
         lock (_lock)
         {
-            if (_disposed || _queue.Count > 0 || _inFlight >= Policy.MaxConcurrency || _pending.ContainsKey(userId))
+            if (_disposed || _queue.Count > 0 || !Gate.HasFree || _pending.ContainsKey(userId))
             {
                 return false;
             }
@@ -224,13 +224,13 @@ internal sealed partial class InferenceScheduler
     /// </summary>
     public void StartBackground()
     {
-        while (true)
+        while (!Gate.AnyQueued) // a miss of any version on the gate goes first
         {
             IBackgroundBatchSource? source;
             lock (_lock)
             {
                 source = _background;
-                if (source is null || _disposed || _queue.Count > 0 || _inFlight >= Policy.MaxConcurrency || _backgroundInFlight >= source.MaxConcurrency)
+                if (source is null || _disposed || _queue.Count > 0 || _backgroundInFlight >= source.MaxConcurrency || !Gate.TryTake())
                 {
                     return;
                 }
@@ -247,6 +247,7 @@ internal sealed partial class InferenceScheduler
                 {
                     _inFlight--;
                     _backgroundInFlight--;
+                    Gate.Release();
                     queued = _queue.Count > 0;
                     SignalIdle();
                 }

@@ -28,11 +28,12 @@ internal sealed partial class InferenceScheduler
         List<PendingInference[]>? more = null;
         var policy = Policy;
         long now = _time.GetTimestamp();
-        while (_inFlight < policy.MaxConcurrency && _queue.Count > 0 && !_disposed)
+        while (_queue.Count > 0 && !_disposed && Gate.TryTake())
         {
             if (!force && policy.BatchWindow > TimeSpan.Zero && _queue.Count < policy.MaxBatchSize)
             {
                 // Gather: the first waiting miss opens a window; a full batch or the window's end sends it.
+                Gate.Release();
                 _windowTimer ??= _time.CreateTimer(static s => ((InferenceScheduler)s!).OnWindowElapsed(), this, policy.BatchWindow, Timeout.InfiniteTimeSpan);
                 break;
             }
@@ -55,7 +56,11 @@ internal sealed partial class InferenceScheduler
             }
 
             CountShed(policy, shed);
-            if (count > 0)
+            if (count == 0)
+            {
+                Gate.Release(); // every user taken had been given up on: the slot was not used
+            }
+            else
             {
                 _inFlight++;
                 if (count < items.Length)
@@ -191,7 +196,6 @@ internal sealed partial class InferenceScheduler
 
             // Remove before completing: a caller arriving after this sees the tiers, not a finished pending. One
             // lock for the whole batch and the in-flight count.
-            bool queued;
             target?.ForgetPending(items);
             lock (_lock)
             {
@@ -210,13 +214,13 @@ internal sealed partial class InferenceScheduler
                 if (!abandoned)
                 {
                     _inFlight--; // an abandoned call keeps its slot until it returns (ReleaseAbandonedSlot)
+                    Gate.Release();
                 }
                 else
                 {
                     allSlotsAbandoned = ++_abandoned == policy.MaxConcurrency;
                 }
 
-                queued = _queue.Count > 0;
                 SignalIdle();
             }
 
@@ -231,34 +235,24 @@ internal sealed partial class InferenceScheduler
                 Log.AllSlotsAbandoned(_logger, policy.Name, policy.MaxConcurrency, policy.HardTimeout);
             }
 
-            // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed).
-            if (queued)
-            {
-                Dispatch();
-            }
-            else
-            {
-                StartBackground(); // a slot nobody waits for: warming may use it
-            }
+            // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed). The
+            // slot goes to the most urgent queued miss of any version on the gate, else to background work.
+            Gate.Offer();
         }
     }
 
     /// <summary>A call abandoned at its hard limit has returned: its concurrency slot is free.</summary>
     private void ReleaseAbandonedSlot()
     {
-        bool queued;
         lock (_lock)
         {
             _abandoned--;
             _inFlight--;
-            queued = _queue.Count > 0;
+            Gate.Release();
             SignalIdle();
         }
 
-        if (queued)
-        {
-            Dispatch();
-        }
+        Gate.Offer();
     }
 
     /// <summary>The spare batch when its buffers fit (a finished call's, kept to save renting three buffers per

@@ -44,11 +44,15 @@ internal sealed partial class InferenceScheduler : IDisposable
     private TaskCompletionSource? _idle; // under _lock: waiters of WhenIdleAsync
 
     /// <summary>A scheduler for one model version: <paramref name="inference"/> computes the rows, <paramref name="sink"/>
-    /// receives them, <paramref name="policy"/> is the first settings (see <see cref="Configure"/>).</summary>
+    /// receives them, <paramref name="policy"/> is the first settings (see <see cref="Configure"/>), and
+    /// <paramref name="gate"/> holds the model's slots when another version's scheduler shares them (null: slots of its
+    /// own).</summary>
     public InferenceScheduler(
         TimeProvider time, ERCacheMetrics metrics, ILogger logger, InferenceDispatcher dispatcher, IEmbeddingInference inference,
-        IInferenceResultSink sink, ModelPolicy policy)
+        IInferenceResultSink sink, ModelPolicy policy, SlotGate? gate = null)
     {
+        Gate = gate ?? new SlotGate();
+        Gate.Join(this);
         _time = time;
         _inference = inference;
         _sink = sink;
@@ -62,6 +66,9 @@ internal sealed partial class InferenceScheduler : IDisposable
             : RunBatchAsync((PendingInference[])state!, target: null);
         Configure(policy);
     }
+
+    /// <summary>The model's delegate slots, which this scheduler may share with another version's.</summary>
+    public SlotGate Gate { get; }
 
     /// <summary>Delegate calls in flight now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
@@ -134,6 +141,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     {
         _invoker.Configure(policy);
         Volatile.Write(ref _policy, policy);
+        Gate.Max = policy.MaxConcurrency;
     }
 
     /// <summary>
@@ -171,6 +179,38 @@ internal sealed partial class InferenceScheduler : IDisposable
 
         Interlocked.Exchange(ref _spareBatch, null)?.Release();
         _invoker.Dispose();
+        Gate.Leave(this);
+    }
+
+    /// <summary>The urgency of the most urgent queued user, or null when none is queued.</summary>
+    internal long? MostUrgentQueued
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queue.MostUrgent;
+            }
+        }
+    }
+
+    /// <summary>A slot may be free and this scheduler is the gate's only one: start queued work, else background work.</summary>
+    internal void OnSlotFreed()
+    {
+        bool queued;
+        lock (_lock)
+        {
+            queued = _queue.Count > 0;
+        }
+
+        if (queued)
+        {
+            Dispatch();
+        }
+        else
+        {
+            StartBackground();
+        }
     }
 
 }

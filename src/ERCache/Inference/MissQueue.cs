@@ -21,6 +21,9 @@ internal sealed class MissQueue
         _items.Add(item);
     }
 
+    /// <summary>The most urgent item's urgency, or null when the queue is empty.</summary>
+    public long? MostUrgent => _items.Min?.Urgency;
+
     /// <summary>Takes the most urgent item.</summary>
     public bool TryDequeue(out PendingInference item)
     {

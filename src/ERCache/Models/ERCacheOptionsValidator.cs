@@ -230,7 +230,7 @@ internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
 
         if (rollout.NextVersion is null)
         {
-            if (rollout.Start is not null || rollout.MaxConcurrency is not null || rollout.BatchSize is not null)
+            if (rollout.Start is not null || rollout.MaxConcurrency is not null || rollout.BatchSize is not null || rollout.SwitchAt is not null)
             {
                 errors.Add($"{r}:NextVersion must be set when other rollout settings are (got none); set it or remove the section.");
             }
@@ -250,6 +250,15 @@ internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
         if (rollout.MaxConcurrency is { } concurrency && (concurrency < 1 || concurrency > inference.MaxConcurrency))
         {
             errors.Add($"{r}:MaxConcurrency must be between 1 and Inference:MaxConcurrency ({inference.MaxConcurrency}) (got {concurrency}).");
+        }
+
+        if (rollout.SwitchOver < TimeSpan.Zero || rollout.SwitchOver > TimeSpan.FromDays(1))
+        {
+            errors.Add($"{r}:SwitchOver must be between 00:00:00 and 1.00:00:00 (got {Format(rollout.SwitchOver)}).");
+        }
+        else if (rollout.SwitchOver > TimeSpan.Zero && rollout.SwitchAt is null)
+        {
+            errors.Add($"{r}:SwitchOver spreads a gradual switch that starts at SwitchAt, which is not set (got SwitchOver {Format(rollout.SwitchOver)}).");
         }
 
         if (rollout.BatchSize is { } size && (size < 1 || size > inference.MaxBatchSize))

@@ -38,6 +38,8 @@ public sealed class ModelPolicy
             RolloutStart = rollout.Start;
             RolloutMaxConcurrency = rollout.MaxConcurrency ?? Math.Max(1, MaxConcurrency / 2);
             RolloutBatchSize = rollout.BatchSize ?? MaxBatchSize;
+            SwitchAt = rollout.SwitchAt;
+            SwitchOver = rollout.SwitchOver;
 
             // The next version's settings are this model's, under the next version's name (and with no rollout of its own).
             NextVersionPolicy = new ModelPolicy(name, new ModelOptions
@@ -62,6 +64,12 @@ public sealed class ModelPolicy
 
     /// <summary>When warming starts (wall clock), or null for at once.</summary>
     internal DateTimeOffset? RolloutStart { get; }
+
+    /// <summary>When users start switching to the next version, or null.</summary>
+    internal DateTimeOffset? SwitchAt { get; }
+
+    /// <summary>How long the gradual switch takes.</summary>
+    internal TimeSpan SwitchOver { get; }
 
     /// <summary>Most warming calls at once.</summary>
     internal int RolloutMaxConcurrency { get; }

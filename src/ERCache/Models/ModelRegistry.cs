@@ -59,8 +59,8 @@ internal sealed class ModelRegistry : IDisposable
     /// <summary>Every model version the registry holds: the current ones and the rollouts' next ones.</summary>
     public IEnumerable<ModelVersionState> AllVersions => States.SelectMany(s => s.Next is { } n ? new[] { s, n } : [s]);
 
-    private ModelVersionState NewState(ModelPolicy policy, IEmbeddingInference inference, ModelHealth health) =>
-        new(policy, inference, health, _time, _metrics, _logger, _dispatcher, _regional, _sampling);
+    private ModelVersionState NewState(ModelPolicy policy, IEmbeddingInference inference, ModelHealth health, SlotGate? gate = null) =>
+        new(policy, inference, health, _time, _metrics, _logger, _dispatcher, _regional, _sampling, gate);
 
     public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _states).Keys;
 
@@ -107,14 +107,14 @@ internal sealed class ModelRegistry : IDisposable
                     var health = previous?.Health ?? new ModelHealth();
                     var warmed = previous?.Next is { } n && n.Serves(policy) ? n : null;
                     bool isNew = (previous is null || !previous.Serves(policy)) && warmed is null;
-                    var state = isNew ? NewState(policy, inference, health) : warmed ?? previous!;
+                    var state = isNew ? NewState(policy, inference, health, previous?.Scheduler.Gate) : warmed ?? previous!;
                     prepared.Add((state, state.Prepare(policy), isNew));
 
                     ModelVersionState? nextVersion = null;
                     if (policy.NextVersionPolicy is { } nextPolicy)
                     {
                         var kept = state.Next is { } k && k.Serves(nextPolicy) ? k : null;
-                        nextVersion = kept ?? NewState(nextPolicy, inference, health);
+                        nextVersion = kept ?? NewState(nextPolicy, inference, health, state.Scheduler.Gate); // one tower: one set of slots
                         prepared.Add((nextVersion, nextVersion.Prepare(nextPolicy), kept is null));
                     }
 

@@ -38,7 +38,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
 
     public ModelVersionState(
         ModelPolicy policy, IEmbeddingInference inference, ModelHealth health, TimeProvider time, ERCacheMetrics metrics, ILogger logger,
-        InferenceDispatcher dispatcher, RegionalTier? regional, Random sampling)
+        InferenceDispatcher dispatcher, RegionalTier? regional, Random sampling, SlotGate? gate = null)
     {
         Sampling = sampling;
         Name = policy.Name;
@@ -50,7 +50,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
         _time = time;
         _metrics = metrics;
         _regional = regional;
-        Scheduler = new InferenceScheduler(time, metrics, logger, dispatcher, inference, this, policy);
+        Scheduler = new InferenceScheduler(time, metrics, logger, dispatcher, inference, this, policy, gate);
         InvalidRows = new InvalidRowLog(logger, time, policy.Name);
     }
 

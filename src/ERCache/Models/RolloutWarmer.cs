@@ -117,13 +117,14 @@ internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
         }
 
         long populationTtl = current.Failover is null ? current.DirectTtl : current.FailoverTtl;
+        double switched = current.SwitchedShare(); // users the gradual switch reached are served, and filled, by the next version
         long rewarmAge = next.DirectTtl / 2;
         var candidates = new List<(int Group, long WrittenAt, long User)>();
         int resident = 0, direct = 0, failover = 0;
         population.ForEachEntry(
             (user, writtenAt, _) =>
             {
-                if (!SlotPage.IsFresh(now, writtenAt, populationTtl))
+                if (!SlotPage.IsFresh(now, writtenAt, populationTtl) || (switched > 0 && ModelRuntime.SwitchPosition(user) < switched))
                 {
                     return;
                 }

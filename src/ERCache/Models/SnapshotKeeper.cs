@@ -150,53 +150,70 @@ internal sealed class SnapshotKeeper : IDisposable
 
         var policy = runtime.Policy;
         var identity = new SnapshotIdentity(policy.Name, policy.Version, policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
-        long nowUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        long ttlNow = runtime.TtlNow;
-        long frequency = _time.TimestampFrequency;
-        long futureMs = (long)FutureTolerance.TotalMilliseconds;
-        var vector = new float[policy.Dimensions];
-        long loaded = 0, expired = 0, kept = 0;
         long started = Stopwatch.GetTimestamp();
         try
         {
-            string? refused = TierSnapshotFile.Load(
-                path,
-                identity,
-                (user, writtenAtUnixMs, row) =>
-                {
-                    long ageMs = nowUnixMs - writtenAtUnixMs;
-                    long ageTicks = (long)((Int128)Math.Max(0, ageMs) * frequency / 1000);
-                    if (ageMs < -futureMs || ageTicks >= ttl)
-                    {
-                        expired++;
-                        return;
-                    }
-
-                    StorageFormats.Decode(identity.Format, row, vector);
-                    if (tier.TryRestore(user, vector, ttlNow - ageTicks, ttl, state.IsRemovedSinceRestoreBegan))
-                    {
-                        loaded++;
-                    }
-                    else
-                    {
-                        kept++;
-                    }
-                },
-                cancellationToken);
-            if (refused is not null)
+            var outcome = Restore(tier, path, identity, _time, runtime.TtlNow, ttl, state.IsRemovedSinceRestoreBegan, cancellationToken);
+            if (outcome.Refused is { } reason)
             {
-                Log.SnapshotRejected(_logger, path, tier.Policy.Kind, state.Name, refused);
+                Log.SnapshotRejected(_logger, path, tier.Policy.Kind, state.Name, reason);
                 return;
             }
 
             double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            Log.SnapshotLoaded(_logger, tier.Policy.Kind, state.Name, state.Version, path, loaded, expired, kept, elapsedMs);
+            Log.SnapshotLoaded(_logger, tier.Policy.Kind, state.Name, state.Version, path, outcome.Loaded, outcome.Expired, outcome.Kept, elapsedMs);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             Log.SnapshotFailed(_logger, "read", path, ex);
         }
     }
+
+    /// <summary>
+    /// Restores one tier from its snapshot file: each entry younger than <paramref name="ttl"/> (by its wall-clock write
+    /// time, against <paramref name="time"/>'s now) is written stamped <paramref name="ttlNow"/> minus its age, unless the
+    /// tier holds a newer one or <paramref name="removed"/> says the user was removed. Nothing is written when the file
+    /// is refused.
+    /// </summary>
+    internal static RestoreOutcome Restore(
+        EmbeddingTier tier, string path, SnapshotIdentity identity, TimeProvider time, long ttlNow, long ttl, Func<long, bool> removed,
+        CancellationToken cancellationToken)
+    {
+        long nowUnixMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+        long frequency = time.TimestampFrequency;
+        long futureMs = (long)FutureTolerance.TotalMilliseconds;
+        var vector = new float[identity.Dimensions];
+        long loaded = 0, expired = 0, kept = 0;
+        string? refused = TierSnapshotFile.Load(
+            path,
+            identity,
+            (user, writtenAtUnixMs, row) =>
+            {
+                long ageMs = nowUnixMs - writtenAtUnixMs;
+                long ageTicks = (long)((Int128)Math.Max(0, ageMs) * frequency / 1000);
+                if (ageMs < -futureMs || ageTicks >= ttl)
+                {
+                    expired++;
+                    return;
+                }
+
+                StorageFormats.Decode(identity.Format, row, vector);
+                if (tier.TryRestore(user, vector, ttlNow - ageTicks, ttl, removed))
+                {
+                    loaded++;
+                }
+                else
+                {
+                    kept++;
+                }
+            },
+            cancellationToken);
+        return new RestoreOutcome(refused, loaded, expired, kept);
+    }
+
+    /// <summary>What a restore did: why the file was refused (null when it was loaded), and the entries restored, too old,
+    /// and kept out (a newer vector, or a removal).</summary>
+    internal readonly record struct RestoreOutcome(string? Refused, long Loaded, long Expired, long Kept);
 
     private void WriteAll(CancellationToken cancellationToken)
     {
