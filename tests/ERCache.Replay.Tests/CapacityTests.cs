@@ -24,18 +24,20 @@ public sealed class CapacityTests : IDisposable
     {
         // 0-4 s: users 1-5 arrive one a second and are inferred (100 ms each). At 120 s their direct vectors have
         // expired; they arrive together with two new users 6 and 7: seven users at once for a 10-users/s tower.
-        // Calls run one at a time: user 1 ends at 120.1 s, user 2 at 120.2 s, user 3 starts at 120.2 s and would end at
-        // 120.3 s, past the 120.25 s deadline. So 1 and 2 are fresh; 3 (a call in flight: a deadline miss), 4 and 5
-        // (never started: shed) are answered from the failover tier; 6 and 7 have no failover vector and fall back.
+        // Calls run one at a time: user 1 takes the free slot and ends at 120.1 s. The queue serves the users with no
+        // failover vector first (DESIGN §2 rule 12): user 6 ends at 120.2 s; user 7 starts at 120.2 s and would end at
+        // 120.3 s, past the 120.25 s deadline (a deadline miss, and with no failover vector, a fallback). Users 2-5
+        // never start (shed) and are answered from the failover tier. First come, first served would have inferred
+        // 2 and 3 instead, and both 6 and 7 would have fallen back.
         var (json, _) = _harness.ReplayWith(
             "--trace", _harness.WriteTrace("ts,user\n0,1\n1000,2\n2000,3\n3000,4\n4000,5\n120000,1\n120000,2\n120000,3\n120000,4\n120000,5\n120000,6\n120000,7\n"),
             "--config", Config(), "--user-cost", "100ms", "--call-cost", "0", "--window", "60s");
         var total = json.GetProperty("total");
         Assert.Equal(12, total.Long("requests"));
         Assert.Equal(0, total.Long("directHits"));
-        Assert.Equal(8, total.Long("inferences")); // 5 before, then users 1, 2 and 3 (whose call started before the deadline)
-        Assert.Equal(3, total.Long("failoverHits"));
-        Assert.Equal(2, total.Long("fallbacks"));
+        Assert.Equal(8, total.Long("inferences")); // 5 before, then users 1, 6 and 7 (whose call started before the deadline)
+        Assert.Equal(4, total.Long("failoverHits"));
+        Assert.Equal(1, total.Long("fallbacks"));
         Assert.Equal(7, total.GetProperty("ageBySource").GetProperty("fresh").Long("count"));
 
         var burst = json.GetProperty("timeline").GetProperty("series").GetProperty("model")[2]; // the window from 120 s
@@ -44,6 +46,8 @@ public sealed class CapacityTests : IDisposable
         Assert.Equal(2, burst.Long("fresh"));
         Assert.Equal(1, burst.Long("deadlineMisses"));
         Assert.Equal(4, burst.Long("shed"));
+        Assert.Equal(4, burst.Long("failover"));
+        Assert.Equal(1, burst.Long("fallback"));
         Assert.Equal(3, burst.Long("requestPathInferences"));
     }
 
@@ -56,7 +60,7 @@ public sealed class CapacityTests : IDisposable
 
         // The file's towers give the hand-worked burst above; a faster tower on the command line serves everyone.
         string config = WithTowers("""{ "UserCost": "100ms", "CallCost": "0" }""", "replay-towers.json");
-        Assert.Equal([12, 0, 8, 0, 3, 2], _harness.ReplayWith("--trace", trace, "--config", config).Json.GetProperty("total").Counts());
+        Assert.Equal([12, 0, 8, 0, 4, 1], _harness.ReplayWith("--trace", trace, "--config", config).Json.GetProperty("total").Counts());
         Assert.Equal([12, 0, 12, 0, 0, 0], _harness.ReplayWith("--trace", trace, "--config", config, "--user-cost", "1ms").Json.GetProperty("total").Counts());
 
         string both = WithTowers("""{ "UserCost": "100ms", "Provision": "2" }""", "replay-both.json");

@@ -72,6 +72,46 @@ public sealed class TimelineTests : IDisposable
     }
 
     [Fact]
+    public void With_snapshots_a_restarted_host_serves_its_users_direct_from_what_it_wrote_when_it_stopped()
+    {
+        // As above without a store: host 0 restarts at 6 min; with --snapshots it loads what it wrote, so at 7 min its
+        // users are direct hits (written at 0 s, 7 min old: within the 10-min TTL), as if it had not restarted.
+        long[] users = [.. Enumerable.Range(1, 40).Select(u => (long)u)];
+        string trace = _harness.WriteTrace("ts,user\n" + string.Concat(new[] { 0, 420_000 }.SelectMany(ts => users.Select(u => $"{ts},{u}\n"))));
+        var json = _harness.ReplayWith(["--trace", trace, .. Tiers, "--hosts", "2", "--routing", "sticky", "--event", "restart@6m", "--snapshots"]).Json;
+        Assert.Equal([80, 40, 40, 0, 0, 0], json.GetProperty("total").Counts());
+        var host = json.GetProperty("timeline").GetProperty("events")[0].GetProperty("restartedHost");
+        Assert.Equal(0, host.GetProperty("after5m").GetProperty("inferenceRate").GetDouble());
+    }
+
+    [Fact]
+    public void Warming_ahead_of_a_version_change_makes_the_warmed_users_direct_hits_of_the_new_version()
+    {
+        // Users 1-3 at 0 s and 7 min; the version changes at 6 min. Cold, the 7-min requests infer (above). Warmed
+        // from 5 min (--warm-ahead 1m), the next version's vectors exist by the change: at 7 min they are direct hits;
+        // the warming's three inferences are background ones.
+        var json = _harness.ReplayWith(["--trace", ThreeUsers(), .. Tiers, "--event", "version@6m", "--warm-ahead", "1m"]).Json;
+        var total = json.GetProperty("total");
+        Assert.Equal([6, 3, 6, 0, 0, 0], total.Counts()); // 3 request-path inferences at 0 s, 3 warming ones
+        Assert.Equal(3, total.Long("refreshes"));
+    }
+
+    [Fact]
+    public void A_gradual_switch_names_the_next_version_at_the_event_and_warms_it_for_the_users_still_to_switch()
+    {
+        // 200 users at 0 s and at 7 min; the switch starts at 6 min and takes 2 min (half the users, by hash, have
+        // switched at 7 min). The rollout is named at 6 min, and its warming infers the next version for every resident
+        // user in the background on the idle tower: at 7 min the switched users are direct hits of it, the others of
+        // the old version. Without warming or a switch, the version change at 6 min makes all 200 infer again.
+        long[] users = [.. Enumerable.Range(1, 200).Select(u => (long)u)];
+        string trace = _harness.WriteTrace("ts,user\n" + string.Concat(new[] { 0, 420_000 }.SelectMany(ts => users.Select(u => $"{ts},{u}\n"))));
+        var total = _harness.ReplayWith(["--trace", trace, .. Tiers, "--event", "version@6m", "--switch-over", "2m"]).Json.GetProperty("total");
+        Assert.Equal([400, 200, 400, 0, 0, 0], total.Counts());
+        Assert.Equal(200, total.Long("refreshes"));
+        Assert.Equal([400, 0, 400, 0, 0, 0], _harness.ReplayWith(["--trace", trace, .. Tiers, "--event", "version@6m"]).Json.GetProperty("total").Counts());
+    }
+
+    [Fact]
     public void A_deletion_through_one_host_leaves_the_other_hosts_copies_to_be_served()
     {
         // Two hosts sharing a store, sticky routing; every user is deleted at 6 min through host 0 (RemoveAsync). At
