@@ -46,6 +46,10 @@ internal static class TimelineCommand
                 double perHost = steady[name] / a.Hosts;
                 costs[name] = TowerCost.ForThroughput(x * perHost, model.Inference.MaxConcurrency, model.Inference.MaxBatchSize, callCost, name);
                 stdout.WriteLine(Inv($"Model {name}: steady demand {steady[name]:F2} inferences/s ({perHost:F2} per host, measured with unbounded towers{(events.Length == 0 ? " over the trace" : Inv($" in the 30 min before {ReplayCommand.Label(events[0].At)}"))}); towers at {x}x: {x * perHost:F2} users/s per host, {costs[name]}, MaxConcurrency {model.Inference.MaxConcurrency}."));
+                foreach (var e in events.Where(e => e.Kind == ReplayEventKind.Version && (e.Model is null || string.Equals(e.Model, name, StringComparison.OrdinalIgnoreCase))))
+                {
+                    stdout.WriteLine(WarmWindowAdvice(trace, Array.IndexOf(names, name), name, model, e, perHost, (x - 1) * perHost, a.Hosts));
+                }
             }
         }
         else if (throughput is { } n)
@@ -97,6 +101,29 @@ internal static class TimelineCommand
         }
 
         return new ReplayTimeline { Towers = costs, Events = events, Window = window, WarmAhead = warmAhead, WarmConcurrency = a.WarmConcurrency, Snapshots = a.Snapshots, SwitchOver = a.SwitchOver ?? ConfigDuration(section, "SwitchOver") };
+    }
+
+    /// <summary>
+    /// How early a rollout should name its next version: the users active in the failover TTL before the switch (the
+    /// ones warming picks, per host) divided by the spare capacity per host (provisioned minus steady demand), the time
+    /// warming takes to give each of them a next-version vector.
+    /// </summary>
+    private static string WarmWindowAdvice(Trace trace, int modelIndex, string name, ModelOptions model, ReplayEvent e, double steadyPerHost, double sparePerHost, int hosts)
+    {
+        long end = (long)e.At.TotalMilliseconds, start = end - (long)model.Failover.Ttl.TotalMilliseconds;
+        var active = new HashSet<long>();
+        foreach (var request in trace.Requests)
+        {
+            if (request.TimestampMs >= start && request.TimestampMs < end && (modelIndex < 0 || request.Model == modelIndex))
+            {
+                active.Add(request.User);
+            }
+        }
+
+        double perHost = (double)active.Count / hosts;
+        return sparePerHost <= 0
+            ? Inv($"Rollout of {name} at {ReplayCommand.Label(e.At)}: no spare capacity (towers at or below steady demand), so warming cannot run; provision above 1x.")
+            : Inv($"Rollout of {name} at {ReplayCommand.Label(e.At)}: {perHost:N0} users per host were active in the {ReplayCommand.Label(model.Failover.Ttl)} before it; at {sparePerHost:F1} spare users/s per host (steady {steadyPerHost:F1}/s) warming them all takes about {ReplayCommand.Label(TimeSpan.FromSeconds(Math.Ceiling(perHost / sparePerHost / 60) * 60))}: name the next version (Rollout:NextVersion) at least that long before the switch, or switch gradually (Rollout:SwitchOver) so the users not yet warmed arrive spread out.");
     }
 
     /// <summary>Whether the replay has anything of a timeline to report (then the JSON carries the time series).</summary>

@@ -11,6 +11,7 @@ public sealed class ManualInferenceDispatcher : InferenceDispatcher
 {
     private readonly Queue<(Action<object?> Work, object? State)> _waiting = new();
     private readonly Lock _lock = new();
+    private TaskCompletionSource? _dispatched;
 
     /// <summary>Delegate calls dispatched and not run yet.</summary>
     public int Pending
@@ -28,10 +29,37 @@ public sealed class ManualInferenceDispatcher : InferenceDispatcher
     public override void Dispatch(Action<object?> work, object? state)
     {
         ArgumentNullException.ThrowIfNull(work);
+        TaskCompletionSource? dispatched;
         lock (_lock)
         {
             _waiting.Enqueue((work, state));
+            dispatched = _dispatched;
+            _dispatched = null;
         }
+
+        dispatched?.TrySetResult(); // outside the lock: its continuations run asynchronously anyway
+    }
+
+    /// <summary>
+    /// Completes when a call is waiting (at once if one already is): for a test whose request reaches the scheduler only
+    /// after real I/O, such as a regional lookup against a real store, to wait for that call without polling.
+    /// </summary>
+    /// <param name="cancellationToken">Ends the wait with <see cref="OperationCanceledException"/>.</param>
+    public Task WhenPendingAsync(CancellationToken cancellationToken = default)
+    {
+        Task waiting;
+        lock (_lock)
+        {
+            if (_waiting.Count > 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            _dispatched ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            waiting = _dispatched.Task;
+        }
+
+        return waiting.WaitAsync(cancellationToken);
     }
 
     /// <summary>Runs the oldest waiting call on this thread; returns <see langword="false"/> when none waits.</summary>

@@ -78,10 +78,11 @@ public sealed class FaultTests(ITestOutputHelper output)
         int fallbacks = sources.Count(source => source == EmbeddingSource.Fallback);
 
         output.WriteLine($"{kind} killed (real clock): 20 requests, {fallbacks} fallbacks, slowest {worst.TotalMilliseconds:F1} ms (regional timeout 50 ms).");
-        // The lookup itself is held to its timeout; the whole request, which also waits for the tower on a machine
-        // shared with other test assemblies, to its 1 s deadline: generously, 5× (no fallback says it made it).
+        // The lookup is held to its own timeout, not the client's (2 s): on a quiet machine the slowest is ~55 ms, but
+        // this runs beside other test assemblies on two cores, where a timer fired 865 ms late once, so the bound is
+        // what tells the two apart (below ¾ of the client's timeout). The whole request to its 1 s deadline, 5×.
         Assert.Equal(0, fallbacks);
-        Assert.True(host.SlowestLookup < TimeSpan.FromMilliseconds(250), $"a lookup took {host.SlowestLookup.TotalMilliseconds:F0} ms after the store died (timeout 50 ms)");
+        Assert.True(host.SlowestLookup < StoreServer.ClientTimeout * 0.75, $"a lookup took {host.SlowestLookup.TotalMilliseconds:F0} ms after the store died (timeout 50 ms, the client's {StoreServer.ClientTimeout.TotalMilliseconds} ms)");
         Assert.True(worst < TimeSpan.FromSeconds(5), $"a request took {worst.TotalMilliseconds:F0} ms after the store died");
     }
 
@@ -108,8 +109,9 @@ public sealed class FaultTests(ITestOutputHelper output)
             await host.Cache.FlushRegionalWritesAsync();
             output.WriteLine($"{kind} paused: 10 requests, 0 fallbacks, slowest {worst.TotalMilliseconds:F1} ms (regional timeout 50 ms).");
 
-            // The lookup is held to its 50 ms timeout (5× for a shared machine); the request to its 1 s deadline, 5×.
-            Assert.True(host.SlowestLookup < TimeSpan.FromMilliseconds(250), $"a lookup took {host.SlowestLookup.TotalMilliseconds:F0} ms while the store was paused (timeout 50 ms)");
+            // The lookup is held to its 50 ms timeout, not the client's: below ¾ of the client's (see the test above);
+            // the request to its 1 s deadline, 5×.
+            Assert.True(host.SlowestLookup < StoreServer.ClientTimeout * 0.75, $"a lookup took {host.SlowestLookup.TotalMilliseconds:F0} ms while the store was paused (timeout 50 ms, the client's {StoreServer.ClientTimeout.TotalMilliseconds} ms)");
             Assert.True(worst < TimeSpan.FromSeconds(5), $"a request took {worst.TotalMilliseconds:F0} ms while the store was paused");
             Assert.True(RegionalHost.Sum(host.Failures, "reason", "timeout") >= 1);
             Assert.True(RegionalHost.Sum(host.Dropped) >= 1);

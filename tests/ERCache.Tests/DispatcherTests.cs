@@ -40,6 +40,31 @@ public sealed class DispatcherTests
         }
     }
 
+    [Fact]
+    public async Task Waiting_for_a_pending_call_completes_when_one_is_dispatched_and_honours_cancellation()
+    {
+        var dispatcher = new ManualInferenceDispatcher();
+        var first = dispatcher.WhenPendingAsync();
+        var second = dispatcher.WhenPendingAsync();
+        using var cancel = new CancellationTokenSource();
+        var cancelled = dispatcher.WhenPendingAsync(cancel.Token);
+        Assert.False(first.IsCompleted);
+
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        Assert.False(first.IsCompleted); // one waiter's cancellation leaves the others waiting
+
+        int ran = 0;
+        dispatcher.Dispatch(_ => ran++, null);
+        await first;
+        await second;
+        Assert.True(dispatcher.WhenPendingAsync().IsCompleted); // a call is waiting: at once
+
+        Assert.Equal(1, dispatcher.RunAll());
+        Assert.Equal(1, ran);
+        Assert.False(dispatcher.WhenPendingAsync().IsCompleted); // none waits again
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

@@ -11,7 +11,9 @@ internal sealed class RegionalHost : IAsyncDisposable
     public const int Dimensions = 8;
     public static readonly DateTimeOffset Start = new(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);
 
-    public RegionalHost(string connectionString, Action<ERCacheOptions>? configure = null, string[]? models = null, TimeProvider? clock = null, string version = "v1")
+    public RegionalHost(
+        string connectionString, Action<ERCacheOptions>? configure = null, string[]? models = null, TimeProvider? clock = null, string version = "v1",
+        InferenceDispatcher? dispatcher = null)
     {
         Clock = clock ?? new FakeTimeProvider(Start);
         var options = new ERCacheOptions { Regional = { Timeout = TimeSpan.FromSeconds(2), FlushInterval = TimeSpan.FromMinutes(1) } };
@@ -31,7 +33,7 @@ internal sealed class RegionalHost : IAsyncDisposable
 
         configure?.Invoke(options);
         Store = RedisRegionalStore.Connect(connectionString);
-        Cache = EmbeddingCache.Create(options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), new EmbeddingCacheServices { TimeProvider = Clock, RegionalStore = Store });
+        Cache = EmbeddingCache.Create(options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), new EmbeddingCacheServices { TimeProvider = Clock, RegionalStore = Store, Dispatcher = dispatcher });
         Reads = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalReads);
         Groups = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteGroups);
         Values = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteValues);

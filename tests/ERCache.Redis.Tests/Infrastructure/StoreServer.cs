@@ -34,7 +34,11 @@ internal sealed class StoreServer : IDisposable
 
     public int Port { get; }
 
-    public string ConnectionString => $"127.0.0.1:{Port},connectTimeout=1000,syncTimeout=2000,asyncTimeout=2000";
+    /// <summary>StackExchange.Redis's own timeout in <see cref="ConnectionString"/>: a lookup that waited for the client
+    /// rather than for <c>Regional:Timeout</c> takes at least this long.</summary>
+    public static readonly TimeSpan ClientTimeout = TimeSpan.FromSeconds(2);
+
+    public string ConnectionString => $"127.0.0.1:{Port},connectTimeout=1000,syncTimeout={ClientTimeout.TotalMilliseconds},asyncTimeout={ClientTimeout.TotalMilliseconds}";
 
     public int ProcessId => _process?.Id ?? throw new InvalidOperationException("The server is not running.");
 
