@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using ERCache.Inference;
+using Microsoft.Extensions.Time.Testing;
 using ERCache.Tiers.Eviction;
 using ERCache.Diagnostics;
 using ERCache.Tests.Infrastructure;
@@ -249,6 +252,132 @@ public sealed class ConcurrencyTests
             else if (r.Source != EmbeddingSource.Fallback || v.ContainsAnyExcept(0f))
             {
                 Interlocked.Increment(ref bad);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_rollout_under_load_serves_each_user_only_its_own_vector_of_the_version_it_names_and_nothing_removed()
+    {
+        // Two versions at once: warming v2 in the background, users switching to v2 by hash as time passes, callers on
+        // both, and removals of every version racing all of it, through the public API on the thread pool.
+        const int dimensions = 8, users = 600;
+        var start = new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero);
+        var clock = new FakeTimeProvider(start);
+        var model = CacheFixture.DefaultModel(dimensions);
+        model.Version = "v1";
+        model.Direct.Ttl = TimeSpan.FromMinutes(10);
+        model.Direct.Capacity = 400;
+        model.Failover.Capacity = 1000;
+        model.Inference.MaxConcurrency = 4;
+        model.Inference.MaxBatchSize = 8;
+        model.Inference.CircuitBreaker.Enabled = false; // removed users fail on purpose
+        model.Rollout = new RolloutOptions { NextVersion = "v2", SwitchAt = start, SwitchOver = TimeSpan.FromHours(10) };
+        var removed = new ConcurrentDictionary<long, bool>(); // true once the removal has returned
+        var tower = new RolloutHammerTower(removed);
+        TestThread.LeaveSynchronizationContext();
+        await using var cache = EmbeddingCache.Create(
+            new ERCacheOptions { Models = { [CacheFixture.Model] = model } }, new Dictionary<string, IEmbeddingInference> { [CacheFixture.Model] = tower },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.ThreadPool });
+        using var metrics = new CacheMetrics(cache.Meter);
+        long bad = 0, served = 0, servedV2 = 0, servedAfterRemoval = 0;
+
+        var callers = Enumerable.Range(0, 6).Select(t => Task.Run(async () =>
+        {
+            var rng = new Random(t);
+            var vector = new float[dimensions];
+            var batch = new long[6];
+            var vectors = new float[batch.Length * dimensions];
+            var results = new EmbeddingResult[batch.Length];
+            var removedBefore = new bool[batch.Length];
+            for (int call = 0; call < CacheCallsPerCaller / 5; call++)
+            {
+                clock.Advance(TimeSpan.FromSeconds(1)); // ~5 h in all: the switch reaches about half the users
+                if (rng.Next(2) == 0)
+                {
+                    long user = rng.Next(1, users);
+                    bool wasRemoved = removed.GetValueOrDefault(user);
+                    Check(await cache.GetAsync(CacheFixture.Model, user, vector), vector, user, wasRemoved);
+                }
+                else
+                {
+                    for (int i = 0; i < batch.Length; i++)
+                    {
+                        batch[i] = rng.Next(1, users);
+                        removedBefore[i] = removed.GetValueOrDefault(batch[i]);
+                    }
+
+                    await cache.GetManyAsync(CacheFixture.Model, batch, vectors, results);
+                    for (int i = 0; i < batch.Length; i++)
+                    {
+                        Check(results[i], vectors.AsSpan(i * dimensions, dimensions), batch[i], removedBefore[i]);
+                    }
+                }
+            }
+        })).ToArray();
+        var remover = Task.Run(async () =>
+        {
+            for (long user = 10; user < users; user += 10)
+            {
+                removed[user] = false; // the tower fails the user from now on, so nothing can bring it back
+                await cache.RemoveAsync(user);
+                removed[user] = true;
+                await Task.Yield();
+            }
+        });
+
+        await Task.WhenAll([.. callers, remover]);
+        await Poll.Until(() => cache.GetInFlight(CacheFixture.Model) == 0 && cache.GetPendingUsers(CacheFixture.Model) == 0, "users were left pending or calls in flight");
+
+        Assert.Equal(0, bad);
+        Assert.Equal(0, servedAfterRemoval);
+        Assert.True(served > 5000, $"only {served} vectors served");
+        Assert.True(servedV2 > 500 && servedV2 < served, $"{servedV2} of {served} vectors served were v2: the switch did not run");
+        Assert.True(metrics.Sum(ERCacheDiagnostics.BackgroundInferences, ("kind", "rollout")) > 0, "nothing was warmed for v2");
+
+        void Check(EmbeddingResult r, ReadOnlySpan<float> v, long user, bool removedBeforeTheRequest)
+        {
+            if (r.HasVector)
+            {
+                Interlocked.Increment(ref served);
+                int version = r.ModelVersion == "v2" ? 2 : 1;
+                Interlocked.Add(ref servedV2, version - 1);
+                if (!TestTower.BelongsTo(v, user) || TestTower.GenerationOf(v) != version)
+                {
+                    Interlocked.Increment(ref bad); // another user's vector, or the other version's
+                }
+
+                if (removedBeforeTheRequest)
+                {
+                    Interlocked.Increment(ref servedAfterRemoval);
+                }
+            }
+            else if (r.Source != EmbeddingSource.Fallback || v.ContainsAnyExcept(0f))
+            {
+                Interlocked.Increment(ref bad);
+            }
+        }
+    }
+
+    /// <summary>Writes user u's vector with generation 1 for v1 and 2 for v2, after a yield (so calls interleave);
+    /// fails users whose removal has begun.</summary>
+    private sealed class RolloutHammerTower(ConcurrentDictionary<long, bool> removed) : IEmbeddingInference
+    {
+        public async ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            int generation = batch.Version == "v2" ? 2 : 1;
+            for (int i = 0; i < batch.Count; i++)
+            {
+                long user = batch.UserIds.Span[i];
+                if (removed.ContainsKey(user))
+                {
+                    batch.Fail(i);
+                }
+                else
+                {
+                    TestTower.Fill(batch.GetRow(i).Span, user, generation);
+                }
             }
         }
     }
