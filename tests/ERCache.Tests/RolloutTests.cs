@@ -98,6 +98,8 @@ public sealed class RolloutTests
 
         clock.Advance(TimeSpan.FromMinutes(1));
         host.Monitor.Raise(Options(next: "v2"));
+        Assert.Equal(0, host.Cache.GetInFlight(Model)); // the pass that lists whom to warm holds no slot
+        Assert.True(dispatcher.RunNext());
         Assert.Equal(1, dispatcher.Pending); // one warming call (half of MaxConcurrency 2), four users
         dispatcher.RunAll();                  // each call that ends starts the next: all six users warmed
         Assert.Equal(users, host.Tower.UsersInferredFor("v2"));
@@ -142,6 +144,7 @@ public sealed class RolloutTests
 
         clock.Advance(TimeSpan.FromMinutes(11)); // every direct entry expired: each request below is a miss
         host.Monitor.Raise(Options(next: "v2", configure: m => m.Inference.MaxBatchSize = 1));
+        Assert.True(dispatcher.RunNext());     // the pass that lists whom to warm
         Assert.Equal(1, dispatcher.Pending);   // one warming call holds one of the two slots
 
         // Requests arrive: the free slot goes to the first, the others queue; no warming call starts while they wait.
@@ -181,6 +184,7 @@ public sealed class RolloutTests
         }
 
         host.Monitor.Raise(Options(next: "v2", configure: m => { configure(m); m.Rollout.MaxConcurrency = 3; }));
+        Assert.True(dispatcher.RunNext()); // the pass that lists whom to warm
         Assert.Equal(3, dispatcher.Pending);
         host.Monitor.Raise(Options(next: "v2", configure: configure)); // the default: half of MaxConcurrency
         Assert.Equal(4, dispatcher.Pending);
@@ -262,6 +266,7 @@ public sealed class RolloutTests
         }
 
         host.Monitor.Raise(Options(next: "v2", configure: m => m.Inference.MaxBatchSize = 2));
+        dispatcher.RunNext(); // the pass that lists whom to warm
         dispatcher.RunNext(); // two of four warmed; the next call is dispatched
         clock.Advance(TimeSpan.FromSeconds(3)); // the list is rebuilt (and measured) when it runs out, a second apart
         dispatcher.RunAll();
@@ -358,7 +363,8 @@ public sealed class GradualSwitchTests
         var dispatcher = new ManualInferenceDispatcher();
         TestThread.LeaveSynchronizationContext();
         await using var cache = EmbeddingCache.Create(
-            Options(), new Dictionary<string, IEmbeddingInference> { [Model] = new VersionTower() },
+            Options(m => m.Rollout.Start = Start + TimeSpan.FromDays(1)), // no warming: every dispatched item is a request's call
+            new Dictionary<string, IEmbeddingInference> { [Model] = new VersionTower() },
             new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher });
         var requests = Enumerable.Range(1, 40).Select(u => cache.GetAsync(Model, u, new float[4]).AsTask()).ToArray();
         int most = 0;

@@ -265,9 +265,16 @@ internal sealed partial class InferenceScheduler
                 item.MarkStarted();
             }
 
-            var dispatcher = ReferenceEquals(_dispatcher, InferenceDispatcher.Inline) ? InferenceDispatcher.ThreadPool : _dispatcher;
-            dispatcher.Dispatch(_runBatch, new BackgroundBatch(items, source.Target));
+            DispatchBackground(_runBatch, new BackgroundBatch(items, source.Target));
         }
+    }
+
+    /// <summary>Runs background work (a batch, or a source's preparation) where this scheduler's calls run, never on the
+    /// caller's thread: the inline dispatcher's work goes to the thread pool.</summary>
+    internal void DispatchBackground(Action<object?> work, object? state)
+    {
+        var dispatcher = ReferenceEquals(_dispatcher, InferenceDispatcher.Inline) ? InferenceDispatcher.ThreadPool : _dispatcher;
+        dispatcher.Dispatch(work, state);
     }
 
     /// <summary>

@@ -15,8 +15,10 @@ namespace ERCache.Models;
 /// users whose next-version vector is older than half the direct TTL (re-warmed, so the switch finds them direct hits);
 /// within each, the most recently inferred first. A user whose next-version vector is younger than that is skipped.</para>
 /// <para>The list is rebuilt by a pass over the tier when it runs out, or when it is older than a quarter of the direct
-/// TTL, at most once a second; the warm shares are measured in the same pass. A timer asks the scheduler to start work
-/// once a second, for when no call finishes to do it.</para>
+/// TTL, at most once a second; the warm shares are measured in the same pass. The pass walks the whole tier, so it runs
+/// as background work of its own on the scheduler's dispatcher, holding no delegate slot (a request must never wait for
+/// it), and asks the scheduler to start warming when it is done. A timer asks the scheduler to start work once a
+/// second, for when no call finishes to do it.</para>
 /// </remarks>
 internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
 {
@@ -30,7 +32,8 @@ internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
     private readonly ITimer _timer;
     private long[] _candidates = []; // under _lock
     private int _cursor; // under _lock
-    private long? _lastPass; // under _lock; TTL clock
+    private long? _lastPass; // under _lock; TTL clock, when the last pass was started
+    private bool _passing; // under _lock
     private double _directShare = double.NaN, _failoverShare = double.NaN;
 
     public RolloutWarmer(ModelVersionState current, ModelVersionState next, TimeProvider time, ERCacheMetrics metrics)
@@ -70,17 +73,19 @@ internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
         var next = _next.Current;
         int batch = Math.Min(maxUsers, policy.RolloutBatchSize);
         var taken = new List<PendingInference>(batch);
+        bool startPass = false;
         lock (_lock)
         {
             long now = next.TtlNow;
             if (_lastPass is not { } last || _cursor >= _candidates.Length || now - last >= next.DirectTtl / 4)
             {
-                if (_lastPass is { } previous && now - previous < _time.TimestampFrequency)
+                // A pass a second at most; meanwhile what is left of the old list is still worth warming.
+                startPass = !_passing && (_lastPass is not { } previous || now - previous >= _time.TimestampFrequency);
+                if (startPass)
                 {
-                    return []; // a pass a second at most: nothing to warm right now
+                    _passing = true;
+                    _lastPass = now;
                 }
-
-                Pass(now);
             }
 
             while (taken.Count < batch && _cursor < _candidates.Length)
@@ -98,22 +103,39 @@ internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
             }
         }
 
+        if (startPass)
+        {
+            _current.Scheduler.DispatchBackground(static s => ((RolloutWarmer)s!).Pass(), this);
+        }
+
         _metrics.RecordRolloutWarming(policy.Name, taken.Count);
         return [.. taken];
     }
 
-    /// <summary>Rebuilds the warm-up list and measures the warm shares. Under the lock.</summary>
-    private void Pass(long now)
+    /// <summary>Rebuilds the warm-up list and measures the warm shares (outside the lock: the tiers are walked entry by
+    /// entry under their own), then asks the scheduler to start warming from it.</summary>
+    private void Pass()
     {
-        _lastPass = now;
-        _cursor = 0;
+        var candidates = Candidates();
+        lock (_lock)
+        {
+            _candidates = candidates;
+            _cursor = 0;
+            _passing = false;
+        }
+
+        _current.Scheduler.StartBackground();
+    }
+
+    private long[] Candidates()
+    {
         var current = _current.Current;
         var next = _next.Current;
+        long now = next.TtlNow;
         var population = current.Failover ?? current.Direct;
         if (population is null)
         {
-            _candidates = [];
-            return;
+            return [];
         }
 
         long populationTtl = current.Failover is null ? current.DirectTtl : current.FailoverTtl;
@@ -147,9 +169,9 @@ internal sealed class RolloutWarmer : IBackgroundBatchSource, IDisposable
             withRows: false);
 
         candidates.Sort(static (a, b) => a.Group != b.Group ? a.Group.CompareTo(b.Group) : b.WrittenAt.CompareTo(a.WrittenAt));
-        _candidates = [.. candidates.Select(c => c.User)];
         Volatile.Write(ref _directShare, resident == 0 ? 1.0 : (double)direct / resident);
         Volatile.Write(ref _failoverShare, resident == 0 ? 1.0 : (double)failover / resident);
+        return [.. candidates.Select(c => c.User)];
     }
 
     /// <summary>Stops warming: the timer, and the scheduler's source (calls in flight finish and write as usual).</summary>
