@@ -22,17 +22,20 @@ public sealed class RolloutRegionalTests(SharedServers servers) : IClassFixture<
         await using var old = new RegionalHost(servers[kind].ConnectionString);
         foreach (long user in warmed)
         {
-            var call = warming.GetAsync(user);
-            await dispatcher.WhenPendingAsync().WaitAsync(TimeSpan.FromSeconds(30)); // after the real store's lookup
-            dispatcher.RunAll();
-            var (result, _) = await call;
+            var (result, _) = await RunUntilDone(dispatcher, warming.GetAsync(user)); // its miss follows a real lookup
             Assert.Equal(("v1", EmbeddingSource.Fresh), (result.ModelVersion, result.Source));
         }
 
         await old.GetAsync(coldUser); // known to v1 only, locally and in the store
         warming.FakeClock.Advance(TimeSpan.FromSeconds(2)); // the warmer's timer asks for spare slots
+        while (warming.Towers["ctr"].Users < 4) // two users, each for v1 and for v2
+        {
+            await dispatcher.WhenPendingAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            dispatcher.RunAll();
+        }
+
         dispatcher.RunAll();
-        Assert.Equal(4, warming.Towers["ctr"].Users); // two users, each for v1 and for v2
+        Assert.Equal(4, warming.Towers["ctr"].Users);
         await warming.Cache.FlushRegionalWritesAsync();
         await old.Cache.FlushRegionalWritesAsync();
 
@@ -52,5 +55,18 @@ public sealed class RolloutRegionalTests(SharedServers servers) : IClassFixture<
         Assert.Equal((EmbeddingSource.Fresh, "v2"), (cold.Source, cold.ModelVersion));
         Assert.False(UserTower.IsVersion1(coldVector, coldUser));
         Assert.Equal(1, switched.Towers["ctr"].Users);
+    }
+
+    /// <summary>Runs the manual dispatcher's calls until <paramref name="call"/> completes: a request reaches the
+    /// scheduler only after its regional lookup, real I/O, while other work (the warmer's pass) may already wait.</summary>
+    private static async Task<T> RunUntilDone<T>(ManualInferenceDispatcher dispatcher, Task<T> call)
+    {
+        while (!call.IsCompleted)
+        {
+            await Task.WhenAny(call, dispatcher.WhenPendingAsync()).WaitAsync(TimeSpan.FromSeconds(30));
+            dispatcher.RunAll();
+        }
+
+        return await call;
     }
 }
