@@ -8,10 +8,13 @@ namespace ERCache.Redis;
 
 /// <summary>
 /// An <see cref="IRegionalStore"/> on Redis or Garnet through StackExchange.Redis. Each user's values live in one hash,
-/// <c>ercache:{&lt;user&gt;}</c> (the braces are a cluster hash tag, so all of a user's values share a slot and no
-/// command spans slots), with one field per model version. A lookup sends one <c>HGET</c> per user and a write one
-/// <c>HSET</c> and one <c>PEXPIRE</c> per user, all pipelined in one batch: one round trip, valid on Redis Cluster. A
-/// removal is one <c>HDEL</c> (one model) or <c>DEL</c> (every model).
+/// <c>ercache:{&lt;user&gt;}</c> (the braces are a cluster hash tag, so all of a user's keys share a slot and no
+/// command spans slots), with one field per model version; the stamps of those values and of removals live beside it in
+/// <c>ercache:{&lt;user&gt;}:stamps</c>. A lookup sends one <c>HGET</c> per user, pipelined in one batch. A write is one
+/// Lua script per user (newer wins: a field is set only when its stamp is later than the stamp held for it and than the
+/// user's last removal, atomically on the server), pipelined in one batch; a removal is one script too (delete, then
+/// remember the removal's stamp). Valid on Redis, Redis Cluster and Garnet started with <c>--lua</c> (Garnet runs no
+/// scripts without it: every write then fails, is counted as dropped and logged, and the store's circuit opens).
 /// </summary>
 public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisposable
 {
@@ -76,8 +79,51 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
         return new RedisRegionalStore(connection, -1, ownsConnection: true);
     }
 
+    // A value is written only when newer than what the store remembers for its field and for the user ('*').
+    // KEYS: values, stamps. ARGV: time to live (ms), then (field, stamp, value) per field. Returns the fields not written.
+    private const string WriteScript = """
+        local never = -9007199254740991
+        local removed = tonumber(redis.call('HGET', KEYS[2], '*') or never)
+        local late, written = 0, 0
+        for i = 2, #ARGV, 3 do
+          local stamp = tonumber(ARGV[i + 1])
+          local held = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or never)
+          if stamp > held and stamp > removed then
+            redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+            redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+            written = written + 1
+          else
+            late = late + 1
+          end
+        end
+        if written > 0 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[1])
+          if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+        end
+        return late
+        """;
+
+    // KEYS: values, stamps. ARGV: field ('' for every field), the removal's stamp, how long to remember it (ms).
+    private const string RemoveScript = """
+        local field = ARGV[1]
+        if field == '' then
+          redis.call('DEL', KEYS[1])
+          field = '*'
+        else
+          redis.call('HDEL', KEYS[1], field)
+        end
+        local held = tonumber(redis.call('HGET', KEYS[2], field) or -9007199254740991)
+        if tonumber(ARGV[2]) > held then redis.call('HSET', KEYS[2], field, ARGV[2]) end
+        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+        return 1
+        """;
+
     /// <summary>The hash a user's values are kept in.</summary>
     public static RedisKey KeyOf(long userId) => $"ercache:{{{userId.ToString(CultureInfo.InvariantCulture)}}}";
+
+    /// <summary>The hash the stamps of a user's values and removals are kept in (the same cluster slot as
+    /// <see cref="KeyOf"/>).</summary>
+    public static RedisKey StampsKeyOf(long userId) => $"ercache:{{{userId.ToString(CultureInfo.InvariantCulture)}}}:stamps";
 
     /// <inheritdoc />
     public async Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
@@ -103,37 +149,50 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
     }
 
     /// <inheritdoc />
-    public async Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    public async Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(groups);
         var database = _connection.GetDatabase(_database);
         var batch = database.CreateBatch();
-        var writes = new Task[groups.Count * 2];
+        var writes = new Task<RedisResult>[groups.Count];
         for (int i = 0; i < groups.Count; i++)
         {
             var group = groups[i];
-            var key = KeyOf(group.UserId);
-            var fields = new HashEntry[group.Fields.Count];
-            for (int f = 0; f < fields.Length; f++)
+            var arguments = new RedisValue[1 + (3 * group.Fields.Count)];
+            arguments[0] = Milliseconds(group.TimeToLive);
+            for (int f = 0; f < group.Fields.Count; f++)
             {
-                fields[f] = new HashEntry(group.Fields[f].Field, group.Fields[f].Value);
+                var field = group.Fields[f];
+                arguments[1 + (3 * f)] = field.Field;
+                arguments[2 + (3 * f)] = field.WrittenAtUnixMs;
+                arguments[3 + (3 * f)] = field.Value;
             }
 
-            writes[2 * i] = batch.HashSetAsync(key, fields);
-            writes[(2 * i) + 1] = batch.KeyExpireAsync(key, group.TimeToLive);
+            writes[i] = batch.ScriptEvaluateAsync(WriteScript, [KeyOf(group.UserId), StampsKeyOf(group.UserId)], arguments);
         }
 
         batch.Execute();
         await Task.WhenAll(writes).WaitAsync(cancellationToken).ConfigureAwait(false);
+        int late = 0;
+        foreach (var write in writes)
+        {
+            late += (int)write.Result;
+        }
+
+        return late;
     }
 
     /// <inheritdoc />
-    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabase(_database);
-        var removal = field is null ? database.KeyDeleteAsync(KeyOf(userId)) : (Task)database.HashDeleteAsync(KeyOf(userId), field);
+        var removal = database.ScriptEvaluateAsync(
+            RemoveScript, [KeyOf(userId), StampsKeyOf(userId)], [field ?? string.Empty, removedAtUnixMs, Milliseconds(remember)]);
         return removal.WaitAsync(cancellationToken);
     }
+
+    /// <summary>Whole milliseconds, at least one (an expiry of zero would delete the key at once).</summary>
+    private static long Milliseconds(TimeSpan span) => Math.Max(1, (long)Math.Ceiling(span.TotalMilliseconds));
 
     /// <summary>Closes the connection when the store opened it.</summary>
     public async ValueTask DisposeAsync()

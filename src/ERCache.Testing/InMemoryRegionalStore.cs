@@ -5,9 +5,10 @@ namespace ERCache.Testing;
 
 /// <summary>
 /// An <see cref="IRegionalStore"/> in this process, with the semantics the cache relies on from Redis or Garnet: one
-/// value per (user, field); a write replaces it and sets the user's time to live; a read returns it, or nothing once it
-/// expired; a removal deletes one field or the user's whole entry. For unit tests of code that uses a regional tier, and
-/// for simulations; it shares nothing between processes.
+/// value per (user, field); a write replaces it only when it is stamped later than the value held and than any
+/// removal of the field or the user still remembered (newer wins), and sets the user's time to live; a read returns it,
+/// or nothing once it expired; a removal deletes one field or the user's whole entry and remembers its stamp. For unit
+/// tests of code that uses a regional tier, and for simulations; it shares nothing between processes.
 /// </summary>
 /// <remarks>Expiry is read from the <see cref="TimeProvider"/> given at construction, so a test's
 /// <c>FakeTimeProvider</c> drives it; without one, values never expire (the cache checks every value's age itself, so
@@ -15,7 +16,11 @@ namespace ERCache.Testing;
 /// one.</remarks>
 public sealed class InMemoryRegionalStore : IRegionalStore
 {
-    private readonly ConcurrentDictionary<(long User, string Field), (byte[] Value, DateTimeOffset ExpiresAt)> _values = new();
+    private const string AllFields = "*"; // a removal of the user: field names always hold a ':'
+
+    private readonly ConcurrentDictionary<(long User, string Field), (byte[] Value, long Stamp, DateTimeOffset ExpiresAt)> _values = new();
+    private readonly ConcurrentDictionary<(long User, string Field), (long Stamp, DateTimeOffset ExpiresAt)> _removed = new();
+    private readonly Lock _writing = new(); // a write or removal of one user is atomic, as a script on the server
     private readonly TimeProvider? _time;
     private int _reads;
     private int _writes;
@@ -44,12 +49,16 @@ public sealed class InMemoryRegionalStore : IRegionalStore
         return _values.TryGetValue((userId, field), out var entry) && (_time is null || entry.ExpiresAt > _time.GetUtcNow()) ? entry.Value : null;
     }
 
-    /// <summary>Stores <paramref name="value"/> as it is (a test writing garbage, or another host's value).</summary>
+    /// <summary>Stores <paramref name="value"/> as it is, unstamped (a test writing garbage, or another host's value): any
+    /// later write replaces it.</summary>
     public void Set(long userId, string field, byte[] value, TimeSpan timeToLive)
     {
         ArgumentNullException.ThrowIfNull(field);
         ArgumentNullException.ThrowIfNull(value);
-        _values[(userId, field)] = (value, _time is null ? DateTimeOffset.MaxValue : _time.GetUtcNow() + timeToLive);
+        lock (_writing)
+        {
+            _values[(userId, field)] = (value, long.MinValue, ExpiresAt(timeToLive));
+        }
     }
 
     /// <inheritdoc />
@@ -72,28 +81,46 @@ public sealed class InMemoryRegionalStore : IRegionalStore
     }
 
     /// <inheritdoc />
-    public Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(groups);
         if (cancellationToken.IsCancellationRequested)
         {
-            return Task.FromCanceled(cancellationToken);
+            return Task.FromCanceled<int>(cancellationToken);
         }
 
         Interlocked.Increment(ref _writes);
-        foreach (var group in groups)
+        int late = 0;
+        lock (_writing)
         {
-            foreach (var field in group.Fields)
+            foreach (var group in groups)
             {
-                Set(group.UserId, field.Field, field.Value, group.TimeToLive);
+                long removedAt = Remembered(group.UserId, AllFields);
+                foreach (var field in group.Fields)
+                {
+                    long newest = Math.Max(removedAt, Remembered(group.UserId, field.Field));
+                    if (_values.TryGetValue((group.UserId, field.Field), out var held) && Live(held.ExpiresAt))
+                    {
+                        newest = Math.Max(newest, held.Stamp);
+                    }
+
+                    if (field.WrittenAtUnixMs > newest)
+                    {
+                        _values[(group.UserId, field.Field)] = (field.Value, field.WrittenAtUnixMs, ExpiresAt(group.TimeToLive));
+                    }
+                    else
+                    {
+                        late++;
+                    }
+                }
             }
         }
 
-        return Task.CompletedTask;
+        return Task.FromResult(late);
     }
 
     /// <inheritdoc />
-    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
         {
@@ -101,14 +128,30 @@ public sealed class InMemoryRegionalStore : IRegionalStore
         }
 
         Interlocked.Increment(ref _removals);
-        foreach (var key in _values.Keys)
+        lock (_writing)
         {
-            if (key.User == userId && (field is null || key.Field == field))
+            foreach (var key in _values.Keys)
             {
-                _values.TryRemove(key, out _);
+                if (key.User == userId && (field is null || key.Field == field))
+                {
+                    _values.TryRemove(key, out _);
+                }
+            }
+
+            var removal = (userId, field ?? AllFields);
+            if (Remembered(userId, removal.Item2) < removedAtUnixMs)
+            {
+                _removed[removal] = (removedAtUnixMs, ExpiresAt(remember));
             }
         }
 
         return Task.CompletedTask;
     }
+
+    private long Remembered(long userId, string field) =>
+        _removed.TryGetValue((userId, field), out var removal) && Live(removal.ExpiresAt) ? removal.Stamp : long.MinValue;
+
+    private bool Live(DateTimeOffset expiresAt) => _time is null || expiresAt > _time.GetUtcNow();
+
+    private DateTimeOffset ExpiresAt(TimeSpan timeToLive) => _time is null ? DateTimeOffset.MaxValue : _time.GetUtcNow() + timeToLive;
 }

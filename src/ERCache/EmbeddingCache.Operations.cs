@@ -74,15 +74,17 @@ public sealed partial class EmbeddingCache
         {
             // An all-models removal deletes the user's whole hash in one call; a single-model one deletes the model's
             // field (and its next version's, during a rollout). A model that does not use the regional tier has nothing there.
+            // The store remembers the removal as long as a value written before it could still be served.
+            var remember = runtimes.Length == 0 ? TimeSpan.Zero : runtimes.Max(r => r.RegionalTimeToLive);
             if (_regional is not null && fields is null)
             {
-                await _regional.RemoveAsync(userId, field: null, cancellationToken).ConfigureAwait(false);
+                await _regional.RemoveAsync(userId, field: null, remember, cancellationToken).ConfigureAwait(false);
             }
             else if (_regional is not null && runtimes[0].Regional is not null)
             {
                 foreach (string field in fields!)
                 {
-                    await _regional.RemoveAsync(userId, field, cancellationToken).ConfigureAwait(false);
+                    await _regional.RemoveAsync(userId, field, remember, cancellationToken).ConfigureAwait(false);
                 }
             }
         }

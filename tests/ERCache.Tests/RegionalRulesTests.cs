@@ -108,6 +108,52 @@ public sealed class RegionalRulesTests
         hanging.ReleaseReads();
     }
 
+    [Fact]
+    public async Task Rule11_a_regional_hit_copied_in_never_replaces_a_newer_local_vector()
+    {
+        var gated = new GatedRegionalStore(new FakeTimeProvider());
+        using var region = new Region(gated);
+        await region.ShareAsync(user: 4, generation: 1, through: gated.Inner);
+        region.Clock.Advance(TimeSpan.FromSeconds(10));
+
+        // A lookup reads the shared vector; while its answer is in flight, a forced refresh infers a newer one here.
+        gated.HoldReads();
+        var vector = new float[4];
+        var lookup = region.Cache.GetAsync(Model, 4, vector);
+        Assert.Equal(1, gated.HeldReads);
+        var forced = region.Cache.GetAsync(Model, 4, new float[4], new EmbeddingRequestOptions { ForceRefresh = true });
+        region.Dispatcher.RunAll();
+        Assert.Equal(EmbeddingSource.Fresh, (await forced).Source);
+        gated.ReleaseReads();
+        Assert.Equal((EmbeddingSource.Regional, 1), ((await lookup).Source, TestTower.GenerationOf(vector))); // its own request
+
+        var (next, nextVector) = await region.GetAsync(4);
+        Assert.Equal((EmbeddingSource.Direct, 2, TimeSpan.Zero), (next.Source, TestTower.GenerationOf(nextVector), next.Age)); // the newer stays
+    }
+
+    [Fact]
+    public async Task A_vector_pushed_while_a_lookup_is_in_flight_is_kept_and_served_afterwards()
+    {
+        var gated = new GatedRegionalStore(new FakeTimeProvider());
+        using var region = new Region(gated);
+        await region.ShareAsync(user: 5, generation: 1, through: gated.Inner);
+        region.Clock.Advance(TimeSpan.FromSeconds(1)); // the shared vector is a second old: the push is newer
+
+        gated.HoldReads();
+        var lookup = region.Cache.GetAsync(Model, 5, new float[4]);
+        Assert.Equal(1, gated.HeldReads);
+        float[] pushed = [5, 77, 7, 8]; // user 5's row at generation 77
+        region.Cache.SetVector(Model, 5, pushed);
+        gated.ReleaseReads();
+        Assert.Equal(EmbeddingSource.Regional, (await lookup).Source); // the lookup began first: its own request gets the old one
+
+        for (int i = 0; i < 3; i++)
+        {
+            var (result, vector) = await region.GetAsync(5);
+            Assert.Equal((EmbeddingSource.Direct, 77), (result.Source, TestTower.GenerationOf(vector)));
+        }
+    }
+
     /// <summary>One host (<see cref="Cache"/>) on a regional store, with another host's values written through
     /// <see cref="ShareAsync"/>.</summary>
     private sealed class Region : IDisposable
@@ -162,8 +208,9 @@ public sealed class RegionalRulesTests
         public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken) =>
             Task.FromException<byte[]?[]>(new IOException("store down"));
 
-        public Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Task.FromException(new IOException("store down"));
+        public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Task.FromException<int>(new IOException("store down"));
 
-        public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken) => Task.FromException(new IOException("store down"));
+        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
+            Task.FromException(new IOException("store down"));
     }
 }

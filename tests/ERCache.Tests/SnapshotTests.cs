@@ -203,10 +203,10 @@ public sealed class SnapshotTests : IDisposable
         float[] newer = [1, 2, 3, 4], older = [5, 6, 7, 8];
         tier.Write(1, newer, writtenAt: 100);
 
-        Assert.False(tier.TryRestore(1, older, writtenAt: 50, long.MaxValue, _ => false));
-        Assert.False(tier.TryRestore(2, older, writtenAt: 50, long.MaxValue, user => user == 2));
-        Assert.True(tier.TryRestore(3, older, writtenAt: 50, long.MaxValue, _ => false));
-        Assert.True(tier.TryRestore(1, older, writtenAt: 150, long.MaxValue, _ => false)); // the snapshot's is newer here
+        Assert.False(tier.TryWriteNewer(1, older, writtenAt: 50, long.MaxValue, _ => false));
+        Assert.False(tier.TryWriteNewer(2, older, writtenAt: 50, long.MaxValue, user => user == 2));
+        Assert.True(tier.TryWriteNewer(3, older, writtenAt: 50, long.MaxValue, _ => false));
+        Assert.True(tier.TryWriteNewer(1, older, writtenAt: 150, long.MaxValue, _ => false)); // the snapshot's is newer here
 
         var read = new float[4];
         Assert.True(tier.TryRead(3, 60, long.MaxValue, read, out long at));

@@ -66,24 +66,54 @@ public sealed class TestingPackageTests
         var clock = new FakeTimeProvider();
         var store = new InMemoryRegionalStore(clock);
         var ttl = TimeSpan.FromMinutes(1);
-        await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [1]), new RegionalField("b:v1", [2])], ttl)], default);
-        await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [3])], ttl), new RegionalWriteGroup(2, [new RegionalField("a:v1", [4])], ttl)], default);
+        Assert.Equal(0, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [1], 10), new RegionalField("b:v1", [2], 10)], ttl)], default));
+        Assert.Equal(0, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [3], 11)], ttl), new RegionalWriteGroup(2, [new RegionalField("a:v1", [4], 10)], ttl)], default));
 
         var read = await store.ReadAsync("a:v1", new long[] { 1, 2, 3 }, default);
         Assert.Equal([3], read[0]);
         Assert.Equal([4], read[1]);
         Assert.Null(read[2]);
 
-        await store.RemoveAsync(1, "a:v1", default);
+        await store.RemoveAsync(1, "a:v1", removedAtUnixMs: 20, remember: ttl, default);
         Assert.Null(store.Get(1, "a:v1"));
         Assert.Equal([2], store.Get(1, "b:v1"));
-        await store.RemoveAsync(1, field: null, default);
+        await store.RemoveAsync(1, field: null, removedAtUnixMs: 20, remember: ttl, default);
         Assert.Null(store.Get(1, "b:v1"));
 
         clock.Advance(ttl);
         Assert.Null(store.Get(2, "a:v1")); // expired
         Assert.Equal((2, 1, 2), (store.Writes, store.Reads, store.Removals));
         await Assert.ThrowsAsync<TaskCanceledException>(() => store.ReadAsync("a:v1", new long[] { 1 }, new CancellationToken(canceled: true)));
+    }
+
+    [Fact]
+    public async Task The_in_memory_store_keeps_the_newer_value_and_remembers_removals_for_their_time()
+    {
+        var clock = new FakeTimeProvider();
+        var store = new InMemoryRegionalStore(clock);
+        var ttl = TimeSpan.FromMinutes(10);
+        await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [2], 200)], ttl)], default);
+
+        // A write stamped earlier, or at the same time, arrives late: the newer value stays, and the late one is counted.
+        int late = await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [1], 100), new RegionalField("b:v1", [9], 100)], ttl)], default);
+        Assert.Equal(1, late);
+        Assert.Equal([2], store.Get(1, "a:v1"));
+        Assert.Equal([9], store.Get(1, "b:v1"));
+        Assert.Equal(1, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [3], 200)], ttl)], default));
+
+        // A removal of the user is remembered: a write stamped before it does not bring the user back, a later one does.
+        await store.RemoveAsync(1, field: null, removedAtUnixMs: 300, remember: TimeSpan.FromMinutes(5), default);
+        Assert.Equal(2, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [4], 250), new RegionalField("b:v1", [4], 300)], ttl)], default));
+        Assert.Null(store.Get(1, "a:v1"));
+        Assert.Equal(0, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [5], 301)], ttl)], default));
+        Assert.Equal([5], store.Get(1, "a:v1"));
+
+        // A removal of one field: only that field; and once forgotten, an old stamp is written again.
+        await store.RemoveAsync(1, "a:v1", removedAtUnixMs: 400, remember: TimeSpan.FromMinutes(5), default);
+        Assert.Equal(1, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [6], 350)], ttl)], default));
+        clock.Advance(TimeSpan.FromMinutes(11)); // past the removal's memory and the value's time to live
+        Assert.Equal(0, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [7], 350)], ttl)], default));
+        Assert.Equal([7], store.Get(1, "a:v1"));
     }
 
     [Fact]

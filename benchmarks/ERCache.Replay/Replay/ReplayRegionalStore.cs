@@ -26,20 +26,21 @@ internal sealed class ReplayRegionalStore(IRegionalStore inner) : IRegionalStore
         return Task.FromResult(values);
     }
 
-    public Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    /// <summary>Held until <see cref="Commit"/>; so nothing is late yet (the store's newer-wins rule applies then).</summary>
+    public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
             _held.AddRange(groups);
         }
 
-        return Task.CompletedTask;
+        return Task.FromResult(0);
     }
 
     /// <summary>A deletion event's removal, straight through.</summary>
-    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken)
     {
-        inner.RemoveAsync(userId, field, cancellationToken).GetAwaiter().GetResult(); // on the replay's thread, as a read
+        inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken).GetAwaiter().GetResult(); // on the replay's thread, as a read
         return Task.CompletedTask;
     }
 

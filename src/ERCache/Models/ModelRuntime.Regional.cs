@@ -58,12 +58,15 @@ internal sealed partial class ModelRuntime
                 if (ageTicks < directTtl)
                 {
                     long writtenAt = nowTs - ageTicks;
-                    WriteLocal(users[i], row, writtenAt);
+                    // Newer wins locally too: an inference or push that landed during the lookup is kept.
+                    Direct?.TryWriteNewer(users[i], row, writtenAt, DirectTtl);
+                    Failover?.TryWriteNewer(users[i], row, writtenAt, FailoverTtl);
                     if (State.WriteFence != fence)
                     {
                         // A removal, clear or push ran since the lookup began: this value may predate it. Serve it to
-                        // this request (which began first) but keep it out of the tiers.
-                        RemoveLocal(users[i]);
+                        // this request (which began first) but keep it out of the tiers; a pushed vector stays.
+                        Direct?.RemoveIfWrittenAt(users[i], writtenAt);
+                        Failover?.RemoveIfWrittenAt(users[i], writtenAt);
                     }
 
                     var result = new EmbeddingResult(EmbeddingSource.Regional, age, Policy.Version, InferenceFailureCause.None, hasVector: true);

@@ -16,7 +16,7 @@ namespace ERCache.Models;
 /// <remarks>
 /// The load never blocks a request: requests are served from whatever is in the tiers while it runs. An entry is
 /// restored only when the tier holds nothing newer for the user and the user was not removed since the load began
-/// (both checked under the tier's write lock, see <see cref="EmbeddingTier.TryRestore"/>).
+/// (both checked under the tier's write lock, see <see cref="EmbeddingTier.TryWriteNewer"/>).
 /// </remarks>
 internal sealed class SnapshotKeeper : IDisposable
 {
@@ -198,7 +198,7 @@ internal sealed class SnapshotKeeper : IDisposable
                 }
 
                 StorageFormats.Decode(identity.Format, row, vector);
-                if (tier.TryRestore(user, vector, ttlNow - ageTicks, ttl, removed))
+                if (tier.TryWriteNewer(user, vector, ttlNow - ageTicks, ttl, removed))
                 {
                     loaded++;
                 }

@@ -19,15 +19,25 @@ public interface IRegionalStore
     /// <returns>One value per user, in order; <see langword="null"/> where the user has none.</returns>
     Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken);
 
-    /// <summary>Writes every group in one round trip: each group is one write of one user's fields.</summary>
+    /// <summary>
+    /// Writes every group in one round trip: each group is one write of one user's fields. Newer wins, atomically per
+    /// user on the server: a field is written only when its <see cref="RegionalField.WrittenAtUnixMs"/> is later than
+    /// the stamp of the value the store holds for it and of any removal of it or of the user still remembered (a write
+    /// delayed by a slow flush or a reconnect must not replace a newer value, or bring back a removed one).
+    /// </summary>
     /// <param name="groups">The users' fields; a group's fields all belong to its user.</param>
     /// <param name="cancellationToken">Cancelled at the write's timeout.</param>
-    Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken);
+    /// <returns>How many fields were not written because the store held something newer.</returns>
+    Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken);
 
     /// <summary>Deletes one field of a user's values, or all of them when <paramref name="field"/> is null, in one
-    /// round trip.</summary>
+    /// round trip, and remembers the removal for <paramref name="remember"/>: until then a write stamped at or before
+    /// <paramref name="removedAtUnixMs"/> is not applied.</summary>
     /// <param name="userId">The user.</param>
     /// <param name="field">The field (model and version), or null for every field of the user.</param>
+    /// <param name="removedAtUnixMs">When the removal was asked for (wall clock, Unix milliseconds).</param>
+    /// <param name="remember">How long the removal's stamp is kept: the longest a value stamped before it could still be
+    /// served (the longest failover TTL).</param>
     /// <param name="cancellationToken">Cancelled at the call's timeout.</param>
-    Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken);
+    Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken);
 }

@@ -75,7 +75,7 @@ internal sealed partial class RegionalTier
         groups = new List<RegionalWriteGroup>(byUser.Count);
         foreach (var (userId, (fields, ttl)) in byUser)
         {
-            var encoded = fields.Values.Select(w => new RegionalField(w.Field, RegionalValue.Encode(w.Format, w.VersionHash, w.UserId, w.WrittenAtUnixMs, w.Vector))).ToArray();
+            var encoded = fields.Values.Select(w => new RegionalField(w.Field, RegionalValue.Encode(w.Format, w.VersionHash, w.UserId, w.WrittenAtUnixMs, w.Vector), w.WrittenAtUnixMs)).ToArray();
             values += encoded.Length;
             groups.Add(new RegionalWriteGroup(userId, encoded, ttl));
         }
@@ -91,16 +91,15 @@ internal sealed partial class RegionalTier
         try
         {
             var write = new Write(this, groups);
-            if (_breaker is null)
-            {
-                await write.RunAsync(cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                await _breaker.ExecuteAsync(static (w, ct) => w.RunAsync(ct), write, cancellationToken).ConfigureAwait(false);
-            }
+            int late = _breaker is null
+                ? await write.RunAsync(cancellationToken).ConfigureAwait(false)
+                : await _breaker.ExecuteAsync(static (w, ct) => w.RunAsync(ct), write, cancellationToken).ConfigureAwait(false);
 
-            _metrics.RecordRegionalWrite(groups.Count, values);
+            _metrics.RecordRegionalWrite(groups.Count, values - late);
+            if (late > 0)
+            {
+                _metrics.RecordRegionalDropped("late", late); // the store held a newer value or removal: newer wins
+            }
         }
         catch (Exception ex)
         {
@@ -138,13 +137,13 @@ internal sealed partial class RegionalTier
     /// <summary>One bounded grouped write, as the breaker's state.</summary>
     private sealed class Write(RegionalTier tier, List<RegionalWriteGroup> groups)
     {
-        public async ValueTask RunAsync(CancellationToken cancellationToken)
+        public async ValueTask<int> RunAsync(CancellationToken cancellationToken)
         {
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var write = tier._store.WriteAsync(groups, limit.Token);
             try
             {
-                await write.WaitAsync(tier._options.WriteTimeout, tier._time, cancellationToken).ConfigureAwait(false);
+                return await write.WaitAsync(tier._options.WriteTimeout, tier._time, cancellationToken).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {

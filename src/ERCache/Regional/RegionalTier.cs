@@ -110,7 +110,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// request's lookup, a failure is thrown: the caller asked for this removal and must know it did not happen.
     /// </summary>
     /// <exception cref="TimeoutException">The store did not answer within <c>Regional:WriteTimeout</c>.</exception>
-    public async Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken)
+    /// <param name="userId">The user.</param>
+    /// <param name="field">The field, or null for every field of the user.</param>
+    /// <param name="remember">How long the store keeps the removal's stamp (the longest failover TTL of the fields).</param>
+    /// <param name="cancellationToken">Ends the wait.</param>
+    public async Task RemoveAsync(long userId, string? field, TimeSpan remember, CancellationToken cancellationToken)
     {
         await _flushing.WaitAsync(cancellationToken).ConfigureAwait(false);
         long started = _time.GetTimestamp();
@@ -120,7 +124,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         {
             await WriteQueuedAsync(cancellationToken).ConfigureAwait(false);
 
-            var removal = _store.RemoveAsync(userId, field, cancellationToken);
+            var removal = _store.RemoveAsync(userId, field, _time.GetUtcNow().ToUnixTimeMilliseconds(), remember, cancellationToken);
             await removal.WaitAsync(_options.WriteTimeout, _time, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

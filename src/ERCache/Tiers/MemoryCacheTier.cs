@@ -141,17 +141,25 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         }
     }
 
-    public override bool TryRestore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool> removed)
+    public override bool TryWriteNewer(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null)
     {
         lock (_writeLock)
         {
-            if (removed(userId) || (TryGet(new EntryKey(Model, _version, userId), out var value) && value is StoredRow row && row.WrittenAt >= writtenAt))
+            if (removed?.Invoke(userId) == true || (TryGet(new EntryKey(Model, _version, userId), out var value) && value is StoredRow row && row.WrittenAt >= writtenAt))
             {
                 return false;
             }
 
             Write(userId, vector, writtenAt, ttl); // the lock is re-entrant
             return true;
+        }
+    }
+
+    public override bool RemoveIfWrittenAt(long userId, long writtenAt)
+    {
+        lock (_writeLock)
+        {
+            return !_disposed && TryGet(new EntryKey(Model, _version, userId), out var value) && value is StoredRow row && row.WrittenAt == writtenAt && Remove(userId);
         }
     }
 

@@ -205,18 +205,27 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
-    public override bool TryRestore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool> removed)
+    public override bool TryWriteNewer(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null)
     {
         lock (_sync)
         {
             int slot = _index.Find(userId);
-            if (removed(userId) || (slot >= 0 && Page(slot).WrittenAt(slot & _pageMask) >= writtenAt))
+            if (removed?.Invoke(userId) == true || (slot >= 0 && Page(slot).WrittenAt(slot & _pageMask) >= writtenAt))
             {
                 return false;
             }
 
             Write(userId, vector, writtenAt, ttl); // the lock is re-entrant
             return true;
+        }
+    }
+
+    public override bool RemoveIfWrittenAt(long userId, long writtenAt)
+    {
+        lock (_sync)
+        {
+            int slot = _index.Find(userId);
+            return slot >= 0 && Page(slot).WrittenAt(slot & _pageMask) == writtenAt && Remove(userId); // the lock is re-entrant
         }
     }
 

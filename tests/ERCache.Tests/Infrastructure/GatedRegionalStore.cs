@@ -39,7 +39,8 @@ internal sealed class GatedRegionalStore(TimeProvider time) : IRegionalStore
         return values;
     }
 
-    public Task WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Inner.WriteAsync(groups, cancellationToken);
+    public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Inner.WriteAsync(groups, cancellationToken);
 
-    public Task RemoveAsync(long userId, string? field, CancellationToken cancellationToken) => Inner.RemoveAsync(userId, field, cancellationToken);
+    public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
+        Inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
 }
