@@ -16,7 +16,7 @@ namespace ERCache.Redis;
 /// remember the removal's stamp). Valid on Redis, Redis Cluster and Garnet started with <c>--lua</c> (Garnet runs no
 /// scripts without it: every write then fails, is counted as dropped and logged, and the store's circuit opens).
 /// </summary>
-public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisposable
+public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, IAsyncDisposable, IDisposable
 {
     private readonly IConnectionMultiplexer _connection;
     private readonly bool _ownsConnection;
@@ -118,6 +118,10 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
         return 1
         """;
 
+    /// <summary>The pub/sub channel removals, pushes and clears are announced on (a plain channel: on a Redis Cluster
+    /// a message reaches the subscribers of every node).</summary>
+    public static readonly RedisChannel InvalidationChannel = RedisChannel.Literal("ercache:invalidation");
+
     /// <summary>The hash a user's values are kept in.</summary>
     public static RedisKey KeyOf(long userId) => $"ercache:{{{userId.ToString(CultureInfo.InvariantCulture)}}}";
 
@@ -191,6 +195,51 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
         return removal.WaitAsync(cancellationToken);
     }
 
+    /// <inheritdoc />
+    public Task PublishAsync(byte[] message, CancellationToken cancellationToken) =>
+        _connection.GetSubscriber().PublishAsync(InvalidationChannel, message).WaitAsync(cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>Messages are handled in order, one at a time. The subscription counts as lost when the connection that
+    /// carries it fails (StackExchange.Redis subscribes again when it reconnects), and as back when it is restored.</remarks>
+    public async Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(onMessage);
+        ArgumentNullException.ThrowIfNull(onSubscribed);
+        var subscriber = _connection.GetSubscriber();
+        void Failed(object? sender, ConnectionFailedEventArgs e)
+        {
+            if (e.ConnectionType == ConnectionType.Subscription || !subscriber.IsConnected(InvalidationChannel))
+            {
+                onSubscribed(false);
+            }
+        }
+
+        void Restored(object? sender, ConnectionFailedEventArgs e)
+        {
+            if (e.ConnectionType == ConnectionType.Subscription || subscriber.IsConnected(InvalidationChannel))
+            {
+                onSubscribed(true);
+            }
+        }
+
+        _connection.ConnectionFailed += Failed;
+        _connection.ConnectionRestored += Restored;
+        try
+        {
+            var queue = await subscriber.SubscribeAsync(InvalidationChannel).WaitAsync(cancellationToken).ConfigureAwait(false);
+            queue.OnMessage(message => onMessage((byte[])message.Message!));
+            onSubscribed(subscriber.IsConnected(InvalidationChannel));
+            return new Subscription(this, queue, Failed, Restored);
+        }
+        catch
+        {
+            _connection.ConnectionFailed -= Failed;
+            _connection.ConnectionRestored -= Restored;
+            throw;
+        }
+    }
+
     /// <summary>Whole milliseconds, at least one (an expiry of zero would delete the key at once).</summary>
     private static long Milliseconds(TimeSpan span) => Math.Max(1, (long)Math.Ceiling(span.TotalMilliseconds));
 
@@ -209,6 +258,26 @@ public sealed class RedisRegionalStore : IRegionalStore, IAsyncDisposable, IDisp
         if (_ownsConnection)
         {
             _connection.Dispose();
+        }
+    }
+
+    /// <summary>One subscription to <see cref="InvalidationChannel"/>: disposing it unsubscribes.</summary>
+    private sealed class Subscription(
+        RedisRegionalStore store, ChannelMessageQueue queue, EventHandler<ConnectionFailedEventArgs> failed, EventHandler<ConnectionFailedEventArgs> restored)
+        : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            store._connection.ConnectionFailed -= failed;
+            store._connection.ConnectionRestored -= restored;
+            try
+            {
+                await queue.UnsubscribeAsync().ConfigureAwait(false);
+            }
+            catch (RedisException)
+            {
+                // the connection is gone: so is the subscription
+            }
         }
     }
 }

@@ -14,17 +14,20 @@ namespace ERCache.Testing;
 /// <c>FakeTimeProvider</c> drives it; without one, values never expire (the cache checks every value's age itself, so
 /// only memory grows). Every call completes synchronously; a test that needs a slow or failing store wraps this
 /// one.</remarks>
-public sealed class InMemoryRegionalStore : IRegionalStore
+public sealed class InMemoryRegionalStore : IRegionalStore, IRegionalInvalidation
 {
     private const string AllFields = "*"; // a removal of the user: field names always hold a ':'
 
     private readonly ConcurrentDictionary<(long User, string Field), (byte[] Value, long Stamp, DateTimeOffset ExpiresAt)> _values = new();
     private readonly ConcurrentDictionary<(long User, string Field), (long Stamp, DateTimeOffset ExpiresAt)> _removed = new();
     private readonly Lock _writing = new(); // a write or removal of one user is atomic, as a script on the server
+    private readonly List<Subscriber> _subscribers = []; // under itself
+    private bool _channelDown;
     private readonly TimeProvider? _time;
     private int _reads;
     private int _writes;
     private int _removals;
+    private int _published;
 
     /// <summary>Creates an empty store whose values expire on <paramref name="timeProvider"/>'s wall clock, or never
     /// when it is null.</summary>
@@ -154,4 +157,84 @@ public sealed class InMemoryRegionalStore : IRegionalStore
     private bool Live(DateTimeOffset expiresAt) => _time is null || expiresAt > _time.GetUtcNow();
 
     private DateTimeOffset ExpiresAt(TimeSpan timeToLive) => _time is null ? DateTimeOffset.MaxValue : _time.GetUtcNow() + timeToLive;
+
+    /// <summary>Messages published on the invalidation channel so far (delivered or not).</summary>
+    public int Published => Volatile.Read(ref _published);
+
+    /// <inheritdoc />
+    /// <remarks>Delivered to every subscriber on the publisher's thread before this returns (none while the channel is
+    /// down: they are lost, as on a real store).</remarks>
+    public Task PublishAsync(byte[] message, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled(cancellationToken);
+        }
+
+        Interlocked.Increment(ref _published);
+        Subscriber[] subscribers;
+        lock (_subscribers)
+        {
+            subscribers = _channelDown ? [] : [.. _subscribers];
+        }
+
+        foreach (var subscriber in subscribers)
+        {
+            subscriber.OnMessage(message);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(onMessage);
+        ArgumentNullException.ThrowIfNull(onSubscribed);
+        var subscriber = new Subscriber(this, onMessage, onSubscribed);
+        bool down;
+        lock (_subscribers)
+        {
+            _subscribers.Add(subscriber);
+            down = _channelDown;
+        }
+
+        onSubscribed(!down);
+        return Task.FromResult<IAsyncDisposable>(subscriber);
+    }
+
+    /// <summary>Takes the invalidation channel down (<paramref name="down"/>) or back up: every subscriber is told, and
+    /// messages published while it is down reach nobody. For tests of a lost subscription.</summary>
+    public void SetChannelDown(bool down)
+    {
+        Subscriber[] subscribers;
+        lock (_subscribers)
+        {
+            _channelDown = down;
+            subscribers = [.. _subscribers];
+        }
+
+        foreach (var subscriber in subscribers)
+        {
+            subscriber.OnSubscribed(!down);
+        }
+    }
+
+    private sealed class Subscriber(InMemoryRegionalStore store, Action<byte[]> onMessage, Action<bool> onSubscribed) : IAsyncDisposable
+    {
+        public Action<byte[]> OnMessage { get; } = onMessage;
+
+        public Action<bool> OnSubscribed { get; } = onSubscribed;
+
+        public ValueTask DisposeAsync()
+        {
+            lock (store._subscribers)
+            {
+                store._subscribers.Remove(this);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
 }

@@ -80,6 +80,11 @@ public sealed partial class EmbeddingCache
                 _snapshots.Dispose();
             }
 
+            if (_invalidator is not null)
+            {
+                await _invalidator.DisposeAsync().ConfigureAwait(false); // no other host's message reaches released states
+            }
+
             _registry.Dispose();
             if (_regional is not null)
             {

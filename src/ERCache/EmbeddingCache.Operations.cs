@@ -1,3 +1,4 @@
+using ERCache.Regional;
 using ERCache.Internal;
 using ERCache.Models;
 
@@ -57,6 +58,12 @@ public sealed partial class EmbeddingCache
         var runtime = Resolve(model);
         int cleared = runtime.Clear();
         runtime.State.Next?.Current.Clear(); // a rollout's next version: its count is not the model's entries
+        _invalidator?.Announce(InvalidationKind.Clear, 0, runtime.RegionalField);
+        if (runtime.State.Next?.Current is { } next)
+        {
+            _invalidator?.Announce(InvalidationKind.Clear, 0, next.RegionalField);
+        }
+
         return cleared;
     }
 
@@ -94,6 +101,12 @@ public sealed partial class EmbeddingCache
             {
                 removed += runtime.FinishRemove(userId);
             }
+        }
+
+        // The store holds nothing for the user now; the other hosts drop their local copies when they hear this.
+        if (_regional is not null && (fields is null || runtimes[0].Regional is not null))
+        {
+            await AnnounceRemovalAsync(userId, fields, cancellationToken).ConfigureAwait(false);
         }
 
         return removed;

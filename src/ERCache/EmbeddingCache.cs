@@ -35,6 +35,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly ILogger _logger;
     private readonly IDisposable? _reloadSubscription;
     private readonly RegionalTier? _regional;
+    private readonly RegionalInvalidator? _invalidator;
     private readonly SnapshotKeeper? _snapshots;
     private readonly TimeSpan _snapshotWriteTimeout;
     private readonly InferenceDispatcher _dispatcher;
@@ -98,6 +99,11 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             }
 
             _registry = new ModelRegistry(options, resolveInference, _time, _metrics, validator, _logger, _dispatcher, _regional, sampling ?? Random.Shared);
+            if (_regional is not null && services!.RegionalStore is IRegionalInvalidation channel && options.Regional?.Invalidation != false)
+            {
+                _invalidator = StartInvalidation(channel, options.Regional ?? new RegionalOptions());
+            }
+
             WarmUpCode(_registry.States.Select(s => s.Current.Policy));
             if (options.Snapshots is { Directory: not null } snapshots)
             {
@@ -164,13 +170,14 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
     /// <summary>
     /// Completes when the cache is ready to serve at full strength: at once without <c>Snapshots</c>, else when the
-    /// start-up load of the snapshots has finished (or stopped at <c>Snapshots:LoadTimeout</c>). Requests are served
+    /// start-up load of the snapshots has finished (or stopped at <c>Snapshots:LoadTimeout</c>), and the first attempt to
+    /// subscribe to the regional store's invalidation channel has ended (when the store has one). Requests are served
     /// before that too, from whatever is loaded so far. <c>AddERCache()</c>'s hosted start-up awaits it, so a host
     /// begins taking traffic after the load.
     /// </summary>
     /// <param name="cancellationToken">Stops waiting (the load goes on).</param>
     public Task WhenReadyAsync(CancellationToken cancellationToken = default) =>
-        (_snapshots?.Loaded ?? Task.CompletedTask).WaitAsync(cancellationToken);
+        Task.WhenAll(_snapshots?.Loaded ?? Task.CompletedTask, _invalidator?.Started ?? Task.CompletedTask).WaitAsync(cancellationToken);
 
     /// <summary>Writes the snapshots of every model's tiers now (as the cache does at disposal and every
     /// <c>Snapshots:Interval</c>); does nothing without <c>Snapshots:Directory</c>. Never throws for an I/O failure: it is

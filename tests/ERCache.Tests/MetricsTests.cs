@@ -64,9 +64,9 @@ public sealed class MetricsTests
         using var f = new CacheFixture();
 
         Assert.Equal(
-            ["ercache.inference.batch_size", "ercache.inference.duration", "ercache.regional.duration", "ercache.staleness.drift", "ercache.vector.age"],
+            ["ercache.inference.batch_size", "ercache.inference.duration", "ercache.invalidation.lag", "ercache.regional.duration", "ercache.staleness.drift", "ercache.vector.age"],
             advice.Keys.Order(StringComparer.Ordinal));
-        foreach (string seconds in new[] { "ercache.inference.duration", "ercache.regional.duration" })
+        foreach (string seconds in new[] { "ercache.inference.duration", "ercache.invalidation.lag", "ercache.regional.duration" })
         {
             Assert.Equal(1e-5, advice[seconds][0]); // 10 µs
             Assert.Equal(10, advice[seconds][^1]); // 10 s

@@ -29,6 +29,10 @@ public sealed class RegionalOptions
     /// <summary>Most users per grouped write (one round trip). Default 512; 1..65,536.</summary>
     public int MaxBatchSize { get; set; } = 512;
 
+    /// <summary>Whether this host announces its removals, pushes and clears to the other hosts and applies theirs, over
+    /// the store's channel (Redis or Garnet pub/sub), when the store offers one. Default <see langword="true"/>.</summary>
+    public bool Invalidation { get; set; } = true;
+
     /// <summary>Stops calling a failing store for a while, so a dead store costs a request almost nothing. Failures
     /// are calls that throw or pass their timeout.</summary>
     public CircuitBreakerOptions CircuitBreaker { get; set; } = new() { MinimumThroughput = 10 };

@@ -92,6 +92,18 @@ public static class ERCacheDiagnostics
     /// <summary>Histogram of regional store round trips, in seconds, tagged <c>operation</c> (<c>read</c>, <c>write</c>).</summary>
     public const string RegionalDuration = "ercache.regional.duration";
 
+    /// <summary>Counter of invalidation messages (removals, pushes, clears announced between hosts), tagged
+    /// <see cref="DirectionTag"/>: <c>sent</c>, <c>received</c> (from other hosts), <c>applied</c>, <c>undecodable</c>,
+    /// <c>failed</c> (not sent).</summary>
+    public const string InvalidationMessages = "ercache.invalidation.messages";
+
+    /// <summary>Histogram of seconds from a message's stamp (when the operation was asked for on its host) to its
+    /// application here.</summary>
+    public const string InvalidationLag = "ercache.invalidation.lag";
+
+    /// <summary>The direction tag of <see cref="InvalidationMessages"/>.</summary>
+    public const string DirectionTag = "direction";
+
     /// <summary>Histogram of the drift of sampled direct hits (<c>Freshness:SampleRate</c>): 1 − cosine similarity
     /// between the vector served and a fresh inference run in the background, tagged <c>model</c> and <c>age</c> (the
     /// served vector's age bucket: <c>lt_30s</c>, <c>30s_1m</c>, <c>1m_5m</c>, <c>5m_10m</c>, <c>10m_30m</c>,

@@ -29,6 +29,8 @@ internal sealed class ERCacheMetrics : IDisposable
     private readonly Counter<long> _regionalValues;
     private readonly Counter<long> _regionalDropped;
     private readonly Histogram<double> _regionalDuration;
+    private readonly Counter<long> _invalidations;
+    private readonly Histogram<double> _invalidationLag;
     private readonly Histogram<double> _drift;
     private readonly Counter<long> _background;
     private Func<IEnumerable<Measurement<int>>>? _observeRegionalQueue;
@@ -74,6 +76,8 @@ internal sealed class ERCacheMetrics : IDisposable
         _regionalValues = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWriteValues, "{value}", "Values written to the regional store.");
         _regionalDropped = Meter.CreateCounter<long>(ERCacheDiagnostics.RegionalWritesDropped, "{value}", "Fresh values not written to the regional store, by reason.");
         _regionalDuration = Meter.CreateHistogram<double>(ERCacheDiagnostics.RegionalDuration, "s", "Regional store round trips.", tags: null, Advice(HistogramBuckets.Seconds));
+        _invalidations = Meter.CreateCounter<long>(ERCacheDiagnostics.InvalidationMessages, "{message}", "Invalidation messages between hosts, by direction.");
+        _invalidationLag = Meter.CreateHistogram<double>(ERCacheDiagnostics.InvalidationLag, "s", "From an invalidation's stamp on its host to its application here.", tags: null, Advice(HistogramBuckets.Seconds));
         Meter.CreateObservableGauge(ERCacheDiagnostics.RegionalQueueLength, () => _observeRegionalQueue?.Invoke() ?? [], "{value}", "Values waiting to be written to the regional store.");
         _drift = Meter.CreateHistogram<double>(ERCacheDiagnostics.StalenessDrift, "1", "Drift of sampled direct hits (1 - cosine similarity to a fresh inference), by age bucket.", tags: null, Advice(HistogramBuckets.Drift));
         _background = Meter.CreateCounter<long>(ERCacheDiagnostics.BackgroundInferences, "{user}", "Users sent to inference in the background on spare capacity, by kind.");
@@ -142,6 +146,11 @@ internal sealed class ERCacheMetrics : IDisposable
             _regionalDropped.Add(values, new TagList { { ERCacheDiagnostics.ReasonTag, reason } });
         }
     }
+
+    public void RecordInvalidation(string direction) =>
+        _invalidations.Add(1, new TagList { { ERCacheDiagnostics.DirectionTag, direction } });
+
+    public void RecordInvalidationLag(TimeSpan lag) => _invalidationLag.Record(Math.Max(0, lag.TotalSeconds));
 
     public void RecordRegionalDuration(string operation, TimeSpan duration) =>
         _regionalDuration.Record(duration.TotalSeconds, new TagList { { ERCacheDiagnostics.OperationTag, operation } });

@@ -85,6 +85,15 @@ public sealed class ERCacheHealthCheck : IHealthCheck
             reasons.Add("snapshots are still loading (the tiers are warming)");
         }
 
+        if (_cache.IsInvalidationSubscribed is { } subscribed)
+        {
+            data["invalidation_subscribed"] = subscribed;
+            if (!subscribed)
+            {
+                reasons.Add("invalidation subscription lost: other hosts' removals and pushes may be missed, local vectors written before the loss are checked regionally");
+            }
+        }
+
         if (_cache.RegionalCircuitState is CircuitState.Open or CircuitState.Isolated)
         {
             reasons.Add("regional store: circuit breaker open, lookups and writes are skipped");

@@ -66,6 +66,15 @@ internal static partial class Log
     [LoggerMessage(EventId = 34, Level = LogLevel.Warning, Message = "ERCache abandoned the snapshot {Path} after Snapshots:WriteTimeout {Timeout}; the previous one (if any) is kept, and later tiers are not written this time.")]
     public static partial void SnapshotWriteTimedOut(ILogger logger, string path, TimeSpan timeout);
 
+    [LoggerMessage(EventId = 35, Level = LogLevel.Warning, Message = "ERCache lost its invalidation subscription: removals, pushes and clears of other hosts may be missed, so local vectors written before now are checked against the regional store until it is back.")]
+    public static partial void InvalidationLost(ILogger logger);
+
+    [LoggerMessage(EventId = 36, Level = LogLevel.Information, Message = "ERCache's invalidation subscription is back: {Entries} local entries written before it were dropped (what was missed cannot be known).")]
+    public static partial void InvalidationRestored(ILogger logger, int entries);
+
+    [LoggerMessage(EventId = 37, Level = LogLevel.Warning, Message = "ERCache could not announce a {Kind} of user {UserId} to the other hosts; they keep their local copies until their TTL.")]
+    public static partial void InvalidationNotSent(ILogger logger, string kind, long userId, Exception exception);
+
     [LoggerMessage(EventId = 33, Level = LogLevel.Warning, Message = "ERCache stopped loading snapshots after Snapshots:LoadTimeout {Timeout}; what was loaded stays, the rest starts empty.")]
     public static partial void SnapshotLoadTimedOut(ILogger logger, TimeSpan timeout);
 }

@@ -12,7 +12,7 @@ internal sealed partial class ModelRuntime
         _scheduler.Invalidate(userId);
         State.AdvanceWriteFence();
         WriteLocal(userId, vector, _clock.Now);
-        EnqueueRegional(userId, vector.ToArray());
+        EnqueueRegional(userId, vector.ToArray(), announce: true);
     }
 
     /// <summary>The first step of a removal, before the regional store deletes the user: an inference of the user still
@@ -35,10 +35,20 @@ internal sealed partial class ModelRuntime
 
     /// <summary>Empties both local tiers; no inference or regional lookup running now writes afterwards, and this host
     /// ignores the model's regional values written until now. Returns how many entries there were.</summary>
-    public int Clear()
+    public int Clear() => Clear(_time.GetUtcNow().ToUnixTimeMilliseconds());
+
+    /// <summary>As <see cref="Clear()"/> for a clear made at <paramref name="clearedAtUnixMs"/> (another host's).</summary>
+    public int Clear(long clearedAtUnixMs)
+    {
+        Regional?.MarkCleared(RegionalField, clearedAtUnixMs);
+        return DropLocal();
+    }
+
+    /// <summary>Empties both local tiers; no inference or regional lookup running now writes afterwards. The regional
+    /// store's values stay usable. Returns how many entries there were.</summary>
+    public int DropLocal()
     {
         _scheduler.InvalidateAll();
-        Regional?.MarkCleared(RegionalField, _time.GetUtcNow().ToUnixTimeMilliseconds());
         State.AdvanceWriteFence();
         State.NoteRemoved(ModelVersionState.AllUsers);
         return (Direct?.Clear() ?? 0) + (Failover?.Clear() ?? 0);

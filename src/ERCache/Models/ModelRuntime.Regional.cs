@@ -93,9 +93,11 @@ internal sealed partial class ModelRuntime
         return (left, failover);
     }
 
-    private void EnqueueRegional(long userId, float[] vector) =>
+    /// <summary>Queues a fresh vector for the store; a push (<paramref name="announce"/>) is announced to the other
+    /// hosts once written.</summary>
+    private void EnqueueRegional(long userId, float[] vector, bool announce = false) =>
         Regional?.TryEnqueue(new PendingWrite(
-            RegionalField, Policy.RegionalFormat, VersionHash, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive));
+            RegionalField, Policy.RegionalFormat, VersionHash, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive, announce));
 
     /// <summary>A regional value's age from wall-clock stamps (clamped at zero: hosts' clocks differ), as a
     /// <see cref="TimeSpan"/> and in <see cref="TimeProvider.GetTimestamp"/> units for the TTL checks.</summary>

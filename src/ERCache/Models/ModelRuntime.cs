@@ -108,6 +108,11 @@ internal sealed partial class ModelRuntime
     /// direct TTL).</summary>
     public bool TryServeDirect(long userId, long now, long ttl, Span<float> destination, out EmbeddingResult result)
     {
+        if (Regional?.DistrustBefore is { } distrust && distrust != long.MinValue)
+        {
+            ttl = Math.Min(ttl, now - distrust); // a vector written before the invalidation subscription was lost is checked regionally
+        }
+
         if (Direct is { } direct && direct.TryRead(userId, now, ttl, destination, out long writtenAt))
         {
             result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);

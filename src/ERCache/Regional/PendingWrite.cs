@@ -8,5 +8,6 @@ namespace ERCache.Regional;
 /// <param name="WrittenAtUnixMs">When inference produced it (wall clock, shared by the hosts).</param>
 /// <param name="Vector">The vector (never changed after it is queued).</param>
 /// <param name="TimeToLive">How long the store should keep it: the model's failover TTL.</param>
+/// <param name="Announce">A push: once written, the other hosts are told to drop their local copies.</param>
 internal readonly record struct PendingWrite(
-    string Field, StorageFormat Format, ulong VersionHash, long UserId, long WrittenAtUnixMs, float[] Vector, TimeSpan TimeToLive);
+    string Field, StorageFormat Format, ulong VersionHash, long UserId, long WrittenAtUnixMs, float[] Vector, TimeSpan TimeToLive, bool Announce = false);

@@ -44,7 +44,15 @@ internal sealed partial class RegionalTier
         int pending = Volatile.Read(ref _queued);
         while (pending > 0 && Take(out var groups, out int values, ref pending))
         {
-            await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false);
+            if (await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false) && PushWritten is { } announce)
+            {
+                foreach (var (user, field) in _announcing)
+                {
+                    announce(user, field); // only now can other hosts read the pushed value from the store
+                }
+            }
+
+            _announcing.Clear();
         }
     }
 
@@ -68,6 +76,11 @@ internal sealed partial class RegionalTier
                 user.Fields[write.Field] = write;
             }
 
+            if (write.Announce)
+            {
+                _announcing.Add((write.UserId, write.Field));
+            }
+
             byUser[write.UserId] = (user.Fields, write.TimeToLive > user.Ttl ? write.TimeToLive : user.Ttl);
         }
 
@@ -83,7 +96,8 @@ internal sealed partial class RegionalTier
         return groups.Count > 0;
     }
 
-    private async Task WriteAsync(List<RegionalWriteGroup> groups, int values, CancellationToken cancellationToken)
+    /// <summary>Writes one batch of groups; returns whether the store took it.</summary>
+    private async Task<bool> WriteAsync(List<RegionalWriteGroup> groups, int values, CancellationToken cancellationToken)
     {
         long started = _time.GetTimestamp();
         var activity = ERCacheActivities.StartRegional("write", groups.Count);
@@ -100,11 +114,14 @@ internal sealed partial class RegionalTier
             {
                 _metrics.RecordRegionalDropped("late", late); // the store held a newer value or removal: newer wins
             }
+
+            return true;
         }
         catch (Exception ex)
         {
             outcome = Failed("write", ex);
             _metrics.RecordRegionalDropped(outcome, values);
+            return false;
         }
         finally
         {

@@ -26,8 +26,10 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private readonly SemaphoreSlim _flushing = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _flushLoop;
+    private readonly List<(long User, string Field)> _announcing = []; // under _flushing: the pushes of the batch being written
     private int _queued;
     private int _disposed;
+    private long _distrustBefore = long.MinValue;
 
     public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
     {
@@ -53,6 +55,19 @@ internal sealed partial class RegionalTier : IAsyncDisposable
 
     /// <summary>The store's circuit, or null when its breaker is disabled.</summary>
     public CircuitState? CircuitState => _breaker?.State;
+
+    /// <summary>Called with (user, field) once a pushed value is in the store (flush order, under the flush lock).</summary>
+    public Action<long, string>? PushWritten { get; set; }
+
+    /// <summary>
+    /// Local vectors written before this stamp (in the tiers' clock) are not served as direct hits without a regional
+    /// lookup: the invalidation subscription was lost then, so removals and pushes of other hosts may have been
+    /// missed. <see cref="long.MinValue"/> while nothing is in doubt.
+    /// </summary>
+    public long DistrustBefore => Volatile.Read(ref _distrustBefore);
+
+    /// <summary>Sets <see cref="DistrustBefore"/> (or with <see cref="long.MinValue"/>, clears it).</summary>
+    public void SetDistrustBefore(long stamp) => Volatile.Write(ref _distrustBefore, stamp);
 
     /// <summary>
     /// Reads <paramref name="field"/> of <paramref name="users"/> in one round trip, waiting at most

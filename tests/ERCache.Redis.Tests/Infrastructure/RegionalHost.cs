@@ -40,6 +40,7 @@ internal sealed class RegionalHost : IAsyncDisposable
         Dropped = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWritesDropped);
         Failures = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalFailures);
         Durations = new MetricCollector<double>(Cache.Meter, ERCacheDiagnostics.RegionalDuration);
+        Invalidations = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.InvalidationMessages);
     }
 
     public TimeProvider Clock { get; }
@@ -53,6 +54,9 @@ internal sealed class RegionalHost : IAsyncDisposable
     public EmbeddingCache Cache { get; }
 
     public MetricCollector<long> Reads { get; }
+
+    /// <summary>Invalidation messages, tagged by direction.</summary>
+    public MetricCollector<long> Invalidations { get; }
 
     public MetricCollector<long> Groups { get; }
 
@@ -83,7 +87,7 @@ internal sealed class RegionalHost : IAsyncDisposable
     {
         await Cache.DisposeAsync();
         await Store.DisposeAsync();
-        foreach (var c in new[] { Reads, Groups, Values, Dropped, Failures })
+        foreach (var c in new[] { Reads, Groups, Values, Dropped, Failures, Invalidations })
         {
             c.Dispose();
         }

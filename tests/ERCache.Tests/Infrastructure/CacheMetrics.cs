@@ -17,7 +17,7 @@ internal sealed class CacheMetrics : IDisposable
     {
         foreach (var name in new[] { ERCacheDiagnostics.Requests, ERCacheDiagnostics.InferenceCalls, ERCacheDiagnostics.InferenceUsers,
                      ERCacheDiagnostics.InferenceFailures, ERCacheDiagnostics.Evictions, ERCacheDiagnostics.Entries, ERCacheDiagnostics.TierBytes,
-                     ERCacheDiagnostics.InferenceCoalesced, ERCacheDiagnostics.InferenceShed, ERCacheDiagnostics.BackgroundInferences })
+                     ERCacheDiagnostics.InferenceCoalesced, ERCacheDiagnostics.InferenceShed, ERCacheDiagnostics.BackgroundInferences, ERCacheDiagnostics.InvalidationMessages })
         {
             _collectors[name] = Collector.Of(new MetricCollector<long>(meter, name));
         }

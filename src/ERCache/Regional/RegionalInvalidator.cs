@@ -1,0 +1,155 @@
+using ERCache.Diagnostics;
+using ERCache.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace ERCache.Regional;
+
+/// <summary>
+/// This host's end of the invalidation channel (DESIGN §2 rule 11): announces its removals, pushes and clears, and hands
+/// every other host's to <c>apply</c>. Messages carry a host id, so a host never applies its own; each is applied once
+/// (the channel delivers at most once). The subscription's state goes to <c>subscribed</c>: while it is lost the cache
+/// must not trust local vectors written before the loss.
+/// </summary>
+internal sealed class RegionalInvalidator : IAsyncDisposable
+{
+    private readonly IRegionalInvalidation _channel;
+    private readonly TimeSpan _timeout;
+    private readonly TimeProvider _time;
+    private readonly ERCacheMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly Action<InvalidationMessage> _apply;
+    private readonly Action<bool> _subscribed;
+    private readonly CancellationTokenSource _stop = new();
+    private IAsyncDisposable? _subscription;
+    private int _state; // 0 never subscribed, 1 subscribed, 2 lost
+    private int _disposed;
+
+    public RegionalInvalidator(
+        IRegionalInvalidation channel, TimeSpan timeout, TimeProvider time, ERCacheMetrics metrics, ILogger logger, Action<InvalidationMessage> apply,
+        Action<bool> subscribed)
+    {
+        _channel = channel;
+        _timeout = timeout;
+        _time = time;
+        _metrics = metrics;
+        _logger = logger;
+        _apply = apply;
+        _subscribed = subscribed;
+        Started = SubscribeAsync();
+    }
+
+    /// <summary>This host's id in its messages.</summary>
+    public Guid Host { get; } = Guid.NewGuid();
+
+    /// <summary>Completes when the first subscription attempt has ended (never faults).</summary>
+    public Task Started { get; }
+
+    /// <summary>Whether messages are being received now.</summary>
+    public bool IsSubscribed => Volatile.Read(ref _state) == 1;
+
+    /// <summary>Announces an operation to the other hosts, bounded by <c>Regional:WriteTimeout</c>; throws when it could
+    /// not be sent (the caller of a removal must know).</summary>
+    public async Task PublishAsync(InvalidationKind kind, long userId, string? field, CancellationToken cancellationToken)
+    {
+        var message = new InvalidationMessage(kind, Host, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), field);
+        try
+        {
+            await _channel.PublishAsync(message.Encode(), cancellationToken).WaitAsync(_timeout, _time, cancellationToken).ConfigureAwait(false);
+            _metrics.RecordInvalidation("sent");
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            _metrics.RecordInvalidation("failed");
+            throw;
+        }
+    }
+
+    /// <summary>Announces in the background (a push written by the flush loop, a clear); a failure is logged and
+    /// counted. Nothing once disposed (the pushes flushed at disposal are not announced).</summary>
+    public void Announce(InvalidationKind kind, long userId, string field)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        _ = PublishAsync(kind, userId, field, CancellationToken.None).ContinueWith(
+            static (t, s) =>
+            {
+                var (self, kind, user) = ((RegionalInvalidator, InvalidationKind, long))s!;
+                if (t.Exception is { } ex)
+                {
+                    Log.InvalidationNotSent(self._logger, kind.ToString(), user, ex.InnerException ?? ex);
+                }
+            },
+            (this, kind, userId),
+            CancellationToken.None,
+            TaskContinuationOptions.NotOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await Started.ConfigureAwait(false);
+        if (_subscription is { } subscription)
+        {
+            await subscription.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task SubscribeAsync()
+    {
+        await Task.Yield(); // not on the constructor's thread
+        try
+        {
+            _subscription = await _channel.SubscribeAsync(OnMessage, OnSubscribed, _stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
+        {
+            Log.RegionalStoreFailed(_logger, "subscribe", ex); // the channel reports when it is back
+            OnSubscribed(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // disposed while subscribing
+        }
+    }
+
+    private void OnSubscribed(bool subscribed)
+    {
+        // Each change once; a first attempt that fails counts as a loss too (what is held from before, a snapshot's
+        // entries, cannot be vouched for).
+        int previous = Interlocked.Exchange(ref _state, subscribed ? 1 : 2);
+        if (previous != (subscribed ? 1 : 2))
+        {
+            _subscribed(subscribed);
+        }
+    }
+
+    private void OnMessage(byte[] bytes)
+    {
+        if (!InvalidationMessage.TryDecode(bytes, out var message))
+        {
+            _metrics.RecordInvalidation("undecodable");
+            return;
+        }
+
+        if (message.Host == Host)
+        {
+            return; // this host applied its own operation before announcing it
+        }
+
+        _metrics.RecordInvalidation("received");
+        _apply(message);
+        _metrics.RecordInvalidation("applied");
+        _metrics.RecordInvalidationLag(TimeSpan.FromMilliseconds(_time.GetUtcNow().ToUnixTimeMilliseconds() - message.StampUnixMs));
+    }
+}

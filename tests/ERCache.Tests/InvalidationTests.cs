@@ -1,0 +1,206 @@
+using ERCache.Diagnostics;
+using ERCache.Health;
+using ERCache.Inference;
+using ERCache.Regional;
+using ERCache.Testing;
+using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Time.Testing;
+
+namespace ERCache.Tests;
+
+/// <summary>DESIGN §2 rule 11 across hosts: a removal, push or clear on one host reaches every other host's local tiers
+/// through the store's invalidation channel (here the in-memory store's, which delivers before publishing returns), and
+/// a host that lost its subscription does not trust local vectors written before the loss.</summary>
+public sealed class InvalidationTests
+{
+    private const string Model = "ctr";
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_removal_on_one_host_leaves_no_host_serving_the_user_from_any_tier(bool everyModel)
+    {
+        await using var region = await Region.StartAsync(hosts: 3);
+        foreach (var host in region.Hosts)
+        {
+            Assert.True((await host.GetAsync(7)).Result.HasVector); // host 0 infers, the others copy it from the store
+        }
+
+        Assert.Equal(EmbeddingSource.Direct, (await region.Hosts[2].GetAsync(7)).Result.Source);
+        foreach (var host in region.Hosts)
+        {
+            host.Tower.PerUser = (_, batch, i, _) => { batch.Fail(i); return ValueTask.CompletedTask; }; // any vector served now is an old one
+        }
+
+        _ = everyModel ? await region.Hosts[0].Cache.RemoveAsync(7) : await region.Hosts[0].Cache.RemoveAsync(Model, 7);
+
+        foreach (var host in region.Hosts)
+        {
+            var (result, _) = await host.GetAsync(7);
+            Assert.Equal((EmbeddingSource.Fallback, false), (result.Source, result.HasVector)); // neither direct nor failover
+            Assert.Equal(0, host.Cache.GetEntryCount(Model, TierKind.Direct) + host.Cache.GetEntryCount(Model, TierKind.Failover));
+        }
+
+        Assert.Equal(0, region.Hosts[0].Metrics.Sum(ERCacheDiagnostics.InvalidationMessages, ("direction", "received"))); // never its own
+        Assert.Equal(1, region.Hosts[0].Metrics.Sum(ERCacheDiagnostics.InvalidationMessages, ("direction", "sent")));
+        Assert.Equal(1, region.Hosts[1].Metrics.Sum(ERCacheDiagnostics.InvalidationMessages, ("direction", "applied")));
+        Assert.Equal(1, region.Hosts[2].Metrics.Sum(ERCacheDiagnostics.InvalidationMessages, ("direction", "applied")));
+    }
+
+    [Fact]
+    public async Task A_push_is_announced_once_it_is_in_the_store_and_the_other_hosts_then_serve_it()
+    {
+        await using var region = await Region.StartAsync(hosts: 2);
+        await region.Hosts[0].GetAsync(3);
+        await region.Hosts[1].GetAsync(3); // a local copy of generation 1 on host 1
+        region.Clock.Advance(TimeSpan.FromSeconds(1)); // the push is newer than the inference (newer wins in the store)
+        float[] pushed = [3, 99, 5, 6];
+        region.Hosts[0].Cache.SetVector(Model, 3, pushed);
+        Assert.Equal(EmbeddingSource.Direct, (await region.Hosts[1].GetAsync(3)).Result.Source); // not yet in the store: not announced
+
+        await region.Hosts[0].Cache.FlushRegionalWritesAsync();
+        var (result, vector) = await region.Hosts[1].GetAsync(3);
+        Assert.Equal((EmbeddingSource.Regional, 99), (result.Source, TestTower.GenerationOf(vector)));
+    }
+
+    [Fact]
+    public async Task A_clear_on_one_host_empties_the_model_on_the_others_and_they_ignore_older_regional_values()
+    {
+        await using var region = await Region.StartAsync(hosts: 2);
+        await region.Hosts[0].GetAsync(4);
+        await region.Hosts[1].GetAsync(4);
+        region.Clock.Advance(TimeSpan.FromSeconds(1));
+        region.Hosts[0].Cache.Clear(Model);
+
+        Assert.Equal(0, region.Hosts[1].Cache.GetEntryCount(Model, TierKind.Direct));
+        var (result, _) = await region.Hosts[1].GetAsync(4);
+        Assert.Equal(EmbeddingSource.Fresh, result.Source); // the store's value predates the clear
+    }
+
+    [Fact]
+    public async Task While_the_subscription_is_lost_older_local_vectors_are_checked_regionally_and_dropped_when_it_is_back()
+    {
+        await using var region = await Region.StartAsync(hosts: 2);
+        var host = region.Hosts[1];
+        var check = new ERCacheHealthCheck(host.Cache, new ERCacheHealthCheckOptions { FallbackShareThreshold = 1 });
+        await region.Hosts[0].GetAsync(5);
+        await host.GetAsync(5);
+        await host.GetAsync(6); // host 1 infers user 6 itself; host 0 never sees it
+        Assert.Equal(EmbeddingSource.Direct, (await host.GetAsync(5)).Result.Source);
+        Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
+
+        region.Store.SetChannelDown(true);
+        region.Clock.Advance(TimeSpan.FromSeconds(1));
+        await region.Hosts[0].Cache.RemoveAsync(6); // the message is lost
+        Assert.Equal(HealthStatus.Degraded, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
+        Assert.Equal(EmbeddingSource.Regional, (await host.GetAsync(5)).Result.Source); // checked against the store, which has it
+        Assert.Equal(EmbeddingSource.Fresh, (await host.GetAsync(6)).Result.Source); // removed there: not served from the old copy
+        await host.GetAsync(8);
+        Assert.Equal(EmbeddingSource.Direct, (await host.GetAsync(8)).Result.Source); // written after the loss: trusted
+
+        region.Store.SetChannelDown(false);
+        Assert.Equal(0, host.Cache.GetEntryCount(Model, TierKind.Direct)); // what was written before cannot be vouched for
+        Assert.Equal(EmbeddingSource.Regional, (await host.GetAsync(5)).Result.Source);
+        Assert.Equal(EmbeddingSource.Direct, (await host.GetAsync(5)).Result.Source);
+        Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
+    }
+
+    [Fact]
+    public async Task Without_a_channel_or_with_Invalidation_off_nothing_is_announced()
+    {
+        await using var region = await Region.StartAsync(hosts: 2, invalidation: false);
+        await region.Hosts[0].GetAsync(9);
+        await region.Hosts[1].GetAsync(9);
+        await region.Hosts[0].Cache.RemoveAsync(9);
+        Assert.Equal(0, region.Store.Published);
+        Assert.Equal(EmbeddingSource.Direct, (await region.Hosts[1].GetAsync(9)).Result.Source); // its copy until its TTL
+    }
+
+    [Fact]
+    public void Messages_round_trip_and_anything_else_is_refused()
+    {
+        var host = Guid.NewGuid();
+        foreach (var message in new[]
+                 {
+                     new InvalidationMessage(InvalidationKind.RemoveUser, host, 42, 1_733_000_000_000, null),
+                     new InvalidationMessage(InvalidationKind.Push, host, -1, 5, "ctr:v1"),
+                     new InvalidationMessage(InvalidationKind.Clear, host, 0, 7, "modèle:2026-12"),
+                 })
+        {
+            Assert.True(InvalidationMessage.TryDecode(message.Encode(), out var decoded));
+            Assert.Equal(message, decoded);
+        }
+
+        var valid = new InvalidationMessage(InvalidationKind.RemoveField, host, 1, 2, "ctr:v1").Encode();
+        Assert.False(InvalidationMessage.TryDecode(valid.AsSpan(0, 20), out _)); // truncated
+        Assert.False(InvalidationMessage.TryDecode([9, .. valid[1..]], out _)); // another layout
+        Assert.False(InvalidationMessage.TryDecode([valid[0], 77, .. valid[2..]], out _)); // unknown kind
+        Assert.False(InvalidationMessage.TryDecode(valid.AsSpan(0, 34), out _)); // a field removal without its field
+    }
+
+    /// <summary>Hosts sharing one in-memory store and its channel, each with its own tower (generation 1) and the inline
+    /// dispatcher, on one fake clock.</summary>
+    private sealed class Region : IAsyncDisposable
+    {
+        private Region(int hosts, bool invalidation)
+        {
+            Store = new InMemoryRegionalStore(Clock);
+            Hosts = [.. Enumerable.Range(0, hosts).Select(_ => new Host(Clock, Store, invalidation))];
+        }
+
+        public FakeTimeProvider Clock { get; } = new();
+
+        public InMemoryRegionalStore Store { get; }
+
+        public Host[] Hosts { get; }
+
+        public static async Task<Region> StartAsync(int hosts, bool invalidation = true)
+        {
+            var region = new Region(hosts, invalidation);
+            foreach (var host in region.Hosts)
+            {
+                await host.Cache.WhenReadyAsync(); // subscribed
+            }
+
+            return region;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var host in Hosts)
+            {
+                host.Metrics.Dispose();
+                await host.Cache.DisposeAsync();
+            }
+        }
+    }
+
+    private sealed class Host
+    {
+        public Host(FakeTimeProvider clock, InMemoryRegionalStore store, bool invalidation)
+        {
+            var model = CacheFixture.DefaultModel(4);
+            var options = new ERCacheOptions { Models = { [Model] = model }, Regional = new RegionalOptions { Invalidation = invalidation } };
+            TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+            Cache = EmbeddingCache.Create(
+                options, new Dictionary<string, IEmbeddingInference> { [Model] = Tower },
+                new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
+            Metrics = new CacheMetrics(Cache.Meter);
+        }
+
+        public TestTower Tower { get; } = new() { Generation = 1 };
+
+        public EmbeddingCache Cache { get; }
+
+        public CacheMetrics Metrics { get; }
+
+        public async Task<(EmbeddingResult Result, float[] Vector)> GetAsync(long user)
+        {
+            var vector = new float[4];
+            var result = await Cache.GetAsync(Model, user, vector);
+            await Cache.FlushRegionalWritesAsync(); // what it inferred is in the store for the others
+            return (result, vector);
+        }
+    }
+}
