@@ -17,6 +17,13 @@ if (args.Length > 0 && args[0] == "--stampede")
     return;
 }
 
+// dotnet run -c Release --project benchmarks/ERCache.Benchmarks -- --invalidation-lag 127.0.0.1:6379 [removals]
+if (args.Length > 1 && args[0] == "--invalidation-lag")
+{
+    await InvalidationLag.RunAsync(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1000);
+    return;
+}
+
 if (args.Length > 0 && args[0] == "--throughput")
 {
     int operations = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;

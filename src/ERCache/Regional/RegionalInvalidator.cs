@@ -125,10 +125,10 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
 
     private void OnSubscribed(bool subscribed)
     {
-        // Each change once; a first attempt that fails counts as a loss too (what is held from before, a snapshot's
-        // entries, cannot be vouched for).
+        // Each change once. A first attempt that fails is not a loss: nothing was heard yet, and a store that is down
+        // at start-up must not cost the host its own direct hits (the health check still says it is not subscribed).
         int previous = Interlocked.Exchange(ref _state, subscribed ? 1 : 2);
-        if (previous != (subscribed ? 1 : 2))
+        if (subscribed ? previous != 1 : previous == 1)
         {
             _subscribed(subscribed);
         }
