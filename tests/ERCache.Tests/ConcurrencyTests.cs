@@ -1,3 +1,4 @@
+using ERCache.Testing;
 using System.Collections.Concurrent;
 using ERCache.Inference;
 using Microsoft.Extensions.Time.Testing;
@@ -274,7 +275,7 @@ public sealed class ConcurrencyTests
         model.Inference.CircuitBreaker.Enabled = false; // removed users fail on purpose
         model.Rollout = new RolloutOptions { NextVersion = "v2", SwitchAt = start, SwitchOver = TimeSpan.FromHours(10) };
         var removed = new ConcurrentDictionary<long, bool>(); // true once the removal has returned
-        var tower = new RolloutHammerTower(removed);
+        var tower = new HammerTower(removed);
         TestThread.LeaveSynchronizationContext();
         await using var cache = EmbeddingCache.Create(
             new ERCacheOptions { Models = { [CacheFixture.Model] = model } }, new Dictionary<string, IEmbeddingInference> { [CacheFixture.Model] = tower },
@@ -359,9 +360,82 @@ public sealed class ConcurrencyTests
         }
     }
 
+    [Fact]
+    public async Task Three_hosts_under_load_never_serve_a_user_removed_on_any_of_them()
+    {
+        // Three caches share one in-memory store and its invalidation channel (delivered before publishing returns);
+        // callers hammer all three while removals run on random hosts. Once a removal has returned, no host may serve
+        // the user again (the towers fail removed users, so nothing can bring them back).
+        const int dimensions = 8, users = 400;
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
+        var store = new InMemoryRegionalStore(clock);
+        var removed = new ConcurrentDictionary<long, bool>(); // true once the removal has returned
+        TestThread.LeaveSynchronizationContext();
+        var hosts = Enumerable.Range(0, 3).Select(_ =>
+        {
+            var model = CacheFixture.DefaultModel(dimensions);
+            model.Inference.CircuitBreaker.Enabled = false; // removed users fail on purpose
+            return EmbeddingCache.Create(
+                new ERCacheOptions { Models = { [CacheFixture.Model] = model } }, new Dictionary<string, IEmbeddingInference> { [CacheFixture.Model] = new HammerTower(removed) },
+                new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.ThreadPool, RegionalStore = store });
+        }).ToArray();
+        foreach (var host in hosts)
+        {
+            await host.WhenReadyAsync();
+        }
+
+        long bad = 0, served = 0, servedAfterRemoval = 0;
+        var callers = Enumerable.Range(0, 6).Select(t => Task.Run(async () =>
+        {
+            var rng = new Random(t);
+            var vector = new float[dimensions];
+            for (int call = 0; call < CacheCallsPerCaller / 5; call++)
+            {
+                var host = hosts[rng.Next(hosts.Length)];
+                long user = rng.Next(1, users);
+                bool wasRemoved = removed.GetValueOrDefault(user);
+                var result = await host.GetAsync(CacheFixture.Model, user, vector);
+                if (result.HasVector)
+                {
+                    Interlocked.Increment(ref served);
+                    Interlocked.Add(ref bad, TestTower.BelongsTo(vector, user) ? 0 : 1);
+                    Interlocked.Add(ref servedAfterRemoval, wasRemoved ? 1 : 0);
+                }
+
+                if (call % 50 == 0)
+                {
+                    await host.FlushRegionalWritesAsync(); // share vectors through the store
+                    clock.Advance(TimeSpan.FromMilliseconds(100));
+                }
+            }
+        })).ToArray();
+        var remover = Task.Run(async () =>
+        {
+            var rng = new Random(99);
+            for (long user = 7; user < users; user += 7)
+            {
+                removed[user] = false; // the towers fail the user from now on
+                await hosts[rng.Next(hosts.Length)].RemoveAsync(user);
+                removed[user] = true;
+                await Task.Yield();
+            }
+        });
+
+        await Task.WhenAll([.. callers, remover]);
+        foreach (var host in hosts)
+        {
+            await host.DisposeAsync();
+        }
+
+        Assert.Equal(0, bad);
+        Assert.Equal(0, servedAfterRemoval);
+        Assert.True(served > 5000, $"only {served} vectors served");
+        Assert.True(store.Published >= users / 7 - 1, $"{store.Published} messages published");
+    }
+
     /// <summary>Writes user u's vector with generation 1 for v1 and 2 for v2, after a yield (so calls interleave);
     /// fails users whose removal has begun.</summary>
-    private sealed class RolloutHammerTower(ConcurrentDictionary<long, bool> removed) : IEmbeddingInference
+    private sealed class HammerTower(ConcurrentDictionary<long, bool> removed) : IEmbeddingInference
     {
         public async ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)
         {
