@@ -41,6 +41,45 @@ public sealed partial class EmbeddingCache
         ApplyReload(options);
     }
 
+    /// <summary>The settings read once, when the cache is built (<c>Regional</c>, <c>Snapshots</c>), as text by their
+    /// path, so a reload that changes one can be named.</summary>
+    private Dictionary<string, string> BuildTimeSettings(ERCacheOptions options)
+    {
+        var regional = options.Regional ?? new RegionalOptions();
+        var snapshots = options.Snapshots ?? new SnapshotOptions();
+        var breaker = regional.CircuitBreaker ?? new CircuitBreakerOptions();
+        string r = $"{_sectionPath}:Regional", s = $"{_sectionPath}:Snapshots";
+        return new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [$"{r}:Timeout"] = regional.Timeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+            [$"{r}:WriteTimeout"] = regional.WriteTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+            [$"{r}:QueueCapacity"] = regional.QueueCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [$"{r}:FlushInterval"] = regional.FlushInterval.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+            [$"{r}:MaxBatchSize"] = regional.MaxBatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [$"{r}:Invalidation"] = regional.Invalidation ? "true" : "false",
+            [$"{r}:CircuitBreaker"] = $"{breaker.Enabled}/{breaker.FailureRatio.ToString(System.Globalization.CultureInfo.InvariantCulture)}/{breaker.MinimumThroughput}/{breaker.SamplingDuration:c}/{breaker.BreakDuration:c}",
+            [$"{s}:Directory"] = snapshots.Directory ?? "(none)",
+            [$"{s}:Interval"] = snapshots.Interval?.ToString("c", System.Globalization.CultureInfo.InvariantCulture) ?? "(none)",
+            [$"{s}:LoadTimeout"] = snapshots.LoadTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+            [$"{s}:WriteTimeout"] = snapshots.WriteTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+        };
+    }
+
+    /// <summary>Logs each setting read once that a reload changed (once per change): it takes effect at a restart.</summary>
+    private void WarnOfBuildTimeSettings(ERCacheOptions options)
+    {
+        var reloaded = BuildTimeSettings(options);
+        foreach (var (path, inForce) in _buildTimeSettings)
+        {
+            if (reloaded[path] != inForce && reloaded[path] != _reloadedSettings[path])
+            {
+                Log.ReloadSettingIgnored(_logger, path, inForce, reloaded[path]);
+            }
+        }
+
+        _reloadedSettings = reloaded; // the same change is not logged again at the next reload
+    }
+
     /// <summary>Applies a reload whole, or logs why it cannot be and leaves the running policies in force; never throws
     /// into the code that reloaded configuration.</summary>
     private void ApplyReload(ERCacheOptions options)
@@ -53,6 +92,7 @@ public sealed partial class EmbeddingCache
         try
         {
             _registry.Apply(options);
+            WarnOfBuildTimeSettings(options);
         }
         catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
         {

@@ -38,6 +38,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly RegionalInvalidator? _invalidator;
     private readonly SnapshotKeeper? _snapshots;
     private readonly TimeSpan _snapshotWriteTimeout;
+    private readonly string _sectionPath;
+    private readonly Dictionary<string, string> _buildTimeSettings = []; // settings read once (Regional, Snapshots), by path
+    private Dictionary<string, string> _reloadedSettings = []; // the same, as the last reload had them
     private readonly InferenceDispatcher _dispatcher;
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IDisposable? _configurationSubscription;
@@ -105,6 +108,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             }
 
             WarmUpCode(_registry.States.Select(s => s.Current.Policy));
+            _sectionPath = sectionPath;
+            _buildTimeSettings = BuildTimeSettings(options);
+            _reloadedSettings = _buildTimeSettings;
             if (options.Snapshots is { Directory: not null } snapshots)
             {
                 _snapshots = new SnapshotKeeper(snapshots, _registry, _time, _logger);

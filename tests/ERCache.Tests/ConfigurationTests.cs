@@ -497,4 +497,26 @@ public sealed class TierSizeConfigurationTests
         Assert.Equal(["ctr"], cache.Models);
         Assert.Contains(logs.GetSnapshot(), r => r.Message.Contains("No inference is registered for model(s) 'new'", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void A_reloaded_setting_that_is_read_once_is_logged_by_its_path_not_ignored_silently()
+    {
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        var monitor = new ManualOptionsMonitor(options);
+        var logs = new FakeLogCollector();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+        using var cache = new EmbeddingCache(
+            monitor, _ => new TestTower(),
+            new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs), RegionalStore = new ERCache.Testing.InMemoryRegionalStore() });
+
+        var reloaded = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) }, Regional = new RegionalOptions { Timeout = TimeSpan.FromMilliseconds(200) } };
+        reloaded.Models["ctr"].Direct.Ttl = TimeSpan.FromMinutes(7);
+        monitor.Raise(reloaded);
+        monitor.Raise(reloaded); // the same change again: logged once
+
+        var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
+        Assert.Equal("ERCache:Regional:Timeout", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
+        Assert.Contains("00:00:00.2000000", ignored[0].Message, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromMinutes(7), cache.GetPolicy("ctr").Direct.Ttl); // the models' part of the reload applied
+    }
 }

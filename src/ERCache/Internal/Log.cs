@@ -75,6 +75,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 37, Level = LogLevel.Warning, Message = "ERCache could not announce a {Kind} of user {UserId} to the other hosts; they keep their local copies until their TTL.")]
     public static partial void InvalidationNotSent(ILogger logger, string kind, long userId, Exception exception);
 
+    [LoggerMessage(EventId = 38, Level = LogLevel.Warning, Message = "ERCache ignored a reloaded {Setting} ({Before} -> {After}): it is read once, when the cache is built; restart the service to apply it. The models' settings of the same reload were applied.")]
+    public static partial void ReloadSettingIgnored(ILogger logger, string setting, string before, string after);
+
     [LoggerMessage(EventId = 33, Level = LogLevel.Warning, Message = "ERCache stopped loading snapshots after Snapshots:LoadTimeout {Timeout}; what was loaded stays, the rest starts empty.")]
     public static partial void SnapshotLoadTimedOut(ILogger logger, TimeSpan timeout);
 }
