@@ -62,6 +62,11 @@ public static class OnnxERCacheBuilderExtensions
                 throw new InvalidOperationException($"{sectionPath}:Path is not set: model '{name}' needs the path of its .onnx file.");
             }
 
+            if (options.IntraOpThreads <= 0)
+            {
+                throw new InvalidOperationException($"{sectionPath}:IntraOpThreads must be positive (got {options.IntraOpThreads}).");
+            }
+
             if (!Path.IsPathRooted(options.Path))
             {
                 string root = sp.GetService<IHostEnvironment>()?.ContentRootPath ?? AppContext.BaseDirectory;

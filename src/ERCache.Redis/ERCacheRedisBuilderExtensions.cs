@@ -37,11 +37,24 @@ public static class ERCacheRedisBuilderExtensions
                 return new RedisRegionalStore(shared);
             }
 
+            string setting = connectionString is null ? "ERCache:Regional:ConnectionString" : "the connection string passed to AddRedisRegionalTier()";
             string configured = connectionString
                 ?? sp.GetRequiredService<IOptions<ERCacheOptions>>().Value.Regional?.ConnectionString
                 ?? throw new InvalidOperationException(
                     "AddRedisRegionalTier() needs a connection: set ERCache:Regional:ConnectionString, pass a connection string, or register an IConnectionMultiplexer.");
-            return RedisRegionalStore.Connect(configured, sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance);
+            if (string.IsNullOrWhiteSpace(configured))
+            {
+                throw new InvalidOperationException($"{setting} must name a Redis or Garnet endpoint, such as 127.0.0.1:6379 (got '{configured}').");
+            }
+
+            try
+            {
+                return RedisRegionalStore.Connect(configured, sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance);
+            }
+            catch (Exception ex) when (ex is ArgumentException or RedisException)
+            {
+                throw new InvalidOperationException($"{setting} '{configured}' is not a usable StackExchange.Redis configuration: {ex.Message}", ex);
+            }
         });
         return builder;
     }

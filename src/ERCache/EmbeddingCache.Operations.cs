@@ -15,7 +15,8 @@ public sealed partial class EmbeddingCache
         var runtime = Resolve(model);
         if (vector.Length != runtime.Policy.Dimensions)
         {
-            ThrowHelper.ThrowDestinationLength(nameof(vector), runtime.Policy, vector.Length, 1);
+            throw new ArgumentException(
+                $"The vector for model '{runtime.Policy.Name}' has {vector.Length} values but the model's Dimensions is {runtime.Policy.Dimensions}.", nameof(vector));
         }
 
         int bad = Storage.RowKernels.IndexOfNonFinite(vector);

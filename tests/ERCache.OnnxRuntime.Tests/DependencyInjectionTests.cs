@@ -101,4 +101,14 @@ public sealed class DependencyInjectionTests
 
         Assert.Contains(message, ex.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task IntraOpThreads_of_zero_fails_host_start_naming_the_setting()
+    {
+        using var host = Build(new() { ["Path"] = "models/cvr_user_tower.onnx", ["IntraOpThreads"] = "0" }, b => b.AddOnnxModel("cvr", UserTower.Featurize));
+
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+
+        Assert.Contains("ERCache:Models:cvr:Onnx:IntraOpThreads must be positive (got 0)", ex.Message, StringComparison.Ordinal);
+    }
 }

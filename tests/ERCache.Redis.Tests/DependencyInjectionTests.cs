@@ -61,6 +61,18 @@ public sealed class DependencyInjectionTests(SharedServers servers) : IClassFixt
         Assert.Contains("ERCache:Regional:ConnectionString", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(" ", "ERCache:Regional:ConnectionString must name a Redis or Garnet endpoint")]
+    [InlineData("connectTimeout=100", "ERCache:Regional:ConnectionString 'connectTimeout=100' is not a usable StackExchange.Redis configuration")]
+    public async Task A_bad_connection_string_fails_naming_the_setting_and_the_value(string connection, string message)
+    {
+        await using var provider = Provider(connection, new FakeTimeProvider(), builder => builder.AddRedisRegionalTier());
+
+        var ex = Assert.Throws<InvalidOperationException>(() => provider.GetRequiredService<IEmbeddingCache>());
+
+        Assert.Contains(message, ex.Message, StringComparison.Ordinal);
+    }
+
     private static ServiceProvider Provider(string? connection, TimeProvider clock, Action<IERCacheBuilder> regional)
     {
         var settings = new Dictionary<string, string?>

@@ -43,7 +43,7 @@ public sealed class OperationsTests
         using var f = new CacheFixture();
         var shortVector = Assert.Throws<ArgumentException>(() => f.Cache.SetVector(Model, 1, new float[3]));
         Assert.Equal("vector", shortVector.ParamName);
-        Assert.Contains("Dimensions (4)", shortVector.Message, StringComparison.Ordinal);
+        Assert.Contains("The vector for model 'ctr' has 3 values but the model's Dimensions is 4", shortVector.Message, StringComparison.Ordinal);
 
         var nan = Assert.Throws<ArgumentException>(() => f.Cache.SetVector(Model, 1, [1, 2, float.NaN, 4]));
         Assert.Contains("index 2 (NaN)", nan.Message, StringComparison.Ordinal);
