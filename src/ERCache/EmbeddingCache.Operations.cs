@@ -70,6 +70,24 @@ public sealed partial class EmbeddingCache
 
     private async Task<int> RemoveAsync(ModelRuntime[] runtimes, long userId, string[]? fields, CancellationToken cancellationToken)
     {
+        // A removal is a request in flight: a disposal waits for it instead of releasing the tiers under it.
+        if (!_requests.TryAcquire())
+        {
+            ThrowHelper.ThrowDisposed();
+        }
+
+        try
+        {
+            return await RemoveLeasedAsync(runtimes, userId, fields, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ExitRequest();
+        }
+    }
+
+    private async Task<int> RemoveLeasedAsync(ModelRuntime[] runtimes, long userId, string[]? fields, CancellationToken cancellationToken)
+    {
         // Order matters: stop running inference from writing, delete regionally, then locally, so that no lookup or
         // inference that began before the removal can put the user back afterwards.
         foreach (var runtime in runtimes)

@@ -154,15 +154,36 @@ public sealed class RegionalRulesTests
         }
     }
 
+    [Fact]
+    public async Task A_disposal_waits_for_a_removal_in_flight_which_then_completes()
+    {
+        var gated = new GatedRegionalStore(new FakeTimeProvider());
+        var region = new Region(gated, m => m.Direct.Eviction = EvictionStrategy.MemoryCache); // a released MemoryCache throws
+        await region.GetAsync(6);
+        gated.RemovalGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var removal = region.Cache.RemoveAsync(Model, 6);
+        var disposal = region.Cache.DisposeAsync().AsTask();
+        Assert.False(removal.IsCompleted);
+        Assert.False(disposal.IsCompleted); // the removal holds the tiers
+
+        gated.RemovalGate.SetResult();
+        Assert.Equal(2, await removal); // both local tiers, no ObjectDisposedException
+        await disposal;
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => region.Cache.RemoveAsync(Model, 6));
+    }
+
     /// <summary>One host (<see cref="Cache"/>) on a regional store, with another host's values written through
     /// <see cref="ShareAsync"/>.</summary>
     private sealed class Region : IDisposable
     {
-        public Region(IRegionalStore? store = null)
+        public Region(IRegionalStore? store = null, Action<ModelOptions>? configure = null)
         {
             Store = new InMemoryRegionalStore(Clock);
             TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-            Cache = EmbeddingCache.Create(Options(), new Dictionary<string, IEmbeddingInference> { [Model] = Tower }, new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = Dispatcher, RegionalStore = store ?? Store });
+            var options = Options();
+            configure?.Invoke(options.Models[Model]);
+            Cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { [Model] = Tower }, new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = Dispatcher, RegionalStore = store ?? Store });
         }
 
         public FakeTimeProvider Clock { get; } = new();

@@ -41,6 +41,16 @@ internal sealed class GatedRegionalStore(TimeProvider time) : IRegionalStore
 
     public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Inner.WriteAsync(groups, cancellationToken);
 
-    public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
-        Inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
+    /// <summary>While set, a removal waits for it (then removes).</summary>
+    public TaskCompletionSource? RemovalGate { get; set; }
+
+    public async Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken)
+    {
+        if (RemovalGate is { } gate)
+        {
+            await gate.Task.WaitAsync(cancellationToken);
+        }
+
+        await Inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
+    }
 }
