@@ -105,6 +105,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
 
     // KEYS: values, stamps. ARGV: field ('' for every field), the removal's stamp, how long to remember it (ms).
     private const string RemoveScript = """
+        local never = -9007199254740991
         local field = ARGV[1]
         if field == '' then
           redis.call('DEL', KEYS[1])
@@ -112,7 +113,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         else
           redis.call('HDEL', KEYS[1], field)
         end
-        local held = tonumber(redis.call('HGET', KEYS[2], field) or -9007199254740991)
+        local held = tonumber(redis.call('HGET', KEYS[2], field) or never)
         if tonumber(ARGV[2]) > held then redis.call('HSET', KEYS[2], field, ARGV[2]) end
         if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
         return 1

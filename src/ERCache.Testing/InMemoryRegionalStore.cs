@@ -141,10 +141,10 @@ public sealed class InMemoryRegionalStore : IRegionalStore, IRegionalInvalidatio
                 }
             }
 
-            var removal = (userId, field ?? AllFields);
-            if (Remembered(userId, removal.Item2) < removedAtUnixMs)
+            string removedField = field ?? AllFields;
+            if (Remembered(userId, removedField) < removedAtUnixMs)
             {
-                _removed[removal] = (removedAtUnixMs, ExpiresAt(remember));
+                _removed[(userId, removedField)] = (removedAtUnixMs, ExpiresAt(remember));
             }
         }
 

@@ -51,8 +51,7 @@ public sealed partial class EmbeddingCache
             else
             {
                 // A removal, or a push whose value is now in the store: drop the local copy (the next request reads the store).
-                runtime.BeginRemove(message.UserId);
-                runtime.FinishRemove(message.UserId);
+                runtime.DropLocal(message.UserId);
             }
         }
     }

@@ -31,8 +31,7 @@ public sealed partial class EmbeddingCache
         if (runtime.State.Next?.Current is { } next)
         {
             // A rollout's next version computed its vector before the push: drop the local copy (it is warmed again).
-            next.BeginRemove(userId);
-            next.FinishRemove(userId);
+            next.DropLocal(userId);
         }
     }
 

@@ -29,6 +29,15 @@ internal sealed partial class ModelRuntime
         return RemoveLocal(userId);
     }
 
+    /// <summary>Both steps of a removal at once, for a user whose store value is already settled (another host's removal
+    /// or push, a push that supersedes a rollout's next version): drops the local copy, and nothing running writes it
+    /// back. Returns how many entries there were.</summary>
+    public int DropLocal(long userId)
+    {
+        BeginRemove(userId);
+        return FinishRemove(userId);
+    }
+
     /// <summary>Removes the user from both local tiers; returns how many entries there were.</summary>
     private int RemoveLocal(long userId) =>
         (Direct?.Remove(userId) == true ? 1 : 0) + (Failover?.Remove(userId) == true ? 1 : 0);
