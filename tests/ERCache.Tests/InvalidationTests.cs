@@ -118,6 +118,58 @@ public sealed class InvalidationTests
     }
 
     [Fact]
+    public async Task A_subscription_that_fails_at_start_up_is_retried_until_the_channel_answers()
+    {
+        var clock = new FakeTimeProvider();
+        var inner = new InMemoryRegionalStore(clock);
+        var flaky = new FailingSubscriptions(inner, failures: 2);
+        var options = new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } };
+        TestThread.LeaveSynchronizationContext();
+        await using var host = EmbeddingCache.Create(
+            options, new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = 1 } },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = flaky });
+        await host.WhenReadyAsync(); // the first attempt ended (it failed): start-up is not held
+        Assert.Equal((1, false), (flaky.Attempts, host.IsInvalidationSubscribed));
+
+        clock.Advance(RegionalInvalidator.RetryInterval);
+        await Poll.Until(() => flaky.Attempts == 2, "no second attempt after the retry interval");
+        await Poll.Until(
+            () =>
+            {
+                clock.Advance(RegionalInvalidator.RetryInterval); // each retry waits its interval on the cache's clock
+                return host.IsInvalidationSubscribed == true;
+            },
+            "a later attempt did not subscribe");
+        Assert.Equal(3, flaky.Attempts); // and none after it succeeded
+
+        await host.GetAsync(Model, 2, new float[4]);
+        await inner.PublishAsync(new InvalidationMessage(InvalidationKind.RemoveUser, Guid.NewGuid(), 2, 0, null).Encode(), default);
+        Assert.Equal(0, host.GetEntryCount(Model, TierKind.Direct)); // another host's removal is heard now
+    }
+
+    /// <summary>The in-memory store, whose first <c>failures</c> subscription attempts throw (a store down at start-up).</summary>
+    private sealed class FailingSubscriptions(InMemoryRegionalStore inner, int failures) : IRegionalStore, IRegionalInvalidation
+    {
+        private int _attempts;
+
+        public int Attempts => Volatile.Read(ref _attempts);
+
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken) => inner.ReadAsync(field, users, cancellationToken);
+
+        public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
+
+        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
+            inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
+
+        public Task PublishAsync(byte[] message, CancellationToken cancellationToken) => inner.PublishAsync(message, cancellationToken);
+
+        public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken) =>
+            Interlocked.Increment(ref _attempts) <= failures
+                ? Task.FromException<IAsyncDisposable>(new IOException("store down"))
+                : inner.SubscribeAsync(onMessage, onSubscribed, cancellationToken);
+    }
+
+    [Fact]
     public void Messages_round_trip_and_anything_else_is_refused()
     {
         var host = Guid.NewGuid();

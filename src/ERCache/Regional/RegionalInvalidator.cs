@@ -19,7 +19,12 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Action<InvalidationMessage> _apply;
     private readonly Action<bool> _subscribed;
+    /// <summary>How long after a failed subscription attempt the next one starts.</summary>
+    internal static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(1);
+
     private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Task _subscribing;
     private IAsyncDisposable? _subscription;
     private int _state; // 0 never subscribed, 1 subscribed, 2 lost
     private int _disposed;
@@ -35,14 +40,15 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         _logger = logger;
         _apply = apply;
         _subscribed = subscribed;
-        Started = SubscribeAsync();
+        _subscribing = SubscribeAsync();
     }
 
     /// <summary>This host's id in its messages.</summary>
     public Guid Host { get; } = Guid.NewGuid();
 
-    /// <summary>Completes when the first subscription attempt has ended (never faults).</summary>
-    public Task Started { get; }
+    /// <summary>Completes when the first subscription attempt has ended, successful or not (never faults); a failed one
+    /// is retried every <see cref="RetryInterval"/> until it succeeds.</summary>
+    public Task Started => _firstAttempt.Task;
 
     /// <summary>Whether messages are being received now.</summary>
     public bool IsSubscribed => Volatile.Read(ref _state) == 1;
@@ -96,7 +102,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         }
 
         await _stop.CancelAsync().ConfigureAwait(false);
-        await Started.ConfigureAwait(false);
+        await _subscribing.ConfigureAwait(false);
         if (_subscription is { } subscription)
         {
             await subscription.DisposeAsync().ConfigureAwait(false);
@@ -105,21 +111,44 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         _stop.Dispose();
     }
 
+    /// <summary>Subscribes, retrying every <see cref="RetryInterval"/> while the store cannot be reached (the first
+    /// failure is logged): a store down at start-up is heard from once it is up.</summary>
     private async Task SubscribeAsync()
     {
         await Task.Yield(); // not on the constructor's thread
+        bool logged = false;
         try
         {
-            _subscription = await _channel.SubscribeAsync(OnMessage, OnSubscribed, _stop.Token).ConfigureAwait(false);
+            while (true)
+            {
+                try
+                {
+                    _subscription = await _channel.SubscribeAsync(OnMessage, OnSubscribed, _stop.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
+                {
+                    if (!logged)
+                    {
+                        Log.RegionalStoreFailed(_logger, "subscribe", ex);
+                        logged = true;
+                    }
+
+                    OnSubscribed(false);
+                }
+
+                var retry = Task.Delay(RetryInterval, _time, _stop.Token); // timed from the failure, before anyone is told
+                _firstAttempt.TrySetResult();
+                await retry.ConfigureAwait(false);
+            }
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
-            Log.RegionalStoreFailed(_logger, "subscribe", ex); // the channel reports when it is back
-            OnSubscribed(false);
+            // disposed while subscribing or waiting to retry
         }
-        catch (OperationCanceledException)
+        finally
         {
-            // disposed while subscribing
+            _firstAttempt.TrySetResult();
         }
     }
 
