@@ -21,6 +21,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     private readonly IConnectionMultiplexer _connection;
     private readonly bool _ownsConnection;
     private readonly int _database;
+    private bool _isCluster;
 
     /// <summary>Uses <paramref name="connection"/> (not disposed with the store).</summary>
     /// <param name="connection">A connection to Redis or Garnet.</param>
@@ -119,9 +120,28 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         return 1
         """;
 
-    /// <summary>The pub/sub channel removals, pushes and clears are announced on (a plain channel: on a Redis Cluster
-    /// a message reaches the subscribers of every node).</summary>
-    public static readonly RedisChannel InvalidationChannel = RedisChannel.Literal("ercache:invalidation");
+    private const string InvalidationChannelName = "ercache:invalidation";
+
+    /// <summary>The pub/sub channel removals, pushes and clears are announced on: on a Redis Cluster a sharded channel
+    /// (<c>SSUBSCRIBE</c>/<c>SPUBLISH</c>, Redis 7 or later), so a message goes to the one node that owns the channel's
+    /// slot instead of over the cluster bus to every node; elsewhere (Redis, Garnet) a plain channel. Known once the
+    /// connection has reached a server (until then the plain channel, which no publish can reach yet either).</summary>
+    public RedisChannel InvalidationChannel => IsCluster ? RedisChannel.Sharded(InvalidationChannelName) : RedisChannel.Literal(InvalidationChannelName);
+
+    /// <summary>Whether the connection has found a cluster; remembered once found (a server's type stays known while
+    /// it is disconnected, and a deployment does not change kind under a running host).</summary>
+    private bool IsCluster
+    {
+        get
+        {
+            if (!_isCluster && _connection.GetServers().Any(s => s.ServerType == ServerType.Cluster))
+            {
+                _isCluster = true;
+            }
+
+            return _isCluster;
+        }
+    }
 
     /// <summary>The hash a user's values are kept in.</summary>
     public static RedisKey KeyOf(long userId) => $"ercache:{{{userId.ToString(CultureInfo.InvariantCulture)}}}";
@@ -208,9 +228,10 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         ArgumentNullException.ThrowIfNull(onMessage);
         ArgumentNullException.ThrowIfNull(onSubscribed);
         var subscriber = _connection.GetSubscriber();
+        var channel = InvalidationChannel;
         void Failed(object? sender, ConnectionFailedEventArgs e)
         {
-            if (e.ConnectionType == ConnectionType.Subscription || !subscriber.IsConnected(InvalidationChannel))
+            if (e.ConnectionType == ConnectionType.Subscription || !subscriber.IsConnected(channel))
             {
                 onSubscribed(false);
             }
@@ -218,7 +239,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
 
         void Restored(object? sender, ConnectionFailedEventArgs e)
         {
-            if (e.ConnectionType == ConnectionType.Subscription || subscriber.IsConnected(InvalidationChannel))
+            if (e.ConnectionType == ConnectionType.Subscription || subscriber.IsConnected(channel))
             {
                 onSubscribed(true);
             }
@@ -228,9 +249,9 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         _connection.ConnectionRestored += Restored;
         try
         {
-            var queue = await subscriber.SubscribeAsync(InvalidationChannel).WaitAsync(cancellationToken).ConfigureAwait(false);
+            var queue = await subscriber.SubscribeAsync(channel).WaitAsync(cancellationToken).ConfigureAwait(false);
             queue.OnMessage(message => onMessage((byte[])message.Message!));
-            onSubscribed(subscriber.IsConnected(InvalidationChannel));
+            onSubscribed(subscriber.IsConnected(channel));
             return new Subscription(this, queue, Failed, Restored);
         }
         catch

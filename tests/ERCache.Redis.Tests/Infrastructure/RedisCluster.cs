@@ -54,6 +54,14 @@ internal sealed class RedisCluster : IDisposable
     /// <summary>Keys held by one node.</summary>
     public static long KeysOn(StoreServer node) => long.Parse(RedisCli($"-p {node.Port} dbsize").Trim(), System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>Subscribers of the invalidation channel on one node: <paramref name="command"/> is <c>NUMSUB</c> (plain
+    /// channels) or <c>SHARDNUMSUB</c> (sharded ones).</summary>
+    public static long Subscribers(StoreServer node, string command)
+    {
+        string[] reply = RedisCli($"-p {node.Port} pubsub {command} ercache:invalidation").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return long.Parse(reply[^1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public void Dispose()
     {
         foreach (var node in Nodes)
