@@ -19,7 +19,7 @@ public sealed partial class EmbeddingCache
         // With no request in flight the release starts here: wait (bounded) for the snapshots and the regional tier's
         // last writes.
         var bound = (_snapshots is null ? TimeSpan.Zero : _snapshotWriteTimeout + TimeSpan.FromSeconds(1)) +
-            (_regional is null ? TimeSpan.Zero : _regional.WriteTimeout + _regional.WriteTimeout);
+            (_regional is null ? TimeSpan.Zero : 3 * _regional.WriteTimeout); // the last flush, then its announcements
         if (BeginDispose() is true && bound > TimeSpan.Zero && !_released.Task.Wait(bound) && _regional is not null)
         {
             Log.RegionalNotFlushed(_logger);
@@ -82,13 +82,18 @@ public sealed partial class EmbeddingCache
 
             if (_invalidator is not null)
             {
-                await _invalidator.DisposeAsync().ConfigureAwait(false); // no other host's message reaches released states
+                await _invalidator.StopReceivingAsync().ConfigureAwait(false); // no other host's message reaches released states
             }
 
             _registry.Dispose();
             if (_regional is not null)
             {
-                await _regional.DisposeAsync().ConfigureAwait(false);
+                await _regional.DisposeAsync().ConfigureAwait(false); // its last flush announces the pushes it writes
+            }
+
+            if (_invalidator is not null)
+            {
+                await _invalidator.DisposeAsync().ConfigureAwait(false);
             }
         }
         catch (Exception ex)

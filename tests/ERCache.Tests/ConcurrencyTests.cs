@@ -361,22 +361,27 @@ public sealed class ConcurrencyTests
     }
 
     [Fact]
-    public async Task Three_hosts_under_load_never_serve_a_user_removed_on_any_of_them()
+    public async Task Three_hosts_under_load_never_serve_a_removed_or_superseded_vector_once_the_operation_is_applied()
     {
         // Three caches share one in-memory store and its invalidation channel (delivered before publishing returns);
-        // callers hammer all three while removals run on random hosts. Once a removal has returned, no host may serve
-        // the user again (the towers fail removed users, so nothing can bring them back).
-        const int dimensions = 8, users = 400;
+        // callers hammer all three while removals and pushes run on random hosts. Once a removal has returned, no host
+        // may serve the user again (the towers fail removed users, so nothing can bring them back). Pushed users are
+        // never inferred (the towers fail them): their only vectors are pushes, generation 100, 101, … in order, each
+        // with a later stamp; once a push is flushed (written, then announced and applied), no host may serve an older
+        // one.
+        const int dimensions = 8, users = 400, pushes = 600;
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
         var store = new InMemoryRegionalStore(clock);
         var removed = new ConcurrentDictionary<long, bool>(); // true once the removal has returned
+        var latestPush = new int[users]; // the generation every host must serve at least, once applied
+        static bool IsPushed(long user) => user % 7 == 3;
         TestThread.LeaveSynchronizationContext();
         var hosts = Enumerable.Range(0, 3).Select(_ =>
         {
             var model = CacheFixture.DefaultModel(dimensions);
-            model.Inference.CircuitBreaker.Enabled = false; // removed users fail on purpose
+            model.Inference.CircuitBreaker.Enabled = false; // removed and pushed users fail on purpose
             return EmbeddingCache.Create(
-                new ERCacheOptions { Models = { [CacheFixture.Model] = model } }, new Dictionary<string, IEmbeddingInference> { [CacheFixture.Model] = new HammerTower(removed) },
+                new ERCacheOptions { Models = { [CacheFixture.Model] = model } }, new Dictionary<string, IEmbeddingInference> { [CacheFixture.Model] = new HammerTower(removed, IsPushed) },
                 new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.ThreadPool, RegionalStore = store });
         }).ToArray();
         foreach (var host in hosts)
@@ -384,7 +389,7 @@ public sealed class ConcurrencyTests
             await host.WhenReadyAsync();
         }
 
-        long bad = 0, served = 0, servedAfterRemoval = 0;
+        long bad = 0, served = 0, servedAfterRemoval = 0, superseded = 0, servedPushes = 0;
         var callers = Enumerable.Range(0, 6).Select(t => Task.Run(async () =>
         {
             var rng = new Random(t);
@@ -394,12 +399,18 @@ public sealed class ConcurrencyTests
                 var host = hosts[rng.Next(hosts.Length)];
                 long user = rng.Next(1, users);
                 bool wasRemoved = removed.GetValueOrDefault(user);
+                int atLeast = Volatile.Read(ref latestPush[user]);
                 var result = await host.GetAsync(CacheFixture.Model, user, vector);
                 if (result.HasVector)
                 {
                     Interlocked.Increment(ref served);
                     Interlocked.Add(ref bad, TestTower.BelongsTo(vector, user) ? 0 : 1);
                     Interlocked.Add(ref servedAfterRemoval, wasRemoved ? 1 : 0);
+                    if (IsPushed(user))
+                    {
+                        Interlocked.Increment(ref servedPushes);
+                        Interlocked.Add(ref superseded, TestTower.GenerationOf(vector) < atLeast ? 1 : 0);
+                    }
                 }
 
                 if (call % 50 == 0)
@@ -420,8 +431,26 @@ public sealed class ConcurrencyTests
                 await Task.Yield();
             }
         });
+        var pusher = Task.Run(async () =>
+        {
+            var rng = new Random(98);
+            var vector = new float[dimensions];
+            var generations = new int[users];
+            for (int push = 0; push < pushes; push++)
+            {
+                long user = 3 + (7 * rng.Next(users / 7));
+                int generation = generations[user] = Math.Max(100, generations[user] + 1);
+                TestTower.Fill(vector, user, generation);
+                clock.Advance(TimeSpan.FromMilliseconds(1)); // each push of a user is stamped later than the one before
+                var host = hosts[rng.Next(hosts.Length)];
+                host.SetVector(CacheFixture.Model, user, vector);
+                await host.FlushRegionalWritesAsync(); // written, then announced: applied on every host when it returns
+                Volatile.Write(ref latestPush[user], generation);
+                await Task.Yield();
+            }
+        });
 
-        await Task.WhenAll([.. callers, remover]);
+        await Task.WhenAll([.. callers, remover, pusher]);
         foreach (var host in hosts)
         {
             await host.DisposeAsync();
@@ -429,13 +458,15 @@ public sealed class ConcurrencyTests
 
         Assert.Equal(0, bad);
         Assert.Equal(0, servedAfterRemoval);
+        Assert.Equal(0, superseded);
         Assert.True(served > 5000, $"only {served} vectors served");
-        Assert.True(store.Published >= users / 7 - 1, $"{store.Published} messages published");
+        Assert.True(servedPushes > 500, $"only {servedPushes} pushed vectors served");
+        Assert.True(store.Published >= users / 7 - 1 + pushes, $"{store.Published} messages published");
     }
 
     /// <summary>Writes user u's vector with generation 1 for v1 and 2 for v2, after a yield (so calls interleave);
-    /// fails users whose removal has begun.</summary>
-    private sealed class HammerTower(ConcurrentDictionary<long, bool> removed) : IEmbeddingInference
+    /// fails users whose removal has begun, and those never to be inferred.</summary>
+    private sealed class HammerTower(ConcurrentDictionary<long, bool> removed, Func<long, bool>? neverInferred = null) : IEmbeddingInference
     {
         public async ValueTask InferAsync(InferenceBatch batch, CancellationToken cancellationToken)
         {
@@ -444,7 +475,7 @@ public sealed class ConcurrencyTests
             for (int i = 0; i < batch.Count; i++)
             {
                 long user = batch.UserIds.Span[i];
-                if (removed.ContainsKey(user))
+                if (removed.ContainsKey(user) || neverInferred?.Invoke(user) == true)
                 {
                     batch.Fail(i);
                 }

@@ -65,6 +65,24 @@ public sealed class InvalidationTests
     }
 
     [Fact]
+    public async Task A_push_written_by_the_last_flush_at_disposal_is_announced_too()
+    {
+        await using var region = await Region.StartAsync(hosts: 2);
+        await region.Hosts[0].GetAsync(3);
+        await region.Hosts[1].GetAsync(3); // a local copy of generation 1 on host 1
+        region.Clock.Advance(TimeSpan.FromSeconds(1));
+        region.Hosts[0].Cache.SetVector(Model, 3, [3, 99, 5, 6]);
+        long published = region.Store.Published;
+
+        await region.Hosts[0].Cache.DisposeAsync(); // a graceful stop: the push is flushed, then announced
+
+        Assert.Equal(published + 1, region.Store.Published);
+        var (result, vector) = await region.Hosts[1].GetAsync(3);
+        Assert.Equal((EmbeddingSource.Regional, 99), (result.Source, TestTower.GenerationOf(vector)));
+        Assert.Equal(1, region.Hosts[1].Metrics.Sum(ERCacheDiagnostics.InvalidationMessages, ("direction", "applied")));
+    }
+
+    [Fact]
     public async Task A_clear_on_one_host_empties_the_model_on_the_others_and_they_ignore_older_regional_values()
     {
         await using var region = await Region.StartAsync(hosts: 2);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using ERCache.Diagnostics;
 using ERCache.Internal;
 using Microsoft.Extensions.Logging;
@@ -28,6 +29,8 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     private IAsyncDisposable? _subscription;
     private int _state; // 0 never subscribed, 1 subscribed, 2 lost
     private int _disposed;
+    private int _receiving = 1;
+    private readonly ConcurrentDictionary<Task, byte> _announcing = new(); // background announcements in flight
 
     public RegionalInvalidator(
         IRegionalInvalidation channel, TimeSpan timeout, TimeProvider time, ERCacheMetrics metrics, ILogger logger, Action<InvalidationMessage> apply,
@@ -71,7 +74,8 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     }
 
     /// <summary>Announces in the background (a push written by the flush loop, a clear); a failure is logged and
-    /// counted. Nothing once disposed (the pushes flushed at disposal are not announced).</summary>
+    /// counted. Accepted until <see cref="DisposeAsync"/>, which waits for what is in flight (the pushes written by the
+    /// regional tier's last flush included).</summary>
     public void Announce(InvalidationKind kind, long userId, string field)
     {
         if (Volatile.Read(ref _disposed) != 0)
@@ -79,7 +83,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
             return;
         }
 
-        _ = PublishAsync(kind, userId, field, CancellationToken.None).ContinueWith(
+        var announced = PublishAsync(kind, userId, field, CancellationToken.None).ContinueWith(
             static (t, s) =>
             {
                 var (self, kind, user) = ((RegionalInvalidator, InvalidationKind, long))s!;
@@ -90,13 +94,19 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
             },
             (this, kind, userId),
             CancellationToken.None,
-            TaskContinuationOptions.NotOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously,
+            TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
+        if (!announced.IsCompleted)
+        {
+            _announcing.TryAdd(announced, 0);
+            _ = announced.ContinueWith(static (t, s) => ((RegionalInvalidator)s!)._announcing.TryRemove(t, out _), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Stops hearing other hosts (at disposal, before the tiers are released); announcing still works.</summary>
+    public async Task StopReceivingAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        if (Interlocked.Exchange(ref _receiving, 0) == 0)
         {
             return;
         }
@@ -107,7 +117,19 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         {
             await subscription.DisposeAsync().ConfigureAwait(false);
         }
+    }
 
+    /// <summary>Stops receiving, refuses new announcements and waits for those in flight (each bounded by
+    /// <c>Regional:WriteTimeout</c>).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await StopReceivingAsync().ConfigureAwait(false);
+        await Task.WhenAll(_announcing.Keys).ConfigureAwait(false); // the continuations never fault
         _stop.Dispose();
     }
 
