@@ -96,7 +96,7 @@ internal static class CapacitySearch
         for (double rate = settings.StartRate; rate <= settings.MaxRate * 1.0001; rate *= settings.RateStep)
         {
             var requests = UsersFor(window, rate * settings.StepSeconds);
-            var load = new LoadSettings(requests.Length, rate, 0, settings.StepSeconds * 3, 0, settings.Items, 1, 1);
+            var load = new LoadSettings(requests.Length, rate, 0, settings.StepSeconds * 3, 0, settings.Items, 1, 1, "redis", 0);
             var before = await client.GetFromJsonAsync<StatsResponse>("/stats");
             var (sent, errors, latencies, elapsed) = await LoadRun.SendAsync([client], requests, load);
             var after = await client.GetFromJsonAsync<StatsResponse>("/stats");

@@ -45,14 +45,14 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
 
 if (settings.Processes > 1)
 {
-    // Several real service processes, round-robin, without and then with a shared redis-server.
-    var (redis, redisPort) = MultiProcessRun.StartRedis();
+    // Several real service processes, round-robin, without and then with a shared store.
+    var (store, storePort) = MultiProcessRun.StartStore(settings.Store);
     try
     {
         var multi = new List<MultiProcessResult>
         {
             await MultiProcessRun.ExecuteAsync($"{settings.Processes} processes, local tiers only", requests, settings, compression, settings.Processes, null),
-            await MultiProcessRun.ExecuteAsync($"{settings.Processes} processes, shared redis-server", requests, settings, compression, settings.Processes, redisPort),
+            await MultiProcessRun.ExecuteAsync($"{settings.Processes} processes, shared {settings.Store}", requests, settings, compression, settings.Processes, storePort),
         };
         Console.WriteLine();
         Console.WriteLine($"| | {string.Join(" | ", multi.Select(r => r.Name))} |");
@@ -67,10 +67,27 @@ if (settings.Processes > 1)
         MultiRow("fallback rate", r => Inv($"{r.FallbackRate:P2}"));
         MultiRow("store writes/s: grouped (one per user)", r => Inv($"{r.WriteGroups / r.Elapsed.TotalSeconds:N0}"));
         MultiRow("store writes/s if one per (user, model)", r => Inv($"{r.WriteValues / r.Elapsed.TotalSeconds:N0}"));
+
+        var shared = multi[^1];
+        Console.WriteLine();
+        Console.WriteLine($"Shared {settings.Store}, after the trace:");
+        if (shared.Deletions is { } d)
+        {
+            Console.WriteLine(Inv($"- deletion phase (trace sent again beside it): {d.Removals:N0} removals, each on the next process in turn; DELETE returned to the last other process applying it: p50 {d.Lag(0.5):F3} ms, p99 {d.Lag(0.99):F3} ms, max {d.Lag(1):F3} ms; not applied within 5 s: {d.NotApplied}; answers from a vector older than the removal, after application: {d.Wrong} of {d.Checked:N0}"));
+        }
+
+        Console.WriteLine(Inv($"- late regional writes dropped (stamped no later than what the store held, or than the user's removal): {shared.LateWritesInTrace:N0} during the trace, {shared.LateWrites - shared.LateWritesInTrace:N0} during the deletion phase"));
+        if (shared.Loss is { } loss)
+        {
+            static string Sources(PassTotals t) => Inv($"direct {t.Share(t.Direct):P1}, regional {t.Share(t.Regional):P1}, inferred {t.Share(t.Fresh):P1}, failover/fallback {t.Share(t.Failover + t.Fallback):P2}; users inferred {t.Inferred:N0} in {t.Passes} passes");
+            Console.WriteLine("- subscription-loss phase (services of its own with the sample's TTLs undivided, their tiers filled by one pass of the trace; then two rounds of an undisturbed pass and a pass that begins with every pub/sub connection cut):");
+            Console.WriteLine($"  - passes after a cut: {Sources(loss.AfterCut)}");
+            Console.WriteLine($"  - passes without:     {Sources(loss.Undisturbed)}");
+        }
     }
     finally
     {
-        MultiProcessRun.Stop(redis);
+        MultiProcessRun.Stop(store);
     }
 
     return 0;
@@ -129,7 +146,7 @@ return 0;
 static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
 /// <summary>The command line, declared with System.CommandLine (which also writes <c>--help</c>).</summary>
-internal sealed record LoadSettings(int Requests, double Rate, int Users, double MaxSeconds, double FailureRate, int Items, int Processes, int Rounds)
+internal sealed record LoadSettings(int Requests, double Rate, int Users, double MaxSeconds, double FailureRate, int Items, int Processes, int Rounds, string Store, int Deletions)
 {
     private static readonly Option<int> RequestsOption = new("--requests") { Description = "Requests per run", DefaultValueFactory = _ => 20_000, Validators = { Positive<int> } };
     private static readonly Option<double> RateOption = new("--rate") { Description = "Requests per second sent", DefaultValueFactory = _ => 1000, Validators = { Positive<double> } };
@@ -138,14 +155,17 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
     private static readonly Option<double> FailureRateOption = new("--failure-rate") { Description = "Share of tower calls failing in the failure runs, 0..1", DefaultValueFactory = _ => 0.2, Validators = { ShareOfOne } };
     private static readonly Option<int> ItemsOption = new("--items") { Description = "Items ranked per request", DefaultValueFactory = _ => 100, Validators = { Positive<int> } };
     private static readonly Option<int> RoundsOption = new("--rounds") { Description = "Rounds of the in-process comparison: every configuration once per round, the order rotated", DefaultValueFactory = _ => 3, Validators = { Positive<int> } };
-    private static readonly Option<int> ProcessesOption = new("--processes") { Description = "Run N real service processes, round-robin, without and with a shared redis-server (started here) instead of the in-process comparison; 1: in-process", DefaultValueFactory = _ => 1, Validators = { Positive<int> } };
+    private static readonly Option<int> ProcessesOption = new("--processes") { Description = "Run N real service processes, round-robin, without and with a shared store (started here) instead of the in-process comparison; 1: in-process", DefaultValueFactory = _ => 1, Validators = { Positive<int> } };
+    private static readonly Option<string> StoreOption = new("--store") { Description = "The shared store of --processes: redis (redis-server) or garnet", DefaultValueFactory = _ => "redis" };
+    private static readonly Option<int> DeletionsOption = new("--deletions") { Description = "Removals in the deletion phase of --processes (0: none)", DefaultValueFactory = _ => 1000, Validators = { NotNegative } };
 
     public static RootCommand CreateCommand()
     {
-        var command = new RootCommand("End-to-end load test of the ranking-service sample over loopback. By default: four configurations (cache on, cache off, failures with and without the failover tier), each first warmed up for 5 s of requests (not reported), then run once per --rounds round, the order rotated; about rounds x 4 x requests / rate seconds plus 20 s of warm-up (3 rounds of 20,000 at 1,000/s: about 4.5 min). With --processes N: N service processes without and with a shared redis-server, once each. With --find-capacity: ramps of --step-seconds steps per configuration and round until a step fails (2 rounds: about 8 min here); see --chart.")
+        var command = new RootCommand("End-to-end load test of the ranking-service sample over loopback. By default: four configurations (cache on, cache off, failures with and without the failover tier), each first warmed up for 5 s of requests (not reported), then run once per --rounds round, the order rotated; about rounds x 4 x requests / rate seconds plus 20 s of warm-up (3 rounds of 20,000 at 1,000/s: about 4.5 min). With --processes N: N service processes without and with a shared --store, once each; with the store, the trace is then sent again beside a deletion phase of --deletions removals, and five times more to services with undivided TTLs, two of them after every pub/sub connection was cut (about 6 x requests / rate seconds more, plus the removals: 1,000 take about 15 s). With --find-capacity: ramps of --step-seconds steps per configuration and round until a step fails (2 rounds: about 8 min here); see --chart.")
         {
-            RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption, ProcessesOption, RoundsOption,
+            RequestsOption, RateOption, UsersOption, MaxSecondsOption, FailureRateOption, ItemsOption, ProcessesOption, StoreOption, DeletionsOption, RoundsOption,
         };
+        StoreOption.AcceptOnlyFromAmong("redis", "garnet");
         foreach (var option in CapacityOptions.All)
         {
             command.Options.Add(option);
@@ -162,7 +182,8 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
 
     public static LoadSettings From(ParseResult p) => new(
         p.GetValue(RequestsOption), p.GetValue(RateOption), p.GetValue(UsersOption),
-        p.GetValue(MaxSecondsOption), p.GetValue(FailureRateOption), p.GetValue(ItemsOption), p.GetValue(ProcessesOption), p.GetValue(RoundsOption));
+        p.GetValue(MaxSecondsOption), p.GetValue(FailureRateOption), p.GetValue(ItemsOption), p.GetValue(ProcessesOption), p.GetValue(RoundsOption),
+        p.GetValue(StoreOption)!, p.GetValue(DeletionsOption));
 
     internal static void Positive<T>(OptionResult r)
         where T : struct, System.Numerics.INumber<T>
@@ -170,6 +191,14 @@ internal sealed record LoadSettings(int Requests, double Rate, int Users, double
         if (r.GetValueOrDefault<T>() <= T.Zero)
         {
             r.AddError($"{r.Option.Name} must be positive (got {r.GetValueOrDefault<T>()}).");
+        }
+    }
+
+    internal static void NotNegative(OptionResult r)
+    {
+        if (r.GetValueOrDefault<int>() < 0)
+        {
+            r.AddError($"{r.Option.Name} must be 0 or more (got {r.GetValueOrDefault<int>()}).");
         }
     }
 

@@ -12,8 +12,15 @@ public sealed record ModelEmbedding(EmbeddingSource Source, double AgeMs, Infere
 /// <summary>The top items, best first, and per model the embedding's source and age.</summary>
 public sealed record RankResponse(long UserId, IReadOnlyList<RankedItem> Items, IReadOnlyDictionary<string, ModelEmbedding> Models);
 
-/// <summary>The service's counters: ERCache's (by instrument and tags) and the user towers' compute.</summary>
-public sealed record StatsResponse(IReadOnlyDictionary<string, long> Counters, IReadOnlyDictionary<string, TowerStats> Towers);
+/// <summary>The service's counters: ERCache's (by instrument and tags), the user towers' compute, and when another
+/// host's removal, push or clear was last applied here (a <see cref="System.Diagnostics.Stopwatch"/> timestamp, 0 when
+/// never).</summary>
+public sealed record StatsResponse(IReadOnlyDictionary<string, long> Counters, IReadOnlyDictionary<string, TowerStats> Towers, long LastInvalidationApplied = 0);
+
+/// <summary>A user's data removed from every tier of every model (and, with a regional store, announced to the other
+/// hosts); <see cref="Returned"/> is when the removal returned here, a <see cref="System.Diagnostics.Stopwatch"/>
+/// timestamp.</summary>
+public sealed record RemovalResponse(long UserId, long Returned);
 
 /// <summary>What one user tower computed: users and CPU time.</summary>
 public sealed record TowerStats(long Users, double ComputeMs);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using ERCache.Diagnostics;
 
@@ -13,6 +14,7 @@ public sealed class ERCacheStats : IDisposable
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<string, long> _counters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _gauges = new(StringComparer.Ordinal);
+    private long _lastInvalidationApplied;
 
     public ERCacheStats(EmbeddingCache cache)
     {
@@ -43,6 +45,10 @@ public sealed class ERCacheStats : IDisposable
         return all;
     }
 
+    /// <summary>When this host last applied another host's removal, push or clear: a <see cref="Stopwatch"/> timestamp
+    /// (on Linux the system's monotonic clock, so comparable between processes on one machine); 0 when never.</summary>
+    public long LastInvalidationApplied => Volatile.Read(ref _lastInvalidationApplied);
+
     public void Dispose() => _listener.Dispose();
 
     private void Record(Instrument instrument, long value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
@@ -56,6 +62,10 @@ public sealed class ERCacheStats : IDisposable
         foreach (var tag in tags)
         {
             parts.Add($"{tag.Key}={tag.Value}");
+            if (tag is { Key: ERCacheDiagnostics.DirectionTag, Value: "applied" } && instrument.Name == ERCacheDiagnostics.InvalidationMessages)
+            {
+                Volatile.Write(ref _lastInvalidationApplied, Stopwatch.GetTimestamp());
+            }
         }
 
         parts.Sort(StringComparer.Ordinal);

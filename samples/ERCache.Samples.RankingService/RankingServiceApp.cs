@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ERCache.Diagnostics;
 using ERCache.OnnxRuntime;
 using OpenTelemetry.Metrics;
@@ -143,13 +144,21 @@ public static class RankingServiceApp
 
         var app = builder.Build();
         app.Services.GetRequiredService<ERCacheStats>(); // listen from the first request on
-        app.MapGet("/", () => "ERCache ranking service: POST /rank, GET /stats, GET /metrics (Prometheus), GET /health");
+        app.MapGet("/", () => "ERCache ranking service: POST /rank, DELETE /users/{id}, GET /stats, GET /metrics (Prometheus), GET /health");
         app.MapPrometheusScrapingEndpoint(); // GET /metrics
         app.MapHealthChecks("/health");
         app.MapPost("/rank", RankAsync);
+        app.MapDelete("/users/{userId:long}", async (long userId, EmbeddingCache cache, CancellationToken cancellationToken) =>
+        {
+            // A user's deletion request: returns once no tier here or in the store holds the user and the other hosts
+            // have been told (their copies go when they apply it).
+            await cache.RemoveAsync(userId, cancellationToken);
+            return new RemovalResponse(userId, Stopwatch.GetTimestamp());
+        });
         app.MapGet("/stats", (ERCacheStats stats, TowerRegistry towers) => new StatsResponse(
             stats.Snapshot(),
-            towers.Models.ToDictionary(m => m, m => new TowerStats(towers.Tower(m).Users, towers.Tower(m).ComputeTime.TotalMilliseconds))));
+            towers.Models.ToDictionary(m => m, m => new TowerStats(towers.Tower(m).Users, towers.Tower(m).ComputeTime.TotalMilliseconds)),
+            stats.LastInvalidationApplied));
         return app;
     }
 

@@ -13,8 +13,10 @@ namespace ERCache.Redis;
 /// <c>ercache:{&lt;user&gt;}:stamps</c>. A lookup sends one <c>HGET</c> per user, pipelined in one batch. A write is one
 /// Lua script per user (newer wins: a field is set only when its stamp is later than the stamp held for it and than the
 /// user's last removal, atomically on the server), pipelined in one batch; a removal is one script too (delete, then
-/// remember the removal's stamp). Valid on Redis, Redis Cluster and Garnet started with <c>--lua</c> (Garnet runs no
-/// scripts without it: every write then fails, is counted as dropped and logged, and the store's circuit opens).
+/// remember the removal's stamp). Valid on Redis, Redis Cluster and Garnet started with <c>--lua --lua-transaction-mode</c>
+/// (without <c>--lua</c> Garnet runs no scripts: every write then fails, is counted as dropped and logged, and the
+/// store's circuit opens; without <c>--lua-transaction-mode</c> its scripts are not atomic, and a write racing another
+/// host's removal can bring the removed user back).
 /// </summary>
 public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, IAsyncDisposable, IDisposable
 {

@@ -47,10 +47,12 @@ public sealed class InvalidationRegionalTests(SharedServers servers) : IClassFix
         Assert.Equal(0, RegionalHost.Sum(a.Invalidations, "direction", "received")); // never its own message
     }
 
-    [Fact]
-    public async Task A_host_whose_subscription_is_killed_drops_what_it_cannot_vouch_for_and_hears_removals_again()
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
+    public async Task A_host_whose_subscription_is_killed_drops_what_it_cannot_vouch_for_and_hears_removals_again(ServerKind kind)
     {
-        var server = servers[ServerKind.Redis];
+        var server = servers[kind];
         long user = servers.Users(2);
         await using var a = new RegionalHost(server.ConnectionString);
         await using var b = new RegionalHost(server.ConnectionString);

@@ -55,6 +55,37 @@ public sealed class NewerWinsTests(SharedServers servers) : IClassFixture<Shared
         Assert.True(UserTower.BelongsTo(vector, user));
     }
 
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
+    public async Task Writes_racing_removals_from_other_connections_never_bring_back_what_was_written_before(ServerKind kind)
+    {
+        // Three connections (three hosts): two write a user's values stamped before its removal, one removes it, all at
+        // once. Whatever order the server runs them in, nothing stamped before the removal may be left; a write stamped
+        // after it (from the third connection, after the removal returned) is kept.
+        const int users = 300;
+        long first = servers.Users(users);
+        await using var writerA = RedisRegionalStore.Connect(servers[kind].ConnectionString);
+        await using var writerB = RedisRegionalStore.Connect(servers[kind].ConnectionString);
+        await using var remover = RedisRegionalStore.Connect(servers[kind].ConnectionString);
+        var rounds = Enumerable.Range(0, users).Select(async i =>
+        {
+            long user = first + i;
+            await Task.WhenAll(
+                writerA.WriteAsync([Group(user, ("ctr:v1", 1_000 + i, 1), ("cvr:v1", 1_000 + i, 1))], default),
+                writerB.WriteAsync([Group(user, ("ctr:v1", 1_001 + i, 2), ("cvr:v1", 1_001 + i, 2))], default),
+                remover.RemoveAsync(user, field: null, removedAtUnixMs: 1_002 + i, remember: Ttl, default));
+            bool keptAfter = i % 2 == 0 && await remover.WriteAsync([Group(user, ("ctr:v1", 1_003 + i, 3))], default) == 0;
+            return (user, keptAfter);
+        });
+
+        foreach (var (user, keptAfter) in await Task.WhenAll(rounds))
+        {
+            Assert.Equal(keptAfter ? [3] : null, await ReadAsync(writerA, "ctr:v1", user));
+            Assert.Null(await ReadAsync(writerB, "cvr:v1", user));
+        }
+    }
+
     /// <summary>Writes out of order, removes, and writes across the removal, reading the store after each step.</summary>
     private static async Task AssertNewerWinsAsync(RedisRegionalStore store, long user)
     {

@@ -123,6 +123,24 @@ public sealed class RankingServiceTests
     }
 
     [Fact]
+    public async Task A_deleted_user_is_inferred_again_and_never_served_from_a_tier()
+    {
+        await using var service = new ServiceFixture();
+        using var client = service.CreateClient();
+        await ServiceFixture.RankAsync(client, 11, Candidates);
+        Assert.All((await ServiceFixture.RankAsync(client, 11, Candidates)).Models.Values, m => Assert.Equal(EmbeddingSource.Direct, m.Source));
+        long users = service.Towers.Models.Sum(m => service.Towers.Tower(m).Users);
+
+        using var deleted = await client.DeleteAsync(new Uri("/users/11", UriKind.Relative));
+        var removal = await deleted.Content.ReadFromJsonAsync<RemovalResponse>(ServiceFixture.Json);
+
+        Assert.Equal((HttpStatusCode.OK, 11L), (deleted.StatusCode, removal!.UserId));
+        Assert.True(removal.Returned > 0);
+        Assert.All((await ServiceFixture.RankAsync(client, 11, Candidates)).Models.Values, m => Assert.Equal(EmbeddingSource.Fresh, m.Source));
+        Assert.Equal(users + service.Towers.Models.Count(), service.Towers.Models.Sum(m => service.Towers.Tower(m).Users)); // each model inferred it again
+    }
+
+    [Fact]
     public async Task With_every_inference_failing_known_users_get_failover_embeddings_and_no_request_fails()
     {
         await using var service = new ServiceFixture();

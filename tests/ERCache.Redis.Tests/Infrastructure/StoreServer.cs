@@ -67,7 +67,7 @@ internal sealed class StoreServer : IDisposable
         Kill();
         var start = Kind == ServerKind.Redis
             ? new ProcessStartInfo(RedisServerPath(), $"--port {Port} --bind 127.0.0.1 --save \"\" --appendonly no --protected-mode no {_extraArguments}")
-            : new ProcessStartInfo(GarnetServerPath(), $"--port {Port} --bind 127.0.0.1 --lua"); // scripts: the store writes newer-wins
+            : new ProcessStartInfo(GarnetServerPath(), $"--port {Port} --bind 127.0.0.1 --lua --lua-transaction-mode"); // scripts, each atomic: the store writes newer-wins
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         start.UseShellExecute = false;
