@@ -36,10 +36,10 @@ public class RegionalBenchmarks
         _store = new RedisRegionalStore(_connection);
         _distributed = new RedisCache(new RedisCacheOptions { ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(_connection), InstanceName = "bench:" });
         _users = Enumerable.Range(1, Users).Select(u => (long)u).ToArray();
-        var version = RegionalValue.VersionHash("v1");
+        
         _groups = _users.Select(u => new RegionalWriteGroup(
             u,
-            Models.Select(m => new RegionalField(RegionalValue.Field(m, "v1"), RegionalValue.Encode(StorageFormat.Float16, version, u, 0, Row(u)), 0)).ToArray(),
+            Models.Select(m => new RegionalField(RegionalValue.Field(m, "v1"), RegionalValue.Encode(StorageFormat.Float16, RegionalValue.Fingerprint(m, "v1", Dimensions, StorageFormat.Float16), u, 0, Row(u)), 0)).ToArray(),
             TimeSpan.FromHours(1))).ToList();
         _store.WriteAsync(_groups, CancellationToken.None).GetAwaiter().GetResult();
         foreach (var group in _groups)
@@ -114,7 +114,7 @@ public class RegionalBenchmarks
     }
 
     private float Decode(byte[]? value, long user) =>
-        value is not null && RegionalValue.TryDecode(value, StorageFormat.Float16, RegionalValue.VersionHash("v1"), user, _vector, out _)
+        value is not null && RegionalValue.TryDecode(value, StorageFormat.Float16, RegionalValue.Fingerprint(Models[0], "v1", Dimensions, StorageFormat.Float16), user, _vector, out _)
             ? _vector[0]
             : throw new InvalidOperationException($"user {user}: no value");
 

@@ -2,6 +2,7 @@ using ERCache;
 using ERCache.Redis;
 using ERCache.Regional;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -17,7 +18,8 @@ public static class ERCacheRedisBuilderExtensions
     /// <paramref name="connectionString"/>; an <see cref="IConnectionMultiplexer"/> registered in the container (shared,
     /// not disposed by ERCache); or <c>ERCache:Regional:ConnectionString</c>. Timeouts, queue and breaker settings come
     /// from <c>ERCache:Regional</c>; a model opts out with <c>ERCache:Models:&lt;name&gt;:Regional:Enabled = false</c>.
-    /// The cache starts and serves from its local tiers while the store is down, and uses it once it is reachable.
+    /// The cache starts and serves from its local tiers while the store is down, and uses it once it is reachable. Keys
+    /// and channel live under <c>ERCache:Regional:KeyPrefix</c>, by default <c>ercache:&lt;application name&gt;</c>.
     /// </summary>
     /// <param name="builder">The builder from <c>AddERCache()</c>.</param>
     /// <param name="connectionString">A StackExchange.Redis connection string, such as <c>127.0.0.1:6379</c>.</param>
@@ -32,9 +34,10 @@ public static class ERCacheRedisBuilderExtensions
 
         builder.Services.TryAddSingleton<IRegionalStore>(sp =>
         {
+            string prefix = KeyPrefix(sp);
             if (connectionString is null && sp.GetService<IConnectionMultiplexer>() is { } shared)
             {
-                return new RedisRegionalStore(shared);
+                return new RedisRegionalStore(shared, -1, prefix);
             }
 
             string setting = connectionString is null ? "ERCache:Regional:ConnectionString" : "the connection string passed to AddRedisRegionalTier()";
@@ -49,7 +52,7 @@ public static class ERCacheRedisBuilderExtensions
 
             try
             {
-                return RedisRegionalStore.Connect(configured, sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance);
+                return RedisRegionalStore.Connect(configured, sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance, prefix);
             }
             catch (Exception ex) when (ex is ArgumentException or RedisException)
             {
@@ -57,5 +60,19 @@ public static class ERCacheRedisBuilderExtensions
             }
         });
         return builder;
+    }
+
+    /// <summary><c>ERCache:Regional:KeyPrefix</c> (validated with the options), or <c>ercache:&lt;application
+    /// name&gt;</c>: services sharing a store do not share vectors unless they choose the same prefix.</summary>
+    private static string KeyPrefix(IServiceProvider sp)
+    {
+        if (sp.GetRequiredService<IOptions<ERCacheOptions>>().Value.Regional?.KeyPrefix is { } configured)
+        {
+            return configured;
+        }
+
+        string application = sp.GetService<IHostEnvironment>()?.ApplicationName is { Length: > 0 } name ? name.Replace("{", "", StringComparison.Ordinal).Replace("}", "", StringComparison.Ordinal) : string.Empty;
+        string prefix = application.Length == 0 ? RedisRegionalStore.DefaultKeyPrefix : $"{RedisRegionalStore.DefaultKeyPrefix}:{application}";
+        return prefix.Length <= 100 ? prefix : prefix[..100];
     }
 }

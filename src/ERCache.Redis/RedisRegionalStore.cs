@@ -8,9 +8,10 @@ namespace ERCache.Redis;
 
 /// <summary>
 /// An <see cref="IRegionalStore"/> on Redis or Garnet through StackExchange.Redis. Each user's values live in one hash,
-/// <c>ercache:{&lt;user&gt;}</c> (the braces are a cluster hash tag, so all of a user's keys share a slot and no
+/// <c>&lt;prefix&gt;:{&lt;user&gt;}</c> (the braces are a cluster hash tag, so all of a user's keys share a slot and no
 /// command spans slots), with one field per model version; the stamps of those values and of removals live beside it in
-/// <c>ercache:{&lt;user&gt;}:stamps</c>. A lookup sends one <c>HGET</c> per user, pipelined in one batch. A write is one
+/// <c>&lt;prefix&gt;:{&lt;user&gt;}:stamps</c>. The prefix (<see cref="KeyPrefix"/>, default <c>ercache</c>) is the
+/// namespace: stores with different prefixes share nothing, not even the invalidation channel. A lookup sends one <c>HGET</c> per user, pipelined in one batch. A write is one
 /// Lua script per user (newer wins: a field is set only when its stamp is later than the stamp held for it and than the
 /// user's last removal, atomically on the server), pipelined in one batch; a removal is one script too (delete, then
 /// remember the removal's stamp). Valid on Redis, Redis Cluster and Garnet started with <c>--lua --lua-transaction-mode</c>
@@ -23,23 +24,44 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     private readonly IConnectionMultiplexer _connection;
     private readonly bool _ownsConnection;
     private readonly int _database;
+    private readonly string _invalidationChannel;
     private bool _isCluster;
+
+    /// <summary>The prefix of keys and channel when none is given.</summary>
+    public const string DefaultKeyPrefix = "ercache";
 
     /// <summary>Uses <paramref name="connection"/> (not disposed with the store).</summary>
     /// <param name="connection">A connection to Redis or Garnet.</param>
     /// <param name="database">The database number; -1 for the connection's default.</param>
     public RedisRegionalStore(IConnectionMultiplexer connection, int database = -1)
-        : this(connection, database, ownsConnection: false)
+        : this(connection, database, DefaultKeyPrefix, ownsConnection: false)
     {
     }
 
-    private RedisRegionalStore(IConnectionMultiplexer connection, int database, bool ownsConnection)
+    /// <summary>Uses <paramref name="connection"/> (not disposed with the store), with its keys and channel under
+    /// <paramref name="keyPrefix"/>.</summary>
+    /// <param name="connection">A connection to Redis or Garnet.</param>
+    /// <param name="database">The database number; -1 for the connection's default.</param>
+    /// <param name="keyPrefix">The namespace: 1 to 100 characters, without braces.</param>
+    /// <exception cref="ArgumentException"><paramref name="keyPrefix"/> is empty, too long or has a brace.</exception>
+    public RedisRegionalStore(IConnectionMultiplexer connection, int database, string keyPrefix)
+        : this(connection, database, keyPrefix, ownsConnection: false)
+    {
+    }
+
+    private RedisRegionalStore(IConnectionMultiplexer connection, int database, string keyPrefix, bool ownsConnection)
     {
         ArgumentNullException.ThrowIfNull(connection);
+        ValidatePrefix(keyPrefix);
         _connection = connection;
         _database = database;
         _ownsConnection = ownsConnection;
+        KeyPrefix = keyPrefix;
+        _invalidationChannel = $"{keyPrefix}:invalidation";
     }
+
+    /// <summary>The namespace of this store's keys and channel.</summary>
+    public string KeyPrefix { get; }
 
     /// <summary>Connects to <paramref name="connectionString"/> (StackExchange.Redis syntax, such as
     /// <c>127.0.0.1:6379</c>). The store is usable at once even when the server is down: the connection is retried in
@@ -56,10 +78,21 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     /// <param name="loggerFactory">Where the connection's events are logged.</param>
     /// <returns>A store that owns its connection and closes it on disposal.</returns>
     /// <exception cref="ArgumentException">The connection string does not parse.</exception>
-    public static RedisRegionalStore Connect(string connectionString, ILoggerFactory loggerFactory)
+    public static RedisRegionalStore Connect(string connectionString, ILoggerFactory loggerFactory) =>
+        Connect(connectionString, loggerFactory, DefaultKeyPrefix);
+
+    /// <summary>Connects as <see cref="Connect(string, ILoggerFactory)"/> does, with keys and channel under
+    /// <paramref name="keyPrefix"/>.</summary>
+    /// <param name="connectionString">Where the server is.</param>
+    /// <param name="loggerFactory">Where the connection's events are logged.</param>
+    /// <param name="keyPrefix">The namespace: 1 to 100 characters, without braces.</param>
+    /// <returns>A store that owns its connection and closes it on disposal.</returns>
+    /// <exception cref="ArgumentException">The connection string does not parse, or the prefix is not valid.</exception>
+    public static RedisRegionalStore Connect(string connectionString, ILoggerFactory loggerFactory, string keyPrefix)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
         ArgumentNullException.ThrowIfNull(loggerFactory);
+        ValidatePrefix(keyPrefix);
         var options = ConfigurationOptions.Parse(connectionString);
         options.AbortOnConnectFail = false;
         options.ReconnectRetryPolicy = new LinearRetry(500); // a cache wants its store back soon, not after a long backoff
@@ -79,7 +112,16 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
 
         connection.ConnectionFailed += (_, e) => StoreLog.Unreachable(logger, e.EndPoint, e.FailureType, e.Exception?.Message, e.Exception);
         connection.ConnectionRestored += (_, e) => StoreLog.Restored(logger, e.EndPoint);
-        return new RedisRegionalStore(connection, -1, ownsConnection: true);
+        return new RedisRegionalStore(connection, -1, keyPrefix, ownsConnection: true);
+    }
+
+    private static void ValidatePrefix(string keyPrefix)
+    {
+        ArgumentNullException.ThrowIfNull(keyPrefix);
+        if (string.IsNullOrWhiteSpace(keyPrefix) || keyPrefix.Length > 100 || keyPrefix.AsSpan().IndexOfAny('{', '}') >= 0)
+        {
+            throw new ArgumentException($"A key prefix must be 1 to 100 characters without braces (got '{keyPrefix}').", nameof(keyPrefix));
+        }
     }
 
     // A value is written only when newer than what the store remembers for its field and for the user ('*').
@@ -122,13 +164,11 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         return 1
         """;
 
-    private const string InvalidationChannelName = "ercache:invalidation";
-
     /// <summary>The pub/sub channel removals, pushes and clears are announced on: on a Redis Cluster a sharded channel
     /// (<c>SSUBSCRIBE</c>/<c>SPUBLISH</c>, Redis 7 or later), so a message goes to the one node that owns the channel's
     /// slot instead of over the cluster bus to every node; elsewhere (Redis, Garnet) a plain channel. Known once the
     /// connection has reached a server (until then the plain channel, which no publish can reach yet either).</summary>
-    public RedisChannel InvalidationChannel => IsCluster ? RedisChannel.Sharded(InvalidationChannelName) : RedisChannel.Literal(InvalidationChannelName);
+    public RedisChannel InvalidationChannel => IsCluster ? RedisChannel.Sharded(_invalidationChannel) : RedisChannel.Literal(_invalidationChannel);
 
     /// <summary>Whether the connection has found a cluster; remembered once found (a server's type stays known while
     /// it is disconnected, and a deployment does not change kind under a running host).</summary>
@@ -145,12 +185,18 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         }
     }
 
-    /// <summary>The hash a user's values are kept in.</summary>
-    public static RedisKey KeyOf(long userId) => $"ercache:{{{userId.ToString(CultureInfo.InvariantCulture)}}}";
+    /// <summary>The hash a user's values are kept in, under <see cref="DefaultKeyPrefix"/>.</summary>
+    public static RedisKey KeyOf(long userId) => KeyOf(DefaultKeyPrefix, userId);
 
-    /// <summary>The hash the stamps of a user's values and removals are kept in (the same cluster slot as
-    /// <see cref="KeyOf"/>).</summary>
-    public static RedisKey StampsKeyOf(long userId) => $"ercache:{{{userId.ToString(CultureInfo.InvariantCulture)}}}:stamps";
+    /// <summary>The hash a user's values are kept in, under <paramref name="keyPrefix"/>.</summary>
+    public static RedisKey KeyOf(string keyPrefix, long userId) => $"{keyPrefix}:{{{userId.ToString(CultureInfo.InvariantCulture)}}}";
+
+    /// <summary>The hash the stamps of a user's values and removals are kept in, under <see cref="DefaultKeyPrefix"/>
+    /// (the same cluster slot as <see cref="KeyOf(long)"/>).</summary>
+    public static RedisKey StampsKeyOf(long userId) => StampsKeyOf(DefaultKeyPrefix, userId);
+
+    /// <summary>The hash the stamps of a user's values and removals are kept in, under <paramref name="keyPrefix"/>.</summary>
+    public static RedisKey StampsKeyOf(string keyPrefix, long userId) => $"{keyPrefix}:{{{userId.ToString(CultureInfo.InvariantCulture)}}}:stamps";
 
     /// <inheritdoc />
     public async Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
@@ -160,7 +206,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         var reads = new Task<RedisValue>[users.Length];
         for (int i = 0; i < reads.Length; i++)
         {
-            reads[i] = batch.HashGetAsync(KeyOf(users.Span[i]), field);
+            reads[i] = batch.HashGetAsync(KeyOf(KeyPrefix, users.Span[i]), field);
         }
 
         batch.Execute();
@@ -195,7 +241,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
                 arguments[3 + (3 * f)] = field.Value;
             }
 
-            writes[i] = batch.ScriptEvaluateAsync(WriteScript, [KeyOf(group.UserId), StampsKeyOf(group.UserId)], arguments);
+            writes[i] = batch.ScriptEvaluateAsync(WriteScript, [KeyOf(KeyPrefix, group.UserId), StampsKeyOf(KeyPrefix, group.UserId)], arguments);
         }
 
         batch.Execute();
@@ -214,7 +260,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     {
         var database = _connection.GetDatabase(_database);
         var removal = database.ScriptEvaluateAsync(
-            RemoveScript, [KeyOf(userId), StampsKeyOf(userId)], [field ?? string.Empty, removedAtUnixMs, Milliseconds(remember)]);
+            RemoveScript, [KeyOf(KeyPrefix, userId), StampsKeyOf(KeyPrefix, userId)], [field ?? string.Empty, removedAtUnixMs, Milliseconds(remember)]);
         return removal.WaitAsync(cancellationToken);
     }
 

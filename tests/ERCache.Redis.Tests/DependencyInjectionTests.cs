@@ -29,6 +29,34 @@ public sealed class DependencyInjectionTests(SharedServers servers) : IClassFixt
         Assert.IsType<RedisRegionalStore>(first.GetRequiredService<IRegionalStore>());
     }
 
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
+    public async Task Services_sharing_a_store_share_vectors_only_under_one_key_prefix(ServerKind kind)
+    {
+        // Two services with the same model name and version on one store: by default (their application names) they
+        // share nothing; a service of the same name, or one given the other's prefix, shares.
+        long user = servers.Users(1);
+        var clock = new FakeTimeProvider(RegionalHost.Start);
+        string connection = servers[kind].ConnectionString;
+        await using var ranking = Provider(connection, clock, b => b.AddRedisRegionalTier(), application: "ranking");
+        await using var ads = Provider(connection, clock, b => b.AddRedisRegionalTier(), application: "ads");
+        await using var rankingAgain = Provider(connection, clock, b => b.AddRedisRegionalTier(), application: "ranking");
+        await using var adsSharing = Provider(connection, clock, b => b.AddRedisRegionalTier(), application: "ads", keyPrefix: "ercache:ranking");
+
+        var writer = ranking.GetRequiredService<IEmbeddingCache>();
+        await writer.GetAsync("ctr", user, new float[RegionalHost.Dimensions]);
+        await writer.FlushRegionalWritesAsync();
+
+        Assert.Equal("ercache:ranking", ((RedisRegionalStore)ranking.GetRequiredService<IRegionalStore>()).KeyPrefix);
+        Assert.Equal(EmbeddingSource.Fresh, (await ads.GetRequiredService<IEmbeddingCache>().GetAsync("ctr", user, new float[RegionalHost.Dimensions])).Source);
+        Assert.Equal(EmbeddingSource.Regional, (await rankingAgain.GetRequiredService<IEmbeddingCache>().GetAsync("ctr", user, new float[RegionalHost.Dimensions])).Source);
+        Assert.Equal(EmbeddingSource.Regional, (await adsSharing.GetRequiredService<IEmbeddingCache>().GetAsync("ctr", user, new float[RegionalHost.Dimensions])).Source);
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(connection);
+        Assert.True(await admin.GetDatabase().KeyExistsAsync(RedisRegionalStore.KeyOf("ercache:ranking", user)));
+        Assert.False(await admin.GetDatabase().KeyExistsAsync(RedisRegionalStore.KeyOf(user)));
+    }
+
     [Fact]
     public async Task A_multiplexer_registered_in_the_container_is_used_and_left_open()
     {
@@ -73,7 +101,7 @@ public sealed class DependencyInjectionTests(SharedServers servers) : IClassFixt
         Assert.Contains(message, ex.Message, StringComparison.Ordinal);
     }
 
-    private static ServiceProvider Provider(string? connection, TimeProvider clock, Action<IERCacheBuilder> regional)
+    private static ServiceProvider Provider(string? connection, TimeProvider clock, Action<IERCacheBuilder> regional, string? application = null, string? keyPrefix = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -87,11 +115,33 @@ public sealed class DependencyInjectionTests(SharedServers servers) : IClassFixt
             settings["ERCache:Regional:ConnectionString"] = connection;
         }
 
+        if (keyPrefix is not null)
+        {
+            settings["ERCache:Regional:KeyPrefix"] = keyPrefix;
+        }
+
         var services = new ServiceCollection();
+        if (application is not null)
+        {
+            services.AddSingleton<Microsoft.Extensions.Hosting.IHostEnvironment>(new Environment(application));
+        }
+
         services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
         services.AddSingleton(clock);
         var builder = services.AddERCache().AddModel("ctr", new UserTower());
         regional(builder);
         return services.BuildServiceProvider();
+    }
+
+    /// <summary>A host environment that names the application.</summary>
+    private sealed class Environment(string application) : Microsoft.Extensions.Hosting.IHostEnvironment
+    {
+        public string EnvironmentName { get; set; } = "Production";
+
+        public string ApplicationName { get; set; } = application;
+
+        public string ContentRootPath { get; set; } = AppContext.BaseDirectory;
+
+        public Microsoft.Extensions.FileProviders.IFileProvider ContentRootFileProvider { get; set; } = new Microsoft.Extensions.FileProviders.NullFileProvider();
     }
 }

@@ -170,6 +170,8 @@ public sealed class ConfigurationBindingTests
             ["ERCache:Regional:QueueCapacity"] = "0",
             ["ERCache:Regional:MaxBatchSize"] = "70000",
             ["ERCache:Regional:CircuitBreaker:BreakDuration"] = "2.00:00:00",
+            ["ERCache:Regional:MaxClockSkew"] = "02:00:00",
+            ["ERCache:Regional:KeyPrefix"] = "svc:{a}",
         })));
 
         Assert.Empty(errors);
@@ -179,6 +181,8 @@ public sealed class ConfigurationBindingTests
                 "ERCache:Regional:Timeout must be positive and at most 00:01:00 (got 00:00:00).",
                 "ERCache:Regional:QueueCapacity must be between 1 and 10000000 (got 0).",
                 "ERCache:Regional:MaxBatchSize must be between 1 and 65536 (got 70000).",
+                "ERCache:Regional:MaxClockSkew must be between 00:00:00 and 01:00:00 (got 02:00:00).",
+                "ERCache:Regional:KeyPrefix must be 1 to 100 characters without braces (got 'svc:{a}').",
                 "ERCache:Regional:CircuitBreaker:BreakDuration must be at most 1.00:00:00, the longest Polly's circuit breaker accepts (got 2.00:00:00).",
                 "ERCache:Models:ctr:Regional:Format 'Int4' is not a known storage format; allowed: Float32, Float16, Int8.",
             ],

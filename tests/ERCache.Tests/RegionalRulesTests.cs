@@ -47,7 +47,7 @@ public sealed class RegionalRulesTests
         Assert.Equal(1, region.Tower.CallCount);
     }
 
-    public static TheoryData<string> Garbage => ["another user's value", "another version's value", "truncated", "bad header", "empty"];
+    public static TheoryData<string> Garbage => ["another user's value", "another version's value", "another model's value", "truncated", "bad header", "empty"];
 
     [Theory]
     [MemberData(nameof(Garbage))]
@@ -55,11 +55,12 @@ public sealed class RegionalRulesTests
     {
         using var region = new Region();
         var field = RegionalValue.Field(Model, "v1");
-        var own = RegionalValue.Encode(StorageFormat.Float32, RegionalValue.VersionHash("v1"), 3, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [3, 9, 5, 6]);
+        var own = RegionalValue.Encode(StorageFormat.Float32, RegionalValue.Fingerprint(Model, "v1", 4, StorageFormat.Float32), 3, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [3, 9, 5, 6]);
         byte[] value = garbage switch
         {
-            "another user's value" => RegionalValue.Encode(StorageFormat.Float32, RegionalValue.VersionHash("v1"), 4, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [4, 9, 6, 7]),
-            "another version's value" => RegionalValue.Encode(StorageFormat.Float32, RegionalValue.VersionHash("v0"), 3, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [3, 9, 5, 6]),
+            "another user's value" => RegionalValue.Encode(StorageFormat.Float32, RegionalValue.Fingerprint(Model, "v1", 4, StorageFormat.Float32), 4, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [4, 9, 6, 7]),
+            "another version's value" => RegionalValue.Encode(StorageFormat.Float32, RegionalValue.Fingerprint(Model, "v0", 4, StorageFormat.Float32), 3, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [3, 9, 5, 6]),
+            "another model's value" => RegionalValue.Encode(StorageFormat.Float32, RegionalValue.Fingerprint("cvr", "v1", 4, StorageFormat.Float32), 3, region.Clock.GetUtcNow().ToUnixTimeMilliseconds(), [3, 9, 5, 6]),
             "truncated" => own[..^4],
             "bad header" => [.. own.Select((b, i) => i == 0 ? (byte)(b ^ 0xff) : b)],
             _ => [],
@@ -71,6 +72,24 @@ public sealed class RegionalRulesTests
         Assert.Equal(EmbeddingSource.Fresh, result.Source);
         Assert.True(TestTower.BelongsTo(vector, 3));
         Assert.Equal(2, TestTower.GenerationOf(vector));
+    }
+
+    [Theory]
+    [InlineData(500, true)] // within Regional:MaxClockSkew (1 s): served, age zero
+    [InlineData(1_001, false)] // beyond it: never served, counted
+    [InlineData(long.MaxValue / 4, false)] // a broken clock: never fresh until the key expires
+    public async Task Rule9_a_value_stamped_in_the_future_is_served_only_within_the_clock_skew_tolerance(long aheadMs, bool served)
+    {
+        using var region = new Region();
+        using var reads = new Microsoft.Extensions.Diagnostics.Metrics.Testing.MetricCollector<long>(region.Cache.Meter, ERCache.Diagnostics.ERCacheDiagnostics.RegionalReads);
+        long stamp = region.Clock.GetUtcNow().ToUnixTimeMilliseconds() + aheadMs;
+        region.Store.Set(3, RegionalValue.Field(Model, "v1"), RegionalValue.Encode(StorageFormat.Float32, RegionalValue.Fingerprint(Model, "v1", 4, StorageFormat.Float32), 3, stamp, [3, 9, 5, 6]), TimeSpan.FromHours(1));
+
+        var (result, vector) = await region.GetAsync(3);
+
+        Assert.Equal(served ? (EmbeddingSource.Regional, TimeSpan.Zero) : (EmbeddingSource.Fresh, TimeSpan.Zero), (result.Source, result.Age));
+        Assert.Equal(served ? 9 : 2, TestTower.GenerationOf(vector)); // the stored value, or the tower's
+        Assert.Equal(served ? 0 : 1, reads.GetMeasurementSnapshot().Where(m => Equals(m.Tags["outcome"], "future")).Sum(m => m.Value));
     }
 
     [Fact]

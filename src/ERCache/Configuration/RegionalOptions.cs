@@ -11,6 +11,18 @@ public sealed class RegionalOptions
     /// <c>127.0.0.1:6379</c>, or any StackExchange.Redis configuration string). Default: none.</summary>
     public string? ConnectionString { get; set; }
 
+    /// <summary>The namespace of this cache's keys and channel in the store, read by the store's package (for Redis or
+    /// Garnet: keys <c>&lt;prefix&gt;:{&lt;user&gt;}</c>, channel <c>&lt;prefix&gt;:invalidation</c>). Hosts share
+    /// vectors only under the same prefix: give services that share a store but must not share vectors different ones.
+    /// Default: <c>ercache:&lt;application name&gt;</c> through dependency injection, <c>ercache</c> otherwise. Up to
+    /// 100 characters, without braces (they would break Redis Cluster hash tags).</summary>
+    public string? KeyPrefix { get; set; }
+
+    /// <summary>How far in the future a regional value's write stamp may be (hosts' clocks differ) and still be served,
+    /// with age zero; a value stamped later is never served (counted as <c>future</c> in
+    /// <c>ercache.regional.reads</c>). Default 1 s; at most 1 hour.</summary>
+    public TimeSpan MaxClockSkew { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>The longest a request waits for a regional lookup (never past its own inference deadline); then the
     /// lookup counts as a miss. Default 5 ms; at most 1 minute.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(5);

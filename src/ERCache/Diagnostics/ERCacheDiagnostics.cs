@@ -69,7 +69,8 @@ public static class ERCacheDiagnostics
 
     /// <summary>Counter of users looked up in the regional store, tagged <c>model</c> and <c>outcome</c>: <c>hit</c>
     /// (younger than the direct TTL), <c>stale</c> (kept only for failover), <c>miss</c>, <c>decode_failure</c> (a value
-    /// that did not decode exactly: never served) or <c>unavailable</c> (the store did not answer in time).</summary>
+    /// that did not decode exactly: never served), <c>future</c> (stamped later than now plus <c>Regional:MaxClockSkew</c>:
+    /// never served) or <c>unavailable</c> (the store did not answer in time).</summary>
     public const string RegionalReads = "ercache.regional.reads";
 
     /// <summary>Counter of regional store calls that failed, tagged <c>operation</c> (<c>read</c>, <c>write</c>) and

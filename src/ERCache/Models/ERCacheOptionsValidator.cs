@@ -325,6 +325,16 @@ internal sealed class ERCacheOptionsValidator : IValidateOptions<ERCacheOptions>
             errors.Add($"{r}:MaxBatchSize must be between 1 and {ERCacheLimits.MaxBatchSize} (got {regional.MaxBatchSize}).");
         }
 
+        if (regional.MaxClockSkew < TimeSpan.Zero || regional.MaxClockSkew > TimeSpan.FromHours(1))
+        {
+            errors.Add($"{r}:MaxClockSkew must be between 00:00:00 and 01:00:00 (got {Format(regional.MaxClockSkew)}).");
+        }
+
+        if (regional.KeyPrefix is { } prefix && (string.IsNullOrWhiteSpace(prefix) || prefix.Length > 100 || prefix.AsSpan().IndexOfAny('{', '}') >= 0))
+        {
+            errors.Add($"{r}:KeyPrefix must be 1 to 100 characters without braces (got '{prefix}').");
+        }
+
         ValidateBreaker($"{r}:CircuitBreaker", regional.CircuitBreaker, errors);
     }
 

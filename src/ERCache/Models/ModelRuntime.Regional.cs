@@ -31,8 +31,9 @@ internal sealed partial class ModelRuntime
             return (missCount, null);
         }
 
-        int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0;
+        int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0, future = 0;
         long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        long latestServable = nowUtc + regional.MaxClockSkewMs;
         long nowTs = _clock.Now;
         long clearedAt = regional.ClearedAt(RegionalField);
         Dictionary<int, RegionalFailoverValue>? failover = null;
@@ -44,13 +45,17 @@ internal sealed partial class ModelRuntime
             {
                 absent++;
             }
-            else if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, VersionHash, users[i], row, out long writtenAtUtc))
+            else if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, Fingerprint, users[i], row, out long writtenAtUtc))
             {
                 bad++; // never served: another user's, another version's, truncated or garbage
             }
             else if (writtenAtUtc <= clearedAt)
             {
                 absent++; // written before this host cleared the model: as good as absent
+            }
+            else if (writtenAtUtc > latestServable)
+            {
+                future++; // a writer's clock ahead by more than MaxClockSkew: its age is unknowable, never fresh
             }
             else
             {
@@ -90,6 +95,7 @@ internal sealed partial class ModelRuntime
         _metrics.RecordRegionalReads(Policy.Name, "stale", stale);
         _metrics.RecordRegionalReads(Policy.Name, "miss", absent);
         _metrics.RecordRegionalReads(Policy.Name, "decode_failure", bad);
+        _metrics.RecordRegionalReads(Policy.Name, "future", future);
         return (left, failover);
     }
 
@@ -97,9 +103,10 @@ internal sealed partial class ModelRuntime
     /// hosts once written.</summary>
     private void EnqueueRegional(long userId, float[] vector, bool announce = false) =>
         Regional?.TryEnqueue(new PendingWrite(
-            RegionalField, Policy.RegionalFormat, VersionHash, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive, announce));
+            RegionalField, Policy.RegionalFormat, Fingerprint, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive, announce));
 
-    /// <summary>A regional value's age from wall-clock stamps (clamped at zero: hosts' clocks differ), as a
+    /// <summary>A regional value's age from wall-clock stamps (clamped at zero: hosts' clocks differ, within
+    /// <c>Regional:MaxClockSkew</c>), as a
     /// <see cref="TimeSpan"/> and in <see cref="TimeProvider.GetTimestamp"/> units for the TTL checks.</summary>
     private (TimeSpan Age, long Ticks) RegionalAge(long writtenAtUtcMs, long nowUtcMs)
     {

@@ -61,6 +61,7 @@ internal sealed partial class ModelRuntime
         FailoverTtl = ToTimestampTicks(policy.Failover.Ttl, frequency);
         RefreshAheadAge = policy.RefreshAhead is { } ahead ? (long)(DirectTtl * ahead) : long.MaxValue;
         _backgroundWork = policy.RefreshAhead is not null || policy.DriftSampleRate > 0;
+        Fingerprint = RegionalValue.Fingerprint(policy.Name, policy.Version, policy.Dimensions, policy.RegionalFormat);
     }
 
     /// <summary>The model version this snapshot belongs to: its scheduler, write fence and health.</summary>
@@ -84,8 +85,9 @@ internal sealed partial class ModelRuntime
     /// <summary>The field this model version's values have in the regional store.</summary>
     public string RegionalField => State.RegionalField;
 
-    /// <summary>The version's fingerprint in regional values.</summary>
-    public ulong VersionHash => State.VersionHash;
+    /// <summary>The fingerprint of regional values under these settings (model, version, dimensions, regional format:
+    /// per snapshot, so a reloaded <c>Regional:Format</c> writes and expects values of the new format).</summary>
+    public ulong Fingerprint { get; }
 
     /// <summary>How long the regional store keeps this model's values: its failover TTL (direct TTL without one).</summary>
     public TimeSpan RegionalTimeToLive { get; }

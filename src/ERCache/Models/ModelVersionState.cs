@@ -46,7 +46,6 @@ internal sealed class ModelVersionState : IInferenceResultSink
         Inference = inference;
         Health = health;
         RegionalField = RegionalValue.Field(policy.Name, policy.Version);
-        VersionHash = RegionalValue.VersionHash(policy.Version);
         _time = time;
         _metrics = metrics;
         _regional = regional;
@@ -76,9 +75,6 @@ internal sealed class ModelVersionState : IInferenceResultSink
 
     /// <summary>The field this version's values have in the regional store.</summary>
     public string RegionalField { get; }
-
-    /// <summary>The version's fingerprint in regional values.</summary>
-    public ulong VersionHash { get; }
 
     /// <summary>The settings in force and the tiers they use; a request reads it once and keeps it to the end.</summary>
     public ModelRuntime Current => Volatile.Read(ref _current)!;

@@ -88,7 +88,7 @@ internal sealed partial class RegionalTier
         groups = new List<RegionalWriteGroup>(byUser.Count);
         foreach (var (userId, (fields, ttl)) in byUser)
         {
-            var encoded = fields.Values.Select(w => new RegionalField(w.Field, RegionalValue.Encode(w.Format, w.VersionHash, w.UserId, w.WrittenAtUnixMs, w.Vector), w.WrittenAtUnixMs)).ToArray();
+            var encoded = fields.Values.Select(w => new RegionalField(w.Field, RegionalValue.Encode(w.Format, w.Fingerprint, w.UserId, w.WrittenAtUnixMs, w.Vector), w.WrittenAtUnixMs)).ToArray();
             values += encoded.Length;
             groups.Add(new RegionalWriteGroup(userId, encoded, ttl));
         }

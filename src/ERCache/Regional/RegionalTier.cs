@@ -50,6 +50,10 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// <summary>The longest a lookup may hold a request (<c>Regional:Timeout</c>).</summary>
     public TimeSpan ReadTimeout => _options.Timeout;
 
+    /// <summary>How far in the future a value's stamp may be and still be served (<c>Regional:MaxClockSkew</c>), in
+    /// milliseconds.</summary>
+    public long MaxClockSkewMs => (long)_options.MaxClockSkew.TotalMilliseconds;
+
     /// <summary>Values waiting to be written.</summary>
     public int QueueLength => Volatile.Read(ref _queued);
 
