@@ -125,6 +125,49 @@ public sealed class InvalidationTests
     }
 
     [Fact]
+    public async Task A_subscription_reported_back_is_trusted_only_once_the_host_hears_its_own_probe()
+    {
+        // The client says the connection is back before its subscription is: a removal published in between is not
+        // heard. Host 1 must not keep a copy made in that gap once it trusts the channel again.
+        var clock = new FakeTimeProvider();
+        var store = new InMemoryRegionalStore(clock);
+        var gap = new DeafChannel(store);
+        await using var remover = Cache(clock, store);
+        await using var host = Cache(clock, gap);
+        await remover.WhenReadyAsync();
+        await host.WhenReadyAsync();
+        var check = new ERCacheHealthCheck(host, new ERCacheHealthCheckOptions { FallbackShareThreshold = 1 });
+        await remover.GetAsync(Model, 5, new float[4]);
+        await remover.FlushRegionalWritesAsync();
+
+        gap.Report(subscribed: false);
+        gap.Deaf = true;
+        gap.Report(subscribed: true); // reconnected, not yet subscribed: the probe goes unheard
+        Assert.Equal(EmbeddingSource.Regional, (await host.GetAsync(Model, 5, new float[4])).Source); // a copy made in the gap
+        await remover.RemoveAsync(5); // not heard by host 1
+        Assert.Equal(HealthStatus.Degraded, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
+
+        gap.Deaf = false;
+        clock.Advance(RegionalInvalidator.RetryInterval); // the next probe is heard: the channel is trusted again
+        await host.WhenReadyAsync();
+
+        Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
+        var vector = new float[4];
+        var result = await host.GetAsync(Model, 5, vector);
+        Assert.NotEqual(EmbeddingSource.Direct, result.Source); // the gap's copy was dropped when the probe was heard
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+
+        static EmbeddingCache Cache(TimeProvider clock, IRegionalStore store)
+        {
+            TestThread.LeaveSynchronizationContext();
+            return EmbeddingCache.Create(
+                new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } },
+                new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = 1 } },
+                new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
+        }
+    }
+
+    [Fact]
     public async Task Without_a_channel_or_with_Invalidation_off_nothing_is_announced()
     {
         await using var region = await Region.StartAsync(hosts: 2, invalidation: false);
@@ -271,6 +314,32 @@ public sealed class InvalidationTests
             var result = await Cache.GetAsync(Model, user, vector);
             await Cache.FlushRegionalWritesAsync(); // what it inferred is in the store for the others
             return (result, vector);
+        }
+    }
+
+    /// <summary>The in-memory store's data and channel, with a subscription whose state the test reports and which
+    /// drops messages while <see cref="Deaf"/> (a client reconnected but not yet subscribed again).</summary>
+    private sealed class DeafChannel(InMemoryRegionalStore inner) : IRegionalStore, IRegionalInvalidation
+    {
+        private Action<bool>? _report;
+
+        public bool Deaf { get; set; }
+
+        public void Report(bool subscribed) => _report!(subscribed);
+
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken) => inner.ReadAsync(field, users, cancellationToken);
+
+        public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
+
+        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
+            inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
+
+        public Task PublishAsync(byte[] message, CancellationToken cancellationToken) => inner.PublishAsync(message, cancellationToken);
+
+        public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken)
+        {
+            _report = onSubscribed;
+            return inner.SubscribeAsync(m => { if (!Deaf) { onMessage(m); } }, onSubscribed, cancellationToken);
         }
     }
 }

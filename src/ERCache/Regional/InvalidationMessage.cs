@@ -17,6 +17,10 @@ internal enum InvalidationKind : byte
 
     /// <summary>A model version was cleared: ignore its regional values written until the stamp.</summary>
     Clear = 4,
+
+    /// <summary>A host's message to itself after its subscription came back: hearing it proves the channel delivers
+    /// again (the user field carries a nonce). Other hosts ignore it.</summary>
+    Probe = 5,
 }
 
 /// <summary>
@@ -48,16 +52,16 @@ internal readonly record struct InvalidationMessage(InvalidationKind Kind, Guid 
     public static bool TryDecode(ReadOnlySpan<byte> bytes, out InvalidationMessage message)
     {
         message = default;
-        if (bytes.Length < FixedBytes || bytes[0] != Layout || bytes[1] is < (byte)InvalidationKind.RemoveUser or > (byte)InvalidationKind.Clear)
+        if (bytes.Length < FixedBytes || bytes[0] != Layout || bytes[1] is < (byte)InvalidationKind.RemoveUser or > (byte)InvalidationKind.Probe)
         {
             return false;
         }
 
         var kind = (InvalidationKind)bytes[1];
         string? field = bytes.Length > FixedBytes ? Encoding.UTF8.GetString(bytes[FixedBytes..]) : null;
-        if ((kind == InvalidationKind.RemoveUser) != (field is null))
+        if ((kind is InvalidationKind.RemoveUser or InvalidationKind.Probe) != (field is null))
         {
-            return false; // only a whole-user removal names no field
+            return false; // only a whole-user removal and a probe name no field
         }
 
         message = new InvalidationMessage(

@@ -27,7 +27,9 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _subscribing;
     private IAsyncDisposable? _subscription;
-    private int _state; // 0 never subscribed, 1 subscribed, 2 lost
+    private int _state; // 0 never subscribed, 1 subscribed, 2 lost, 3 back but not yet proven (a probe is out)
+    private long _probe; // the nonce of the probe this host waits to hear
+    private Task _probing = Task.CompletedTask;
     private int _disposed;
     private int _receiving = 1;
     private readonly ConcurrentDictionary<Task, byte> _announcing = new(); // background announcements in flight
@@ -113,6 +115,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
 
         await _stop.CancelAsync().ConfigureAwait(false);
         await _subscribing.ConfigureAwait(false);
+        await Volatile.Read(ref _probing).ConfigureAwait(false);
         if (_subscription is { } subscription)
         {
             await subscription.DisposeAsync().ConfigureAwait(false);
@@ -176,12 +179,58 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
 
     private void OnSubscribed(bool subscribed)
     {
-        // Each change once. A first attempt that fails is not a loss: nothing was heard yet, and a store that is down
-        // at start-up must not cost the host its own direct hits (the health check still says it is not subscribed).
-        int previous = Interlocked.Exchange(ref _state, subscribed ? 1 : 2);
-        if (subscribed ? previous != 1 : previous == 1)
+        if (!subscribed)
         {
-            _subscribed(subscribed);
+            // A first attempt that fails is not a loss: nothing was heard yet, and a store that is down at start-up
+            // must not cost the host its own direct hits (the health check still says it is not subscribed). A loss
+            // while a probe is out moves the doubt forward.
+            int previous = Interlocked.Exchange(ref _state, 2);
+            if (previous is 1 or 3)
+            {
+                _subscribed(false);
+            }
+
+            return;
+        }
+
+        // The first subscription is trusted at once. After a loss, the client says the connection is back before its
+        // subscription is (StackExchange.Redis subscribes again after reconnecting): a message published meanwhile
+        // would be missed. So the host sends itself a probe and trusts the channel only once it hears it.
+        if (Interlocked.CompareExchange(ref _state, 1, 0) == 0)
+        {
+            _subscribed(true);
+        }
+        else if (Interlocked.CompareExchange(ref _state, 3, 2) == 2)
+        {
+            Volatile.Write(ref _probing, ProbeAsync()); // one at a time: only the change 2 -> 3 starts one
+        }
+    }
+
+    /// <summary>Sends probes, one every <see cref="RetryInterval"/>, until one is heard or the subscription is lost
+    /// again or the invalidator stops.</summary>
+    private async Task ProbeAsync()
+    {
+        try
+        {
+            while (Volatile.Read(ref _state) == 3 && !_stop.IsCancellationRequested)
+            {
+                long nonce = Interlocked.Increment(ref _probe);
+                var message = new InvalidationMessage(InvalidationKind.Probe, Host, nonce, _time.GetUtcNow().ToUnixTimeMilliseconds(), null);
+                try
+                {
+                    await _channel.PublishAsync(message.Encode(), _stop.Token).WaitAsync(_timeout, _time, _stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.RegionalStoreFailed(_logger, "probe", ex); // the next attempt follows
+                }
+
+                await Task.Delay(RetryInterval, _time, _stop.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // stopped
         }
     }
 
@@ -195,7 +244,18 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
 
         if (message.Host == Host)
         {
-            return; // this host applied its own operation before announcing it
+            // This host applied its own operation before announcing it; its latest probe proves the channel is back.
+            if (message.Kind == InvalidationKind.Probe && message.UserId == Volatile.Read(ref _probe) && Interlocked.CompareExchange(ref _state, 1, 3) == 3)
+            {
+                _subscribed(true);
+            }
+
+            return;
+        }
+
+        if (message.Kind == InvalidationKind.Probe)
+        {
+            return; // another host's probe: nothing to apply
         }
 
         _metrics.RecordInvalidation("received");
