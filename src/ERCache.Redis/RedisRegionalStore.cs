@@ -25,6 +25,9 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     private readonly bool _ownsConnection;
     private readonly int _database;
     private readonly string _invalidationChannel;
+    private readonly ILogger _logger;
+    private long _lastKeyErrorLog = long.MinValue / 2;
+    private long _keyErrors;
     private bool _isCluster;
 
     /// <summary>The prefix of keys and channel when none is given.</summary>
@@ -49,8 +52,9 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     {
     }
 
-    private RedisRegionalStore(IConnectionMultiplexer connection, int database, string keyPrefix, bool ownsConnection)
+    private RedisRegionalStore(IConnectionMultiplexer connection, int database, string keyPrefix, bool ownsConnection, ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         ArgumentNullException.ThrowIfNull(connection);
         ValidatePrefix(keyPrefix);
         _connection = connection;
@@ -112,7 +116,19 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
 
         connection.ConnectionFailed += (_, e) => StoreLog.Unreachable(logger, e.EndPoint, e.FailureType, e.Exception?.Message, e.Exception);
         connection.ConnectionRestored += (_, e) => StoreLog.Restored(logger, e.EndPoint);
-        return new RedisRegionalStore(connection, -1, keyPrefix, ownsConnection: true);
+        return new RedisRegionalStore(connection, -1, keyPrefix, ownsConnection: true, logger);
+    }
+
+    /// <summary>A key the server refused to read (answered as a miss): counted, and logged at most every 10 s.</summary>
+    private void OnKeyError(RedisKey key, Exception error)
+    {
+        long now = Environment.TickCount64;
+        long last = Interlocked.Read(ref _lastKeyErrorLog);
+        Interlocked.Increment(ref _keyErrors);
+        if (now - last >= 10_000 && Interlocked.CompareExchange(ref _lastKeyErrorLog, now, last) == last)
+        {
+            StoreLog.KeyUnreadable(_logger, key.ToString(), error.Message, Interlocked.Exchange(ref _keyErrors, 0));
+        }
     }
 
     private static void ValidatePrefix(string keyPrefix)
@@ -210,10 +226,24 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         }
 
         batch.Execute();
-        await Task.WhenAll(reads).WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(reads).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisServerException) when (reads.All(r => r.IsCompletedSuccessfully || r.Exception?.InnerException is RedisServerException))
+        {
+            // One key's own error (a key of another type, say): that user's miss, never the batch's (below).
+        }
+
         var values = new byte[]?[reads.Length];
         for (int i = 0; i < values.Length; i++)
         {
+            if (!reads[i].IsCompletedSuccessfully)
+            {
+                OnKeyError(KeyOf(KeyPrefix, users.Span[i]), reads[i].Exception!.InnerException!);
+                continue;
+            }
+
             var value = reads[i].Result;
             values[i] = value.IsNull ? null : (byte[]?)value;
         }

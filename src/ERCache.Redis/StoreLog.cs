@@ -11,4 +11,7 @@ internal static partial class StoreLog
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "The regional store at {Endpoint} is reachable again.")]
     public static partial void Restored(ILogger logger, System.Net.EndPoint? endpoint);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "The regional store refused to read key {Key} ({Error}); that user is a miss, the rest of the lookup is served. {Count} such keys since the last line.")]
+    public static partial void KeyUnreadable(ILogger logger, string key, string error, long count);
 }

@@ -93,6 +93,33 @@ public sealed class RegionalRulesTests
     }
 
     [Fact]
+    public async Task Rule2_a_lookup_larger_than_MaxBatchSize_is_split_and_a_failed_round_trip_costs_only_its_users()
+    {
+        var shared = new InMemoryRegionalStore(new FakeTimeProvider());
+        var store = new PartlyFailingStore(shared, poisoned: 13);
+        using var region = new Region(store, regional: r => r.MaxBatchSize = 4);
+        long[] users = [.. Enumerable.Range(1, 20).Select(u => (long)u)];
+        foreach (long user in users)
+        {
+            await region.ShareAsync(user, generation: 1, through: shared);
+        }
+
+        var vectors = new float[users.Length * 4];
+        var results = new EmbeddingResult[users.Length];
+        var pending = region.Cache.GetManyAsync(Model, users, vectors, results);
+        region.Dispatcher.RunAll();
+        await pending;
+
+        Assert.Equal(5, store.Reads); // 20 users, 4 per round trip
+        for (int i = 0; i < users.Length; i++)
+        {
+            bool inFailedTrip = users[i] is >= 13 and <= 16; // the round trip of users 13..16
+            Assert.Equal(inFailedTrip ? EmbeddingSource.Fresh : EmbeddingSource.Regional, results[i].Source);
+            Assert.Equal(inFailedTrip ? 2 : 1, TestTower.GenerationOf(vectors.AsSpan(i * 4, 4)));
+        }
+    }
+
+    [Fact]
     public async Task Rule9_a_store_that_throws_costs_nothing_but_the_regional_hit()
     {
         using var region = new Region(new ThrowingStore());
@@ -196,12 +223,13 @@ public sealed class RegionalRulesTests
     /// <see cref="ShareAsync"/>.</summary>
     private sealed class Region : IDisposable
     {
-        public Region(IRegionalStore? store = null, Action<ModelOptions>? configure = null)
+        public Region(IRegionalStore? store = null, Action<ModelOptions>? configure = null, Action<RegionalOptions>? regional = null)
         {
             Store = new InMemoryRegionalStore(Clock);
             TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
             var options = Options();
             configure?.Invoke(options.Models[Model]);
+            regional?.Invoke(options.Regional);
             Cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { [Model] = Tower }, new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = Dispatcher, RegionalStore = store ?? Store });
         }
 
@@ -241,6 +269,25 @@ public sealed class RegionalRulesTests
         public void Dispose() => Cache.Dispose();
 
         private static ERCacheOptions Options() => new() { Models = { [Model] = CacheFixture.DefaultModel(4) } };
+    }
+
+    /// <summary>The in-memory store, failing every lookup that includes <see cref="Poisoned"/>.</summary>
+    private sealed class PartlyFailingStore(InMemoryRegionalStore inner, long poisoned) : IRegionalStore
+    {
+        public long Poisoned => poisoned;
+
+        public int Reads { get; private set; }
+
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+        {
+            Reads++;
+            return users.Span.Contains(poisoned) ? Task.FromException<byte[]?[]>(new IOException("one shard down")) : inner.ReadAsync(field, users, cancellationToken);
+        }
+
+        public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
+
+        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
+            inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
     }
 
     private sealed class ThrowingStore : IRegionalStore

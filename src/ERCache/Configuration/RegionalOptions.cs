@@ -38,7 +38,8 @@ public sealed class RegionalOptions
     /// <summary>How often waiting values are written. Default 10 ms; positive, at most 1 minute.</summary>
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromMilliseconds(10);
 
-    /// <summary>Most users per grouped write (one round trip). Default 512; 1..65,536.</summary>
+    /// <summary>Most users per grouped write and per lookup round trip (a larger lookup is split, its round trips
+    /// sent at once and each bounded by <see cref="Timeout"/>). Default 512; 1..65,536.</summary>
     public int MaxBatchSize { get; set; } = 512;
 
     /// <summary>Whether this host announces its removals, pushes and clears to the other hosts and applies theirs, over

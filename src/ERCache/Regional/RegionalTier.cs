@@ -86,6 +86,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
             return null;
         }
 
+        if (users.Length > _options.MaxBatchSize)
+        {
+            return await ReadInRoundTripsAsync(field, users, timeout, cancellationToken).ConfigureAwait(false);
+        }
+
         long started = _time.GetTimestamp();
         var activity = ERCacheActivities.StartRegional("read", users.Length);
         string outcome = "none";
@@ -112,6 +117,36 @@ internal sealed partial class RegionalTier : IAsyncDisposable
             _metrics.RecordRegionalDuration("read", _time.GetElapsedTime(started));
             ERCacheActivities.Finish(activity, outcome);
         }
+    }
+
+    /// <summary>
+    /// A lookup of more than <c>Regional:MaxBatchSize</c> users, split like writes: one round trip per
+    /// <c>MaxBatchSize</c> users, all at once, each bounded by the timeout and judged by the breaker on its own, so the
+    /// round trips that answer in time are hits even when a slow one is not (one round trip for all of them would
+    /// miss entirely). Null only when every round trip failed.
+    /// </summary>
+    private async Task<byte[]?[]?> ReadInRoundTripsAsync(string field, long[] users, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        int size = _options.MaxBatchSize;
+        var parts = new Task<byte[]?[]?>[(users.Length + size - 1) / size];
+        for (int p = 0; p < parts.Length; p++)
+        {
+            parts[p] = ReadAsync(field, users[(p * size)..Math.Min(users.Length, (p + 1) * size)], timeout, cancellationToken);
+        }
+
+        var answers = await Task.WhenAll(parts).ConfigureAwait(false);
+        if (answers.All(a => a is null))
+        {
+            return null;
+        }
+
+        var values = new byte[]?[users.Length];
+        for (int p = 0; p < answers.Length; p++)
+        {
+            answers[p]?.CopyTo(values, p * size); // a failed round trip: its users are misses
+        }
+
+        return values;
     }
 
     /// <summary>The wall-clock time (Unix ms) up to which this host ignores values of <paramref name="field"/>: when the
