@@ -11,7 +11,8 @@ namespace ERCache.Redis;
 /// <c>&lt;prefix&gt;:{&lt;user&gt;}</c> (the braces are a cluster hash tag, so all of a user's keys share a slot and no
 /// command spans slots), with one field per model version; the stamps of those values and of removals live beside it in
 /// <c>&lt;prefix&gt;:{&lt;user&gt;}:stamps</c>. The prefix (<see cref="KeyPrefix"/>, default <c>ercache</c>) is the
-/// namespace: stores with different prefixes share nothing, not even the invalidation channel. A lookup sends one <c>HGET</c> per user, pipelined in one batch. A write is one
+/// namespace: stores with different prefixes share nothing, not even the invalidation channel. A lookup sends one
+/// <c>HGET</c> per user, pipelined in one batch; a key the server refuses to read is that user's miss. A write is one
 /// Lua script per user (newer wins: a field is set only when its stamp is later than the stamp held for it and than the
 /// user's last removal, atomically on the server), pipelined in one batch; a removal is one script too (delete, then
 /// remember the removal's stamp). Valid on Redis, Redis Cluster and Garnet started with <c>--lua --lua-transaction-mode</c>
