@@ -48,7 +48,7 @@ internal static class DeletionPhase
 
             var remover = services[i % services.Length];
             var others = services.Where(s => s != remover).ToArray();
-            long[] appliedBefore = await Task.WhenAll(others.Select(AppliedCountAsync));
+            long[] appliedBefore = [.. (await MultiProcessRun.SnapshotAsync(others)).Select(AppliedCount)];
             long began = Stopwatch.GetTimestamp();
             using (var deleted = await remover.DeleteAsync(new Uri($"/users/{user}", UriKind.Relative)))
             {
@@ -92,10 +92,10 @@ internal static class DeletionPhase
         var waiting = Stopwatch.StartNew();
         while (waiting.Elapsed < ApplyBound)
         {
-            var stats = await Task.WhenAll(others.Select(s => s.GetFromJsonAsync<StatsResponse>(new Uri("/stats", UriKind.Relative))));
-            if (stats.Select((s, k) => AppliedCount(s!) > appliedBefore[k]).All(applied => applied))
+            var stats = await MultiProcessRun.SnapshotAsync(others);
+            if (stats.Select((s, k) => AppliedCount(s) > appliedBefore[k]).All(applied => applied))
             {
-                return stats.Max(s => s!.LastInvalidationApplied);
+                return stats.Max(s => s.LastInvalidationApplied);
             }
 
             await Task.Delay(1);
@@ -103,9 +103,6 @@ internal static class DeletionPhase
 
         return null;
     }
-
-    private static async Task<long> AppliedCountAsync(HttpClient service) =>
-        AppliedCount((await service.GetFromJsonAsync<StatsResponse>(new Uri("/stats", UriKind.Relative)))!);
 
     private static long AppliedCount(StatsResponse stats) =>
         stats.Counters.GetValueOrDefault("ercache.invalidation.messages{direction=applied}");

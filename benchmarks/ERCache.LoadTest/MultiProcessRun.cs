@@ -269,7 +269,8 @@ internal static class MultiProcessRun
         throw new TimeoutException($"The ranking service at {client.BaseAddress} did not start serving.");
     }
 
-    private static async Task<StatsResponse[]> SnapshotAsync(IEnumerable<HttpClient> clients) =>
+    /// <summary>Every service's <c>/stats</c>, in the order given.</summary>
+    internal static async Task<StatsResponse[]> SnapshotAsync(IEnumerable<HttpClient> clients) =>
         await Task.WhenAll(clients.Select(async c => (await c.GetFromJsonAsync<StatsResponse>(new Uri("/stats", UriKind.Relative)))!));
 
     private static int FreePort()

@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using ERCache.Replay.Traces;
 using ERCache.Samples.RankingService;
 using StackExchange.Redis;
@@ -35,14 +34,14 @@ internal static class SubscriptionLossPhase
         {
             foreach (bool cutting in new[] { false, true })
             {
-                var before = await SnapshotAsync(services);
+                var before = await MultiProcessRun.SnapshotAsync(services);
                 if (cutting)
                 {
                     await server.ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
                 }
 
                 await LoadRun.SendAsync(services, requests, settings);
-                (cutting ? cut : undisturbed).Add((before, await SnapshotAsync(services)));
+                (cutting ? cut : undisturbed).Add((before, await MultiProcessRun.SnapshotAsync(services)));
             }
         }
 
@@ -61,7 +60,4 @@ internal static class SubscriptionLossPhase
             Delta(s => LoadRun.Requests(s, "fallback")),
             Delta(s => s.Towers.Values.Sum(t => t.Users)));
     }
-
-    private static async Task<StatsResponse[]> SnapshotAsync(IEnumerable<HttpClient> services) =>
-        (await Task.WhenAll(services.Select(s => s.GetFromJsonAsync<StatsResponse>(new Uri("/stats", UriKind.Relative)))))!;
 }
