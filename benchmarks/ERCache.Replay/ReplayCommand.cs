@@ -20,7 +20,7 @@ internal static class ReplayCommand
     {
         try
         {
-            return ReplayArguments.Invoke(args, stdout, a => Execute(a, stdout));
+            return ReplayArguments.Invoke(args, stdout, a => Execute(a, stdout, stderr));
         }
         catch (UsageException ex)
         {
@@ -39,7 +39,7 @@ internal static class ReplayCommand
         }
     }
 
-    private static int Execute(ReplayArguments a, TextWriter stdout)
+    private static int Execute(ReplayArguments a, TextWriter stdout, TextWriter stderr)
     {
         var trace = LoadTrace(a, stdout);
         var distinct = trace.DistinctUsersPerModel();
@@ -56,26 +56,26 @@ internal static class ReplayCommand
 
         if (a.RecommendTtl)
         {
-            RecommendTtl(a, trace, unbounded, stdout);
+            RecommendTtl(a, trace, unbounded, stdout, stderr);
         }
         else if (a.SweepTtl is not null)
         {
-            SweepTtl(a, trace, unbounded, stdout);
+            SweepTtl(a, trace, unbounded, stdout, stderr);
         }
         else if (a.SweepCapacity)
         {
-            SweepCapacity(a, trace, unbounded, stdout);
+            SweepCapacity(a, trace, unbounded, stdout, stderr);
         }
         else if (a.Hosts > 1 && a.Routing is null)
         {
-            CompareRouting(a, trace, unbounded, stdout);
+            CompareRouting(a, trace, unbounded, stdout, stderr);
         }
         else
         {
             var options = BuildOptions(a, trace, unbounded);
             using var store = RegionalStore.Open(a.Regional, options);
             var timeline = TimelineCommand.Build(a, trace, options, store?.Store, stdout);
-            var result = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, store?.Store, Drift(a), timeline);
+            var result = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, store?.Store, Drift(a), timeline, new ProgressLine("replay", stderr).Report);
             stdout.Write(ReportWriter.Markdown(result));
             stdout.WriteLine();
             stdout.WriteLine(Inv($"Replayed {result.Total.Requests:N0} requests in {result.Elapsed.TotalSeconds:F2} s: {result.RequestsPerSecond:N0} requests/s ({a.Hosts} host{(a.Hosts == 1 ? "" : "s")}, {Threads(result)})."));
@@ -178,10 +178,16 @@ internal static class ReplayCommand
         [.. new[] { 10, 30, 60, 120, 300, 600, 1200, 1800, 3600 }.Select(s => TimeSpan.FromSeconds(s))];
 
     /// <summary>Per model, the longest direct TTL whose p99 drift stays at or under --max-drift, and what it saves.</summary>
-    private static void RecommendTtl(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
+    private static void RecommendTtl(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout, TextWriter stderr)
     {
         var ttls = a.SweepTtl ?? RecommendTtls;
-        var runs = ttls.Select(ttl => (Ttl: ttl, Result: RunWithDirectTtl(a, trace, unbounded, ttl))).ToList();
+        var progress = new ProgressLine("TTL recommendation", stderr);
+        var runs = ttls.Select((ttl, i) =>
+        {
+            var result = RunWithDirectTtl(a, trace, unbounded, ttl);
+            progress.RunDone(i + 1, ttls.Count, $"TTL {Label(ttl)}");
+            return (Ttl: ttl, Result: result);
+        }).ToList();
         stdout.WriteLine(Inv($"p99 drift of served vectors by direct TTL (--drift {a.Drift}), bound {a.MaxDrift}:"));
         stdout.WriteLine();
         stdout.WriteLine($"| Model | {string.Join(" | ", ttls.Select(Label))} | Recommended TTL | Compute saved there | p99 drift there |");
@@ -250,7 +256,7 @@ internal static class ReplayCommand
         return settings;
     }
 
-    private static void SweepTtl(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
+    private static void SweepTtl(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout, TextWriter stderr)
     {
         bool drift = a.Drift is not null;
         stdout.WriteLine("| Direct TTL | Compute saved | Request-path inferences | Refreshes | Age p50 | Age p90 | Age p99 |" + (drift ? " Drift p50 | Drift p99 | Drift mean |" : "") + " Failover hits | Fallback rate |");
@@ -258,9 +264,11 @@ internal static class ReplayCommand
         var saved = new List<(double, double)>();
         var p99 = new List<(double, double)>();
         var driftP99 = new List<(double, double)>();
+        var progress = new ProgressLine("TTL sweep", stderr);
         foreach (var ttl in a.SweepTtl!)
         {
             var r = RunWithDirectTtl(a, trace, unbounded, ttl).Total;
+            progress.RunDone(saved.Count + 1, a.SweepTtl!.Count, $"TTL {Label(ttl)}");
             var ages = r.AllAges();
             string driftCells = drift ? $" {ReportWriter.Drift(r.Drift.Percentile(50))} | {ReportWriter.Drift(r.Drift.Percentile(99))} | {ReportWriter.Drift(r.Drift.Mean)} |" : "";
             stdout.WriteLine(Inv($"| {Label(ttl)} | {r.ComputeSaved:P1} | {r.RequestPathInferences:N0} | {r.Refreshes:N0} | {ReportWriter.Ms(ages.Percentile(50))} | {ReportWriter.Ms(ages.Percentile(90))} | {ReportWriter.Ms(ages.Percentile(99))} |") + driftCells + Inv($" {r.FailoverHits:N0} | {r.FallbackRate:P2} |"));
@@ -299,7 +307,7 @@ internal static class ReplayCommand
         stdout.WriteLine($"SVG written to {svgPath}.");
     }
 
-    private static void SweepCapacity(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
+    private static void SweepCapacity(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout, TextWriter stderr)
     {
         var capacities = a.Capacities ?? CapacityFractions.Select(f => Math.Max(1, (int)(f * unbounded))).Distinct().ToArray();
         EvictionStrategy[] strategies = [EvictionStrategy.Lru, EvictionStrategy.Fifo, EvictionStrategy.Sieve, EvictionStrategy.MemoryCache];
@@ -308,6 +316,8 @@ internal static class ReplayCommand
         stdout.WriteLine($"| Capacity | {string.Join(" | ", strategies)} |");
         stdout.WriteLine($"|---:|{string.Concat(strategies.Select(_ => "---:|"))}");
         var series = strategies.ToDictionary(s => s, _ => new List<(double, double)>());
+        var progress = new ProgressLine("capacity sweep", stderr);
+        int done = 0;
         foreach (int capacity in capacities)
         {
             var row = new StringBuilder(Inv($"| {capacity:N0} |"));
@@ -324,6 +334,7 @@ internal static class ReplayCommand
                 var r = ReplayRunner.Run(trace, options, a.Hosts, a.Routing ?? Routing.Sticky, a.Seed, a.Threads, drift: Drift(a)).Total;
                 row.Append(Inv($" {r.ComputeSaved:P1} |"));
                 series[strategy].Add((capacity, r.ComputeSaved * 100));
+                progress.RunDone(++done, capacities.Count * strategies.Length, Inv($"{strategy} at {capacity:N0}"));
             }
 
             stdout.WriteLine(row.ToString());
@@ -342,7 +353,7 @@ internal static class ReplayCommand
         stdout.WriteLine($"SVG written to {svgPath}.");
     }
 
-    private static void CompareRouting(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout)
+    private static void CompareRouting(ReplayArguments a, Trace trace, int unbounded, TextWriter stdout, TextWriter stderr)
     {
         stdout.WriteLine("| Hosts | Routing | Regional store | Compute saved | Inferences | Failover hits | Fallback rate | Direct entries (all hosts) | Store round trips (lookups / writes) | Store bytes (read / written) |");
         stdout.WriteLine("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -352,11 +363,14 @@ internal static class ReplayCommand
             rows.Add((a.Hosts, Routing.Random, a.Regional));
         }
 
+        var progress = new ProgressLine("routing comparison", stderr);
+        int done = 0;
         foreach (var (hosts, routing, regional) in rows)
         {
             var options = BuildOptions(a, trace, unbounded);
             using var store = RegionalStore.Open(regional, options);
             var result = ReplayRunner.Run(trace, options, hosts, routing, a.Seed, a.Threads, store?.Store, Drift(a));
+            progress.RunDone(++done, rows.Count, Inv($"{hosts} hosts, {routing}"));
             var r = result.Total;
             string name = hosts == 1 ? "-" : routing.ToString().ToLowerInvariant();
             string trips = result.Regional is { } t ? Inv($"{t.ReadRoundTrips:N0} / {t.WriteRoundTrips:N0}") : "-";

@@ -39,7 +39,7 @@ internal static class ReplayRunner
 {
     public static ReplayResult Run(
         Trace trace, ERCacheOptions options, int hosts = 1, Routing routing = Routing.Sticky, int seed = 1, int threads = 1, IRegionalStore? regional = null,
-        DriftingEmbedding? drift = null, ReplayTimeline? timeline = null)
+        DriftingEmbedding? drift = null, ReplayTimeline? timeline = null, Action<double>? progress = null)
     {
         timeline ??= ReplayTimeline.Unbounded;
         ArgumentOutOfRangeException.ThrowIfLessThan(hosts, 1);
@@ -70,7 +70,7 @@ internal static class ReplayRunner
         GC.WaitForPendingFinalizers();
         var stopwatch = Stopwatch.StartNew();
         int[]? randomHosts = hosts > 1 && routing == Routing.Random ? RandomHosts(trace.Requests.Length, hosts, seed) : null;
-        Shards.Run(replays, trace.Requests, randomHosts);
+        Shards.Run(replays, trace.Requests, randomHosts, progress);
         stopwatch.Stop();
 
         var models = new Dictionary<string, ModelReport>(StringComparer.Ordinal);

@@ -90,8 +90,8 @@ internal sealed class ShardReplay : IDisposable
     public DeletionLog Deletions { get; }
 
     /// <summary>Replays the requests of the users of <paramref name="shard"/>, in trace order, then lets every request
-    /// still waiting for its tower finish.</summary>
-    public void Replay(TraceRequest[] requests, int shard, int shards, int[]? randomHosts)
+    /// still waiting for its tower finish; <paramref name="progress"/> hears the share of the trace passed now and then.</summary>
+    public void Replay(TraceRequest[] requests, int shard, int shards, int[]? randomHosts, Action<double>? progress = null)
     {
         // The library's continuations run inline on this thread only without a synchronization context (a test
         // runner's would send them to the thread pool, and the simulation would no longer be one thread).
@@ -99,7 +99,7 @@ internal sealed class ShardReplay : IDisposable
         SynchronizationContext.SetSynchronizationContext(null);
         try
         {
-            ReplayRequests(requests, shard, shards, randomHosts);
+            ReplayRequests(requests, shard, shards, randomHosts, progress);
         }
         finally
         {
@@ -107,13 +107,18 @@ internal sealed class ShardReplay : IDisposable
         }
     }
 
-    private void ReplayRequests(TraceRequest[] requests, int shard, int shards, int[]? randomHosts)
+    private void ReplayRequests(TraceRequest[] requests, int shard, int shards, int[]? randomHosts, Action<double>? progress)
     {
         int hosts = _caches.Length;
         var open = new List<RequestWindow>();
         long currentTs = long.MinValue;
         for (int i = 0; i < requests.Length; i++)
         {
+            if ((i & 0xFFFF) == 0)
+            {
+                progress?.Invoke((double)i / requests.Length); // one call per 65,536 requests
+            }
+
             var request = requests[i];
             if (shards > 1 && Shards.ShardOf(request.User, shards) != shard)
             {

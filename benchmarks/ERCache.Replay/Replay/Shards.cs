@@ -100,11 +100,11 @@ internal static class Shards
         return (int)Math.Max(1, share);
     }
 
-    public static void Run(ShardReplay[] replays, TraceRequest[] requests, int[]? randomHosts)
+    public static void Run(ShardReplay[] replays, TraceRequest[] requests, int[]? randomHosts, Action<double>? progress = null)
     {
         if (replays.Length == 1)
         {
-            replays[0].Replay(requests, 0, 1, randomHosts);
+            replays[0].Replay(requests, 0, 1, randomHosts, progress);
             return;
         }
 
@@ -121,7 +121,7 @@ internal static class Shards
             workers[s - 1].Start();
         }
 
-        failures[0] = Capture(() => replays[0].Replay(requests, 0, replays.Length, randomHosts));
+        failures[0] = Capture(() => replays[0].Replay(requests, 0, replays.Length, randomHosts, progress)); // shard 0's pace stands for all
         foreach (var worker in workers)
         {
             worker.Join();
