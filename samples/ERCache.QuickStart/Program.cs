@@ -123,7 +123,9 @@ internal sealed class ModelStats
         {
             var ages = _ages[source];
             ages.Sort();
-            Console.WriteLine($"  {source,-9} {ages.Count,9:N0} {(double)ages.Count / _total,7:P1} {Age(ages, 0.5),9} {Age(ages, 0.9),9} {Age(ages, 0.99),9}");
+            // A fallback serves no cached vector (zeros, or the model's DefaultVector), so it has no age to show.
+            bool aged = source != EmbeddingSource.Fallback;
+            Console.WriteLine($"  {source,-9} {ages.Count,9:N0} {(double)ages.Count / _total,7:P1} {Age(ages, 0.5, aged),9} {Age(ages, 0.9, aged),9} {Age(ages, 0.99, aged),9}");
         }
 
         int inferences = _total - _ages[EmbeddingSource.Direct].Count;
@@ -131,6 +133,6 @@ internal sealed class ModelStats
         Console.WriteLine($"  inference skipped for {(double)_ages[EmbeddingSource.Direct].Count / _total:P1} of requests ({inferences:N0} of {_total:N0} went on to inference, coalesced or shed)");
     }
 
-    private static string Age(List<double> sorted, double q) =>
-        sorted.Count == 0 ? "-" : $"{sorted[Math.Min(sorted.Count - 1, (int)(q * sorted.Count))]:0.0}s";
+    private static string Age(List<double> sorted, double q, bool aged) =>
+        sorted.Count == 0 || !aged ? "-" : $"{sorted[Math.Min(sorted.Count - 1, (int)(q * sorted.Count))]:0.0}s";
 }
