@@ -80,16 +80,16 @@ public sealed partial class EmbeddingCache
                 _snapshots.Dispose();
             }
 
+            // Unsubscribing and the last flush run together, each within Regional:WriteTimeout: the flush writes queued
+            // values, not the tiers, and its announcements go out on the channel whether or not this host still listens.
+            var flushing = _regional?.DisposeAsync().AsTask() ?? Task.CompletedTask;
             if (_invalidator is not null)
             {
                 await _invalidator.StopReceivingAsync().ConfigureAwait(false); // no other host's message reaches released states
             }
 
             _registry.Dispose();
-            if (_regional is not null)
-            {
-                await _regional.DisposeAsync().ConfigureAwait(false); // its last flush announces the pushes it writes
-            }
+            await flushing.ConfigureAwait(false); // its last flush announces the pushes it writes
 
             if (_invalidator is not null)
             {

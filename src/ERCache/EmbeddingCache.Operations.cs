@@ -107,10 +107,8 @@ public sealed partial class EmbeddingCache
             }
             else if (_regional is not null && runtimes[0].Regional is not null)
             {
-                foreach (string field in fields!)
-                {
-                    await _regional.RemoveAsync(userId, field, remember, cancellationToken).ConfigureAwait(false);
-                }
+                // Together, so that a rollout's two fields take one WriteTimeout, not two.
+                await Task.WhenAll(fields!.Select(f => _regional.RemoveAsync(userId, f, remember, cancellationToken))).ConfigureAwait(false);
             }
         }
         finally

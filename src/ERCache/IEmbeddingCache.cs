@@ -90,9 +90,12 @@ public interface IEmbeddingCache
     void SetVector(string model, long userId, ReadOnlySpan<float> vector);
 
     /// <summary>
-    /// Removes a user's entries of one model: the regional store's value (queued writes go first, so none lands after
-    /// the deletion), then both local tiers. An inference or regional lookup of the user already running does not put
-    /// it back. Other hosts' local tiers keep their copy until its TTL (there is no invalidation bus between hosts).
+    /// Removes a user's entries of one model: the regional store's value, then both local tiers. An inference or
+    /// regional lookup of the user already running does not put it back. The store call is bounded by
+    /// <c>Regional:WriteTimeout</c> whatever is queued: it does not wait for the write queue, since the store refuses a
+    /// queued value stamped at or before the removal (newer wins), so none lands after the deletion. With an
+    /// invalidation channel, the other hosts drop their local copies when they hear of it (one more round trip, bounded
+    /// alike); without one they keep them until their TTL.
     /// </summary>
     /// <param name="model">A configured model name.</param>
     /// <param name="userId">The user.</param>

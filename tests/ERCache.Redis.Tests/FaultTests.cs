@@ -89,6 +89,47 @@ public sealed class FaultTests(ITestOutputHelper output)
     [Theory]
     [InlineData(ServerKind.Redis)]
     [InlineData(ServerKind.Garnet)]
+    public async Task A_removal_and_a_disposal_on_a_paused_store_take_one_write_timeout_whatever_is_queued(ServerKind kind)
+    {
+        const int queued = 20_000;
+        var writeTimeout = TimeSpan.FromMilliseconds(200);
+        using var server = StoreServer.Start(kind);
+        var host = new RegionalHost(server.ConnectionString, o => o.Regional.WriteTimeout = writeTimeout, clock: TimeProvider.System);
+        await host.GetAsync(1); // connections warm
+
+        server.Pause();
+        try
+        {
+            for (long user = 2; user < 2 + queued; user++)
+            {
+                host.Cache.SetVector("ctr", user, [user, 1, 2, 3, 4, 5, 6, 7]);
+            }
+
+            // Before: the removal wrote the queue first, a WriteTimeout per round trip of 512 users (40 here: 8 s).
+            var removing = Stopwatch.StartNew();
+            await Assert.ThrowsAsync<TimeoutException>(() => host.Cache.RemoveAsync("ctr", 1));
+            removing.Stop();
+
+            var disposing = Stopwatch.StartNew();
+            await host.Cache.DisposeAsync();
+            disposing.Stop();
+            output.WriteLine($"{kind} paused, {queued:N0} values queued, WriteTimeout 200 ms: RemoveAsync threw after {removing.Elapsed.TotalMilliseconds:F0} ms, DisposeAsync took {disposing.Elapsed.TotalMilliseconds:F0} ms.");
+
+            // Each is one WriteTimeout; the bound leaves room for a loaded machine, and is a fifth of the queue's 8 s.
+            Assert.True(removing.Elapsed < writeTimeout * 8, $"the removal took {removing.Elapsed.TotalMilliseconds:F0} ms");
+            Assert.True(disposing.Elapsed < writeTimeout * 8, $"the disposal took {disposing.Elapsed.TotalMilliseconds:F0} ms");
+            Assert.InRange(RegionalHost.Sum(host.Dropped), queued, queued + 1); // none written, each counted (timeout or circuit_open); + the warm-up's, if its flush had not run
+        }
+        finally
+        {
+            server.Resume();
+            await host.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
     public async Task A_paused_store_costs_a_request_its_regional_timeout_and_no_more(ServerKind kind)
     {
         using var server = StoreServer.Start(kind);

@@ -219,6 +219,58 @@ public sealed class RegionalRulesTests
         await Assert.ThrowsAsync<ObjectDisposedException>(() => region.Cache.RemoveAsync(Model, 6));
     }
 
+    [Fact]
+    public async Task A_removal_does_not_wait_for_a_stalled_write_queue_and_no_value_queued_before_it_lands_after_it()
+    {
+        var gated = new GatedRegionalStore(new FakeTimeProvider());
+        using var region = new Region(gated, regional: o => o.MaxBatchSize = 64);
+        for (long user = 1; user <= QueuedUsers; user++)
+        {
+            region.Cache.SetVector(Model, user, [user, 1, 0, 0]);
+        }
+
+        gated.WriteGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); // the store stalls
+        var flush = region.Cache.FlushRegionalWritesAsync(); // holds the flush: its first round trip waits at the store
+        Assert.Equal(1, gated.WritesStarted);
+
+        // 313 round trips of WriteTimeout each are queued ahead; the removal is one round trip, on a clock that stands.
+        Assert.Equal(2, await region.Cache.RemoveAsync(Model, QueuedUsers).WaitAsync(TimeSpan.FromSeconds(10))); // the last pushed: still local
+        Assert.Equal(1, gated.Inner.Removals);
+
+        gated.WriteGate.SetResult(); // the store comes back: every queued value reaches it, after the removal
+        gated.WriteGate = null;
+        await flush;
+        Assert.Equal(QueuedUsers - 1, gated.Inner.Count); // the removed user's was stamped before the removal: refused
+        Assert.Null(gated.Inner.Get(QueuedUsers, RegionalValue.Field(Model, "v1")));
+        Assert.NotNull(gated.Inner.Get(QueuedUsers - 1, RegionalValue.Field(Model, "v1")));
+    }
+
+    [Fact]
+    public async Task A_disposal_writes_the_queue_within_one_write_timeout_and_counts_what_it_could_not()
+    {
+        var gated = new GatedRegionalStore(new FakeTimeProvider());
+        var region = new Region(gated, regional: o => o.MaxBatchSize = 64);
+        using var dropped = new Microsoft.Extensions.Diagnostics.Metrics.Testing.MetricCollector<long>(region.Cache.Meter, ERCache.Diagnostics.ERCacheDiagnostics.RegionalWritesDropped);
+        for (long user = 1; user <= QueuedUsers; user++)
+        {
+            region.Cache.SetVector(Model, user, [user, 1, 0, 0]);
+        }
+
+        gated.WriteGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); // stalled for good
+        var disposal = region.Cache.DisposeAsync().AsTask();
+        await gated.WriteHeld.WaitAsync(TimeSpan.FromSeconds(10)); // the final flush began (its deadline is set before it)
+        Assert.False(disposal.IsCompleted);
+
+        region.Clock.Advance(TimeSpan.FromSeconds(1)); // Regional:WriteTimeout, once: not once per round trip
+        await disposal.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(0, gated.Inner.Count);
+        Assert.Equal(QueuedUsers, dropped.GetMeasurementSnapshot().Where(m => (string?)m.Tags["reason"] == "timeout").Sum(m => m.Value));
+        Assert.True(gated.WritesStarted <= 3, $"{gated.WritesStarted} round trips began"); // not one per batch (313)
+    }
+
+    private const int QueuedUsers = 20_000;
+
     /// <summary>One host (<see cref="Cache"/>) on a regional store, with another host's values written through
     /// <see cref="ShareAsync"/>.</summary>
     private sealed class Region : IDisposable

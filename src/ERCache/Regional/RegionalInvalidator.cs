@@ -105,7 +105,8 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops hearing other hosts (at disposal, before the tiers are released); announcing still works.</summary>
+    /// <summary>Stops hearing other hosts (at disposal, before the tiers are released), unsubscribing within
+    /// <c>Regional:WriteTimeout</c>; announcing still works.</summary>
     public async Task StopReceivingAsync()
     {
         if (Interlocked.Exchange(ref _receiving, 0) == 0)
@@ -118,7 +119,16 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         await Volatile.Read(ref _probing).ConfigureAwait(false);
         if (_subscription is { } subscription)
         {
-            await subscription.DisposeAsync().ConfigureAwait(false);
+            // Bounded like every call to the store: a store that does not answer must not hold a disposal.
+            var unsubscribing = subscription.DisposeAsync().AsTask();
+            try
+            {
+                await unsubscribing.WaitAsync(_timeout, _time).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                _ = unsubscribing.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
+            }
         }
     }
 

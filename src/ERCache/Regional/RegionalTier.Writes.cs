@@ -38,11 +38,12 @@ internal sealed partial class RegionalTier
         }
     }
 
-    /// <summary>Writes what was queued when it began, <c>MaxBatchSize</c> users per round trip. Under <c>_flushing</c>.</summary>
+    /// <summary>Writes what was queued when it began, <c>MaxBatchSize</c> users per round trip, until
+    /// <paramref name="cancellationToken"/> ends it (what is left stays queued). Under <c>_flushing</c>.</summary>
     private async Task WriteQueuedAsync(CancellationToken cancellationToken)
     {
         int pending = Volatile.Read(ref _queued);
-        while (pending > 0 && Take(out var groups, out int values, ref pending))
+        while (pending > 0 && !cancellationToken.IsCancellationRequested && Take(out var groups, out int values, ref pending))
         {
             if (await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false) && PushWritten is { } announce)
             {
@@ -117,6 +118,13 @@ internal sealed partial class RegionalTier
 
             return true;
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            outcome = "timeout"; // disposal's deadline passed during the write
+            _metrics.RecordRegionalFailure("write", outcome);
+            _metrics.RecordRegionalDropped(outcome, values);
+            return false;
+        }
         catch (Exception ex)
         {
             outcome = Failed("write", ex);
@@ -138,12 +146,12 @@ internal sealed partial class RegionalTier
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                await FlushAsync(_stop.Token).ConfigureAwait(false);
+                await FlushAsync(_writing.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
-            // disposal: the final flush runs in DisposeAsync
+            // disposal: the final flush runs in DisposeAsync, by the same deadline
         }
         catch (Exception ex)
         {

@@ -24,7 +24,8 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private readonly ConcurrentQueue<PendingWrite> _queue = new();
     private readonly ConcurrentDictionary<string, long> _clearedAt = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _flushing = new(1, 1);
-    private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _stop = new();    // disposal: no flush begins after it
+    private readonly CancellationTokenSource _writing = new(); // disposal's deadline: no write continues after it
     private readonly Task _flushLoop;
     private readonly List<(long User, string Field)> _announcing = []; // under _flushing: the pushes of the batch being written
     private int _queued;
@@ -159,9 +160,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         _clearedAt.AddOrUpdate(field, unixMs, (_, previous) => Math.Max(previous, unixMs));
 
     /// <summary>
-    /// Deletes a user's value of <paramref name="field"/> (every field when null) from the store. Values queued before
-    /// this call are written first, in the same flush sequence, so none of them lands after the deletion. Unlike a
-    /// request's lookup, a failure is thrown: the caller asked for this removal and must know it did not happen.
+    /// Deletes a user's value of <paramref name="field"/> (every field when null) from the store, in one round trip
+    /// bounded by <c>Regional:WriteTimeout</c> whatever is queued. It does not wait for the write queue: a value queued
+    /// or in flight before it is stamped at or before the removal, and the store refuses such a write for as long as it
+    /// remembers the removal (newer wins), so none lands after the deletion. Unlike a request's lookup, a failure is
+    /// thrown: the caller asked for this removal and must know it did not happen.
     /// </summary>
     /// <exception cref="TimeoutException">The store did not answer within <c>Regional:WriteTimeout</c>.</exception>
     /// <param name="userId">The user.</param>
@@ -170,14 +173,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// <param name="cancellationToken">Ends the wait.</param>
     public async Task RemoveAsync(long userId, string? field, TimeSpan remember, CancellationToken cancellationToken)
     {
-        await _flushing.WaitAsync(cancellationToken).ConfigureAwait(false);
         long started = _time.GetTimestamp();
         var activity = ERCacheActivities.StartRegional("remove", 1);
         string outcome = "none";
         try
         {
-            await WriteQueuedAsync(cancellationToken).ConfigureAwait(false);
-
             var removal = _store.RemoveAsync(userId, field, _time.GetUtcNow().ToUnixTimeMilliseconds(), remember, cancellationToken);
             await removal.WaitAsync(_options.WriteTimeout, _time, cancellationToken).ConfigureAwait(false);
         }
@@ -188,13 +188,13 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         }
         finally
         {
-            _flushing.Release();
             _metrics.RecordRegionalDuration("remove", _time.GetElapsedTime(started));
             ERCacheActivities.Finish(activity, outcome);
         }
     }
 
-    /// <summary>Stops the background flush and writes what is queued (bounded by <c>Regional:WriteTimeout</c>).</summary>
+    /// <summary>Stops the background flush and writes what is queued, all of it bounded by <c>Regional:WriteTimeout</c>
+    /// together (not per round trip): what is not written by then is dropped and counted (<c>timeout</c>).</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -203,9 +203,34 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         }
 
         await _stop.CancelAsync().ConfigureAwait(false);
-        await _flushLoop.ConfigureAwait(false);
-        await FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        using (_time.CreateTimer(static s => ((CancellationTokenSource)s!).Cancel(), _writing, _options.WriteTimeout, Timeout.InfiniteTimeSpan))
+        {
+            await _flushLoop.ConfigureAwait(false); // a flush in progress goes on until the deadline
+            await _flushing.WaitAsync(CancellationToken.None).ConfigureAwait(false); // free now, but for a FlushAsync caller
+            try
+            {
+                await WriteQueuedAsync(_writing.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                _flushing.Release();
+            }
+        }
+
+        int left = 0;
+        while (_queue.TryDequeue(out _))
+        {
+            left++;
+        }
+
+        if (left > 0)
+        {
+            Interlocked.Add(ref _queued, -left);
+            _metrics.RecordRegionalDropped("timeout", left);
+        }
+
         _stop.Dispose();
+        _writing.Dispose();
         _flushing.Dispose();
     }
 

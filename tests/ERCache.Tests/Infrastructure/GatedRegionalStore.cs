@@ -6,12 +6,15 @@ namespace ERCache.Tests.Infrastructure;
 /// <summary>
 /// An in-memory regional store whose reads can be held: while <see cref="HoldReads"/> is armed, a read takes its values
 /// at once (as a real store answers at the moment it executes the command) and returns them only when the test calls
-/// <see cref="ReleaseReads"/>, so a test can run operations while a lookup's answer is in flight.
+/// <see cref="ReleaseReads"/>, so a test can run operations while a lookup's answer is in flight. Writes and removals
+/// can be held alike.
 /// </summary>
 internal sealed class GatedRegionalStore(TimeProvider time) : IRegionalStore
 {
     private TaskCompletionSource? _gate;
     private int _held;
+    private int _writesStarted;
+    private readonly TaskCompletionSource _writeHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public InMemoryRegionalStore Inner { get; } = new(time);
 
@@ -39,7 +42,26 @@ internal sealed class GatedRegionalStore(TimeProvider time) : IRegionalStore
         return values;
     }
 
-    public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Inner.WriteAsync(groups, cancellationToken);
+    /// <summary>While set, a write waits for it (a stalled store: SIGSTOP), then writes; cancellation ends the wait.</summary>
+    public TaskCompletionSource? WriteGate { get; set; }
+
+    /// <summary>Writes that reached the store, the stalled ones included.</summary>
+    public int WritesStarted => Volatile.Read(ref _writesStarted);
+
+    /// <summary>Completes when a write first reaches a set <see cref="WriteGate"/>.</summary>
+    public Task WriteHeld => _writeHeld.Task;
+
+    public async Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _writesStarted);
+        if (WriteGate is { } gate)
+        {
+            _writeHeld.TrySetResult();
+            await gate.Task.WaitAsync(cancellationToken);
+        }
+
+        return await Inner.WriteAsync(groups, cancellationToken);
+    }
 
     /// <summary>While set, a removal waits for it (then removes).</summary>
     public TaskCompletionSource? RemovalGate { get; set; }
