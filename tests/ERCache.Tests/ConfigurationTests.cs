@@ -519,4 +519,33 @@ public sealed class TierSizeConfigurationTests
         Assert.Contains("00:00:00.2000000", ignored[0].Message, StringComparison.Ordinal);
         Assert.Equal(TimeSpan.FromMinutes(7), cache.GetPolicy("ctr").Direct.Ttl); // the models' part of the reload applied
     }
+
+    [Fact]
+    public void Freshness_on_a_model_with_one_slot_is_logged_once_since_it_cannot_run()
+    {
+        static ERCacheOptions With(int maxConcurrency, double sampleRate)
+        {
+            var model = CacheFixture.DefaultModel(4);
+            model.Inference.MaxConcurrency = maxConcurrency;
+            model.Freshness = new FreshnessOptions { SampleRate = sampleRate };
+            return new ERCacheOptions { Models = { ["ctr"] = model } };
+        }
+
+        var monitor = new ManualOptionsMonitor(With(maxConcurrency: 1, sampleRate: 0.1));
+        var logs = new FakeLogCollector();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+        using var cache = new EmbeddingCache(
+            monitor, _ => new TestTower(),
+            new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs) });
+        int Warnings() => logs.GetSnapshot().Count(r => r.Id.Id == 39);
+
+        Assert.Equal(1, Warnings());
+        Assert.Contains("'ctr'", logs.GetSnapshot().First(r => r.Id.Id == 39).Message, StringComparison.Ordinal);
+        monitor.Raise(With(maxConcurrency: 1, sampleRate: 0.1)); // unchanged: not again
+        Assert.Equal(1, Warnings());
+        monitor.Raise(With(maxConcurrency: 2, sampleRate: 0.1)); // a spare slot now: nothing to say
+        Assert.Equal(1, Warnings());
+        monitor.Raise(With(maxConcurrency: 1, sampleRate: 0.2));
+        Assert.Equal(2, Warnings());
+    }
 }

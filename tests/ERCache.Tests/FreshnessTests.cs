@@ -218,6 +218,46 @@ public sealed class FreshnessTests
         Assert.Equal(queueToo ? 3 : 2, f.Tower.CallCount); // fill, held (and queued); nothing in the background
     }
 
+    [Fact]
+    public async Task A_refresh_or_a_drift_sample_never_takes_the_last_free_slot_so_a_cold_miss_starts_at_once()
+    {
+        var dispatcher = new ManualInferenceDispatcher();
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.MaxConcurrency = 2;
+            m.Inference.Timeout = TimeSpan.FromMinutes(2);
+            m.Freshness = new FreshnessOptions { SampleRate = 1, RefreshAhead = 0.5 };
+        }, dispatcher: dispatcher);
+        var fill = f.Cache.GetManyAsync(Model, new long[] { 1, 2 }, new float[8], new EmbeddingResult[2]);
+        dispatcher.RunAll();
+        await fill;
+
+        var held = f.GetAsync(100); // one call in flight: one slot left
+        f.Clock.Advance(TimeSpan.FromSeconds(35)); // users 1 and 2 are past the refresh point, and every hit is sampled
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.Equal(EmbeddingSource.Direct, (await f.GetAsync(1)).Result.Source);
+            Assert.Equal(EmbeddingSource.Direct, (await f.GetAsync(2)).Result.Source);
+        }
+
+        Assert.Equal(1, dispatcher.Pending); // no background call took the last slot
+        Assert.Equal(0, f.Metrics.Sum(ERCacheDiagnostics.BackgroundInferences));
+        var cold = f.GetAsync(200);
+        Assert.Equal(2, dispatcher.Pending); // so the cold miss starts at once
+        dispatcher.RunAll();
+        await held;
+        await cold;
+
+        // With both slots free a hit may start one background call, and a cold miss still finds the other.
+        Assert.Equal(EmbeddingSource.Direct, (await f.GetAsync(1)).Result.Source);
+        Assert.Equal(1, dispatcher.Pending);
+        Assert.Equal(1, f.Metrics.Sum(ERCacheDiagnostics.BackgroundInferences));
+        var another = f.GetAsync(300);
+        Assert.Equal(2, dispatcher.Pending);
+        dispatcher.RunAll();
+        await another;
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

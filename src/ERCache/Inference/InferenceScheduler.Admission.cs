@@ -165,13 +165,15 @@ internal sealed partial class InferenceScheduler
         return handled;
     }
 
-    /// <summary>Whether the model has spare capacity: nothing queued and a free delegate slot. A racy hint for the hit
-    /// path; <see cref="TrySubmitBackground"/> checks again under the lock.</summary>
-    public bool HasSpareCapacity => Gate.HasFree && _queue.Count == 0;
+    /// <summary>Whether the model has spare capacity: nothing queued and two free delegate slots (background work never
+    /// takes the last one, which stays for a request). A racy hint for the hit path; <see cref="TrySubmitBackground"/>
+    /// checks again under the lock.</summary>
+    public bool HasSpareCapacity => Gate.HasSpare && _queue.Count == 0;
 
     /// <summary>
     /// Queues inference for no waiting caller (a refresh ahead or a drift sample), only while the model has spare
-    /// capacity: nothing queued, fewer than <c>MaxConcurrency</c> calls in flight, and no inference pending for the user.
+    /// capacity: nothing queued, at most <c>MaxConcurrency</c> − 2 calls in flight (so that the call it starts leaves a
+    /// slot free for a request), and no inference pending for the user.
     /// A refresh joins the pending map (a request for the user then waits for it instead of starting another); a drift
     /// sample does not (its vector is never handed to a request). Returns whether it was queued.
     /// </summary>
@@ -181,7 +183,9 @@ internal sealed partial class InferenceScheduler
         List<PendingInference[]>? more;
         lock (_lock)
         {
-            if (_disposed || _queue.Count > 0 || !Gate.HasFree || _pending.ContainsKey(userId))
+            // Under this scheduler's lock; during a rollout's switch the other version's scheduler may take a slot at
+            // the same moment, which can leave none free for an instant, never two background calls in one check.
+            if (_disposed || _queue.Count > 0 || !Gate.HasSpare || _pending.ContainsKey(userId))
             {
                 return false;
             }
@@ -219,7 +223,9 @@ internal sealed partial class InferenceScheduler
 
     /// <summary>
     /// Starts background batches (see <see cref="IBackgroundBatchSource"/>) while slots are spare: nothing queued, a free
-    /// slot, and fewer than the source's own limit of its calls running. Called after every call and by the source's
+    /// slot, and fewer than the source's own limit of its calls running. Unlike a refresh or a drift sample, a rollout's
+    /// warming may take the last free slot (with <c>MaxConcurrency</c> 1 it has no other), in batches small enough that
+    /// a request finding it busy still meets its deadline (<see cref="BackgroundBatchLimit"/>). Called after every call and by the source's
     /// timer; a request that arrives later still finds the slots the source may not take.
     /// </summary>
     public void StartBackground()

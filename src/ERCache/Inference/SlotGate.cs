@@ -44,6 +44,10 @@ internal sealed class SlotGate
         return false;
     }
 
+    /// <summary>Whether a slot is free for a refresh or a drift sample now: two at least, since they never take the last
+    /// free slot, which stays for a request (read under the scheduler's lock before its call takes one).</summary>
+    public bool HasSpare => Volatile.Read(ref _inUse) < Volatile.Read(ref _max) - 1;
+
     /// <summary>Returns a slot taken with <see cref="TryTake"/>.</summary>
     public void Release() => Interlocked.Decrement(ref _inUse);
 

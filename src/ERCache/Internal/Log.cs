@@ -78,6 +78,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 38, Level = LogLevel.Warning, Message = "ERCache ignored a reloaded {Setting} ({Before} -> {After}): it is read once, when the cache is built; restart the service to apply it. The models' settings of the same reload were applied.")]
     public static partial void ReloadSettingIgnored(ILogger logger, string setting, string before, string after);
 
+    [LoggerMessage(EventId = 39, Level = LogLevel.Warning, Message = "ERCache model '{Model}' has Freshness settings but Inference:MaxConcurrency 1: drift sampling and refresh ahead never take the last free slot, so they will not run; set MaxConcurrency to 2 or more.")]
+    public static partial void FreshnessWithoutSpareSlot(ILogger logger, string model);
+
     [LoggerMessage(EventId = 33, Level = LogLevel.Warning, Message = "ERCache stopped loading snapshots after Snapshots:LoadTimeout {Timeout}; what was loaded stays, the rest starts empty.")]
     public static partial void SnapshotLoadTimedOut(ILogger logger, TimeSpan timeout);
 }

@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.Diagnostics.Metrics;
 using ERCache.Diagnostics;
 using ERCache.Inference;
+using ERCache.Internal;
 using ERCache.Regional;
 using ERCache.Tiers;
 
@@ -119,6 +120,11 @@ internal sealed class ModelRegistry : IDisposable
                     }
 
                     rollouts.Add((state, nextVersion));
+                    if (policy.MaxConcurrency == 1 && (policy.DriftSampleRate > 0 || policy.RefreshAhead is not null)
+                        && (previous is null || previous.Current.Policy.MaxConcurrency != 1 || !SameFreshness(previous.Current.Policy, policy)))
+                    {
+                        Log.FreshnessWithoutSpareSlot(_logger, name); // once per change, not on every reload
+                    }
                 }
 
                 if (missing.Count > 0)
@@ -235,4 +241,7 @@ internal sealed class ModelRegistry : IDisposable
             }
         }
     }
+
+    private static bool SameFreshness(ModelPolicy a, ModelPolicy b) =>
+        a.DriftSampleRate == b.DriftSampleRate && a.RefreshAhead == b.RefreshAhead;
 }
