@@ -120,15 +120,16 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         return new RedisRegionalStore(connection, -1, keyPrefix, ownsConnection: true, logger);
     }
 
-    /// <summary>A key the server refused to read (answered as a miss): counted, and logged at most every 10 s.</summary>
-    private void OnKeyError(RedisKey key, Exception error)
+    /// <summary>A key the server refused to read (answered as a miss) or to write (those fields refused): counted, and
+    /// logged at most every 10 s.</summary>
+    private void OnKeyError(RedisKey key, Exception error, string operation)
     {
         long now = Environment.TickCount64;
         long last = Interlocked.Read(ref _lastKeyErrorLog);
         Interlocked.Increment(ref _keyErrors);
         if (now - last >= 10_000 && Interlocked.CompareExchange(ref _lastKeyErrorLog, now, last) == last)
         {
-            StoreLog.KeyUnreadable(_logger, key.ToString(), error.Message, Interlocked.Exchange(ref _keyErrors, 0));
+            StoreLog.KeyRefused(_logger, operation, key.ToString(), error.Message, Interlocked.Exchange(ref _keyErrors, 0));
         }
     }
 
@@ -241,7 +242,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         {
             if (!reads[i].IsCompletedSuccessfully)
             {
-                OnKeyError(KeyOf(KeyPrefix, users.Span[i]), reads[i].Exception!.InnerException!);
+                OnKeyError(KeyOf(KeyPrefix, users.Span[i]), reads[i].Exception!.InnerException!, "read");
                 continue;
             }
 
@@ -253,7 +254,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     }
 
     /// <inheritdoc />
-    public async Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    public async Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(groups);
         var database = _connection.GetDatabase(_database);
@@ -276,14 +277,29 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         }
 
         batch.Execute();
-        await Task.WhenAll(writes).WaitAsync(cancellationToken).ConfigureAwait(false);
-        int late = 0;
-        foreach (var write in writes)
+        try
         {
-            late += (int)write.Result;
+            await Task.WhenAll(writes).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisServerException) when (writes.All(w => w.IsCompletedSuccessfully || w.Exception?.InnerException is RedisServerException))
+        {
+            // One key's own error (a key of another type, say): that user's fields are refused, the others written.
         }
 
-        return late;
+        int late = 0, refused = 0;
+        for (int i = 0; i < writes.Length; i++)
+        {
+            if (!writes[i].IsCompletedSuccessfully)
+            {
+                refused += groups[i].Fields.Count;
+                OnKeyError(KeyOf(KeyPrefix, groups[i].UserId), writes[i].Exception!.InnerException!, "write");
+                continue;
+            }
+
+            late += (int)writes[i].Result;
+        }
+
+        return new RegionalWriteResult(late, refused);
     }
 
     /// <inheritdoc />

@@ -12,6 +12,6 @@ internal static partial class StoreLog
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "The regional store at {Endpoint} is reachable again.")]
     public static partial void Restored(ILogger logger, System.Net.EndPoint? endpoint);
 
-    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "The regional store refused to read key {Key} ({Error}); that user is a miss, the rest of the lookup is served. {Count} such keys since the last line.")]
-    public static partial void KeyUnreadable(ILogger logger, string key, string error, long count);
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "The regional store refused to {Operation} key {Key} ({Error}); only that user is affected (a miss, or values not written), the rest of the round trip went through. {Count} such keys since the last line.")]
+    public static partial void KeyRefused(ILogger logger, string operation, string key, string error, long count);
 }

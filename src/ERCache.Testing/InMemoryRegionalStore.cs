@@ -84,12 +84,12 @@ public sealed class InMemoryRegionalStore : IRegionalStore, IRegionalInvalidatio
     }
 
     /// <inheritdoc />
-    public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(groups);
         if (cancellationToken.IsCancellationRequested)
         {
-            return Task.FromCanceled<int>(cancellationToken);
+            return Task.FromCanceled<RegionalWriteResult>(cancellationToken);
         }
 
         Interlocked.Increment(ref _writes);
@@ -119,7 +119,7 @@ public sealed class InMemoryRegionalStore : IRegionalStore, IRegionalInvalidatio
             }
         }
 
-        return Task.FromResult(late);
+        return Task.FromResult(new RegionalWriteResult(late, Refused: 0));
     }
 
     /// <inheritdoc />

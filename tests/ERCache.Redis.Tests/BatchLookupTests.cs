@@ -4,9 +4,9 @@ using StackExchange.Redis;
 
 namespace ERCache.Redis.Tests;
 
-/// <summary>Large and damaged lookups against real Redis and Garnet: a lookup is split into round trips of
-/// <c>Regional:MaxBatchSize</c> users, and one key the server refuses to read is that user's miss, never the batch's
-/// or the breaker's.</summary>
+/// <summary>Large and damaged lookups and writes against real Redis and Garnet: a lookup is split into round trips of
+/// <c>Regional:MaxBatchSize</c> users, and one key the server refuses to read or write is that user's miss or lost
+/// write, never the batch's or the breaker's.</summary>
 public sealed class BatchLookupTests(SharedServers servers) : IClassFixture<SharedServers>
 {
     [Theory]
@@ -31,6 +31,34 @@ public sealed class BatchLookupTests(SharedServers servers) : IClassFixture<Shar
         Assert.Equal(15, results.Count(r => r.Source == EmbeddingSource.Regional));
         Assert.Equal(EmbeddingSource.Fresh, results[5].Source);
         Assert.Equal(0, RegionalHost.Sum(reader.Failures)); // the lookup did not fail: nothing for the breaker to count
+    }
+
+    [Theory]
+    [InlineData(ServerKind.Redis)]
+    [InlineData(ServerKind.Garnet)]
+    public async Task A_key_of_the_wrong_type_refuses_only_that_users_write_and_the_other_fifteen_land(ServerKind kind)
+    {
+        long first = servers.Users(16);
+        long[] users = [.. Enumerable.Range(0, 16).Select(i => first + i)];
+        await using (var admin = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString))
+        {
+            await admin.GetDatabase().StringSetAsync(RedisRegionalStore.KeyOf(users[5]), "not a hash"); // the write script: WRONGTYPE
+        }
+
+        await using var writer = new RegionalHost(servers[kind].ConnectionString);
+        await writer.Cache.GetManyAsync("ctr", users, new float[16 * RegionalHost.Dimensions], new EmbeddingResult[16]);
+        await writer.Cache.FlushRegionalWritesAsync(); // the 16 users' values in one round trip
+
+        Assert.Equal(15, RegionalHost.Sum(writer.Values));
+        Assert.Equal(1, RegionalHost.Sum(writer.Dropped, "reason", "refused"));
+        Assert.Equal(1, RegionalHost.Sum(writer.Dropped)); // nothing else dropped: not the whole round trip
+        Assert.Equal(0, RegionalHost.Sum(writer.Failures)); // and nothing for the breaker to count
+
+        await using var reader = new RegionalHost(servers[kind].ConnectionString);
+        var results = new EmbeddingResult[16];
+        await reader.Cache.GetManyAsync("ctr", users, new float[16 * RegionalHost.Dimensions], results);
+        Assert.Equal(15, results.Count(r => r.Source == EmbeddingSource.Regional));
+        Assert.Equal(EmbeddingSource.Fresh, results[5].Source);
     }
 
     [Theory]

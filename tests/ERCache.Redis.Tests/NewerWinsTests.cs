@@ -75,7 +75,7 @@ public sealed class NewerWinsTests(SharedServers servers) : IClassFixture<Shared
                 writerA.WriteAsync([Group(user, ("ctr:v1", 1_000 + i, 1), ("cvr:v1", 1_000 + i, 1))], default),
                 writerB.WriteAsync([Group(user, ("ctr:v1", 1_001 + i, 2), ("cvr:v1", 1_001 + i, 2))], default),
                 remover.RemoveAsync(user, field: null, removedAtUnixMs: 1_002 + i, remember: Ttl, default));
-            bool keptAfter = i % 2 == 0 && await remover.WriteAsync([Group(user, ("ctr:v1", 1_003 + i, 3))], default) == 0;
+            bool keptAfter = i % 2 == 0 && (await remover.WriteAsync([Group(user, ("ctr:v1", 1_003 + i, 3))], default)).Late == 0;
             return (user, keptAfter);
         });
 
@@ -90,24 +90,24 @@ public sealed class NewerWinsTests(SharedServers servers) : IClassFixture<Shared
     private static async Task AssertNewerWinsAsync(RedisRegionalStore store, long user)
     {
         const string field = "ctr:v1", other = "cvr:v1";
-        Assert.Equal(0, await store.WriteAsync([Group(user, (field, 200, 2))], default));
-        Assert.Equal(1, await store.WriteAsync([Group(user, (field, 100, 1), (other, 100, 9))], default)); // older: dropped
-        Assert.Equal(1, await store.WriteAsync([Group(user, (field, 200, 3))], default)); // the same stamp is not newer
+        Assert.Equal(0, (await store.WriteAsync([Group(user, (field, 200, 2))], default)).Late);
+        Assert.Equal(1, (await store.WriteAsync([Group(user, (field, 100, 1), (other, 100, 9))], default)).Late); // older: dropped
+        Assert.Equal(1, (await store.WriteAsync([Group(user, (field, 200, 3))], default)).Late); // the same stamp is not newer
         Assert.Equal([2], await ReadAsync(store, field, user));
         Assert.Equal([9], await ReadAsync(store, other, user));
 
         // One field removed at 300: its writes stamped up to 300 are dropped, the other field's are not.
         await store.RemoveAsync(user, field, removedAtUnixMs: 300, remember: Ttl, default);
-        Assert.Equal(1, await store.WriteAsync([Group(user, (field, 250, 4), (other, 250, 8))], default));
+        Assert.Equal(1, (await store.WriteAsync([Group(user, (field, 250, 4), (other, 250, 8))], default)).Late);
         Assert.Null(await ReadAsync(store, field, user));
         Assert.Equal([8], await ReadAsync(store, other, user));
 
         // The whole user removed at 400: nothing stamped before it comes back; what is inferred after it is written.
         await store.RemoveAsync(user, field: null, removedAtUnixMs: 400, remember: Ttl, default);
-        Assert.Equal(2, await store.WriteAsync([Group(user, (field, 350, 5), (other, 399, 7))], default));
+        Assert.Equal(2, (await store.WriteAsync([Group(user, (field, 350, 5), (other, 399, 7))], default)).Late);
         Assert.Null(await ReadAsync(store, field, user));
         Assert.Null(await ReadAsync(store, other, user));
-        Assert.Equal(0, await store.WriteAsync([Group(user, (field, 401, 6))], default));
+        Assert.Equal(0, (await store.WriteAsync([Group(user, (field, 401, 6))], default)).Late);
         Assert.Equal([6], await ReadAsync(store, field, user));
     }
 

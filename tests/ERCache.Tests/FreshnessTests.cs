@@ -181,19 +181,11 @@ public sealed class FreshnessTests
     public async Task A_saturated_model_runs_no_drift_sample_and_no_refresh(bool queueToo)
     {
         var dispatcher = new ManualInferenceDispatcher();
-        using var f = new CacheFixture(m =>
-        {
-            m.Inference.MaxConcurrency = 1;
-            m.Inference.Timeout = TimeSpan.FromMinutes(2);
-            m.Freshness = new FreshnessOptions { SampleRate = 1, RefreshAhead = 0.5 };
-        }, dispatcher: dispatcher);
-        var fill = f.Cache.GetManyAsync(Model, new long[] { 1, 2 }, new float[8], new EmbeddingResult[2]);
-        dispatcher.RunAll();
-        await fill;
+        using var f = await SampledAndRefreshedAsync(maxConcurrency: 2, dispatcher);
 
-        var held = f.GetAsync(100); // takes the only slot, and stays in flight
+        var held = Task.WhenAll(f.GetAsync(100), f.GetAsync(102)); // take both slots, and stay in flight
         Task<(EmbeddingResult, float[])>? queued = queueToo ? f.GetAsync(101) : null; // waits in the queue
-        Assert.Equal(1, dispatcher.Pending);
+        Assert.Equal(2, dispatcher.Pending);
 
         f.Clock.Advance(TimeSpan.FromSeconds(10)); // user 1 is sampled; user 2 is past the refresh point
         await f.GetAsync(1);
@@ -204,7 +196,7 @@ public sealed class FreshnessTests
             Assert.Equal(EmbeddingSource.Direct, (await f.GetAsync(1)).Result.Source);
         }
 
-        Assert.Equal(1, dispatcher.Pending); // only the held request's call
+        Assert.Equal(2, dispatcher.Pending); // only the held requests' calls
         Assert.Equal(0, f.Metrics.Sum(ERCacheDiagnostics.BackgroundInferences));
         dispatcher.RunAll();
         await held;
@@ -215,22 +207,14 @@ public sealed class FreshnessTests
         }
 
         Assert.Equal(0, f.Metrics.Count(ERCacheDiagnostics.StalenessDrift));
-        Assert.Equal(queueToo ? 3 : 2, f.Tower.CallCount); // fill, held (and queued); nothing in the background
+        Assert.Equal(queueToo ? 4 : 3, f.Tower.CallCount); // fill, the two held (and queued); nothing in the background
     }
 
     [Fact]
     public async Task A_refresh_or_a_drift_sample_never_takes_the_last_free_slot_so_a_cold_miss_starts_at_once()
     {
         var dispatcher = new ManualInferenceDispatcher();
-        using var f = new CacheFixture(m =>
-        {
-            m.Inference.MaxConcurrency = 2;
-            m.Inference.Timeout = TimeSpan.FromMinutes(2);
-            m.Freshness = new FreshnessOptions { SampleRate = 1, RefreshAhead = 0.5 };
-        }, dispatcher: dispatcher);
-        var fill = f.Cache.GetManyAsync(Model, new long[] { 1, 2 }, new float[8], new EmbeddingResult[2]);
-        dispatcher.RunAll();
-        await fill;
+        using var f = await SampledAndRefreshedAsync(maxConcurrency: 2, dispatcher);
 
         var held = f.GetAsync(100); // one call in flight: one slot left
         f.Clock.Advance(TimeSpan.FromSeconds(35)); // users 1 and 2 are past the refresh point, and every hit is sampled
@@ -256,6 +240,21 @@ public sealed class FreshnessTests
         Assert.Equal(2, dispatcher.Pending);
         dispatcher.RunAll();
         await another;
+    }
+
+    /// <summary>A model that samples every hit and refreshes at half its TTL, with users 1 and 2 inferred at time 0.</summary>
+    private static async Task<CacheFixture> SampledAndRefreshedAsync(int maxConcurrency, ManualInferenceDispatcher dispatcher)
+    {
+        var f = new CacheFixture(m =>
+        {
+            m.Inference.MaxConcurrency = maxConcurrency;
+            m.Inference.Timeout = TimeSpan.FromMinutes(2);
+            m.Freshness = new FreshnessOptions { SampleRate = 1, RefreshAhead = 0.5 };
+        }, dispatcher: dispatcher);
+        var fill = f.Cache.GetManyAsync(Model, new long[] { 1, 2 }, new float[8], new EmbeddingResult[2]);
+        dispatcher.RunAll();
+        await fill;
+        return f;
     }
 
     [Theory]

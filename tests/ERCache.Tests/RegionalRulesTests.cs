@@ -336,7 +336,7 @@ public sealed class RegionalRulesTests
             return users.Span.Contains(poisoned) ? Task.FromException<byte[]?[]>(new IOException("one shard down")) : inner.ReadAsync(field, users, cancellationToken);
         }
 
-        public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
+        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
 
         public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
             inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
@@ -347,7 +347,7 @@ public sealed class RegionalRulesTests
         public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken) =>
             Task.FromException<byte[]?[]>(new IOException("store down"));
 
-        public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Task.FromException<int>(new IOException("store down"));
+        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Task.FromException<RegionalWriteResult>(new IOException("store down"));
 
         public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
             Task.FromException(new IOException("store down"));

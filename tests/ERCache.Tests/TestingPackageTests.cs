@@ -66,8 +66,8 @@ public sealed class TestingPackageTests
         var clock = new FakeTimeProvider();
         var store = new InMemoryRegionalStore(clock);
         var ttl = TimeSpan.FromMinutes(1);
-        Assert.Equal(0, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [1], 10), new RegionalField("b:v1", [2], 10)], ttl)], default));
-        Assert.Equal(0, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [3], 11)], ttl), new RegionalWriteGroup(2, [new RegionalField("a:v1", [4], 10)], ttl)], default));
+        Assert.Equal(0, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [1], 10), new RegionalField("b:v1", [2], 10)], ttl)], default)).Late);
+        Assert.Equal(0, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [3], 11)], ttl), new RegionalWriteGroup(2, [new RegionalField("a:v1", [4], 10)], ttl)], default)).Late);
 
         var read = await store.ReadAsync("a:v1", new long[] { 1, 2, 3 }, default);
         Assert.Equal([3], read[0]);
@@ -95,24 +95,24 @@ public sealed class TestingPackageTests
         await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [2], 200)], ttl)], default);
 
         // A write stamped earlier, or at the same time, arrives late: the newer value stays, and the late one is counted.
-        int late = await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [1], 100), new RegionalField("b:v1", [9], 100)], ttl)], default);
+        int late = (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [1], 100), new RegionalField("b:v1", [9], 100)], ttl)], default)).Late;
         Assert.Equal(1, late);
         Assert.Equal([2], store.Get(1, "a:v1"));
         Assert.Equal([9], store.Get(1, "b:v1"));
-        Assert.Equal(1, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [3], 200)], ttl)], default));
+        Assert.Equal(1, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [3], 200)], ttl)], default)).Late);
 
         // A removal of the user is remembered: a write stamped before it does not bring the user back, a later one does.
         await store.RemoveAsync(1, field: null, removedAtUnixMs: 300, remember: TimeSpan.FromMinutes(5), default);
-        Assert.Equal(2, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [4], 250), new RegionalField("b:v1", [4], 300)], ttl)], default));
+        Assert.Equal(2, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [4], 250), new RegionalField("b:v1", [4], 300)], ttl)], default)).Late);
         Assert.Null(store.Get(1, "a:v1"));
-        Assert.Equal(0, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [5], 301)], ttl)], default));
+        Assert.Equal(0, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [5], 301)], ttl)], default)).Late);
         Assert.Equal([5], store.Get(1, "a:v1"));
 
         // A removal of one field: only that field; and once forgotten, an old stamp is written again.
         await store.RemoveAsync(1, "a:v1", removedAtUnixMs: 400, remember: TimeSpan.FromMinutes(5), default);
-        Assert.Equal(1, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [6], 350)], ttl)], default));
+        Assert.Equal(1, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [6], 350)], ttl)], default)).Late);
         clock.Advance(TimeSpan.FromMinutes(11)); // past the removal's memory and the value's time to live
-        Assert.Equal(0, await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [7], 350)], ttl)], default));
+        Assert.Equal(0, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [7], 350)], ttl)], default)).Late);
         Assert.Equal([7], store.Get(1, "a:v1"));
     }
 

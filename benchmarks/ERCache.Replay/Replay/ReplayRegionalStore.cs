@@ -27,14 +27,14 @@ internal sealed class ReplayRegionalStore(IRegionalStore inner) : IRegionalStore
     }
 
     /// <summary>Held until <see cref="Commit"/>; so nothing is late yet (the store's newer-wins rule applies then).</summary>
-    public Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
             _held.AddRange(groups);
         }
 
-        return Task.FromResult(0);
+        return Task.FromResult(default(RegionalWriteResult));
     }
 
     /// <summary>A deletion event's removal, straight through.</summary>

@@ -27,8 +27,10 @@ public interface IRegionalStore
     /// </summary>
     /// <param name="groups">The users' fields; a group's fields all belong to its user.</param>
     /// <param name="cancellationToken">Cancelled at the write's timeout.</param>
-    /// <returns>How many fields were not written because the store held something newer.</returns>
-    Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken);
+    /// <returns>How many fields were not written because the store held something newer, and how many because their
+    /// user's key refused them. Throw only when the round trip itself failed (no answer, a connection error): one key's
+    /// error is that user's, reported in <see cref="RegionalWriteResult.Refused"/>.</returns>
+    Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken);
 
     /// <summary>Deletes one field of a user's values, or all of them when <paramref name="field"/> is null, in one
     /// round trip, and remembers the removal for <paramref name="remember"/>: until then a write stamped at or before

@@ -106,14 +106,19 @@ internal sealed partial class RegionalTier
         try
         {
             var write = new Write(this, groups);
-            int late = _breaker is null
+            var (late, refused) = _breaker is null
                 ? await write.RunAsync(cancellationToken).ConfigureAwait(false)
                 : await _breaker.ExecuteAsync(static (w, ct) => w.RunAsync(ct), write, cancellationToken).ConfigureAwait(false);
 
-            _metrics.RecordRegionalWrite(groups.Count, values - late);
+            _metrics.RecordRegionalWrite(groups.Count, values - late - refused);
             if (late > 0)
             {
                 _metrics.RecordRegionalDropped("late", late); // the store held a newer value or removal: newer wins
+            }
+
+            if (refused > 0)
+            {
+                _metrics.RecordRegionalDropped("refused", refused); // those users' keys refused them; the store logs which
             }
 
             return true;
@@ -162,7 +167,7 @@ internal sealed partial class RegionalTier
     /// <summary>One bounded grouped write, as the breaker's state.</summary>
     private sealed class Write(RegionalTier tier, List<RegionalWriteGroup> groups)
     {
-        public async ValueTask<int> RunAsync(CancellationToken cancellationToken)
+        public async ValueTask<RegionalWriteResult> RunAsync(CancellationToken cancellationToken)
         {
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var write = tier._store.WriteAsync(groups, limit.Token);

@@ -51,7 +51,7 @@ internal sealed class GatedRegionalStore(TimeProvider time) : IRegionalStore
     /// <summary>Completes when a write first reaches a set <see cref="WriteGate"/>.</summary>
     public Task WriteHeld => _writeHeld.Task;
 
-    public async Task<int> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
+    public async Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _writesStarted);
         if (WriteGate is { } gate)
