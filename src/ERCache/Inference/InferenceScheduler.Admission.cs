@@ -183,8 +183,8 @@ internal sealed partial class InferenceScheduler
         List<PendingInference[]>? more;
         lock (_lock)
         {
-            // Under this scheduler's lock; during a rollout's switch the other version's scheduler may take a slot at
-            // the same moment, which can leave none free for an instant, never two background calls in one check.
+            // Checked under this scheduler's lock. During a rollout's switch the other version's scheduler shares the
+            // slots and may take the one left free at the same moment: for its own request, which is what it is for.
             if (_disposed || _queue.Count > 0 || !Gate.HasSpare || _pending.ContainsKey(userId))
             {
                 return false;
@@ -225,8 +225,8 @@ internal sealed partial class InferenceScheduler
     /// Starts background batches (see <see cref="IBackgroundBatchSource"/>) while slots are spare: nothing queued, a free
     /// slot, and fewer than the source's own limit of its calls running. Unlike a refresh or a drift sample, a rollout's
     /// warming may take the last free slot (with <c>MaxConcurrency</c> 1 it has no other), in batches small enough that
-    /// a request finding it busy still meets its deadline (<see cref="BackgroundBatchLimit"/>). Called after every call and by the source's
-    /// timer; a request that arrives later still finds the slots the source may not take.
+    /// a request finding it busy still meets its deadline (<see cref="BackgroundBatchLimit"/>). Called after every call
+    /// and by the source's timer; a request that arrives later still finds the slots the source may not take.
     /// </summary>
     public void StartBackground()
     {

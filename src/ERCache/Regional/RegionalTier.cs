@@ -206,14 +206,24 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         using (_time.CreateTimer(static s => ((CancellationTokenSource)s!).Cancel(), _writing, _options.WriteTimeout, Timeout.InfiniteTimeSpan))
         {
             await _flushLoop.ConfigureAwait(false); // a flush in progress goes on until the deadline
-            await _flushing.WaitAsync(CancellationToken.None).ConfigureAwait(false); // free now, but for a FlushAsync caller
+            bool entered = false;
             try
             {
+                // Free now, unless a FlushRegionalWritesAsync caller flushes: waited for only until the deadline.
+                await _flushing.WaitAsync(_writing.Token).ConfigureAwait(false);
+                entered = true;
                 await WriteQueuedAsync(_writing.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_writing.IsCancellationRequested)
+            {
+                // the deadline passed: what is left is counted below
             }
             finally
             {
-                _flushing.Release();
+                if (entered)
+                {
+                    _flushing.Release();
+                }
             }
         }
 
@@ -229,9 +239,9 @@ internal sealed partial class RegionalTier : IAsyncDisposable
             _metrics.RecordRegionalDropped("timeout", left);
         }
 
+        // _writing and _flushing are not disposed: the deadline's timer may still be firing, and a flush a caller began
+        // may still hold the lock; neither holds anything to release (no wait handle was asked of them).
         _stop.Dispose();
-        _writing.Dispose();
-        _flushing.Dispose();
     }
 
     /// <summary>Counts and logs a failed store call; returns the reason tag.</summary>
