@@ -120,6 +120,34 @@ public sealed class RegionalRulesTests
     }
 
     [Fact]
+    public async Task Rule2_the_round_trips_of_a_large_lookup_go_one_after_another_and_stop_at_the_deadline()
+    {
+        var gated = new GatedRegionalStore(new FakeTimeProvider());
+        using var region = new Region(gated, m => m.Inference.Timeout = TimeSpan.FromMilliseconds(50), r => r.MaxBatchSize = 4);
+        long[] users = [.. Enumerable.Range(1, 12).Select(u => (long)u)];
+        foreach (long user in users)
+        {
+            await region.ShareAsync(user, generation: 1, through: gated.Inner);
+        }
+
+        gated.HoldReads();
+        var results = new EmbeddingResult[users.Length];
+        var pending = region.Cache.GetManyAsync(Model, users, new float[users.Length * 4], results);
+        Assert.True(await gated.NextHeldReadAsync());
+        Assert.Equal(1, gated.HeldReads); // not three at once: the second waits for the first
+
+        region.Clock.Advance(TimeSpan.FromMilliseconds(5)); // the first round trip's Regional:Timeout
+        Assert.True(await gated.NextHeldReadAsync(), "the second round trip was not sent after the first timed out");
+        region.Clock.Advance(TimeSpan.FromMilliseconds(45)); // the request's whole deadline: no third round trip
+        gated.ReleaseReads();
+        region.Dispatcher.RunAll();
+        await pending;
+
+        Assert.Equal(2, gated.HeldReads);
+        Assert.All(results, r => Assert.NotEqual(EmbeddingSource.Regional, r.Source));
+    }
+
+    [Fact]
     public async Task Rule9_a_store_that_throws_costs_nothing_but_the_regional_hit()
     {
         using var region = new Region(new ThrowingStore());

@@ -89,7 +89,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
 
         if (users.Length > _options.MaxBatchSize)
         {
-            return await ReadInRoundTripsAsync(field, users, timeout, cancellationToken).ConfigureAwait(false);
+            return await ReadInRoundTripsAsync(field, users, budget, cancellationToken).ConfigureAwait(false);
         }
 
         long started = _time.GetTimestamp();
@@ -122,32 +122,35 @@ internal sealed partial class RegionalTier : IAsyncDisposable
 
     /// <summary>
     /// A lookup of more than <c>Regional:MaxBatchSize</c> users, split like writes: one round trip per
-    /// <c>MaxBatchSize</c> users, all at once, each bounded by the timeout and judged by the breaker on its own, so the
-    /// round trips that answer in time are hits even when a slow one is not (one round trip for all of them would
-    /// miss entirely). Null only when every round trip failed.
+    /// <c>MaxBatchSize</c> users, one after another, each bounded by <c>Regional:Timeout</c> and by what is left of
+    /// <paramref name="budget"/>, and judged by the breaker on its own. One after another, because round trips sent
+    /// together share one connection and queue behind each other there: the last ones would wait out their timeout
+    /// behind the first. A round trip that fails or is never sent (the budget spent) costs only its users, who are
+    /// misses. Null only when no round trip answered.
     /// </summary>
-    private async Task<byte[]?[]?> ReadInRoundTripsAsync(string field, long[] users, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<byte[]?[]?> ReadInRoundTripsAsync(string field, long[] users, TimeSpan budget, CancellationToken cancellationToken)
     {
         int size = _options.MaxBatchSize;
-        var parts = new Task<byte[]?[]?>[(users.Length + size - 1) / size];
-        for (int p = 0; p < parts.Length; p++)
-        {
-            parts[p] = ReadAsync(field, users[(p * size)..Math.Min(users.Length, (p + 1) * size)], timeout, cancellationToken);
-        }
-
-        var answers = await Task.WhenAll(parts).ConfigureAwait(false);
-        if (answers.All(a => a is null))
-        {
-            return null;
-        }
-
+        long started = _time.GetTimestamp();
         var values = new byte[]?[users.Length];
-        for (int p = 0; p < answers.Length; p++)
+        bool answered = false;
+        for (int from = 0; from < users.Length; from += size)
         {
-            answers[p]?.CopyTo(values, p * size); // a failed round trip: its users are misses
+            var left = budget - _time.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero)
+            {
+                break;
+            }
+
+            var answer = await ReadAsync(field, users[from..Math.Min(users.Length, from + size)], left, cancellationToken).ConfigureAwait(false);
+            if (answer is not null)
+            {
+                answer.CopyTo(values, from);
+                answered = true;
+            }
         }
 
-        return values;
+        return answered ? values : null;
     }
 
     /// <summary>The wall-clock time (Unix ms) up to which this host ignores values of <paramref name="field"/>: when the

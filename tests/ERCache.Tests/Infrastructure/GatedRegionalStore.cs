@@ -18,6 +18,22 @@ internal sealed class GatedRegionalStore(TimeProvider time) : IRegionalStore
 
     public InMemoryRegionalStore Inner { get; } = new(time);
 
+    private readonly System.Threading.Channels.Channel<bool> _heldSignal = System.Threading.Channels.Channel.CreateUnbounded<bool>();
+
+    /// <summary>Waits (up to 10 s, a guard against a hang) until one more read has reached the gate than this has
+    /// returned for so far; returns whether one did.</summary>
+    public async Task<bool> NextHeldReadAsync()
+    {
+        try
+        {
+            return await _heldSignal.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Reads that reached the gate and wait there.</summary>
     public int HeldReads => Volatile.Read(ref _held);
 
@@ -36,6 +52,7 @@ internal sealed class GatedRegionalStore(TimeProvider time) : IRegionalStore
         if (_gate is { } gate)
         {
             Interlocked.Increment(ref _held);
+            _heldSignal.Writer.TryWrite(true);
             await gate.Task.WaitAsync(cancellationToken);
         }
 
