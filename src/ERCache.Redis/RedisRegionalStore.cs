@@ -133,6 +133,23 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         }
     }
 
+    /// <summary>
+    /// Waits for every command of a round trip. A command the server answered with an error of its own key (a key of
+    /// another type, say) is that user's (the caller reads each task); anything else, such as a lost connection or
+    /// the caller's cancellation, is the round trip's and is thrown.
+    /// </summary>
+    private static async Task WhenAllAnsweredAsync(Task[] commands, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.WhenAll(commands).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisServerException) when (commands.All(c => c.IsCompletedSuccessfully || c.Exception?.InnerException is RedisServerException))
+        {
+            // only keys' own errors: the callers count them per user
+        }
+    }
+
     private static void ValidatePrefix(string keyPrefix)
     {
         ArgumentNullException.ThrowIfNull(keyPrefix);
@@ -228,14 +245,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         }
 
         batch.Execute();
-        try
-        {
-            await Task.WhenAll(reads).WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (RedisServerException) when (reads.All(r => r.IsCompletedSuccessfully || r.Exception?.InnerException is RedisServerException))
-        {
-            // One key's own error (a key of another type, say): that user's miss, never the batch's (below).
-        }
+        await WhenAllAnsweredAsync(reads, cancellationToken).ConfigureAwait(false);
 
         var values = new byte[]?[reads.Length];
         for (int i = 0; i < values.Length; i++)
@@ -277,14 +287,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         }
 
         batch.Execute();
-        try
-        {
-            await Task.WhenAll(writes).WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (RedisServerException) when (writes.All(w => w.IsCompletedSuccessfully || w.Exception?.InnerException is RedisServerException))
-        {
-            // One key's own error (a key of another type, say): that user's fields are refused, the others written.
-        }
+        await WhenAllAnsweredAsync(writes, cancellationToken).ConfigureAwait(false);
 
         int late = 0, refused = 0;
         for (int i = 0; i < writes.Length; i++)

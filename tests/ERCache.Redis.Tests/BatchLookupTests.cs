@@ -14,16 +14,12 @@ public sealed class BatchLookupTests(SharedServers servers) : IClassFixture<Shar
     [InlineData(ServerKind.Garnet)]
     public async Task A_key_of_the_wrong_type_is_that_users_miss_and_the_other_fifteen_are_served(ServerKind kind)
     {
-        long first = servers.Users(16);
-        long[] users = [.. Enumerable.Range(0, 16).Select(i => first + i)];
+        long[] users = SixteenUsers();
         await using var writer = new RegionalHost(servers[kind].ConnectionString);
         await using var reader = new RegionalHost(servers[kind].ConnectionString);
         await writer.Cache.GetManyAsync("ctr", users, new float[16 * RegionalHost.Dimensions], new EmbeddingResult[16]);
         await writer.Cache.FlushRegionalWritesAsync();
-        await using (var admin = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString))
-        {
-            await admin.GetDatabase().StringSetAsync(RedisRegionalStore.KeyOf(users[5]), "not a hash"); // HGET on it: WRONGTYPE
-        }
+        await MakeKeyAStringAsync(kind, users[5]); // HGET on it: WRONGTYPE
 
         var results = new EmbeddingResult[16];
         await reader.Cache.GetManyAsync("ctr", users, new float[16 * RegionalHost.Dimensions], results);
@@ -38,12 +34,8 @@ public sealed class BatchLookupTests(SharedServers servers) : IClassFixture<Shar
     [InlineData(ServerKind.Garnet)]
     public async Task A_key_of_the_wrong_type_refuses_only_that_users_write_and_the_other_fifteen_land(ServerKind kind)
     {
-        long first = servers.Users(16);
-        long[] users = [.. Enumerable.Range(0, 16).Select(i => first + i)];
-        await using (var admin = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString))
-        {
-            await admin.GetDatabase().StringSetAsync(RedisRegionalStore.KeyOf(users[5]), "not a hash"); // the write script: WRONGTYPE
-        }
+        long[] users = SixteenUsers();
+        await MakeKeyAStringAsync(kind, users[5]); // the write script: WRONGTYPE
 
         await using var writer = new RegionalHost(servers[kind].ConnectionString);
         await writer.Cache.GetManyAsync("ctr", users, new float[16 * RegionalHost.Dimensions], new EmbeddingResult[16]);
@@ -86,5 +78,19 @@ public sealed class BatchLookupTests(SharedServers servers) : IClassFixture<Shar
 
         int roundTrips = reader.Durations.GetMeasurementSnapshot().Count(m => Equals(m.Tags.GetValueOrDefault(ERCacheDiagnostics.OperationTag), "read"));
         Assert.Equal((count + batch - 1) / batch, roundTrips);
+    }
+
+    /// <summary>Sixteen users no other test uses.</summary>
+    private long[] SixteenUsers()
+    {
+        long first = servers.Users(16);
+        return [.. Enumerable.Range(0, 16).Select(i => first + i)];
+    }
+
+    /// <summary>Puts a string where the user's hash belongs, so the server refuses hash commands on it.</summary>
+    private async Task MakeKeyAStringAsync(ServerKind kind, long user)
+    {
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString);
+        await admin.GetDatabase().StringSetAsync(RedisRegionalStore.KeyOf(user), "not a hash");
     }
 }

@@ -127,7 +127,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
             }
             catch (TimeoutException)
             {
-                _ = unsubscribing.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
+                unsubscribing.ObserveLateFailure();
             }
         }
     }

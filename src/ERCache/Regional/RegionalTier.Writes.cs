@@ -178,7 +178,7 @@ internal sealed partial class RegionalTier
             catch (TimeoutException)
             {
                 await limit.CancelAsync().ConfigureAwait(false); // ask the store to stop; its result is not awaited
-                _ = write.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+                write.ObserveLateFailure();
                 throw;
             }
         }

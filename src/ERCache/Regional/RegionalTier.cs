@@ -209,24 +209,15 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         using (_time.CreateTimer(static s => ((CancellationTokenSource)s!).Cancel(), _writing, _options.WriteTimeout, Timeout.InfiniteTimeSpan))
         {
             await _flushLoop.ConfigureAwait(false); // a flush in progress goes on until the deadline
-            bool entered = false;
             try
             {
-                // Free now, unless a FlushRegionalWritesAsync caller flushes: waited for only until the deadline.
-                await _flushing.WaitAsync(_writing.Token).ConfigureAwait(false);
-                entered = true;
-                await WriteQueuedAsync(_writing.Token).ConfigureAwait(false);
+                // The flush lock is free now, unless a FlushRegionalWritesAsync caller flushes: waited for only until
+                // the deadline, like the writes.
+                await FlushAsync(_writing.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (_writing.IsCancellationRequested)
             {
                 // the deadline passed: what is left is counted below
-            }
-            finally
-            {
-                if (entered)
-                {
-                    _flushing.Release();
-                }
             }
         }
 
@@ -273,7 +264,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
             }
             catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
             {
-                _ = read.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // observe a late failure
+                read.ObserveLateFailure();
                 throw;
             }
         }
