@@ -142,15 +142,16 @@ public sealed class OnnxEmbeddingInferenceTests
         cancelled.Cancel();
         Assert.Throws<OperationCanceledException>(() => onnx.Run([1L], new float[Dimensions], cancelled.Token));
 
-        // A run of 400,000 users takes seconds; cancelled 50 ms in, it ends early through RunOptions.Terminate.
+        // A run of 400,000 users takes seconds; cancelled 50 ms in, it ends early through RunOptions.Terminate: a run
+        // that completed would throw nothing, and would have written its output (bound to the caller's buffer, written
+        // by the graph's last node). Both are checked instead of a wall-clock bound, which a loaded machine broke.
         var users = Enumerable.Range(0, 400_000).Select(i => (long)i).ToArray();
         var embeddings = new float[users.Length * Dimensions];
         using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
-        var clock = Stopwatch.StartNew();
         var ex = Assert.ThrowsAny<OperationCanceledException>(() => onnx.Run(users, embeddings, soon.Token));
 
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"the run ended {clock.ElapsedMilliseconds} ms after it started");
         Assert.Equal(soon.Token, ex.CancellationToken);
+        Assert.True(embeddings.AsSpan().IndexOfAnyExcept(0f) < 0, "the terminated run wrote its output: it ran to its end");
     }
 
     [Fact]
