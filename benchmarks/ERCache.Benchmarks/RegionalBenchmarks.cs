@@ -18,6 +18,7 @@ namespace ERCache.Benchmarks;
 public class RegionalBenchmarks
 {
     private const int Dimensions = 256, Users = 64;
+    private static readonly int ValueBytes = RegionalValue.Length(StorageFormat.Float16, Dimensions);
     private static readonly string[] Models = ["ctr", "cvr", "engagement"];
     private readonly float[] _vector = new float[Dimensions];
     private ConnectionMultiplexer _connection = null!;
@@ -62,7 +63,7 @@ public class RegionalBenchmarks
     public async Task<float> DistributedCacheGet1() => Decode(await _distributed.GetAsync($"ctr:v1:{_users[0]}"), _users[0]);
 
     [Benchmark]
-    public async Task<float> ERCacheLookup1() => Decode((await _store.ReadAsync("ctr:v1", _users.AsMemory(0, 1), CancellationToken.None))[0], _users[0]);
+    public async Task<float> ERCacheLookup1() => Decode((await _store.ReadAsync("ctr:v1", _users.AsMemory(0, 1), ValueBytes, CancellationToken.None))[0], _users[0]);
 
     [Benchmark]
     public async Task<float> DistributedCacheGet64()
@@ -79,7 +80,7 @@ public class RegionalBenchmarks
     [Benchmark]
     public async Task<float> ERCacheLookup64()
     {
-        var values = await _store.ReadAsync("ctr:v1", _users, CancellationToken.None);
+        var values = await _store.ReadAsync("ctr:v1", _users, ValueBytes, CancellationToken.None);
         float sum = 0;
         for (int i = 0; i < values.Length; i++)
         {

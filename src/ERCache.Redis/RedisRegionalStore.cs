@@ -7,15 +7,19 @@ using StackExchange.Redis;
 namespace ERCache.Redis;
 
 /// <summary>
-/// An <see cref="IRegionalStore"/> on Redis or Garnet through StackExchange.Redis. Each user's values live in one hash,
-/// <c>&lt;prefix&gt;:{&lt;user&gt;}</c> (the braces are a cluster hash tag, so all of a user's keys share a slot and no
-/// command spans slots), with one field per model version; the stamps of those values and of removals live beside it in
-/// <c>&lt;prefix&gt;:{&lt;user&gt;}:stamps</c>. The prefix (<see cref="KeyPrefix"/>, default <c>ercache</c>) is the
-/// namespace: stores with different prefixes share nothing, not even the invalidation channel. A lookup sends one
-/// <c>HGET</c> per user, pipelined in one batch; a key the server refuses to read is that user's miss. A write is one
-/// Lua script per user (newer wins: a field is set only when its stamp is later than the stamp held for it and than the
-/// user's last removal, atomically on the server), pipelined in one batch; a removal is one script too (delete, then
-/// remember the removal's stamp). Valid on Redis, Redis Cluster and Garnet started with <c>--lua --lua-transaction-mode</c>
+/// An <see cref="IRegionalStore"/> on Redis or Garnet through StackExchange.Redis. Each value is one string,
+/// <c>&lt;prefix&gt;:{&lt;user&gt;}:&lt;field&gt;</c> (the field is the model and its version; the braces are a cluster
+/// hash tag, so all of a user's keys share a slot and no command spans slots), expiring with its time to live; the
+/// stamps of a user's values and removals live beside them in the hash <c>&lt;prefix&gt;:{&lt;user&gt;}:stamps</c>. The
+/// prefix (<see cref="KeyPrefix"/>, default <c>ercache</c>) is the namespace: stores with different prefixes share
+/// nothing, not even the invalidation channel. A lookup sends one <c>GETRANGE</c> per user, pipelined in one batch, so
+/// the server never sends more than the model's value length and one byte of a value (one of megabytes written there
+/// by something else cannot hold up the other users' answers on the connection); a key the server refuses to read is
+/// that user's miss. A write is one Lua script per user (newer wins: a field is set only when its stamp is later than
+/// the stamp held for it and than the user's last removal, atomically on the server), pipelined in one batch. A removal
+/// of one field is one script (delete, then remember the removal's stamp); a removal of the user is two round trips
+/// (remember the removal, which refuses every older write from then on, and learn the user's fields; then delete the
+/// values of those fields not written since). Valid on Redis, Redis Cluster and Garnet started with <c>--lua --lua-transaction-mode</c>
 /// (without <c>--lua</c> Garnet runs no scripts: every write then fails, is counted as dropped and logged, and the
 /// store's circuit opens; without <c>--lua-transaction-mode</c> its scripts are not atomic, and a write racing another
 /// host's removal can bring the removed user back).
@@ -160,44 +164,52 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     }
 
     // A value is written only when newer than what the store remembers for its field and for the user ('*').
-    // KEYS: values, stamps. ARGV: time to live (ms), then (field, stamp, value) per field. Returns the fields not written.
+    // KEYS: stamps, then the value key of each field. ARGV: time to live (ms), then (field, stamp, value) per field.
+    // Returns the fields not written.
     private const string WriteScript = """
         local never = -9007199254740991
-        local removed = tonumber(redis.call('HGET', KEYS[2], '*') or never)
+        local removed = tonumber(redis.call('HGET', KEYS[1], '*') or never)
         local late, written = 0, 0
-        for i = 2, #ARGV, 3 do
-          local stamp = tonumber(ARGV[i + 1])
-          local held = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or never)
+        for f = 1, #KEYS - 1 do
+          local at = 3 * f - 1
+          local stamp = tonumber(ARGV[at + 1])
+          local held = tonumber(redis.call('HGET', KEYS[1], ARGV[at]) or never)
           if stamp > held and stamp > removed then
-            redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-            redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+            redis.call('SET', KEYS[f + 1], ARGV[at + 2], 'PX', ARGV[1])
+            redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
             written = written + 1
           else
             late = late + 1
           end
         end
-        if written > 0 then
-          redis.call('PEXPIRE', KEYS[1], ARGV[1])
-          if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
-        end
+        if written > 0 and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
         return late
         """;
 
-    // KEYS: values, stamps. ARGV: field ('' for every field), the removal's stamp, how long to remember it (ms).
+    // Deletes the field's value (when its key is given) and remembers the removal's stamp under the field, or under '*'
+    // for the user. KEYS: stamps[, value]. ARGV: field or '*', the removal's stamp, how long to remember it (ms).
+    // Returns the fields the user has stamps for (what a removal of the user must delete next).
     private const string RemoveScript = """
         local never = -9007199254740991
-        local field = ARGV[1]
-        if field == '' then
-          redis.call('DEL', KEYS[1])
-          field = '*'
-        else
-          redis.call('HDEL', KEYS[1], field)
+        if #KEYS > 1 then redis.call('DEL', KEYS[2]) end
+        local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or never)
+        if tonumber(ARGV[2]) > held then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+        if #KEYS > 1 then return {} end
+        return redis.call('HKEYS', KEYS[1])
+        """;
+
+    // Deletes the values of a removed user that are not newer than the removal. KEYS: stamps, then one value key per
+    // field. ARGV: the removal's stamp, then the fields.
+    private const string DeleteOlderScript = """
+        for f = 2, #KEYS do
+          local held = tonumber(redis.call('HGET', KEYS[1], ARGV[f]) or ARGV[1])
+          if held <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[f]) end
         end
-        local held = tonumber(redis.call('HGET', KEYS[2], field) or never)
-        if tonumber(ARGV[2]) > held then redis.call('HSET', KEYS[2], field, ARGV[2]) end
-        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
         return 1
         """;
+
+    private const string UserField = "*"; // the stamp of a removal of the user: a field always holds a ':'
 
     /// <summary>The pub/sub channel removals, pushes and clears are announced on: on a Redis Cluster a sharded channel
     /// (<c>SSUBSCRIBE</c>/<c>SPUBLISH</c>, Redis 7 or later), so a message goes to the one node that owns the channel's
@@ -220,28 +232,34 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         }
     }
 
-    /// <summary>The hash a user's values are kept in, under <see cref="DefaultKeyPrefix"/>.</summary>
-    public static RedisKey KeyOf(long userId) => KeyOf(DefaultKeyPrefix, userId);
+    /// <summary>The string a user's value of <paramref name="field"/> (a model and its version) is kept in, under
+    /// <see cref="DefaultKeyPrefix"/>.</summary>
+    public static RedisKey ValueKeyOf(long userId, string field) => ValueKeyOf(DefaultKeyPrefix, userId, field);
 
-    /// <summary>The hash a user's values are kept in, under <paramref name="keyPrefix"/>.</summary>
-    public static RedisKey KeyOf(string keyPrefix, long userId) => $"{keyPrefix}:{{{userId.ToString(CultureInfo.InvariantCulture)}}}";
+    /// <summary>The string a user's value of <paramref name="field"/> (a model and its version) is kept in, under
+    /// <paramref name="keyPrefix"/>.</summary>
+    public static RedisKey ValueKeyOf(string keyPrefix, long userId, string field) =>
+        $"{keyPrefix}:{{{userId.ToString(CultureInfo.InvariantCulture)}}}:{field}";
 
     /// <summary>The hash the stamps of a user's values and removals are kept in, under <see cref="DefaultKeyPrefix"/>
-    /// (the same cluster slot as <see cref="KeyOf(long)"/>).</summary>
+    /// (the same cluster slot as the user's values).</summary>
     public static RedisKey StampsKeyOf(long userId) => StampsKeyOf(DefaultKeyPrefix, userId);
 
     /// <summary>The hash the stamps of a user's values and removals are kept in, under <paramref name="keyPrefix"/>.</summary>
     public static RedisKey StampsKeyOf(string keyPrefix, long userId) => $"{keyPrefix}:{{{userId.ToString(CultureInfo.InvariantCulture)}}}:stamps";
 
     /// <inheritdoc />
-    public async Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+    public async Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(field);
+        ArgumentOutOfRangeException.ThrowIfNegative(valueBytes);
         var database = _connection.GetDatabase(_database);
         var batch = database.CreateBatch();
         var reads = new Task<RedisValue>[users.Length];
         for (int i = 0; i < reads.Length; i++)
         {
-            reads[i] = batch.HashGetAsync(KeyOf(KeyPrefix, users.Span[i]), field);
+            // GETRANGE's end is inclusive: one byte more than a value of the caller's shows that a value is too long.
+            reads[i] = batch.StringGetRangeAsync(ValueKeyOf(KeyPrefix, users.Span[i], field), 0, valueBytes);
         }
 
         batch.Execute();
@@ -252,12 +270,12 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         {
             if (!reads[i].IsCompletedSuccessfully)
             {
-                OnKeyError(KeyOf(KeyPrefix, users.Span[i]), reads[i].Exception!.InnerException!, "read");
+                OnKeyError(ValueKeyOf(KeyPrefix, users.Span[i], field), reads[i].Exception!.InnerException!, "read");
                 continue;
             }
 
             var value = reads[i].Result;
-            values[i] = value.IsNull ? null : (byte[]?)value;
+            values[i] = value.IsNullOrEmpty ? null : (byte[]?)value; // GETRANGE of a missing key is empty
         }
 
         return values;
@@ -273,17 +291,20 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
         for (int i = 0; i < groups.Count; i++)
         {
             var group = groups[i];
+            var keys = new RedisKey[1 + group.Fields.Count];
             var arguments = new RedisValue[1 + (3 * group.Fields.Count)];
+            keys[0] = StampsKeyOf(KeyPrefix, group.UserId);
             arguments[0] = Milliseconds(group.TimeToLive);
             for (int f = 0; f < group.Fields.Count; f++)
             {
                 var field = group.Fields[f];
+                keys[1 + f] = ValueKeyOf(KeyPrefix, group.UserId, field.Field);
                 arguments[1 + (3 * f)] = field.Field;
                 arguments[2 + (3 * f)] = field.WrittenAtUnixMs;
                 arguments[3 + (3 * f)] = field.Value;
             }
 
-            writes[i] = batch.ScriptEvaluateAsync(WriteScript, [KeyOf(KeyPrefix, group.UserId), StampsKeyOf(KeyPrefix, group.UserId)], arguments);
+            writes[i] = batch.ScriptEvaluateAsync(WriteScript, keys, arguments);
         }
 
         batch.Execute();
@@ -295,7 +316,7 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
             if (!writes[i].IsCompletedSuccessfully)
             {
                 refused += groups[i].Fields.Count;
-                OnKeyError(KeyOf(KeyPrefix, groups[i].UserId), writes[i].Exception!.InnerException!, "write");
+                OnKeyError(StampsKeyOf(KeyPrefix, groups[i].UserId), writes[i].Exception!.InnerException!, "write");
                 continue;
             }
 
@@ -306,12 +327,25 @@ public sealed class RedisRegionalStore : IRegionalStore, IRegionalInvalidation, 
     }
 
     /// <inheritdoc />
-    public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken)
+    /// <remarks>A removal of the user takes two round trips: the first remembers it (from then on no write stamped at
+    /// or before it lands) and returns the user's fields, the second deletes their values unless a newer write has
+    /// replaced them since.</remarks>
+    public async Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabase(_database);
-        var removal = database.ScriptEvaluateAsync(
-            RemoveScript, [KeyOf(KeyPrefix, userId), StampsKeyOf(KeyPrefix, userId)], [field ?? string.Empty, removedAtUnixMs, Milliseconds(remember)]);
-        return removal.WaitAsync(cancellationToken);
+        var stamps = StampsKeyOf(KeyPrefix, userId);
+        RedisKey[] keys = field is null ? [stamps] : [stamps, ValueKeyOf(KeyPrefix, userId, field)];
+        var fields = await database.ScriptEvaluateAsync(RemoveScript, keys, [field ?? UserField, removedAtUnixMs, Milliseconds(remember)])
+            .WaitAsync(cancellationToken).ConfigureAwait(false);
+        var written = ((RedisValue[])fields!).Where(f => f != UserField).ToArray();
+        if (written.Length == 0)
+        {
+            return;
+        }
+
+        RedisKey[] values = [stamps, .. written.Select(f => ValueKeyOf(KeyPrefix, userId, f!))];
+        RedisValue[] arguments = [removedAtUnixMs, .. written];
+        await database.ScriptEvaluateAsync(DeleteOlderScript, values, arguments).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />

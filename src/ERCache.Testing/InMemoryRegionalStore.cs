@@ -65,9 +65,12 @@ public sealed class InMemoryRegionalStore : IRegionalStore, IRegionalInvalidatio
     }
 
     /// <inheritdoc />
-    public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+    /// <remarks>A value longer than <paramref name="valueBytes"/> is returned cut to <paramref name="valueBytes"/> + 1
+    /// bytes, as Redis returns it.</remarks>
+    public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(field);
+        ArgumentOutOfRangeException.ThrowIfNegative(valueBytes);
         if (cancellationToken.IsCancellationRequested)
         {
             return Task.FromCanceled<byte[]?[]>(cancellationToken);
@@ -77,7 +80,8 @@ public sealed class InMemoryRegionalStore : IRegionalStore, IRegionalInvalidatio
         var values = new byte[]?[users.Length];
         for (int i = 0; i < values.Length; i++)
         {
-            values[i] = Get(users.Span[i], field);
+            var value = Get(users.Span[i], field);
+            values[i] = value is not null && value.Length > valueBytes ? value[..(valueBytes + 1)] : value;
         }
 
         return Task.FromResult(values);

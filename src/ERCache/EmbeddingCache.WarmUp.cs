@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Models;
+using ERCache.Regional;
 using Microsoft.Extensions.Logging.Abstractions;
 using ERCache.Internal;
 
@@ -36,7 +37,8 @@ public sealed partial class EmbeddingCache
         if (_regional is not null && runtimes.FirstOrDefault(r => r.Regional is not null) is { } regionalModel)
         {
             // A user id no request uses; a failure is counted and logged by the tier like any lookup's.
-            await _regional.ReadAsync(regionalModel.RegionalField, [long.MinValue], _regional.ReadTimeout, cancellationToken).ConfigureAwait(false);
+            await _regional.ReadAsync(
+                regionalModel.RegionalField, RegionalValue.Length(regionalModel.Policy.RegionalFormat, regionalModel.Policy.Dimensions), [long.MinValue], _regional.ReadTimeout, cancellationToken).ConfigureAwait(false);
         }
 
         Log.WarmedUp(_logger, runtimes.Length);

@@ -38,7 +38,7 @@ public sealed class ClusterTests
         Assert.Equal(0, RegionalHost.Sum(a.Failures) + RegionalHost.Sum(b.Failures)); // no CROSSSLOT, no MOVED left unhandled
         Assert.Equal(64, RegionalHost.Sum(a.Groups)); // one grouped write per user, both models in it
         Assert.All(cluster.Nodes, node => Assert.True(RedisCluster.KeysOn(node) > 0, $"node {node.Port} holds no user"));
-        Assert.Equal(2 * 64, cluster.Nodes.Sum(RedisCluster.KeysOn)); // each user's values and their stamps
+        Assert.Equal(3 * 64, cluster.Nodes.Sum(RedisCluster.KeysOn)); // each user's two values and their stamps
 
         // A removal on a reaches b over the sharded channel: both hosts subscribe on the node that owns its slot, and no
         // plain subscription exists on any node.

@@ -53,8 +53,8 @@ public sealed class DependencyInjectionTests(SharedServers servers) : IClassFixt
         Assert.Equal(EmbeddingSource.Regional, (await rankingAgain.GetRequiredService<IEmbeddingCache>().GetAsync("ctr", user, new float[RegionalHost.Dimensions])).Source);
         Assert.Equal(EmbeddingSource.Regional, (await adsSharing.GetRequiredService<IEmbeddingCache>().GetAsync("ctr", user, new float[RegionalHost.Dimensions])).Source);
         await using var admin = await ConnectionMultiplexer.ConnectAsync(connection);
-        Assert.True(await admin.GetDatabase().KeyExistsAsync(RedisRegionalStore.KeyOf("ercache:ranking", user)));
-        Assert.False(await admin.GetDatabase().KeyExistsAsync(RedisRegionalStore.KeyOf(user)));
+        Assert.True(await admin.GetDatabase().KeyExistsAsync(RedisRegionalStore.StampsKeyOf("ercache:ranking", user)));
+        Assert.False(await admin.GetDatabase().KeyExistsAsync(RedisRegionalStore.StampsKeyOf(user)));
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class DependencyInjectionTests(SharedServers servers) : IClassFixt
         }
 
         Assert.True(multiplexer.IsConnected); // the container's multiplexer belongs to the application
-        Assert.True(await multiplexer.GetDatabase().KeyExistsAsync(RedisRegionalStore.KeyOf(user)));
+        Assert.True(await multiplexer.GetDatabase().KeyExistsAsync(RedisRegionalStore.StampsKeyOf(user)));
         await multiplexer.DisposeAsync();
     }
 

@@ -115,5 +115,5 @@ public sealed class NewerWinsTests(SharedServers servers) : IClassFixture<Shared
         new(user, [.. fields.Select(f => new RegionalField(f.Field, [f.Value], f.Stamp))], Ttl);
 
     private static async Task<byte[]?> ReadAsync(RedisRegionalStore store, string field, long user) =>
-        (await store.ReadAsync(field, new long[] { user }, default))[0];
+        (await store.ReadAsync(field, new long[] { user }, valueBytes: 1, default))[0];
 }

@@ -26,9 +26,10 @@ public sealed class RegionalOperationsTests(SharedServers servers) : IClassFixtu
 
         using var redis = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString);
         var db = redis.GetDatabase();
-        Assert.False(await db.HashExistsAsync(RedisRegionalStore.KeyOf(user), Field()));
-        Assert.True(await db.HashExistsAsync(RedisRegionalStore.KeyOf(user), Field("cvr"))); // the other model's value stays
-        Assert.False(await db.HashExistsAsync(RedisRegionalStore.KeyOf(user + 1), Field())); // the queued write went first
+        Assert.False(await db.KeyExistsAsync(RedisRegionalStore.ValueKeyOf(user, Field())));
+        Assert.True(await db.KeyExistsAsync(RedisRegionalStore.ValueKeyOf(user, Field("cvr")))); // the other model's value stays
+        await a.Cache.FlushRegionalWritesAsync();
+        Assert.False(await db.KeyExistsAsync(RedisRegionalStore.ValueKeyOf(user + 1, Field()))); // queued before the removal: refused
 
         await using var b = new RegionalHost(servers[kind].ConnectionString, models: ["ctr", "cvr"]);
         b.Towers["ctr"].Failing = true;
@@ -39,7 +40,7 @@ public sealed class RegionalOperationsTests(SharedServers servers) : IClassFixtu
     [Theory]
     [InlineData(ServerKind.Redis)]
     [InlineData(ServerKind.Garnet)]
-    public async Task Removing_a_user_of_every_model_deletes_the_users_hash(ServerKind kind)
+    public async Task Removing_a_user_of_every_model_deletes_every_value_of_the_user(ServerKind kind)
     {
         long user = servers.Users(1);
         await using var a = new RegionalHost(servers[kind].ConnectionString, models: ["ctr", "cvr"]);
@@ -50,7 +51,8 @@ public sealed class RegionalOperationsTests(SharedServers servers) : IClassFixtu
         Assert.Equal(4, await a.Cache.RemoveAsync(user));
 
         using var redis = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString);
-        Assert.False(await redis.GetDatabase().KeyExistsAsync(RedisRegionalStore.KeyOf(user)));
+        Assert.False(await redis.GetDatabase().KeyExistsAsync(RedisRegionalStore.ValueKeyOf(user, Field())));
+        Assert.False(await redis.GetDatabase().KeyExistsAsync(RedisRegionalStore.ValueKeyOf(user, Field("cvr"))));
         a.Towers["ctr"].Failing = true;
         Assert.Equal(EmbeddingSource.Fallback, (await a.GetAsync(user)).Result.Source);
     }

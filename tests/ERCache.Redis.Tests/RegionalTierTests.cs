@@ -129,16 +129,16 @@ public sealed class RegionalTierTests(SharedServers servers) : IClassFixture<Sha
         using var redis = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString);
         var db = redis.GetDatabase();
         string field = "ctr:v1";
-        byte[] genuine = (await db.HashGetAsync(RedisRegionalStore.KeyOf(first + 4), field))!;
+        byte[] genuine = (await db.StringGetAsync(RedisRegionalStore.ValueKeyOf(first + 4, field)))!;
         var nowMs = host.Clock.GetUtcNow().ToUnixTimeMilliseconds();
         byte[] otherVersion = (byte[])genuine.Clone();
         otherVersion[24] ^= 0xFF; // the version fingerprint
         byte[] fresh = (byte[])genuine.Clone();
         BitConverter.TryWriteBytes(fresh.AsSpan(8), nowMs); // a current stamp, so only the header check can refuse it
-        await db.HashSetAsync(RedisRegionalStore.KeyOf(first), field, fresh[..^4]);                     // wrong length
-        await db.HashSetAsync(RedisRegionalStore.KeyOf(first + 1), field, Restamp(otherVersion, nowMs)); // another version
-        await db.HashSetAsync(RedisRegionalStore.KeyOf(first + 2), field, fresh);                       // another user's value
-        await db.HashSetAsync(RedisRegionalStore.KeyOf(first + 3), field, Random.Shared.GetItems<byte>(new byte[256], fresh.Length));
+        await db.StringSetAsync(RedisRegionalStore.ValueKeyOf(first, field), fresh[..^4]);                     // wrong length
+        await db.StringSetAsync(RedisRegionalStore.ValueKeyOf(first + 1, field), Restamp(otherVersion, nowMs)); // another version
+        await db.StringSetAsync(RedisRegionalStore.ValueKeyOf(first + 2, field), fresh);                       // another user's value
+        await db.StringSetAsync(RedisRegionalStore.ValueKeyOf(first + 3, field), Random.Shared.GetItems<byte>(new byte[256], fresh.Length));
         host.Towers["ctr"].Failing = true;
 
         for (long user = first; user < first + 4; user++)
@@ -173,9 +173,11 @@ public sealed class RegionalTierTests(SharedServers servers) : IClassFixture<Sha
         Assert.Equal(30, RegionalHost.Sum(host.Values));
         using var redis = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString);
         var db = redis.GetDatabase();
-        Assert.Equal(3, await db.HashLengthAsync(RedisRegionalStore.KeyOf(first)));
-        var ttl = await db.KeyTimeToLiveAsync(RedisRegionalStore.KeyOf(first));
-        Assert.InRange(ttl!.Value, TimeSpan.FromMinutes(59), TimeSpan.FromHours(1)); // the failover TTL bounds the store's memory
+        foreach (string model in models)
+        {
+            var ttl = await db.KeyTimeToLiveAsync(RedisRegionalStore.ValueKeyOf(first, $"{model}:v1"));
+            Assert.InRange(ttl!.Value, TimeSpan.FromMinutes(59), TimeSpan.FromHours(1)); // the failover TTL bounds the store's memory
+        }
     }
 
     [Theory]
@@ -211,7 +213,7 @@ public sealed class RegionalTierTests(SharedServers servers) : IClassFixture<Sha
         Assert.Equal(0, RegionalHost.Sum(a.Values));
         Assert.Equal(0, RegionalHost.Sum(a.Reads));
         using var redis = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString);
-        Assert.False(await redis.GetDatabase().KeyExistsAsync(RedisRegionalStore.KeyOf(user)));
+        Assert.False(await redis.GetDatabase().KeyExistsAsync(RedisRegionalStore.StampsKeyOf(user))); // nothing of the user written
     }
 
     [Theory]
@@ -229,7 +231,7 @@ public sealed class RegionalTierTests(SharedServers servers) : IClassFixture<Sha
 
         Assert.Equal(EmbeddingSource.Regional, result.Source);
         using var redis = await ConnectionMultiplexer.ConnectAsync(servers[kind].ConnectionString);
-        byte[] stored = (await redis.GetDatabase().HashGetAsync(RedisRegionalStore.KeyOf(user), "ctr:v1"))!;
+        byte[] stored = (await redis.GetDatabase().StringGetAsync(RedisRegionalStore.ValueKeyOf(user, "ctr:v1")))!;
         Assert.Equal(32 + (format == StorageFormat.Int8 ? RegionalHost.Dimensions + 8 : RegionalHost.Dimensions * 2), stored.Length);
         for (int j = 0; j < vector.Length; j++)
         {

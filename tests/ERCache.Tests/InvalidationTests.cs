@@ -215,7 +215,7 @@ public sealed class InvalidationTests
 
         public int Attempts => Volatile.Read(ref _attempts);
 
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken) => inner.ReadAsync(field, users, cancellationToken);
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) => inner.ReadAsync(field, users, valueBytes, cancellationToken);
 
         public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
 
@@ -327,7 +327,7 @@ public sealed class InvalidationTests
 
         public void Report(bool subscribed) => _report!(subscribed);
 
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken) => inner.ReadAsync(field, users, cancellationToken);
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) => inner.ReadAsync(field, users, valueBytes, cancellationToken);
 
         public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
 

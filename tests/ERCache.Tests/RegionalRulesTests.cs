@@ -120,6 +120,19 @@ public sealed class RegionalRulesTests
     }
 
     [Fact]
+    public async Task Rule2_a_lookup_asks_for_no_more_than_the_models_value_and_an_oversized_one_is_that_users_miss()
+    {
+        var gated = new GatedRegionalStore(new FakeTimeProvider());
+        using var region = new Region(gated, m => m.Regional.Format = StorageFormat.Float16);
+        gated.Inner.Set(7, "ctr:v1", new byte[1 << 20], TimeSpan.FromHours(1)); // a megabyte under the user's key, from elsewhere
+
+        var (result, _) = await region.GetAsync(7);
+
+        Assert.Equal(32 + (4 * 2), gated.LastValueBytes); // the header and a Float16 row of 4
+        Assert.Equal(EmbeddingSource.Fresh, result.Source); // cut to 41 bytes by the store: not a value of the model
+    }
+
+    [Fact]
     public async Task Rule2_the_round_trips_of_a_large_lookup_go_one_after_another_and_stop_at_the_deadline()
     {
         var gated = new GatedRegionalStore(new FakeTimeProvider());
@@ -358,10 +371,10 @@ public sealed class RegionalRulesTests
 
         public int Reads { get; private set; }
 
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken)
         {
             Reads++;
-            return users.Span.Contains(poisoned) ? Task.FromException<byte[]?[]>(new IOException("one shard down")) : inner.ReadAsync(field, users, cancellationToken);
+            return users.Span.Contains(poisoned) ? Task.FromException<byte[]?[]>(new IOException("one shard down")) : inner.ReadAsync(field, users, valueBytes, cancellationToken);
         }
 
         public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
@@ -372,7 +385,7 @@ public sealed class RegionalRulesTests
 
     private sealed class ThrowingStore : IRegionalStore
     {
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken) =>
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) =>
             Task.FromException<byte[]?[]>(new IOException("store down"));
 
         public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Task.FromException<RegionalWriteResult>(new IOException("store down"));

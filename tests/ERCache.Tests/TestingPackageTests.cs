@@ -69,10 +69,12 @@ public sealed class TestingPackageTests
         Assert.Equal(0, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [1], 10), new RegionalField("b:v1", [2], 10)], ttl)], default)).Late);
         Assert.Equal(0, (await store.WriteAsync([new RegionalWriteGroup(1, [new RegionalField("a:v1", [3], 11)], ttl), new RegionalWriteGroup(2, [new RegionalField("a:v1", [4], 10)], ttl)], default)).Late);
 
-        var read = await store.ReadAsync("a:v1", new long[] { 1, 2, 3 }, default);
+        var read = await store.ReadAsync("a:v1", new long[] { 1, 2, 3 }, valueBytes: 1, default);
         Assert.Equal([3], read[0]);
         Assert.Equal([4], read[1]);
         Assert.Null(read[2]);
+        store.Set(3, "a:v1", new byte[10], ttl); // longer than the reader's values: cut to one byte more, as Redis's GETRANGE
+        Assert.Equal(5, (await store.ReadAsync("a:v1", new long[] { 3 }, valueBytes: 4, default))[0]!.Length);
 
         await store.RemoveAsync(1, "a:v1", removedAtUnixMs: 20, remember: ttl, default);
         Assert.Null(store.Get(1, "a:v1"));
@@ -82,8 +84,8 @@ public sealed class TestingPackageTests
 
         clock.Advance(ttl);
         Assert.Null(store.Get(2, "a:v1")); // expired
-        Assert.Equal((2, 1, 2), (store.Writes, store.Reads, store.Removals));
-        await Assert.ThrowsAsync<TaskCanceledException>(() => store.ReadAsync("a:v1", new long[] { 1 }, new CancellationToken(canceled: true)));
+        Assert.Equal((2, 2, 2), (store.Writes, store.Reads, store.Removals));
+        await Assert.ThrowsAsync<TaskCanceledException>(() => store.ReadAsync("a:v1", new long[] { 1 }, valueBytes: 1, new CancellationToken(canceled: true)));
     }
 
     [Fact]

@@ -16,11 +16,11 @@ internal sealed class ReplayRegionalStore(IRegionalStore inner) : IRegionalStore
 
     public RegionalTraffic Traffic { get; } = new();
 
-    public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+    public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken)
     {
         // Waited for here: a real store's reply arrives on its own thread, and the simulation must continue on its
         // one thread (the replay's clock does not move while it waits, so the store costs no virtual time).
-        var values = inner.ReadAsync(field, users, cancellationToken).GetAwaiter().GetResult();
+        var values = inner.ReadAsync(field, users, valueBytes, cancellationToken).GetAwaiter().GetResult();
         Traffic.ReadRoundTrips++;
         Traffic.BytesRead += values.Sum(v => (long)(v?.Length ?? 0));
         return Task.FromResult(values);

@@ -24,7 +24,7 @@ internal sealed partial class ModelRuntime
         }
 
         int fence = State.WriteFence;
-        var values = await regional.ReadAsync(RegionalField, users, Policy.InferenceTimeout - _time.GetElapsedTime(now), cancellationToken).ConfigureAwait(false);
+        var values = await regional.ReadAsync(RegionalField, RegionalValue.Length(Policy.RegionalFormat, Policy.Dimensions), users, Policy.InferenceTimeout - _time.GetElapsedTime(now), cancellationToken).ConfigureAwait(false);
         if (values is null)
         {
             _metrics.RecordRegionalReads(Policy.Name, "unavailable", missCount);

@@ -6,8 +6,8 @@ namespace ERCache.Regional;
 /// <c>ERCache.Redis</c> implements it on StackExchange.Redis.
 /// </summary>
 /// <remarks>
-/// All of one user's fields live together (one Redis hash per user, its key hash-tagged by the user), so a user's
-/// values share a cluster slot and no command spans slots. The regional tier bounds every call by its timeout and a
+/// All of one user's keys live together (<c>ERCache.Redis</c> hash-tags them by the user), so a user's values share a
+/// cluster slot and no command spans slots. The regional tier bounds every call by its timeout and a
 /// circuit breaker, and checks every value it reads: an implementation never needs to validate values.
 /// </remarks>
 public interface IRegionalStore
@@ -15,9 +15,13 @@ public interface IRegionalStore
     /// <summary>Reads field <paramref name="field"/> of every user in <paramref name="users"/> in one round trip.</summary>
     /// <param name="field">The field: the model and its version.</param>
     /// <param name="users">The users.</param>
+    /// <param name="valueBytes">The length of every value the caller can use (the model's header and row). A store
+    /// returns at most <paramref name="valueBytes"/> + 1 bytes of a value, cut on the server: the caller still sees that a
+    /// longer value is not its own, and a value of megabytes written under the key by something else cannot hold up
+    /// the round trip of every other user in it.</param>
     /// <param name="cancellationToken">Cancelled when the caller stops waiting.</param>
     /// <returns>One value per user, in order; <see langword="null"/> where the user has none.</returns>
-    Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken);
+    Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken);
 
     /// <summary>
     /// Writes every group in one round trip: each group is one write of one user's fields. Newer wins, atomically per

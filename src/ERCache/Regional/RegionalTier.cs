@@ -76,10 +76,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
 
     /// <summary>
     /// Reads <paramref name="field"/> of <paramref name="users"/> in one round trip, waiting at most
-    /// <c>Regional:Timeout</c> and never longer than <paramref name="budget"/>. Returns null when the store did not
-    /// answer (timeout, error, open circuit): the caller treats every user as a miss.
+    /// <c>Regional:Timeout</c> and never longer than <paramref name="budget"/>; the store returns at most
+    /// <paramref name="valueBytes"/> + 1 bytes of any value. Returns null when the store did not answer (timeout,
+    /// error, open circuit): the caller treats every user as a miss.
     /// </summary>
-    public async Task<byte[]?[]?> ReadAsync(string field, long[] users, TimeSpan budget, CancellationToken cancellationToken)
+    public async Task<byte[]?[]?> ReadAsync(string field, int valueBytes, long[] users, TimeSpan budget, CancellationToken cancellationToken)
     {
         var timeout = budget < _options.Timeout ? budget : _options.Timeout;
         if (timeout <= TimeSpan.Zero)
@@ -89,7 +90,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
 
         if (users.Length > _options.MaxBatchSize)
         {
-            return await ReadInRoundTripsAsync(field, users, budget, cancellationToken).ConfigureAwait(false);
+            return await ReadInRoundTripsAsync(field, valueBytes, users, budget, cancellationToken).ConfigureAwait(false);
         }
 
         long started = _time.GetTimestamp();
@@ -97,7 +98,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         string outcome = "none";
         try
         {
-            var read = new Read(this, field, users, timeout);
+            var read = new Read(this, field, valueBytes, users, timeout);
             var values = _breaker is null
                 ? await read.RunAsync(cancellationToken).ConfigureAwait(false)
                 : await _breaker.ExecuteAsync(static (r, ct) => r.RunAsync(ct), read, cancellationToken).ConfigureAwait(false);
@@ -128,7 +129,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// behind the first. A round trip that fails or is never sent (the budget spent) costs only its users, who are
     /// misses. Null only when no round trip answered.
     /// </summary>
-    private async Task<byte[]?[]?> ReadInRoundTripsAsync(string field, long[] users, TimeSpan budget, CancellationToken cancellationToken)
+    private async Task<byte[]?[]?> ReadInRoundTripsAsync(string field, int valueBytes, long[] users, TimeSpan budget, CancellationToken cancellationToken)
     {
         int size = _options.MaxBatchSize;
         long started = _time.GetTimestamp();
@@ -142,7 +143,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
                 break;
             }
 
-            var answer = await ReadAsync(field, users[from..Math.Min(users.Length, from + size)], left, cancellationToken).ConfigureAwait(false);
+            var answer = await ReadAsync(field, valueBytes, users[from..Math.Min(users.Length, from + size)], left, cancellationToken).ConfigureAwait(false);
             if (answer is not null)
             {
                 answer.CopyTo(values, from);
@@ -253,11 +254,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     }
 
     /// <summary>One bounded read, as the breaker's state (no closure per call).</summary>
-    private sealed class Read(RegionalTier tier, string field, long[] users, TimeSpan timeout)
+    private sealed class Read(RegionalTier tier, string field, int valueBytes, long[] users, TimeSpan timeout)
     {
         public async ValueTask<byte[]?[]> RunAsync(CancellationToken cancellationToken)
         {
-            var read = tier._store.ReadAsync(field, users, cancellationToken);
+            var read = tier._store.ReadAsync(field, users, valueBytes, cancellationToken);
             try
             {
                 return await read.WaitAsync(timeout, tier._time, cancellationToken).ConfigureAwait(false);

@@ -26,9 +26,12 @@ internal static class RegionalValue
     public static ulong Fingerprint(string model, string version, int dimensions, StorageFormat format) =>
         XxHash3.HashToUInt64(Encoding.UTF8.GetBytes($"{model.ToLowerInvariant()}\n{version}\n{dimensions}\n{format}"));
 
+    /// <summary>The exact length of a value of <paramref name="dimensions"/> in <paramref name="format"/>.</summary>
+    public static int Length(StorageFormat format, int dimensions) => HeaderBytes + StorageFormats.RowBytes(format, dimensions);
+
     public static byte[] Encode(StorageFormat format, ulong fingerprint, long userId, long writtenAtUnixMs, ReadOnlySpan<float> vector)
     {
-        var value = new byte[HeaderBytes + StorageFormats.RowBytes(format, vector.Length)];
+        var value = new byte[Length(format, vector.Length)];
         var header = value.AsSpan(0, HeaderBytes);
         header[0] = Magic;
         header[1] = Layout;
@@ -47,7 +50,7 @@ internal static class RegionalValue
     {
         writtenAtUnixMs = 0;
         int dimensions = destination.Length;
-        if (value.Length != HeaderBytes + StorageFormats.RowBytes(format, dimensions)
+        if (value.Length != Length(format, dimensions)
             || value[0] != Magic || value[1] != Layout || value[2] != (byte)format || value[3] != 0
             || BinaryPrimitives.ReadInt32LittleEndian(value[4..]) != dimensions
             || BinaryPrimitives.ReadInt64LittleEndian(value[16..]) != userId

@@ -46,9 +46,13 @@ internal sealed class GatedRegionalStore(TimeProvider time) : IRegionalStore
         gate?.SetResult();
     }
 
-    public async Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, CancellationToken cancellationToken)
+    /// <summary>The value length the last read asked for.</summary>
+    public int LastValueBytes { get; private set; }
+
+    public async Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken)
     {
-        var values = await Inner.ReadAsync(field, users, cancellationToken);
+        LastValueBytes = valueBytes;
+        var values = await Inner.ReadAsync(field, users, valueBytes, cancellationToken);
         if (_gate is { } gate)
         {
             Interlocked.Increment(ref _held);
