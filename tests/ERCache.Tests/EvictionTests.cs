@@ -31,6 +31,28 @@ public sealed class EvictionTests
     }
 
     [Fact]
+    public void Lru_does_not_record_a_read_of_an_entry_still_among_the_newest_quarter()
+    {
+        using var metrics = new ERCacheMetrics(null);
+        var tier = TierHelper.Create("Lru", 8, 4, metrics); // a window of 2 moves
+        for (long u = 1; u <= 8; u++)
+        {
+            tier.Write(u, TierHelper.Vector(u, 4), 0);
+        }
+
+        Assert.True(TierHelper.Contains(tier, 1));   // 8 moves old: promoted -> 2..8, 1
+        Assert.True(TierHelper.Contains(tier, 8));   // 1 move old (only 1 moved since): not recorded, stays before 1
+        for (long u = 9; u <= 15; u++)
+        {
+            tier.Write(u, TierHelper.Vector(u, 4), 0); // evicts 2..8 (exact LRU would evict 1 before 8)
+        }
+
+        Assert.True(TierHelper.Contains(tier, 1));
+        Assert.False(TierHelper.Contains(tier, 8));
+        Assert.Equal(7, tier.Evictions);
+    }
+
+    [Fact]
     public void Fifo_evicts_the_least_recently_written_and_ignores_reads()
     {
         using var metrics = new ERCacheMetrics(null);
@@ -266,13 +288,13 @@ public sealed class SieveAndExpiryTests
 
         Assert.Equal(tier.Capacity, tier.Count);
         Assert.InRange(tier.AllocatedBytes, tier.Capacity * (long)rowBytes, maxBytes);
-        Assert.InRange(tier.BytesPerEntry, rowBytes + 20, rowBytes + 20 + 6 + 16 + 3); // header, index, links, padding
+        Assert.InRange(tier.BytesPerEntry, rowBytes + 20, rowBytes + 20 + 6 + 20 + 3); // header, index, eviction order, padding
     }
 
     [Theory]
     [InlineData("Fifo", 8 + 5.34)]
     [InlineData("Sieve", 9 + 5.34)]
-    [InlineData("Lru", 16 + 5.34)]
+    [InlineData("Lru", 20 + 5.34)]
     public void Bytes_per_entry_is_the_row_plus_a_20_byte_header_the_index_and_the_policy(string eviction, double bookkeeping)
     {
         using var metrics = new ERCacheMetrics(null);

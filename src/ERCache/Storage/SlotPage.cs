@@ -8,7 +8,8 @@ namespace ERCache.Storage;
 /// header and its row are adjacent) rather than several parallel arrays. The key and stamp are 4-byte aligned
 /// (x64 loads them unaligned at no cost; the sequence lock, not atomicity, makes them consistent).
 /// Pages are allocated lazily as a tier fills, so a large capacity costs memory only once it is used,
-/// and a page is never reallocated, so lock-free readers can hold on to it.
+/// and a page is never reallocated, so lock-free readers can hold on to it. A page is a view over its slab: the tier
+/// keeps the slabs themselves, so a hit goes from the index's bucket to the slab without loading a page object first.
 /// </summary>
 /// <remarks>
 /// The sequence is a per-slot sequence lock: odd = a write is in progress, even = stable. A stable slot holds an entry
@@ -16,36 +17,36 @@ namespace ERCache.Storage;
 /// that failed) hold none. Every write moves the sequence forward, so a reader that copies a slot and finds the same
 /// value after the copy has seen one stable state (a slot emptied and refilled never repeats a value a reader saw).
 /// </remarks>
-internal sealed class SlotPage
+internal readonly struct SlotPage
 {
     /// <summary>Bytes of the header before each row.</summary>
     public const int HeaderBytes = 20;
 
     private readonly byte[] _slab;
 
-    public SlotPage(int slots, int rowBytes)
+    /// <summary>A view over <paramref name="slab"/> (from <see cref="AllocateSlab"/> with the same
+    /// <paramref name="rowBytes"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public SlotPage(byte[] slab, int rowBytes, int stride)
     {
+        _slab = slab;
         RowBytes = rowBytes;
-        Stride = StrideOf(rowBytes);
-        Slots = slots;
-        _slab = new byte[checked(slots * Stride)]; // zeroed: every sequence starts at 0 (never written)
+        Stride = stride;
     }
+
+    /// <summary>A slab of <paramref name="slots"/> slots for rows of <paramref name="rowBytes"/>, zeroed: every sequence
+    /// starts at 0 (never written).</summary>
+    public static byte[] AllocateSlab(int slots, int rowBytes) => new byte[checked(slots * StrideOf(rowBytes))];
 
     /// <summary>Bytes from one slot to the next for rows of <paramref name="rowBytes"/>: the header, then the row
     /// padded so the next header (and every row's floats) stay 4-byte aligned.</summary>
     public static int StrideOf(int rowBytes) => HeaderBytes + ((rowBytes + 3) & ~3);
-
-    /// <summary>Slots in this page.</summary>
-    public int Slots { get; }
 
     /// <summary>Bytes per row.</summary>
     public int RowBytes { get; }
 
     /// <summary>Bytes from one slot to the next.</summary>
     public int Stride { get; }
-
-    /// <summary>Bytes the slab holds.</summary>
-    public long SlabBytes => _slab.LongLength;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref int Sequence(int index) => ref Unsafe.As<byte, int>(ref _slab[index * Stride]);

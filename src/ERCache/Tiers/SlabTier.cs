@@ -28,10 +28,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     private readonly Lock _sync = new();
     private readonly SlotIndex _index;
-    private readonly SlotPage?[] _pages;
+    private readonly byte[]?[] _slabs; // one per page: the page's slots, see SlotPage
     private readonly int _pageShift;
     private readonly int _pageMask;
     private readonly int _rowBytes;
+    private readonly int _stride;
     private readonly int _capacity;
     private readonly Stack<int> _free = new(); // slots emptied by a failed write, reused first
     private TPolicy _policy;
@@ -51,12 +52,13 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
         _policy = createPolicy(_capacity);
         _rowBytes = TCodec.RowBytes(dimensions);
-        int slotsPerPage = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, TargetPageBytes / SlotPage.StrideOf(_rowBytes)));
+        _stride = SlotPage.StrideOf(_rowBytes);
+        int slotsPerPage = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, TargetPageBytes / _stride));
         slotsPerPage = Math.Clamp(slotsPerPage, 16, 4096);
         slotsPerPage = Math.Min(slotsPerPage, (int)BitOperations.RoundUpToPowerOf2((uint)_capacity));
         _pageShift = BitOperations.Log2((uint)slotsPerPage);
         _pageMask = slotsPerPage - 1;
-        _pages = new SlotPage?[(_capacity + slotsPerPage - 1) / slotsPerPage];
+        _slabs = new byte[]?[(_capacity + slotsPerPage - 1) / slotsPerPage];
         _index = new SlotIndex(_capacity, KeyOfSlot, BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)));
     }
 
@@ -69,7 +71,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     public override long ExpiredReclaimed => Interlocked.Read(ref _expired);
 
     public override double BytesPerEntry =>
-        SlotPage.StrideOf(_rowBytes) + _index.BytesPerEntryAtCapacity(_capacity) + TPolicy.BytesPerEntry;
+        _stride + _index.BytesPerEntryAtCapacity(_capacity) + TPolicy.BytesPerEntry;
 
     public override long AllocatedBytes
     {
@@ -77,10 +79,10 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         {
             lock (_sync)
             {
-                long bytes = _index.AllocatedBytes + _policy.AllocatedBytes + ((long)_pages.Length * IntPtr.Size);
-                foreach (var page in _pages)
+                long bytes = _index.AllocatedBytes + _policy.AllocatedBytes + ((long)_slabs.Length * IntPtr.Size);
+                foreach (var slab in _slabs)
                 {
-                    bytes += page?.SlabBytes ?? 0;
+                    bytes += slab?.LongLength ?? 0;
                 }
 
                 return bytes;
@@ -164,13 +166,13 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             hashes[i] = _index.PrefetchHome(users[i]);
         }
 
-        int rowLines = Math.Min(4, (SlotPage.StrideOf(_rowBytes) + Storage.Prefetch.LineBytes - 1) / Storage.Prefetch.LineBytes);
+        int rowLines = Math.Min(4, (_stride + Storage.Prefetch.LineBytes - 1) / Storage.Prefetch.LineBytes);
         for (int i = 0; i < n; i++)
         {
             int slot = _index.FirstCandidate(hashes[i]);
-            if (slot >= 0 && Volatile.Read(ref _pages[slot >> _pageShift]) is { } page)
+            if (slot >= 0 && Volatile.Read(ref _slabs[slot >> _pageShift]) is { } slab)
             {
-                page.PrefetchSlot(slot & _pageMask, rowLines);
+                new SlotPage(slab, _rowBytes, _stride).PrefetchSlot(slot & _pageMask, rowLines);
             }
         }
     }
@@ -325,19 +327,19 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         Page(slot).Write<TCodec>(slot & _pageMask, userId, vector, writtenAt);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private SlotPage Page(int slot) => Volatile.Read(ref _pages[slot >> _pageShift])!;
+    private SlotPage Page(int slot) => new(Volatile.Read(ref _slabs[slot >> _pageShift])!, _rowBytes, _stride);
 
     /// <summary>The key in a slot; the index calls it under the lock to rehash and to compare keys in full.</summary>
     private long KeyOfSlot(int slot) => Page(slot).Key(slot & _pageMask);
 
     private void EnsurePage(int slot)
     {
-        ref SlotPage? page = ref _pages[slot >> _pageShift];
-        if (page is null)
+        ref byte[]? slab = ref _slabs[slot >> _pageShift];
+        if (slab is null)
         {
             int first = slot & ~_pageMask;
             int slots = Math.Min(_pageMask + 1, _capacity - first); // the last page holds only what capacity needs
-            Volatile.Write(ref page, new SlotPage(slots, _rowBytes));
+            Volatile.Write(ref slab, SlotPage.AllocateSlab(slots, _rowBytes));
         }
     }
 
