@@ -536,6 +536,63 @@ public sealed class ConcurrencyTests
         Assert.InRange(drained, 1, added);
     }
 
+    [Fact]
+    public void Recent_moves_read_by_six_threads_while_the_writer_moves_and_grows_them_stay_within_their_window()
+    {
+        // The writer moves slots 0..capacity-1 in order (the arrays grow from 1,024 as it goes), then moves a few again,
+        // while readers ask about random slots. Afterwards exactly the last window of moves reads as recent.
+        const int capacity = 100_000, window = capacity / 4;
+        var recent = new RecentMoves(capacity);
+        long asked = 0, errors = 0;
+        int writing = 1;
+        using var started = new CountdownEvent(6);
+        var readers = Enumerable.Range(0, 6).Select(t => new Thread(() =>
+        {
+            var rng = new Random(t);
+            started.Signal();
+            while (Volatile.Read(ref writing) == 1)
+            {
+                try
+                {
+                    recent.IsRecent(rng.Next(capacity));
+                    Interlocked.Increment(ref asked);
+                }
+                catch (Exception)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+            }
+        })).ToArray();
+        foreach (var r in readers)
+        {
+            r.Start();
+        }
+
+        started.Wait(); // the growth happens while every reader asks
+        for (int slot = 0; slot < capacity; slot++)
+        {
+            recent.Moved(slot);
+        }
+
+        for (int slot = 0; slot < 10; slot++)
+        {
+            recent.Moved(slot); // moved again: recent, though written first
+        }
+
+        Volatile.Write(ref writing, 0);
+        foreach (var r in readers)
+        {
+            r.Join();
+        }
+
+        Assert.Equal(0, errors);
+        Assert.True(asked > 0, "no reader asked while the writer ran");
+        Assert.Equal(capacity * sizeof(int), recent.AllocatedBytes);
+        int recentCount = Enumerable.Range(0, capacity).Count(recent.IsRecent);
+        Assert.Equal(window, recentCount);
+        Assert.True(recent.IsRecent(0) && recent.IsRecent(capacity - 1) && !recent.IsRecent(capacity - window - 1 + 10));
+    }
+
     private struct CountingSink(Action onHit, Action<int> check) : IHitSink
     {
         public readonly void Hit(int slot)
