@@ -273,6 +273,11 @@ public sealed class ConcurrencyTests
         model.Inference.MaxConcurrency = 4;
         model.Inference.MaxBatchSize = 8;
         model.Inference.CircuitBreaker.Enabled = false; // removed users fail on purpose
+        // Each caller moves the shared clock a second per call: with the fixture's 50 ms deadline any request in flight
+        // while another caller moved it missed its deadline and was served v1 from failover, so how many v2 vectors were
+        // served depended on how the thread pool interleaved the callers with the towers (184 of 6,918 once, on a
+        // loaded machine). A minute is 60 other calls: the failure paths stay those of removed users, failing on purpose.
+        model.Inference.Timeout = TimeSpan.FromMinutes(1);
         model.Rollout = new RolloutOptions { NextVersion = "v2", SwitchAt = start, SwitchOver = TimeSpan.FromHours(10) };
         var removed = new ConcurrentDictionary<long, bool>(); // true once the removal has returned
         var tower = new HammerTower(removed);
