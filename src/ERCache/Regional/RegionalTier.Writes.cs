@@ -175,9 +175,11 @@ internal sealed partial class RegionalTier
             {
                 return await write.WaitAsync(tier._options.WriteTimeout, tier._time, cancellationToken).ConfigureAwait(false);
             }
-            catch (TimeoutException)
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
             {
-                await limit.CancelAsync().ConfigureAwait(false); // ask the store to stop; its result is not awaited
+                // The timeout, or the caller's deadline (a disposal's last flush): ask the store to stop; its result is
+                // not awaited, so a failure it reports later is observed here, as the read's is.
+                await limit.CancelAsync().ConfigureAwait(false);
                 write.ObserveLateFailure();
                 throw;
             }
