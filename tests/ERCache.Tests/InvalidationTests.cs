@@ -125,6 +125,39 @@ public sealed class InvalidationTests
     }
 
     [Fact]
+    public async Task A_restored_event_handled_before_its_failed_event_does_not_leave_the_host_lost()
+    {
+        // The client's events come on other threads: "restored" may be handled before the "failed" it follows, and no
+        // further event comes. The host probes while it believes the channel lost and trusts it once it hears itself.
+        var clock = new FakeTimeProvider();
+        var store = new InMemoryRegionalStore(clock);
+        var channel = new DeafChannel(store);
+        await using var host = Cache(clock, channel);
+        await host.WhenReadyAsync();
+        var check = new ERCacheHealthCheck(host, new ERCacheHealthCheckOptions { FallbackShareThreshold = 1 });
+        await host.GetAsync(Model, 5, new float[4]);
+
+        channel.Report(subscribed: true);  // the reconnect, handled first
+        channel.Report(subscribed: false); // then the loss it followed: the last word, and the channel works
+        Assert.Equal(HealthStatus.Degraded, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
+
+        clock.Advance(RegionalInvalidator.RetryInterval); // the host's probe is heard
+        await host.WhenReadyAsync();
+
+        Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
+        Assert.Equal(0, host.GetTierStatistics(Model, TierKind.Direct)!.Value.Count); // what it held before is dropped
+
+        static EmbeddingCache Cache(TimeProvider clock, IRegionalStore store)
+        {
+            TestThread.LeaveSynchronizationContext();
+            return EmbeddingCache.Create(
+                new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } },
+                new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = 1 } },
+                new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
+        }
+    }
+
+    [Fact]
     public async Task A_subscription_reported_back_is_trusted_only_once_the_host_hears_its_own_probe()
     {
         // The client says the connection is back before its subscription is: a removal published in between is not

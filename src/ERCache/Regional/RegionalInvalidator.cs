@@ -30,6 +30,8 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     private int _state; // 0 never subscribed, 1 subscribed, 2 lost, 3 back but not yet proven (a probe is out)
     private long _probe; // the nonce of the probe this host waits to hear
     private Task _probing = Task.CompletedTask;
+    private Task _watching = Task.CompletedTask;
+    private int _watchLoop; // 1 while WatchLossAsync runs
     private int _disposed;
     private int _receiving = 1;
     private readonly ConcurrentDictionary<Task, byte> _announcing = new(); // background announcements in flight
@@ -117,6 +119,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         await _subscribing.ConfigureAwait(false);
         await Volatile.Read(ref _probing).ConfigureAwait(false);
+        await Volatile.Read(ref _watching).ConfigureAwait(false);
         if (_subscription is { } subscription)
         {
             // Bounded like every call to the store: a store that does not answer must not hold a disposal.
@@ -198,6 +201,10 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
             if (previous is 1 or 3)
             {
                 _subscribed(false);
+                if (Interlocked.CompareExchange(ref _watchLoop, 1, 0) == 0)
+                {
+                    Volatile.Write(ref _watching, WatchLossAsync());
+                }
             }
 
             return;
@@ -244,6 +251,51 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// While the client still reports the loss, probes once every <see cref="RetryInterval"/>: its "failed" and
+    /// "restored" events come on other threads and can be handled out of order (a "restored" before its "failed" leaves
+    /// the state lost with no "restored" to follow), so a host that hears its own probe trusts the channel again without
+    /// waiting for an event. A probe that cannot be sent while lost is expected (the store may be down) and not logged.
+    /// </summary>
+    private async Task WatchLossAsync()
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                await Task.Delay(RetryInterval, _time, _stop.Token).ConfigureAwait(false);
+                if (Volatile.Read(ref _state) != 2)
+                {
+                    break; // back (the probe loop proves it) or proven
+                }
+
+                long nonce = Interlocked.Increment(ref _probe);
+                var message = new InvalidationMessage(InvalidationKind.Probe, Host, nonce, _time.GetUtcNow().ToUnixTimeMilliseconds(), null);
+                try
+                {
+                    await _channel.PublishAsync(message.Encode(), _stop.Token).WaitAsync(_timeout, _time, _stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // still lost: the next attempt follows
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // stopped
+        }
+        finally
+        {
+            Volatile.Write(ref _watchLoop, 0);
+        }
+
+        if (Volatile.Read(ref _state) == 2 && !_stop.IsCancellationRequested && Interlocked.CompareExchange(ref _watchLoop, 1, 0) == 0)
+        {
+            Volatile.Write(ref _watching, WatchLossAsync()); // lost again between the loop's last look and its end
+        }
+    }
+
     private void OnMessage(byte[] bytes)
     {
         if (!InvalidationMessage.TryDecode(bytes, out var message))
@@ -255,7 +307,9 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         if (message.Host == Host)
         {
             // This host applied its own operation before announcing it; its latest probe proves the channel is back.
-            if (message.Kind == InvalidationKind.Probe && message.UserId == Volatile.Read(ref _probe) && Interlocked.CompareExchange(ref _state, 1, 3) == 3)
+            // Heard while the client still reports the loss (see WatchLossAsync), it proves the channel too.
+            if (message.Kind == InvalidationKind.Probe && message.UserId == Volatile.Read(ref _probe)
+                && (Interlocked.CompareExchange(ref _state, 1, 3) == 3 || Interlocked.CompareExchange(ref _state, 1, 2) == 2))
             {
                 _subscribed(true);
             }
