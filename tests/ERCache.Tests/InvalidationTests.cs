@@ -124,6 +124,16 @@ public sealed class InvalidationTests
         Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
     }
 
+    /// <summary>One host with the default model, an inline dispatcher and <paramref name="store"/>.</summary>
+    private static EmbeddingCache InlineHost(TimeProvider clock, IRegionalStore store)
+    {
+        TestThread.LeaveSynchronizationContext();
+        return EmbeddingCache.Create(
+            new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } },
+            new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = 1 } },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
+    }
+
     [Fact]
     public async Task A_restored_event_handled_before_its_failed_event_does_not_leave_the_host_lost()
     {
@@ -132,7 +142,7 @@ public sealed class InvalidationTests
         var clock = new FakeTimeProvider();
         var store = new InMemoryRegionalStore(clock);
         var channel = new DeafChannel(store);
-        await using var host = Cache(clock, channel);
+        await using var host = InlineHost(clock, channel);
         await host.WhenReadyAsync();
         var check = new ERCacheHealthCheck(host, new ERCacheHealthCheckOptions { FallbackShareThreshold = 1 });
         await host.GetAsync(Model, 5, new float[4]);
@@ -147,14 +157,6 @@ public sealed class InvalidationTests
         Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
         Assert.Equal(0, host.GetTierStatistics(Model, TierKind.Direct)!.Value.Count); // what it held before is dropped
 
-        static EmbeddingCache Cache(TimeProvider clock, IRegionalStore store)
-        {
-            TestThread.LeaveSynchronizationContext();
-            return EmbeddingCache.Create(
-                new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } },
-                new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = 1 } },
-                new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
-        }
     }
 
     [Fact]
@@ -165,8 +167,8 @@ public sealed class InvalidationTests
         var clock = new FakeTimeProvider();
         var store = new InMemoryRegionalStore(clock);
         var gap = new DeafChannel(store);
-        await using var remover = Cache(clock, store);
-        await using var host = Cache(clock, gap);
+        await using var remover = InlineHost(clock, store);
+        await using var host = InlineHost(clock, gap);
         await remover.WhenReadyAsync();
         await host.WhenReadyAsync();
         var check = new ERCacheHealthCheck(host, new ERCacheHealthCheckOptions { FallbackShareThreshold = 1 });
@@ -190,14 +192,6 @@ public sealed class InvalidationTests
         Assert.NotEqual(EmbeddingSource.Direct, result.Source); // the gap's copy was dropped when the probe was heard
         Assert.Equal(EmbeddingSource.Fresh, result.Source);
 
-        static EmbeddingCache Cache(TimeProvider clock, IRegionalStore store)
-        {
-            TestThread.LeaveSynchronizationContext();
-            return EmbeddingCache.Create(
-                new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } },
-                new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = 1 } },
-                new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
-        }
     }
 
     [Fact]
