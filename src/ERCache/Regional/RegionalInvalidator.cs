@@ -231,11 +231,9 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         {
             while (Volatile.Read(ref _state) == 3 && !_stop.IsCancellationRequested)
             {
-                long nonce = Interlocked.Increment(ref _probe);
-                var message = new InvalidationMessage(InvalidationKind.Probe, Host, nonce, _time.GetUtcNow().ToUnixTimeMilliseconds(), null);
                 try
                 {
-                    await _channel.PublishAsync(message.Encode(), _stop.Token).WaitAsync(_timeout, _time, _stop.Token).ConfigureAwait(false);
+                    await SendProbeAsync().ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -269,11 +267,9 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
                     break; // back (the probe loop proves it) or proven
                 }
 
-                long nonce = Interlocked.Increment(ref _probe);
-                var message = new InvalidationMessage(InvalidationKind.Probe, Host, nonce, _time.GetUtcNow().ToUnixTimeMilliseconds(), null);
                 try
                 {
-                    await _channel.PublishAsync(message.Encode(), _stop.Token).WaitAsync(_timeout, _time, _stop.Token).ConfigureAwait(false);
+                    await SendProbeAsync().ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -294,6 +290,15 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         {
             Volatile.Write(ref _watching, WatchLossAsync()); // lost again between the loop's last look and its end
         }
+    }
+
+    /// <summary>Publishes a probe with a new nonce (the one <see cref="OnMessage"/> waits to hear), bounded like every
+    /// call to the store.</summary>
+    private Task SendProbeAsync()
+    {
+        long nonce = Interlocked.Increment(ref _probe);
+        var message = new InvalidationMessage(InvalidationKind.Probe, Host, nonce, _time.GetUtcNow().ToUnixTimeMilliseconds(), null);
+        return _channel.PublishAsync(message.Encode(), _stop.Token).WaitAsync(_timeout, _time, _stop.Token);
     }
 
     private void OnMessage(byte[] bytes)
