@@ -429,15 +429,22 @@ public sealed class HitAllocationTests
             Hit(f, users, one, vectors, results); // warm up: JIT and tiering
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        // Up to three windows of 1,000 rounds: an allocation on the hit path shows in every window (at least 24 B a round),
+        // while a one-off of the runtime on this thread does not repeat (seen once in CI under load: 4,896 B in one window,
+        // never reproduced alone), so one clean window is the proof; every window is reported.
+        var windows = new List<long>();
+        for (int window = 0; window < 3 && (windows.Count == 0 || windows[^1] != 0); window++)
         {
-            Hit(f, users, one, vectors, results);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++)
+            {
+                Hit(f, users, one, vectors, results);
+            }
+
+            windows.Add(GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-
-        Assert.Equal(0, allocated);
+        Assert.True(windows[^1] == 0, $"bytes allocated by 1,000 rounds of hits, per window: {string.Join(", ", windows)}");
         Assert.All(results, r => Assert.Equal(EmbeddingSource.Direct, r.Source));
     }
 
