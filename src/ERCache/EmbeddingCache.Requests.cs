@@ -94,6 +94,8 @@ public sealed partial class EmbeddingCache
         int missCount = 0;
         long ttl = runtime.DirectTtlFor(options);
         var direct = options.ForceRefresh ? null : runtime.Direct;
+        bool measured = runtime.MeasuresResults;
+        int hits = 0;
         for (int i = 0; i < users.Length; i++)
         {
             if (direct is not null && i % EmbeddingTier.PrefetchBatch == 0 && users.Length - i > 1)
@@ -102,12 +104,22 @@ public sealed partial class EmbeddingCache
                 direct.Prefetch(users[i..]);
             }
 
-            if (direct is null || !runtime.TryServeDirect(users[i], now, ttl, vectors.Slice(i * dims, dims), out resultSpan[i]))
+            if (direct is not null && runtime.TryReadDirect(users[i], now, ttl, vectors.Slice(i * dims, dims), out resultSpan[i]))
+            {
+                hits++;
+                if (measured)
+                {
+                    runtime.RecordHitMeasurement(resultSpan[i]);
+                }
+            }
+            else
             {
                 misses ??= ArrayPool<int>.Shared.Rent(users.Length - i);
                 misses[missCount++] = i;
             }
         }
+
+        runtime.CountDirectHits(hits); // one add for the batch, not one per user
 
         return misses is null
             ? default

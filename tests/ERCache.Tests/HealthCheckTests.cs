@@ -120,6 +120,39 @@ public sealed class HealthCheckTests
     }
 
     [Fact]
+    public async Task A_batch_counts_each_of_its_direct_hits_once_in_the_results_with_or_without_a_metrics_listener()
+    {
+        // A batch counts its hits in one add: the results total must still be one per user, and a listener still sees
+        // each hit with its age.
+        foreach (bool listening in new[] { false, true })
+        {
+            using var f = new CacheFixture();
+            if (!listening)
+            {
+                f.Metrics.Dispose();
+            }
+
+            var check = new ERCacheHealthCheck(f.Cache, new ERCacheHealthCheckOptions { MinimumResults = 1 });
+            var users = Enumerable.Range(0, 48).Select(u => (long)u).ToArray();
+            var vectors = new float[64 * 4];
+            var results = new EmbeddingResult[64];
+            await f.Cache.GetManyAsync(Model, users, vectors.AsMemory(0, 48 * 4), results.AsMemory(0, 48)); // 48 fresh
+            f.Clock.Advance(TimeSpan.FromSeconds(10));
+            var mixed = Enumerable.Range(32, 64).Select(u => (long)u).ToArray(); // 16 hits, then 48 misses
+            await f.Cache.GetManyAsync(Model, mixed, vectors, results);
+
+            Assert.Equal(16, results.Count(r => r.Source == EmbeddingSource.Direct));
+            Assert.Equal(48L + 64, (await Check(check)).Data["ctr.results"]);
+            if (listening)
+            {
+                Assert.Equal(16, f.Metrics.Sum("ercache.requests", ("model", "ctr"), ("source", "direct")));
+                Assert.Equal(16, f.Metrics.Count("ercache.vector.age", ("source", "direct")));
+                Assert.Equal(160, f.Metrics.Sum("ercache.vector.age", ("source", "direct")), 6);
+            }
+        }
+    }
+
+    [Fact]
     public async Task Too_few_results_are_not_judged_and_a_disposed_cache_is_unhealthy()
     {
         var f = new CacheFixture(m => m.Inference.CircuitBreaker = new CircuitBreakerOptions { Enabled = false });

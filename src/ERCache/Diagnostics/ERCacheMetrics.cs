@@ -178,9 +178,12 @@ internal sealed class ERCacheMetrics : IDisposable
             { ERCacheDiagnostics.CauseTag, CauseNames[(int)cause] },
         });
 
+    /// <summary>Whether a listener takes per-result measurements (<see cref="RecordResult"/> does nothing otherwise).</summary>
+    public bool ResultsEnabled => _requests.Enabled || _age.Enabled;
+
     public void RecordResult(string model, in EmbeddingResult result)
     {
-        if (!_requests.Enabled && !_age.Enabled)
+        if (!ResultsEnabled)
         {
             return; // nobody listens: keep the hit path free of tag work
         }

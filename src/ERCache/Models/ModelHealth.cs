@@ -42,5 +42,8 @@ internal sealed class ModelHealth
     public void CountServed() =>
         Interlocked.Increment(ref _served[((Environment.CurrentManagedThreadId & _mask) + 1) * LongsPerLine]);
 
+    public void CountServed(int results) =>
+        Interlocked.Add(ref _served[((Environment.CurrentManagedThreadId & _mask) + 1) * LongsPerLine], results);
+
     public void CountFallback() => Interlocked.Increment(ref _fallbacks);
 }

@@ -110,6 +110,18 @@ internal sealed partial class ModelRuntime
     /// direct TTL).</summary>
     public bool TryServeDirect(long userId, long now, long ttl, Span<float> destination, out EmbeddingResult result)
     {
+        if (TryReadDirect(userId, now, ttl, destination, out result))
+        {
+            Record(result);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Rule 1 without counting the hit: a batch counts its hits together (<see cref="CountDirectHits"/>).</summary>
+    public bool TryReadDirect(long userId, long now, long ttl, Span<float> destination, out EmbeddingResult result)
+    {
         if (Regional?.DistrustBefore is { } distrust && distrust != long.MinValue)
         {
             ttl = Math.Min(ttl, now - distrust); // a vector written before the invalidation subscription was lost is checked regionally
@@ -118,7 +130,6 @@ internal sealed partial class ModelRuntime
         if (Direct is { } direct && direct.TryRead(userId, now, ttl, destination, out long writtenAt))
         {
             result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);
-            Record(result);
             if (_backgroundWork)
             {
                 OnDirectHit(userId, now, writtenAt, destination);
@@ -273,6 +284,23 @@ internal sealed partial class ModelRuntime
     {
         Direct?.Write(userId, row, writtenAt, DirectTtl);
         Failover?.Write(userId, row, writtenAt, FailoverTtl);
+    }
+
+    /// <summary>Whether a metrics listener takes each result: then a batch records each hit as it reads it
+    /// (<see cref="RecordHitMeasurement"/>); else only <see cref="CountDirectHits"/>.</summary>
+    public bool MeasuresResults => _metrics.ResultsEnabled;
+
+    /// <summary>A direct hit read by <see cref="TryReadDirect"/>, for metrics (the health total is counted by
+    /// <see cref="CountDirectHits"/>).</summary>
+    public void RecordHitMeasurement(in EmbeddingResult result) => _metrics.RecordResult(Policy.Name, result);
+
+    /// <summary>Counts a batch's direct hits for the health check in one add.</summary>
+    public void CountDirectHits(int hits)
+    {
+        if (hits > 0)
+        {
+            State.Health.CountServed(hits);
+        }
     }
 
     /// <summary>Counts a result for metrics and the health check.</summary>
