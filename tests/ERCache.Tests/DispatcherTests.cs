@@ -83,16 +83,16 @@ public sealed class DispatcherTests
         var pending = cache.GetAsync("ctr", 7, new float[4]).AsTask();
         Assert.False(pending.IsCompleted);
 
-        bool answeredWithin = false;
-        var completer = new Thread(() =>
-        {
-            release.SetResult(); // the tower's call completes on this thread
-            answeredWithin = pending.IsCompleted;
-        });
+        // Which thread answers the caller: a synchronous continuation runs on it. (Not "is it answered when SetResult
+        // returns": a pool thread can answer first, so that check raced.)
+        int answeredOn = 0;
+        var answered = pending.ContinueWith(_ => answeredOn = Environment.CurrentManagedThreadId, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        var completer = new Thread(() => release.SetResult()); // the tower's call completes on this thread
         completer.Start();
         completer.Join();
+        await answered;
 
-        Assert.Equal(simulation, answeredWithin);
+        Assert.Equal(simulation, answeredOn == completer.ManagedThreadId);
         Assert.Equal(EmbeddingSource.Fresh, (await pending).Source);
     }
 
