@@ -74,7 +74,7 @@ public sealed class SlotIndexTests
             Assert.Equal(reference.TryGetValue(k * 7919L, out int s) ? s : -1, index.Find(k * 7919L));
         }
 
-        Assert.True(index.AllocatedBytes <= ((capacity * 4L / 3) + 1) * sizeof(uint), $"{index.AllocatedBytes} bytes");
+        Assert.True(index.AllocatedBytes <= ((capacity * 4L / 3) + 1) * (sizeof(uint) + sizeof(byte)), $"{index.AllocatedBytes} bytes"); // bucket + distance
     }
 
     [Fact]
@@ -139,6 +139,51 @@ public sealed class SlotIndexTests
         Assert.NotEqual(version, index.ShiftVersion); // ... and the version tells the reader to look again
         var retry = index.StartProbe(c);
         Assert.True(retry.MoveNext(out candidate) && (candidate == 2 || (retry.MoveNext(out candidate) && candidate == 2)));
+    }
+
+    [Fact]
+    public void A_removal_reads_no_key_back_while_distances_fit_a_byte_and_runs_longer_than_255_stay_findable()
+    {
+        // 400 keys sharing one home in a 1,000-bucket table: one run of 400, so the later ones sit 255 or more buckets
+        // from home, where the index must read their key to find it; removals from the middle shift all of them.
+        const int buckets = 1000;
+        const ulong seed = 3;
+        static int HomeOf(long key) => (int)(((ulong)(uint)SlotIndex.Hash(key, seed) * buckets) >> 32);
+        var shared = Enumerable.Range(1, 2_000_000).Select(k => (long)k).Where(k => HomeOf(k) == 500).Take(400).ToArray();
+        var scattered = Enumerable.Range(3_000_000, 200).Select(k => (long)k).Where(k => Math.Abs(HomeOf(k) - 500) > 420).Take(100).ToArray();
+        var keys = shared.Concat(scattered).ToArray();
+        int keyReads = 0;
+        var index = new SlotIndex(keys.Length, slot => { keyReads++; return keys[slot]; }, seed, tableLength: buckets);
+        for (int slot = 0; slot < keys.Length; slot++)
+        {
+            index.Add(keys[slot], slot);
+        }
+
+        // Short runs only: removing scattered keys reads no key back (their runs hold no distance of 255).
+        keyReads = 0;
+        var removed = new HashSet<int>();
+        for (int slot = shared.Length; slot < keys.Length; slot += 2)
+        {
+            index.Remove(keys[slot], slot);
+            removed.Add(slot);
+        }
+
+        Assert.Equal(0, keyReads);
+
+        // The long run: removals from its start shift buckets whose distance did not fit a byte; those are looked up.
+        foreach (int slot in new[] { 0, 1, 100, 254, 255, 256, 300 })
+        {
+            index.Remove(keys[slot], slot);
+            removed.Add(slot);
+        }
+
+        Assert.True(keyReads > 0);
+        for (int slot = 0; slot < keys.Length; slot++)
+        {
+            Assert.Equal(removed.Contains(slot) ? -1 : slot, index.Find(keys[slot]));
+        }
+
+        Assert.Equal(keys.Length - removed.Count, index.Count);
     }
 
     [Fact]

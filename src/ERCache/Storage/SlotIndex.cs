@@ -19,8 +19,11 @@ namespace ERCache.Storage;
 /// probing during a shift could step past a key that is moving behind it and report a miss that is not one, so
 /// shifts are bracketed by <see cref="ShiftVersion"/> (odd while shifting): a reader that finds nothing confirms the
 /// miss only when the version was even and unchanged across its probe.</para>
+/// <para>Beside each bucket, the writer keeps how far it sits from its key's home (one byte; 255 = further, rare), so a
+/// removal's shift knows where each later bucket may move without reading its key back from its slot (a cache miss
+/// and a hash per bucket of the run, most of an eviction's cost before).</para>
 /// <para>The table is allocated at its final size when the tier is built, 4/3 of the capacity (at most three quarters
-/// full): about 5.3 bytes per entry of capacity, paid up front so that no rehash ever runs on the write path (a
+/// full): about 6.7 bytes per entry of capacity, paid up front so that no rehash ever runs on the write path (a
 /// rehash must read every key back from its slot, a cache miss each).</para>
 /// </remarks>
 internal sealed class SlotIndex
@@ -30,6 +33,7 @@ internal sealed class SlotIndex
 
     private readonly Func<int, long> _keyOfSlot;
     private readonly uint[] _buckets;
+    private readonly byte[] _distances; // writer only: bucket i holds a key whose home is i - _distances[i] (255: look it up)
     private readonly int _slotBits;
     private readonly uint _slotMask;
     private readonly int _tagShift;
@@ -52,15 +56,16 @@ internal sealed class SlotIndex
         _slotMask = (1u << _slotBits) - 1;
         _tagShift = 32 + _slotBits; // the tag is the hash's top (32 - slotBits) bits; the home uses its low 32
         _buckets = new uint[tableLength ?? (int)Math.Max(8, ((capacity * 4L) + 2) / 3)];
+        _distances = new byte[_buckets.Length];
     }
 
     /// <summary>Entries held.</summary>
     public int Count => _count;
 
     /// <summary>Bytes of the bucket array.</summary>
-    public long AllocatedBytes => (long)_buckets.Length * sizeof(uint);
+    public long AllocatedBytes => (long)_buckets.Length * (sizeof(uint) + sizeof(byte));
 
-    /// <summary>Bytes per entry when the index is full (4/3 of a bucket).</summary>
+    /// <summary>Bytes per entry when the index is full (4/3 of a bucket and its distance).</summary>
     public double BytesPerEntryAtCapacity(int capacity) => (double)AllocatedBytes / capacity;
 
     /// <summary>Odd while a removal shifts buckets; read it before and after a probe that found nothing.</summary>
@@ -118,7 +123,15 @@ internal sealed class SlotIndex
     public void Add(long userId, int slot)
     {
         ulong hash = Hash(userId, _seed);
-        Insert(_buckets, hash, Bucket(hash, slot));
+        int home = Home(hash, _buckets.Length);
+        int i = home;
+        while (_buckets[i] != 0)
+        {
+            i = Next(i, _buckets.Length);
+        }
+
+        _distances[i] = DistanceByte(home, i);
+        Volatile.Write(ref _buckets[i], Bucket(hash, slot));
         _count++;
     }
 
@@ -166,12 +179,13 @@ internal sealed class SlotIndex
                 break;
             }
 
-            int home = Home(Hash(_keyOfSlot((int)(b & _slotMask) - 1), _seed), buckets.Length);
+            int home = HomeOf(j, b);
 
             // The entry at j stays when its home lies cyclically in (hole, j]: moving it before its home would hide it.
             bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
             if (!stays)
             {
+                _distances[hole] = DistanceByte(home, hole);
                 Volatile.Write(ref buckets[hole], b); // copy first, then clear: a reader sees it at least once
                 hole = j;
             }
@@ -180,15 +194,26 @@ internal sealed class SlotIndex
         Volatile.Write(ref buckets[hole], 0u);
     }
 
-    private static void Insert(uint[] buckets, ulong hash, uint bucket)
+    /// <summary>How far bucket <paramref name="at"/> is from <paramref name="home"/> along the probe direction, as stored:
+    /// 255 for 255 or more.</summary>
+    private byte DistanceByte(int home, int at)
     {
-        int i = Home(hash, buckets.Length);
-        while (buckets[i] != 0)
+        int distance = at >= home ? at - home : at + _buckets.Length - home;
+        return (byte)Math.Min(distance, byte.MaxValue);
+    }
+
+    /// <summary>The home of the key in bucket <paramref name="at"/> (holding <paramref name="bucket"/>): from its stored
+    /// distance, or from its key when the distance did not fit a byte.</summary>
+    private int HomeOf(int at, uint bucket)
+    {
+        int distance = _distances[at];
+        if (distance == byte.MaxValue)
         {
-            i = Next(i, buckets.Length);
+            return Home(Hash(_keyOfSlot((int)(bucket & _slotMask) - 1), _seed), _buckets.Length);
         }
 
-        Volatile.Write(ref buckets[i], bucket);
+        int home = at - distance;
+        return home < 0 ? home + _buckets.Length : home;
     }
 
     private uint Bucket(ulong hash, int slot) => ((uint)(hash >> _tagShift) << _slotBits) | (uint)(slot + 1);

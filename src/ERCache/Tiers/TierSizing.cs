@@ -12,8 +12,8 @@ internal static class TierSizing
     /// <summary>Bytes a slab tier holds whatever its size: the smallest index, the hit buffer and object headers.</summary>
     public const long FixedBytes = 8 * 1024;
 
-    /// <summary>Upper bound of the index's share per entry: 4/3 of a 4-byte bucket, rounded up.</summary>
-    public const int IndexBytesPerEntry = 6;
+    /// <summary>Upper bound of the index's share per entry: 4/3 of a 4-byte bucket and its 1-byte distance, rounded up.</summary>
+    public const int IndexBytesPerEntry = 7;
 
     public static int PolicyBytes(EvictionStrategy eviction) => EvictionOrders.Dispatch<BytesPerEntryOf, int>(eviction, default);
 
