@@ -7,9 +7,10 @@ namespace ERCache.Replay.Tests;
 /// With unbounded towers and no events, the discrete-event replay gives exactly what the replay gave before capacity
 /// and events were added. Golden/*.json hold that replay's output (commit 2d6e6a3, the last one before the change)
 /// for five traces chosen to cover what it does: one model, two models with failures and an outage, evicting tiers in
-/// Float16, three hosts sharing a store under random routing, and drift with refresh ahead. One change since: an LRU
-/// tier's peak bytes grew by 4 per entry of its capacity (the recent-move stamps that keep hits on the newest quarter
-/// off the drain); every count is as the golden files have it.
+/// Float16, three hosts sharing a store under random routing, and drift with refresh ahead. Two changes since, both to
+/// peak bytes only: an LRU tier's grew by 4 per entry of its capacity (the recent-move stamps that keep hits on the
+/// newest quarter off the drain), and every tier's by 1 per bucket of its index (the distance from home that lets a
+/// removal shift entries back without reading their keys); every count is as the golden files have it.
 /// </summary>
 public sealed class UnboundedReplayTests : IDisposable
 {
