@@ -156,7 +156,6 @@ public sealed class InvalidationTests
 
         Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
         Assert.Equal(0, host.GetTierStatistics(Model, TierKind.Direct)!.Value.Count); // what it held before is dropped
-
     }
 
     [Fact]
@@ -191,7 +190,6 @@ public sealed class InvalidationTests
         var result = await host.GetAsync(Model, 5, vector);
         Assert.NotEqual(EmbeddingSource.Direct, result.Source); // the gap's copy was dropped when the probe was heard
         Assert.Equal(EmbeddingSource.Fresh, result.Source);
-
     }
 
     [Fact]

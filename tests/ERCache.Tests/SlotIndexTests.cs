@@ -111,7 +111,7 @@ public sealed class SlotIndexTests
         static (int Home, ulong Tag) Place(long key)
         {
             ulong h = SlotIndex.Hash(key, seed);
-            return ((int)(((ulong)(uint)h * buckets) >> 32), h >> 60);
+            return (SlotIndex.Home(h, buckets), h >> 60);
         }
 
         // A, B and C share a home; B and C share a tag too (so a probe for C stops at B), A does not.
@@ -148,7 +148,7 @@ public sealed class SlotIndexTests
         // from home, where the index must read their key to find it; removals from the middle shift all of them.
         const int buckets = 1000;
         const ulong seed = 3;
-        static int HomeOf(long key) => (int)(((ulong)(uint)SlotIndex.Hash(key, seed) * buckets) >> 32);
+        static int HomeOf(long key) => SlotIndex.Home(SlotIndex.Hash(key, seed), buckets);
         var shared = Enumerable.Range(1, 2_000_000).Select(k => (long)k).Where(k => HomeOf(k) == 500).Take(400).ToArray();
         var scattered = Enumerable.Range(3_000_000, 200).Select(k => (long)k).Where(k => Math.Abs(HomeOf(k) - 500) > 420).Take(100).ToArray();
         var keys = shared.Concat(scattered).ToArray();

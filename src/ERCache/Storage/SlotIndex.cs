@@ -218,9 +218,10 @@ internal sealed class SlotIndex
 
     private uint Bucket(ulong hash, int slot) => ((uint)(hash >> _tagShift) << _slotBits) | (uint)(slot + 1);
 
-    /// <summary>Maps the hash's low 32 bits onto [0, length) with a multiply (no power-of-two size needed).</summary>
+    /// <summary>Maps the hash's low 32 bits onto [0, length) with a multiply (no power-of-two size needed); the tests place
+    /// keys with it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Home(ulong hash, int length) => (int)(((ulong)(uint)hash * (ulong)(uint)length) >> 32);
+    internal static int Home(ulong hash, int length) => (int)(((ulong)(uint)hash * (ulong)(uint)length) >> 32);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Next(int i, int length) => ++i == length ? 0 : i;
