@@ -242,6 +242,43 @@ public sealed class RegionalRulesTests
     }
 
     [Fact]
+    public async Task A_lookup_overtaken_by_a_removal_never_puts_the_removed_vector_in_a_tier_not_even_for_a_moment()
+    {
+        // The lookup read the value before the removal; its answer arrives after the removal returned. From then on no
+        // request may find the value locally, so a thread watches the direct tier while the lookup takes its answer in.
+        // (The lookup used to copy the value in and take it out again on seeing the removal's fence: the watcher saw it.)
+        var gated = new GatedRegionalStore(new FakeTimeProvider());
+        using var region = new Region(gated);
+        const int users = 100;
+        int seen = 0;
+        for (long user = 1; user <= users; user++)
+        {
+            await region.ShareAsync(user, generation: 1, through: gated.Inner);
+            gated.HoldReads();
+            var lookup = region.Cache.GetAsync(Model, user, new float[4]);
+            Assert.True(await gated.NextHeldReadAsync());
+            await region.Cache.RemoveAsync(Model, user);
+
+            bool done = false;
+            var watcher = new Thread(() =>
+            {
+                while (!Volatile.Read(ref done))
+                {
+                    seen += region.Cache.GetTierStatistics(Model, TierKind.Direct)!.Value.Count > 0 ? 1 : 0;
+                }
+            });
+            watcher.Start();
+            gated.ReleaseReads();
+            Assert.Equal(EmbeddingSource.Regional, (await lookup).Source); // the lookup began first: its own request gets it
+            Volatile.Write(ref done, true);
+            watcher.Join();
+        }
+
+        Assert.Equal(0, seen);
+        Assert.Equal(0, region.Cache.GetTierStatistics(Model, TierKind.Failover)!.Value.Count);
+    }
+
+    [Fact]
     public async Task A_disposal_waits_for_a_removal_in_flight_which_then_completes()
     {
         var gated = new GatedRegionalStore(new FakeTimeProvider());

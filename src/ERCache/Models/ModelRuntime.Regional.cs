@@ -24,6 +24,7 @@ internal sealed partial class ModelRuntime
         }
 
         int fence = State.WriteFence;
+        Func<long, bool>? overtaken = null; // checked under each tier's write lock, see EmbeddingTier.TryWriteNewer
         var values = await regional.ReadAsync(RegionalField, RegionalValue.Length(Policy.RegionalFormat, Policy.Dimensions), users, Policy.InferenceTimeout - _time.GetElapsedTime(now), cancellationToken).ConfigureAwait(false);
         if (values is null)
         {
@@ -63,16 +64,13 @@ internal sealed partial class ModelRuntime
                 if (ageTicks < directTtl)
                 {
                     long writtenAt = nowTs - ageTicks;
-                    // Newer wins locally too: an inference or push that landed during the lookup is kept.
-                    Direct?.TryWriteNewer(users[i], row, writtenAt, DirectTtl);
-                    Failover?.TryWriteNewer(users[i], row, writtenAt, FailoverTtl);
-                    if (State.WriteFence != fence)
-                    {
-                        // A removal, clear or push ran since the lookup began: this value may predate it. Serve it to
-                        // this request (which began first) but keep it out of the tiers; a pushed vector stays.
-                        Direct?.RemoveIfWrittenAt(users[i], writtenAt);
-                        Failover?.RemoveIfWrittenAt(users[i], writtenAt);
-                    }
+                    // Newer wins locally too: an inference or push that landed during the lookup is kept. A removal,
+                    // clear or push that ran since the lookup began may postdate this value: it is served to this
+                    // request (which began first) but kept out of the tiers, decided under each tier's write lock so
+                    // that no later request can find it there.
+                    overtaken ??= _ => State.WriteFence != fence;
+                    Direct?.TryWriteNewer(users[i], row, writtenAt, DirectTtl, overtaken);
+                    Failover?.TryWriteNewer(users[i], row, writtenAt, FailoverTtl, overtaken);
 
                     var result = new EmbeddingResult(EmbeddingSource.Regional, age, Policy.Version, InferenceFailureCause.None, hasVector: true);
                     results.Span[position] = result;

@@ -89,19 +89,16 @@ internal abstract class EmbeddingTier : IDisposable
     /// <summary>
     /// Writes an entry that may be older than the tier's (a snapshot's, or a regional hit's) unless the tier already
     /// holds one for the user written at or after <paramref name="writtenAt"/> (a request inferred it meanwhile, or it
-    /// was pushed), or <paramref name="removed"/> says the user was removed or cleared since a restore began. Both are
-    /// checked under the tier's write lock, so a removal either sees the entry and removes it, or is seen here. Returns
-    /// whether it wrote.
+    /// was pushed), or <paramref name="removed"/> says an operation made the entry stale (the user was removed or cleared
+    /// since a restore began; a removal, clear or push ran since a regional lookup began). Both are checked under the
+    /// tier's write lock, so a removal either sees the entry and removes it, or is seen here: no reader ever finds the
+    /// stale entry after the operation completed. Returns whether it wrote.
     /// </summary>
     public abstract bool TryWriteNewer(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null);
 
     /// <summary>Removes the user's entry; a reader that races with it either copies the entry whole before the removal
     /// or misses. Returns whether there was one.</summary>
     public abstract bool Remove(long userId);
-
-    /// <summary>Removes the user's entry only if it is the one written at <paramref name="writtenAt"/> (a regional
-    /// hit's copy that an operation made stale), not a newer one written since (a push). Returns whether it removed.</summary>
-    public abstract bool RemoveIfWrittenAt(long userId, long writtenAt);
 
     /// <summary>Removes every entry; returns how many there were.</summary>
     public abstract int Clear();

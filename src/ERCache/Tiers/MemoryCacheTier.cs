@@ -155,14 +155,6 @@ internal sealed class MemoryCacheTier<TCodec> : EmbeddingTier
         }
     }
 
-    public override bool RemoveIfWrittenAt(long userId, long writtenAt)
-    {
-        lock (_writeLock)
-        {
-            return !_disposed && TryGet(new EntryKey(Model, _version, userId), out var value) && value is StoredRow row && row.WrittenAt == writtenAt && Remove(userId);
-        }
-    }
-
     public override bool Remove(long userId)
     {
         var key = new EntryKey(Model, _version, userId);

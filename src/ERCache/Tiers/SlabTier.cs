@@ -222,15 +222,6 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
-    public override bool RemoveIfWrittenAt(long userId, long writtenAt)
-    {
-        lock (_sync)
-        {
-            int slot = _index.Find(userId);
-            return slot >= 0 && Page(slot).WrittenAt(slot & _pageMask) == writtenAt && Remove(userId); // the lock is re-entrant
-        }
-    }
-
     public override bool Remove(long userId)
     {
         lock (_sync)
