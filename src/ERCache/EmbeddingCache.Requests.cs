@@ -185,16 +185,21 @@ public sealed partial class EmbeddingCache
                 return await GetAsync(Resolve(runtime.Policy.Name), userId, destination, options, cancellationToken).ConfigureAwait(false);
             }
 
+            // Pooled, like the positions: a miss allocates only what waits for inference (its task and pending record).
+            var user = ArrayPool<long>.Shared.Rent(1);
+            var result = ArrayPool<EmbeddingResult>.Shared.Rent(1);
             try
             {
-                var result = new EmbeddingResult[1];
+                user[0] = userId;
                 var miss = ArrayPool<int>.Shared.Rent(1);
                 miss[0] = 0;
-                await runtime.ServeMissesAsync(new[] { userId }, miss, 1, destination, result, options, cancellationToken).ConfigureAwait(false);
+                await runtime.ServeMissesAsync(user.AsMemory(0, 1), miss, 1, destination, result.AsMemory(0, 1), options, cancellationToken).ConfigureAwait(false);
                 return result[0];
             }
             finally
             {
+                ArrayPool<EmbeddingResult>.Shared.Return(result);
+                ArrayPool<long>.Shared.Return(user);
                 runtime.State.Exit();
             }
         }

@@ -30,17 +30,16 @@ internal static class ERCacheActivities
         return activity;
     }
 
-    /// <summary>Ends a span with its outcome (<c>none</c> when it succeeded, else the failure's name, as an error).</summary>
     /// <summary>The activity of the caller on this thread, when anyone listens to ERCache's spans (else nothing is read).</summary>
-    public static ActivityContext CallerContext() => Source.HasListeners() && Activity.Current is { } current ? current.Context : default;
+    public static Activity? CallerActivity() => Source.HasListeners() ? Activity.Current : null;
 
     /// <summary>One link per distinct caller context (none when no caller had an activity).</summary>
-    public static List<ActivityLink>? Links(IEnumerable<ActivityContext> callers)
+    public static List<ActivityLink>? Links(IEnumerable<Activity?> callers)
     {
         List<ActivityLink>? links = null;
-        foreach (var caller in callers)
+        foreach (var activity in callers)
         {
-            if (caller != default && (links is null || !links.Exists(l => l.Context == caller)))
+            if (activity is not null && activity.Context is var caller && caller != default && (links is null || !links.Exists(l => l.Context == caller)))
             {
                 (links ??= []).Add(new ActivityLink(caller));
             }
@@ -49,6 +48,7 @@ internal static class ERCacheActivities
         return links;
     }
 
+    /// <summary>Ends a span with its outcome (<c>none</c> when it succeeded, else the failure's name, as an error).</summary>
     public static void Finish(Activity? activity, string outcome)
     {
         if (activity is null)

@@ -171,12 +171,17 @@ internal sealed class ERCacheMetrics : IDisposable
         }
     }
 
-    public void RecordInferenceDuration(string model, TimeSpan duration, InferenceFailureCause cause) =>
-        _duration.Record(duration.TotalSeconds, new TagList
+    public void RecordInferenceDuration(string model, TimeSpan duration, InferenceFailureCause cause)
+    {
+        if (_duration.Enabled)
         {
-            { ERCacheDiagnostics.ModelTag, model },
-            { ERCacheDiagnostics.CauseTag, CauseNames[(int)cause] },
-        });
+            _duration.Record(duration.TotalSeconds, new TagList
+            {
+                { ERCacheDiagnostics.ModelTag, model },
+                { ERCacheDiagnostics.CauseTag, CauseNames[(int)cause] },
+            });
+        }
+    }
 
     /// <summary>Whether a listener takes per-result measurements (<see cref="RecordResult"/> does nothing otherwise).</summary>
     public bool ResultsEnabled => _requests.Enabled || _age.Enabled;
@@ -202,6 +207,11 @@ internal sealed class ERCacheMetrics : IDisposable
 
     public void RecordInferenceCall(string model, int users)
     {
+        if (!_inferenceCalls.Enabled && !_inferenceUsers.Enabled && !_batchSize.Enabled)
+        {
+            return; // nobody listens: not even the tag list
+        }
+
         var tags = new TagList { { ERCacheDiagnostics.ModelTag, model } };
         _inferenceCalls.Add(1, tags);
         _inferenceUsers.Add(users, tags);

@@ -20,13 +20,15 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
     /// <summary>Whether the delegate was called and has not finished (it is abandoned if we stop waiting).</summary>
     public bool IsRunning => _call is { IsCompleted: false };
 
-    public void Start(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy)
+    /// <summary>Prepares the call; <paramref name="started"/> is the caller's reading of the clock, taken just before
+    /// (one reading per call instead of one here too).</summary>
+    public void Start(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy, long started)
     {
         _inference = inference;
         _batch = batch;
         _policy = policy;
         _call = null;
-        _started = time.GetTimestamp();
+        _started = started;
     }
 
     public ValueTask RunAsync(CancellationToken cancellationToken)
@@ -56,13 +58,14 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
     }
 
     /// <summary>
-    /// Prepares for another call: only when this one never had its token cancelled and ended before half its
-    /// hard limit, so its timer was not due and cannot fire late into the next call.
+    /// Prepares for another call: only when this one never had its token cancelled and ended (at
+    /// <paramref name="ended"/>, a timestamp) before half its hard limit, so its timer was not due and cannot fire late
+    /// into the next call.
     /// </summary>
-    public bool TryReset()
+    public bool TryReset(long ended)
     {
         _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        bool early = time.GetElapsedTime(_started) < _policy.HardTimeout / 2;
+        bool early = time.GetElapsedTime(_started, ended) < _policy.HardTimeout / 2;
         if (!early || !_source.TryReset())
         {
             return false;
@@ -111,13 +114,9 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
 
     private void Arm()
     {
-        var remaining = _policy.HardTimeout - time.GetElapsedTime(_started);
-        if (remaining <= TimeSpan.Zero)
-        {
-            _source.Cancel();
-            return;
-        }
-
+        // The whole hard limit: the delegate is called right after the call started (the breaker never waits), so this
+        // reads no clock.
+        var remaining = _policy.HardTimeout;
         if (_timer is null)
         {
             _timer = time.CreateTimer(static s => ((DelegateCall)s!).Fire(), this, remaining, Timeout.InfiniteTimeSpan);

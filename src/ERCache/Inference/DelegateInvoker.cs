@@ -39,14 +39,16 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
     }
 
     /// <summary>
-    /// Calls the delegate. Returns the batch-wide cause (None when the delegate completed) and whether the call was
-    /// abandoned still running, in which case its buffers are released only when it finally stops. A delegate that
-    /// completes synchronously (with no breaker or through a closed one) is answered without an async state machine.
+    /// Calls the delegate. Returns the batch-wide cause (None when the delegate completed), whether the call was
+    /// abandoned still running, in which case its buffers are released only when it finally stops, and when the call
+    /// ended (a timestamp). A delegate that completes synchronously (with no breaker or through a closed one) is
+    /// answered without an async state machine. <paramref name="started"/> is the caller's clock reading just before.
     /// </summary>
-    public ValueTask<(InferenceFailureCause Cause, bool Abandoned, Exception? Failure)> InvokeAsync(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy)
+    public ValueTask<(InferenceFailureCause Cause, bool Abandoned, Exception? Failure, long Ended)> InvokeAsync(
+        IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy, long started)
     {
         var call = Interlocked.Exchange(ref _spareCall, null) ?? new DelegateCall(time);
-        call.Start(inference, batch, policy);
+        call.Start(inference, batch, policy, started);
         ValueTask running;
         try
         {
@@ -63,13 +65,14 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
         if (running.IsCompletedSuccessfully)
         {
             running.GetAwaiter().GetResult();
-            return new((InferenceFailureCause.None, EndCall(call), null));
+            long ended = time.GetTimestamp();
+            return new((InferenceFailureCause.None, EndCall(call, ended), null, ended));
         }
 
         return AwaitCallAsync(running, call);
     }
 
-    private async ValueTask<(InferenceFailureCause Cause, bool Abandoned, Exception? Failure)> AwaitCallAsync(ValueTask running, DelegateCall call)
+    private async ValueTask<(InferenceFailureCause Cause, bool Abandoned, Exception? Failure, long Ended)> AwaitCallAsync(ValueTask running, DelegateCall call)
     {
         Exception? failure = null;
         try
@@ -81,7 +84,8 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
             failure = ex;
         }
 
-        return (ExceptionCause.Of(failure), EndCall(call), failure);
+        long ended = time.GetTimestamp();
+        return (ExceptionCause.Of(failure), EndCall(call, ended), failure, ended);
     }
 
     /// <summary>Logs a failed call. The scheduler calls it once the call's callers are answered: formatting an
@@ -102,7 +106,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
     /// Ends a call: an abandoned one (still running past its hard limit) keeps its buffers until it stops; a finished
     /// one is kept for the next call when it can be reused, else disposed. Returns whether it was abandoned.
     /// </summary>
-    private bool EndCall(DelegateCall call)
+    private bool EndCall(DelegateCall call, long ended)
     {
         if (call.IsRunning)
         {
@@ -110,7 +114,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
             return true;
         }
 
-        if (_disposed || !call.TryReset() || Interlocked.CompareExchange(ref _spareCall, call, null) is not null)
+        if (_disposed || !call.TryReset(ended) || Interlocked.CompareExchange(ref _spareCall, call, null) is not null)
         {
             call.Dispose(); // at most one spare (concurrent calls beyond it allocate their own), none after disposal
         }

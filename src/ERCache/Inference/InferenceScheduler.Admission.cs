@@ -14,6 +14,11 @@ internal sealed partial class InferenceScheduler
     /// </summary>
     /// <param name="users">The caller's users.</param>
     /// <param name="positions">Which of <paramref name="users"/> missed; <paramref name="tickets"/> follows this order.</param>
+    /// <param name="destination">The caller's rows, <c>Dimensions</c> floats per user of <paramref name="users"/>: an
+    /// inference this caller creates may deliver its row straight there, until the caller detaches
+    /// (<see cref="PendingInference.DetachCreator"/>) or its ticket's task completes.</param>
+    /// <param name="now">The caller's reading of the scheduler's clock, just taken (users queued past their deadline by
+    /// then are shed rather than sent).</param>
     /// <param name="deadline">The caller's deadline (timestamp on the scheduler's clock).</param>
     /// <param name="tickets">Receives one ticket per position; length at least that of <paramref name="positions"/>.</param>
     /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
@@ -21,18 +26,18 @@ internal sealed partial class InferenceScheduler
     /// user has no failover vector.</param>
     /// <param name="cancellationToken">Stops waiting for the request's own users (their inference goes on).</param>
     public ValueTask SubmitAsync(
-        ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, long deadline, InferenceTicket[] tickets, bool inline,
-        ReadOnlyMemory<long> urgencies, CancellationToken cancellationToken)
+        ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, Memory<float> destination, long now, long deadline, InferenceTicket[] tickets,
+        bool inline, ReadOnlyMemory<long> urgencies, CancellationToken cancellationToken)
     {
-        int submitted = SubmitOnce(users.Span, positions.Span, urgencies.Span, deadline, tickets, inline, waiting: false);
+        int submitted = SubmitOnce(users.Span, positions.Span, destination, urgencies.Span, now, deadline, tickets, inline, waiting: false);
         return submitted == positions.Length
             ? ValueTask.CompletedTask
-            : new ValueTask(SubmitAsOwnUsersDrainAsync(users, positions, urgencies, deadline, tickets, submitted, cancellationToken));
+            : new ValueTask(SubmitAsOwnUsersDrainAsync(users, positions, destination, urgencies, deadline, tickets, submitted, cancellationToken));
     }
 
     private async Task SubmitAsOwnUsersDrainAsync(
-        ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, ReadOnlyMemory<long> urgencies, long deadline, InferenceTicket[] tickets,
-        int submitted, CancellationToken cancellationToken)
+        ReadOnlyMemory<long> users, ReadOnlyMemory<int> positions, Memory<float> destination, ReadOnlyMemory<long> urgencies, long deadline,
+        InferenceTicket[] tickets, int submitted, CancellationToken cancellationToken)
     {
         int count = positions.Length, oldest = 0;
         void SkipFinished()
@@ -46,9 +51,10 @@ internal sealed partial class InferenceScheduler
         while (submitted < count)
         {
             SkipFinished();
+            long now = _time.GetTimestamp();
             if (oldest < submitted)
             {
-                var remaining = _time.GetElapsedTime(_time.GetTimestamp(), deadline);
+                var remaining = _time.GetElapsedTime(now, deadline);
                 if (remaining <= TimeSpan.Zero)
                 {
                     break;
@@ -64,10 +70,11 @@ internal sealed partial class InferenceScheduler
                 }
 
                 SkipFinished();
+                now = _time.GetTimestamp();
             }
 
             submitted += SubmitOnce(
-                users.Span, positions.Span[submitted..], urgencies.IsEmpty ? default : urgencies.Span[submitted..], deadline,
+                users.Span, positions.Span[submitted..], destination, urgencies.IsEmpty ? default : urgencies.Span[submitted..], now, deadline,
                 tickets.AsSpan(submitted), inline: false, waiting: oldest < submitted);
         }
 
@@ -90,21 +97,24 @@ internal sealed partial class InferenceScheduler
     /// model is then served in turn, while requests that find the queue full of others' work are shed at once.</remarks>
     /// <param name="users">The caller's users.</param>
     /// <param name="positions">Which of <paramref name="users"/> missed; <paramref name="tickets"/> follows this order.</param>
+    /// <param name="destination">The caller's rows (see <see cref="SubmitAsync"/>).</param>
     /// <param name="urgencies">Per position, how much the user needs a slot; empty for "no failover vector".</param>
+    /// <param name="now">The caller's reading of the clock, just taken.</param>
     /// <param name="deadline">The caller's deadline (timestamp); a queued user past every waiter's deadline is shed.</param>
     /// <param name="tickets">Receives one ticket per handled position.</param>
     /// <param name="inline">Run the first batch on this thread (a caller's dispatch with <c>RunInline</c>).</param>
     /// <param name="waiting">The caller still waits for users it queued earlier.</param>
     /// <returns>How many positions were handled (ticketed), from the first.</returns>
     private int SubmitOnce(
-        ReadOnlySpan<long> users, ReadOnlySpan<int> positions, ReadOnlySpan<long> urgencies, long deadline, Span<InferenceTicket> tickets, bool inline,
-        bool waiting)
+        ReadOnlySpan<long> users, ReadOnlySpan<int> positions, Memory<float> destination, ReadOnlySpan<long> urgencies, long now, long deadline,
+        Span<InferenceTicket> tickets, bool inline, bool waiting)
     {
         // An open circuit is not checked here: Polly moves Open -> HalfOpen only when a call is attempted, so every
         // miss goes through a (cheap) rejected attempt, and the first one after the break becomes the probe.
         var policy = Policy;
+        int dims = policy.Dimensions;
         int coalesced = 0, shed = 0, queued = 0, handled = 0;
-        var caller = ERCacheActivities.CallerContext();
+        var caller = ERCacheActivities.CallerActivity();
         PendingInference[]? first;
         List<PendingInference[]>? more;
         List<PendingInference>? displacedItems = null;
@@ -114,7 +124,7 @@ internal sealed partial class InferenceScheduler
             {
                 long userId = users[positions[handled]];
                 long urgency = urgencies.IsEmpty ? MissUrgency.NoFailover : urgencies[handled];
-                if (_pending.TryGetValue(userId, out var existing))
+                if (_pending.TryGetValue(userId, out var existing) && existing.TryJoin())
                 {
                     existing.ExtendDeadline(deadline);
                     tickets[handled] = new InferenceTicket(existing.Task, existing);
@@ -140,15 +150,20 @@ internal sealed partial class InferenceScheduler
                 }
                 else
                 {
-                    var created = new PendingInference(userId, deadline, waiters: _waiters) { Caller = caller, Urgency = urgency };
-                    _pending.Add(userId, created);
+                    int position = positions[handled];
+                    var created = new PendingInference(userId, deadline, waiters: _waiters, creatorRow: destination.Slice(position * dims, dims))
+                    {
+                        Caller = caller,
+                        Urgency = urgency,
+                    };
+                    _pending[userId] = created; // replaces an item whose row went to its creator alone (TryJoin)
                     _queue.Enqueue(created);
-                    tickets[handled] = new InferenceTicket(created.Task, created);
+                    tickets[handled] = new InferenceTicket(created.Task, created, Creator: true);
                     queued++;
                 }
             }
 
-            (first, more) = TakeBatches(force: false);
+            (first, more) = TakeBatches(force: false, now);
         }
 
         if (displacedItems is not null)
@@ -197,7 +212,7 @@ internal sealed partial class InferenceScheduler
             }
 
             _queue.Enqueue(item);
-            (first, more) = TakeBatches(force: false);
+            (first, more) = TakeBatches(force: false, _time.GetTimestamp());
         }
 
         // Never on the caller's thread: a background call must not delay the hit that asked for it.

@@ -15,19 +15,19 @@ internal sealed partial class InferenceScheduler
         List<PendingInference[]>? more;
         lock (_lock)
         {
-            (first, more) = TakeBatches(force);
+            (first, more) = TakeBatches(force, _time.GetTimestamp());
         }
 
         Start(first, more, inline: false);
     }
 
-    /// <summary>Takes batches off the queue while calls may start; sheds users nobody waits for any more. Under the lock.</summary>
-    private (PendingInference[]? First, List<PendingInference[]>? More) TakeBatches(bool force)
+    /// <summary>Takes batches off the queue while calls may start; sheds users nobody waits for any more by
+    /// <paramref name="now"/> (a reading of the clock). Under the lock.</summary>
+    private (PendingInference[]? First, List<PendingInference[]>? More) TakeBatches(bool force, long now)
     {
         PendingInference[]? first = null;
         List<PendingInference[]>? more = null;
         var policy = Policy;
-        long now = _time.GetTimestamp();
         while (_queue.Count > 0 && !_disposed && Gate.TryTake())
         {
             if (!force && policy.BatchWindow > TimeSpan.Zero && _queue.Count < policy.MaxBatchSize)
@@ -155,9 +155,8 @@ internal sealed partial class InferenceScheduler
         {
             _metrics.RecordInferenceCall(policy.Name, items.Length);
             long started = _time.GetTimestamp();
-            (var cause, abandoned, var failure) = await _invoker.InvokeAsync(_inference, batch, policy).ConfigureAwait(false);
+            (var cause, abandoned, var failure, long now) = await _invoker.InvokeAsync(_inference, batch, policy, started).ConfigureAwait(false);
             failed = (cause, failure);
-            long now = _time.GetTimestamp();
             _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);
             if (cause == InferenceFailureCause.None)
             {

@@ -8,13 +8,26 @@ namespace ERCache.Inference;
 /// pool, never on the thread that completes it, unless the dispatcher is a single-threaded simulation's
 /// (<see cref="InferenceDispatcher.RunsWaitersInline"/>).
 /// </summary>
+/// <remarks>
+/// The caller that created it (its creator) hands over the row of its own buffer the vector goes to. When nobody else
+/// joined by the time the row is accepted, the row is copied straight there (<see cref="TryDeliverToCreator"/>) and
+/// no array is made for it: the outcome says <see cref="InferenceOutcome.DeliveredToCreator"/>. From then on nobody
+/// may join (there is no vector to share), so a later miss for the user starts an inference of its own. A creator that
+/// stops waiting first detaches (<see cref="DetachCreator"/>), after which nothing writes to its buffer.
+/// </remarks>
 internal sealed class PendingInference(
     long userId, long deadline, BackgroundWork background = BackgroundWork.None, DriftSample? drift = null,
-    TaskCreationOptions waiters = TaskCreationOptions.RunContinuationsAsynchronously)
+    TaskCreationOptions waiters = TaskCreationOptions.RunContinuationsAsynchronously, Memory<float> creatorRow = default)
     : TaskCompletionSource<InferenceOutcome>(waiters)
 {
     private const int Open = 0, Writing = 1, Written = 2, Invalidated = 3;
 
+    // The row's delivery: Shared once another caller joined (the waiters need an array), Delivering / Delivered while and
+    // once it is copied into the creator's buffer, CreatorGone once the creator stopped waiting.
+    private const int NotDelivered = 0, Shared = 1, Delivering = 2, Delivered = 3, CreatorGone = 4;
+
+    private readonly Memory<float> _creatorRow = creatorRow;
+    private int _delivery;
     private long _deadline = deadline;
     private int _started;
     private int _writeState;
@@ -23,8 +36,9 @@ internal sealed class PendingInference(
 
     public long UserId { get; } = userId;
 
-    /// <summary>The activity of the request that created it (default when nobody traces): the batch's span links to it.</summary>
-    public System.Diagnostics.ActivityContext Caller { get; init; }
+    /// <summary>The activity of the request that created it (null when nobody traces): the batch's span links to its
+    /// context. A reference rather than the context itself, which would add 32 bytes to every miss.</summary>
+    public System.Diagnostics.Activity? Caller { get; init; }
 
     /// <summary>How much the user needs a slot (see <see cref="MissUrgency"/>): the queue serves larger first.</summary>
     public long Urgency { get; init; } = background == BackgroundWork.None ? MissUrgency.NoFailover : MissUrgency.Background;
@@ -75,6 +89,80 @@ internal sealed class PendingInference(
     public void ExtendDeadline(long deadline) => AtomicMax.Raise(ref _deadline, deadline);
 
     public void MarkStarted() => Volatile.Write(ref _started, 1);
+
+    /// <summary>
+    /// Another caller waits for this inference too (coalescing); called under the scheduler's lock. False when the
+    /// row was already delivered to the creator alone: there is no vector to share, so the caller needs an inference
+    /// of its own.
+    /// </summary>
+    public bool TryJoin()
+    {
+        while (true)
+        {
+            int state = Volatile.Read(ref _delivery);
+            if (state is Delivering or Delivered)
+            {
+                return false;
+            }
+
+            if (state != NotDelivered || Interlocked.CompareExchange(ref _delivery, Shared, NotDelivered) == NotDelivered)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Copies <paramref name="row"/> into the creator's buffer (nothing when it has none: background work) when nobody
+    /// joined and the creator still waits. False when the waiters need the row as an array (someone joined, or the
+    /// creator stopped waiting).
+    /// </summary>
+    public bool TryDeliverToCreator(ReadOnlySpan<float> row)
+    {
+        if (Interlocked.CompareExchange(ref _delivery, Delivering, NotDelivered) != NotDelivered)
+        {
+            return false;
+        }
+
+        if (!_creatorRow.IsEmpty)
+        {
+            row.CopyTo(_creatorRow.Span);
+        }
+
+        Volatile.Write(ref _delivery, Delivered);
+        return true;
+    }
+
+    /// <summary>
+    /// The creator stops waiting (its deadline passed, it was cancelled, or it failed): once this returns, nothing
+    /// writes to its buffer any more. Returns true when the row had been delivered into it by then (the creator was
+    /// served fresh after all); waits for a copy under way.
+    /// </summary>
+    public bool DetachCreator()
+    {
+        var spin = default(SpinWait);
+        while (true)
+        {
+            int state = Volatile.Read(ref _delivery);
+            switch (state)
+            {
+                case Delivered:
+                    return true;
+                case Delivering:
+                    spin.SpinOnce(); // the copy of one row
+                    break;
+                case CreatorGone:
+                    return false;
+                default:
+                    if (Interlocked.CompareExchange(ref _delivery, CreatorGone, state) == state)
+                    {
+                        return false;
+                    }
+
+                    break;
+            }
+        }
+    }
 
     public void Complete(InferenceOutcome outcome) => TrySetResult(outcome);
 

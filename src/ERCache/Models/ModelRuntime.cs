@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Regional;
@@ -164,9 +165,11 @@ internal sealed partial class ModelRuntime
         Memory<float> destination, Memory<EmbeddingResult> results, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         long now = _time.GetTimestamp(); // the deadline counts from here, on the precise clock
+        InferenceTicket[]? tickets = null;
         try
         {
             Dictionary<int, RegionalFailoverValue>? regionalFailover = null;
+            long submitted = now;
             if (Regional is { } regional && !options.ForceRefresh)
             {
                 (missCount, regionalFailover) = await ServeRegionalAsync(
@@ -175,12 +178,15 @@ internal sealed partial class ModelRuntime
                 {
                     return;
                 }
+
+                submitted = _time.GetTimestamp(); // after a round trip
             }
 
             long deadline = now + InferenceTimeout;
-            var tickets = new InferenceTicket[missCount];
+            tickets = new InferenceTicket[missCount];
             var urgencies = Urgencies(userIds.Span, misses.AsSpan(0, missCount), regionalFailover);
-            await _scheduler.SubmitAsync(userIds, misses.AsMemory(0, missCount), deadline, tickets, Policy.RunInline, urgencies, cancellationToken).ConfigureAwait(false);
+            await _scheduler.SubmitAsync(
+                userIds, misses.AsMemory(0, missCount), destination, submitted, deadline, tickets, Policy.RunInline, urgencies, cancellationToken).ConfigureAwait(false);
 
             if (!AllCompleted(tickets))
             {
@@ -189,7 +195,8 @@ internal sealed partial class ModelRuntime
                 {
                     try
                     {
-                        await Task.WhenAll(tickets.Select(t => t.Task)).WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
+                        Task all = tickets.Length == 1 ? tickets[0].Task : Task.WhenAll(tickets.Select(t => t.Task)); // one miss: no combined task
+                        await all.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
                     }
                     catch (TimeoutException)
                     {
@@ -203,6 +210,23 @@ internal sealed partial class ModelRuntime
         finally
         {
             ArrayPool<int>.Shared.Return(misses);
+            if (tickets is not null)
+            {
+                DetachCreators(tickets); // cancelled or failed before Complete: no row may reach the caller's buffer after this
+            }
+        }
+    }
+
+    /// <summary>Detaches this request from every inference it created that has not completed, so nothing writes to its
+    /// buffer once it returns. Rows already delivered stay (the request is ending anyway).</summary>
+    private static void DetachCreators(InferenceTicket[] tickets)
+    {
+        foreach (var ticket in tickets)
+        {
+            if (ticket.Creator && !ticket.Task.IsCompleted)
+            {
+                ticket.Pending!.DetachCreator();
+            }
         }
     }
 
@@ -263,13 +287,16 @@ internal sealed partial class ModelRuntime
         }
 
         long userId = batch.UserIds.Span[index];
-        var vector = row.ToArray();
+        var vector = Regional is null ? null : row.ToArray(); // the regional write queue keeps it
         if ((completedAt < item.Deadline || Policy.WriteLateResults) && item.TryBeginWrite())
         {
             try
             {
                 WriteLocal(userId, row, _clock.Now); // the call's completion, on the TTL clock
-                EnqueueRegional(userId, vector);
+                if (vector is not null)
+                {
+                    EnqueueRegional(userId, vector);
+                }
             }
             finally
             {
@@ -277,7 +304,10 @@ internal sealed partial class ModelRuntime
             }
         }
 
-        return new InferenceOutcome(InferenceFailureCause.None, vector);
+        // After the writes: a caller who finds the row delivered and starts its own inference finds them done.
+        return vector is null && item.TryDeliverToCreator(row)
+            ? InferenceOutcome.DeliveredToCreator
+            : new InferenceOutcome(InferenceFailureCause.None, vector ?? row.ToArray());
     }
 
     private void WriteLocal(long userId, ReadOnlySpan<float> row, long writtenAt)
@@ -328,13 +358,14 @@ internal sealed partial class ModelRuntime
             int position = positions[i];
             var row = destination.Slice(position * dims, dims);
             var ticket = tickets[i];
-            var outcome = ticket.Task.IsCompletedSuccessfully
-                ? ticket.Task.Result
+            var outcome = ticket.Task.IsCompletedSuccessfully ? ticket.Task.Result
+                : ticket.Creator && ticket.Pending!.DetachCreator() ? InferenceOutcome.DeliveredToCreator // the row came as it gave up
                 : new InferenceOutcome(FailureClassifier.OfUnfinished(ticket.Pending?.Started == true), null);
             EmbeddingResult result;
             if (outcome.Cause == InferenceFailureCause.None)
             {
-                outcome.Vector.AsSpan().CopyTo(row);
+                Debug.Assert(outcome.Vector is not null || ticket.Creator, "only the creator's row is delivered without an array");
+                outcome.Vector?.AsSpan().CopyTo(row); // null: already in the row (delivered to this request, the creator)
                 result = new EmbeddingResult(EmbeddingSource.Fresh, TimeSpan.Zero, Policy.Version, InferenceFailureCause.None, hasVector: true);
             }
             else
