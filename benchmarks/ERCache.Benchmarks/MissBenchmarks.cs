@@ -7,8 +7,8 @@ namespace ERCache.Benchmarks;
 /// <summary>
 /// A single-user miss with an instant, synchronous factory (ERCache: an inline inference), into stores bounded at
 /// 10,000 entries that are full, so every miss also evicts: each peer's get-or-add of a new key, plus the copy into the
-/// caller's buffer. ERCache runs lean (direct tier only, RunInline) and with default options (failover tier on,
-/// inference on the dispatcher). Each invocation misses on 256 new keys. For the batch target: 64 misses per
+/// caller's buffer. ERCache runs lean (direct tier only, RunInline), lean without its circuit breaker, and with default
+/// options (failover tier on, inference on the dispatcher). Each invocation misses on 256 new keys. For the batch target: 64 misses per
 /// <c>GetManyAsync</c> (lean), against the one direct-tier write each of them makes, measured alone.
 /// </summary>
 [MemoryDiagnoser]
@@ -20,6 +20,7 @@ public class MissBenchmarks
     private readonly float[] _destination = new float[Dimensions];
     private PeerCaches _peers = null!;
     private EmbeddingCache _lean = null!;
+    private EmbeddingCache _leanNoBreaker = null!;
     private EmbeddingCache _defaults = null!;
     private EmbeddingCache _leanBatch = null!;
     private EmbeddingCache _writesOnly = null!;
@@ -37,6 +38,8 @@ public class MissBenchmarks
         _peers.Populate(Capacity);
         _lean = PeerCaches.CreateERCache(Capacity);
         PeerCaches.Populate(_lean, Capacity);
+        _leanNoBreaker = PeerCaches.CreateERCache(Capacity, breaker: false);
+        PeerCaches.Populate(_leanNoBreaker, Capacity);
         _defaults = PeerCaches.CreateERCache(Capacity, defaults: true);
         PeerCaches.Populate(_defaults, Capacity);
         _leanBatch = PeerCaches.CreateERCache(Capacity);
@@ -51,6 +54,7 @@ public class MissBenchmarks
     public void Cleanup()
     {
         _lean.Dispose();
+        _leanNoBreaker.Dispose();
         _defaults.Dispose();
         _leanBatch.Dispose();
         _writesOnly.Dispose();
@@ -116,6 +120,11 @@ public class MissBenchmarks
     [Benchmark(OperationsPerInvoke = Misses)]
     public float ERCacheDefaults() => Miss(_defaults);
 
+    /// <summary>Lean without the circuit breaker (<c>Inference:CircuitBreaker:Enabled</c> false): what the breaker costs
+    /// a miss.</summary>
+    [Benchmark(OperationsPerInvoke = Misses)]
+    public float ERCacheLeanNoBreaker() => Miss(_leanNoBreaker);
+
     /// <summary>Four <c>GetManyAsync</c> calls of 64 new users each, lean (direct tier only, inline inference).</summary>
     [Benchmark(OperationsPerInvoke = Misses)]
     public float ERCacheLeanBatchOf64()
@@ -156,7 +165,9 @@ public class MissBenchmarks
         var destination = _destination.AsMemory();
         for (int i = 0; i < Misses; i++)
         {
-            var result = cache.GetAsync("m", _next++, destination).AsTask().GetAwaiter().GetResult();
+            // As an await would: the result of a miss that completed synchronously is read without making a task.
+            var pending = cache.GetAsync("m", _next++, destination);
+            var result = pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
             if (result.Source != EmbeddingSource.Fresh)
             {
                 throw new InvalidOperationException($"expected a fresh vector, got {result.Source}");

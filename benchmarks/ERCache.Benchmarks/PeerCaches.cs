@@ -116,13 +116,17 @@ public sealed class PeerCaches : IDisposable
     }
 
     /// <summary>An ERCache with one model <c>m</c> of 256 dimensions, a direct tier of <paramref name="capacity"/>
-    /// (LRU, <paramref name="format"/>), failover off unless <paramref name="defaults"/>, inference inline.</summary>
-    public static EmbeddingCache CreateERCache(int capacity, StorageFormat format = StorageFormat.Float32, bool defaults = false)
+    /// (LRU, <paramref name="format"/>), failover off and inference inline unless <paramref name="defaults"/>, the
+    /// circuit breaker on unless <paramref name="breaker"/> is false.</summary>
+    public static EmbeddingCache CreateERCache(int capacity, StorageFormat format = StorageFormat.Float32, bool defaults = false, bool breaker = true)
     {
         var model = new ModelOptions
         {
             Dimensions = Dimensions,
-            Inference = new InferenceOptions { Timeout = TimeSpan.FromMinutes(1), MaxBatchSize = 1024, RunInline = !defaults },
+            Inference = new InferenceOptions
+            {
+                Timeout = TimeSpan.FromMinutes(1), MaxBatchSize = 1024, RunInline = !defaults, CircuitBreaker = new CircuitBreakerOptions { Enabled = breaker },
+            },
             Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = capacity, Eviction = EvictionStrategy.Lru, Format = format },
             Failover = defaults ? new TierOptions { Ttl = TimeSpan.FromDays(2), Capacity = capacity } : new TierOptions { Enabled = false },
         };

@@ -26,7 +26,7 @@ public sealed partial class EmbeddingCache
 
         return !options.ForceRefresh && runtime.TryServeDirect(userId, runtime.TtlNow, runtime.DirectTtlFor(options), destination.Span, out var hit)
             ? new ValueTask<EmbeddingResult>(hit)
-            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, options, cancellationToken));
+            : MissAsync(runtime, userId, destination, options, cancellationToken);
     }
 
     /// <summary>The call without options: the single-user hit is the hottest path, so it skips the options' checks
@@ -46,7 +46,7 @@ public sealed partial class EmbeddingCache
 
         return runtime.TryServeDirect(userId, runtime.TtlNow, destination.Span, out var hit)
             ? new ValueTask<EmbeddingResult>(hit)
-            : new ValueTask<EmbeddingResult>(MissAsync(runtime, userId, destination, EmbeddingRequestOptions.Default, cancellationToken));
+            : MissAsync(runtime, userId, destination, EmbeddingRequestOptions.Default, cancellationToken);
     }
 
     internal ValueTask GetManyAsync(
@@ -123,7 +123,7 @@ public sealed partial class EmbeddingCache
 
         return misses is null
             ? default
-            : new ValueTask(ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, options, cancellationToken));
+            : ServeMissesAsync(runtime, userIds, misses, missCount, destination, results, options, cancellationToken);
     }
 
     /// <summary>A request during a rollout's gradual switch: the users the switch has reached are served by the next
@@ -169,7 +169,10 @@ public sealed partial class EmbeddingCache
         }
     }
 
-    private async Task<EmbeddingResult> MissAsync(
+    // ValueTask, not Task: a miss that completes synchronously (an inline call of a synchronous tower) allocates no task.
+    // Not a pooling builder: the caller receives this ValueTask, and a pooled one misused (awaited twice) could hand back
+    // another request's result.
+    private async ValueTask<EmbeddingResult> MissAsync(
         ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         if (!_requests.TryAcquire())
@@ -209,7 +212,7 @@ public sealed partial class EmbeddingCache
         }
     }
 
-    private async Task ServeMissesAsync(
+    private async ValueTask ServeMissesAsync(
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
         EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
