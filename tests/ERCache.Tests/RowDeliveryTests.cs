@@ -5,34 +5,11 @@ namespace ERCache.Tests;
 
 /// <summary>
 /// A miss's row goes straight from the delegate's batch into the buffer of the caller that started the inference when
-/// nobody else waits for it (no array per user), and never reaches a buffer whose caller stopped waiting.
+/// nobody else waits for it (no array per user), and never reaches a buffer whose caller stopped waiting (a caller that
+/// left at its deadline: <see cref="SlaTests"/>).
 /// </summary>
 public sealed class RowDeliveryTests
 {
-    [Fact]
-    public async Task A_caller_that_gave_up_at_its_deadline_never_has_its_buffer_written_by_the_late_row()
-    {
-        using var f = new CacheFixture(m => m.Inference.HardTimeout = TimeSpan.FromSeconds(5));
-        var release = new TaskCompletionSource();
-        f.Tower.Gate = release.Task;
-        f.Tower.Generation = 7;
-        var buffer = new float[4];
-
-        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, buffer).AsTask();
-        f.Clock.Advance(TimeSpan.FromMilliseconds(60));
-        var late = await pending.WaitAsync(TimeSpan.FromSeconds(10));
-        var answered = buffer.ToArray();
-        release.SetResult(); // the row arrives now, for nobody
-        await f.Cache.WhenIdleAsync(CacheFixture.Model).WaitAsync(TimeSpan.FromSeconds(10));
-        var (next, vector) = await f.GetAsync(5);
-
-        Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.Timeout), (late.Source, late.FailureCause));
-        Assert.Equal(new float[4], answered);
-        Assert.Equal(answered, buffer); // untouched after GetAsync returned
-        Assert.Equal(EmbeddingSource.Direct, next.Source); // the late row was still cached
-        Assert.Equal(7, TestTower.GenerationOf(vector));
-    }
-
     [Fact]
     public async Task A_cancelled_caller_alone_on_its_inference_never_has_its_buffer_written()
     {

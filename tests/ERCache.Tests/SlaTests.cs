@@ -31,22 +31,27 @@ public sealed class SlaTests
     }
 
     [Fact]
-    public async Task A_late_success_refreshes_both_tiers()
+    public async Task A_late_success_refreshes_both_tiers_and_never_reaches_the_buffer_of_the_caller_who_left()
     {
         using var f = new CacheFixture(m => m.Inference.HardTimeout = TimeSpan.FromSeconds(5));
         var release = new TaskCompletionSource();
         f.Tower.Gate = release.Task;
         f.Tower.Generation = 7;
+        var buffer = new float[4];
 
-        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]).AsTask();
+        var pending = f.Cache.GetAsync(CacheFixture.Model, 5, buffer).AsTask();
         Assert.Equal(1, f.Tower.CallCount);
         f.Clock.Advance(TimeSpan.FromMilliseconds(60));
         var late = await pending.WaitAsync(TimeSpan.FromSeconds(10));
-        release.SetResult();
+        var answered = buffer.ToArray();
+        release.SetResult(); // the row arrives now, after its only caller left
         Assert.Equal(1, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Failover));
+        await f.Cache.WhenIdleAsync(CacheFixture.Model).WaitAsync(TimeSpan.FromSeconds(10));
         var (next, vector) = await f.GetAsync(5);
 
         Assert.Equal((EmbeddingSource.Fallback, InferenceFailureCause.Timeout), (late.Source, late.FailureCause));
+        Assert.Equal(new float[4], answered);
+        Assert.Equal(answered, buffer); // untouched after GetAsync returned (the row is delivered to a caller only while it waits)
         Assert.Equal(1, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct));
         Assert.Equal(EmbeddingSource.Direct, next.Source);
         Assert.Equal(7, TestTower.GenerationOf(vector));
