@@ -1,5 +1,6 @@
 using ERCache.Redis.Tests.Infrastructure;
 using ERCache.Regional;
+using StackExchange.Redis;
 
 namespace ERCache.Redis.Tests;
 
@@ -65,9 +66,16 @@ public sealed class NewerWinsTests(SharedServers servers) : IClassFixture<Shared
         // after it (from the third connection, after the removal returned) is kept.
         const int users = 300;
         long first = servers.Users(users);
-        await using var writerA = RedisRegionalStore.Connect(servers[kind].ConnectionString);
-        await using var writerB = RedisRegionalStore.Connect(servers[kind].ConnectionString);
-        await using var remover = RedisRegionalStore.Connect(servers[kind].ConnectionString);
+
+        // The test is about order, not latency: 900 script calls at once on a server that may have just started (its
+        // first EVAL compiles the script) and a machine running the other test assemblies can outlast the client's
+        // default timeout (seen once on a fresh machine, Garnet), so these connections wait longer.
+        var options = ConfigurationOptions.Parse(servers[kind].ConnectionString);
+        options.AsyncTimeout = 20_000;
+        string connection = options.ToString();
+        await using var writerA = RedisRegionalStore.Connect(connection);
+        await using var writerB = RedisRegionalStore.Connect(connection);
+        await using var remover = RedisRegionalStore.Connect(connection);
         var rounds = Enumerable.Range(0, users).Select(async i =>
         {
             long user = first + i;

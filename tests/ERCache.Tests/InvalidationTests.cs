@@ -293,15 +293,25 @@ public sealed class InvalidationTests
 
         public Host[] Hosts { get; }
 
-        public static async Task<Region> StartAsync(int hosts, bool invalidation = true)
+        /// <summary>Not an async method: it leaves xUnit's context for the calling test, which an async method cannot do
+        /// (its builder restores the caller's context when it returns, and the test would go on under xUnit's, where
+        /// the hosts' reactions to a step run later on pool threads: a host's loss-watch probe could then prove the
+        /// channel on another thread while the test reads the tiers).</summary>
+        public static Task<Region> StartAsync(int hosts, bool invalidation = true)
         {
+            TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
             var region = new Region(hosts, invalidation);
-            foreach (var host in region.Hosts)
+            return region.WhenReadyAsync();
+        }
+
+        private async Task<Region> WhenReadyAsync()
+        {
+            foreach (var host in Hosts)
             {
                 await host.Cache.WhenReadyAsync(); // subscribed
             }
 
-            return region;
+            return this;
         }
 
         public async ValueTask DisposeAsync()
@@ -320,7 +330,6 @@ public sealed class InvalidationTests
         {
             var model = CacheFixture.DefaultModel(4);
             var options = new ERCacheOptions { Models = { [Model] = model }, Regional = new RegionalOptions { Invalidation = invalidation } };
-            TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
             Cache = EmbeddingCache.Create(
                 options, new Dictionary<string, IEmbeddingInference> { [Model] = Tower },
                 new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
@@ -335,6 +344,7 @@ public sealed class InvalidationTests
 
         public async Task<(EmbeddingResult Result, float[] Vector)> GetAsync(long user)
         {
+            TestThread.AssertLeft();
             var vector = new float[4];
             var result = await Cache.GetAsync(Model, user, vector);
             await Cache.FlushRegionalWritesAsync(); // what it inferred is in the store for the others

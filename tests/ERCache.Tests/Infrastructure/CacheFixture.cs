@@ -60,6 +60,7 @@ internal sealed class CacheFixture : IDisposable
 
     public async Task<(EmbeddingResult Result, float[] Vector)> GetAsync(long user, string model = Model)
     {
+        TestThread.AssertLeft();
         var vector = new float[Cache.GetPolicy(model).Dimensions];
         var result = await Cache.GetAsync(model, user, vector);
         return (result, vector);

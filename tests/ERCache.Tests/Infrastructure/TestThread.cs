@@ -10,5 +10,15 @@ internal static class TestThread
     /// would make the cache react later, on another thread. Without a context the reaction runs inside the call, and a
     /// test can check its effect on the next line instead of polling for it.
     /// </summary>
+    /// <remarks>Call it from the test method or from a helper that is not an async method: an async method's builder
+    /// restores its caller's context when it returns, so a helper that is one leaves the context only for itself.</remarks>
     public static void LeaveSynchronizationContext() => SynchronizationContext.SetSynchronizationContext(null);
+
+    /// <summary>Fails when the calling test still runs under a synchronization context (see
+    /// <see cref="LeaveSynchronizationContext"/>): a helper whose steps must take effect at once checks it, so a test
+    /// that never left fails here every time instead of now and then on a loaded machine.</summary>
+    public static void AssertLeft() =>
+        Assert.True(
+            SynchronizationContext.Current is null,
+            $"The test runs under {SynchronizationContext.Current?.GetType().Name}: leave it first (TestThread.LeaveSynchronizationContext, not from an async helper).");
 }
