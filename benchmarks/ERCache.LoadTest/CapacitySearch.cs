@@ -12,7 +12,8 @@ internal sealed record CapacitySettings(
     int Rounds, int Items, string? ChartPath);
 
 /// <summary>One step of a ramp: the rate asked for and what the service did at it.</summary>
-internal sealed record CapacityStep(double Rate, double Achieved, double P99, double FallbackShare, int HttpErrors, double TowerCpuPerSecond, bool Sustained);
+internal sealed record CapacityStep(
+    double Rate, double Achieved, double P99, double FallbackShare, double CachedShare, int HttpErrors, double TowerCpuPerSecond, bool Sustained);
 
 /// <summary>
 /// Finds the largest request rate the ranking-service sample sustains, with the cache on and off: a ramp of steps,
@@ -21,8 +22,13 @@ internal sealed record CapacityStep(double Rate, double Achieved, double P99, do
 /// cannot keep up with the rate. The towers spend extra CPU per user so that they, not HTTP, bound the service.
 /// </summary>
 /// <remarks>More traffic means more users, not the same users more often: each step sends the requests of a share of
-/// the synthetic trace's users over a fixed stretch of its time (from hour 3, compressed <c>Compression</c> times, the
-/// TTLs with it), so every user keeps the trace's own pattern of gaps and only their number grows with the rate.</remarks>
+/// the synthetic trace's users over a stretch of its time (compressed <c>Compression</c> times, the TTLs with it), so
+/// every user keeps the trace's own pattern of gaps and only their number grows with the rate. The stretches follow one
+/// another from hour 3, and a step's users include all of the step before's (the share is a threshold on a hash of the
+/// id), so those arrive with their last minutes of requests in the cache, as in a service that has been running; the
+/// users the higher rate adds (about a fifth at 1.25x) start cold. (Replaying one stretch at every step instead made
+/// every step a cold start: the stretch's first requests had last been sent a step earlier, beyond the compressed
+/// TTLs.)</remarks>
 internal static class CapacitySearch
 {
     private static readonly TimeSpan TraceStart = TimeSpan.FromHours(3);
@@ -30,12 +36,16 @@ internal static class CapacitySearch
 
     public static async Task<int> RunAsync(CapacitySettings settings, TextWriter stdout)
     {
-        // Enough users that the fastest step still has fresh ones: the stretch of trace time holds MaxRate x StepSeconds requests.
+        // Enough users that the fastest step has the requests it needs: every stretch of trace time (the quietest counts)
+        // holds MaxRate x StepSeconds requests.
         double stretchSeconds = settings.StepSeconds * settings.Compression;
-        var probe = Stretch(SyntheticTrace.Generate(new SyntheticSettings { Users = 20_000, Seed = 11 }), stretchSeconds);
-        int users = (int)Math.Min(2_000_000, Math.Ceiling(20_000 * settings.MaxRate * settings.StepSeconds / Math.Max(1, probe.Length) * 1.2));
-        var window = Stretch(SyntheticTrace.Generate(new SyntheticSettings { Users = users, Seed = 11 }), stretchSeconds);
-        stdout.WriteLine(Inv($"Capacity search: {users:N0} synthetic users, {window.Length:N0} requests in {stretchSeconds / 60:F0} min of trace time from hour 3, each step {settings.StepSeconds} s ({settings.Compression}x faster, the TTLs with it); towers spend {settings.TowerCpuMicroseconds} us of CPU per user; SLA p99 {settings.SlaMs} ms, fallbacks at most {settings.MaxFallback:P1}."));
+        int stepCount = StepCount(settings);
+        var probeTrace = SyntheticTrace.Generate(new SyntheticSettings { Users = 20_000, Seed = 11 });
+        int quietest = Enumerable.Range(0, stepCount).Min(k => Stretch(probeTrace, stretchSeconds, k).Length);
+        int users = (int)Math.Min(2_000_000, Math.Ceiling(20_000 * settings.MaxRate * settings.StepSeconds / Math.Max(1, quietest) * 1.2));
+        var trace = SyntheticTrace.Generate(new SyntheticSettings { Users = users, Seed = 11 });
+        var windows = Enumerable.Range(0, stepCount).Select(k => Stretch(trace, stretchSeconds, k)).ToArray();
+        stdout.WriteLine(Inv($"Capacity search: {users:N0} synthetic users, {windows[0].Length:N0} requests in the first {stretchSeconds / 60:F0} min of trace time from hour 3 (up to {stepCount} such stretches, one per step), each step {settings.StepSeconds} s ({settings.Compression}x faster, the TTLs with it); towers spend {settings.TowerCpuMicroseconds} us of CPU per user; SLA p99 {settings.SlaMs} ms, fallbacks at most {settings.MaxFallback:P1}."));
 
         var configurations = new (string Name, bool Cache)[] { ("cache on", true), ("cache off", false) };
         var ramps = configurations.Select(_ => new List<IReadOnlyList<CapacityStep>>()).ToArray();
@@ -44,9 +54,9 @@ internal static class CapacitySearch
             for (int k = 0; k < configurations.Length; k++)
             {
                 int i = (k + round) % configurations.Length; // the order alternates, so neither always runs first
-                var ramp = await RampAsync(configurations[i].Cache, window, settings);
+                var ramp = await RampAsync(configurations[i].Cache, windows, settings);
                 ramps[i].Add(ramp);
-                stdout.WriteLine(Inv($"round {round + 1}, {configurations[i].Name}: ") + string.Join(", ", ramp.Select(s => Inv($"{s.Rate:F0}/s p99 {s.P99:F1} ms fallback {s.FallbackShare:P1} towers {s.TowerCpuPerSecond:F2} CPU-s/s{(s.Sustained ? "" : " (not sustained)")}"))));
+                stdout.WriteLine(Inv($"round {round + 1}, {configurations[i].Name}: ") + string.Join(", ", ramp.Select(s => Inv($"{s.Rate:F0}/s p99 {s.P99:F1} ms cached {s.CachedShare:P0} fallback {s.FallbackShare:P1} towers {s.TowerCpuPerSecond:F2} CPU-s/s{(s.Sustained ? "" : " (not sustained)")}"))));
             }
         }
 
@@ -62,6 +72,8 @@ internal static class CapacitySearch
         stdout.WriteLine($"| largest rate sustained (p99 <= {Inv($"{settings.SlaMs}")} ms, fallbacks <= {Inv($"{settings.MaxFallback:P1}")}) | {RangeText.Of(on, "N0", "/s")} | {RangeText.Of(off, "N0", "/s")} | {RangeText.Of(ratios, "F2", "x")} |");
         double[] P99At(int i) => [.. ramps[i].Select(r => r.LastOrDefault(s => s.Sustained)?.P99 ?? double.NaN).Where(double.IsFinite)];
         stdout.WriteLine($"| p99 at that rate | {RangeText.Of(P99At(0), "F1", " ms")} | {RangeText.Of(P99At(1), "F1", " ms")} | |");
+        double[] CachedAt(int i) => [.. ramps[i].Select(r => r.LastOrDefault(s => s.Sustained)?.CachedShare ?? double.NaN).Where(double.IsFinite)];
+        stdout.WriteLine($"| embeddings served without inference at that rate | {RangeText.Of(CachedAt(0), "P0", "")} | {RangeText.Of(CachedAt(1), "P0", "")} | |");
 
         if (settings.ChartPath is not null)
         {
@@ -78,7 +90,7 @@ internal static class CapacitySearch
     }
 
     /// <summary>One service, its rate raised step by step until a step is not sustained (or the highest rate).</summary>
-    private static async Task<IReadOnlyList<CapacityStep>> RampAsync(bool cache, TraceRequest[] window, CapacitySettings settings)
+    private static async Task<IReadOnlyList<CapacityStep>> RampAsync(bool cache, TraceRequest[][] windows, CapacitySettings settings)
     {
         var overrides = LoadRun.Overrides(settings.Compression, cache, failover: cache, failureRate: 0);
         overrides["Urls"] = "http://127.0.0.1:0";
@@ -93,7 +105,8 @@ internal static class CapacitySearch
         }
 
         var steps = new List<CapacityStep>();
-        for (double rate = settings.StartRate; rate <= settings.MaxRate * 1.0001; rate *= settings.RateStep)
+        double rate = settings.StartRate;
+        foreach (var window in windows)
         {
             var requests = UsersFor(window, rate * settings.StepSeconds);
             var load = new LoadSettings(requests.Length, rate, 0, settings.StepSeconds * 3, 0, settings.Items, 1, 1, "redis", 0);
@@ -103,26 +116,42 @@ internal static class CapacitySearch
             long Delta(string source) => LoadRun.Requests(after!, source) - LoadRun.Requests(before!, source);
             long embeddings = Sources.Sum(Delta);
             double fallback = embeddings == 0 ? 0 : (double)Delta("fallback") / embeddings;
+            double cached = embeddings == 0 ? 0 : (double)(Delta("direct") + Delta("regional") + Delta("failover")) / embeddings;
             double achieved = sent / elapsed.TotalSeconds;
             double p99 = LoadRun.Percentile(latencies, 0.99);
             double towerCpu = (after!.Towers.Values.Sum(t => t.ComputeMs) - before!.Towers.Values.Sum(t => t.ComputeMs)) / 1000 / elapsed.TotalSeconds;
             bool sustained = sent == requests.Length && achieved >= 0.95 * rate && errors == 0 && p99 <= settings.SlaMs && fallback <= settings.MaxFallback;
-            steps.Add(new CapacityStep(rate, achieved, p99, fallback, errors, towerCpu, sustained));
+            steps.Add(new CapacityStep(rate, achieved, p99, fallback, cached, errors, towerCpu, sustained));
             if (!sustained)
             {
                 break;
             }
+
+            rate *= settings.RateStep;
         }
 
         await app.StopAsync();
         return steps;
     }
 
-    /// <summary>The trace's requests from hour 3 over <paramref name="seconds"/> of trace time.</summary>
-    private static TraceRequest[] Stretch(Trace trace, double seconds)
+    /// <summary>The trace's requests in the <paramref name="index"/>-th stretch of <paramref name="seconds"/> of trace
+    /// time from hour 3.</summary>
+    private static TraceRequest[] Stretch(Trace trace, double seconds, int index = 0)
     {
-        long from = (long)TraceStart.TotalMilliseconds, to = from + (long)(seconds * 1000);
+        long from = (long)(TraceStart.TotalMilliseconds + (index * seconds * 1000)), to = from + (long)(seconds * 1000);
         return [.. trace.Requests.Where(r => r.TimestampMs >= from && r.TimestampMs < to)];
+    }
+
+    /// <summary>How many steps a ramp from <c>StartRate</c> to <c>MaxRate</c> has at most.</summary>
+    private static int StepCount(CapacitySettings settings)
+    {
+        int count = 0;
+        for (double rate = settings.StartRate; rate <= settings.MaxRate * 1.0001; rate *= settings.RateStep)
+        {
+            count++;
+        }
+
+        return count;
     }
 
     /// <summary>The requests of the share of users (chosen by a hash of the id) that makes about <paramref name="count"/> requests.</summary>
