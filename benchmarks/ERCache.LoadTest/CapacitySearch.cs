@@ -26,9 +26,9 @@ internal sealed record CapacityStep(
 /// every user keeps the trace's own pattern of gaps and only their number grows with the rate. The stretches follow one
 /// another from hour 3, and a step's users include all of the step before's (the share is a threshold on a hash of the
 /// id), so those arrive with their last minutes of requests in the cache, as in a service that has been running; the
-/// users the higher rate adds (about a fifth at 1.25x) start cold. (Replaying one stretch at every step instead made
-/// every step a cold start: the stretch's first requests had last been sent a step earlier, beyond the compressed
-/// TTLs.)</remarks>
+/// users the higher rate adds (about a fifth at 1.25x) start cold. (Replaying one stretch at every step instead began
+/// each step with its users stale, their requests last sent a step earlier, beyond the compressed TTLs; measured, that
+/// cost little, as most of a user's reuse falls within one stretch.)</remarks>
 internal static class CapacitySearch
 {
     private static readonly TimeSpan TraceStart = TimeSpan.FromHours(3);
