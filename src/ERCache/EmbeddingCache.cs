@@ -96,6 +96,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
                 validator.ThrowIfInvalid(options);
             }
 
+            ThrowIfSnapshotsBesideInvalidation(options, services, sectionPath);
             if (services?.RegionalStore is { } regionalStore)
             {
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
@@ -172,6 +173,24 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     {
         CheckDisposed();
         return Tier(Resolve(model), tier)?.GetStatistics();
+    }
+
+    /// <summary>
+    /// Refuses local snapshots beside a regional store whose invalidation channel is on (DESIGN §2 rule 11): a snapshot
+    /// holds what this host had when it stopped, and the removals other hosts made while it was down never reached it,
+    /// so a restored entry could serve a removed user. With a regional store a restarted host recovers its vectors from
+    /// the store instead.
+    /// </summary>
+    private static void ThrowIfSnapshotsBesideInvalidation(ERCacheOptions options, EmbeddingCacheServices? services, string sectionPath)
+    {
+        if (options.Snapshots is { Directory: { } directory } && services?.RegionalStore is IRegionalInvalidation && options.Regional?.Invalidation != false)
+        {
+            throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), [
+                $"{sectionPath}:Snapshots:Directory ('{directory}') cannot be used with a regional store whose invalidation channel is on " +
+                $"({sectionPath}:Regional:Invalidation): a snapshot cannot be checked against the removals other hosts made while this host " +
+                "was down, so it could bring a removed user back. With a regional store a restarted host recovers from the store: leave " +
+                "Snapshots:Directory unset."]);
+        }
     }
 
     /// <summary>

@@ -1,7 +1,10 @@
 using ERCache.Inference;
+using ERCache.Regional;
+using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Tests;
@@ -275,5 +278,50 @@ public sealed class SnapshotTests : IDisposable
         await cache.WriteSnapshotsAsync(); // waits for a write under way (the timer's), then writes again
         Assert.Equal(2, Directory.GetFiles(_directory, "*.ercache-snapshot").Length);
         Assert.Empty(Directory.GetFiles(_directory, "*.tmp"));
+    }
+
+    [Fact]
+    public void Snapshots_are_refused_beside_a_regional_store_whose_invalidation_is_on_naming_both_settings()
+    {
+        // Rule 11: a snapshot holds what this host had when it stopped; removals other hosts made while it was down never
+        // reached it, so restoring it could serve a removed user. Nothing is started before the refusal.
+        var clock = new FakeTimeProvider(Epoch);
+        var store = new InMemoryRegionalStore(clock);
+        var error = Assert.Throws<OptionsValidationException>(() => StartWithStore(Options(), clock, store));
+        Assert.Contains($"ERCache:Snapshots:Directory ('{_directory}')", error.Message);
+        Assert.Contains("ERCache:Regional:Invalidation", error.Message);
+        Assert.False(Directory.Exists(_directory));
+    }
+
+    [Fact]
+    public async Task Snapshots_still_work_beside_a_store_without_invalidation()
+    {
+        // Without the channel, other hosts' removals never reach the local tiers anyway; the snapshot adds no new gap.
+        var clock = new FakeTimeProvider(Epoch);
+        var noChannel = new GatedRegionalStore(clock);
+        var off = Options();
+        off.Regional = new RegionalOptions { Invalidation = false };
+        var store = new InMemoryRegionalStore(clock);
+        var expected = new float[8];
+        await using (var first = StartWithStore(Options(), clock, noChannel))
+        {
+            await first.GetAsync(Model, 5, expected);
+        }
+
+        await using (var second = StartWithStore(off, clock, store))
+        {
+            await second.WhenReadyAsync();
+            var vector = new float[8];
+            Assert.Equal(EmbeddingSource.Direct, (await second.GetAsync(Model, 5, vector)).Source); // restored
+            Assert.Equal(expected, vector);
+        }
+    }
+
+    private static EmbeddingCache StartWithStore(ERCacheOptions options, FakeTimeProvider clock, IRegionalStore store)
+    {
+        TestThread.LeaveSynchronizationContext();
+        return EmbeddingCache.Create(
+            options, new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = 1 } },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
     }
 }

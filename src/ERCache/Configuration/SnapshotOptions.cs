@@ -13,7 +13,8 @@ namespace ERCache;
 public sealed class SnapshotOptions
 {
     /// <summary>The directory the snapshots live in (created if missing); one file per model and tier. Default
-    /// <see langword="null"/>: no snapshots.</summary>
+    /// <see langword="null"/>: no snapshots. Not beside a regional store whose invalidation channel is on (building the
+    /// cache fails): a snapshot cannot be checked against the removals other hosts made while this one was down.</summary>
     public string? Directory { get; set; }
 
     /// <summary>How often the tiers are also written while running (at least 1 minute), or <see langword="null"/>
