@@ -124,6 +124,28 @@ public sealed class InvalidationTests
         Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(new HealthCheckContext())).Status);
     }
 
+    [Fact]
+    public async Task While_the_subscription_is_lost_a_failover_vector_written_before_the_loss_is_not_served_for_a_user_removed_meanwhile()
+    {
+        // Rule 11 for the failover tier too: a removal made elsewhere during the loss never reached host 1, so when its
+        // inference fails it must not fall back on its own old copy; the store, which remembers the removal, decides.
+        await using var region = await Region.StartAsync(hosts: 2);
+        var host = region.Hosts[1];
+        await host.GetAsync(6); // host 1 infers user 6: in its direct and failover tiers, and in the store
+        await host.GetAsync(7);
+        Assert.Equal(2, host.Cache.GetEntryCount(Model, TierKind.Failover));
+
+        region.Store.SetChannelDown(true);
+        region.Clock.Advance(TimeSpan.FromSeconds(1));
+        await region.Hosts[0].Cache.RemoveAsync(6); // the message is lost
+        host.Tower.PerUser = (_, batch, i, _) => { batch.Fail(i); return ValueTask.CompletedTask; };
+
+        var (removed, vector) = await host.GetAsync(6);
+        Assert.Equal(EmbeddingSource.Fallback, removed.Source); // not its failover copy of a removed user
+        Assert.All(vector, v => Assert.Equal(0, v));
+        Assert.Equal(EmbeddingSource.Regional, (await host.GetAsync(7)).Result.Source); // a user not removed: the store's copy
+    }
+
     /// <summary>One host with the default model, an inline dispatcher and <paramref name="store"/>.</summary>
     private static EmbeddingCache InlineHost(TimeProvider clock, IRegionalStore store)
     {

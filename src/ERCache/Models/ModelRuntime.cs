@@ -123,11 +123,7 @@ internal sealed partial class ModelRuntime
     /// <summary>Rule 1 without counting the hit: a batch counts its hits together (<see cref="CountDirectHits"/>).</summary>
     public bool TryReadDirect(long userId, long now, long ttl, Span<float> destination, out EmbeddingResult result)
     {
-        if (Regional?.DistrustBefore is { } distrust && distrust != long.MinValue)
-        {
-            ttl = Math.Min(ttl, now - distrust); // a vector written before the invalidation subscription was lost is checked regionally
-        }
-
+        ttl = TrustedTtl(now, ttl); // a vector written before the invalidation subscription was lost is checked regionally
         if (Direct is { } direct && direct.TryRead(userId, now, ttl, destination, out long writtenAt))
         {
             result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);
@@ -142,6 +138,14 @@ internal sealed partial class ModelRuntime
         result = default;
         return false;
     }
+
+    /// <summary>
+    /// <paramref name="ttl"/>, shortened while the invalidation subscription is lost so that no local vector written
+    /// before the loss counts as fresh (DESIGN §2 rule 11): a removal made elsewhere meanwhile never reached this host.
+    /// Applies to both local tiers; the regional store, which remembers removals, answers instead.
+    /// </summary>
+    private long TrustedTtl(long now, long ttl) =>
+        Regional?.DistrustBefore is { } distrust && distrust != long.MinValue ? Math.Min(ttl, now - distrust) : ttl;
 
     /// <summary>The direct TTL a call with <paramref name="options"/> applies: <see cref="EmbeddingRequestOptions.MaxAge"/>
     /// when stricter, zero (nothing is fresh enough) with <see cref="EmbeddingRequestOptions.ForceRefresh"/>.</summary>
@@ -245,7 +249,7 @@ internal sealed partial class ModelRuntime
         long nowUtc = regionalFailover is null ? 0 : _time.GetUtcNow().ToUnixTimeMilliseconds();
         for (int i = 0; i < positions.Length; i++)
         {
-            if (Failover is { } failover && failover.TryGetWrittenAt(users[positions[i]], now, FailoverTtl, out long writtenAt))
+            if (Failover is { } failover && failover.TryGetWrittenAt(users[positions[i]], now, TrustedTtl(now, FailoverTtl), out long writtenAt))
             {
                 urgencies[i] = MissUrgency.WithFailover(now - writtenAt);
             }
@@ -385,11 +389,12 @@ internal sealed partial class ModelRuntime
         }
     }
 
-    /// <summary>Rules 5–7: the local failover tier when it holds an entry younger than the failover TTL, else the
-    /// regional value the lookup found when it is, else the fallback. A failover hit is never written to a tier.</summary>
+    /// <summary>Rules 5–7: the local failover tier when it holds an entry younger than the failover TTL (and written
+    /// after any loss of the invalidation subscription), else the regional value the lookup found when it is, else the
+    /// fallback. A failover hit is never written to a tier.</summary>
     private EmbeddingResult ServeFailure(long userId, long now, InferenceFailureCause cause, Span<float> row, RegionalFailoverValue? regionalValue, bool skipFailover)
     {
-        if (!skipFailover && Failover is { } failover && failover.TryRead(userId, now, FailoverTtl, row, out long writtenAt))
+        if (!skipFailover && Failover is { } failover && failover.TryRead(userId, now, TrustedTtl(now, FailoverTtl), row, out long writtenAt))
         {
             return new EmbeddingResult(EmbeddingSource.Failover, Age(writtenAt, now), Policy.Version, cause, hasVector: true);
         }
