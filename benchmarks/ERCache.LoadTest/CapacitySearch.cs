@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 
 /// <summary>What the capacity search asks: the SLA, the fallback bound, the ramp and the towers' cost.</summary>
 internal sealed record CapacitySettings(
-    double SlaMs, double MaxFallback, double StartRate, double RateStep, double MaxRate, double StepSeconds, double Compression, double TowerCpuMicroseconds,
+    double SlaMs, double MaxFallback, double StartRate, double RateStep, double RefineStep, double MaxRate, double StepSeconds, double Compression, double TowerCpuMicroseconds,
     int Rounds, int Items, string? ChartPath);
 
 /// <summary>One step of a ramp: the rate asked for and what the service did at it.</summary>
@@ -19,7 +19,9 @@ internal sealed record CapacityStep(
 /// Finds the largest request rate the ranking-service sample sustains, with the cache on and off: a ramp of steps,
 /// each <c>StepSeconds</c> long at a rate <c>RateStep</c> times the last, on one running service (its cache warm from
 /// the steps before), until p99 latency passes the SLA, fallbacks pass their bound, HTTP errors appear or the service
-/// cannot keep up with the rate. The towers spend extra CPU per user so that they, not HTTP, bound the service.
+/// cannot keep up with the rate; then, from the last sustained rate, finer steps of <c>RefineStep</c> up to the one
+/// that failed, so the limit is known to that factor. The towers spend extra CPU per user so that they, not HTTP, bound
+/// the service.
 /// </summary>
 /// <remarks>More traffic means more users, not the same users more often: each step sends the requests of a share of
 /// the synthetic trace's users over a stretch of its time (compressed <c>Compression</c> times, the TTLs with it), so
@@ -39,7 +41,7 @@ internal static class CapacitySearch
         // Enough users that the fastest step has the requests it needs: every stretch of trace time (the quietest counts)
         // holds MaxRate x StepSeconds requests.
         double stretchSeconds = settings.StepSeconds * settings.Compression;
-        int stepCount = StepCount(settings);
+        int stepCount = StepCount(settings) + RefineCount(settings);
         var probeTrace = SyntheticTrace.Generate(new SyntheticSettings { Users = 20_000, Seed = 11 });
         int quietest = Enumerable.Range(0, stepCount).Min(k => Stretch(probeTrace, stretchSeconds, k).Length);
         int users = (int)Math.Min(2_000_000, Math.Ceiling(20_000 * settings.MaxRate * settings.StepSeconds / Math.Max(1, quietest) * 1.2));
@@ -104,9 +106,7 @@ internal static class CapacitySearch
             using var warm = await client.PostAsJsonAsync("/rank", LoadRun.Body(-1 - i, i, settings.Items)); // users outside the trace
         }
 
-        var steps = new List<CapacityStep>();
-        double rate = settings.StartRate;
-        foreach (var window in windows)
+        async Task<CapacityStep> MeasureAsync(double rate, TraceRequest[] window)
         {
             var requests = UsersFor(window, rate * settings.StepSeconds);
             var load = new LoadSettings(requests.Length, rate, 0, settings.StepSeconds * 3, 0, settings.Items, 1, 1, "redis", 0);
@@ -121,13 +121,36 @@ internal static class CapacitySearch
             double p99 = LoadRun.Percentile(latencies, 0.99);
             double towerCpu = (after!.Towers.Values.Sum(t => t.ComputeMs) - before!.Towers.Values.Sum(t => t.ComputeMs)) / 1000 / elapsed.TotalSeconds;
             bool sustained = sent == requests.Length && achieved >= 0.95 * rate && errors == 0 && p99 <= settings.SlaMs && fallback <= settings.MaxFallback;
-            steps.Add(new CapacityStep(rate, achieved, p99, fallback, cached, errors, towerCpu, sustained));
-            if (!sustained)
+            return new CapacityStep(rate, achieved, p99, fallback, cached, errors, towerCpu, sustained);
+        }
+
+        var steps = new List<CapacityStep>();
+        int next = 0; // the next stretch of trace time
+        int coarse = StepCount(settings);
+        for (double rate = settings.StartRate; next < coarse; rate *= settings.RateStep)
+        {
+            var step = await MeasureAsync(rate, windows[next++]);
+            steps.Add(step);
+            if (!step.Sustained)
             {
                 break;
             }
+        }
 
-            rate *= settings.RateStep;
+        // Between the last sustained rate and the one that failed, finer steps: the limit is then known to RefineStep.
+        // The overloaded step's backlog drains first (a pause of 2 s, two trace minutes).
+        if (steps is [.., { Sustained: true } last, { Sustained: false } failed] && settings.RefineStep > 1)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            for (double rate = last.Rate * settings.RefineStep; rate < failed.Rate * 0.999 && next < windows.Length; rate *= settings.RefineStep)
+            {
+                var step = await MeasureAsync(rate, windows[next++]);
+                steps.Add(step);
+                if (!step.Sustained)
+                {
+                    break;
+                }
+            }
         }
 
         await app.StopAsync();
@@ -141,6 +164,10 @@ internal static class CapacitySearch
         long from = (long)(TraceStart.TotalMilliseconds + (index * seconds * 1000)), to = from + (long)(seconds * 1000);
         return [.. trace.Requests.Where(r => r.TimestampMs >= from && r.TimestampMs < to)];
     }
+
+    /// <summary>How many finer steps fit between two of <c>RateStep</c> apart.</summary>
+    private static int RefineCount(CapacitySettings settings) =>
+        settings.RefineStep > 1 ? (int)Math.Ceiling(Math.Log(settings.RateStep) / Math.Log(settings.RefineStep)) : 0;
 
     /// <summary>How many steps a ramp from <c>StartRate</c> to <c>MaxRate</c> has at most.</summary>
     private static int StepCount(CapacitySettings settings)
