@@ -9,10 +9,10 @@ internal static class CapacityOptions
     private static readonly Option<double> StartRateOption = new("--start-rate") { Description = "Requests per second of the first step", DefaultValueFactory = _ => 40, Validators = { LoadSettings.Positive<double> } };
     private static readonly Option<double> RateStepOption = new("--rate-step") { Description = "Each step's rate as a multiple of the last (> 1)", DefaultValueFactory = _ => 1.25, Validators = { AboveOne } };
     private static readonly Option<double> MaxRateOption = new("--max-rate") { Description = "Highest rate tried", DefaultValueFactory = _ => 3000, Validators = { LoadSettings.Positive<double> } };
-    private static readonly Option<double> RefineStepOption = new("--refine-step") { Description = "After the first step that fails, rise again from the last sustained rate by this factor until a step fails, so the limit is known to this factor rather than to --rate-step (1: off)", DefaultValueFactory = _ => 1.06, Validators = { AtLeastOne } };
+    private static readonly Option<double> RefineStepOption = new("--refine-step") { Description = "After the first step that fails, rise again from the last sustained rate by this factor until a step fails, so the limit is known to this factor rather than to --rate-step (1: off)", DefaultValueFactory = _ => 1.06, Validators = { AtLeast(1) } };
     private static readonly Option<double> StepSecondsOption = new("--step-seconds") { Description = "Length of a step", DefaultValueFactory = _ => 5, Validators = { LoadSettings.Positive<double> } };
     private static readonly Option<double> CompressionOption = new("--compression") { Description = "How many times faster than the trace a step runs (the TTLs are divided by it)", DefaultValueFactory = _ => 60, Validators = { LoadSettings.Positive<double> } };
-    private static readonly Option<double> TowerCpuOption = new("--tower-cpu") { Description = "Extra CPU each tower spends per user, microseconds: the towers, not HTTP, must bound the service", DefaultValueFactory = _ => 2000, Validators = { NotNegative } };
+    private static readonly Option<double> TowerCpuOption = new("--tower-cpu") { Description = "Extra CPU each tower spends per user, microseconds: the towers, not HTTP, must bound the service", DefaultValueFactory = _ => 2000, Validators = { AtLeast(0) } };
     private static readonly Option<string?> ChartOption = new("--chart") { Description = "Draw p99 latency against rate, cache on and off, as SVG", HelpName = "FILE.svg" };
 
     public static IEnumerable<Option> All => [FindCapacityOption, SlaOption, MaxFallbackOption, StartRateOption, RateStepOption, RefineStepOption, MaxRateOption, StepSecondsOption, CompressionOption, TowerCpuOption, ChartOption];
@@ -31,19 +31,12 @@ internal static class CapacityOptions
         }
     }
 
-    private static void AtLeastOne(System.CommandLine.Parsing.OptionResult r)
+    /// <summary>A validator: the value is <paramref name="bound"/> or more.</summary>
+    private static Action<System.CommandLine.Parsing.OptionResult> AtLeast(double bound) => r =>
     {
-        if (r.GetValueOrDefault<double>() < 1)
+        if (r.GetValueOrDefault<double>() < bound)
         {
-            r.AddError($"{r.Option.Name} must be 1 or more (got {r.GetValueOrDefault<double>()}).");
+            r.AddError($"{r.Option.Name} must be {bound} or more (got {r.GetValueOrDefault<double>()}).");
         }
-    }
-
-    private static void NotNegative(System.CommandLine.Parsing.OptionResult r)
-    {
-        if (r.GetValueOrDefault<double>() < 0)
-        {
-            r.AddError($"{r.Option.Name} must be 0 or more (got {r.GetValueOrDefault<double>()}).");
-        }
-    }
+    };
 }

@@ -96,16 +96,17 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
                 validator.ThrowIfInvalid(options);
             }
 
-            ThrowIfSnapshotsBesideInvalidation(options, services, sectionPath);
+            var invalidationChannel = InvalidationChannel(options, services);
+            ThrowIfSnapshotsBesideInvalidation(options, invalidationChannel, sectionPath);
             if (services?.RegionalStore is { } regionalStore)
             {
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
             }
 
             _registry = new ModelRegistry(options, resolveInference, _time, _metrics, validator, _logger, _dispatcher, _regional, sampling ?? Random.Shared);
-            if (_regional is not null && services!.RegionalStore is IRegionalInvalidation channel && options.Regional?.Invalidation != false)
+            if (invalidationChannel is not null)
             {
-                _invalidator = StartInvalidation(channel, options.Regional ?? new RegionalOptions());
+                _invalidator = StartInvalidation(invalidationChannel, options.Regional ?? new RegionalOptions());
             }
 
             WarmUpCode(_registry.States.Select(s => s.Current.Policy));
@@ -175,15 +176,20 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         return Tier(Resolve(model), tier)?.GetStatistics();
     }
 
+    /// <summary>The regional store's invalidation channel when this cache uses it: the store has one and
+    /// <c>Regional:Invalidation</c> is not off.</summary>
+    private static IRegionalInvalidation? InvalidationChannel(ERCacheOptions options, EmbeddingCacheServices? services) =>
+        services?.RegionalStore is IRegionalInvalidation channel && options.Regional?.Invalidation != false ? channel : null;
+
     /// <summary>
     /// Refuses local snapshots beside a regional store whose invalidation channel is on (DESIGN §2 rule 11): a snapshot
     /// holds what this host had when it stopped, and the removals other hosts made while it was down never reached it,
     /// so a restored entry could serve a removed user. With a regional store a restarted host recovers its vectors from
     /// the store instead.
     /// </summary>
-    private static void ThrowIfSnapshotsBesideInvalidation(ERCacheOptions options, EmbeddingCacheServices? services, string sectionPath)
+    private static void ThrowIfSnapshotsBesideInvalidation(ERCacheOptions options, IRegionalInvalidation? invalidationChannel, string sectionPath)
     {
-        if (options.Snapshots is { Directory: { } directory } && services?.RegionalStore is IRegionalInvalidation && options.Regional?.Invalidation != false)
+        if (options.Snapshots is { Directory: { } directory } && invalidationChannel is not null)
         {
             throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), [
                 $"{sectionPath}:Snapshots:Directory ('{directory}') cannot be used with a regional store whose invalidation channel is on " +
