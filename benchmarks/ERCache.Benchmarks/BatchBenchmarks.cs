@@ -5,7 +5,9 @@ namespace ERCache.Benchmarks;
 /// <summary>
 /// 64 users per call, all hits, 256-float vectors into one caller buffer: ERCache's <c>GetManyAsync</c> against a loop
 /// over each peer's per-key API (a batch knows all its keys up front; a per-key API cannot use that). Reported per
-/// user. Each invocation serves 16 batches of users drawn at random.
+/// user. Each invocation serves 16 batches of users drawn at random from the whole population: the same ones every time
+/// (<see cref="UserDraw.Fixed"/>) or the next of 512 draws (<see cref="UserDraw.Rotating"/>, whose rows at 1,000,000
+/// entries come from memory: what a batch's prefetch is for).
 /// </summary>
 [MemoryDiagnoser]
 public class BatchBenchmarks
@@ -15,7 +17,7 @@ public class BatchBenchmarks
     private const int Batches = 16;
     private readonly float[] _destination = new float[BatchSize * Dimensions];
     private readonly EmbeddingResult[] _results = new EmbeddingResult[BatchSize];
-    private long[][] _batches = [];
+    private UserSets<long[]> _batches = null!;
     private PeerCaches _peers = null!;
     private EmbeddingCache _cache = null!;
 
@@ -25,6 +27,9 @@ public class BatchBenchmarks
     /// <summary>10,000 and 1,000,000 entries; <c>ERCACHE_BENCH_ENTRIES</c> (comma-separated) overrides them, for CI's
     /// smoke run.</summary>
     public static IEnumerable<int> EntryCounts => PeerCaches.EntryCounts();
+
+    [Params(UserDraw.Fixed, UserDraw.Rotating)]
+    public UserDraw Draw { get; set; }
 
     [GlobalSetup(Target = nameof(ConcurrentDictionaryLoop))]
     public void SetupDictionary() => Setup(PeerCaches.Store.Dictionary);
@@ -45,8 +50,7 @@ public class BatchBenchmarks
 
     private void Setup(PeerCaches.Store stores)
     {
-        var rng = new Random(7);
-        _batches = Enumerable.Range(0, Batches).Select(_ => Enumerable.Range(0, BatchSize).Select(_ => (long)rng.Next(Entries)).ToArray()).ToArray();
+        _batches = Draw.Sets(Entries, Batches * BatchSize, seed: 7).Chunk(BatchSize);
         _peers = new PeerCaches(Entries);
         _peers.Populate(Entries, stores);
     }
@@ -61,7 +65,7 @@ public class BatchBenchmarks
     [Benchmark(Baseline = true, OperationsPerInvoke = BatchSize * Batches)]
     public float ConcurrentDictionaryLoop()
     {
-        foreach (var batch in _batches)
+        foreach (var batch in _batches.Next())
         {
             for (int i = 0; i < batch.Length; i++)
             {
@@ -78,7 +82,7 @@ public class BatchBenchmarks
     [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
     public float BitFasterConcurrentTLruLoop()
     {
-        foreach (var batch in _batches)
+        foreach (var batch in _batches.Next())
         {
             for (int i = 0; i < batch.Length; i++)
             {
@@ -95,7 +99,7 @@ public class BatchBenchmarks
     [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
     public float MemoryCacheLoop()
     {
-        foreach (var batch in _batches)
+        foreach (var batch in _batches.Next())
         {
             for (int i = 0; i < batch.Length; i++)
             {
@@ -112,7 +116,7 @@ public class BatchBenchmarks
     [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
     public float ERCacheGetMany()
     {
-        foreach (var batch in _batches)
+        foreach (var batch in _batches.Next())
         {
             var pending = _cache.GetManyAsync("m", batch, _destination, _results);
             if (!pending.IsCompletedSuccessfully)

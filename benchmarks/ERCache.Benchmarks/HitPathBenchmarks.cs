@@ -9,8 +9,9 @@ namespace ERCache.Benchmarks;
 /// One direct-tier hit of a 256-dimension vector into a caller buffer, against the peers (<see cref="PeerCaches"/>):
 /// the <see cref="ConcurrentDictionary{TKey, TValue}"/> floor (look-up plus copy), BitFaster's ConcurrentLru and
 /// ConcurrentTLru, MemoryCache, FusionCache's TryGet and HybridCache's GetOrCreateAsync (float[] and an immutable
-/// wrapper), each plus the copy. Each invocation reads 1,024 users in a pre-shuffled order, so the large store is
-/// read at random.
+/// wrapper), each plus the copy. Each invocation reads 1,024 users drawn at random from the whole population: the same
+/// ones every time (<see cref="UserDraw.Fixed"/>, whose rows stay in the CPU's caches) or the next of 512 draws
+/// (<see cref="UserDraw.Rotating"/>, whose rows at 1,000,000 entries come from memory).
 /// </summary>
 [MemoryDiagnoser]
 public class HitPathBenchmarks
@@ -18,9 +19,9 @@ public class HitPathBenchmarks
     private const int Dimensions = PeerCaches.Dimensions;
     private const int Reads = 1024;
     private readonly float[] _destination = new float[Dimensions];
-    private long[] _order = [];
-    private string[] _keys = [];
-    private string[] _immutableKeys = [];
+    private UserSets<long> _users = null!;
+    private UserSets<string> _keys = null!;
+    private UserSets<string> _immutableKeys = null!;
     private PeerCaches _peers = null!;
     private EmbeddingCache _cache = null!;
     private EmbeddingCache _cacheFloat16 = null!;
@@ -33,6 +34,9 @@ public class HitPathBenchmarks
     /// <summary>10,000 and 1,000,000 entries; <c>ERCACHE_BENCH_ENTRIES</c> (comma-separated) overrides them, for CI's
     /// smoke run.</summary>
     public static IEnumerable<int> EntryCounts => PeerCaches.EntryCounts();
+
+    [Params(UserDraw.Fixed, UserDraw.Rotating)]
+    public UserDraw Draw { get; set; }
 
     // Each benchmark process fills only the store it measures (filling all of them at 1,000,000 entries is most of a run).
     [GlobalSetup(Target = nameof(ConcurrentDictionary))]
@@ -67,10 +71,9 @@ public class HitPathBenchmarks
 
     private void Setup(PeerCaches.Store stores, StorageFormat? format = null)
     {
-        var rng = new Random(42);
-        _order = Enumerable.Range(0, Reads).Select(_ => (long)rng.Next(Entries)).ToArray();
-        _keys = _order.Select(PeerCaches.Key).ToArray();
-        _immutableKeys = _order.Select(PeerCaches.ImmutableKey).ToArray();
+        _users = Draw.Sets(Entries, Reads, seed: 42);
+        _keys = _users.Select(PeerCaches.Key);
+        _immutableKeys = _users.Select(PeerCaches.ImmutableKey);
         _peers = new PeerCaches(Entries);
         _peers.Populate(Entries, stores);
         if (format is { } f)
@@ -111,7 +114,7 @@ public class HitPathBenchmarks
     [Benchmark(Baseline = true, OperationsPerInvoke = Reads)]
     public float ConcurrentDictionary()
     {
-        foreach (long user in _order)
+        foreach (long user in _users.Next())
         {
             if (_peers.Dictionary.TryGetValue(user, out var vector))
             {
@@ -125,7 +128,7 @@ public class HitPathBenchmarks
     [Benchmark(OperationsPerInvoke = Reads)]
     public float BitFasterConcurrentLru()
     {
-        foreach (long user in _order)
+        foreach (long user in _users.Next())
         {
             if (_peers.Lru.TryGet(user, out var vector))
             {
@@ -139,7 +142,7 @@ public class HitPathBenchmarks
     [Benchmark(OperationsPerInvoke = Reads)]
     public float BitFasterConcurrentTLru()
     {
-        foreach (long user in _order)
+        foreach (long user in _users.Next())
         {
             if (_peers.TLru.TryGet(user, out var vector))
             {
@@ -153,7 +156,7 @@ public class HitPathBenchmarks
     [Benchmark(OperationsPerInvoke = Reads)]
     public float MemoryCache()
     {
-        foreach (long user in _order)
+        foreach (long user in _users.Next())
         {
             if (_peers.MemoryCache.TryGetValue(user, out float[]? vector))
             {
@@ -167,7 +170,7 @@ public class HitPathBenchmarks
     [Benchmark(OperationsPerInvoke = Reads)]
     public float FusionCacheTryGet()
     {
-        foreach (string key in _keys)
+        foreach (string key in _keys.Next())
         {
             var maybe = _peers.Fusion.TryGet<float[]>(key);
             if (maybe.HasValue)
@@ -182,7 +185,7 @@ public class HitPathBenchmarks
     [Benchmark(OperationsPerInvoke = Reads)]
     public float HybridCacheFloatArray()
     {
-        foreach (string key in _keys)
+        foreach (string key in _keys.Next())
         {
             var pending = _peers.Hybrid.GetOrCreateAsync(key, static _ => ValueTask.FromResult(new float[Dimensions]));
             Completed(pending).CopyTo(_destination, 0); // an L1 hit completes synchronously
@@ -194,7 +197,7 @@ public class HitPathBenchmarks
     [Benchmark(OperationsPerInvoke = Reads)]
     public float HybridCacheImmutable()
     {
-        foreach (string key in _immutableKeys)
+        foreach (string key in _immutableKeys.Next())
         {
             var pending = _peers.Hybrid.GetOrCreateAsync(key, static _ => ValueTask.FromResult(new PeerCaches.ImmutableVector(new float[Dimensions])));
             Completed(pending).Values.CopyTo(_destination, 0);
@@ -210,7 +213,7 @@ public class HitPathBenchmarks
     public float ERCacheFloat32Handle()
     {
         var destination = _destination.AsMemory();
-        foreach (long user in _order)
+        foreach (long user in _users.Next())
         {
             var pending = _model.GetAsync(user, destination);
             if (!pending.IsCompletedSuccessfully || pending.Result.Source != EmbeddingSource.Direct)
@@ -234,7 +237,7 @@ public class HitPathBenchmarks
     private float Hits(EmbeddingCache cache)
     {
         var destination = _destination.AsMemory();
-        foreach (long user in _order)
+        foreach (long user in _users.Next())
         {
             var pending = cache.GetAsync("m", user, destination);
             if (!pending.IsCompletedSuccessfully || pending.Result.Source != EmbeddingSource.Direct)
