@@ -72,8 +72,12 @@ public class HitPathBenchmarks
     private void Setup(PeerCaches.Store stores, StorageFormat? format = null)
     {
         _users = Draw.Sets(Entries, Reads, seed: 42);
-        _keys = _users.Select(PeerCaches.Key);
-        _immutableKeys = _users.Select(PeerCaches.ImmutableKey);
+        if (stores is PeerCaches.Store.Fusion or PeerCaches.Store.Hybrid or PeerCaches.Store.HybridImmutable)
+        {
+            // Only the string-keyed peers need them: a rotating draw's keys are about a million strings.
+            _keys = _users.Select(PeerCaches.Key);
+            _immutableKeys = _users.Select(PeerCaches.ImmutableKey);
+        }
         _peers = new PeerCaches(Entries);
         _peers.Populate(Entries, stores);
         if (format is { } f)

@@ -43,10 +43,10 @@ internal static class CapacitySearch
         double stretchSeconds = settings.StepSeconds * settings.Compression;
         int stepCount = StepCount(settings) + RefineCount(settings);
         var probeTrace = SyntheticTrace.Generate(new SyntheticSettings { Users = 20_000, Seed = 11 });
-        int quietest = Enumerable.Range(0, stepCount).Min(k => Stretch(probeTrace, stretchSeconds, k).Length);
+        int quietest = Stretches(probeTrace, stretchSeconds, stepCount).Min(w => w.Length);
         int users = (int)Math.Min(2_000_000, Math.Ceiling(20_000 * settings.MaxRate * settings.StepSeconds / Math.Max(1, quietest) * 1.2));
         var trace = SyntheticTrace.Generate(new SyntheticSettings { Users = users, Seed = 11 });
-        var windows = Enumerable.Range(0, stepCount).Select(k => Stretch(trace, stretchSeconds, k)).ToArray();
+        var windows = Stretches(trace, stretchSeconds, stepCount);
         stdout.WriteLine(Inv($"Capacity search: {users:N0} synthetic users, {windows[0].Length:N0} requests in the first {stretchSeconds / 60:F0} min of trace time from hour 3 (up to {stepCount} such stretches, one per step), each step {settings.StepSeconds} s ({settings.Compression}x faster, the TTLs with it); towers spend {settings.TowerCpuMicroseconds} us of CPU per user; SLA p99 {settings.SlaMs} ms, fallbacks at most {settings.MaxFallback:P1}."));
 
         var configurations = new (string Name, bool Cache)[] { ("cache on", true), ("cache off", false) };
@@ -157,12 +157,22 @@ internal static class CapacitySearch
         return steps;
     }
 
-    /// <summary>The trace's requests in the <paramref name="index"/>-th stretch of <paramref name="seconds"/> of trace
-    /// time from hour 3.</summary>
-    private static TraceRequest[] Stretch(Trace trace, double seconds, int index = 0)
+    /// <summary>The requests of <paramref name="count"/> consecutive stretches of <paramref name="seconds"/> of trace time
+    /// from hour 3, in trace order, cut in one pass over the trace.</summary>
+    private static TraceRequest[][] Stretches(Trace trace, double seconds, int count)
     {
-        long from = (long)(TraceStart.TotalMilliseconds + (index * seconds * 1000)), to = from + (long)(seconds * 1000);
-        return [.. trace.Requests.Where(r => r.TimestampMs >= from && r.TimestampMs < to)];
+        var stretches = Enumerable.Range(0, count).Select(_ => new List<TraceRequest>()).ToArray();
+        double from = TraceStart.TotalMilliseconds, length = seconds * 1000;
+        foreach (var request in trace.Requests)
+        {
+            double offset = request.TimestampMs - from;
+            if (offset >= 0 && offset / length < count)
+            {
+                stretches[(int)(offset / length)].Add(request);
+            }
+        }
+
+        return [.. stretches.Select(s => s.ToArray())];
     }
 
     /// <summary>How many finer steps fit between two of <c>RateStep</c> apart.</summary>

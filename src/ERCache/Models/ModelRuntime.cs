@@ -247,9 +247,10 @@ internal sealed partial class ModelRuntime
         var urgencies = new long[positions.Length];
         long now = _clock.Now;
         long nowUtc = regionalFailover is null ? 0 : _time.GetUtcNow().ToUnixTimeMilliseconds();
+        long failoverTtl = TrustedTtl(now, FailoverTtl); // once for the batch, as its clock reading
         for (int i = 0; i < positions.Length; i++)
         {
-            if (Failover is { } failover && failover.TryGetWrittenAt(users[positions[i]], now, TrustedTtl(now, FailoverTtl), out long writtenAt))
+            if (Failover is { } failover && failover.TryGetWrittenAt(users[positions[i]], now, failoverTtl, out long writtenAt))
             {
                 urgencies[i] = MissUrgency.WithFailover(now - writtenAt);
             }
