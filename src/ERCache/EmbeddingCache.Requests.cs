@@ -96,15 +96,18 @@ public sealed partial class EmbeddingCache
         var direct = options.ForceRefresh ? null : runtime.Direct;
         bool measured = runtime.MeasuresResults;
         int hits = 0;
+        Span<int> candidates = stackalloc int[EmbeddingTier.PrefetchBatch];
         for (int i = 0; i < users.Length; i++)
         {
-            if (direct is not null && i % EmbeddingTier.PrefetchBatch == 0 && users.Length - i > 1)
+            int inGroup = i % EmbeddingTier.PrefetchBatch;
+            if (direct is not null && inGroup == 0)
             {
-                // A batch knows its keys up front: start every next user's loads before copying the first.
-                direct.Prefetch(users[i..]);
+                // A batch knows its keys up front: start every next user's loads before copying the first, and keep the
+                // slots found so that each user is hashed and probed once.
+                direct.Prefetch(users[i..], candidates);
             }
 
-            if (direct is not null && runtime.TryReadDirect(users[i], now, ttl, vectors.Slice(i * dims, dims), out resultSpan[i]))
+            if (direct is not null && runtime.TryReadDirect(users[i], candidates[inGroup], now, ttl, vectors.Slice(i * dims, dims), out resultSpan[i]))
             {
                 hits++;
                 if (measured)

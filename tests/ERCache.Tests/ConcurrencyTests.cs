@@ -79,6 +79,8 @@ public sealed class ConcurrencyTests
         {
             var rng = new Random(t);
             var buffer = new float[dims];
+            var group = new long[EmbeddingTier.PrefetchBatch];
+            var candidates = new int[EmbeddingTier.PrefetchBatch];
             int writeNo = 0;
             for (int op = 0; op < TierOperationsPerThread; op++)
             {
@@ -92,7 +94,31 @@ public sealed class ConcurrencyTests
                 else
                 {
                     Interlocked.Increment(ref reads);
-                    if (tier.TryRead(user, now: 1, ttl: long.MaxValue, buffer, out _))
+                    bool hit;
+                    if ((op & 1) == 0)
+                    {
+                        hit = tier.TryRead(user, now: 1, ttl: long.MaxValue, buffer, out _);
+                    }
+                    else
+                    {
+                        // The batch path: a group's candidates found first, read later (the other threads' writes and
+                        // evictions meanwhile make some stale), and this user read through another user's candidate too.
+                        int inGroup = op % group.Length;
+                        if (inGroup < 2)
+                        {
+                            for (int g = 0; g < group.Length; g++)
+                            {
+                                group[g] = rng.Next(keySpace);
+                            }
+
+                            tier.Prefetch(group, candidates);
+                        }
+
+                        user = (inGroup & 2) == 0 ? group[inGroup] : user; // the candidate's own user, or another
+                        hit = tier.TryReadFrom(candidates[inGroup], user, now: 1, ttl: long.MaxValue, buffer, out _);
+                    }
+
+                    if (hit)
                     {
                         Interlocked.Increment(ref hits);
                         if (!IsConsistent(buffer, user))

@@ -1,5 +1,6 @@
 using ERCache.Diagnostics;
 using ERCache.Tests.Infrastructure;
+using ERCache.Tiers;
 
 namespace ERCache.Tests;
 
@@ -23,9 +24,10 @@ public sealed class PrefetchTests
         tier.Remove(5);
         long evictions = tier.Evictions;
         var users = new long[] { 0, 5, 63, 64, -1, long.MaxValue, long.MinValue, 17, 17, 3, 9, 12, 40, 41, 42, 43, 44, 45, 46 };
-        tier.Prefetch(users);
-        tier.Prefetch([]);
-        tier.Prefetch(users.AsSpan(0, 1));
+        var candidates = new int[EmbeddingTier.PrefetchBatch];
+        tier.Prefetch(users, candidates);
+        tier.Prefetch([], candidates);
+        tier.Prefetch(users.AsSpan(0, 1), candidates);
 
         Assert.Equal(63, tier.Count);
         Assert.Equal(evictions, tier.Evictions);
@@ -42,6 +44,69 @@ public sealed class PrefetchTests
                 Assert.All(Enumerable.Range(0, 8), j => Assert.InRange(row[j], expected[j] - tolerance, expected[j] + tolerance));
             }
         }
+    }
+
+    [Theory]
+    [InlineData("Lru", "Float32")]
+    [InlineData("Sieve", "Int8")]
+    [InlineData("Fifo", "Float16")]
+    [InlineData("MemoryCache", "Float32")]
+    public void A_read_from_any_candidate_answers_what_a_plain_read_answers(string eviction, string format)
+    {
+        const int dims = 8;
+        using var metrics = new ERCacheMetrics(null);
+        var tier = TierHelper.Create(eviction, capacity: 32, dimensions: dims, metrics, format: format);
+        for (long u = 0; u < 32; u++)
+        {
+            tier.Write(u, TierHelper.Vector(u, dims), writtenAt: u);
+        }
+
+        var users = new long[] { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+        var candidates = new int[EmbeddingTier.PrefetchBatch];
+        tier.Prefetch(users, candidates);
+        if (eviction != "MemoryCache")
+        {
+            Assert.All(candidates, c => Assert.NotEqual(EmbeddingTier.NoCandidate, c)); // every user present: a slot each
+        }
+
+        // Stale candidates: user 0 removed, its slot taken by user 40; user 1 removed and written again (another slot,
+        // newer); user 2 rewritten in place; user 3 removed for good.
+        tier.Remove(0);
+        tier.Write(40, TierHelper.Vector(40, dims), writtenAt: 40);
+        tier.Remove(1);
+        tier.Write(41, TierHelper.Vector(41, dims), writtenAt: 41);
+        tier.Write(1, TierHelper.Vector(101, dims), writtenAt: 101);
+        tier.Write(2, TierHelper.Vector(102, dims), writtenAt: 102);
+        tier.Remove(3);
+
+        // Every user read through every candidate, its own, another user's, none, and out-of-date ones.
+        var tried = candidates.Append(EmbeddingTier.NoCandidate).ToArray();
+        foreach (long user in new long[] { 0, 1, 2, 3, 4, 15, 31, 40, 41, 99 })
+        {
+            var expectedRow = new float[dims];
+            bool expected = tier.TryRead(user, now: 200, ttl: long.MaxValue, expectedRow, out long expectedWrittenAt);
+            foreach (int candidate in tried)
+            {
+                var row = new float[dims];
+                bool found = tier.TryReadFrom(candidate, user, now: 200, ttl: long.MaxValue, row, out long writtenAt);
+                Assert.True(expected == found, $"user {user}, candidate {candidate}: {found}, a plain read {expected}");
+                if (found)
+                {
+                    Assert.Equal(expectedWrittenAt, writtenAt);
+                    Assert.Equal(expectedRow, row);
+                }
+            }
+
+            // An entry too old for the TTL is a miss through the candidate the prefetch found for it too.
+            if (expected)
+            {
+                int own = user < users.Length ? candidates[user] : EmbeddingTier.NoCandidate;
+                Assert.False(tier.TryReadFrom(own, user, now: 200, ttl: 200 - expectedWrittenAt, new float[dims], out _));
+            }
+        }
+
+        Assert.False(tier.TryReadFrom(candidates[0], 0, now: 200, ttl: long.MaxValue, new float[dims], out _)); // removed
+        Assert.False(tier.TryReadFrom(candidates[3], 3, now: 200, ttl: long.MaxValue, new float[dims], out _)); // removed
     }
 
     [Fact]

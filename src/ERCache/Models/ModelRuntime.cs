@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Regional;
@@ -126,17 +127,39 @@ internal sealed partial class ModelRuntime
         ttl = TrustedTtl(now, ttl); // a vector written before the invalidation subscription was lost is checked regionally
         if (Direct is { } direct && direct.TryRead(userId, now, ttl, destination, out long writtenAt))
         {
-            result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);
-            if (_backgroundWork)
-            {
-                OnDirectHit(userId, now, writtenAt, destination);
-            }
-
+            result = DirectHit(userId, now, writtenAt, destination);
             return true;
         }
 
         result = default;
         return false;
+    }
+
+    /// <summary><see cref="TryReadDirect(long, long, long, Span{float}, out EmbeddingResult)"/> of a batch's user, starting
+    /// at the slot the batch's prefetch found (<see cref="EmbeddingTier.TryReadFrom"/>).</summary>
+    public bool TryReadDirect(long userId, int candidate, long now, long ttl, Span<float> destination, out EmbeddingResult result)
+    {
+        ttl = TrustedTtl(now, ttl);
+        if (Direct is { } direct && direct.TryReadFrom(candidate, userId, now, ttl, destination, out long writtenAt))
+        {
+            result = DirectHit(userId, now, writtenAt, destination);
+            return true;
+        }
+
+        result = default;
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private EmbeddingResult DirectHit(long userId, long now, long writtenAt, Span<float> served)
+    {
+        var result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);
+        if (_backgroundWork)
+        {
+            OnDirectHit(userId, now, writtenAt, served);
+        }
+
+        return result;
     }
 
     /// <summary>
@@ -325,7 +348,8 @@ internal sealed partial class ModelRuntime
     /// (<see cref="RecordHitMeasurement"/>); else only <see cref="CountDirectHits"/>.</summary>
     public bool MeasuresResults => _metrics.ResultsEnabled;
 
-    /// <summary>A direct hit read by <see cref="TryReadDirect"/>, for metrics (the health total is counted by
+    /// <summary>A direct hit of a batch (<see cref="TryReadDirect(long, int, long, long, Span{float}, out EmbeddingResult)"/>),
+    /// for metrics (the health total is counted by
     /// <see cref="CountDirectHits"/>).</summary>
     public void RecordHitMeasurement(in EmbeddingResult result) => _metrics.RecordResult(Policy.Name, result);
 

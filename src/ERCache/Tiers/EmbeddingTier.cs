@@ -70,11 +70,24 @@ internal abstract class EmbeddingTier : IDisposable
     public abstract void ForEachEntry(TierEntryVisitor visitor, bool withRows);
 
     /// <summary>Hints the processor to start loading what reading <paramref name="users"/> will touch (at most
-    /// <see cref="PrefetchBatch"/> of them), so their cache misses overlap instead of following one another. Changes
-    /// nothing; a tier without a layout to prefetch does nothing.</summary>
-    public virtual void Prefetch(ReadOnlySpan<long> users)
-    {
-    }
+    /// <see cref="PrefetchBatch"/> of them), so their cache misses overlap instead of following one another, and writes
+    /// each user's likely slot into <paramref name="candidates"/> (<see cref="NoCandidate"/> when there is none, or the
+    /// tier has no slots) for <see cref="TryReadFrom"/>. Changes nothing; a tier without a layout to prefetch only
+    /// fills <paramref name="candidates"/>.</summary>
+    public virtual void Prefetch(ReadOnlySpan<long> users, Span<int> candidates) =>
+        candidates[..Math.Min(users.Length, PrefetchBatch)].Fill(NoCandidate);
+
+    /// <summary>
+    /// <see cref="TryRead"/> that first tries the slot <see cref="Prefetch"/> found for the user, so that a batch hashes
+    /// and probes each user once. The candidate is only a hint, possibly stale: it is used when it holds the user (checked
+    /// as every read checks a slot), and otherwise the user is looked up as by <see cref="TryRead"/>, so the answer is
+    /// always <see cref="TryRead"/>'s.
+    /// </summary>
+    public virtual bool TryReadFrom(int candidate, long userId, long now, long ttl, Span<float> destination, out long writtenAt) =>
+        TryRead(userId, now, ttl, destination, out writtenAt);
+
+    /// <summary>The candidate of a user <see cref="Prefetch"/> found no slot for.</summary>
+    public const int NoCandidate = -1;
 
     /// <summary>Most users one <see cref="Prefetch"/> call takes: enough loads in flight to cover memory latency, few
     /// enough that the first lines are still cached when the reads reach them.</summary>

@@ -107,11 +107,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
                 var outcome = ReadSlot(slot, userId, now, ttl, destination, out writtenAt);
                 if (outcome == SlotRead.Hit)
                 {
-                    if (_policy.RecordHit(slot))
-                    {
-                        TryDrainHits();
-                    }
-
+                    RecordHit(slot);
                     return true;
                 }
 
@@ -131,8 +127,6 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         return TryReadLocked(userId, now, ttl, destination, out writtenAt);
     }
 
-    /// <summary>Two rounds of prefetches: every user's home bucket, then (the buckets now arriving) each first
-    /// candidate's slot header and the start of its row; the hardware prefetcher follows the rest of a row.</summary>
     public override void ForEachEntry(TierEntryVisitor visitor, bool withRows)
     {
         var row = withRows ? new byte[_rowBytes] : [];
@@ -157,7 +151,10 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
-    public override void Prefetch(ReadOnlySpan<long> users)
+    /// <summary>Two rounds of prefetches: every user's home bucket, then (the buckets now arriving) each first
+    /// candidate's slot header and the start of its row; the hardware prefetcher follows the rest of a row. The
+    /// candidates are what the second round found.</summary>
+    public override void Prefetch(ReadOnlySpan<long> users, Span<int> candidates)
     {
         int n = Math.Min(users.Length, PrefetchBatch);
         Span<ulong> hashes = stackalloc ulong[PrefetchBatch];
@@ -173,8 +170,36 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             if (slot >= 0 && Volatile.Read(ref _slabs[slot >> _pageShift]) is { } slab)
             {
                 new SlotPage(slab, _rowBytes, _stride).PrefetchSlot(slot & _pageMask, rowLines);
+                candidates[i] = slot;
+            }
+            else
+            {
+                candidates[i] = NoCandidate;
             }
         }
+    }
+
+    public override bool TryReadFrom(int candidate, long userId, long now, long ttl, Span<float> destination, out long writtenAt)
+    {
+        if (candidate >= 0)
+        {
+            // A slot is only ever the home of one key, and the read checks the key under the slot's sequence lock: a slot
+            // that reads as this user holds the user's current entry, however old the candidate. Another key, an empty or
+            // a busy slot sends the user through the full lookup (a tag collision, or a write since the prefetch).
+            var outcome = ReadSlot(candidate, userId, now, ttl, destination, out writtenAt);
+            if (outcome == SlotRead.Hit)
+            {
+                RecordHit(candidate);
+                return true;
+            }
+
+            if (outcome == SlotRead.Expired)
+            {
+                return false;
+            }
+        }
+
+        return TryRead(userId, now, ttl, destination, out writtenAt);
     }
 
     public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl = long.MaxValue)
@@ -331,6 +356,15 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             int first = slot & ~_pageMask;
             int slots = Math.Min(_pageMask + 1, _capacity - first); // the last page holds only what capacity needs
             Volatile.Write(ref slab, SlotPage.AllocateSlab(slots, _rowBytes));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RecordHit(int slot)
+    {
+        if (_policy.RecordHit(slot))
+        {
+            TryDrainHits();
         }
     }
 
