@@ -181,7 +181,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     public override bool TryReadFrom(int candidate, long userId, long now, long ttl, Span<float> destination, out long writtenAt)
     {
-        if ((uint)candidate < (uint)Volatile.Read(ref _used)) // NoCandidate, or any number that is no slot, is looked up
+        if (candidate >= 0) // a slot this tier's Prefetch found, so one whose page exists
         {
             // A slot is only ever the home of one key, and the read checks the key under the slot's sequence lock: a slot
             // that reads as this user holds the user's current entry, however old the candidate. Another key, an empty or
