@@ -81,8 +81,9 @@ internal abstract class EmbeddingTier : IDisposable
     /// <see cref="TryRead"/> that first tries the slot this tier's <see cref="Prefetch"/> found for the user, so that a
     /// batch hashes and probes each user once. The candidate is only a hint, possibly stale: it is used when it holds the
     /// user (checked as every read checks a slot), and otherwise the user is looked up as by <see cref="TryRead"/>, so the
-    /// answer is always <see cref="TryRead"/>'s. A negative candidate is looked up; a number that is no slot of this tier
-    /// (another tier's candidate: a bug) reads an empty slot, so is looked up, or throws: it never yields another entry.
+    /// answer is always <see cref="TryRead"/>'s. A negative candidate is looked up; a number that is not this tier's
+    /// candidate (a bug) is read and checked like any candidate, or throws when it lies past the tier's pages: it never
+    /// yields another user's entry.
     /// </summary>
     public virtual bool TryReadFrom(int candidate, long userId, long now, long ttl, Span<float> destination, out long writtenAt) =>
         TryRead(userId, now, ttl, destination, out writtenAt);
