@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Regional;
@@ -127,7 +126,12 @@ internal sealed partial class ModelRuntime
         ttl = TrustedTtl(now, ttl); // a vector written before the invalidation subscription was lost is checked regionally
         if (Direct is { } direct && direct.TryRead(userId, now, ttl, destination, out long writtenAt))
         {
-            result = DirectHit(userId, now, writtenAt, destination);
+            result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);
+            if (_backgroundWork)
+            {
+                OnDirectHit(userId, now, writtenAt, destination);
+            }
+
             return true;
         }
 
@@ -136,30 +140,24 @@ internal sealed partial class ModelRuntime
     }
 
     /// <summary><see cref="TryReadDirect(long, long, long, Span{float}, out EmbeddingResult)"/> of a batch's user, starting
-    /// at the slot the batch's prefetch found (<see cref="EmbeddingTier.TryReadFrom"/>).</summary>
+    /// at the slot the batch's prefetch found (<see cref="EmbeddingTier.TryReadFrom"/>). Written out rather than shared
+    /// with the single-user read: a helper between them changed what the JIT inlines into the hottest path.</summary>
     public bool TryReadDirect(long userId, int candidate, long now, long ttl, Span<float> destination, out EmbeddingResult result)
     {
         ttl = TrustedTtl(now, ttl);
         if (Direct is { } direct && direct.TryReadFrom(candidate, userId, now, ttl, destination, out long writtenAt))
         {
-            result = DirectHit(userId, now, writtenAt, destination);
+            result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);
+            if (_backgroundWork)
+            {
+                OnDirectHit(userId, now, writtenAt, destination);
+            }
+
             return true;
         }
 
         result = default;
         return false;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private EmbeddingResult DirectHit(long userId, long now, long writtenAt, Span<float> served)
-    {
-        var result = new EmbeddingResult(EmbeddingSource.Direct, Age(writtenAt, now), Policy.Version, InferenceFailureCause.None, hasVector: true);
-        if (_backgroundWork)
-        {
-            OnDirectHit(userId, now, writtenAt, served);
-        }
-
-        return result;
     }
 
     /// <summary>

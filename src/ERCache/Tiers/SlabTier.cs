@@ -107,7 +107,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
                 var outcome = ReadSlot(slot, userId, now, ttl, destination, out writtenAt);
                 if (outcome == SlotRead.Hit)
                 {
-                    RecordHit(slot);
+                    if (_policy.RecordHit(slot))
+                    {
+                        TryDrainHits();
+                    }
+
                     return true;
                 }
 
@@ -189,7 +193,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             var outcome = ReadSlot(candidate, userId, now, ttl, destination, out writtenAt);
             if (outcome == SlotRead.Hit)
             {
-                RecordHit(candidate);
+                if (_policy.RecordHit(candidate))
+                {
+                    TryDrainHits();
+                }
+
                 return true;
             }
 
@@ -356,15 +364,6 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             int first = slot & ~_pageMask;
             int slots = Math.Min(_pageMask + 1, _capacity - first); // the last page holds only what capacity needs
             Volatile.Write(ref slab, SlotPage.AllocateSlab(slots, _rowBytes));
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void RecordHit(int slot)
-    {
-        if (_policy.RecordHit(slot))
-        {
-            TryDrainHits();
         }
     }
 
