@@ -68,8 +68,7 @@ public class HitPathBenchmarks
     public void SetupFloat32Sieve()
     {
         Setup(PeerCaches.Store.None);
-        _cacheSieve = PeerCaches.CreateERCache(Entries, eviction: EvictionStrategy.Sieve);
-        PeerCaches.Populate(_cacheSieve, Entries);
+        _cacheSieve = CreateCache(StorageFormat.Float32, Entries, EvictionStrategy.Sieve);
     }
 
     [GlobalSetup(Target = nameof(ERCacheFloat16))]
@@ -108,9 +107,9 @@ public class HitPathBenchmarks
         }
     }
 
-    private static EmbeddingCache CreateCache(StorageFormat format, int users)
+    private static EmbeddingCache CreateCache(StorageFormat format, int users, EvictionStrategy eviction = EvictionStrategy.Lru)
     {
-        var cache = PeerCaches.CreateERCache(users, format);
+        var cache = PeerCaches.CreateERCache(users, format, eviction: eviction);
         PeerCaches.Populate(cache, users);
         return cache;
     }
