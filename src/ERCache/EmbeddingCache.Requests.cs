@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using ERCache.Internal;
 using ERCache.Models;
 using ERCache.Tiers;
@@ -6,7 +7,8 @@ using ERCache.Tiers;
 namespace ERCache;
 
 // The request path's entry: argument checks, the direct tier inline (a hit completes synchronously and allocates
-// nothing), and the misses handed to the model's runtime under a lease of the cache and of the model version.
+// nothing), and the misses handed to the model's runtime under a lease of the cache and of the model version. A miss
+// that waited finishes on the thread that completed its inference; its caller continues elsewhere (CallerContinuation).
 public sealed partial class EmbeddingCache
 {
     internal ValueTask<EmbeddingResult> GetAsync(ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
@@ -172,10 +174,17 @@ public sealed partial class EmbeddingCache
         }
     }
 
+    /// <summary>A single user's miss, as its caller receives it (see <see cref="CallerContinuation"/>). Not inlined, so the
+    /// hit path's code stays as small as it was.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ValueTask<EmbeddingResult> MissAsync(
+        ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken) =>
+        CallerContinuation.Of(WaitForMissAsync(runtime, userId, destination, options, cancellationToken), _callersInline);
+
     // ValueTask, not Task: a miss that completes synchronously (an inline call of a synchronous tower) allocates no task.
     // Not a pooling builder: the caller receives this ValueTask, and a pooled one misused (awaited twice) could hand back
     // another request's result.
-    private async ValueTask<EmbeddingResult> MissAsync(
+    private async ValueTask<EmbeddingResult> WaitForMissAsync(
         ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
         if (!_requests.TryAcquire())
@@ -215,7 +224,14 @@ public sealed partial class EmbeddingCache
         }
     }
 
-    private async ValueTask ServeMissesAsync(
+    /// <summary>A request's misses, as its caller receives them (see <see cref="CallerContinuation"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ValueTask ServeMissesAsync(
+        ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
+        EmbeddingRequestOptions options, CancellationToken cancellationToken) =>
+        CallerContinuation.Of(WaitForMissesAsync(runtime, userIds, misses, missCount, destination, results, options, cancellationToken), _callersInline);
+
+    private async ValueTask WaitForMissesAsync(
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
         EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {

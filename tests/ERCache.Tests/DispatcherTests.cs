@@ -66,12 +66,16 @@ public sealed class DispatcherTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Only_a_simulation_dispatcher_continues_waiters_on_the_thread_that_completes_the_call(bool simulation)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public async Task The_cache_finishes_a_request_on_the_completing_thread_and_only_a_simulation_continues_its_caller_there(bool simulation, bool batch)
     {
-        // A real dispatcher never lets a waiter's continuation run on the tower's completing thread (it would delay the
-        // rest of the batch); a single-threaded simulation (the replay harness) needs exactly that.
+        // The cache's own part of a request (the tier reads, the copies, the leases) runs on the thread that completes
+        // the tower's call, so the caller is answered before that thread moves on and without a hop through the pool.
+        // The caller's own continuation must never run there (it would hold an inference thread), except under a
+        // single-threaded simulation (the replay harness), which needs exactly that.
         var clock = new FakeTimeProvider();
         var release = new TaskCompletionSource();
         var tower = new TestTower { Gate = release.Task };
@@ -80,20 +84,31 @@ public sealed class DispatcherTests
         using var cache = EmbeddingCache.Create(
             options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = tower },
             new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = new RunNowDispatcher(simulation) });
-        var pending = cache.GetAsync("ctr", 7, new float[4]).AsTask();
+        var results = new EmbeddingResult[2];
+        var vectors = new float[8];
+        var single = batch ? null : cache.GetAsync("ctr", 7, vectors.AsMemory(0, 4)).AsTask();
+        var pending = single ?? cache.GetManyAsync("ctr", new long[] { 7, 8 }, vectors, results).AsTask();
         Assert.False(pending.IsCompleted);
 
-        // Which thread answers the caller: a synchronous continuation runs on it. (Not "is it answered when SetResult
-        // returns": a pool thread can answer first, so that check raced.)
+        // Which thread continues the caller: a synchronous continuation runs on it.
         int answeredOn = 0;
         var answered = pending.ContinueWith(_ => answeredOn = Environment.CurrentManagedThreadId, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         var completer = new Thread(() => release.SetResult()); // the tower's call completes on this thread
         completer.Start();
         completer.Join();
+        Assert.True(pending.IsCompleted); // answered by the completing thread, before it returned
         await answered;
 
         Assert.Equal(simulation, answeredOn == completer.ManagedThreadId);
-        Assert.Equal(EmbeddingSource.Fresh, (await pending).Source);
+        await pending;
+        if (single is not null)
+        {
+            results[0] = await single;
+        }
+
+        Assert.All(results.Take(batch ? 2 : 1), r => Assert.Equal(EmbeddingSource.Fresh, r.Source));
+        Assert.Equal(TestTower.Expected(7, 0, 0), vectors[0]);
+        Assert.Equal(batch ? TestTower.Expected(8, 0, 0) : 0, vectors[4]);
     }
 
     /// <summary>Runs each call at once on the dispatching thread; optionally a simulation's dispatcher.</summary>

@@ -180,6 +180,7 @@ public sealed class FreshnessTests
     [InlineData(true)]
     public async Task A_saturated_model_runs_no_drift_sample_and_no_refresh(bool queueToo)
     {
+        TestThread.LeaveSynchronizationContext(); // here: the helper is an async method (see TestThread)
         var dispatcher = new ManualInferenceDispatcher();
         using var f = await SampledAndRefreshedAsync(maxConcurrency: 2, dispatcher);
 
@@ -213,6 +214,7 @@ public sealed class FreshnessTests
     [Fact]
     public async Task A_refresh_or_a_drift_sample_never_takes_the_last_free_slot_so_a_cold_miss_starts_at_once()
     {
+        TestThread.LeaveSynchronizationContext(); // here: the helper is an async method (see TestThread)
         var dispatcher = new ManualInferenceDispatcher();
         using var f = await SampledAndRefreshedAsync(maxConcurrency: 2, dispatcher);
 

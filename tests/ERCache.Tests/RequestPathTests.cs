@@ -370,8 +370,10 @@ public sealed class RequestPathTests
         Assert.Contains("results buffer has 1 elements but 2 users", many.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Caller_cancellation_ends_the_wait_with_OperationCanceledException()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Caller_cancellation_ends_the_wait_with_OperationCanceledException(bool batch)
     {
         using var f = new CacheFixture();
         var started = new TaskCompletionSource();
@@ -382,11 +384,16 @@ public sealed class RequestPathTests
         };
         using var cts = new CancellationTokenSource();
 
-        var pending = f.Cache.GetAsync(CacheFixture.Model, 7, new float[4], cts.Token).AsTask();
+        var pending = batch
+            ? f.Cache.GetManyAsync(CacheFixture.Model, new long[] { 7, 8 }, new float[8], new EmbeddingResult[2], cts.Token).AsTask()
+            : f.Cache.GetAsync(CacheFixture.Model, 7, new float[4], cts.Token).AsTask();
         await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
         await cts.CancelAsync();
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.WaitAsync(TimeSpan.FromSeconds(10)));
+        // Cancelled, not faulted, and with the caller's token, as an async method's own task would be.
+        var thrown = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(pending.IsCanceled);
+        Assert.Equal(cts.Token, thrown.CancellationToken);
         Assert.Equal(0, f.Metrics.Sum("ercache.inference.failures"));
         Assert.Equal(0, f.Metrics.Sum("ercache.requests"));
     }

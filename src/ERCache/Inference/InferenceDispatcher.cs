@@ -33,7 +33,8 @@ public abstract class InferenceDispatcher
     /// <summary>True only for a single-threaded simulation (the replay harness drives every call, timer and waiter from
     /// one thread, on a virtual clock): a caller waiting for a pending inference is continued on the thread that
     /// completes it, so nothing reaches the thread pool and the simulation is deterministic. Every real dispatcher
-    /// leaves it false: a waiter's continuation must not delay the rest of the batch that completed it.</summary>
+    /// leaves it false: the cache finishes the request on the completing thread, and the caller's own code continues on
+    /// the thread pool, so it neither holds an inference thread nor delays the rest of the batch.</summary>
     internal virtual bool RunsWaitersInline => false;
 
     private sealed class ThreadPoolDispatcher : InferenceDispatcher

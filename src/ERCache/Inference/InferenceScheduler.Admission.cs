@@ -115,8 +115,7 @@ internal sealed partial class InferenceScheduler
         int dims = policy.Dimensions;
         int coalesced = 0, shed = 0, queued = 0, handled = 0;
         var caller = ERCacheActivities.CallerActivity();
-        PendingInference[]? first;
-        List<PendingInference[]>? more;
+        TakenBatches taken;
         List<PendingInference>? displacedItems = null;
         lock (_lock)
         {
@@ -151,7 +150,7 @@ internal sealed partial class InferenceScheduler
                 else
                 {
                     int position = positions[handled];
-                    var created = new PendingInference(userId, deadline, waiters: _waiters, creatorRow: destination.Slice(position * dims, dims))
+                    var created = new PendingInference(userId, deadline, creatorRow: destination.Slice(position * dims, dims))
                     {
                         Caller = caller,
                         Urgency = urgency,
@@ -163,20 +162,20 @@ internal sealed partial class InferenceScheduler
                 }
             }
 
-            (first, more) = TakeBatches(force: false, now);
+            taken = TakeBatches(force: false, now);
         }
 
         if (displacedItems is not null)
         {
             foreach (var item in displacedItems)
             {
-                item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null)); // outside the lock: its waiters may continue inline
+                item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null)); // outside the lock: its waiters continue inline
             }
         }
 
         _metrics.RecordCoalesced(policy.Name, coalesced);
         CountShed(policy, shed);
-        Start(first, more, inline);
+        Start(taken, inline);
         return handled;
     }
 
@@ -194,8 +193,7 @@ internal sealed partial class InferenceScheduler
     /// </summary>
     public bool TrySubmitBackground(long userId, long deadline, BackgroundWork work, DriftSample? drift)
     {
-        PendingInference[]? first;
-        List<PendingInference[]>? more;
+        TakenBatches taken;
         lock (_lock)
         {
             // Checked under this scheduler's lock. During a rollout's switch the other version's scheduler shares the
@@ -205,18 +203,18 @@ internal sealed partial class InferenceScheduler
                 return false;
             }
 
-            var item = new PendingInference(userId, deadline, work, drift, _waiters);
+            var item = new PendingInference(userId, deadline, work, drift);
             if (work == BackgroundWork.Refresh)
             {
                 _pending.Add(userId, item);
             }
 
             _queue.Enqueue(item);
-            (first, more) = TakeBatches(force: false, _time.GetTimestamp());
+            taken = TakeBatches(force: false, _time.GetTimestamp());
         }
 
         // Never on the caller's thread: a background call must not delay the hit that asked for it.
-        Start(first, more, inline: false, background: true);
+        Start(taken, inline: false, background: true);
         return true;
     }
 
@@ -334,7 +332,7 @@ internal sealed partial class InferenceScheduler
                 return null;
             }
 
-            var item = new PendingInference(userId, long.MaxValue, BackgroundWork.Warm, null, _waiters);
+            var item = new PendingInference(userId, long.MaxValue, BackgroundWork.Warm);
             _pending.Add(userId, item);
             return item;
         }

@@ -11,22 +11,23 @@ internal sealed partial class InferenceScheduler
     /// <param name="force">Send a partial batch now even when a batch window is configured.</param>
     public void Dispatch(bool force = false)
     {
-        PendingInference[]? first;
-        List<PendingInference[]>? more;
+        TakenBatches taken;
         lock (_lock)
         {
-            (first, more) = TakeBatches(force, _time.GetTimestamp());
+            taken = TakeBatches(force, _time.GetTimestamp());
         }
 
-        Start(first, more, inline: false);
+        Start(taken, inline: false);
     }
 
-    /// <summary>Takes batches off the queue while calls may start; sheds users nobody waits for any more by
-    /// <paramref name="now"/> (a reading of the clock). Under the lock.</summary>
-    private (PendingInference[]? First, List<PendingInference[]>? More) TakeBatches(bool force, long now)
+    /// <summary>Takes batches off the queue while calls may start; takes out users nobody waits for any more by
+    /// <paramref name="now"/> (a reading of the clock), for <see cref="Start"/> to complete as shed outside the lock.
+    /// Under the lock.</summary>
+    private TakenBatches TakeBatches(bool force, long now)
     {
         PendingInference[]? first = null;
         List<PendingInference[]>? more = null;
+        List<PendingInference>? shedItems = null;
         var policy = Policy;
         while (_queue.Count > 0 && !_disposed && Gate.TryTake())
         {
@@ -46,7 +47,7 @@ internal sealed partial class InferenceScheduler
                 {
                     // Nobody waits for it any more: do not spend the model's capacity on it.
                     RemovePending(item);
-                    item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null));
+                    (shedItems ??= []).Add(item);
                     shed++;
                     continue;
                 }
@@ -80,15 +81,27 @@ internal sealed partial class InferenceScheduler
         }
 
         SignalIdle(); // users shed above may have been the last ones queued
-        return (first, more);
+        return new TakenBatches(first, more, shedItems);
     }
 
-    private void Start(PendingInference[]? first, List<PendingInference[]>? more, bool inline, bool background = false)
+    /// <summary>Completes the users <see cref="TakeBatches"/> shed, then starts its batches. Outside the lock: the shed
+    /// users' waiters continue on this thread.</summary>
+    private void Start(TakenBatches taken, bool inline, bool background = false)
     {
-        if (first is null)
+        if (taken.Shed is not null)
+        {
+            foreach (var item in taken.Shed)
+            {
+                item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null));
+            }
+        }
+
+        if (taken.First is not { } first)
         {
             return;
         }
+
+        var more = taken.More;
 
         // The inline dispatcher would run a background call on the hit's own thread: the pool runs it instead.
         var dispatcher = background && ReferenceEquals(_dispatcher, InferenceDispatcher.Inline) ? InferenceDispatcher.ThreadPool : _dispatcher;
@@ -275,4 +288,7 @@ internal sealed partial class InferenceScheduler
     /// <summary>The one place sheds are counted: at admission (queue full, or a request's own users did not drain in
     /// time) and at dispatch (a queued user's every waiter gave up).</summary>
     private void CountShed(ModelPolicy policy, int shed) => _metrics.RecordShed(policy.Name, shed);
+
+    /// <summary>What <see cref="TakeBatches"/> took off the queue: the batches to start and the users to complete as shed.</summary>
+    private readonly record struct TakenBatches(PendingInference[]? First, List<PendingInference[]>? More, List<PendingInference>? Shed);
 }

@@ -27,7 +27,6 @@ internal sealed partial class InferenceScheduler : IDisposable
     private readonly ERCacheMetrics _metrics;
     private readonly ILogger _logger;
     private readonly InferenceDispatcher _dispatcher;
-    private readonly TaskCreationOptions _waiters; // how a pending inference continues its waiters (see the dispatcher)
     private readonly DelegateInvoker _invoker;
     private readonly Action<object?> _runBatch;
     private readonly IEmbeddingInference _inference;
@@ -59,7 +58,6 @@ internal sealed partial class InferenceScheduler : IDisposable
         _metrics = metrics;
         _logger = logger;
         _dispatcher = dispatcher;
-        _waiters = dispatcher.RunsWaitersInline ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
         _invoker = new DelegateInvoker(time, logger, ReleaseAbandonedSlot);
         _runBatch = state => _ = state is BackgroundBatch background
             ? RunBatchAsync(background.Items, background.Target)

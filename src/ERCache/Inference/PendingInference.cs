@@ -4,21 +4,24 @@ namespace ERCache.Inference;
 
 /// <summary>
 /// One user's inference, shared by every caller that misses on the same user while it is pending (coalescing).
-/// It is its own completion source (one object per miss rather than two). Its waiters are continued on the thread
-/// pool, never on the thread that completes it, unless the dispatcher is a single-threaded simulation's
-/// (<see cref="InferenceDispatcher.RunsWaitersInline"/>).
+/// It is its own completion source (one object per miss rather than two). Its waiters are the cache's own request code,
+/// which continues on the thread that completes it (short, never blocking: copies, tier reads, releasing leases); the
+/// callers' own continuations are handed to the thread pool at the request's boundary
+/// (<see cref="ERCache.Internal.CallerContinuation"/>), so no caller's code runs on an inference thread.
 /// </summary>
 /// <remarks>
-/// The caller that created it (its creator) hands over the row of its own buffer the vector goes to. When nobody else
+/// <para>Continuing inline saves a thread hop per miss: the callers are answered by the thread that finished the call,
+/// and a caller blocked on the result is woken from there directly. So this is never completed under a lock of the
+/// scheduler: the waiters' code would run under it.</para>
+/// <para>The caller that created it (its creator) hands over the row of its own buffer the vector goes to. When nobody else
 /// joined by the time the row is accepted, the row is copied straight there (<see cref="TryDeliverToCreator"/>) and
 /// no array is made for it: the outcome says <see cref="InferenceOutcome.DeliveredToCreator"/>. From then on nobody
 /// may join (there is no vector to share), so a later miss for the user starts an inference of its own. A creator that
-/// stops waiting first detaches (<see cref="DetachCreator"/>), after which nothing writes to its buffer.
+/// stops waiting first detaches (<see cref="DetachCreator"/>), after which nothing writes to its buffer.</para>
 /// </remarks>
 internal sealed class PendingInference(
-    long userId, long deadline, BackgroundWork background = BackgroundWork.None, DriftSample? drift = null,
-    TaskCreationOptions waiters = TaskCreationOptions.RunContinuationsAsynchronously, Memory<float> creatorRow = default)
-    : TaskCompletionSource<InferenceOutcome>(waiters)
+    long userId, long deadline, BackgroundWork background = BackgroundWork.None, DriftSample? drift = null, Memory<float> creatorRow = default)
+    : TaskCompletionSource<InferenceOutcome>(TaskCreationOptions.None) // waiters continue inline (see above)
 {
     private const int Open = 0, Writing = 1, Written = 2, Invalidated = 3;
 
