@@ -47,4 +47,81 @@ public sealed class DispatcherTestsSoak
         // instant (about 200 for these 20,000 calls here); under the scheduler, MaxConcurrency bounds the calls in flight.
         Assert.InRange(threads.Count, 1, runs.Length / 10);
     }
+
+    /// <summary>Misses from several callers, shared users among them (coalesced waiters beside creators), on the default
+    /// dispatcher, with a tower that completes sometimes at once and sometimes later: every request is finished on the
+    /// thread that completed its call, and no caller ever continues on an inference thread or receives another user's
+    /// vector.</summary>
+    [Fact]
+    public async Task Hammer_misses_on_the_default_dispatcher_never_continue_a_caller_on_an_inference_thread()
+    {
+        using var f = new CacheFixture(
+            m =>
+            {
+                m.Inference.Timeout = TimeSpan.FromMinutes(1); // the fake clock never moves: every miss is answered fresh
+                m.Direct.Capacity = 64; // most requests miss: 300 users share 64 entries
+                m.Failover.Enabled = false;
+            },
+            dispatcher: InferenceDispatcher.DedicatedThreads);
+        f.Tower.Whole = async (batch, _) =>
+        {
+            if (batch.UserIds.Span[0] % 3 == 0)
+            {
+                await Task.Yield(); // completes later, on a pool thread
+            }
+
+            for (int i = 0; i < batch.Count; i++)
+            {
+                TestTower.Fill(batch.GetRow(i).Span, batch.UserIds.Span[i], 0);
+            }
+        };
+        int onInferenceThread = 0, foreign = 0, fresh = 0;
+        var callers = Enumerable.Range(0, 4).Select(t => Task.Run(async () =>
+        {
+            var rng = new Random(t);
+            var users = new long[4];
+            var vectors = new float[users.Length * 4];
+            var results = new EmbeddingResult[users.Length];
+            for (int call = 0; call < 2_000; call++)
+            {
+                var vector = new float[4];
+                long user = rng.Next(1, 300);
+                var result = await f.Cache.GetAsync(CacheFixture.Model, user, vector);
+                Count(result, vector, user);
+                for (int i = 0; i < users.Length; i++)
+                {
+                    users[i] = rng.Next(1, 300);
+                }
+
+                await f.Cache.GetManyAsync(CacheFixture.Model, users, vectors, results);
+                for (int i = 0; i < users.Length; i++)
+                {
+                    Count(results[i], vectors.AsSpan(i * 4, 4), users[i]);
+                }
+            }
+        })).ToArray();
+
+        void Count(EmbeddingResult result, ReadOnlySpan<float> vector, long user)
+        {
+            if (Thread.CurrentThread.Name == "ERCache inference")
+            {
+                Interlocked.Increment(ref onInferenceThread);
+            }
+
+            if (result.Source == EmbeddingSource.Fresh)
+            {
+                Interlocked.Increment(ref fresh);
+            }
+
+            if (vector[0] != TestTower.Expected(user, 0, 0) || vector[3] != TestTower.Expected(user, 3, 0))
+            {
+                Interlocked.Increment(ref foreign);
+            }
+        }
+
+        await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, onInferenceThread);
+        Assert.Equal(0, foreign);
+        Assert.InRange(fresh, 1_000, 4 * 2_000 * 5); // most of the 40,000 answers missed the 64 entries
+    }
 }
