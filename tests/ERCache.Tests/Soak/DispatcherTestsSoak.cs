@@ -49,8 +49,8 @@ public sealed class DispatcherTestsSoak
     }
 
     /// <summary>Misses from several callers, shared users among them (coalesced waiters beside creators), on the default
-    /// dispatcher, with a tower that completes sometimes at once and sometimes later: every request is finished on the
-    /// thread that completed its call, and no caller ever continues on an inference thread or receives another user's
+    /// dispatcher, with a tower that completes sometimes at once (on the inference thread, which then finishes the
+    /// requests) and sometimes later: no caller ever continues on an inference thread or receives another user's
     /// vector.</summary>
     [Fact]
     public async Task Hammer_misses_on_the_default_dispatcher_never_continue_a_caller_on_an_inference_thread()
