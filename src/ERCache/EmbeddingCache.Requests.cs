@@ -179,7 +179,7 @@ public sealed partial class EmbeddingCache
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ValueTask<EmbeddingResult> MissAsync(
         ModelRuntime runtime, long userId, Memory<float> destination, EmbeddingRequestOptions options, CancellationToken cancellationToken) =>
-        CallerContinuation.Of(WaitForMissAsync(runtime, userId, destination, options, cancellationToken), _callersInline);
+        CallerContinuation.Of(WaitForMissAsync(runtime, userId, destination, options, cancellationToken), _dispatcher.RunsWaitersInline);
 
     // ValueTask, not Task: a miss that completes synchronously (an inline call of a synchronous tower) allocates no task.
     // Not a pooling builder: the caller receives this ValueTask, and a pooled one misused (awaited twice) could hand back
@@ -229,7 +229,7 @@ public sealed partial class EmbeddingCache
     private ValueTask ServeMissesAsync(
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
         EmbeddingRequestOptions options, CancellationToken cancellationToken) =>
-        CallerContinuation.Of(WaitForMissesAsync(runtime, userIds, misses, missCount, destination, results, options, cancellationToken), _callersInline);
+        CallerContinuation.Of(WaitForMissesAsync(runtime, userIds, misses, missCount, destination, results, options, cancellationToken), _dispatcher.RunsWaitersInline);
 
     private async ValueTask WaitForMissesAsync(
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,

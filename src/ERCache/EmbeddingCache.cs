@@ -42,7 +42,6 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly Dictionary<string, string> _buildTimeSettings = []; // settings read once (Regional, Snapshots), by path
     private Dictionary<string, string> _reloadedSettings = []; // the same, as the last reload had them
     private readonly InferenceDispatcher _dispatcher;
-    private readonly bool _callersInline; // a simulation's dispatcher: callers continue on the completing thread
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IDisposable? _configurationSubscription;
     private int _disposed;
@@ -87,7 +86,6 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         _time = services?.TimeProvider ?? TimeProvider.System;
         _logger = services?.Logger ?? NullLogger.Instance;
         _dispatcher = services?.Dispatcher ?? InferenceDispatcher.DedicatedThreads;
-        _callersInline = _dispatcher.RunsWaitersInline;
         _metrics = new ERCacheMetrics(services?.MeterFactory);
         try
         {

@@ -165,13 +165,7 @@ internal sealed partial class InferenceScheduler
             taken = TakeBatches(force: false, now);
         }
 
-        if (displacedItems is not null)
-        {
-            foreach (var item in displacedItems)
-            {
-                item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null)); // outside the lock: its waiters continue inline
-            }
-        }
+        CompleteAsShed(displacedItems); // outside the lock: their waiters continue inline
 
         _metrics.RecordCoalesced(policy.Name, coalesced);
         CountShed(policy, shed);

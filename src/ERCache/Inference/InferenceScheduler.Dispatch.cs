@@ -88,14 +88,7 @@ internal sealed partial class InferenceScheduler
     /// users' waiters continue on this thread.</summary>
     private void Start(TakenBatches taken, bool inline, bool background = false)
     {
-        if (taken.Shed is not null)
-        {
-            foreach (var item in taken.Shed)
-            {
-                item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null));
-            }
-        }
-
+        CompleteAsShed(taken.Shed);
         if (taken.First is not { } first)
         {
             return;
@@ -288,6 +281,21 @@ internal sealed partial class InferenceScheduler
     /// <summary>The one place sheds are counted: at admission (queue full, or a request's own users did not drain in
     /// time) and at dispatch (a queued user's every waiter gave up).</summary>
     private void CountShed(ModelPolicy policy, int shed) => _metrics.RecordShed(policy.Name, shed);
+
+    /// <summary>Answers users taken out of the queue (given up on, or displaced by more urgent ones) as shed. Outside the
+    /// lock: their waiters continue on this thread.</summary>
+    private static void CompleteAsShed(List<PendingInference>? items)
+    {
+        if (items is null)
+        {
+            return;
+        }
+
+        foreach (var item in items)
+        {
+            item.Complete(new InferenceOutcome(FailureClassifier.OfShed(), null));
+        }
+    }
 
     /// <summary>What <see cref="TakeBatches"/> took off the queue: the batches to start and the users to complete as shed.</summary>
     private readonly record struct TakenBatches(PendingInference[]? First, List<PendingInference[]>? More, List<PendingInference>? Shed);
