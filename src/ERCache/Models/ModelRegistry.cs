@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using ERCache.Diagnostics;
 using ERCache.Inference;
@@ -29,7 +30,7 @@ internal sealed class ModelRegistry : IDisposable
     private readonly InferenceDispatcher _dispatcher;
     private readonly RegionalTier? _regional;
     private readonly Random _sampling;
-    private FrozenDictionary<string, ModelVersionState> _states = FrozenDictionary<string, ModelVersionState>.Empty;
+    private ModelDirectory _states = ModelDirectory.Empty;
     private bool _disposed; // under _applyLock
 
     public ModelRegistry(
@@ -63,16 +64,16 @@ internal sealed class ModelRegistry : IDisposable
     private ModelVersionState NewState(ModelPolicy policy, IEmbeddingInference inference, ModelHealth health, SlotGate? gate = null) =>
         new(policy, inference, health, _time, _metrics, _logger, _dispatcher, _regional, _sampling, gate);
 
-    public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _states).Keys;
+    public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _states).Names;
 
     /// <summary>The current set of model versions; replaced by a new object only when a version is added, replaced or
     /// removed (model handles compare it, then read the state's current snapshot).</summary>
     public object Snapshot => Volatile.Read(ref _states);
 
-    public bool TryGet(string model, out ModelVersionState state) =>
-        Volatile.Read(ref _states).TryGetValue(model, out state!);
+    public bool TryGet(string model, [MaybeNullWhen(false)] out ModelVersionState state) =>
+        Volatile.Read(ref _states).TryGet(model, out state);
 
-    public IEnumerable<ModelVersionState> States => Volatile.Read(ref _states).Values;
+    public IEnumerable<ModelVersionState> States => Volatile.Read(ref _states).States;
 
     /// <summary>Validates <paramref name="options"/> and applies it to every model; nothing changes if it is invalid, a
     /// model has no inference, or building a tier fails.</summary>
@@ -96,7 +97,7 @@ internal sealed class ModelRegistry : IDisposable
                 foreach (var (name, modelOptions) in options.Models)
                 {
                     var policy = ModelPolicy.From(name, modelOptions);
-                    current.TryGetValue(name, out var previous);
+                    current.TryGetByName(name, out var previous);
                     var inference = previous?.Inference ?? _resolveInference(name);
                     if (inference is null)
                     {
@@ -174,7 +175,7 @@ internal sealed class ModelRegistry : IDisposable
                 }
             }
 
-            foreach (var old in current.Values)
+            foreach (var old in current.States)
             {
                 left.Add(old);
                 if (old.Next is { } oldNext)
@@ -183,9 +184,9 @@ internal sealed class ModelRegistry : IDisposable
                 }
             }
 
-            if (next.Count != current.Count || next.Any(n => !current.TryGetValue(n.Key, out var kept) || !ReferenceEquals(kept, n.Value)))
+            if (next.Count != current.Count || next.Any(n => !current.TryGetByName(n.Key, out var kept) || !ReferenceEquals(kept, n.Value)))
             {
-                Volatile.Write(ref _states, next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+                Volatile.Write(ref _states, new ModelDirectory(next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase)));
             }
 
             foreach (var old in left)
@@ -211,7 +212,7 @@ internal sealed class ModelRegistry : IDisposable
             }
 
             _disposed = true;
-            foreach (var state in _states.Values)
+            foreach (var state in _states.States)
             {
                 state.Next?.Retire();
                 state.SetNext(null);

@@ -41,6 +41,7 @@ internal sealed partial class ModelRuntime
     private readonly InferenceScheduler _scheduler;
     private readonly bool _backgroundWork;
     private readonly TtlClock _clock;
+    private readonly double _tickScale; // TimeSpan ticks per timestamp unit, as TimeProvider.GetElapsedTime computes it
 
     public ModelRuntime(
         ModelVersionState state, ModelPolicy policy, EmbeddingTier? direct, EmbeddingTier? failover, RegionalTier? regional, TimeProvider time,
@@ -57,6 +58,7 @@ internal sealed partial class ModelRuntime
         Direct = direct;
         Failover = failover;
         long frequency = time.TimestampFrequency;
+        _tickScale = (double)TimeSpan.TicksPerSecond / frequency;
         InferenceTimeout = ToTimestampTicks(policy.InferenceTimeout, frequency);
         DirectTtl = ToTimestampTicks(policy.Direct.Ttl, frequency);
         FailoverTtl = ToTimestampTicks(policy.Failover.Ttl, frequency);
@@ -459,7 +461,9 @@ internal sealed partial class ModelRuntime
         return true;
     }
 
-    private TimeSpan Age(long writtenAt, long now) => writtenAt >= now ? TimeSpan.Zero : _time.GetElapsedTime(writtenAt, now);
+    /// <summary>What <see cref="TimeProvider.GetElapsedTime(long, long)"/> returns, to the tick, without reading the
+    /// provider's frequency again (a virtual call on every hit).</summary>
+    private TimeSpan Age(long writtenAt, long now) => writtenAt >= now ? TimeSpan.Zero : new TimeSpan((long)((now - writtenAt) * _tickScale));
 
     private static long ToTimestampTicks(TimeSpan span, long frequency)
     {
