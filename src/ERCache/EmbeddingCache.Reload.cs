@@ -12,10 +12,24 @@ public sealed partial class EmbeddingCache
     /// <summary>
     /// Follows a configuration section directly (what <c>AddERCache()</c> uses instead of the options monitor, whose
     /// validation would throw out of the configuration reload): each reload is bound with the checked binder and
-    /// applied whole, or logged and ignored.
+    /// applied whole, or logged and ignored. <paramref name="boundFrom"/> is the section's reload token taken when the
+    /// options this cache was built from were bound: a reload since then (the host validating its options at start,
+    /// then building the cache) came before this subscription, so it is applied here.
     /// </summary>
-    internal void FollowConfiguration(IConfiguration section, string sectionPath, IReadOnlyCollection<string> modelSections) =>
-        _configurationSubscription = ChangeToken.OnChange(section.GetReloadToken, () =>
+    internal void FollowConfiguration(IConfiguration section, string sectionPath, IReadOnlyCollection<string> modelSections, IChangeToken? boundFrom)
+    {
+        _configurationSubscription = ChangeToken.OnChange(section.GetReloadToken, () => ReloadSection(section, sectionPath, modelSections));
+        if (boundFrom?.HasChanged == true)
+        {
+            ReloadSection(section, sectionPath, modelSections);
+        }
+    }
+
+    /// <summary>Binds the section as it is now and applies it. Under the reload lock, so that of two reloads racing (the
+    /// one caught up at subscription and one just raised) the later reading of the configuration is applied last.</summary>
+    private void ReloadSection(IConfiguration section, string sectionPath, IReadOnlyCollection<string> modelSections)
+    {
+        lock (_reloadLock)
         {
             var options = new ERCacheOptions();
             try
@@ -29,7 +43,8 @@ public sealed partial class EmbeddingCache
             }
 
             ApplyReload(options);
-        });
+        }
+    }
 
     private void OnOptionsChanged(ERCacheOptions options, string? name)
     {
@@ -38,7 +53,10 @@ public sealed partial class EmbeddingCache
             return;
         }
 
-        ApplyReload(options);
+        lock (_reloadLock)
+        {
+            ApplyReload(options);
+        }
     }
 
     /// <summary>The settings read once, when the cache is built (<c>Regional</c>, <c>Snapshots</c>), as text by their

@@ -44,6 +44,8 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly InferenceDispatcher _dispatcher;
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IDisposable? _configurationSubscription;
+    private readonly Lock _reloadLock = new(); // one reload at a time, each read when it is applied
+    private ERCacheOptions? _builtFrom; // the options the constructor read, until it has subscribed to their changes
     private int _disposed;
 
     // Requests with misses still running, plus the cache's own lease until it is disposed: whoever returns the last one
@@ -74,8 +76,22 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     internal EmbeddingCache(
         IOptionsMonitor<ERCacheOptions> options, Func<string, IEmbeddingInference?> resolveInference, EmbeddingCacheServices? services,
         string sectionPath, bool optionsValidated)
-        : this(options?.CurrentValue!, resolveInference, services, sectionPath, sampling: null, optionsValidated) =>
+        : this(options?.CurrentValue!, resolveInference, services, sectionPath, sampling: null, optionsValidated)
+    {
         _reloadSubscription = options!.OnChange(OnOptionsChanged);
+        lock (_reloadLock)
+        {
+            // Changed after it was read above and before the subscription: nobody else applies it. Read under the lock, so
+            // a change raised meanwhile is applied after this, not before.
+            var current = options.CurrentValue;
+            if (!ReferenceEquals(current, _builtFrom))
+            {
+                ApplyReload(current);
+            }
+
+            _builtFrom = null;
+        }
+    }
 
     private EmbeddingCache(
         ERCacheOptions options, Func<string, IEmbeddingInference?> resolveInference, EmbeddingCacheServices? services, string sectionPath,
@@ -87,6 +103,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         _logger = services?.Logger ?? NullLogger.Instance;
         _dispatcher = services?.Dispatcher ?? InferenceDispatcher.DedicatedThreads;
         _metrics = new ERCacheMetrics(services?.MeterFactory);
+        _builtFrom = options;
         try
         {
             // Validated once, before the regional tier starts its flush loop and breaker on these settings.

@@ -374,6 +374,49 @@ public sealed class ConfigurationTests
 
         Assert.StartsWith("No inference is registered for model(s) 'cvr'", ex.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_reload_after_the_options_were_bound_and_before_the_cache_was_built_is_applied()
+    {
+        // What a host does: it validates the options at start (binding them), then builds the cache. A file changed in
+        // between was never applied: the cache read the options bound before it and subscribed to reloads after.
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v1")));
+        Assert.Equal("v1", host.Services.GetRequiredService<IOptionsMonitor<ERCacheOptions>>().CurrentValue.Models["ctr"].Version);
+
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v2")));
+        var cache = host.Cache;
+        var built = cache.GetPolicy("ctr").Version;
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model("ctr", version: "v3")));
+
+        Assert.Equal("v2", built);
+        Assert.Equal("v3", cache.GetPolicy("ctr").Version); // later reloads are followed as before
+        Assert.DoesNotContain(host.Logs.GetSnapshot(), r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Warning);
+    }
+
+    [Fact]
+    public void An_options_monitor_change_between_the_cache_reading_its_options_and_subscribing_is_applied()
+    {
+        var first = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        var changed = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["new"] = CacheFixture.DefaultModel(4) } };
+        var monitor = new ChangedAfterFirstRead(first, changed);
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+        using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider() });
+
+        Assert.Equal(["ctr", "new"], cache.Models.Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>A monitor whose value changes right after it is first read, before anyone could subscribe: the change
+    /// raises no listener, as when it lands between the cache's read and its subscription.</summary>
+    private sealed class ChangedAfterFirstRead(ERCacheOptions first, ERCacheOptions changed) : IOptionsMonitor<ERCacheOptions>
+    {
+        private int _reads;
+
+        public ERCacheOptions CurrentValue => Interlocked.Increment(ref _reads) == 1 ? first : changed;
+
+        public ERCacheOptions Get(string? name) => CurrentValue;
+
+        public IDisposable? OnChange(Action<ERCacheOptions, string?> listener) => null;
+    }
 }
 
 public sealed class TierSizeConfigurationTests

@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -36,9 +37,14 @@ public static class ERCacheServiceCollectionExtensions
         // are followed by the cache itself (FollowConfiguration), not by the options monitor, whose validation would
         // throw an invalid reload out of IConfigurationRoot.Reload or the file watcher.
         var modelSections = ModelSections.Of(services);
+        services.TryAddSingleton<OptionsBinding>();
         services.AddOptions<ERCacheOptions>()
-            .Configure<IConfiguration>((options, configuration) =>
-                ERCacheConfigurationBinder.Bind(configuration.GetSection(sectionPath), sectionPath, options, modelSections.Names))
+            .Configure<IConfiguration, OptionsBinding>((options, configuration, binding) =>
+            {
+                var section = configuration.GetSection(sectionPath);
+                binding.ReloadToken = section.GetReloadToken(); // before reading: a reload during the binding counts as after it
+                ERCacheConfigurationBinder.Bind(section, sectionPath, options, modelSections.Names);
+            })
             .ValidateOnStart();
         return AddCore(services, sectionPath, followSection: true);
     }
@@ -154,7 +160,8 @@ public static class ERCacheServiceCollectionExtensions
                 optionsValidated: true); // by the ERCacheOptionsValidator registered above, when the monitor created the value
             if (followSection)
             {
-                cache.FollowConfiguration(sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath, modelSections.Names);
+                cache.FollowConfiguration(
+                    sp.GetRequiredService<IConfiguration>().GetSection(sectionPath), sectionPath, modelSections.Names, sp.GetRequiredService<OptionsBinding>().ReloadToken);
             }
 
             return cache;
@@ -253,6 +260,14 @@ public static class ERCacheServiceCollectionExtensions
     /// The per-model subsections adapter packages declared with <c>AddModelSection</c>, one set per service collection:
     /// the binder leaves them to their adapters instead of reporting them as unknown settings.
     /// </summary>
+    /// <summary>The configuration's reload token when the options monitor bound the cache's options, one per service
+    /// provider: the cache compares it once it follows the section, and applies a reload that came in between (the host
+    /// validates options at start, before it builds the cache).</summary>
+    private sealed class OptionsBinding
+    {
+        public IChangeToken? ReloadToken { get; set; }
+    }
+
     private sealed class ModelSections
     {
         private readonly Lock _lock = new();

@@ -9,7 +9,9 @@ public sealed class ModelDirectoryTestsSoak
     [Fact]
     public async Task Threads_asking_by_name_through_reloads_get_only_their_models_settings_and_their_users_vectors()
     {
-        // Eight models of different dimensions, so a request resolved to another model fails on its buffer's length.
+        // Eight models of different dimensions, so a request resolved to another model fails on its buffer's length. The
+        // cache is built by the first caller while the reloads run: one landing between the options' binding and the
+        // cache's subscription used to be lost (the final version read v2 in five runs of five).
         const int Models = 8;
         string Name(int m) => $"model_{m}";
         string Config(int generation) => ConfiguredHost.Json(string.Join(",", Enumerable.Range(0, Models).Select(m =>
