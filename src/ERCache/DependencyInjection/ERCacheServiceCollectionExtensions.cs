@@ -256,10 +256,6 @@ public static class ERCacheServiceCollectionExtensions
         }
     }
 
-    /// <summary>
-    /// The per-model subsections adapter packages declared with <c>AddModelSection</c>, one set per service collection:
-    /// the binder leaves them to their adapters instead of reporting them as unknown settings.
-    /// </summary>
     /// <summary>The configuration's reload token when the options monitor bound the cache's options, one per service
     /// provider: the cache compares it once it follows the section, and applies a reload that came in between (the host
     /// validates options at start, before it builds the cache).</summary>
@@ -268,6 +264,10 @@ public static class ERCacheServiceCollectionExtensions
         public IChangeToken? ReloadToken { get; set; }
     }
 
+    /// <summary>
+    /// The per-model subsections adapter packages declared with <c>AddModelSection</c>, one set per service collection:
+    /// the binder leaves them to their adapters instead of reporting them as unknown settings.
+    /// </summary>
     private sealed class ModelSections
     {
         private readonly Lock _lock = new();
