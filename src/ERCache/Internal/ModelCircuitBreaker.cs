@@ -52,9 +52,87 @@ internal sealed class ModelCircuitBreaker
     public ValueTask<TResult> ExecuteAsync<TResult, TState>(Func<TState, CancellationToken, ValueTask<TResult>> call, TState state, CancellationToken cancellationToken) =>
         _pipeline.ExecuteAsync(call, state, cancellationToken);
 
-    /// <summary>Runs <paramref name="call"/> through the breaker; throws <see cref="BrokenCircuitException"/> when open.</summary>
-    public ValueTask ExecuteAsync<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, CancellationToken cancellationToken) =>
-        _pipeline.ExecuteAsync(call, state, cancellationToken);
+    /// <summary>
+    /// Runs <paramref name="call"/> through the breaker: completes as the call does, or faulted with
+    /// <see cref="BrokenCircuitException"/> when open. Built on Polly's outcome API (a pooled context, outcomes instead of
+    /// thrown exceptions), so a call that completes synchronously through a closed breaker is answered synchronously,
+    /// without the two async state machines of <see cref="ResiliencePipeline.ExecuteAsync{TState}(Func{TState, CancellationToken, ValueTask}, TState, CancellationToken)"/>:
+    /// an inline miss makes one such call per user.
+    /// </summary>
+    public ValueTask ExecuteAsync<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, CancellationToken cancellationToken)
+    {
+        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        ValueTask<Outcome<object?>> running;
+        try
+        {
+            running = _pipeline.ExecuteOutcomeAsync(static (context, s) => Run(s.call, s.state, context.CancellationToken), context, (call, state));
+        }
+        catch
+        {
+            ResilienceContextPool.Shared.Return(context);
+            throw;
+        }
+
+        if (!running.IsCompletedSuccessfully)
+        {
+            return AwaitOutcomeAsync(running, context);
+        }
+
+        var outcome = running.Result;
+        ResilienceContextPool.Shared.Return(context);
+        return outcome.Exception is { } failure ? ValueTask.FromException(failure) : default;
+    }
+
+    /// <summary>The call as an outcome: its exception is returned, not thrown, for the breaker to count. A reference-type
+    /// result, so that Polly's non-generic breaker strategy takes the outcome without boxing it.</summary>
+    private static ValueTask<Outcome<object?>> Run<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, CancellationToken cancellationToken)
+    {
+        ValueTask running;
+        try
+        {
+            running = call(state, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            return new(Outcome.FromException<object?>(ex));
+        }
+
+        if (!running.IsCompletedSuccessfully)
+        {
+            return AwaitCallAsync(running);
+        }
+
+        running.GetAwaiter().GetResult(); // completes (and releases) a pooled value-task source
+        return new(Outcome.FromResult<object?>(null));
+    }
+
+    private static async ValueTask<Outcome<object?>> AwaitCallAsync(ValueTask running)
+    {
+        try
+        {
+            await running.ConfigureAwait(false);
+            return Outcome.FromResult<object?>(null);
+        }
+        catch (Exception ex)
+        {
+            return Outcome.FromException<object?>(ex);
+        }
+    }
+
+    private static async ValueTask AwaitOutcomeAsync(ValueTask<Outcome<object?>> running, ResilienceContext context)
+    {
+        Outcome<object?> outcome;
+        try
+        {
+            outcome = await running.ConfigureAwait(false);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+
+        outcome.ThrowIfException();
+    }
 
     private static ValueTask Notify(Action<CircuitState>? onStateChanged, CircuitState state)
     {
