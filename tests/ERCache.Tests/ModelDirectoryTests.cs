@@ -33,6 +33,28 @@ public sealed class ModelDirectoryTests
     }
 
     [Fact]
+    public void Names_built_anew_on_every_call_cannot_keep_the_slots_from_a_name_passed_as_one_instance()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model("ctr")));
+        var state = host.Cache.ResolveState("ctr");
+        var directory = new ModelDirectory(new Dictionary<string, ModelVersionState> { ["ctr"] = state }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+        for (int i = 0; i < 1_000; i++)
+        {
+            Assert.True(directory.TryGet(new string("ctr".AsSpan()), out _)); // every slot taken by an instance used once
+        }
+
+        string literal = "ctr";
+        bool firstTime = directory.ResolvesByInstance(literal);
+        for (int i = 0; i < 200 && !directory.ResolvesByInstance(literal); i++)
+        {
+            Assert.True(directory.TryGet(literal, out var found) && ReferenceEquals(found, state));
+        }
+
+        Assert.False(firstTime);
+        Assert.True(directory.ResolvesByInstance(literal));
+    }
+
+    [Fact]
     public void Names_sharing_a_slot_never_resolve_to_each_others_model()
     {
         // Hundreds of instances of each name in a table of 16 slots: most find a slot taken by another name's instance.

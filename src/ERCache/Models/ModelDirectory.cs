@@ -16,10 +16,11 @@ namespace ERCache.Models;
 /// slot of a small table indexed by the string's identity hash, one string instance it has resolved: the same instance
 /// again is one load and one reference compare. A name spelled by a new instance each time is found by the lookup as
 /// before.</para>
-/// <para>A slot is filled only while empty and never changed afterwards, so a hot name never makes callers write a
-/// shared cache line, whatever the strings callers use; a slot's entry is one immutable object, read with one load, so
-/// a name is never paired with another name's state. The table's strings stay referenced as long as the directory
-/// (at most <see cref="MinSlots"/> or four per model).</para>
+/// <para>A slot is filled when empty and replaced only once in <see cref="ReplaceEvery"/> lookups that missed it, so a
+/// name found by instance never makes callers write a shared cache line, and names built anew on every call cannot keep
+/// a slot from a name passed as the same instance on every call. A slot's entry is one immutable object, read with one
+/// load, so a name is never paired with another name's state. The table's strings stay referenced as long as the
+/// directory (at most <see cref="MinSlots"/> or four per model).</para>
 /// </remarks>
 internal sealed class ModelDirectory
 {
@@ -27,6 +28,10 @@ internal sealed class ModelDirectory
     public static readonly ModelDirectory Empty = new(FrozenDictionary<string, ModelVersionState>.Empty);
 
     private const int MinSlots = 16;
+    private const int ReplaceEvery = 64;
+
+    [ThreadStatic]
+    private static int t_slowLookups;
     private readonly FrozenDictionary<string, ModelVersionState> _byName;
     private readonly ResolvedName?[] _byInstance;
 
@@ -67,13 +72,20 @@ internal sealed class ModelDirectory
             return false; // an unknown name takes no slot
         }
 
-        if (Volatile.Read(ref _byInstance[slot]) is null)
+        // An empty slot is taken; a taken one is replaced once in ReplaceEvery slow lookups of this thread, so an instance
+        // used once (a name built per call) cannot keep a slot from a name used on every call, and two hot names that
+        // share a slot write it rarely.
+        if (Volatile.Read(ref _byInstance[slot]) is null || ++t_slowLookups % ReplaceEvery == 0)
         {
-            Interlocked.CompareExchange(ref _byInstance[slot], new ResolvedName(model, state), null);
+            Volatile.Write(ref _byInstance[slot], new ResolvedName(model, state));
         }
 
         return true;
     }
+
+    /// <summary>Whether <paramref name="model"/>, this very instance, is found by its identity now (for tests).</summary>
+    internal bool ResolvesByInstance(string model) =>
+        ReferenceEquals(Volatile.Read(ref _byInstance[RuntimeHelpers.GetHashCode(model) & (_byInstance.Length - 1)])?.Name, model);
 
     /// <summary>The case-insensitive lookup alone (a reload comparing the sets it replaces).</summary>
     public bool TryGetByName(string model, [MaybeNullWhen(false)] out ModelVersionState state) => _byName.TryGetValue(model, out state);
