@@ -1,5 +1,4 @@
 using System.Collections.Frozen;
-using System.Runtime.CompilerServices;
 using ERCache.Models;
 using ERCache.Tests.Infrastructure;
 
@@ -64,7 +63,7 @@ public sealed class ModelDirectoryTests
         var directory = new ModelDirectory(states.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
         var instances = Enumerable.Range(0, 300).Select(i => new string(names[i % 3].AsSpan())).ToArray();
 
-        int sharedSlots = instances.GroupBy(s => RuntimeHelpers.GetHashCode(s) & (directory.Slots - 1)).Count(g => g.Distinct().Count() > 1);
+        int sharedSlots = instances.GroupBy(directory.SlotOf).Count(g => g.Distinct().Count() > 1);
         int wrong = 0;
         for (int round = 0; round < 3; round++)
         {

@@ -49,13 +49,10 @@ internal sealed class ModelDirectory
 
     public int Count => _byName.Count;
 
-    /// <summary>The identity table's size (a power of two).</summary>
-    public int Slots => _byInstance.Length;
-
     /// <summary>The state of <paramref name="model"/> (any casing); false when no such model is configured.</summary>
     public bool TryGet(string model, [MaybeNullWhen(false)] out ModelVersionState state)
     {
-        int slot = RuntimeHelpers.GetHashCode(model) & (_byInstance.Length - 1);
+        int slot = SlotOf(model);
         if (_byInstance[slot] is { } resolved && ReferenceEquals(resolved.Name, model))
         {
             state = resolved.State;
@@ -84,8 +81,11 @@ internal sealed class ModelDirectory
     }
 
     /// <summary>Whether <paramref name="model"/>, this very instance, is found by its identity now (for tests).</summary>
-    internal bool ResolvesByInstance(string model) =>
-        ReferenceEquals(Volatile.Read(ref _byInstance[RuntimeHelpers.GetHashCode(model) & (_byInstance.Length - 1)])?.Name, model);
+    internal bool ResolvesByInstance(string model) => ReferenceEquals(Volatile.Read(ref _byInstance[SlotOf(model)])?.Name, model);
+
+    /// <summary>The identity table's slot of this string instance (the same name spelled by another instance may have
+    /// another).</summary>
+    internal int SlotOf(string model) => RuntimeHelpers.GetHashCode(model) & (_byInstance.Length - 1);
 
     /// <summary>The case-insensitive lookup alone (a reload comparing the sets it replaces).</summary>
     public bool TryGetByName(string model, [MaybeNullWhen(false)] out ModelVersionState state) => _byName.TryGetValue(model, out state);
