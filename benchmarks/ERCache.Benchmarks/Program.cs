@@ -32,4 +32,11 @@ if (args.Length > 0 && args[0] == "--throughput")
     return;
 }
 
+// dotnet run -c Release --project benchmarks/ERCache.Benchmarks -- --core-to-core [seconds]
+if (args.Length > 0 && args[0] == "--core-to-core")
+{
+    CoreToCore.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(KernelBenchmarks).Assembly).Run(args);
