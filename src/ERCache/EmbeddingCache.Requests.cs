@@ -200,21 +200,17 @@ public sealed partial class EmbeddingCache
                 return await GetAsync(Resolve(runtime.Policy.Name), userId, destination, options, cancellationToken).ConfigureAwait(false);
             }
 
-            // Pooled, like the positions: a miss allocates only what waits for inference (its task and pending record).
-            var user = ArrayPool<long>.Shared.Rent(1);
-            var result = ArrayPool<EmbeddingResult>.Shared.Rent(1);
+            // Reused when the miss completes on this thread: an inline miss allocates only its pending record.
+            var buffers = SingleMissBuffers.Rent(userId);
             try
             {
-                user[0] = userId;
-                var miss = ArrayPool<int>.Shared.Rent(1);
-                miss[0] = 0;
-                await runtime.ServeMissesAsync(user.AsMemory(0, 1), miss, 1, destination, result.AsMemory(0, 1), options, cancellationToken).ConfigureAwait(false);
-                return result[0];
+                await runtime.ServeMissesAsync(buffers.User, buffers.Position, 1, destination, buffers.Result, options, cancellationToken).ConfigureAwait(false);
+                var result = buffers.Result[0];
+                buffers.Return();
+                return result;
             }
             finally
             {
-                ArrayPool<EmbeddingResult>.Shared.Return(result);
-                ArrayPool<long>.Shared.Return(user);
                 runtime.State.Exit();
             }
         }
@@ -258,6 +254,7 @@ public sealed partial class EmbeddingCache
             }
             finally
             {
+                ArrayPool<int>.Shared.Return(misses);
                 runtime.State.Exit();
             }
         }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using ERCache.Diagnostics;
 using ERCache.Inference;
@@ -184,8 +183,8 @@ internal sealed partial class ModelRuntime
 
     /// <summary>
     /// Rules 3–6 for a request's direct misses (positions <c>misses[0..missCount)</c> of <paramref name="userIds"/>):
-    /// inference until the request's deadline, then each user fresh, failover or fallback. Returns
-    /// <paramref name="misses"/> to the pool.
+    /// inference until the request's deadline, then each user fresh, failover or fallback. The caller keeps
+    /// <paramref name="misses"/>: nothing here holds it once this completes.
     /// </summary>
     public async Task ServeMissesAsync(
         ReadOnlyMemory<long> userIds, int[] misses, int missCount,
@@ -236,7 +235,6 @@ internal sealed partial class ModelRuntime
         }
         finally
         {
-            ArrayPool<int>.Shared.Return(misses);
             if (tickets is not null)
             {
                 DetachCreators(tickets); // cancelled or failed before Complete: no row may reach the caller's buffer after this

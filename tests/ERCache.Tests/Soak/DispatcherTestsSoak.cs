@@ -52,12 +52,15 @@ public sealed class DispatcherTestsSoak
     /// dispatcher, with a tower that completes sometimes at once (on the inference thread, which then finishes the
     /// requests) and sometimes later: no caller ever continues on an inference thread or receives another user's
     /// vector.</summary>
-    [Fact]
-    public async Task Hammer_misses_on_the_default_dispatcher_never_continue_a_caller_on_an_inference_thread()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // a synchronous call completes on the caller's thread, which reuses its miss's buffers
+    public async Task Hammer_misses_on_the_default_dispatcher_never_continue_a_caller_on_an_inference_thread(bool runInline)
     {
         using var f = new CacheFixture(
             m =>
             {
+                m.Inference.RunInline = runInline;
                 m.Inference.Timeout = TimeSpan.FromMinutes(1); // the fake clock never moves: every miss is answered fresh
                 m.Direct.Capacity = 64; // most requests miss: 300 users share 64 entries
                 m.Failover.Enabled = false;
@@ -113,7 +116,7 @@ public sealed class DispatcherTestsSoak
                 Interlocked.Increment(ref fresh);
             }
 
-            if (vector[0] != TestTower.Expected(user, 0, 0) || vector[3] != TestTower.Expected(user, 3, 0))
+            if (vector[0] != TestTower.Expected(user, 0, 0) || vector[3] != TestTower.Expected(user, 3, 0) || !result.HasVector)
             {
                 Interlocked.Increment(ref foreign);
             }
