@@ -11,7 +11,7 @@ public sealed class SingleMissBuffersTests
     {
         var first = SingleMissBuffers.Rent(7);
         first.Result[0] = new EmbeddingResult(EmbeddingSource.Fresh, TimeSpan.Zero, "v1", InferenceFailureCause.None, hasVector: true);
-        first.Position[0] = 0;
+        first.Position[0] = 5; // whatever the last miss left there
         first.Return();
 
         var second = SingleMissBuffers.Rent(8);

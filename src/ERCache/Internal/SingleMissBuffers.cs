@@ -10,7 +10,7 @@ namespace ERCache.Internal;
 /// Not <c>ArrayPool</c>: a miss completed on an inference thread would return its arrays into that thread's part of the
 /// pool, and the caller's next miss would take them back from there. That is a round trip between the two cores for each
 /// lock and slot of the pool, three arrays per miss. Allocating on the caller's thread instead made a miss with default
-/// options 10–12 % faster (docs/benchmarks.md).
+/// options 7–12 % faster (docs/benchmarks.md).
 /// </remarks>
 internal sealed class SingleMissBuffers
 {
@@ -35,7 +35,7 @@ internal sealed class SingleMissBuffers
         t_spare = null;
         buffers._rentedOn = Environment.CurrentManagedThreadId;
         buffers.User[0] = userId;
-        buffers.Position[0] = 0; // a regional lookup compacts the positions in place
+        buffers.Position[0] = 0; // the model version compacts positions in place (a regional lookup)
         return buffers;
     }
 
