@@ -231,36 +231,40 @@ public sealed partial class EmbeddingCache
         ModelRuntime runtime, ReadOnlyMemory<long> userIds, int[] misses, int missCount, Memory<float> destination, Memory<EmbeddingResult> results,
         EmbeddingRequestOptions options, CancellationToken cancellationToken)
     {
-        if (!_requests.TryAcquire())
-        {
-            ArrayPool<int>.Shared.Return(misses);
-            ThrowHelper.ThrowDisposed();
-        }
-
         try
         {
-            if (!runtime.State.TryEnter())
+            if (!_requests.TryAcquire())
             {
-                // A reload retired this version after the direct lookups: answer the whole batch from the model's current
-                // version, so one call never mixes two versions' settings.
-                ArrayPool<int>.Shared.Return(misses);
-                await GetManyAsync(Resolve(runtime.Policy.Name), userIds, destination, results, options, cancellationToken).ConfigureAwait(false);
-                return;
+                ThrowHelper.ThrowDisposed();
             }
 
             try
             {
-                await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, options, cancellationToken).ConfigureAwait(false);
+                if (!runtime.State.TryEnter())
+                {
+                    // A reload retired this version after the direct lookups: answer the whole batch from the model's current
+                    // version, so one call never mixes two versions' settings.
+                    await GetManyAsync(Resolve(runtime.Policy.Name), userIds, destination, results, options, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+
+                try
+                {
+                    await runtime.ServeMissesAsync(userIds, misses, missCount, destination, results, options, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    runtime.State.Exit();
+                }
             }
             finally
             {
-                ArrayPool<int>.Shared.Return(misses);
-                runtime.State.Exit();
+                ExitRequest();
             }
         }
         finally
         {
-            ExitRequest();
+            ArrayPool<int>.Shared.Return(misses); // rented by GetManyOn for this request: returned once, on every path
         }
     }
 }
