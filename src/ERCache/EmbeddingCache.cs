@@ -45,7 +45,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IDisposable? _configurationSubscription;
     private readonly Lock _reloadLock = new(); // one reload at a time, each read when it is applied
-    private ERCacheOptions? _builtFrom; // the options the constructor read, until it has subscribed to their changes
+    private ERCacheOptions? _builtFrom; // the options the constructor read, until it has subscribed to their changes (null after Create)
     private int _disposed;
 
     // Requests with misses still running, plus the cache's own lease until it is disposed: whoever returns the last one
@@ -138,7 +138,11 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         }
         catch
         {
+            // Whatever was built is released, in the order ReleaseAsync releases it. Nothing after the registry throws
+            // today but a bug, which must not leave the regional tier's flush loop or subscription running.
             _snapshots?.Dispose();
+            _invalidator?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(1));
+            _registry?.Dispose();
             _regional?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(1));
             _metrics.Dispose();
             throw;
@@ -170,7 +174,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
         ERCacheOptions options, IReadOnlyDictionary<string, IEmbeddingInference> inference, EmbeddingCacheServices? services, Random? sampling)
     {
         var byName = new Dictionary<string, IEmbeddingInference>(inference, StringComparer.OrdinalIgnoreCase);
-        return new EmbeddingCache(options, name => byName.GetValueOrDefault(name), services, ERCacheOptions.DefaultSectionPath, sampling);
+        var cache = new EmbeddingCache(options, name => byName.GetValueOrDefault(name), services, ERCacheOptions.DefaultSectionPath, sampling);
+        cache._builtFrom = null; // only the constructor that follows an IOptionsMonitor compares against it; the caller owns the options
+        return cache;
     }
 
     /// <inheritdoc />

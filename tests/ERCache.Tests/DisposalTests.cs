@@ -28,6 +28,27 @@ public sealed class DisposalTests
     }
 
     [Fact]
+    public void A_cache_built_with_Create_does_not_keep_the_options_object_it_was_given()
+    {
+        var (cache, options) = CreateAndDropOptions();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+
+        Assert.False(options.IsAlive); // the caller's object, with whatever else it references, is the caller's to keep
+        Assert.Equal(CacheFixture.Model, Assert.Single(cache.Models)); // the cache itself is alive and kept its models
+        cache.Dispose();
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static (EmbeddingCache Cache, WeakReference Options) CreateAndDropOptions()
+    {
+        var options = new ERCacheOptions { Models = { [CacheFixture.Model] = CacheFixture.DefaultModel(4) } };
+        var cache = EmbeddingCache.Create(options, new Dictionary<string, IEmbeddingInference> { [CacheFixture.Model] = new TestTower() });
+        return (cache, new WeakReference(options));
+    }
+
+    [Fact]
     public async Task A_request_in_flight_at_disposal_completes_and_DisposeAsync_waits_for_it()
     {
         using var f = new CacheFixture(m => m.Direct.Eviction = EvictionStrategy.MemoryCache);
