@@ -142,6 +142,43 @@ public sealed class SlotIndexTests
     }
 
     [Fact]
+    public void A_removal_that_moves_no_bucket_leaves_the_shift_version_alone()
+    {
+        // Readers only need the version when buckets move; left alone, its cache line stays in their caches.
+        const int buckets = 1024;
+        const ulong seed = 5;
+        static int HomeOf(long key) => SlotIndex.Home(SlotIndex.Hash(key, seed), buckets);
+        var candidates = Enumerable.Range(1, 200_000).Select(k => (long)k).ToList();
+        long a = candidates.First(k => HomeOf(k) is > 10 and < 1000);
+        int home = HomeOf(a);
+        long sameHome = candidates.First(k => k != a && HomeOf(k) == home);     // sits right after A, moves back when A goes
+        long nextHome = candidates.First(k => HomeOf(k) == home + 1);           // would sit at its own home
+        long alone = candidates.First(k => Math.Abs(HomeOf(k) - home) > 5);     // a run of its own
+
+        var keys = new Dictionary<int, long> { [0] = a, [1] = nextHome, [2] = alone, [3] = sameHome };
+        var index = new SlotIndex(SlotIndex.MaxCapacity, slot => keys[slot], seed, tableLength: buckets);
+        index.Add(a, 0);        // [A][N]: N at its own home, after A
+        index.Add(nextHome, 1);
+        index.Add(alone, 2);
+
+        int version = index.ShiftVersion;
+        index.Remove(alone, 2); // nothing after it in its run
+        Assert.Equal(version, index.ShiftVersion);
+        index.Remove(a, 0);     // N stays at its home: it moves nowhere
+        Assert.Equal(version, index.ShiftVersion);
+        Assert.Equal(1, index.Find(nextHome));
+        Assert.Equal(-1, index.Find(a));
+
+        index.Add(a, 0);        // A's home is free again: [A][N]
+        index.Add(sameHome, 3); // [A][N][S]: S's home is A's, so S moves back when A goes
+        index.Remove(a, 0);
+        Assert.Equal(version + 2, index.ShiftVersion); // odd while shifting, even again after
+        Assert.Equal(3, index.Find(sameHome));
+        Assert.Equal(1, index.Find(nextHome));
+        Assert.Equal(2, index.Count);
+    }
+
+    [Fact]
     public void A_removal_reads_no_key_back_while_distances_fit_a_byte_and_runs_longer_than_255_stay_findable()
     {
         // 400 keys sharing one home in a 1,000-bucket table: one run of 400, so the later ones sit 255 or more buckets

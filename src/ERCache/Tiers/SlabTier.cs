@@ -36,10 +36,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private readonly int _capacity;
     private readonly Stack<int> _free = new(); // slots emptied by a failed write, reused first
     private TPolicy _policy;
-    private int _used;     // slots handed out so far (high-water mark)
-    private int _count;    // slots holding an entry
-    private long _evictions;
-    private long _expired;
+    private SlabCounters _counters; // written on every insert and eviction: away from the fields readers read
 
     public SlabTier(string model, TierPolicy policy, int dimensions, Func<int, TPolicy> createPolicy, ERCacheMetrics metrics)
         : base(model, policy, dimensions, metrics)
@@ -64,11 +61,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     public override int Capacity => _capacity;
 
-    public override int Count => Volatile.Read(ref _count);
+    public override int Count => Volatile.Read(ref _counters.Count);
 
-    public override long Evictions => Interlocked.Read(ref _evictions);
+    public override long Evictions => Interlocked.Read(ref _counters.Evictions);
 
-    public override long ExpiredReclaimed => Interlocked.Read(ref _expired);
+    public override long ExpiredReclaimed => Interlocked.Read(ref _counters.Expired);
 
     public override double BytesPerEntry =>
         _stride + _index.BytesPerEntryAtCapacity(_capacity) + TPolicy.BytesPerEntry;
@@ -134,7 +131,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     public override void ForEachEntry(TierEntryVisitor visitor, bool withRows)
     {
         var row = withRows ? new byte[_rowBytes] : [];
-        int used = Volatile.Read(ref _used);
+        int used = Volatile.Read(ref _counters.Used);
         for (int slot = 0; slot < used; slot++)
         {
             if (Page(slot).TryCopy(slot & _pageMask, out long key, out long writtenAt, row))
@@ -236,7 +233,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
             _index.Add(userId, slot);
             _policy.OnInsert(slot);
-            Volatile.Write(ref _count, _count + 1);
+            Volatile.Write(ref _counters.Count, _counters.Count + 1);
         }
     }
 
@@ -277,7 +274,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         {
             _policy.DrainHits();
             int removed = 0;
-            for (int slot = 0; slot < _used; slot++)
+            for (int slot = 0; slot < _counters.Used; slot++)
             {
                 if (SlotPage.HoldsEntry(Volatile.Read(ref Page(slot).Sequence(slot & _pageMask))))
                 {
@@ -297,7 +294,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         _index.Remove(KeyOfSlot(slot), slot);
         Page(slot).Clear(slot & _pageMask);
         _free.Push(slot);
-        Volatile.Write(ref _count, _count - 1);
+        Volatile.Write(ref _counters.Count, _counters.Count - 1);
     }
 
     /// <summary>A slot for a new key: a free one, a fresh one while the tier fills, else an expired entry's, else
@@ -309,11 +306,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             return slot;
         }
 
-        if (_used < _capacity)
+        if (_counters.Used < _capacity)
         {
-            slot = _used;
+            slot = _counters.Used;
             EnsurePage(slot);
-            _used++;
+            _counters.Used++;
             return slot;
         }
 
@@ -322,11 +319,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         slot = expired ? oldest : _policy.SelectVictim();
         _policy.Remove(slot);
         _index.Remove(KeyOfSlot(slot), slot);
-        Volatile.Write(ref _count, _count - 1);
-        Interlocked.Increment(ref _evictions);
+        Volatile.Write(ref _counters.Count, _counters.Count - 1);
+        Interlocked.Increment(ref _counters.Evictions);
         if (expired)
         {
-            Interlocked.Increment(ref _expired);
+            Interlocked.Increment(ref _counters.Expired);
         }
 
         RecordEvictions(1, expired);
