@@ -45,13 +45,7 @@ public sealed partial class EmbeddingCache
 
         _reloadSubscription?.Dispose();
         _configurationSubscription?.Dispose();
-        if (_requests.Close())
-        {
-            _ = ReleaseAsync();
-            return true;
-        }
-
-        return false;
+        return _requests.Close(); // true: it started the release (ReleaseAsync)
     }
 
     private void CheckDisposed()
@@ -62,13 +56,7 @@ public sealed partial class EmbeddingCache
         }
     }
 
-    private void ExitRequest()
-    {
-        if (_requests.Release())
-        {
-            _ = ReleaseAsync();
-        }
-    }
+    private void ExitRequest() => _requests.Release(); // the last one after disposal starts ReleaseAsync
 
     private async Task ReleaseAsync()
     {

@@ -50,7 +50,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
     // Requests with misses still running, plus the cache's own lease until it is disposed: whoever returns the last one
     // releases the model versions, regional tier and meter, so a request in flight at disposal completes.
-    private readonly LeaseCount _requests = new();
+    private readonly LeaseCount _requests;
 
     /// <summary>
     /// Creates a cache that follows <paramref name="options"/>, applying each reload atomically per model.
@@ -99,6 +99,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(resolveInference);
+        _requests = new LeaseCount(() => _ = ReleaseAsync());
         _time = services?.TimeProvider ?? TimeProvider.System;
         _logger = services?.Logger ?? NullLogger.Instance;
         _dispatcher = services?.Dispatcher ?? InferenceDispatcher.DedicatedThreads;

@@ -1,16 +1,40 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
 namespace ERCache.Internal;
 
 /// <summary>
 /// Counts the users of something that must outlive them: one lease for the owner, one per piece of work in progress.
-/// Whoever returns the last lease releases the resources, so work that began before <see cref="Close"/> finishes on live
-/// ones, and nothing new begins after it.
+/// Whoever returns the last lease after <see cref="Close"/> runs the release given to the constructor, once, so work that
+/// began before <see cref="Close"/> finishes on live resources, and nothing new begins after it.
 /// </summary>
-/// <remarks>The cache and each model version use it. The ONNX adapter keeps its own count: it lives in another package and
-/// this type is not public (a public type only to share six lines would widen the API).</remarks>
+/// <remarks>
+/// <para>The count is split into stripes, one per processor (modulo their number), each on 128 bytes of its own. A miss
+/// takes its leases on the caller's core and, when its inference runs on a dispatcher thread, returns them on that
+/// thread's core: one shared count moved between the two cores twice per miss, for each of the cache's and the model
+/// version's counts. The total matters only once closed, so only then are the stripes added up.</para>
+/// <para>Why the total is exact when it matters: a lease counts only if its stripe was incremented before
+/// <see cref="IsClosed"/> read false, so before <see cref="Close"/> marked it (each side a full fence); every total is
+/// taken after that mark, so it sees every such lease. A lease taken after the mark is undone on its own stripe, and its
+/// undo adds the stripes up again, so a total it inflated for a moment is followed by one that is not.</para>
+/// <para>The ONNX adapter keeps its own count: it lives in another package and this type is not public.</para>
+/// </remarks>
 internal sealed class LeaseCount
 {
-    private int _count = 1; // the owner's lease
+    private static readonly int StripeMask = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Clamp(Environment.ProcessorCount, 1, 64)) - 1;
+
+    private readonly Stripe[] _stripes = new Stripe[StripeMask + 1];
+    private readonly Action _release;
     private int _closed;
+    private int _released;
+
+    /// <param name="release">Runs once, on the thread that returns the last lease after <see cref="Close"/> (or in
+    /// <see cref="Close"/> when nothing is in progress).</param>
+    public LeaseCount(Action release)
+    {
+        _release = release;
+        _stripes[0].Count = 1; // the owner's lease
+    }
 
     /// <summary>Whether <see cref="Close"/> was called.</summary>
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
@@ -18,25 +42,59 @@ internal sealed class LeaseCount
     /// <summary>Takes a lease for work about to begin; false once closed (nothing new may begin).</summary>
     public bool TryAcquire()
     {
-        int count = Volatile.Read(ref _count);
-        while (count > 0 && !IsClosed)
+        if (IsClosed)
         {
-            int seen = Interlocked.CompareExchange(ref _count, count + 1, count);
-            if (seen == count)
-            {
-                return true;
-            }
-
-            count = seen;
+            return false;
         }
 
+        ref int stripe = ref ThisProcessorsStripe();
+        Interlocked.Increment(ref stripe);
+        if (!IsClosed)
+        {
+            return true;
+        }
+
+        Return(ref stripe); // closed meanwhile: undone on the same stripe, and released if this was the last
         return false;
     }
 
-    /// <summary>Returns a lease; true when it was the last one, and the caller must release the resources.</summary>
-    public bool Release() => Interlocked.Decrement(ref _count) == 0;
+    /// <summary>Returns a lease taken by <see cref="TryAcquire"/>, on any thread.</summary>
+    public void Release() => Return(ref ThisProcessorsStripe());
 
-    /// <summary>Stops new leases and returns the owner's; true when nothing was in progress, and the caller must release
-    /// the resources. False also when already closed.</summary>
-    public bool Close() => Interlocked.Exchange(ref _closed, 1) == 0 && Release();
+    /// <summary>Stops new leases and returns the owner's. True when this released the resources (nothing was in
+    /// progress); false when the last lease in progress will, or when already closed.</summary>
+    public bool Close() => Interlocked.Exchange(ref _closed, 1) == 0 && Return(ref _stripes[0].Count);
+
+    private bool Return(ref int stripe)
+    {
+        Interlocked.Decrement(ref stripe);
+        if (!IsClosed || Total() != 0 || Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            return false;
+        }
+
+        _release();
+        return true;
+    }
+
+    private int Total()
+    {
+        int total = 0;
+        for (int i = 0; i < _stripes.Length; i++)
+        {
+            total += Volatile.Read(ref _stripes[i].Count);
+        }
+
+        return total;
+    }
+
+    private ref int ThisProcessorsStripe() => ref _stripes[Thread.GetCurrentProcessorId() & StripeMask].Count;
+
+    /// <summary>One stripe's count, with a line of padding on each side (and the line the processor may fetch with it).</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 128)]
+    private struct Stripe
+    {
+        [FieldOffset(64)]
+        public int Count;
+    }
 }

@@ -21,7 +21,7 @@ namespace ERCache.Models;
 /// </remarks>
 internal sealed class ModelVersionState : IInferenceResultSink
 {
-    private readonly LeaseCount _leases = new();
+    private readonly LeaseCount _leases;
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
     private readonly RegionalTier? _regional;
@@ -40,6 +40,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
         ModelPolicy policy, IEmbeddingInference inference, ModelHealth health, TimeProvider time, ERCacheMetrics metrics, ILogger logger,
         InferenceDispatcher dispatcher, RegionalTier? regional, Random sampling, SlotGate? gate = null)
     {
+        _leases = new LeaseCount(Release);
         Sampling = sampling;
         Name = policy.Name;
         Version = policy.Version;
@@ -185,23 +186,11 @@ internal sealed class ModelVersionState : IInferenceResultSink
     public bool TryEnter() => _leases.TryAcquire();
 
     /// <summary>Ends a request counted by <see cref="TryEnter"/>; the last one after retirement releases the state.</summary>
-    public void Exit()
-    {
-        if (_leases.Release())
-        {
-            Release();
-        }
-    }
+    public void Exit() => _leases.Release();
 
     /// <summary>The registry lets go of this state: nothing new enters, and it is released once the last request
     /// in it ends (here, when none runs).</summary>
-    public void Retire()
-    {
-        if (_leases.Close())
-        {
-            Release();
-        }
-    }
+    public void Retire() => _leases.Close();
 
     /// <inheritdoc />
     public InferenceOutcome Accept(InferenceBatch batch, int index, long completedAt, PendingInference item) =>
