@@ -152,7 +152,8 @@ internal sealed class SlotIndex
             i = Next(i, buckets.Length);
         }
 
-        if (!AnyMoves(buckets, i))
+        int mover = FirstMover(buckets, i);
+        if (mover < 0)
         {
             // No later bucket of the run moves into this one, so no probe for another key passes it: emptying it needs no
             // warning, and the version's line stays in the readers' caches. At the index's full load (three quarters) about
@@ -164,7 +165,7 @@ internal sealed class SlotIndex
             Interlocked.Increment(ref _writer.ShiftVersion); // odd: readers re-check a miss
             try
             {
-                ShiftBack(buckets, i);
+                ShiftBack(buckets, i, mover);
             }
             finally
             {
@@ -175,35 +176,28 @@ internal sealed class SlotIndex
         _writer.Count--;
     }
 
-    /// <summary>Whether emptying bucket <paramref name="hole"/> moves a later bucket of its run back into it
-    /// (<see cref="ShiftBack"/>), without moving anything.</summary>
-    private bool AnyMoves(uint[] buckets, int hole)
+    /// <summary>The first later bucket of <paramref name="hole"/>'s run that moves back when it empties
+    /// (<see cref="ShiftBack"/>), or -1 when none does. Moves nothing.</summary>
+    private int FirstMover(uint[] buckets, int hole)
     {
         for (int j = Next(hole, buckets.Length); buckets[j] is var b && b != 0; j = Next(j, buckets.Length))
         {
             if (!Stays(hole, HomeOf(j, b), j))
             {
-                return true;
+                return j;
             }
         }
 
-        return false;
+        return -1;
     }
 
     /// <summary>Empties bucket <paramref name="hole"/> and moves back every later bucket of its run that may live
-    /// there (Knuth's algorithm R), so probes never need tombstones.</summary>
-    private void ShiftBack(uint[] buckets, int hole)
+    /// there (Knuth's algorithm R), so probes never need tombstones. The buckets before <paramref name="mover"/> (from
+    /// <see cref="FirstMover"/>) stay, so the walk starts there.</summary>
+    private void ShiftBack(uint[] buckets, int hole, int mover)
     {
-        int j = hole;
-        while (true)
+        for (int j = mover; buckets[j] is var b && b != 0; j = Next(j, buckets.Length))
         {
-            j = Next(j, buckets.Length);
-            uint b = buckets[j];
-            if (b == 0)
-            {
-                break;
-            }
-
             int home = HomeOf(j, b);
             if (!Stays(hole, home, j))
             {
