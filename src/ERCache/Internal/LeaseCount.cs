@@ -90,7 +90,8 @@ internal sealed class LeaseCount
 
     private ref int ThisProcessorsStripe() => ref _stripes[Thread.GetCurrentProcessorId() & StripeMask].Count;
 
-    /// <summary>One stripe's count, with a line of padding on each side (and the line the processor may fetch with it).</summary>
+    /// <summary>One stripe's count, 64 bytes into 128: neighbouring stripes' counts are 128 bytes apart, so never on one
+    /// line, nor on the pair of lines a processor may fetch together.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 128)]
     private struct Stripe
     {
