@@ -10,16 +10,21 @@ namespace ERCache.Benchmarks;
 /// 2, 4 and 8 threads, each thread walking its own pre-drawn Zipf (s = 0.86) key sequence. <b>read</b>: 100,000 keys,
 /// all present (every operation a hit); <b>mixed</b>: 1,000,000 keys in stores bounded at 100,000, so the tail misses,
 /// runs an instant factory (ERCache: an inline inference) and evicts. Threads above the machine's cores only show
-/// contention; take the figures on a machine with more cores. (<c>--throughput [operations per thread]</c>.)
+/// contention; take the figures on a machine with more cores. Each cell carries the core-to-core round trip read just
+/// before and after it (<see cref="CoreToCore"/>): with two threads the figures follow it. (<c>--throughput [operations
+/// per thread]</c>.)
 /// </summary>
 public static class ThroughputHarness
 {
     private const double Skew = 0.86;
     private const int Capacity = 100_000;
+    private static readonly TimeSpan PlacementReading = TimeSpan.FromMilliseconds(50);
 
     public static void Run(int operationsPerThread, int[] threadCounts)
     {
         Console.WriteLine($"Zipf s = {Skew}, {operationsPerThread:N0} operations per thread, {Environment.ProcessorCount} cores; million operations per second.");
+        Console.WriteLine("In brackets: a cache line's round trip between two cores just before and just after the cell (--core-to-core).");
+        Console.WriteLine("Threads sharing a cache pay it for every line they both write; on a VM it moves as the host moves the vCPUs, so compare cells whose readings agree.");
         foreach (var (workload, keys) in new[] { ("read", Capacity), ("mixed", 10 * Capacity) })
         {
             var sequences = threadCounts.Max() is int most ? Enumerable.Range(0, most).Select(t => Zipf(keys, operationsPerThread, seed: 100 + t)).ToArray() : [];
@@ -31,7 +36,15 @@ public static class ThroughputHarness
                 var cells = threadCounts.Select(threads =>
                 {
                     using var cache = create();
-                    return Measure(cache.Operation, sequences, threads).ToString("F2", CultureInfo.InvariantCulture);
+                    // A background collection of the setup's garbage, or the last cell's threads winding down, would take a
+                    // core from the reading: collect, then let the machine settle.
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                    Thread.Sleep(200);
+                    double before = CoreToCore.MedianRoundTrip(PlacementReading);
+                    double rate = Measure(cache.Operation, sequences, threads);
+                    double after = CoreToCore.MedianRoundTrip(PlacementReading);
+                    return string.Create(CultureInfo.InvariantCulture, $"{rate:F2} ({before:F0}/{after:F0} ns)");
                 });
                 Console.WriteLine($"| {name} | {string.Join(" | ", cells)} |");
             }
