@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Runtime.InteropServices;
 
 namespace ERCache.Internal;
 
@@ -9,7 +8,7 @@ namespace ERCache.Internal;
 /// began before <see cref="Close"/> finishes on live resources, and nothing new begins after it.
 /// </summary>
 /// <remarks>
-/// <para>The count is split into stripes, one per processor (modulo their number), each on 128 bytes of its own. A miss
+/// <para>The count is split into stripes, one per processor (modulo their number), each a <see cref="PaddedLong"/>. A miss
 /// takes its leases on the caller's core and, when its inference runs on a dispatcher thread, returns them on that
 /// thread's core: one shared count moved between the two cores twice per miss, for each of the cache's and the model
 /// version's counts. The total matters only once closed, so only then are the stripes added up.</para>
@@ -23,7 +22,7 @@ internal sealed class LeaseCount
 {
     private static readonly int StripeMask = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Clamp(Environment.ProcessorCount, 1, 64)) - 1;
 
-    private readonly Stripe[] _stripes = new Stripe[StripeMask + 1];
+    private readonly PaddedLong[] _stripes = new PaddedLong[StripeMask + 1];
     private readonly Action _release;
     private int _closed;
     private int _released;
@@ -33,7 +32,7 @@ internal sealed class LeaseCount
     public LeaseCount(Action release)
     {
         _release = release;
-        _stripes[0].Count = 1; // the owner's lease
+        _stripes[0].Value = 1; // the owner's lease
     }
 
     /// <summary>Whether <see cref="Close"/> was called.</summary>
@@ -47,7 +46,7 @@ internal sealed class LeaseCount
             return false;
         }
 
-        ref int stripe = ref ThisProcessorsStripe();
+        ref long stripe = ref ThisProcessorsStripe();
         Interlocked.Increment(ref stripe);
         if (!IsClosed)
         {
@@ -63,9 +62,9 @@ internal sealed class LeaseCount
 
     /// <summary>Stops new leases and returns the owner's. True when this released the resources (nothing was in
     /// progress); false when the last lease in progress will, or when already closed.</summary>
-    public bool Close() => Interlocked.Exchange(ref _closed, 1) == 0 && Return(ref _stripes[0].Count);
+    public bool Close() => Interlocked.Exchange(ref _closed, 1) == 0 && Return(ref _stripes[0].Value);
 
-    private bool Return(ref int stripe)
+    private bool Return(ref long stripe)
     {
         Interlocked.Decrement(ref stripe);
         if (!IsClosed || Total() != 0 || Interlocked.Exchange(ref _released, 1) != 0)
@@ -77,25 +76,16 @@ internal sealed class LeaseCount
         return true;
     }
 
-    private int Total()
+    private long Total()
     {
-        int total = 0;
+        long total = 0;
         for (int i = 0; i < _stripes.Length; i++)
         {
-            total += Volatile.Read(ref _stripes[i].Count);
+            total += Volatile.Read(ref _stripes[i].Value);
         }
 
         return total;
     }
 
-    private ref int ThisProcessorsStripe() => ref _stripes[Thread.GetCurrentProcessorId() & StripeMask].Count;
-
-    /// <summary>One stripe's count, 64 bytes into 128: neighbouring stripes' counts are 128 bytes apart, so never on one
-    /// line, nor on the pair of lines a processor may fetch together.</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 128)]
-    private struct Stripe
-    {
-        [FieldOffset(64)]
-        public int Count;
-    }
+    private ref long ThisProcessorsStripe() => ref _stripes[Thread.GetCurrentProcessorId() & StripeMask].Value;
 }

@@ -13,6 +13,10 @@ internal static class Prefetch
     /// <summary>Bytes in one cache line on the processors .NET runs on.</summary>
     public const int LineBytes = 64;
 
+    /// <summary>A line and the one the processor may fetch with it: how far apart fields written by one thread and read
+    /// by others are kept, so that no write takes the readers' line.</summary>
+    public const int PairBytes = 2 * LineBytes;
+
     /// <summary>Starts loading the line holding <paramref name="location"/> into every cache level (x86; a no-op
     /// elsewhere, where .NET exposes no prefetch instruction).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -254,17 +254,15 @@ internal sealed class SlotIndex
     /// or each write would take it from every reader's cache. The version is read by every probe too, but changes only
     /// when a removal shifts buckets.
     /// </summary>
-    [StructLayout(LayoutKind.Explicit, Size = 3 * IsolatedBytes)]
+    [StructLayout(LayoutKind.Explicit, Size = 3 * Prefetch.PairBytes)]
     private struct WriterFields
     {
-        [FieldOffset(IsolatedBytes)]
+        [FieldOffset(Prefetch.PairBytes)]
         public int Count;
 
-        [FieldOffset(2 * IsolatedBytes)]
+        [FieldOffset(2 * Prefetch.PairBytes)]
         public int ShiftVersion;
     }
-
-    private const int IsolatedBytes = 2 * Prefetch.LineBytes;
 
     /// <summary>A lock-free walk along one key's probe run, yielding the slots whose bucket tag matches.</summary>
     public struct Probe

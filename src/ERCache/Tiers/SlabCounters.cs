@@ -10,24 +10,22 @@ namespace ERCache.Tiers;
 /// another thread paid that on its next lookup.
 /// </summary>
 /// <remarks>Not nested in the generic tier: the runtime allows no explicit layout in a generic type.</remarks>
-[StructLayout(LayoutKind.Explicit, Size = (2 * Isolation) + 24)]
+[StructLayout(LayoutKind.Explicit, Size = (2 * Prefetch.PairBytes) + 24)]
 internal struct SlabCounters
 {
-    private const int Isolation = 2 * Prefetch.LineBytes;
-
     /// <summary>Entries evicted (expired ones included).</summary>
-    [FieldOffset(Isolation)]
+    [FieldOffset(Prefetch.PairBytes)]
     public long Evictions;
 
     /// <summary>Evictions that took an expired entry.</summary>
-    [FieldOffset(Isolation + 8)]
+    [FieldOffset(Prefetch.PairBytes + 8)]
     public long Expired;
 
     /// <summary>Slots handed out so far (the high-water mark).</summary>
-    [FieldOffset(Isolation + 16)]
+    [FieldOffset(Prefetch.PairBytes + 16)]
     public int Used;
 
     /// <summary>Slots holding an entry.</summary>
-    [FieldOffset(Isolation + 20)]
+    [FieldOffset(Prefetch.PairBytes + 20)]
     public int Count;
 }

@@ -1,5 +1,5 @@
 using System.Numerics;
-using System.Runtime.InteropServices;
+using ERCache.Internal;
 
 namespace ERCache.Tiers.Eviction;
 
@@ -53,7 +53,7 @@ internal sealed class HitBuffer
     private sealed class Ring
     {
         private readonly int[] _slots = new int[Size]; // slot + 1; 0 = empty or not yet written
-        private PaddedLong _appended; // next position a reader writes
+        private PaddedLong _appended; // next position a reader writes (padded: readers moving one counter do not invalidate the other)
         private PaddedLong _drained;  // next position the drainer reads
 
         public bool Add(int slot)
@@ -93,14 +93,6 @@ internal sealed class HitBuffer
 
             Volatile.Write(ref _drained.Value, position);
         }
-    }
-
-    [StructLayout(LayoutKind.Explicit, Size = 128)]
-    private struct PaddedLong
-    {
-        // Padded to two cache lines so readers moving one counter do not invalidate the other.
-        [FieldOffset(64)]
-        public long Value;
     }
 }
 
