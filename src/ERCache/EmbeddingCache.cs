@@ -276,6 +276,10 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>Users of <paramref name="model"/> waiting for or in inference (for tests that check nothing is left behind).</summary>
     internal int GetPendingUsers(string model) => Resolve(model).State.Scheduler.PendingUsers;
 
+    /// <summary>Inferences of <paramref name="model"/> whose creating request the deadline alarm will answer (for tests that
+    /// check nothing stays linked).</summary>
+    internal int GetAlarmCount(string model) => Resolve(model).State.Scheduler.AlarmCount;
+
     /// <inheritdoc />
     public ValueTask<EmbeddingResult> GetAsync(string model, long userId, Memory<float> destination, CancellationToken cancellationToken = default)
     {

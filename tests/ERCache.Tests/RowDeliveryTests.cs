@@ -76,6 +76,31 @@ public sealed class RowDeliveryTests
     }
 
     [Fact]
+    public async Task A_creator_timed_out_learns_whether_its_row_came_and_callers_who_joined_get_the_result()
+    {
+        var served = new PendingInference(1, long.MaxValue, creatorRow: new float[3]);
+        Assert.True(served.TryDeliverToCreator([1f, 2f, 3f]));
+        served.TimeOutCreator();
+        Assert.Equal(InferenceOutcome.DeliveredToCreator, await served.Task); // the row came in time: served fresh
+
+        var queued = new PendingInference(2, long.MaxValue, creatorRow: new float[3]);
+        queued.TimeOutCreator();
+        Assert.Equal(InferenceFailureCause.Overload, (await queued.Task).Cause); // never started: shed
+
+        var running = new PendingInference(3, long.MaxValue, creatorRow: new float[3]);
+        Assert.True(running.TryJoin());
+        var joined = running.JoinedTask;
+        running.MarkStarted();
+        running.TimeOutCreator();
+        Assert.Equal(InferenceFailureCause.Timeout, (await running.Task).Cause);
+        Assert.False(joined.IsCompleted); // the caller who joined waits for the row
+        running.Complete(new InferenceOutcome(InferenceFailureCause.None, [1f, 2f, 3f]));
+        var shared = (await joined).Vector;
+        Assert.Equal([1f, 2f, 3f], shared!);
+        Assert.Equal(InferenceFailureCause.Timeout, (await running.Task).Cause); // the creator's answer stands
+    }
+
+    [Fact]
     public async Task A_lean_miss_allocates_at_most_512_bytes_with_no_array_for_its_vector()
     {
         // 256 dimensions: an array per vector would be 1,048 bytes, twice the bound, in every miss. A cache of its own,

@@ -126,13 +126,14 @@ internal sealed partial class InferenceScheduler
                 if (_pending.TryGetValue(userId, out var existing) && existing.TryJoin())
                 {
                     existing.ExtendDeadline(deadline);
-                    tickets[handled] = new InferenceTicket(existing.Task, existing);
+                    tickets[handled] = new InferenceTicket(existing.JoinedTask, existing);
                     coalesced++;
                 }
                 else if (_queue.Count >= policy.MaxQueue && !_disposed && _queue.TryTakeLessUrgentThan(urgency, out var displaced))
                 {
                     // A full queue makes room for a user who loses more if shed (rule 12): the least urgent one goes.
                     RemovePending(displaced);
+                    _alarm.Remove(displaced);
                     (displacedItems ??= []).Add(displaced);
                     shed++;
                     handled--; // queue this position on the next pass, into the room just made
@@ -157,6 +158,7 @@ internal sealed partial class InferenceScheduler
                     };
                     _pending[userId] = created; // replaces an item whose row went to its creator alone (TryJoin)
                     _queue.Enqueue(created);
+                    _alarm.Add(created, now);
                     tickets[handled] = new InferenceTicket(created.Task, created, Creator: true);
                     queued++;
                 }

@@ -47,6 +47,7 @@ internal sealed partial class InferenceScheduler
                 {
                     // Nobody waits for it any more: do not spend the model's capacity on it.
                     RemovePending(item);
+                    _alarm.Remove(item);
                     (shedItems ??= []).Add(item);
                     shed++;
                     continue;
@@ -124,6 +125,27 @@ internal sealed partial class InferenceScheduler
         if (_pending.TryGetValue(item.UserId, out var current) && ReferenceEquals(current, item))
         {
             _pending.Remove(item.UserId);
+        }
+    }
+
+    /// <summary>The deadline alarm fired: answers the creators whose deadline passed, outside the lock (they continue on
+    /// this thread, as they would have on a timer of their own).</summary>
+    private void OnAlarm()
+    {
+        List<PendingInference>? due;
+        lock (_lock)
+        {
+            due = _alarm.TakeDue(_time.GetTimestamp());
+        }
+
+        if (due is null)
+        {
+            return;
+        }
+
+        foreach (var item in due)
+        {
+            item.TimeOutCreator();
         }
     }
 
@@ -209,6 +231,7 @@ internal sealed partial class InferenceScheduler
                     foreach (var item in items)
                     {
                         RemovePending(item);
+                        _alarm.Remove(item);
                     }
                 }
                 else

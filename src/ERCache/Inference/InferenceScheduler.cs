@@ -22,6 +22,7 @@ internal sealed partial class InferenceScheduler : IDisposable
 {
     private readonly Dictionary<long, PendingInference> _pending = []; // under _lock, like the queue
     private readonly MissQueue _queue = new(); // under _lock
+    private readonly DeadlineAlarm _alarm; // under _lock: answers each request's creator at its deadline
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
@@ -59,6 +60,7 @@ internal sealed partial class InferenceScheduler : IDisposable
         _logger = logger;
         _dispatcher = dispatcher;
         _invoker = new DelegateInvoker(time, logger, ReleaseAbandonedSlot);
+        _alarm = new DeadlineAlarm(time, OnAlarm);
         _runBatch = state => _ = state is BackgroundBatch background
             ? RunBatchAsync(background.Items, background.Target)
             : RunBatchAsync((PendingInference[])state!, target: null);
@@ -83,6 +85,18 @@ internal sealed partial class InferenceScheduler : IDisposable
             lock (_lock)
             {
                 return _queue.Count;
+            }
+        }
+    }
+
+    /// <summary>Requests' inferences whose creator the deadline alarm will answer at its deadline.</summary>
+    internal int AlarmCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _alarm.Count;
             }
         }
     }
@@ -161,6 +175,7 @@ internal sealed partial class InferenceScheduler : IDisposable
             _background = null;
             _windowTimer?.Dispose();
             _windowTimer = null;
+            _alarm.Dispose();
             while (_queue.TryDequeue(out var item))
             {
                 RemovePending(item);

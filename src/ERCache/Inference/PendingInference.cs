@@ -18,6 +18,10 @@ namespace ERCache.Inference;
 /// no array is made for it: the outcome says <see cref="InferenceOutcome.DeliveredToCreator"/>. From then on nobody
 /// may join (there is no vector to share), so a later miss for the user starts an inference of its own. A creator that
 /// stops waiting first detaches (<see cref="DetachCreator"/>), after which nothing writes to its buffer.</para>
+/// <para>Its own task is the creator's. Callers that join wait on a second task (<see cref="JoinedTask"/>, made by the
+/// first of them): the creator's deadline is its own, and the scheduler's <see cref="DeadlineAlarm"/> answers the creator
+/// at it (<see cref="TimeOutCreator"/>) while the others go on waiting. So a request that created all its users'
+/// inferences waits with no timer of its own.</para>
 /// </remarks>
 internal sealed class PendingInference(
     long userId, long deadline, BackgroundWork background = BackgroundWork.None, DriftSample? drift = null, Memory<float> creatorRow = default)
@@ -36,8 +40,24 @@ internal sealed class PendingInference(
     private int _writeState;
     private InferenceOutcome _outcome;
     private bool _prepared;
+    private TaskCompletionSource<InferenceOutcome>? _joined; // made under the scheduler's lock by the first caller that joins
 
     public long UserId { get; } = userId;
+
+    /// <summary>The creator's own deadline (timestamp), at which the <see cref="DeadlineAlarm"/> answers it; unlike
+    /// <see cref="Deadline"/>, a caller that joins never moves it.</summary>
+    public long CreatorDeadline { get; } = deadline;
+
+    /// <summary>The <see cref="DeadlineAlarm"/>'s links, under the scheduler's lock.</summary>
+    internal PendingInference? AlarmPrevious, AlarmNext;
+
+    /// <summary>Whether the item is in a <see cref="DeadlineAlarm"/>, under the scheduler's lock.</summary>
+    internal bool InAlarm;
+
+    /// <summary>The task of the callers that joined (see <see cref="TryJoin"/>): it completes with the inference, never
+    /// at the creator's deadline. Called under the scheduler's lock, after a successful <see cref="TryJoin"/>.</summary>
+    public Task<InferenceOutcome> JoinedTask =>
+        (_joined ??= new TaskCompletionSource<InferenceOutcome>(TaskCreationOptions.None)).Task; // inline, as this one
 
     /// <summary>The activity of the request that created it (null when nobody traces): the batch's span links to its
     /// context. A reference rather than the context itself, which would add 32 bytes to every miss.</summary>
@@ -167,7 +187,28 @@ internal sealed class PendingInference(
         }
     }
 
-    public void Complete(InferenceOutcome outcome) => TrySetResult(outcome);
+    /// <summary>Answers the creator and every caller that joined.</summary>
+    public void Complete(InferenceOutcome outcome)
+    {
+        TrySetResult(outcome);
+        Volatile.Read(ref _joined)?.TrySetResult(outcome); // joiners joined under the scheduler's lock, taken before this
+    }
+
+    /// <summary>
+    /// The creator's deadline passed (the scheduler's <see cref="DeadlineAlarm"/>): the creator is answered as a timer of
+    /// its own would have answered it. It is served fresh when the row reached its buffer in time, else it learns
+    /// whether the inference had started. The inference goes on: its row is still written, and callers that joined still
+    /// get it. Nothing when the creator was answered already.
+    /// </summary>
+    public void TimeOutCreator()
+    {
+        if (Task.IsCompleted)
+        {
+            return;
+        }
+
+        TrySetResult(DetachCreator() ? InferenceOutcome.DeliveredToCreator : new InferenceOutcome(FailureClassifier.OfUnfinished(Started), null));
+    }
 
     /// <summary>Records the outcome to complete with later (after the user leaves the pending map); the first one
     /// recorded stands. Only the batch that started the user calls it.</summary>
@@ -182,5 +223,5 @@ internal sealed class PendingInference(
 
     /// <summary>Completes with the prepared outcome (an error if none was: never leave a caller waiting).</summary>
     public void CompletePrepared() =>
-        TrySetResult(_prepared ? _outcome : new InferenceOutcome(InferenceFailureCause.Error, null));
+        Complete(_prepared ? _outcome : new InferenceOutcome(InferenceFailureCause.Error, null));
 }

@@ -222,7 +222,18 @@ internal sealed partial class ModelRuntime
                     try
                     {
                         Task all = tickets.Length == 1 ? tickets[0].Task : Task.WhenAll(tickets.Select(t => t.Task)); // one miss: no combined task
-                        await all.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
+                        if (!OnlyCreatorsWait(tickets))
+                        {
+                            await all.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
+                        }
+                        else if (cancellationToken.CanBeCanceled)
+                        {
+                            await all.WaitAsync(cancellationToken).ConfigureAwait(false); // the scheduler's alarm answers at the deadline
+                        }
+                        else
+                        {
+                            await all.ConfigureAwait(false); // the scheduler's alarm answers at the deadline: no timer, no promise
+                        }
                     }
                     catch (TimeoutException)
                     {
@@ -444,6 +455,21 @@ internal sealed partial class ModelRuntime
         }
 
         return new EmbeddingResult(EmbeddingSource.Fallback, TimeSpan.Zero, Policy.Version, cause, hasVector: Policy.DefaultVector is not null);
+    }
+
+    /// <summary>Whether every ticket not completed yet is one this request created: its task completes by the request's
+    /// deadline (the scheduler's <see cref="DeadlineAlarm"/>), so the request needs no timer of its own.</summary>
+    private static bool OnlyCreatorsWait(InferenceTicket[] tickets)
+    {
+        foreach (var ticket in tickets)
+        {
+            if (!ticket.Creator && !ticket.Task.IsCompleted)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static bool AllCompleted(InferenceTicket[] tickets)
