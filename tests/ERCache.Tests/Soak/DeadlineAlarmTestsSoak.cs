@@ -12,10 +12,16 @@ public sealed class DeadlineAlarmTestsSoak
     {
         // Four callers miss on 32 users while calls end on pool threads after a random number of yields and a fifth
         // thread moves the clock, so deadlines pass before, during and after calls, with creators and joiners mixed.
+        // Every fourth call outlasts the 50 ms timeout (it waits until the clock moved 60 ms), so deadlines pass during
+        // calls however the threads are scheduled.
         using var f = new CacheFixture(m => m.Inference.MaxConcurrency = 8, dispatcher: InferenceDispatcher.ThreadPool);
+        const int Callers = 4, Requests = 1500;
+        int running = Callers, calls = 0;
         f.Tower.Whole = async (batch, _) =>
         {
-            for (int yields = Random.Shared.Next(30); yields > 0; yields--)
+            var slowUntil = f.Clock.GetUtcNow() + TimeSpan.FromMilliseconds(60);
+            bool slow = Interlocked.Increment(ref calls) % 4 == 0;
+            for (int yields = Random.Shared.Next(30); yields > 0 || (slow && f.Clock.GetUtcNow() < slowUntil && Volatile.Read(ref running) > 0); yields--)
             {
                 await Task.Yield();
             }
@@ -25,8 +31,6 @@ public sealed class DeadlineAlarmTestsSoak
                 TestTower.Fill(batch.GetRow(i).Span, batch.UserIds.Span[i], 1);
             }
         };
-        const int Callers = 4, Requests = 1500;
-        int running = Callers;
         var sources = new int[Callers, 8];
         var timeouts = new int[Callers];
 
