@@ -19,7 +19,6 @@ internal sealed class DeadlineAlarm(TimeProvider time, Action fired) : IDisposab
 {
     private const long NotArmed = long.MaxValue;
 
-    private readonly Action _fired = fired;
     private PendingInference? _head, _tail;
     private ITimer? _timer;
     private long _armedFor = NotArmed; // the deadline the timer fires at (timestamp)
@@ -152,7 +151,7 @@ internal sealed class DeadlineAlarm(TimeProvider time, Action fired) : IDisposab
         due = due < atLeast ? atLeast : due;
         if (_timer is null)
         {
-            _timer = time.CreateTimer(static s => ((Action)s!)(), _fired, due, Timeout.InfiniteTimeSpan);
+            _timer = time.CreateTimer(static s => ((Action)s!)(), fired, due, Timeout.InfiniteTimeSpan);
         }
         else
         {

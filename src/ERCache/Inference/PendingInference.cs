@@ -207,8 +207,16 @@ internal sealed class PendingInference(
             return;
         }
 
-        TrySetResult(DetachCreator() ? InferenceOutcome.DeliveredToCreator : new InferenceOutcome(FailureClassifier.OfUnfinished(Started), null));
+        TrySetResult(OutcomeOnGivingUp(creator: true));
     }
+
+    /// <summary>
+    /// The answer for a caller whose wait ended before the inference answered it (its deadline passed, it was cancelled,
+    /// or it failed). The creator detaches first and is served fresh when its row arrived in time; otherwise the caller
+    /// learns whether the inference had started (a timeout) or not (shed).
+    /// </summary>
+    public InferenceOutcome OutcomeOnGivingUp(bool creator) =>
+        creator && DetachCreator() ? InferenceOutcome.DeliveredToCreator : new InferenceOutcome(FailureClassifier.OfUnfinished(Started), null);
 
     /// <summary>Records the outcome to complete with later (after the user leaves the pending map); the first one
     /// recorded stands. Only the batch that started the user calls it.</summary>

@@ -397,8 +397,8 @@ internal sealed partial class ModelRuntime
             var row = destination.Slice(position * dims, dims);
             var ticket = tickets[i];
             var outcome = ticket.Task.IsCompletedSuccessfully ? ticket.Task.Result
-                : ticket.Creator && ticket.Pending!.DetachCreator() ? InferenceOutcome.DeliveredToCreator // the row came as it gave up
-                : new InferenceOutcome(FailureClassifier.OfUnfinished(ticket.Pending?.Started == true), null);
+                : ticket.Pending?.OutcomeOnGivingUp(ticket.Creator)
+                  ?? new InferenceOutcome(FailureClassifier.OfUnfinished(started: false), null); // refused at once, never queued
             EmbeddingResult result;
             if (outcome.Cause == InferenceFailureCause.None)
             {
