@@ -61,7 +61,7 @@ public sealed class DeadlineAlarmTests
         alarm.Add(items[2], now);
 
         Assert.Equal([items[1], items[2], items[3]], alarm.TakeDue(now + 10));
-        Assert.All(items, i => Assert.False(i.InAlarm));
+        Assert.All(items, i => Assert.False(alarm.Contains(i)));
     }
 
     [Fact]
@@ -105,7 +105,7 @@ public sealed class DeadlineAlarmTests
         alarm.Add(Item(2, now + 5), now);
         clock.Advance(TimeSpan.FromSeconds(1));
 
-        Assert.Equal((0, 0, false), (fired, alarm.Count, item.InAlarm));
+        Assert.Equal((0, 0, false), (fired, alarm.Count, alarm.Contains(item)));
         Assert.Null(alarm.ArmedFor);
     }
 

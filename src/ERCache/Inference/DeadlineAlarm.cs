@@ -34,7 +34,7 @@ internal sealed class DeadlineAlarm(TimeProvider time, Action fired) : IDisposab
     /// that comes before the one it is armed for. <paramref name="now"/> is a reading of the clock, just taken.</summary>
     public void Add(PendingInference item, long now)
     {
-        if (_disposed || item.InAlarm)
+        if (_disposed || Contains(item))
         {
             return;
         }
@@ -67,7 +67,6 @@ internal sealed class DeadlineAlarm(TimeProvider time, Action fired) : IDisposab
             after.AlarmPrevious = item;
         }
 
-        item.InAlarm = true;
         Count++;
         if (deadline < _armedFor)
         {
@@ -78,7 +77,7 @@ internal sealed class DeadlineAlarm(TimeProvider time, Action fired) : IDisposab
     /// <summary>Unlinks <paramref name="item"/> (its creator was answered another way); nothing when it is not linked.</summary>
     public void Remove(PendingInference item)
     {
-        if (!item.InAlarm)
+        if (!Contains(item))
         {
             return;
         }
@@ -103,9 +102,11 @@ internal sealed class DeadlineAlarm(TimeProvider time, Action fired) : IDisposab
         }
 
         item.AlarmPrevious = item.AlarmNext = null;
-        item.InAlarm = false;
         Count--;
     }
+
+    /// <summary>Whether <paramref name="item"/> is linked: only the head has no previous item.</summary>
+    public bool Contains(PendingInference item) => item.AlarmPrevious is not null || ReferenceEquals(_head, item);
 
     /// <summary>The timer fired: unlinks the items whose deadline passed by <paramref name="now"/> and re-arms for the
     /// next one. Returns them (null when none), for the owner to answer outside its lock.</summary>

@@ -51,9 +51,6 @@ internal sealed class PendingInference(
     /// <summary>The <see cref="DeadlineAlarm"/>'s links, under the scheduler's lock.</summary>
     internal PendingInference? AlarmPrevious, AlarmNext;
 
-    /// <summary>Whether the item is in a <see cref="DeadlineAlarm"/>, under the scheduler's lock.</summary>
-    internal bool InAlarm;
-
     /// <summary>The task of the callers that joined (see <see cref="TryJoin"/>): it completes with the inference, never
     /// at the creator's deadline. Called under the scheduler's lock, after a successful <see cref="TryJoin"/>.</summary>
     public Task<InferenceOutcome> JoinedTask =>

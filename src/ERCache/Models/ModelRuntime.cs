@@ -222,18 +222,10 @@ internal sealed partial class ModelRuntime
                     try
                     {
                         Task all = tickets.Length == 1 ? tickets[0].Task : Task.WhenAll(tickets.Select(t => t.Task)); // one miss: no combined task
-                        if (!OnlyCreatorsWait(tickets))
-                        {
-                            await all.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false);
-                        }
-                        else if (cancellationToken.CanBeCanceled)
-                        {
-                            await all.WaitAsync(cancellationToken).ConfigureAwait(false); // the scheduler's alarm answers at the deadline
-                        }
-                        else
-                        {
-                            await all.ConfigureAwait(false); // the scheduler's alarm answers at the deadline: no timer, no promise
-                        }
+                        // When only this request's own inferences are waited for, the scheduler's alarm answers them at the
+                        // deadline: no timer here (and no promise when the token cannot be cancelled: WaitAsync returns `all`).
+                        await (OnlyCreatorsWait(tickets) ? all.WaitAsync(cancellationToken) : all.WaitAsync(remaining, _time, cancellationToken))
+                            .ConfigureAwait(false);
                     }
                     catch (TimeoutException)
                     {
