@@ -20,6 +20,7 @@ public class BatchBenchmarks
     private UserSets<long[]> _batches = null!;
     private PeerCaches _peers = null!;
     private EmbeddingCache _cache = null!;
+    private EmbeddingCache _cacheWithoutHugePages = null!;
 
     [ParamsSource(nameof(EntryCounts))]
     public int Entries { get; set; }
@@ -48,6 +49,14 @@ public class BatchBenchmarks
         PeerCaches.Populate(_cache, Entries);
     }
 
+    [GlobalSetup(Target = nameof(ERCacheGetManyWithoutHugePages))]
+    public void SetupERCacheWithoutHugePages()
+    {
+        Setup(PeerCaches.Store.None);
+        _cacheWithoutHugePages = PeerCaches.CreateERCache(Entries, hugePages: false);
+        PeerCaches.Populate(_cacheWithoutHugePages, Entries);
+    }
+
     private void Setup(PeerCaches.Store stores)
     {
         _batches = Draw.Sets(Entries, Batches * BatchSize, seed: 7).Chunk(BatchSize);
@@ -59,6 +68,7 @@ public class BatchBenchmarks
     public void Cleanup()
     {
         _cache?.Dispose();
+        _cacheWithoutHugePages?.Dispose();
         _peers.Dispose();
     }
 
@@ -114,11 +124,17 @@ public class BatchBenchmarks
     }
 
     [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
-    public float ERCacheGetMany()
+    public float ERCacheGetMany() => GetMany(_cache);
+
+    /// <summary>The same batches on a tier built with <c>HugePages</c> off: what huge pages save a batch from memory.</summary>
+    [Benchmark(OperationsPerInvoke = BatchSize * Batches)]
+    public float ERCacheGetManyWithoutHugePages() => GetMany(_cacheWithoutHugePages);
+
+    private float GetMany(EmbeddingCache cache)
     {
         foreach (var batch in _batches.Next())
         {
-            var pending = _cache.GetManyAsync("m", batch, _destination, _results);
+            var pending = cache.GetManyAsync("m", batch, _destination, _results);
             if (!pending.IsCompletedSuccessfully)
             {
                 throw new InvalidOperationException("expected only hits");

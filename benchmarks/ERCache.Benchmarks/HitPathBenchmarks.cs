@@ -27,6 +27,7 @@ public class HitPathBenchmarks
     private EmbeddingCache _cacheFloat16 = null!;
     private EmbeddingCache _cacheInt8 = null!;
     private EmbeddingCache _cacheSieve = null!;
+    private EmbeddingCache _cacheWithoutHugePages = null!;
     private EmbeddingModel _model = null!;
 
     [ParamsSource(nameof(EntryCounts))]
@@ -71,6 +72,13 @@ public class HitPathBenchmarks
         _cacheSieve = CreateCache(StorageFormat.Float32, Entries, EvictionStrategy.Sieve);
     }
 
+    [GlobalSetup(Target = nameof(ERCacheFloat32WithoutHugePages))]
+    public void SetupFloat32WithoutHugePages()
+    {
+        Setup(PeerCaches.Store.None);
+        _cacheWithoutHugePages = CreateCache(StorageFormat.Float32, Entries, hugePages: false);
+    }
+
     [GlobalSetup(Target = nameof(ERCacheFloat16))]
     public void SetupFloat16() => Setup(PeerCaches.Store.None, StorageFormat.Float16);
 
@@ -107,9 +115,9 @@ public class HitPathBenchmarks
         }
     }
 
-    private static EmbeddingCache CreateCache(StorageFormat format, int users, EvictionStrategy eviction = EvictionStrategy.Lru)
+    private static EmbeddingCache CreateCache(StorageFormat format, int users, EvictionStrategy eviction = EvictionStrategy.Lru, bool hugePages = true)
     {
-        var cache = PeerCaches.CreateERCache(users, format, eviction: eviction);
+        var cache = PeerCaches.CreateERCache(users, format, eviction: eviction, hugePages: hugePages);
         PeerCaches.Populate(cache, users);
         return cache;
     }
@@ -121,6 +129,7 @@ public class HitPathBenchmarks
         _cacheFloat16?.Dispose();
         _cacheInt8?.Dispose();
         _cacheSieve?.Dispose();
+        _cacheWithoutHugePages?.Dispose();
         _peers.Dispose();
     }
 
@@ -242,6 +251,11 @@ public class HitPathBenchmarks
     /// in the LRU order, as BitFaster's ConcurrentLru and ConcurrentTLru mark an item accessed.</summary>
     [Benchmark(OperationsPerInvoke = Reads)]
     public float ERCacheFloat32Sieve() => Hits(_cacheSieve);
+
+    /// <summary>The same hit on a tier built with <c>HugePages</c> off: what huge pages save a read from memory (the
+    /// kernel's mode permitting; docs/benchmarks.md gives it with each run).</summary>
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float ERCacheFloat32WithoutHugePages() => Hits(_cacheWithoutHugePages);
 
     [Benchmark(OperationsPerInvoke = Reads)]
     public float ERCacheFloat16() => Hits(_cacheFloat16);

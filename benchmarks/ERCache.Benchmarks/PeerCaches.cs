@@ -119,7 +119,8 @@ public sealed class PeerCaches : IDisposable
     /// (<paramref name="eviction"/>, LRU unless given; <paramref name="format"/>), failover off and inference inline unless <paramref name="defaults"/>, the
     /// circuit breaker on unless <paramref name="breaker"/> is false.</summary>
     public static EmbeddingCache CreateERCache(
-        int capacity, StorageFormat format = StorageFormat.Float32, bool defaults = false, bool breaker = true, EvictionStrategy eviction = EvictionStrategy.Lru)
+        int capacity, StorageFormat format = StorageFormat.Float32, bool defaults = false, bool breaker = true, EvictionStrategy eviction = EvictionStrategy.Lru,
+        bool hugePages = true)
     {
         var model = new ModelOptions
         {
@@ -128,7 +129,7 @@ public sealed class PeerCaches : IDisposable
             {
                 Timeout = TimeSpan.FromMinutes(1), MaxBatchSize = 1024, RunInline = !defaults, CircuitBreaker = new CircuitBreakerOptions { Enabled = breaker },
             },
-            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = capacity, Eviction = eviction, Format = format },
+            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = capacity, Eviction = eviction, Format = format, HugePages = hugePages },
             Failover = defaults ? new TierOptions { Ttl = TimeSpan.FromDays(2), Capacity = capacity } : new TierOptions { Enabled = false },
         };
         var options = new ERCacheOptions { Models = { ["m"] = model } };

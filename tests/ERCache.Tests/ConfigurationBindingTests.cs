@@ -16,6 +16,7 @@ public sealed class ConfigurationBindingTests
     [InlineData("Direct:Ttl", "60", "ERCache:Models:ctr:Direct:Ttl '60' is a bare number; write a duration such as 00:01:00 (hh:mm:ss) or 00:00:00.050 (a bare number would mean days).")]
     [InlineData("Inference:RunInline", "yes", "ERCache:Models:ctr:Inference:RunInline 'yes' is not true or false.")]
     [InlineData("Direct:MaxBytes", "lots", "ERCache:Models:ctr:Direct:MaxBytes 'lots' is not a whole number (64-bit).")]
+    [InlineData("Failover:HugePages", "sometimes", "ERCache:Models:ctr:Failover:HugePages 'sometimes' is not true or false.")]
     public void A_value_that_does_not_convert_is_named_by_path(string key, string value, string expected) =>
         Assert.Equal([expected], ConfigurationTests.ConfigErrors((key, value)));
 
@@ -25,7 +26,7 @@ public sealed class ConfigurationBindingTests
         var errors = ConfigurationTests.ConfigErrors(("Direct:Capcity", "5"), ("Infrence:Timeout", "00:00:01"));
 
         Assert.Equal(2, errors.Count);
-        Assert.Contains(errors, e => e.StartsWith("ERCache:Models:ctr:Direct:Capcity is not a known setting; TierOptions has Enabled, Ttl, Capacity, MaxBytes, Eviction, Format.", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("ERCache:Models:ctr:Direct:Capcity is not a known setting; TierOptions has Enabled, Ttl, Capacity, MaxBytes, Eviction, Format, HugePages.", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("ERCache:Models:ctr:Infrence is not a known setting; ModelOptions has ", StringComparison.Ordinal));
     }
 
@@ -135,6 +136,7 @@ public sealed class ConfigurationBindingTests
                 ["ERCache:Models:ctr:Dimensions"] = "1",
                 ["ERCache:Models:ctr:Direct:Ttl"] = "00:00:30",
                 ["ERCache:Models:ctr:Direct:Eviction"] = "sieve",
+                ["ERCache:Models:ctr:Direct:HugePages"] = "false",
                 ["ERCache:Models:ctr:Failover:Ttl"] = "02:00:00",
                 ["ERCache:Models:ctr:Failover:Format"] = "int8",
                 ["ERCache:Models:ctr:DefaultVector:0"] = "0.5",
@@ -144,6 +146,8 @@ public sealed class ConfigurationBindingTests
         Assert.Equal(1, model.Dimensions);
         Assert.Equal(TimeSpan.FromSeconds(30), model.Direct.Ttl);
         Assert.Equal(EvictionStrategy.Sieve, model.Direct.Eviction);
+        Assert.False(model.Direct.HugePages);
+        Assert.True(model.Failover.HugePages);
         Assert.Equal(StorageFormat.Int8, model.Failover.Format);
         Assert.Equal(EvictionStrategy.Fifo, model.Failover.Eviction);
         Assert.Equal([0.5f], model.DefaultVector!);

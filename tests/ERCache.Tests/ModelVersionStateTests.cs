@@ -100,6 +100,25 @@ public sealed class ModelVersionStateTests
     }
 
     [Fact]
+    public async Task A_reload_that_only_turns_huge_pages_off_rebuilds_that_tier()
+    {
+        var monitor = new ManualOptionsMonitor(Options());
+        var tower = new TestTower();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
+        var (direct, failover) = (cache.GetTier("ctr", TierKind.Direct), cache.GetTier("ctr", TierKind.Failover));
+
+        var reloaded = Options();
+        reloaded.Models["ctr"].Failover.HugePages = false;
+        monitor.Raise(reloaded);
+
+        Assert.Same(direct, cache.GetTier("ctr", TierKind.Direct));
+        Assert.NotSame(failover, cache.GetTier("ctr", TierKind.Failover));
+        Assert.False(cache.GetPolicy("ctr").Failover.HugePages);
+        Assert.True(cache.GetPolicy("ctr").Direct.HugePages);
+    }
+
+    [Fact]
     public async Task A_new_version_retires_the_old_state_once_its_last_request_ends_and_that_request_writes_nothing()
     {
         var options = Options();

@@ -12,6 +12,7 @@ public sealed class TierPolicy
         MaxBytes = options.MaxBytes;
         Eviction = options.Eviction;
         Format = options.Format;
+        HugePages = options.HugePages;
     }
 
     /// <summary>Which tier this is.</summary>
@@ -35,10 +36,13 @@ public sealed class TierPolicy
     /// <summary>The storage format.</summary>
     public StorageFormat Format { get; }
 
+    /// <summary>Whether a large tier asks for transparent huge pages (Linux).</summary>
+    public bool HugePages { get; }
+
     internal static TierPolicy From(TierKind kind, TierOptions options) => new(kind, options);
 
     /// <summary>Whether a tier built for <paramref name="other"/> can be kept as is (only the TTL differs).</summary>
     internal bool SameStorageAs(TierPolicy other) =>
         Enabled == other.Enabled && Capacity == other.Capacity && MaxBytes == other.MaxBytes &&
-        Eviction == other.Eviction && Format == other.Format;
+        Eviction == other.Eviction && Format == other.Format && HugePages == other.HugePages;
 }

@@ -46,7 +46,8 @@ internal sealed class SlotIndex
     /// <param name="seed">Hash seed; a random one per tier keeps crafted user ids from piling into one run.</param>
     /// <param name="tableLength">Buckets, for tests that need a short table with long shared runs; by default 4/3 of
     /// <paramref name="capacity"/>. A shorter table must always keep at least one bucket empty.</param>
-    public SlotIndex(int capacity, Func<int, long> keyOfSlot, ulong seed, int? tableLength = null)
+    /// <param name="hugePages">Ask for huge pages for the buckets (<see cref="HugePages"/>): every probe lands at random.</param>
+    public SlotIndex(int capacity, Func<int, long> keyOfSlot, ulong seed, int? tableLength = null, bool hugePages = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(capacity, MaxCapacity);
@@ -55,12 +56,17 @@ internal sealed class SlotIndex
         _slotBits = 32 - BitOperations.LeadingZeroCount((uint)capacity); // enough bits for slot + 1 <= capacity
         _slotMask = (1u << _slotBits) - 1;
         _tagShift = 32 + _slotBits; // the tag is the hash's top (32 - slotBits) bits; the home uses its low 32
-        _buckets = new uint[tableLength ?? (int)Math.Max(8, ((capacity * 4L) + 2) / 3)];
+        _buckets = HugePages.Allocate<uint>(tableLength ?? (int)Math.Max(8, ((capacity * 4L) + 2) / 3), hugePages, out long advised);
+        AdvisedBytes = advised;
         _distances = new byte[_buckets.Length];
     }
 
     /// <summary>Entries held.</summary>
     public int Count => _writer.Count;
+
+    /// <summary>Bytes of the buckets backed by huge pages on request (see <see cref="HugePages"/>); 0 when not asked or
+    /// not possible.</summary>
+    public long AdvisedBytes { get; }
 
     /// <summary>Bytes of the bucket array.</summary>
     public long AllocatedBytes => (long)_buckets.Length * (sizeof(uint) + sizeof(byte));

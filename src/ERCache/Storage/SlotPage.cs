@@ -35,8 +35,10 @@ internal readonly struct SlotPage
     }
 
     /// <summary>A slab of <paramref name="slots"/> slots for rows of <paramref name="rowBytes"/>, zeroed: every sequence
-    /// starts at 0 (never written).</summary>
-    public static byte[] AllocateSlab(int slots, int rowBytes) => new byte[checked(slots * StrideOf(rowBytes))];
+    /// starts at 0 (never written). With <paramref name="hugePages"/>, a large slab asks for huge pages
+    /// (<see cref="HugePages"/>); <paramref name="advisedBytes"/> says for how many of its bytes.</summary>
+    public static byte[] AllocateSlab(int slots, int rowBytes, bool hugePages, out long advisedBytes) =>
+        HugePages.Allocate<byte>(checked(slots * StrideOf(rowBytes)), hugePages, out advisedBytes);
 
     /// <summary>Bytes from one slot to the next for rows of <paramref name="rowBytes"/>: the header, then the row
     /// padded so the next header (and every row's floats) stay 4-byte aligned.</summary>

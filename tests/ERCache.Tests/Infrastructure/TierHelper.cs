@@ -7,7 +7,8 @@ namespace ERCache.Tests.Infrastructure;
 internal static class TierHelper
 {
     public static EmbeddingTier Create(
-        string eviction, int capacity, int dimensions, ERCacheMetrics metrics, TierKind kind = TierKind.Direct, string format = "Float32", long? maxBytes = null)
+        string eviction, int capacity, int dimensions, ERCacheMetrics metrics, TierKind kind = TierKind.Direct, string format = "Float32", long? maxBytes = null,
+        bool hugePages = true)
     {
         var options = CacheFixture.DefaultModel(dimensions);
         var tier = kind == TierKind.Direct ? options.Direct : options.Failover;
@@ -15,6 +16,7 @@ internal static class TierHelper
         tier.Capacity = capacity;
         tier.Format = Enum.Parse<StorageFormat>(format);
         tier.MaxBytes = maxBytes;
+        tier.HugePages = hugePages;
         var policy = ModelPolicy.From("m", options);
         return TierFactory.Create(policy, kind == TierKind.Direct ? policy.Direct : policy.Failover, metrics)!;
     }
