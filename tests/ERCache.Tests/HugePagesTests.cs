@@ -98,11 +98,11 @@ public sealed class HugePagesTests
         if (advised)
         {
             // The first slab (17.1 MB) holds 7 or 8 whole huge pages; the last (3,616 slots, 3.8 MB) is too small to ask.
-            Assert.InRange(tier.HugePageBytes, 7 * Page, 8 * Page);
+            Assert.InRange(tier.GetStatistics().HugePageBytes, 7 * Page, 8 * Page);
         }
         else
         {
-            Assert.Equal(0, tier.HugePageBytes);
+            Assert.Equal(0, tier.GetStatistics().HugePageBytes);
         }
 
         var row = new float[Dimensions];

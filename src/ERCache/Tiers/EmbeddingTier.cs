@@ -120,7 +120,13 @@ internal abstract class EmbeddingTier : IDisposable
 
     /// <summary>A snapshot of the tier's counters.</summary>
     public TierStatistics GetStatistics() =>
-        new(Policy.Kind, Policy.Eviction, Policy.Format, Count, Capacity, Evictions, ExpiredReclaimed, BytesPerEntry, AllocatedBytes);
+        new(Policy.Kind, Policy.Eviction, Policy.Format, Count, Capacity, Evictions, ExpiredReclaimed, BytesPerEntry, AllocatedBytes)
+        {
+            HugePageBytes = HugePageBytes,
+        };
+
+    /// <summary>Bytes the kernel took the huge-page advice for (see <see cref="TierStatistics.HugePageBytes"/>).</summary>
+    public virtual long HugePageBytes => 0;
 
     protected void RecordEvictions(long count, bool expired) => Metrics.RecordEvictions(count, MetricTags, expired);
 

@@ -70,10 +70,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     /// <summary>Slots per slab.</summary>
     internal int SlotsPerPage => _pageMask + 1;
 
-    /// <summary>Bytes of the slabs and the index that the kernel took the huge-page advice for (see
-    /// <see cref="HugePages"/>): 0 with <c>HugePages</c> off, off Linux, or for a tier too small to hold a whole huge
-    /// page.</summary>
-    internal long HugePageBytes
+    public override long HugePageBytes
     {
         get
         {
