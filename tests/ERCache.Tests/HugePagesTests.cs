@@ -114,6 +114,20 @@ public sealed class HugePagesTests
         }
     }
 
+    /// <summary>A tier that cannot hold a whole huge page (100,000 rows of 16 bytes: 3.6 MB) keeps its ~4 MB growth: slabs
+    /// of 4,096 slots, none advised.</summary>
+    [Fact]
+    public void A_tier_too_small_for_a_huge_page_keeps_its_slabs()
+    {
+        using var metrics = new ERCacheMetrics(null);
+        var tier = (SlabTier<FifoOrder, Float32Codec>)TierHelper.Create("Fifo", capacity: 100_000, dimensions: 4, metrics, hugePages: true);
+        tier.Write(1, TierHelper.Vector(1, 4), writtenAt: 0);
+
+        Assert.Equal(4_096, tier.SlotsPerPage);
+        Assert.Equal(0, tier.GetStatistics().HugePageBytes);
+        Assert.True(TierHelper.Contains(tier, 1));
+    }
+
     /// <summary>Where <paramref name="array"/>'s data starts (large arrays do not move unless the LOH is compacted, which
     /// nothing here asks for; the advised ones are pinned).</summary>
     private static nint AddressOf<T>(T[] array) => Marshal.UnsafeAddrOfPinnedArrayElement(array, 0);
