@@ -5,6 +5,7 @@ using Microsoft.Extensions.Time.Testing;
 using ERCache.Tiers.Eviction;
 using ERCache.Diagnostics;
 using ERCache.Tests.Infrastructure;
+using ERCache.Storage;
 using ERCache.Tiers;
 
 namespace ERCache.Tests;
@@ -66,9 +67,11 @@ public sealed class ConcurrencyTests
     [InlineData("Fifo", "Int8", null)]
     [InlineData("Lru", "Float32", 20_000L)]
     [InlineData("Sieve", "Int8", 12_000L)]
-    public void Eight_threads_of_random_reads_and_writes_never_see_a_torn_or_foreign_vector(string eviction, string format, long? maxBytes)
+    [InlineData("Lru", "Float32", null, 2_500, 512)] // 5.2 MB: a pinned slab with whole huge pages advised, on Linux
+    public void Eight_threads_of_random_reads_and_writes_never_see_a_torn_or_foreign_vector(
+        string eviction, string format, long? maxBytes, int capacity = 64, int dims = 64)
     {
-        const int capacity = 64, keySpace = 250, dims = 64;
+        int keySpace = capacity * 4 - 6; // 250 for the small tiers
         using var metrics = new ERCacheMetrics(null);
         var tier = TierHelper.Create(eviction, capacity, dims, metrics, format: format, maxBytes: maxBytes);
         int bound = tier.Capacity;
@@ -167,6 +170,10 @@ public sealed class ConcurrencyTests
         }
 
         Assert.Equal(tier.Count, found); // every entry counted is reachable through the index, and no more
+        if (capacity * (dims * sizeof(float) + SlotPage.HeaderBytes) >= HugePages.MinBytes && HugePages.Supported)
+        {
+            Assert.True(tier.GetStatistics().HugePageBytes > 0, "the large case ran without huge pages advised");
+        }
     }
 
     [Theory]
