@@ -26,6 +26,6 @@ public readonly record struct TierStatistics(
 {
     /// <summary>Of the tier's slabs and index, the bytes the kernel took the huge-page advice for (see
     /// <c>HugePages</c> in the tier's settings): 0 with it off, off Linux, for the <c>MemoryCache</c> strategy, or for a
-    /// tier too small to hold a whole 2 MB page. The kernel backs them with huge pages when it has them to give.</summary>
+    /// tier under 32 MB. The kernel backs them with huge pages when it has them to give.</summary>
     public long HugePageBytes { get; init; }
 }

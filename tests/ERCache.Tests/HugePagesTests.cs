@@ -78,16 +78,16 @@ public sealed class HugePagesTests
         GC.KeepAlive(notAsked);
     }
 
-    /// <summary>A tier of 1 KB rows with huge pages: slabs of 16,384 slots (about 17 MB) instead of 4,096, the large ones
-    /// advised, and across the slab boundary every user reads back its own vector.</summary>
+    /// <summary>A tier of 1 KB rows with huge pages: slabs of 16,384 slots (about 17 MB) instead of 4,096, advised, and
+    /// across the slab boundaries every user reads back its own vector.</summary>
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void A_large_tier_asks_for_huge_pages_only_when_configured_and_holds_the_same(bool hugePages)
     {
-        const int Dimensions = 256, Users = 16_400; // past the first slab of 16,384
+        const int Dimensions = 256, Capacity = 40_000, Users = 36_000; // 41.8 MB; past the second slab of 16,384
         using var metrics = new ERCacheMetrics(null);
-        var tier = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", capacity: 20_000, Dimensions, metrics, hugePages: hugePages);
+        var tier = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, metrics, hugePages: hugePages);
         for (long u = 0; u < Users; u++)
         {
             tier.Write(u, TierHelper.Vector(u, Dimensions), writtenAt: u);
@@ -97,8 +97,8 @@ public sealed class HugePagesTests
         Assert.Equal(advised ? 16_384 : 4_096, tier.SlotsPerPage);
         if (advised)
         {
-            // The first slab (17.1 MB) holds 7 or 8 whole huge pages; the last (3,616 slots, 3.8 MB) is too small to ask.
-            Assert.InRange(tier.GetStatistics().HugePageBytes, 7 * Page, 8 * Page);
+            // Three slabs: two of 17.1 MB (7 or 8 whole huge pages each) and the last of 7,232 slots (7.5 MB, 2 or 3).
+            Assert.InRange(tier.GetStatistics().HugePageBytes, 16 * Page, 19 * Page);
         }
         else
         {
@@ -114,15 +114,16 @@ public sealed class HugePagesTests
         }
     }
 
-    /// <summary>A tier that cannot hold a whole huge page (100,000 rows of 16 bytes: 3.6 MB) keeps its ~4 MB growth: slabs
-    /// of 4,096 slots, none advised.</summary>
+    /// <summary>A tier under <c>MinHugePageTierBytes</c> (30,000 rows of 1 KB: 31.3 MB) keeps its ~4 MB growth on
+    /// ordinary pages: slabs of 4,096 slots, none advised.</summary>
     [Fact]
-    public void A_tier_too_small_for_a_huge_page_keeps_its_slabs()
+    public void A_tier_under_the_huge_page_threshold_keeps_its_slabs()
     {
         using var metrics = new ERCacheMetrics(null);
-        var tier = (SlabTier<FifoOrder, Float32Codec>)TierHelper.Create("Fifo", capacity: 100_000, dimensions: 4, metrics, hugePages: true);
-        tier.Write(1, TierHelper.Vector(1, 4), writtenAt: 0);
+        var tier = (SlabTier<FifoOrder, Float32Codec>)TierHelper.Create("Fifo", capacity: 30_000, dimensions: 256, metrics, hugePages: true);
+        tier.Write(1, TierHelper.Vector(1, 256), writtenAt: 0);
 
+        Assert.True(30_000L * SlotPage.StrideOf(1024) < SlabTier<FifoOrder, Float32Codec>.MinHugePageTierBytes);
         Assert.Equal(4_096, tier.SlotsPerPage);
         Assert.Equal(0, tier.GetStatistics().HugePageBytes);
         Assert.True(TierHelper.Contains(tier, 1));

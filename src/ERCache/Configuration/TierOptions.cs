@@ -29,8 +29,8 @@ public sealed class TierOptions
     public StorageFormat Format { get; set; } = StorageFormat.Float32;
 
     /// <summary>
-    /// Whether a large tier's slabs and index ask the kernel for transparent huge pages (Linux, <c>madvise</c>): a read
-    /// of a large tier from memory then rarely misses the TLB. With it the tier grows in slabs of 16–32 MB instead of
+    /// Whether a large tier's slabs and index (32 MB or more, capacity × slot) ask the kernel for transparent huge pages
+    /// (Linux, <c>madvise</c>): a read of a large tier from memory then rarely misses the TLB. With it the tier grows in slabs of 16–32 MB instead of
     /// about 4 MB, and the first write to each 2 MB of a slab pays the kernel's zeroing of the whole page (and, when
     /// memory is fragmented, its compaction). Where the kernel gives no huge pages, or off Linux, the tier uses ordinary
     /// pages. Ignored with <c>MemoryCache</c> eviction. Default <see langword="true"/>.

@@ -31,6 +31,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     // and its memory is resident only once written (2 MB at a time instead of 4 KB).
     private const int TargetHugePageBytes = 32 << 20;
 
+    /// <summary>The smallest tier (capacity × slot) that asks for huge pages. A smaller one is within what the TLB
+    /// covers with 4 KB pages (8–12 MB on current x64 cores), so they gain it nothing: at 10,000 entries of 1 KB the
+    /// benchmarks read no gain, and with every entry read a possible cost (docs/benchmarks.md).</summary>
+    internal const long MinHugePageTierBytes = 32L << 20;
+
     private readonly Lock _sync = new();
     private readonly SlotIndex _index;
     private readonly byte[]?[] _slabs; // one per page: the page's slots, see SlotPage
@@ -57,8 +62,8 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         _policy = createPolicy(_capacity);
         _rowBytes = TCodec.RowBytes(dimensions);
         _stride = SlotPage.StrideOf(_rowBytes);
-        // Only a tier that can hold a whole huge page changes its slabs; a smaller one keeps growing ~4 MB at a time.
-        _hugePages = policy.HugePages && HugePages.Supported && (long)_capacity * _stride >= HugePages.MinBytes;
+        // Only a large tier changes its slabs; a smaller one keeps growing ~4 MB at a time, on ordinary pages.
+        _hugePages = policy.HugePages && HugePages.Supported && (long)_capacity * _stride >= MinHugePageTierBytes;
         int slotsPerPage = _hugePages
             ? 1 << BitOperations.Log2((uint)Math.Max(16, TargetHugePageBytes / _stride)) // at most the target
             : Math.Clamp((int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, TargetPageBytes / _stride)), 16, 4096);
