@@ -200,7 +200,7 @@ internal sealed partial class InferenceScheduler
             for (int i = 0; i < items.Length; i++)
             {
                 var item = items[i];
-                item.Prepare(cause == InferenceFailureCause.None && !disposed ? owner._sink.Accept(batch, i, now, item) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
+                item.Prepare(cause == InferenceFailureCause.None && !disposed ? owner._sink.Accept(batch, i, started, now, item) : new InferenceOutcome(disposed ? InferenceFailureCause.Error : cause, null));
             }
         }
         catch (Exception ex)

@@ -99,9 +99,9 @@ internal sealed partial class ModelRuntime
 
     /// <summary>Queues a fresh vector for the store; a push (<paramref name="announce"/>) is announced to the other
     /// hosts once written.</summary>
-    private void EnqueueRegional(long userId, float[] vector, bool announce = false) =>
+    private void EnqueueRegional(long userId, float[] vector, bool announce = false, long? writtenAtUtcMs = null) =>
         Regional?.TryEnqueue(new PendingWrite(
-            RegionalField, Policy.RegionalFormat, Fingerprint, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive, announce));
+            RegionalField, Policy.RegionalFormat, Fingerprint, userId, writtenAtUtcMs ?? _time.GetUtcNow().ToUnixTimeMilliseconds(), vector, RegionalTimeToLive, announce));
 
     /// <summary>A regional value's age from wall-clock stamps (clamped at zero: hosts' clocks differ, within
     /// <c>Regional:MaxClockSkew</c>), as a

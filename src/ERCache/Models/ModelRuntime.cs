@@ -295,7 +295,7 @@ internal sealed partial class ModelRuntime
     /// <summary>Rule 4: a row of a completed delegate call. Valid rows are written to both tiers, stamped with the
     /// call's completion, unless the result is late and late results are not written, or the user was removed or set
     /// while the call ran. A drift sample's row is compared with the vector served and written nowhere.</summary>
-    public InferenceOutcome Accept(InferenceBatch batch, int index, long completedAt, PendingInference item)
+    public InferenceOutcome Accept(InferenceBatch batch, int index, long startedAt, long completedAt, PendingInference item)
     {
         var row = batch.Row(index);
         var cause = FailureClassifier.OfRow(batch.StatusOf(index), row);
@@ -324,7 +324,11 @@ internal sealed partial class ModelRuntime
                 WriteLocal(userId, row, _clock.Now); // the call's completion, on the TTL clock
                 if (vector is not null)
                 {
-                    EnqueueRegional(userId, vector);
+                    // Stamped with the call's start: a removal or push that reached the store while the call ran is
+                    // newer than this row, so the store keeps it over the row (another host's removal is announced
+                    // here only after the store has deleted the user, too late to stop this call).
+                    long startedUtcMs = _time.GetUtcNow().ToUnixTimeMilliseconds() - (long)_time.GetElapsedTime(startedAt).TotalMilliseconds;
+                    EnqueueRegional(userId, vector, writtenAtUtcMs: startedUtcMs);
                 }
             }
             finally

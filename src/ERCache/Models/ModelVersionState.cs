@@ -193,8 +193,8 @@ internal sealed class ModelVersionState : IInferenceResultSink
     public void Retire() => _leases.Close();
 
     /// <inheritdoc />
-    public InferenceOutcome Accept(InferenceBatch batch, int index, long completedAt, PendingInference item) =>
-        Current.Accept(batch, index, completedAt, item);
+    public InferenceOutcome Accept(InferenceBatch batch, int index, long startedAt, long completedAt, PendingInference item) =>
+        Current.Accept(batch, index, startedAt, completedAt, item);
 
     /// <summary>Stops the scheduler (queued users get an error, calls in flight write nothing) and releases the tiers.</summary>
     private void Release()
