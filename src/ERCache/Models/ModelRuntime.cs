@@ -293,8 +293,9 @@ internal sealed partial class ModelRuntime
     }
 
     /// <summary>Rule 4: a row of a completed delegate call. Valid rows are written to both tiers, stamped with the
-    /// call's completion, unless the result is late and late results are not written, or the user was removed or set
-    /// while the call ran. A drift sample's row is compared with the vector served and written nowhere.</summary>
+    /// call's completion, and queued for the regional store stamped with the call's start (<paramref name="startedAt"/>),
+    /// unless the result is late and late results are not written, or the user was removed or set while the call ran.
+    /// A drift sample's row is compared with the vector served and written nowhere.</summary>
     public InferenceOutcome Accept(InferenceBatch batch, int index, long startedAt, long completedAt, PendingInference item)
     {
         var row = batch.Row(index);
