@@ -41,7 +41,8 @@ public sealed class MetricsTests
     {
         // OpenTelemetry's default buckets (0, 5, 10, ... 10000) suit milliseconds: every inference in seconds would land
         // in the first. Each histogram names its own boundaries.
-        var advice = new Dictionary<string, IReadOnlyList<double>>();
+        // Concurrent: other tests' caches publish their instruments to every listener from their own threads.
+        var advice = new System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyList<double>>();
         using var listener = new System.Diagnostics.Metrics.MeterListener
         {
             InstrumentPublished = (instrument, _) =>
