@@ -32,6 +32,16 @@ if (args.Length > 0 && args[0] == "--throughput")
     return;
 }
 
+// dotnet run -c Release --project benchmarks/ERCache.Benchmarks -- --write-tail [entries] [rounds] [writes per second, 0 = unpaced]
+if (args.Length > 0 && args[0] == "--write-tail")
+{
+    WriteTail.Run(
+        args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 262_144,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3,
+        args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 0);
+    return;
+}
+
 // dotnet run -c Release --project benchmarks/ERCache.Benchmarks -- --core-to-core [seconds]
 if (args.Length > 0 && args[0] == "--core-to-core")
 {

@@ -59,6 +59,23 @@ internal static unsafe class HugePages
         return array;
     }
 
+    /// <summary>Writes one byte of every 4 KB page of <paramref name="array"/>, so that the kernel maps its memory now,
+    /// each advised 2 MB range as a huge page where it can, rather than at the first writes that use it. Only for an
+    /// array no other thread can see yet: the bytes written are zeros over zeros.</summary>
+    public static void TouchEveryPage(Span<byte> array)
+    {
+        const int BasePageBytes = 4096;
+        for (int i = 0; i < array.Length; i += BasePageBytes)
+        {
+            array[i] = 0;
+        }
+
+        if (array.Length > 0)
+        {
+            array[^1] = 0; // the last page, when the array does not start on a page boundary
+        }
+    }
+
     /// <summary>The whole huge pages within <paramref name="bytes"/> bytes from <paramref name="address"/>: the first
     /// page boundary at or after it, and the bytes from there to the last boundary before its end (0 when none fits).</summary>
     internal static (nint Start, long Length) WholePagesWithin(nint address, long bytes)

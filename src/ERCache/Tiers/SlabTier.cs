@@ -27,8 +27,9 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private const int TargetPageBytes = 4 << 20;
 
     // With huge pages: larger slabs, so that most of each is whole 2 MB pages (a slab's first and last pages straddle
-    // its neighbours and stay small): 16–32 MB, of which 82–94 % at 1 KB rows. The tier still grows a slab at a time,
-    // and its memory is resident only once written (2 MB at a time instead of 4 KB).
+    // its neighbours and stay small): 16–32 MB, of which 82–94 % at 1 KB rows. The tier still grows a slab at a time:
+    // its memory is resident once written (2 MB at a time instead of 4 KB), and the next slab from when half of the
+    // current one is (see _nextSlab).
     private const int TargetHugePageBytes = 32 << 20;
 
     /// <summary>The smallest tier (capacity × slot) that asks for huge pages. A smaller one is within what the TLB
@@ -47,6 +48,14 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private readonly Stack<int> _free = new(); // slots emptied by a failed write, reused first
     private readonly bool _hugePages;
     private long _advisedSlabBytes; // under _sync
+
+    // With huge pages, the next slab is allocated and its pages faulted in on the thread pool once the tier has filled
+    // half of the current one. A huge page's first touch makes the kernel zero 2 MB (and compact memory first when it
+    // has no free huge page): without this, a write stalled under the tier's lock once every 2 MB of the fill, for
+    // 0.2–6 ms (docs/benchmarks.md). At most one slab ahead; not ready in time, the write allocates its slab as before
+    // (the late one is dropped). The first slab is allocated by the first write, and its pages are faulted by the writes.
+    private Task<PreparedSlab?>? _nextSlab; // under _sync
+    private int _nextSlabPage; // under _sync: the page _nextSlab is for
     private TPolicy _policy;
     private SlabCounters _counters; // written on every insert and eviction: away from the fields readers read
 
@@ -77,6 +86,36 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     /// <summary>Slots per slab.</summary>
     internal int SlotsPerPage => _pageMask + 1;
 
+    /// <summary>Where the next slab is prepared (the thread pool); tests set a manual scheduler before the first write.</summary>
+    internal TaskScheduler SlabPreparation { get; set; } = TaskScheduler.Default;
+
+    /// <summary>The preparation of the next slab, if one is under way or ready and not yet taken.</summary>
+    internal Task? NextSlab
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _nextSlab;
+            }
+        }
+    }
+
+    /// <summary>The prepared next slab once it is ready and until a write takes it (for tests).</summary>
+    internal byte[]? ReadySlab
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _nextSlab is { IsCompletedSuccessfully: true } next ? next.Result?.Slab : null;
+            }
+        }
+    }
+
+    /// <summary>The slab of page <paramref name="page"/>, or null before its first write (for tests).</summary>
+    internal byte[]? SlabOf(int page) => Volatile.Read(ref _slabs[page]);
+
     public override long HugePageBytes
     {
         get
@@ -106,6 +145,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             lock (_sync)
             {
                 long bytes = _index.AllocatedBytes + _policy.AllocatedBytes + ((long)_slabs.Length * IntPtr.Size);
+                if (_nextSlab is { IsCompletedSuccessfully: true } next && next.Result is { } prepared)
+                {
+                    bytes += prepared.Slab.LongLength;
+                }
+
                 foreach (var slab in _slabs)
                 {
                     bytes += slab?.LongLength ?? 0;
@@ -340,6 +384,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             slot = _counters.Used;
             EnsurePage(slot);
             _counters.Used++;
+            if (_hugePages && (slot & _pageMask) == (_pageMask + 1) / 2 && (slot >> _pageShift) + 1 < _slabs.Length)
+            {
+                PrepareSlab((slot >> _pageShift) + 1); // half of this slab is filled: start on the next
+            }
+
             return slot;
         }
 
@@ -384,15 +433,74 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     private void EnsurePage(int slot)
     {
-        ref byte[]? slab = ref _slabs[slot >> _pageShift];
+        int page = slot >> _pageShift;
+        ref byte[]? slab = ref _slabs[page];
         if (slab is null)
         {
-            int first = slot & ~_pageMask;
-            int slots = Math.Min(_pageMask + 1, _capacity - first); // the last page holds only what capacity needs
-            Volatile.Write(ref slab, SlotPage.AllocateSlab(slots, _rowBytes, _hugePages, out long advised));
+            var (allocated, advised) = TakePreparedSlab(page)
+                ?? new PreparedSlab(SlotPage.AllocateSlab(SlotsOnPage(page), _rowBytes, _hugePages, out long advisedNow), advisedNow);
+            Volatile.Write(ref slab, allocated);
             _advisedSlabBytes += advised;
         }
     }
+
+    /// <summary>The last page holds only what capacity needs.</summary>
+    private int SlotsOnPage(int page) => Math.Min(_pageMask + 1, _capacity - (page << _pageShift));
+
+    /// <summary>Starts allocating and faulting in page <paramref name="page"/>'s slab on <see cref="SlabPreparation"/>.
+    /// Under the lock.</summary>
+    private void PrepareSlab(int page)
+    {
+        var work = (Slots: SlotsOnPage(page), RowBytes: _rowBytes);
+        _nextSlabPage = page;
+        if (ExecutionContext.IsFlowSuppressed())
+        {
+            Start();
+        }
+        else
+        {
+            using (ExecutionContext.SuppressFlow()) // the writer's context (its activity, its async locals) is not the work's
+            {
+                Start();
+            }
+        }
+
+        void Start() => _nextSlab = Task.Factory.StartNew(
+            static state => Prepare(((int Slots, int RowBytes))state!), work, CancellationToken.None, TaskCreationOptions.DenyChildAttach, SlabPreparation);
+    }
+
+    private static PreparedSlab? Prepare((int Slots, int RowBytes) work)
+    {
+        try
+        {
+            var slab = SlotPage.AllocateSlab(work.Slots, work.RowBytes, hugePages: true, out long advised);
+            HugePages.TouchEveryPage(slab); // nobody else sees the slab yet
+            return new PreparedSlab(slab, advised);
+        }
+        catch (OutOfMemoryException)
+        {
+            return null; // the write that needs the slab allocates it itself, and fails there if memory is still short
+        }
+    }
+
+    /// <summary>The prepared slab for <paramref name="page"/> if it is ready; null when there is none or it is still
+    /// being prepared (the writer allocates rather than wait under the lock). Under the lock.</summary>
+    private PreparedSlab? TakePreparedSlab(int page)
+    {
+        var next = _nextSlab;
+        if (next is null || _nextSlabPage != page)
+        {
+            return null;
+        }
+
+        _nextSlab = null;
+        return next.IsCompleted
+            ? next.GetAwaiter().GetResult() // a fault other than running out of memory is a bug: the writer sees it
+            : null;
+    }
+
+    /// <summary>A slab allocated ahead and the bytes of it the kernel took the huge-page advice for.</summary>
+    private readonly record struct PreparedSlab(byte[] Slab, long AdvisedBytes);
 
     private void TryDrainHits()
     {

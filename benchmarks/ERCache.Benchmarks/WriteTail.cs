@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime;
+using ERCache.Diagnostics;
+using ERCache.Tiers;
+
+namespace ERCache.Benchmarks;
+
+/// <summary>
+/// <c>--write-tail</c>: the latency of each write while an empty direct tier fills, with huge pages and without, in
+/// alternating rounds (one tier each, after a collection that returns the last one's memory). A mean (BenchmarkDotNet's
+/// <see cref="FillBenchmarks"/>) hides what a few writes pay: the first touch of a fresh page, the growth of the tier's
+/// arrays, a collection. This times every write and reports how many took over 50 µs and over 1 ms, the upper
+/// quantiles and the slowest. Optionally paced (writes per second), as a service's misses arrive, rather than in a
+/// tight loop.
+/// </summary>
+internal static class WriteTail
+{
+    private const int Dimensions = 256;
+
+    public static void Run(int entries, int rounds, int writesPerSecond)
+    {
+        using var metrics = new ERCacheMetrics(null);
+        Console.WriteLine($"{entries:N0} entries of {Dimensions} dimensions, {(writesPerSecond > 0 ? $"{writesPerSecond:N0} writes/s" : "unpaced")}, {Environment.ProcessorCount} CPUs, .NET {Environment.Version}");
+        for (int round = 1; round <= rounds; round++)
+        {
+            foreach (bool hugePages in new[] { true, false })
+            {
+                var latencies = Fill(metrics, entries, hugePages, writesPerSecond, out double totalMs);
+                Array.Sort(latencies);
+                Console.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"round {round} huge pages {(hugePages ? "on " : "off")}  fill {totalMs,7:F1} ms  p50 {Quantile(latencies, 0.5),5:F2}  p99 {Quantile(latencies, 0.99),5:F2}  " +
+                    $"p99.9 {Quantile(latencies, 0.999),6:F1}  p99.99 {Quantile(latencies, 0.9999),7:F1}  max {latencies[^1],8:F1} µs  " +
+                    $"over 50 µs {Over(latencies, 50),4}  over 1 ms {Over(latencies, 1000),3}"));
+            }
+        }
+    }
+
+    /// <summary>Each write's time in microseconds.</summary>
+    private static double[] Fill(ERCacheMetrics metrics, int entries, bool hugePages, int writesPerSecond, out double totalMs)
+    {
+        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        var options = new ModelOptions
+        {
+            Dimensions = Dimensions,
+            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = entries, HugePages = hugePages },
+            Failover = new TierOptions { Enabled = false },
+        };
+        var policy = ModelPolicy.From("m", options);
+        using var tier = TierFactory.Create(policy, policy.Direct, metrics)!;
+        var vector = new float[Dimensions];
+        var latencies = new double[entries];
+        double ticksPerWrite = writesPerSecond > 0 ? (double)Stopwatch.Frequency / writesPerSecond : 0;
+        long start = Stopwatch.GetTimestamp();
+        for (int u = 0; u < entries; u++)
+        {
+            long due = start + (long)(u * ticksPerWrite);
+            while (Stopwatch.GetTimestamp() < due)
+            {
+                Thread.SpinWait(10);
+            }
+
+            vector[0] = u;
+            long before = Stopwatch.GetTimestamp();
+            tier.Write(u, vector, writtenAt: 0);
+            latencies[u] = (Stopwatch.GetTimestamp() - before) * 1e6 / Stopwatch.Frequency;
+        }
+
+        totalMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        return latencies;
+    }
+
+    private static double Quantile(double[] sorted, double q) => sorted[(int)Math.Min(sorted.Length - 1, q * sorted.Length)];
+
+    private static int Over(double[] sorted, double microseconds) => sorted.Length - UpperBound(sorted, microseconds);
+
+    private static int UpperBound(double[] sorted, double value)
+    {
+        int index = Array.BinarySearch(sorted, value);
+        index = index < 0 ? ~index : index + 1;
+        while (index < sorted.Length && sorted[index] <= value)
+        {
+            index++;
+        }
+
+        return index;
+    }
+}
