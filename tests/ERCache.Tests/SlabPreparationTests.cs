@@ -57,13 +57,14 @@ public sealed class SlabPreparationTests
     [Fact]
     public void A_slab_not_prepared_in_time_is_allocated_by_the_write_and_the_late_one_is_dropped()
     {
-        using var metrics = new ERCacheMetrics(null);
-        var scheduler = new ManualTaskScheduler();
-        var tier = NewTier(metrics, hugePages: true, scheduler);
         if (!HugePages.Supported)
         {
             return;
         }
+
+        using var metrics = new ERCacheMetrics(null);
+        var scheduler = new ManualTaskScheduler();
+        var tier = NewTier(metrics, hugePages: true, scheduler);
 
         WriteUsers(tier, 0, SlabSlots + 1); // past half, into the second slab, the preparation never run
         Assert.NotNull(tier.SlabOf(1));
