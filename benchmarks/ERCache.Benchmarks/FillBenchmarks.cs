@@ -28,7 +28,7 @@ public class FillBenchmarks
     public void NewTier()
     {
         ReturnMemory();
-        _tier = EmptyTier(hugePages: CurrentCaseWantsHugePages);
+        _tier = FullTier.Create(entries: 0, "Lru", "Float32", _vector, _metrics, capacity: Entries, hugePages: CurrentCaseWantsHugePages);
     }
 
     [IterationSetup(Target = nameof(ConcurrentDictionaryOfCopies))]
@@ -78,18 +78,6 @@ public class FillBenchmarks
         }
 
         return tier.Count;
-    }
-
-    private EmbeddingTier EmptyTier(bool hugePages)
-    {
-        var options = new ModelOptions
-        {
-            Dimensions = Dimensions,
-            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = Entries, HugePages = hugePages },
-            Failover = new TierOptions { Enabled = false },
-        };
-        var policy = ModelPolicy.From("m", options);
-        return TierFactory.Create(policy, policy.Direct, _metrics)!;
     }
 
     private void ReturnMemory()

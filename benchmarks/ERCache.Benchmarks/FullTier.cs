@@ -4,15 +4,17 @@ using ERCache.Tiers;
 namespace ERCache.Benchmarks;
 
 /// <summary>Builds a direct tier filled with users 0..entries-1, all holding <c>vector</c> (of <c>capacity</c> entries, by
-/// default <c>entries</c>), for the write-path, memory and snapshot figures.</summary>
+/// default <c>entries</c>), for the write-path, memory and snapshot figures; with no entries, an empty tier for the fill
+/// figures (<c>hugePages</c> is the tier's <c>HugePages</c> setting).</summary>
 internal static class FullTier
 {
-    public static EmbeddingTier Create(int entries, string eviction, string format, float[] vector, ERCacheMetrics metrics, int? capacity = null)
+    public static EmbeddingTier Create(
+        int entries, string eviction, string format, float[] vector, ERCacheMetrics metrics, int? capacity = null, bool hugePages = true)
     {
         var options = new ModelOptions
         {
             Dimensions = vector.Length,
-            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = capacity ?? entries, Eviction = Enum.Parse<EvictionStrategy>(eviction), Format = Enum.Parse<StorageFormat>(format) },
+            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = capacity ?? entries, Eviction = Enum.Parse<EvictionStrategy>(eviction), Format = Enum.Parse<StorageFormat>(format), HugePages = hugePages },
             Failover = new TierOptions { Enabled = false },
         };
         var policy = ModelPolicy.From("m", options);

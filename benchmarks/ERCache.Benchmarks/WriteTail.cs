@@ -42,15 +42,8 @@ internal static class WriteTail
     {
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        var options = new ModelOptions
-        {
-            Dimensions = Dimensions,
-            Direct = new TierOptions { Ttl = TimeSpan.FromDays(1), Capacity = entries, HugePages = hugePages },
-            Failover = new TierOptions { Enabled = false },
-        };
-        var policy = ModelPolicy.From("m", options);
-        using var tier = TierFactory.Create(policy, policy.Direct, metrics)!;
         var vector = new float[Dimensions];
+        using var tier = FullTier.Create(entries: 0, "Lru", "Float32", vector, metrics, capacity: entries, hugePages: hugePages);
         var latencies = new double[entries];
         double ticksPerWrite = writesPerSecond > 0 ? (double)Stopwatch.Frequency / writesPerSecond : 0;
         long start = Stopwatch.GetTimestamp();
@@ -74,17 +67,5 @@ internal static class WriteTail
 
     private static double Quantile(double[] sorted, double q) => sorted[(int)Math.Min(sorted.Length - 1, q * sorted.Length)];
 
-    private static int Over(double[] sorted, double microseconds) => sorted.Length - UpperBound(sorted, microseconds);
-
-    private static int UpperBound(double[] sorted, double value)
-    {
-        int index = Array.BinarySearch(sorted, value);
-        index = index < 0 ? ~index : index + 1;
-        while (index < sorted.Length && sorted[index] <= value)
-        {
-            index++;
-        }
-
-        return index;
-    }
+    private static int Over(double[] latencies, double microseconds) => latencies.Count(l => l > microseconds);
 }

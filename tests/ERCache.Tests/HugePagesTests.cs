@@ -88,10 +88,7 @@ public sealed class HugePagesTests
         const int Dimensions = 256, Capacity = 40_000, Users = 36_000; // 41.8 MB; past the second slab of 16,384
         using var metrics = new ERCacheMetrics(null);
         var tier = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, metrics, hugePages: hugePages);
-        for (long u = 0; u < Users; u++)
-        {
-            tier.Write(u, TierHelper.Vector(u, Dimensions), writtenAt: u);
-        }
+        TierHelper.WriteUsers(tier, 0, Users);
 
         bool advised = hugePages && HugePages.Supported;
         Assert.Equal(advised ? 16_384 : 4_096, tier.SlotsPerPage);
@@ -105,13 +102,7 @@ public sealed class HugePagesTests
             Assert.Equal(0, tier.GetStatistics().HugePageBytes);
         }
 
-        var row = new float[Dimensions];
-        for (long u = 0; u < Users; u++)
-        {
-            Assert.True(tier.TryRead(u, now: Users, ttl: long.MaxValue, row, out long writtenAt), $"user {u}");
-            Assert.Equal(u, writtenAt);
-            Assert.Equal(TierHelper.Vector(u, Dimensions), row);
-        }
+        TierHelper.AssertEveryUserReadsItsOwnVector(tier, Users);
     }
 
     /// <summary>A tier under <c>MinHugePageTierBytes</c> (30,000 rows of 1 KB: 31.3 MB) keeps its ~4 MB growth on

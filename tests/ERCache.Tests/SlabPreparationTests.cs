@@ -26,11 +26,11 @@ public sealed class SlabPreparationTests
         var scheduler = new ManualTaskScheduler();
         var tier = NewTier(metrics, hugePages: true, scheduler);
 
-        WriteUsers(tier, 0, SlabSlots / 2);
+        TierHelper.WriteUsers(tier, 0, SlabSlots / 2);
         Assert.Null(tier.NextSlab);
         Assert.Equal(0, scheduler.Queued);
 
-        WriteUsers(tier, SlabSlots / 2, SlabSlots / 2 + 1); // the slab's middle slot: the next one's preparation starts
+        TierHelper.WriteUsers(tier, SlabSlots / 2, SlabSlots / 2 + 1); // the slab's middle slot: the next one's preparation starts
         var preparation = tier.NextSlab;
         Assert.NotNull(preparation);
         Assert.False(preparation.IsCompleted);
@@ -42,16 +42,16 @@ public sealed class SlabPreparationTests
         Assert.Equal(PagesSpanned(prepared), PresentPages(prepared)); // every page faulted in before any write uses it
         Assert.InRange(tier.GetStatistics().AllocatedBytes - allocatedBefore, (long)SlabSlots * 1024, (long)SlabSlots * 1100);
 
-        WriteUsers(tier, SlabSlots / 2 + 1, SlabSlots);
+        TierHelper.WriteUsers(tier, SlabSlots / 2 + 1, SlabSlots);
         Assert.Null(tier.SlabOf(1));
-        WriteUsers(tier, SlabSlots, SlabSlots + 1); // the first slot of the second slab
+        TierHelper.WriteUsers(tier, SlabSlots, SlabSlots + 1); // the first slot of the second slab
 
         Assert.Same(prepared, tier.SlabOf(1));
         Assert.Null(tier.NextSlab); // taken
         Assert.InRange(tier.GetStatistics().HugePageBytes, 14L * HugePages.PageBytes, 16L * HugePages.PageBytes); // two slabs of 17.1 MB: 7 or 8 whole pages each
 
-        WriteUsers(tier, SlabSlots + 1, 36_000);
-        AssertEveryUserReadsItsOwnVector(tier, 36_000);
+        TierHelper.WriteUsers(tier, SlabSlots + 1, 36_000);
+        TierHelper.AssertEveryUserReadsItsOwnVector(tier, 36_000);
     }
 
     [Fact]
@@ -66,20 +66,20 @@ public sealed class SlabPreparationTests
         var scheduler = new ManualTaskScheduler();
         var tier = NewTier(metrics, hugePages: true, scheduler);
 
-        WriteUsers(tier, 0, SlabSlots + 1); // past half, into the second slab, the preparation never run
+        TierHelper.WriteUsers(tier, 0, SlabSlots + 1); // past half, into the second slab, the preparation never run
         Assert.NotNull(tier.SlabOf(1));
         Assert.Null(tier.NextSlab); // the writer did not wait for it
 
         Assert.Equal(1, scheduler.RunAll()); // it finishes late: nothing takes it
         Assert.Null(tier.ReadySlab);
-        WriteUsers(tier, SlabSlots + 1, SlabSlots + (SlabSlots / 2) + 1); // half of the second slab: the third's starts
+        TierHelper.WriteUsers(tier, SlabSlots + 1, SlabSlots + (SlabSlots / 2) + 1); // half of the second slab: the third's starts
         Assert.NotNull(tier.NextSlab);
         Assert.Equal(1, scheduler.RunAll());
 
-        WriteUsers(tier, SlabSlots + (SlabSlots / 2) + 1, Capacity);
+        TierHelper.WriteUsers(tier, SlabSlots + (SlabSlots / 2) + 1, Capacity);
         Assert.Null(tier.NextSlab); // the third slab is the last: nothing to prepare after it
         Assert.Equal(0, scheduler.Queued);
-        AssertEveryUserReadsItsOwnVector(tier, Capacity);
+        TierHelper.AssertEveryUserReadsItsOwnVector(tier, Capacity);
     }
 
     [Fact]
@@ -89,11 +89,11 @@ public sealed class SlabPreparationTests
         var scheduler = new ManualTaskScheduler();
         var tier = NewTier(metrics, hugePages: false, scheduler);
 
-        WriteUsers(tier, 0, 12_000); // across two slabs of 4,096 and past half of the third
+        TierHelper.WriteUsers(tier, 0, 12_000); // across two slabs of 4,096 and past half of the third
 
         Assert.Null(tier.NextSlab);
         Assert.Equal(0, scheduler.Queued);
-        AssertEveryUserReadsItsOwnVector(tier, 12_000);
+        TierHelper.AssertEveryUserReadsItsOwnVector(tier, 12_000);
     }
 
     /// <summary>On memory nothing has touched yet (a fresh anonymous mapping from the C allocator: the GC may zero, and
@@ -128,25 +128,6 @@ public sealed class SlabPreparationTests
         var tier = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, metrics, hugePages: hugePages);
         tier.SlabPreparation = scheduler;
         return tier;
-    }
-
-    private static void WriteUsers(EmbeddingTier tier, long from, long to)
-    {
-        for (long u = from; u < to; u++)
-        {
-            tier.Write(u, TierHelper.Vector(u, Dimensions), writtenAt: u);
-        }
-    }
-
-    private static void AssertEveryUserReadsItsOwnVector(EmbeddingTier tier, long users)
-    {
-        var row = new float[Dimensions];
-        for (long u = 0; u < users; u++)
-        {
-            Assert.True(tier.TryRead(u, now: users, ttl: long.MaxValue, row, out long writtenAt), $"user {u}");
-            Assert.Equal(u, writtenAt);
-            Assert.Equal(TierHelper.Vector(u, Dimensions), row);
-        }
     }
 
     private const int BasePage = 4096;

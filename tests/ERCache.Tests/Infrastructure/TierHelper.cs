@@ -28,6 +28,29 @@ internal static class TierHelper
         return v;
     }
 
+    /// <summary>Writes users <paramref name="from"/> to <paramref name="to"/> (exclusive), each its own
+    /// <see cref="Vector"/> stamped with its id.</summary>
+    public static void WriteUsers(EmbeddingTier tier, long from, long to)
+    {
+        for (long u = from; u < to; u++)
+        {
+            tier.Write(u, Vector(u, tier.Dimensions), writtenAt: u);
+        }
+    }
+
+    /// <summary>Users 0 to <paramref name="users"/> (exclusive), as <see cref="WriteUsers"/> wrote them: each is there,
+    /// with its own stamp and its own vector.</summary>
+    public static void AssertEveryUserReadsItsOwnVector(EmbeddingTier tier, long users)
+    {
+        var row = new float[tier.Dimensions];
+        for (long u = 0; u < users; u++)
+        {
+            Assert.True(tier.TryRead(u, now: users, ttl: long.MaxValue, row, out long writtenAt), $"user {u}");
+            Assert.Equal(u, writtenAt);
+            Assert.Equal(Vector(u, tier.Dimensions), row);
+        }
+    }
+
     public static bool Contains(EmbeddingTier tier, long user) =>
         tier.TryRead(user, now: 0, ttl: long.MaxValue, new float[tier.Dimensions], out _);
 }
