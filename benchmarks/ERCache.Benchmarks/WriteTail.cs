@@ -27,12 +27,18 @@ internal static class WriteTail
             foreach (bool hugePages in new[] { true, false })
             {
                 var latencies = Fill(metrics, entries, hugePages, writesPerSecond, out double totalMs);
+                string slowest = string.Join(' ', Enumerable.Range(0, entries).Where(u => latencies[u] > 1000).Take(12)
+                    .Select(u => string.Create(CultureInfo.InvariantCulture, $"{u}:{latencies[u] / 1000:F1}")));
                 Array.Sort(latencies);
                 Console.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
                     $"round {round} huge pages {(hugePages ? "on " : "off")}  fill {totalMs,7:F1} ms  p50 {Quantile(latencies, 0.5),5:F2}  p99 {Quantile(latencies, 0.99),5:F2}  " +
                     $"p99.9 {Quantile(latencies, 0.999),6:F1}  p99.99 {Quantile(latencies, 0.9999),7:F1}  max {latencies[^1],8:F1} µs  " +
                     $"over 50 µs {Over(latencies, 50),4}  over 1 ms {Over(latencies, 1000),3}"));
+                if (slowest.Length > 0)
+                {
+                    Console.WriteLine($"  writes over 1 ms (write number:ms, first 12): {slowest}"); // which slab, which 2 MB
+                }
             }
         }
     }

@@ -575,9 +575,9 @@ public sealed class ConcurrencyTests
     }
 
     [Fact]
-    public void Recent_moves_read_by_six_threads_while_the_writer_moves_and_grows_them_stay_within_their_window()
+    public void Recent_moves_read_by_six_threads_while_the_writer_moves_them_stay_within_their_window()
     {
-        // The writer moves slots 0..capacity-1 in order (the arrays grow from 1,024 as it goes), then moves a few again,
+        // The writer moves slots 0..capacity-1 in order, then moves a few again,
         // while readers ask about random slots. Afterwards exactly the last window of moves reads as recent.
         const int capacity = 100_000, window = capacity / 4;
         var recent = new RecentMoves(capacity);
@@ -606,7 +606,7 @@ public sealed class ConcurrencyTests
             r.Start();
         }
 
-        started.Wait(); // the growth happens while every reader asks
+        started.Wait(); // the moves happen while every reader asks
         for (int slot = 0; slot < capacity; slot++)
         {
             recent.Moved(slot);

@@ -184,10 +184,36 @@ public sealed class EvictionTests
 
         tier.Write(1, TierHelper.Vector(1, 256), 0);
 
-        // Only the index is allocated up front: 4/3 of a 4-byte bucket and its 1-byte distance per entry of capacity (6.7 MB here).
-        Assert.InRange(allocated, 6_666_670, 6_666_670 + (1 << 20));
+        // Only the index and the eviction order are allocated up front: 4/3 of a 4-byte bucket and its 1-byte distance
+        // per entry of capacity (6.7 MB here), and LRU's 20 bytes per entry (20 MB).
+        Assert.InRange(allocated, 26_666_670, 26_666_670 + (1 << 20));
         Assert.True(TierHelper.Contains(tier, 1));
     }
+
+    [Theory]
+    [InlineData("Lru")]
+    [InlineData("Fifo")]
+    [InlineData("Sieve")]
+    public void The_eviction_order_is_allocated_at_capacity_and_does_not_grow_as_the_tier_fills(string eviction)
+    {
+        // Growing it under the write lock (a copy of megabytes at each doubling) stalled single writes for milliseconds.
+        const int capacity = 70_000;
+        using var metrics = new ERCacheMetrics(null);
+        var tier = TierHelper.Create(eviction, capacity, 4, metrics);
+        int perEntry = TierSizing.PolicyBytes(Enum.Parse<EvictionStrategy>(eviction));
+        long orderBytes = tier.GetStatistics().AllocatedBytes - IndexBytes(capacity);
+        Assert.InRange(orderBytes, (long)capacity * perEntry, ((long)capacity * perEntry) + HitBuffer.AllocatedBytes + 1024); // + the slab list
+
+        long atStart = tier.GetStatistics().AllocatedBytes;
+        TierHelper.WriteUsers(tier, 0, capacity + 100); // full, then evicting
+        long slabs = tier.GetStatistics().AllocatedBytes - atStart;
+
+        Assert.Equal(capacity, tier.Count);
+        Assert.InRange(slabs, (long)capacity * 4 * sizeof(float), (long)capacity * 64); // only the slabs grew
+        TierHelper.AssertEveryUserReadsItsOwnVector(tier, capacity + 100, from: 100);
+    }
+
+    private static long IndexBytes(int capacity) => new SlotIndex(capacity, _ => 0, seed: 0).AllocatedBytes;
 }
 
 public sealed class SieveAndExpiryTests

@@ -66,13 +66,11 @@ public sealed class HugePagesTests
         var small = HugePages.Allocate<uint>((int)(HugePages.MinBytes / sizeof(uint)) - 1, advise: true, out long advisedSmall);
         var notAsked = HugePages.Allocate<byte>(8 << 20, advise: false, out long advisedNotAsked);
 
+        // Not asserted: that the kernel lists the array's memory as not eligible. The GC reuses memory that advised
+        // arrays freed (slabs of other tests' tiers, prepared slabs a write did not wait for) for ordinary arrays, and the
+        // advice stays with the range, so in a shared test process that depends on what ran before.
         Assert.Equal(0, advisedSmall);
         Assert.Equal(0, advisedNotAsked);
-        if (ThpMode() == "madvise")
-        {
-            var (start, _) = HugePages.WholePagesWithin(AddressOf(notAsked), notAsked.Length);
-            Assert.NotEqual(true, ThpEligible(start)); // memory nobody advised is not eligible in madvise mode
-        }
 
         GC.KeepAlive(small);
         GC.KeepAlive(notAsked);
@@ -87,7 +85,9 @@ public sealed class HugePagesTests
     {
         const int Dimensions = 256, Capacity = 40_000, Users = 36_000; // 41.8 MB; past the second slab of 16,384
         using var metrics = new ERCacheMetrics(null);
-        var tier = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, metrics, hugePages: hugePages);
+        var preparation = new ManualTaskScheduler(); // the first slab prepared before the writes; later ones written in place
+        var tier = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, metrics, hugePages: hugePages, slabPreparation: preparation);
+        preparation.RunAll();
         TierHelper.WriteUsers(tier, 0, Users);
 
         bool advised = hugePages && HugePages.Supported;

@@ -8,14 +8,15 @@ using ERCache.Tiers.Eviction;
 namespace ERCache.Tests;
 
 /// <summary>A tier on huge pages prepares its next slab (allocated, every page faulted in) off the write path, from the
-/// moment half of the current slab is filled, so that no write stalls on a huge page's first touch under the tier's
-/// lock; and a write that arrives before the preparation is done allocates the slab itself, as before.</summary>
+/// moment half of the current slab is filled, and its first slab from the moment it is built, so that no write stalls on
+/// a huge page's first touch under the tier's lock; a write that arrives before the preparation is done allocates the
+/// slab itself (the first one on ordinary pages, a later one as before).</summary>
 public sealed class SlabPreparationTests
 {
     private const int Dimensions = 256, Capacity = 40_000, SlabSlots = 16_384; // 41.8 MB of 1 KB rows: slabs of 16,384
 
     [Fact]
-    public void The_next_slab_is_prepared_from_half_of_the_current_one_and_taken_with_every_page_in_memory()
+    public void The_first_slab_is_prepared_when_the_tier_is_built_and_taken_by_the_first_write()
     {
         if (!HugePages.Supported)
         {
@@ -25,6 +26,92 @@ public sealed class SlabPreparationTests
         using var metrics = new ERCacheMetrics(null);
         var scheduler = new ManualTaskScheduler();
         var tier = NewTier(metrics, hugePages: true, scheduler);
+        Assert.NotNull(tier.NextSlab);
+        Assert.Null(tier.SlabOf(0));
+
+        Assert.Equal(2, scheduler.RunAll());
+        var prepared = tier.ReadySlab!;
+        Assert.Equal(PagesSpanned(prepared), PresentPages(prepared)); // every page faulted in before any write
+        Assert.Equal(prepared.Length, tier.NextSlab!.FaultedInBytes);
+        Assert.InRange(tier.GetStatistics().AllocatedBytes, (long)SlabSlots * 1024, (long)SlabSlots * 1100 + (2L << 20)); // + index and order
+
+        TierHelper.WriteUsers(tier, 0, 1);
+        Assert.Same(prepared, tier.SlabOf(0));
+        Assert.Null(tier.NextSlab); // taken
+        Assert.InRange(tier.GetStatistics().HugePageBytes, 7L * HugePages.PageBytes, 8L * HugePages.PageBytes); // 17.1 MB: 7 or 8 whole pages
+
+        TierHelper.WriteUsers(tier, 1, SlabSlots / 2);
+        TierHelper.AssertEveryUserReadsItsOwnVector(tier, SlabSlots / 2);
+    }
+
+    [Fact]
+    public void A_slab_is_taken_once_allocated_and_its_faulting_in_stops_where_the_writes_have_come()
+    {
+        if (!HugePages.Supported)
+        {
+            return;
+        }
+
+        using var metrics = new ERCacheMetrics(null);
+        var scheduler = new ManualTaskScheduler();
+        var tier = NewTier(metrics, hugePages: true, scheduler);
+        Assert.True(scheduler.RunNext()); // allocated, not faulted in yet
+        var allocated = tier.ReadySlab!;
+        Assert.False(tier.NextSlab!.Work.IsCompleted);
+
+        TierHelper.WriteUsers(tier, 0, 100); // the first write takes it
+        Assert.Same(allocated, tier.SlabOf(0));
+        var preparation = tier.FillingSlab!;
+        Assert.InRange(tier.GetStatistics().HugePageBytes, 7L * HugePages.PageBytes, 8L * HugePages.PageBytes);
+
+        // The writes are within 2 MB of its first page: faulting in stops there, so that the two never fault the same
+        // huge page at once (a tier filled in a tight loop faults the rest itself, as without preparation).
+        Assert.True(scheduler.RunNext());
+        Assert.True(preparation.Work.IsCompletedSuccessfully);
+        Assert.Equal(0, preparation.FaultedInBytes);
+        TierHelper.WriteUsers(tier, 100, SlabSlots);
+        TierHelper.AssertEveryUserReadsItsOwnVector(tier, SlabSlots);
+    }
+
+    [Fact]
+    public void A_first_write_before_the_first_slab_is_ready_puts_it_on_ordinary_pages_without_waiting()
+    {
+        if (!HugePages.Supported)
+        {
+            return;
+        }
+
+        using var metrics = new ERCacheMetrics(null);
+        var scheduler = new ManualTaskScheduler();
+        var tier = NewTier(metrics, hugePages: true, scheduler);
+
+        TierHelper.WriteUsers(tier, 0, 1); // the preparation never ran
+        Assert.NotNull(tier.SlabOf(0));
+        Assert.Null(tier.NextSlab);
+        Assert.Equal(0, tier.GetStatistics().HugePageBytes); // no huge page to fault in under the lock
+
+        Assert.Equal(2, scheduler.RunAll()); // it finishes late: nothing takes it
+        Assert.Null(tier.ReadySlab);
+        TierHelper.WriteUsers(tier, 1, SlabSlots / 2 + 1); // the next slab's preparation starts at half, as always
+        Assert.NotNull(tier.NextSlab);
+        Assert.Equal(2, scheduler.RunAll());
+        TierHelper.WriteUsers(tier, SlabSlots / 2 + 1, SlabSlots + 1);
+        Assert.InRange(tier.GetStatistics().HugePageBytes, 7L * HugePages.PageBytes, 8L * HugePages.PageBytes); // the second slab's
+        TierHelper.AssertEveryUserReadsItsOwnVector(tier, SlabSlots + 1);
+    }
+
+    [Fact]
+    public void The_next_slab_is_prepared_from_half_of_the_current_one_and_taken_with_every_page_in_memory()
+    {
+        if (!HugePages.Supported)
+        {
+            return;
+        }
+
+        using var metrics = new ERCacheMetrics(null);
+        var scheduler = new ManualTaskScheduler();
+        var tier = NewTier(metrics, hugePages: true, scheduler);
+        Assert.Equal(2, scheduler.RunAll()); // the first slab's: allocated, then faulted in
 
         TierHelper.WriteUsers(tier, 0, SlabSlots / 2);
         Assert.Null(tier.NextSlab);
@@ -33,11 +120,11 @@ public sealed class SlabPreparationTests
         TierHelper.WriteUsers(tier, SlabSlots / 2, SlabSlots / 2 + 1); // the slab's middle slot: the next one's preparation starts
         var preparation = tier.NextSlab;
         Assert.NotNull(preparation);
-        Assert.False(preparation.IsCompleted);
+        Assert.False(preparation.Work.IsCompleted);
         long allocatedBefore = tier.GetStatistics().AllocatedBytes;
 
-        Assert.Equal(1, scheduler.RunAll());
-        Assert.True(preparation.IsCompletedSuccessfully);
+        Assert.Equal(2, scheduler.RunAll());
+        Assert.True(preparation.Work.IsCompletedSuccessfully);
         var prepared = tier.ReadySlab!;
         Assert.Equal(PagesSpanned(prepared), PresentPages(prepared)); // every page faulted in before any write uses it
         Assert.InRange(tier.GetStatistics().AllocatedBytes - allocatedBefore, (long)SlabSlots * 1024, (long)SlabSlots * 1100);
@@ -65,16 +152,18 @@ public sealed class SlabPreparationTests
         using var metrics = new ERCacheMetrics(null);
         var scheduler = new ManualTaskScheduler();
         var tier = NewTier(metrics, hugePages: true, scheduler);
+        Assert.Equal(2, scheduler.RunAll()); // the first slab's: allocated, then faulted in
 
-        TierHelper.WriteUsers(tier, 0, SlabSlots + 1); // past half, into the second slab, the preparation never run
+        TierHelper.WriteUsers(tier, 0, SlabSlots + 1); // past half, into the second slab, its preparation never run
         Assert.NotNull(tier.SlabOf(1));
         Assert.Null(tier.NextSlab); // the writer did not wait for it
+        Assert.InRange(tier.GetStatistics().HugePageBytes, 14L * HugePages.PageBytes, 16L * HugePages.PageBytes); // a later slab keeps huge pages
 
-        Assert.Equal(1, scheduler.RunAll()); // it finishes late: nothing takes it
+        Assert.Equal(2, scheduler.RunAll()); // it finishes late: nothing takes it
         Assert.Null(tier.ReadySlab);
         TierHelper.WriteUsers(tier, SlabSlots + 1, SlabSlots + (SlabSlots / 2) + 1); // half of the second slab: the third's starts
         Assert.NotNull(tier.NextSlab);
-        Assert.Equal(1, scheduler.RunAll());
+        Assert.Equal(2, scheduler.RunAll());
 
         TierHelper.WriteUsers(tier, SlabSlots + (SlabSlots / 2) + 1, Capacity);
         Assert.Null(tier.NextSlab); // the third slab is the last: nothing to prepare after it
@@ -123,12 +212,22 @@ public sealed class SlabPreparationTests
         }
     }
 
-    private static SlabTier<LruOrder, Float32Codec> NewTier(ERCacheMetrics metrics, bool hugePages, TaskScheduler scheduler)
+    /// <summary>Faulting in may run while writes use the slab: it changes no value, whatever it meets.</summary>
+    [Fact]
+    public void Touching_every_page_keeps_every_value()
     {
-        var tier = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, metrics, hugePages: hugePages);
-        tier.SlabPreparation = scheduler;
-        return tier;
+        var array = GC.AllocateArray<byte>((3 << 20) + 100, pinned: true);
+        new Random(27).NextBytes(array);
+        array[4096] = 0; // a zero among the values: it stays zero
+        var copy = array.ToArray();
+
+        HugePages.TouchEveryPage(array);
+
+        Assert.Equal(copy, array);
     }
+
+    private static SlabTier<LruOrder, Float32Codec> NewTier(ERCacheMetrics metrics, bool hugePages, TaskScheduler scheduler) =>
+        (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, metrics, hugePages: hugePages, slabPreparation: scheduler);
 
     private const int BasePage = 4096;
 

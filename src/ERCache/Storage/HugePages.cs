@@ -59,21 +59,32 @@ internal static unsafe class HugePages
         return array;
     }
 
-    /// <summary>Writes one byte of every 4 KB page of <paramref name="array"/>, so that the kernel maps its memory now,
-    /// each advised 2 MB range as a huge page where it can, rather than at the first writes that use it. Only for an
-    /// array no other thread can see yet: the bytes written are zeros over zeros.</summary>
+    /// <summary>Makes the kernel map every 4 KB page of <paramref name="array"/> now, each advised 2 MB range as a huge
+    /// page where it can, rather than at the first writes that use it. Each page gets a write access that never changes
+    /// a value (an atomic compare-exchange of 0 with 0 on one aligned int), so other threads may write and read the
+    /// array meanwhile: a value they wrote stays. <paramref name="array"/> must start 4-byte aligned (managed arrays and
+    /// native allocations do).</summary>
     public static void TouchEveryPage(Span<byte> array)
     {
         const int BasePageBytes = 4096;
-        for (int i = 0; i < array.Length; i += BasePageBytes)
+        ref byte start = ref MemoryMarshal.GetReference(array);
+        if (array.Length < sizeof(int))
         {
-            array[i] = 0;
+            return; // nothing a slab or a test touches is this small
         }
 
-        if (array.Length > 0)
+        if (((nint)Unsafe.AsPointer(ref start) & (sizeof(int) - 1)) != 0)
         {
-            array[^1] = 0; // the last page, when the array does not start on a page boundary
+            throw new ArgumentException("The array must start 4-byte aligned.", nameof(array));
         }
+
+        for (int i = 0; i <= array.Length - sizeof(int); i += BasePageBytes)
+        {
+            Interlocked.CompareExchange(ref Unsafe.As<byte, int>(ref Unsafe.Add(ref start, i)), 0, 0);
+        }
+
+        // The last page, when the array does not start on a page boundary.
+        Interlocked.CompareExchange(ref Unsafe.As<byte, int>(ref Unsafe.Add(ref start, (array.Length - sizeof(int)) & ~(sizeof(int) - 1))), 0, 0);
     }
 
     /// <summary>The whole huge pages within <paramref name="bytes"/> bytes from <paramref name="address"/>: the first

@@ -47,19 +47,30 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private readonly int _capacity;
     private readonly Stack<int> _free = new(); // slots emptied by a failed write, reused first
     private readonly bool _hugePages;
+    private readonly TaskScheduler _slabPreparation; // where slabs are prepared ahead (the thread pool)
     private long _advisedSlabBytes; // under _sync
 
     // With huge pages, the next slab is allocated and its pages faulted in on the thread pool once the tier has filled
-    // half of the current one. A huge page's first touch makes the kernel zero 2 MB (and compact memory first when it
-    // has no free huge page): without this, a write stalled under the tier's lock once every 2 MB of the fill, for
-    // 0.2–6 ms (docs/benchmarks.md). At most one slab ahead; not ready in time, the write allocates its slab as before
-    // (the late one is dropped). The first slab is allocated by the first write, and its pages are faulted by the writes.
-    private Task<PreparedSlab?>? _nextSlab; // under _sync
-    private int _nextSlabPage; // under _sync: the page _nextSlab is for
+    // half of the current one (see SlabPreparation). A huge page's first touch makes the kernel zero 2 MB (and compact
+    // memory first when it has no free huge page): without this, a write stalled under the tier's lock once every 2 MB
+    // of the fill, for 0.2–25 ms (docs/benchmarks.md). At most one slab ahead, taken once allocated; not even allocated
+    // in time, the write allocates its slab as before (the late one is dropped). The first slab is prepared when the tier
+    // is built; a first write that comes before it is allocated puts the first slab on ordinary pages (see EnsurePage).
+    private SlabPreparation? _nextSlab; // under _sync
+    private SlabPreparation? _fillingSlab; // under _sync: the preparation of the slab being filled, told how far the writes are
     private TPolicy _policy;
     private SlabCounters _counters; // written on every insert and eviction: away from the fields readers read
 
-    public SlabTier(string model, TierPolicy policy, int dimensions, Func<int, TPolicy> createPolicy, ERCacheMetrics metrics)
+    /// <summary>A tier of <paramref name="policy"/>'s capacity (lowered to fit its <c>MaxBytes</c>).</summary>
+    /// <param name="model">The model's name, for errors and metrics.</param>
+    /// <param name="policy">The tier's settings.</param>
+    /// <param name="dimensions">Floats per row.</param>
+    /// <param name="createPolicy">Builds the eviction order for a capacity.</param>
+    /// <param name="metrics">Where evictions are counted.</param>
+    /// <param name="slabPreparation">Where slabs are prepared ahead with huge pages (null: the thread pool); tests pass
+    /// a manual scheduler.</param>
+    public SlabTier(
+        string model, TierPolicy policy, int dimensions, Func<int, TPolicy> createPolicy, ERCacheMetrics metrics, TaskScheduler? slabPreparation = null)
         : base(model, policy, dimensions, metrics)
     {
         _capacity = TierSizing.EffectiveCapacity(policy, dimensions);
@@ -81,16 +92,23 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         _pageMask = slotsPerPage - 1;
         _slabs = new byte[]?[(_capacity + slotsPerPage - 1) / slotsPerPage];
         _index = new SlotIndex(_capacity, KeyOfSlot, BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)), hugePages: _hugePages);
+        _slabPreparation = slabPreparation ?? TaskScheduler.Default;
+        if (_hugePages)
+        {
+            // Resident from now on (16–32 MB), as it would be after the tier's first 16,384–32,768 writes anyway; those
+            // writes no longer fault its huge pages in under the lock, 2 MB each (up to 25 ms each was measured).
+            lock (_sync)
+            {
+                PrepareSlab(0);
+            }
+        }
     }
 
     /// <summary>Slots per slab.</summary>
     internal int SlotsPerPage => _pageMask + 1;
 
-    /// <summary>Where the next slab is prepared (the thread pool); tests set a manual scheduler before the first write.</summary>
-    internal TaskScheduler SlabPreparation { get; set; } = TaskScheduler.Default;
-
-    /// <summary>The preparation of the next slab, if one is under way or ready and not yet taken.</summary>
-    internal Task? NextSlab
+    /// <summary>The preparation of the next slab, if one is under way or ready and not yet taken (for tests).</summary>
+    internal SlabPreparation? NextSlab
     {
         get
         {
@@ -101,14 +119,27 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
-    /// <summary>The prepared next slab once it is ready and until a write takes it (for tests).</summary>
+    /// <summary>The next slab once it is allocated (its pages may still be being faulted in) and until a write takes it
+    /// (for tests).</summary>
     internal byte[]? ReadySlab
     {
         get
         {
             lock (_sync)
             {
-                return _nextSlab is { IsCompletedSuccessfully: true } next ? next.Result?.Slab : null;
+                return _nextSlab?.Slab;
+            }
+        }
+    }
+
+    /// <summary>The preparation of the slab being filled, when it was taken from one (for tests).</summary>
+    internal SlabPreparation? FillingSlab
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _fillingSlab;
             }
         }
     }
@@ -145,10 +176,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             lock (_sync)
             {
                 long bytes = _index.AllocatedBytes + _policy.AllocatedBytes + ((long)_slabs.Length * IntPtr.Size);
-                if (_nextSlab is { IsCompletedSuccessfully: true } next && next.Result is { } prepared)
-                {
-                    bytes += prepared.Slab.LongLength;
-                }
+                bytes += _nextSlab?.Slab?.LongLength ?? 0;
 
                 foreach (var slab in _slabs)
                 {
@@ -383,6 +411,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         {
             slot = _counters.Used;
             EnsurePage(slot);
+            _fillingSlab?.Wrote(slot & _pageMask);
             _counters.Used++;
             if (_hugePages && (slot & _pageMask) == (_pageMask + 1) / 2 && (slot >> _pageShift) + 1 < _slabs.Length)
             {
@@ -437,8 +466,13 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         ref byte[]? slab = ref _slabs[page];
         if (slab is null)
         {
-            var (allocated, advised) = TakePreparedSlab(page)
-                ?? new PreparedSlab(SlotPage.AllocateSlab(SlotsOnPage(page), _rowBytes, _hugePages, out long advisedNow), advisedNow);
+            // Not prepared in time: the first slab goes on ordinary pages (its preparation started when the tier was built,
+            // so the tier is filled the moment it exists, and each huge page would stall this write); a later one on huge
+            // pages as before, since ordinary pages for the rest of a fast-filling tier would cost every hit on them.
+            var next = TakePreparation(page);
+            var (allocated, advised) = next?.TryTake()
+                ?? (SlotPage.AllocateSlab(SlotsOnPage(page), _rowBytes, _hugePages && page > 0, out long advisedNow), advisedNow);
+            _fillingSlab = next?.Slab == allocated ? next : null;
             Volatile.Write(ref slab, allocated);
             _advisedSlabBytes += advised;
         }
@@ -447,60 +481,24 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     /// <summary>The last page holds only what capacity needs.</summary>
     private int SlotsOnPage(int page) => Math.Min(_pageMask + 1, _capacity - (page << _pageShift));
 
-    /// <summary>Starts allocating and faulting in page <paramref name="page"/>'s slab on <see cref="SlabPreparation"/>.
+    /// <summary>Starts allocating and faulting in page <paramref name="page"/>'s slab on the preparation scheduler.
     /// Under the lock.</summary>
-    private void PrepareSlab(int page)
-    {
-        var work = (Slots: SlotsOnPage(page), RowBytes: _rowBytes);
-        _nextSlabPage = page;
-        if (ExecutionContext.IsFlowSuppressed())
-        {
-            Start();
-        }
-        else
-        {
-            using (ExecutionContext.SuppressFlow()) // the writer's context (its activity, its async locals) is not the work's
-            {
-                Start();
-            }
-        }
+    private void PrepareSlab(int page) => _nextSlab = SlabPreparation.Start(page, SlotsOnPage(page), _rowBytes, _slabPreparation);
 
-        void Start() => _nextSlab = Task.Factory.StartNew(
-            static state => Prepare(((int Slots, int RowBytes))state!), work, CancellationToken.None, TaskCreationOptions.DenyChildAttach, SlabPreparation);
-    }
-
-    private static PreparedSlab? Prepare((int Slots, int RowBytes) work)
-    {
-        try
-        {
-            var slab = SlotPage.AllocateSlab(work.Slots, work.RowBytes, hugePages: true, out long advised);
-            HugePages.TouchEveryPage(slab); // nobody else sees the slab yet
-            return new PreparedSlab(slab, advised);
-        }
-        catch (OutOfMemoryException)
-        {
-            return null; // the write that needs the slab allocates it itself, and fails there if memory is still short
-        }
-    }
-
-    /// <summary>The prepared slab for <paramref name="page"/> if it is ready; null when there is none or it is still
-    /// being prepared (the writer allocates rather than wait under the lock). Under the lock.</summary>
-    private PreparedSlab? TakePreparedSlab(int page)
+    /// <summary>The preparation of the next slab if it is for <paramref name="page"/>, taken from
+    /// <see cref="_nextSlab"/>; its <see cref="SlabPreparation.TryTake"/> says whether the slab is allocated yet (if not,
+    /// the writer allocates rather than wait under the lock, and the late one is dropped). Under the lock.</summary>
+    private SlabPreparation? TakePreparation(int page)
     {
         var next = _nextSlab;
-        if (next is null || _nextSlabPage != page)
+        if (next is null || next.Page != page)
         {
             return null;
         }
 
         _nextSlab = null;
-        return next.IsCompleted
-            ? next.GetAwaiter().GetResult() // a fault other than running out of memory is a bug: the writer sees it
-            : null;
+        return next;
     }
-
-    /// <summary>A slab allocated ahead and the bytes of it the kernel took the huge-page advice for.</summary>
-    private readonly record struct PreparedSlab(byte[] Slab, long AdvisedBytes);
 
     private void TryDrainHits()
     {

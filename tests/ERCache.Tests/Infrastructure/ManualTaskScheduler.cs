@@ -23,6 +23,9 @@ internal sealed class ManualTaskScheduler : TaskScheduler
         return ran;
     }
 
+    /// <summary>Runs the oldest queued task on the calling thread; returns whether there was one.</summary>
+    public bool RunNext() => _queued.TryDequeue(out var task) && TryExecuteTask(task);
+
     protected override void QueueTask(Task task) => _queued.Enqueue(task);
 
     protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued) => false;

@@ -8,7 +8,7 @@ internal static class TierHelper
 {
     public static EmbeddingTier Create(
         string eviction, int capacity, int dimensions, ERCacheMetrics metrics, TierKind kind = TierKind.Direct, string format = "Float32", long? maxBytes = null,
-        bool hugePages = true)
+        bool hugePages = true, TaskScheduler? slabPreparation = null)
     {
         var options = CacheFixture.DefaultModel(dimensions);
         var tier = kind == TierKind.Direct ? options.Direct : options.Failover;
@@ -18,7 +18,7 @@ internal static class TierHelper
         tier.MaxBytes = maxBytes;
         tier.HugePages = hugePages;
         var policy = ModelPolicy.From("m", options);
-        return TierFactory.Create(policy, kind == TierKind.Direct ? policy.Direct : policy.Failover, metrics)!;
+        return TierFactory.Create(policy, kind == TierKind.Direct ? policy.Direct : policy.Failover, metrics, slabPreparation)!;
     }
 
     public static float[] Vector(long user, int dimensions)
@@ -38,12 +38,12 @@ internal static class TierHelper
         }
     }
 
-    /// <summary>Users 0 to <paramref name="users"/> (exclusive), as <see cref="WriteUsers"/> wrote them: each is there,
-    /// with its own stamp and its own vector.</summary>
-    public static void AssertEveryUserReadsItsOwnVector(EmbeddingTier tier, long users)
+    /// <summary>Users <paramref name="from"/> to <paramref name="users"/> (exclusive), as <see cref="WriteUsers"/> wrote
+    /// them: each is there, with its own stamp and its own vector.</summary>
+    public static void AssertEveryUserReadsItsOwnVector(EmbeddingTier tier, long users, long from = 0)
     {
         var row = new float[tier.Dimensions];
-        for (long u = 0; u < users; u++)
+        for (long u = from; u < users; u++)
         {
             Assert.True(tier.TryRead(u, now: users, ttl: long.MaxValue, row, out long writtenAt), $"user {u}");
             Assert.Equal(u, writtenAt);

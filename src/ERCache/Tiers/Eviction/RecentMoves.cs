@@ -12,34 +12,21 @@ namespace ERCache.Tiers.Eviction;
 internal sealed class RecentMoves(int capacity)
 {
     private readonly int _window = capacity / 4;
-    private int[] _movedAt = new int[Math.Min(capacity, 1024)]; // grows as the tier fills, like the order's links
+    private readonly int[] _movedAt = new int[capacity]; // at capacity from the start, like the order's links (see SlotList)
     private int _moves;
 
     /// <summary>Bytes per entry.</summary>
     public const int BytesPerEntry = sizeof(int);
 
-    public long AllocatedBytes => (long)Volatile.Read(ref _movedAt).Length * sizeof(int);
+    public long AllocatedBytes => (long)_movedAt.Length * sizeof(int);
 
     /// <summary>Records that <paramref name="slot"/> moved to the tail. Under the tier lock.</summary>
-    public void Moved(int slot)
-    {
-        var movedAt = _movedAt;
-        if (slot >= movedAt.Length)
-        {
-            Array.Resize(ref movedAt, (int)Math.Min(capacity, Math.Max((long)movedAt.Length * 2, slot + 1L)));
-            Volatile.Write(ref _movedAt, movedAt); // readers of the old array see older stamps: they record a hit or two
-        }
-
-        movedAt[slot] = unchecked(++_moves);
-    }
+    public void Moved(int slot) => _movedAt[slot] = unchecked(++_moves);
 
     /// <summary>Whether <paramref name="slot"/> moved to the tail within the last quarter of the capacity in moves. No
     /// lock: a stale answer (a slot reused or moved meanwhile) only records or skips one hit, which the lossy hit buffer
     /// already allows. The difference is taken modulo 2^32, so the counter may wrap: an entry unmoved for more moves
     /// than the capacity has been evicted.</summary>
-    public bool IsRecent(int slot)
-    {
-        var movedAt = Volatile.Read(ref _movedAt);
-        return (uint)slot < (uint)movedAt.Length && unchecked(Volatile.Read(ref _moves) - movedAt[slot]) < _window;
-    }
+    public bool IsRecent(int slot) =>
+        (uint)slot < (uint)_movedAt.Length && unchecked(Volatile.Read(ref _moves) - _movedAt[slot]) < _window;
 }
