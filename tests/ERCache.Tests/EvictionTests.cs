@@ -213,6 +213,22 @@ public sealed class EvictionTests
         TierHelper.AssertEveryUserReadsItsOwnVector(tier, capacity + 100, from: 100);
     }
 
+    [Fact]
+    public void A_slot_list_at_capacity_holds_only_the_slots_added_and_not_removed()
+    {
+        var list = new SlotList(capacity: 100);
+        list.AddLast(0);
+        list.AddLast(1);
+        list.AddLast(2);
+        list.Remove(1);
+
+        Assert.Equal([0, 2], list.FromHead());
+        Assert.True(list.Contains(0) && list.Contains(2));
+        Assert.False(list.Contains(1)); // removed
+        Assert.False(list.Contains(50)); // never added: its links are still the zeros it was allocated with
+        Assert.Equal(100 * 2 * sizeof(int), list.AllocatedBytes);
+    }
+
     private static long IndexBytes(int capacity) => new SlotIndex(capacity, _ => 0, seed: 0).AllocatedBytes;
 }
 
