@@ -9,7 +9,7 @@ namespace ERCache.Tiers;
 /// are safe; a page the second step has not reached yet when a write does is faulted in by that write, as it would be
 /// without preparation. Once the writes come within 2 MB of the next page to fault in, the second step stops: a tier
 /// filled faster than the kernel maps huge pages (a tight loop) faults the rest itself, as without preparation, rather
-/// than have both threads fault the same huge page (a write then waited up to 50 ms).
+/// than have both threads fault the same huge page (a write then waited up to 51 ms).
 /// </summary>
 /// <remarks>
 /// Why two steps: on this project's virtual machines a huge page's first touch took 4–25 ms, so faulting in a slab of
