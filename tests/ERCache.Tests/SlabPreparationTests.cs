@@ -11,9 +11,14 @@ namespace ERCache.Tests;
 /// moment half of the current slab is filled, and its first slab from the moment it is built, so that no write stalls on
 /// a huge page's first touch under the tier's lock; a write that arrives before the preparation is done allocates the
 /// slab itself (the first one on ordinary pages, a later one as before).</summary>
-public sealed class SlabPreparationTests
+public sealed class SlabPreparationTests : IDisposable
 {
     private const int Dimensions = 256, Capacity = 40_000, SlabSlots = 16_384; // 41.8 MB of 1 KB rows: slabs of 16,384
+
+    private readonly ERCacheMetrics _metrics = new(null);
+    private readonly ManualTaskScheduler _scheduler = new(); // the test runs the preparations (one instance per test)
+
+    public void Dispose() => _metrics.Dispose();
 
     [Fact]
     public void The_first_slab_is_prepared_when_the_tier_is_built_and_taken_by_the_first_write()
@@ -23,13 +28,11 @@ public sealed class SlabPreparationTests
             return; // no huge pages, no preparation (A_tier_without_huge_pages_prepares_nothing)
         }
 
-        using var metrics = new ERCacheMetrics(null);
-        var scheduler = new ManualTaskScheduler();
-        var tier = NewTier(metrics, hugePages: true, scheduler);
+        var tier = NewTier(hugePages: true);
         Assert.NotNull(tier.NextSlab);
         Assert.Null(tier.SlabOf(0));
 
-        Assert.Equal(2, scheduler.RunAll());
+        Assert.Equal(2, _scheduler.RunAll());
         var prepared = tier.ReadySlab!;
         Assert.Equal(PagesSpanned(prepared), PresentPages(prepared)); // every page faulted in before any write
         Assert.Equal(prepared.Length, tier.NextSlab!.FaultedInBytes);
@@ -52,10 +55,8 @@ public sealed class SlabPreparationTests
             return;
         }
 
-        using var metrics = new ERCacheMetrics(null);
-        var scheduler = new ManualTaskScheduler();
-        var tier = NewTier(metrics, hugePages: true, scheduler);
-        Assert.True(scheduler.RunNext()); // allocated, not faulted in yet
+        var tier = NewTier(hugePages: true);
+        Assert.True(_scheduler.RunNext()); // allocated, not faulted in yet
         var allocated = tier.ReadySlab!;
         Assert.False(tier.NextSlab!.Work.IsCompleted);
 
@@ -66,7 +67,7 @@ public sealed class SlabPreparationTests
 
         // The writes are within 2 MB of its first page: faulting in stops there, so that the two never fault the same
         // huge page at once (a tier filled in a tight loop faults the rest itself, as without preparation).
-        Assert.True(scheduler.RunNext());
+        Assert.True(_scheduler.RunNext());
         Assert.True(preparation.Work.IsCompletedSuccessfully);
         Assert.Equal(0, preparation.FaultedInBytes);
         TierHelper.WriteUsers(tier, 100, SlabSlots);
@@ -81,20 +82,18 @@ public sealed class SlabPreparationTests
             return;
         }
 
-        using var metrics = new ERCacheMetrics(null);
-        var scheduler = new ManualTaskScheduler();
-        var tier = NewTier(metrics, hugePages: true, scheduler);
+        var tier = NewTier(hugePages: true);
 
         TierHelper.WriteUsers(tier, 0, 1); // the preparation never ran
         Assert.NotNull(tier.SlabOf(0));
         Assert.Null(tier.NextSlab);
         Assert.Equal(0, tier.GetStatistics().HugePageBytes); // no huge page to fault in under the lock
 
-        Assert.Equal(2, scheduler.RunAll()); // it finishes late: nothing takes it
+        Assert.Equal(2, _scheduler.RunAll()); // it finishes late: nothing takes it
         Assert.Null(tier.ReadySlab);
         TierHelper.WriteUsers(tier, 1, SlabSlots / 2 + 1); // the next slab's preparation starts at half, as always
         Assert.NotNull(tier.NextSlab);
-        Assert.Equal(2, scheduler.RunAll());
+        Assert.Equal(2, _scheduler.RunAll());
         TierHelper.WriteUsers(tier, SlabSlots / 2 + 1, SlabSlots + 1);
         Assert.InRange(tier.GetStatistics().HugePageBytes, 7L * HugePages.PageBytes, 8L * HugePages.PageBytes); // the second slab's
         TierHelper.AssertEveryUserReadsItsOwnVector(tier, SlabSlots + 1);
@@ -108,14 +107,11 @@ public sealed class SlabPreparationTests
             return;
         }
 
-        using var metrics = new ERCacheMetrics(null);
-        var scheduler = new ManualTaskScheduler();
-        var tier = NewTier(metrics, hugePages: true, scheduler);
-        Assert.Equal(2, scheduler.RunAll()); // the first slab's: allocated, then faulted in
+        var tier = TierWithFirstSlabPrepared();
 
         TierHelper.WriteUsers(tier, 0, SlabSlots / 2);
         Assert.Null(tier.NextSlab);
-        Assert.Equal(0, scheduler.Queued);
+        Assert.Equal(0, _scheduler.Queued);
 
         TierHelper.WriteUsers(tier, SlabSlots / 2, SlabSlots / 2 + 1); // the slab's middle slot: the next one's preparation starts
         var preparation = tier.NextSlab;
@@ -123,7 +119,7 @@ public sealed class SlabPreparationTests
         Assert.False(preparation.Work.IsCompleted);
         long allocatedBefore = tier.GetStatistics().AllocatedBytes;
 
-        Assert.Equal(2, scheduler.RunAll());
+        Assert.Equal(2, _scheduler.RunAll());
         Assert.True(preparation.Work.IsCompletedSuccessfully);
         var prepared = tier.ReadySlab!;
         Assert.Equal(PagesSpanned(prepared), PresentPages(prepared)); // every page faulted in before any write uses it
@@ -149,39 +145,34 @@ public sealed class SlabPreparationTests
             return;
         }
 
-        using var metrics = new ERCacheMetrics(null);
-        var scheduler = new ManualTaskScheduler();
-        var tier = NewTier(metrics, hugePages: true, scheduler);
-        Assert.Equal(2, scheduler.RunAll()); // the first slab's: allocated, then faulted in
+        var tier = TierWithFirstSlabPrepared();
 
         TierHelper.WriteUsers(tier, 0, SlabSlots + 1); // past half, into the second slab, its preparation never run
         Assert.NotNull(tier.SlabOf(1));
         Assert.Null(tier.NextSlab); // the writer did not wait for it
         Assert.InRange(tier.GetStatistics().HugePageBytes, 14L * HugePages.PageBytes, 16L * HugePages.PageBytes); // a later slab keeps huge pages
 
-        Assert.Equal(2, scheduler.RunAll()); // it finishes late: nothing takes it
+        Assert.Equal(2, _scheduler.RunAll()); // it finishes late: nothing takes it
         Assert.Null(tier.ReadySlab);
         TierHelper.WriteUsers(tier, SlabSlots + 1, SlabSlots + (SlabSlots / 2) + 1); // half of the second slab: the third's starts
         Assert.NotNull(tier.NextSlab);
-        Assert.Equal(2, scheduler.RunAll());
+        Assert.Equal(2, _scheduler.RunAll());
 
         TierHelper.WriteUsers(tier, SlabSlots + (SlabSlots / 2) + 1, Capacity);
         Assert.Null(tier.NextSlab); // the third slab is the last: nothing to prepare after it
-        Assert.Equal(0, scheduler.Queued);
+        Assert.Equal(0, _scheduler.Queued);
         TierHelper.AssertEveryUserReadsItsOwnVector(tier, Capacity);
     }
 
     [Fact]
     public void A_tier_without_huge_pages_prepares_nothing()
     {
-        using var metrics = new ERCacheMetrics(null);
-        var scheduler = new ManualTaskScheduler();
-        var tier = NewTier(metrics, hugePages: false, scheduler);
+        var tier = NewTier(hugePages: false);
 
         TierHelper.WriteUsers(tier, 0, 12_000); // across two slabs of 4,096 and past half of the third
 
         Assert.Null(tier.NextSlab);
-        Assert.Equal(0, scheduler.Queued);
+        Assert.Equal(0, _scheduler.Queued);
         TierHelper.AssertEveryUserReadsItsOwnVector(tier, 12_000);
     }
 
@@ -226,8 +217,16 @@ public sealed class SlabPreparationTests
         Assert.Equal(copy, array);
     }
 
-    private static SlabTier<LruOrder, Float32Codec> NewTier(ERCacheMetrics metrics, bool hugePages, TaskScheduler scheduler) =>
-        (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, metrics, hugePages: hugePages, slabPreparation: scheduler);
+    private SlabTier<LruOrder, Float32Codec> NewTier(bool hugePages) =>
+        (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Capacity, Dimensions, _metrics, hugePages: hugePages, slabPreparation: _scheduler);
+
+    /// <summary>A huge-page tier whose first slab's preparation has run (allocated, then faulted in), before any write.</summary>
+    private SlabTier<LruOrder, Float32Codec> TierWithFirstSlabPrepared()
+    {
+        var tier = NewTier(hugePages: true);
+        Assert.Equal(2, _scheduler.RunAll());
+        return tier;
+    }
 
     private const int BasePage = 4096;
 

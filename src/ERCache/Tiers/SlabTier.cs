@@ -28,8 +28,8 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     // With huge pages: larger slabs, so that most of each is whole 2 MB pages (a slab's first and last pages straddle
     // its neighbours and stay small): 16–32 MB, of which 82–94 % at 1 KB rows. The tier still grows a slab at a time:
-    // its memory is resident once written (2 MB at a time instead of 4 KB), and the next slab from when half of the
-    // current one is (see _nextSlab).
+    // its memory is resident once written (2 MB at a time instead of 4 KB), the first slab from when the tier is built
+    // and each next one from when half of the current one is (see _nextSlab).
     private const int TargetHugePageBytes = 32 << 20;
 
     /// <summary>The smallest tier (capacity × slot) that asks for huge pages. A smaller one is within what the TLB
@@ -470,9 +470,10 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             // so the tier is filled the moment it exists, and each huge page would stall this write); a later one on huge
             // pages as before, since ordinary pages for the rest of a fast-filling tier would cost every hit on them.
             var next = TakePreparation(page);
-            var (allocated, advised) = next?.TryTake()
+            var taken = next?.TryTake();
+            _fillingSlab = taken is null ? null : next; // told how far the writes come, while it faults the slab in
+            var (allocated, advised) = taken
                 ?? (SlotPage.AllocateSlab(SlotsOnPage(page), _rowBytes, _hugePages && page > 0, out long advisedNow), advisedNow);
-            _fillingSlab = next?.Slab == allocated ? next : null;
             Volatile.Write(ref slab, allocated);
             _advisedSlabBytes += advised;
         }
