@@ -42,6 +42,16 @@ if (args.Length > 0 && args[0] == "--write-tail")
     return;
 }
 
+// dotnet run -c Release --project benchmarks/ERCache.Benchmarks -- --load-tail [entries] [rounds] [request writes per second]
+if (args.Length > 0 && args[0] == "--load-tail")
+{
+    LoadTail.Run(
+        args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 262_144,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3,
+        args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 20_000);
+    return;
+}
+
 // dotnet run -c Release --project benchmarks/ERCache.Benchmarks -- --core-to-core [seconds]
 if (args.Length > 0 && args[0] == "--core-to-core")
 {

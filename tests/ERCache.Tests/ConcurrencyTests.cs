@@ -526,6 +526,106 @@ public sealed class ConcurrencyTests
     }
 
     [Fact]
+    public void A_restore_beside_request_writes_removals_and_reads_keeps_every_newer_write_and_serves_nothing_removed()
+    {
+        // Each round: a restore writes users 0..Restored-1 (stamp 1, generation 1) into a fresh tier while a request
+        // thread writes every third of them and users past them (stamp 2, generation 2), another removes every third
+        // (noted first, as a removal during a restore is), and a reader checks every hit.
+        const int Restored = 4096, Extra = 2048, Rounds = 12, WritePasses = 6, Dims = 16;
+        using var metrics = new ERCacheMetrics(null);
+        for (int round = 0; round < Rounds; round++)
+        {
+            var tier = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", Restored + Extra, Dims, metrics);
+            var removed = new ConcurrentDictionary<long, bool>();
+            var removalDone = new bool[Restored];
+            long violations = 0;
+            int running = 3;
+            var restore = new Thread(() =>
+            {
+                var row = new float[Dims];
+                for (long u = 0; u < Restored; u++)
+                {
+                    TestTower.Fill(row, u, 1);
+                    tier.TryRestore(u, row, writtenAt: 1, ttl: long.MaxValue, removed.ContainsKey);
+                }
+
+                Interlocked.Decrement(ref running);
+            });
+            var writer = new Thread(() =>
+            {
+                var row = new float[Dims];
+                for (int pass = 0; pass < WritePasses; pass++)
+                {
+                    foreach (long u in Enumerable.Range(0, Restored / 3 + 1).Select(i => 3L * i).Concat(Enumerable.Range(Restored, Extra).Select(i => (long)i)))
+                    {
+                        TestTower.Fill(row, u, 2);
+                        tier.Write(u, row, writtenAt: 2);
+                    }
+                }
+
+                Interlocked.Decrement(ref running);
+            });
+            var remover = new Thread(() =>
+            {
+                for (long u = 1; u < Restored; u += 3)
+                {
+                    removed.TryAdd(u, true);
+                    tier.Remove(u);
+                    Volatile.Write(ref removalDone[u], true);
+                }
+
+                Interlocked.Decrement(ref running);
+            });
+            var reader = new Thread(() =>
+            {
+                var rng = new Random(round);
+                var row = new float[Dims];
+                var expected = new float[Dims];
+                while (Volatile.Read(ref running) > 0)
+                {
+                    long u = rng.Next(Restored + Extra);
+                    bool removedBefore = u < Restored && Volatile.Read(ref removalDone[u]);
+                    if (tier.TryRead(u, now: 2, ttl: long.MaxValue, row, out long writtenAt))
+                    {
+                        TestTower.Fill(expected, u, (int)writtenAt);
+                        if (removedBefore || !row.AsSpan().SequenceEqual(expected))
+                        {
+                            Interlocked.Increment(ref violations);
+                        }
+                    }
+                }
+            });
+            Thread[] threads = [restore, writer, remover, reader];
+            foreach (var thread in threads)
+            {
+                thread.Start();
+            }
+
+            foreach (var thread in threads)
+            {
+                thread.Join();
+            }
+
+            Assert.Equal(0, Interlocked.Read(ref violations));
+            Assert.Equal(0, tier.RequestWritesWaiting);
+            var read = new float[Dims];
+            var want = new float[Dims];
+            for (long u = 0; u < Restored + Extra; u++)
+            {
+                bool found = tier.TryRead(u, now: 2, ttl: long.MaxValue, read, out long writtenAt);
+                long expectedStamp = u >= Restored || u % 3 == 0 ? 2 : u % 3 == 2 ? 1 : 0; // 0: removed
+                Assert.True(found == (expectedStamp != 0), $"round {round}, user {u}: found {found}");
+                if (found)
+                {
+                    Assert.Equal(expectedStamp, writtenAt); // a restore never overwrote a newer write
+                    TestTower.Fill(want, u, (int)writtenAt);
+                    Assert.Equal(want, read);
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Hit_buffer_hammered_by_readers_while_a_drainer_runs_only_yields_recorded_slots()
     {
         var buffer = new HitBuffer();

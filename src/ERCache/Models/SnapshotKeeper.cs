@@ -198,7 +198,7 @@ internal sealed class SnapshotKeeper : IDisposable
                 }
 
                 StorageFormats.Decode(identity.Format, row, vector);
-                if (tier.TryWriteNewer(user, vector, ttlNow - ageTicks, ttl, removed))
+                if (tier.TryRestore(user, vector, ttlNow - ageTicks, ttl, removed))
                 {
                     loaded++;
                 }

@@ -111,6 +111,14 @@ internal abstract class EmbeddingTier : IDisposable
     /// </summary>
     public abstract bool TryWriteNewer(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null);
 
+    /// <summary>
+    /// <see cref="TryWriteNewer"/> for a bulk load that runs beside the requests (a snapshot restored at start-up): it
+    /// lets the requests' writes waiting for the tier's lock go first, so that a load writing in a tight loop does not keep
+    /// them waiting write after write. The same answer and the same checks as <see cref="TryWriteNewer"/>.
+    /// </summary>
+    public virtual bool TryRestore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null) =>
+        TryWriteNewer(userId, vector, writtenAt, ttl, removed);
+
     /// <summary>Removes the user's entry; a reader that races with it either copies the entry whole before the removal
     /// or misses. Returns whether there was one.</summary>
     public abstract bool Remove(long userId);

@@ -50,6 +50,19 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private readonly TaskScheduler _slabPreparation; // where slabs are prepared ahead (the thread pool)
     private long _advisedSlabBytes; // under _sync
 
+    // Request writes that found the lock taken and wait for it. A restore (TryRestore) lets them go first: on two
+    // vCPUs a load that took the lock again right after each of its writes kept a request's write waiting for up to
+    // tens of milliseconds (docs/benchmarks.md). Written only on contention, so the uncontended write pays nothing.
+    internal const int HandOffSpins = 1000; // turns of SpinWait (spins, then yields of the CPU), never a sleep
+    private int _requestWritesWaiting;
+    private volatile bool _restoreHoldsLock;
+
+    // What the restore's thread did ahead of its writes (one restore at a time per tier; SnapshotKeeper loads in turn).
+    private byte[]? _restoreTouchedSlab; // FaultInAhead faulted this slab in up to _restoreTouchedTo
+    private long _restoreTouchedTo;
+    private long _restoreFaultedInBytes;
+    private long _restoreHandOffSpins;
+
     // With huge pages, the next slab is allocated and its pages faulted in on the thread pool once the tier has filled
     // half of the current one (see SlabPreparation). A huge page's first touch makes the kernel zero 2 MB (and compact
     // memory first when it has no free huge page): without this, a write stalled under the tier's lock once every 2 MB
@@ -146,6 +159,18 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     /// <summary>The slab of page <paramref name="page"/>, or null before its first write (for tests).</summary>
     internal byte[]? SlabOf(int page) => Volatile.Read(ref _slabs[page]);
+
+    /// <summary>Bytes a restore faulted in ahead of its writes, outside the lock (for tests; the restore's thread).</summary>
+    internal long RestoreFaultedInBytes => _restoreFaultedInBytes;
+
+    /// <summary>Turns a restore waited for request writes before its own (for tests; the restore's thread).</summary>
+    internal long RestoreHandOffSpins => _restoreHandOffSpins;
+
+    /// <summary>Request writes waiting for the lock now (for tests).</summary>
+    internal int RequestWritesWaiting => Volatile.Read(ref _requestWritesWaiting);
+
+    /// <summary>Takes the tier's write lock until the returned scope is disposed (for tests).</summary>
+    internal Lock.Scope HoldWriteLock() => _sync.EnterScope();
 
     public override long HugePageBytes
     {
@@ -310,7 +335,8 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     public override void Write(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl = long.MaxValue)
     {
-        lock (_sync)
+        EnterAsRequest();
+        try
         {
             _policy.DrainHits();
             int slot = _index.Find(userId);
@@ -336,26 +362,62 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             _policy.OnInsert(slot);
             Volatile.Write(ref _counters.Count, _counters.Count + 1);
         }
+        finally
+        {
+            _sync.Exit();
+        }
     }
 
     public override bool TryWriteNewer(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null)
     {
-        lock (_sync)
+        EnterAsRequest();
+        try
         {
-            int slot = _index.Find(userId);
-            if (removed?.Invoke(userId) == true || (slot >= 0 && Page(slot).WrittenAt(slot & _pageMask) >= writtenAt))
-            {
-                return false;
-            }
+            return WriteIfNewer(userId, vector, writtenAt, ttl, removed);
+        }
+        finally
+        {
+            _sync.Exit();
+        }
+    }
 
-            Write(userId, vector, writtenAt, ttl); // the lock is re-entrant
-            return true;
+    public override bool TryRestore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null)
+    {
+        // Let waiting request writes take the lock first. Each one counted here is waiting for the lock, which this
+        // thread does not hold, so it takes it and stops counting. Requests that keep the lock busy without a break hold
+        // the load back for at most HandOffSpins turns per entry: it is slowed, never stopped.
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _requestWritesWaiting) != 0 && spin.Count < HandOffSpins)
+        {
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+
+        _restoreHandOffSpins += spin.Count;
+
+        if (_hugePages)
+        {
+            FaultInAhead();
+        }
+
+        // Set before the lock is taken, so that no request write finds the lock held without it and blocks.
+        _restoreHoldsLock = true;
+        try
+        {
+            lock (_sync)
+            {
+                return WriteIfNewer(userId, vector, writtenAt, ttl, removed);
+            }
+        }
+        finally
+        {
+            _restoreHoldsLock = false;
         }
     }
 
     public override bool Remove(long userId)
     {
-        lock (_sync)
+        EnterAsRequest();
+        try
         {
             _policy.DrainHits();
             int slot = _index.Find(userId);
@@ -366,6 +428,10 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
             Empty(slot);
             return true;
+        }
+        finally
+        {
+            _sync.Exit();
         }
     }
 
@@ -386,6 +452,98 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
             return removed;
         }
+    }
+
+    /// <summary>
+    /// A restore's writes fill the tier faster than its slabs are prepared, so they would fault each huge page in under
+    /// the lock (4–25 ms each here) while requests wait for it. Outside the lock, whenever the next fresh slot ends past
+    /// what it faulted in, this faults in up to the 2 MB boundary after that slot's end and 2 MB more, each byte once; the
+    /// writes then find their memory mapped. Racy by design: the next
+    /// slot is read without the lock and only names memory to touch, which changes no value (see
+    /// <see cref="HugePages.TouchEveryPage"/>). A full tier reuses slots already mapped; a slab not installed yet is left
+    /// to the write that installs it.
+    /// </summary>
+    private void FaultInAhead()
+    {
+        int next = Volatile.Read(ref _counters.Used);
+        if (next >= _capacity)
+        {
+            return;
+        }
+
+        if (Volatile.Read(ref _slabs[next >> _pageShift]) is not { } slab)
+        {
+            return;
+        }
+
+        long reached = (long)((next & _pageMask) + 1) * _stride;
+        if (!ReferenceEquals(slab, _restoreTouchedSlab))
+        {
+            (_restoreTouchedSlab, _restoreTouchedTo) = (slab, 0);
+        }
+
+        if (reached <= _restoreTouchedTo)
+        {
+            return;
+        }
+
+        int from = (int)_restoreTouchedTo;
+        int to = (int)Math.Min(slab.Length, ((reached + HugePages.PageBytes - 1) & ~(HugePages.PageBytes - 1L)) + HugePages.PageBytes);
+        HugePages.TouchEveryPage(slab.AsSpan(from, to - from));
+        _restoreTouchedTo = to;
+        _restoreFaultedInBytes += to - from;
+    }
+
+    /// <summary>Takes the lock for a request's write or removal, counted in <see cref="_requestWritesWaiting"/> while it
+    /// has to wait (see <see cref="TryRestore"/>). The caller exits the lock.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void EnterAsRequest()
+    {
+        if (!_sync.TryEnter())
+        {
+            EnterAsWaitingRequest();
+        }
+    }
+
+    /// <summary>The lock is taken: waits for it, counted in <see cref="_requestWritesWaiting"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EnterAsWaitingRequest()
+    {
+        Interlocked.Increment(ref _requestWritesWaiting);
+        try
+        {
+            // While a restore holds the lock, spin: it holds it for one write and then lets this one go first, and a
+            // thread that blocked instead took 2–5 ms to be woken on this machine's virtual CPUs (docs/benchmarks.md).
+            var spin = new SpinWait();
+            while (_restoreHoldsLock && spin.Count < HandOffSpins)
+            {
+                if (_sync.TryEnter())
+                {
+                    return;
+                }
+
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
+
+            _sync.Enter();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _requestWritesWaiting);
+        }
+    }
+
+    /// <summary><see cref="TryWriteNewer"/>'s checks and write. Under the lock.</summary>
+    private bool WriteIfNewer(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed)
+    {
+        int slot = _index.Find(userId);
+        if (removed?.Invoke(userId) == true || (slot >= 0 && Page(slot).WrittenAt(slot & _pageMask) >= writtenAt))
+        {
+            return false;
+        }
+
+        Write(userId, vector, writtenAt, ttl); // the lock is re-entrant
+        return true;
     }
 
     /// <summary>Takes an entry out of the order and the index and keeps its slot for the next write. Under the lock.</summary>
