@@ -27,6 +27,7 @@ public sealed partial class EmbeddingCache
                 nameof(vector));
         }
 
+        _snapshots?.NoteRemoved(runtime.State.Name, userId); // a snapshot's older vector never comes back over the push
         runtime.Set(userId, vector);
         if (runtime.State.Next?.Current is { } next)
         {
@@ -41,6 +42,7 @@ public sealed partial class EmbeddingCache
         CheckDisposed();
         var runtime = Resolve(model);
         ModelRuntime[] runtimes = runtime.State.Next?.Current is { } next ? [runtime, next] : [runtime];
+        _snapshots?.NoteRemoved(runtime.State.Name, userId); // before the tiers, and lasting: a crash does not undo it
         return RemoveAsync(runtimes, userId, [.. runtimes.Select(r => r.RegionalField)], cancellationToken);
     }
 
@@ -48,6 +50,11 @@ public sealed partial class EmbeddingCache
     public Task<int> RemoveAsync(long userId, CancellationToken cancellationToken = default)
     {
         CheckDisposed();
+        foreach (var state in _registry.States)
+        {
+            _snapshots?.NoteRemoved(state.Name, userId);
+        }
+
         return RemoveAsync([.. _registry.AllVersions.Select(s => s.Current)], userId, fields: null, cancellationToken);
     }
 
@@ -56,6 +63,7 @@ public sealed partial class EmbeddingCache
     {
         CheckDisposed();
         var runtime = Resolve(model);
+        _snapshots?.NoteRemoved(runtime.State.Name, Tiers.Snapshots.RemovalLog.EveryUser);
         int cleared = runtime.Clear();
         runtime.State.Next?.Current.Clear(); // a rollout's next version: its count is not the model's entries
         _invalidator?.Announce(InvalidationKind.Clear, 0, runtime.RegionalField);

@@ -626,6 +626,58 @@ public sealed class ConcurrencyTests
     }
 
     [Fact]
+    public void A_removal_log_appended_from_four_threads_while_it_is_rewritten_keeps_every_record()
+    {
+        const int Threads = 4, PerThread = 5_000, Rewrites = 40;
+        string directory = Path.Combine(Path.GetTempPath(), $"ercache-removal-hammer-{Guid.NewGuid():N}");
+        try
+        {
+            using var log = new Tiers.Snapshots.RemovalLog(Path.Combine(directory, "m.removals.ercache-log"));
+            int appending = Threads;
+            var appenders = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+            {
+                for (int i = 0; i < PerThread; i++)
+                {
+                    log.Append((t * PerThread) + i, 1_000 + i);
+                }
+
+                Interlocked.Decrement(ref appending);
+            })).ToArray();
+            var rewriter = new Thread(() =>
+            {
+                for (int i = 0; i < Rewrites || Volatile.Read(ref appending) > 0; i++)
+                {
+                    log.DropBefore(0); // drops nothing: every record must survive each rewrite
+                }
+            });
+            foreach (var thread in appenders.Append(rewriter))
+            {
+                thread.Start();
+            }
+
+            foreach (var thread in appenders.Append(rewriter))
+            {
+                thread.Join();
+            }
+
+            var records = Tiers.Snapshots.RemovalLog.Read(log.Path)!;
+            Assert.Equal(Threads * PerThread, records.Users);
+            for (int t = 0; t < Threads; t++)
+            {
+                for (int i = 0; i < PerThread; i++)
+                {
+                    Assert.True(records.Covers((t * PerThread) + i, 1_000 + i), $"user {(t * PerThread) + i}");
+                    Assert.False(records.Covers((t * PerThread) + i, 1_001 + i));
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Hit_buffer_hammered_by_readers_while_a_drainer_runs_only_yields_recorded_slots()
     {
         var buffer = new HitBuffer();

@@ -235,6 +235,121 @@ public sealed class SnapshotTests : IDisposable
         Assert.Equal(EmbeddingSource.Direct, (await cache.GetAsync(Model, 31, vector)).Source);
     }
 
+    public static TheoryData<string> Operations => ["remove", "remove from every model", "push", "clear"];
+
+    [Theory]
+    [MemberData(nameof(Operations))]
+    public async Task An_operation_after_the_last_snapshot_is_not_undone_by_it_after_a_crash(string operation)
+    {
+        // The first process writes its snapshots at minute 9, then removes, pushes or clears, then crashes: what it left
+        // on disk is the snapshot of minute 9 and the removal log as of the crash.
+        var options = Options();
+        var clock = new FakeTimeProvider(Epoch);
+        string crashed = Path.Combine(_directory, "crashed");
+        await using (var cache = Start(options, clock, new TestTower { Generation = 1 }))
+        {
+            clock.SetUtcNow(Epoch + TimeSpan.FromMinutes(8));
+            foreach (long user in new long[] { 30, 31 })
+            {
+                await cache.GetAsync(Model, user, new float[8]);
+            }
+
+            clock.SetUtcNow(Epoch + TimeSpan.FromMinutes(9));
+            await cache.WriteSnapshotsAsync();
+            clock.Advance(TimeSpan.FromSeconds(5));
+            switch (operation)
+            {
+                case "remove": await cache.RemoveAsync(Model, 30); break;
+                case "remove from every model": await cache.RemoveAsync(30); break;
+                case "push": cache.SetVector(Model, 30, new float[8]); break;
+                default: cache.Clear(Model); break;
+            }
+
+            Directory.CreateDirectory(crashed);
+            foreach (string file in Directory.GetFiles(_directory))
+            {
+                File.Copy(file, Path.Combine(crashed, Path.GetFileName(file)));
+            }
+        }
+
+        foreach (string file in Directory.GetFiles(crashed))
+        {
+            File.Copy(file, Path.Combine(_directory, Path.GetFileName(file)), overwrite: true); // the graceful stop never happened
+        }
+
+        var logs = new FakeLogCollector();
+        clock.SetUtcNow(Epoch + TimeSpan.FromMinutes(10));
+        await using var next = Start(options, clock, new TestTower { Generation = 2 }, new FakeLogger<EmbeddingCache>(logs));
+        await next.WhenReadyAsync();
+
+        var vector = new float[8];
+        Assert.Equal(EmbeddingSource.Fresh, (await next.GetAsync(Model, 30, vector)).Source); // neither the removed nor the superseded vector
+        Assert.Equal(2, TestTower.GenerationOf(vector));
+        var expectedOther = operation == "clear" ? EmbeddingSource.Fresh : EmbeddingSource.Direct;
+        Assert.Equal(expectedOther, (await next.GetAsync(Model, 31, vector)).Source);
+        var loaded = Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 29 && r.Message.Contains(".direct."));
+        Assert.Contains(operation == "clear" ? "2 removed or superseded" : "1 removed or superseded", loaded.Message);
+    }
+
+    [Fact]
+    public async Task Writing_every_tier_drops_the_removals_the_snapshot_already_holds_and_keeps_the_recent_ones()
+    {
+        var options = Options();
+        var clock = new FakeTimeProvider(Epoch);
+        string log = Path.Combine(_directory, "ctr.removals.ercache-log");
+        await using var cache = Start(options, clock, new TestTower());
+        await cache.RemoveAsync(Model, 1);
+        await cache.RemoveAsync(Model, 2);
+        Assert.Equal(8 + (2 * 16), new FileInfo(log).Length); // the magic and two records
+
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await cache.RemoveAsync(Model, 3);
+        clock.Advance(Models.SnapshotKeeper.RemovalLogMargin - TimeSpan.FromSeconds(1));
+        await cache.WriteSnapshotsAsync();
+        Assert.Equal(8 + 16, new FileInfo(log).Length); // users 1 and 2 were removed before the snapshot; 3 within the margin
+
+        await cache.RemoveAsync(Model, 4); // appended after the rewrite
+        var records = Tiers.Snapshots.RemovalLog.Read(log)!;
+        Assert.True(records.Covers(3, Epoch.AddMinutes(5).ToUnixTimeMilliseconds()));
+        Assert.True(records.Covers(4, clock.GetUtcNow().ToUnixTimeMilliseconds()));
+        Assert.False(records.Covers(1, 0));
+        Assert.Equal(2, records.Users);
+    }
+
+    [Fact]
+    public async Task A_removal_that_cannot_be_logged_deletes_the_model_snapshots_and_logs_an_error()
+    {
+        var logs = new FakeLogCollector();
+        var clock = new FakeTimeProvider(Epoch);
+        await using var cache = Start(Options(), clock, new TestTower(), new FakeLogger<EmbeddingCache>(logs));
+        await cache.GetAsync(Model, 5, new float[8]);
+        await cache.WriteSnapshotsAsync();
+        Assert.Equal(2, Directory.GetFiles(_directory, "*.ercache-snapshot").Length);
+        Directory.CreateDirectory(Path.Combine(_directory, "ctr.removals.ercache-log")); // the log's path cannot be a file
+
+        Assert.Equal(2, await cache.RemoveAsync(Model, 5)); // the removal itself is done
+
+        Assert.Empty(Directory.GetFiles(_directory, "*.ercache-snapshot")); // a cold start rather than user 5 back
+        var error = Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 40);
+        Assert.Equal(LogLevel.Error, error.Level);
+        Assert.Contains("ctr.removals.ercache-log", error.Message);
+    }
+
+    [Fact]
+    public async Task A_removal_log_that_cannot_be_read_restores_nothing_of_the_model()
+    {
+        await RunFirstProcessAsync(Options(), new FakeTimeProvider(Epoch));
+        File.WriteAllBytes(Path.Combine(_directory, "ctr.removals.ercache-log"), "not a removal log"u8.ToArray());
+
+        var logs = new FakeLogCollector();
+        await using var cache = Start(Options(), new FakeTimeProvider(Epoch + TimeSpan.FromMinutes(9)), new TestTower(), new FakeLogger<EmbeddingCache>(logs));
+        await cache.WhenReadyAsync();
+
+        Assert.Equal(0, cache.GetEntryCount(Model, TierKind.Direct));
+        Assert.Equal(0, cache.GetEntryCount(Model, TierKind.Failover));
+        Assert.Equal(LogLevel.Error, Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 40).Level);
+    }
+
     [Fact]
     public async Task A_cache_without_snapshots_is_ready_at_once_and_writing_is_a_no_op()
     {

@@ -51,14 +51,17 @@ internal static partial class Log
     [LoggerMessage(EventId = 28, Level = LogLevel.Warning, Message = "Every inference slot of model '{Model}' ({Slots}) is held by a call that passed its hard timeout {HardTimeout} and has not returned (a delegate that blocks or ignores its token): every miss is shed until one returns.")]
     public static partial void AllSlotsAbandoned(ILogger logger, string model, int slots, TimeSpan hardTimeout);
 
-    [LoggerMessage(EventId = 29, Level = LogLevel.Information, Message = "ERCache restored the {Tier} tier of model '{Model}' version '{Version}' from {Path}: {Loaded} entries, {Expired} too old, {Kept} kept because the tier held a newer vector or the user was removed meanwhile, in {ElapsedMs:F0} ms.")]
-    public static partial void SnapshotLoaded(ILogger logger, TierKind tier, string model, string version, string path, long loaded, long expired, long kept, double elapsedMs);
+    [LoggerMessage(EventId = 29, Level = LogLevel.Information, Message = "ERCache restored the {Tier} tier of model '{Model}' version '{Version}' from {Path}: {Loaded} entries, {Expired} too old, {Kept} kept because the tier held a newer vector or the user was removed meanwhile, {Removed} removed or superseded after the snapshot was written, in {ElapsedMs:F0} ms.")]
+    public static partial void SnapshotLoaded(ILogger logger, TierKind tier, string model, string version, string path, long loaded, long expired, long kept, long removed, double elapsedMs);
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "ERCache skipped the snapshot {Path} for the {Tier} tier of model '{Model}': {Reason}. Nothing of it was used; the tier starts empty.")]
     public static partial void SnapshotRejected(ILogger logger, string path, TierKind tier, string model, string reason);
 
     [LoggerMessage(EventId = 31, Level = LogLevel.Information, Message = "ERCache wrote the {Tier} tier of model '{Model}' version '{Version}' to {Path}: {Entries} entries, {Bytes} bytes, in {ElapsedMs:F0} ms.")]
     public static partial void SnapshotWritten(ILogger logger, TierKind tier, string model, string version, string path, long entries, long bytes, double elapsedMs);
+
+    [LoggerMessage(EventId = 40, Level = LogLevel.Error, Message = "ERCache could not {Operation} the removal log {Path} of model '{Model}'; its snapshots are not restored, so that no removed or superseded entry comes back.")]
+    public static partial void RemovalLogFailed(ILogger logger, string operation, string path, string model, Exception exception);
 
     [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "ERCache could not {Operation} the snapshot {Path}; the previous one (if any) is kept.")]
     public static partial void SnapshotFailed(ILogger logger, string operation, string path, Exception exception);

@@ -23,6 +23,9 @@ internal sealed class SnapshotKeeper : IDisposable
     /// <summary>A restored entry stamped further in the future than this (clocks of two processes disagree) is skipped.</summary>
     private static readonly TimeSpan FutureTolerance = TimeSpan.FromMinutes(1);
 
+    /// <summary>How much older than a snapshot a removal record must be before the snapshot's write drops it.</summary>
+    internal static readonly TimeSpan RemovalLogMargin = TimeSpan.FromMinutes(1);
+
     private readonly SnapshotOptions _options;
     private readonly ModelRegistry _registry;
     private readonly TimeProvider _time;
@@ -30,6 +33,7 @@ internal sealed class SnapshotKeeper : IDisposable
     private readonly SemaphoreSlim _writing = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly ITimer? _timer;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, RemovalLog> _removalLogs = new(StringComparer.OrdinalIgnoreCase);
 
     public SnapshotKeeper(SnapshotOptions options, ModelRegistry registry, TimeProvider time, ILogger logger)
     {
@@ -56,7 +60,47 @@ internal sealed class SnapshotKeeper : IDisposable
     public Task Loaded { get; }
 
     /// <summary>The directory's file for one tier of a model: the name made safe for any file system.</summary>
-    public static string PathOf(string directory, string model, TierKind tier)
+    public static string PathOf(string directory, string model, TierKind tier) =>
+        Path.Combine(directory, $"{FileStem(model)}.{tier.ToString().ToLowerInvariant()}.ercache-snapshot");
+
+    /// <summary>The directory's removal log of a model (see <see cref="RemovalLog"/>).</summary>
+    public static string RemovalLogPathOf(string directory, string model) => Path.Combine(directory, $"{FileStem(model)}.removals.ercache-log");
+
+    /// <summary>
+    /// Records that <paramref name="userId"/>'s entries of <paramref name="model"/> (every user's, with
+    /// <see cref="RemovalLog.EveryUser"/>) are removed or superseded as of now, before the operation touches the tiers:
+    /// a snapshot written before it is then never restored over it, even after a crash. When the record cannot be
+    /// written, the model's snapshots are deleted instead (a cold start rather than a removed user served), and an error
+    /// is logged.
+    /// </summary>
+    public void NoteRemoved(string model, long userId)
+    {
+        long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var log = _removalLogs.GetOrAdd(model, static (m, directory) => new RemovalLog(RemovalLogPathOf(directory, m)), _options.Directory!);
+        try
+        {
+            log.Append(userId, now);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.RemovalLogFailed(_logger, "write", log.Path, model, ex);
+            foreach (var tier in new[] { TierKind.Direct, TierKind.Failover })
+            {
+                string path = PathOf(_options.Directory!, model, tier);
+                try
+                {
+                    File.Delete(path);
+                }
+                catch (Exception deleteFailed) when (deleteFailed is IOException or UnauthorizedAccessException)
+                {
+                    Log.SnapshotFailed(_logger, "delete (a removal could not be logged)", path, deleteFailed);
+                }
+            }
+        }
+    }
+
+    /// <summary>A model's name made safe for any file system.</summary>
+    private static string FileStem(string model)
     {
         var name = new StringBuilder();
         foreach (char c in model.ToLowerInvariant())
@@ -64,7 +108,7 @@ internal sealed class SnapshotKeeper : IDisposable
             name.Append(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : $"%{(int)c:X4}");
         }
 
-        return Path.Combine(directory, $"{name}.{tier.ToString().ToLowerInvariant()}.ercache-snapshot");
+        return name.ToString();
     }
 
     /// <summary>Writes every model's tiers now; one writer at a time, each bounded by <c>Snapshots:WriteTimeout</c>.
@@ -103,6 +147,10 @@ internal sealed class SnapshotKeeper : IDisposable
         _timer?.Dispose();
         _stopping.Cancel();
         _stopping.Dispose();
+        foreach (var log in _removalLogs.Values)
+        {
+            log.Dispose();
+        }
     }
 
     private void LoadAll(ModelVersionState[] states)
@@ -114,11 +162,12 @@ internal sealed class SnapshotKeeper : IDisposable
             foreach (var state in states)
             {
                 var runtime = state.Current;
+                var removals = ReadRemovals(state.Name);
                 foreach (var (tier, ttl) in new[] { (runtime.Direct, runtime.DirectTtl), (runtime.Failover, runtime.FailoverTtl) })
                 {
                     if (tier is not null && !state.IsRetired)
                     {
-                        LoadTier(state, runtime, tier, ttl, linked.Token);
+                        LoadTier(state, runtime, tier, ttl, removals, linked.Token);
                     }
                 }
             }
@@ -140,7 +189,29 @@ internal sealed class SnapshotKeeper : IDisposable
         }
     }
 
-    private void LoadTier(ModelVersionState state, ModelRuntime runtime, EmbeddingTier tier, long ttl, CancellationToken cancellationToken)
+    /// <summary>The model's removal log as the last process left it (null when there is none); a log that cannot be read
+    /// restores nothing of the model.</summary>
+    private RemovalRecords? ReadRemovals(string model)
+    {
+        string path = RemovalLogPathOf(_options.Directory!, model);
+        try
+        {
+            var records = RemovalLog.Read(path);
+            if (records is { IsUnreadable: true })
+            {
+                Log.RemovalLogFailed(_logger, "read", path, model, new InvalidDataException("The file is not a removal log."));
+            }
+
+            return records;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.RemovalLogFailed(_logger, "read", path, model, ex);
+            return RemovalRecords.Unreadable;
+        }
+    }
+
+    private void LoadTier(ModelVersionState state, ModelRuntime runtime, EmbeddingTier tier, long ttl, RemovalRecords? removals, CancellationToken cancellationToken)
     {
         string path = PathOf(_options.Directory!, state.Name, tier.Policy.Kind);
         if (!File.Exists(path))
@@ -153,7 +224,7 @@ internal sealed class SnapshotKeeper : IDisposable
         long started = Stopwatch.GetTimestamp();
         try
         {
-            var outcome = Restore(tier, path, identity, _time, runtime.TtlNow, ttl, state.IsRemovedSinceRestoreBegan, cancellationToken);
+            var outcome = Restore(tier, path, identity, _time, runtime.TtlNow, ttl, state.IsRemovedSinceRestoreBegan, cancellationToken, removals);
             if (outcome.Refused is { } reason)
             {
                 Log.SnapshotRejected(_logger, path, tier.Policy.Kind, state.Name, reason);
@@ -161,7 +232,7 @@ internal sealed class SnapshotKeeper : IDisposable
             }
 
             double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            Log.SnapshotLoaded(_logger, tier.Policy.Kind, state.Name, state.Version, path, outcome.Loaded, outcome.Expired, outcome.Kept, elapsedMs);
+            Log.SnapshotLoaded(_logger, tier.Policy.Kind, state.Name, state.Version, path, outcome.Loaded, outcome.Expired, outcome.Kept, outcome.Removed, elapsedMs);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -172,23 +243,30 @@ internal sealed class SnapshotKeeper : IDisposable
     /// <summary>
     /// Restores one tier from its snapshot file: each entry younger than <paramref name="ttl"/> (by its wall-clock write
     /// time, against <paramref name="time"/>'s now) is written stamped <paramref name="ttlNow"/> minus its age, unless the
-    /// tier holds a newer one or <paramref name="removed"/> says the user was removed. Nothing is written when the file
-    /// is refused.
+    /// tier holds a newer one or <paramref name="removed"/> says the user was removed. An entry that
+    /// <paramref name="removals"/> (the removal log) covers is skipped: it was removed or superseded after it was written.
+    /// Nothing is written when the file is refused.
     /// </summary>
     internal static RestoreOutcome Restore(
         EmbeddingTier tier, string path, SnapshotIdentity identity, TimeProvider time, long ttlNow, long ttl, Func<long, bool> removed,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, RemovalRecords? removals = null)
     {
         long nowUnixMs = time.GetUtcNow().ToUnixTimeMilliseconds();
         long frequency = time.TimestampFrequency;
         long futureMs = (long)FutureTolerance.TotalMilliseconds;
         var vector = new float[identity.Dimensions];
-        long loaded = 0, expired = 0, kept = 0;
+        long loaded = 0, expired = 0, kept = 0, removedAfter = 0;
         string? refused = TierSnapshotFile.Load(
             path,
             identity,
             (user, writtenAtUnixMs, row) =>
             {
+                if (removals?.Covers(user, writtenAtUnixMs) == true)
+                {
+                    removedAfter++;
+                    return;
+                }
+
                 long ageMs = nowUnixMs - writtenAtUnixMs;
                 long ageTicks = (long)((Int128)Math.Max(0, ageMs) * frequency / 1000);
                 if (ageMs < -futureMs || ageTicks >= ttl)
@@ -208,12 +286,13 @@ internal sealed class SnapshotKeeper : IDisposable
                 }
             },
             cancellationToken);
-        return new RestoreOutcome(refused, loaded, expired, kept);
+        return new RestoreOutcome(refused, loaded, expired, kept, removedAfter);
     }
 
     /// <summary>What a restore did: why the file was refused (null when it was loaded), and the entries restored, too old,
-    /// and kept out (a newer vector, or a removal).</summary>
-    internal readonly record struct RestoreOutcome(string? Refused, long Loaded, long Expired, long Kept);
+    /// kept out (a newer vector, or a removal during the load), and removed or superseded after the snapshot (the removal
+    /// log).</summary>
+    internal readonly record struct RestoreOutcome(string? Refused, long Loaded, long Expired, long Kept, long Removed);
 
     private void WriteAll(CancellationToken cancellationToken)
     {
@@ -230,6 +309,8 @@ internal sealed class SnapshotKeeper : IDisposable
         foreach (var state in _registry.States)
         {
             var runtime = state.Current;
+            long modelStartedUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            bool allWritten = true;
             foreach (var tier in new[] { runtime.Direct, runtime.Failover })
             {
                 if (tier is null)
@@ -259,8 +340,36 @@ internal sealed class SnapshotKeeper : IDisposable
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
                     Log.SnapshotFailed(_logger, "write", path, ex);
+                    allWritten = false;
                 }
             }
+
+            if (allWritten)
+            {
+                DropRemovalsBefore(state.Name, modelStartedUnixMs - (long)RemovalLogMargin.TotalMilliseconds);
+            }
+        }
+    }
+
+    /// <summary>Once every tier of a model is written, its removal log keeps only what came after: a removal made
+    /// before the walk began had emptied the tiers already. The margin covers the moment between a removal's record and
+    /// its tiers (and the walk's own start), so no record a snapshot may still need is dropped.</summary>
+    private void DropRemovalsBefore(string model, long unixMs)
+    {
+        string path = RemovalLogPathOf(_options.Directory!, model);
+        if (!_removalLogs.TryGetValue(model, out var log) && !File.Exists(path))
+        {
+            return;
+        }
+
+        log ??= _removalLogs.GetOrAdd(model, static (m, directory) => new RemovalLog(RemovalLogPathOf(directory, m)), _options.Directory!);
+        try
+        {
+            log.DropBefore(unixMs);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.SnapshotFailed(_logger, "shorten the removal log beside", path, ex); // the records stay: only the file's size is at stake
         }
     }
 }

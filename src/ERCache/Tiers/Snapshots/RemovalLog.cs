@@ -1,0 +1,170 @@
+using System.Buffers.Binary;
+
+namespace ERCache.Tiers.Snapshots;
+
+/// <summary>
+/// One model's record of the removals, clears and pushes made since its snapshots were last written, kept beside them.
+/// A restart after a crash (no graceful stop, so no snapshot taken after those operations) then restores no entry they
+/// removed or superseded: an entry written at or before a record for its user, or for every user, is skipped.
+/// </summary>
+/// <remarks>
+/// <para>Layout: the magic <c>ERCRLOG1</c>, then records of 16 bytes, little-endian: the user id (i64;
+/// <see cref="EveryUser"/> for a clear) and the wall-clock time of the operation (Unix ms, i64). A torn last record (a
+/// crash mid-append) is ignored.</para>
+/// <para>Each record is written and flushed to the operating system before the operation touches the tiers, so it
+/// survives the process's crash, not the machine's (a sync to disk per removal would cost milliseconds). Once all of a
+/// model's tiers are written again, the records older than that snapshot, less a margin, are dropped
+/// (<see cref="DropBefore"/>). A log that reaches its record limit is replaced by one record for every user: nothing
+/// written before then is restored, and its size stays bounded.</para>
+/// </remarks>
+internal sealed class RemovalLog : IDisposable
+{
+    /// <summary>The user id a clear records: every user of the model.</summary>
+    public const long EveryUser = long.MinValue;
+
+    /// <summary>Records a log holds at most (16 bytes each, 4 MB) before it is replaced by one for every user.</summary>
+    public const int DefaultMaxRecords = 262_144;
+
+    private const int RecordBytes = 16;
+    private static readonly byte[] Magic = "ERCRLOG1"u8.ToArray();
+
+    private readonly Lock _sync = new();
+    private readonly int _maxRecords;
+    private FileStream? _file; // opened at the first append, under _sync
+    private long _records;
+
+    public RemovalLog(string path, int maxRecords = DefaultMaxRecords)
+    {
+        Path = path;
+        _maxRecords = maxRecords;
+    }
+
+    /// <summary>The log's file.</summary>
+    public string Path { get; }
+
+    /// <summary>Appends a record and flushes it to the operating system. Throws <see cref="IOException"/> or
+    /// <see cref="UnauthorizedAccessException"/> when the file cannot be written; the caller must then make sure no
+    /// snapshot of the model is restored.</summary>
+    public void Append(long userId, long unixMs)
+    {
+        lock (_sync)
+        {
+            var file = _file ??= Open(unixMs);
+            if (_records >= _maxRecords)
+            {
+                // Bounded: one record for every user replaces them all (nothing written before now is restored).
+                file.SetLength(Magic.Length);
+                file.Position = Magic.Length;
+                _records = 0;
+                userId = EveryUser;
+            }
+
+            Span<byte> record = stackalloc byte[RecordBytes];
+            BinaryPrimitives.WriteInt64LittleEndian(record, userId);
+            BinaryPrimitives.WriteInt64LittleEndian(record[8..], unixMs);
+            file.Write(record);
+            file.Flush();
+            _records++;
+        }
+    }
+
+    /// <summary>Drops the records made before <paramref name="unixMs"/> (the file is rewritten under a temporary name and
+    /// renamed). Throws as <see cref="Append"/> does; the records are then kept.</summary>
+    public void DropBefore(long unixMs)
+    {
+        lock (_sync)
+        {
+            _file?.Dispose();
+            _file = null;
+            // A file that is not a log was never appended to by this process (the first append starts it again): its
+            // records, whatever they were, are older than the snapshot just written.
+            var kept = Read(Path) is { IsUnreadable: false } records ? records.Since(unixMs) : [];
+            string temporary = $"{Path}.{Environment.ProcessId}.tmp";
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                file.Write(Magic);
+                Span<byte> record = stackalloc byte[RecordBytes];
+                foreach (var (user, at) in kept)
+                {
+                    BinaryPrimitives.WriteInt64LittleEndian(record, user);
+                    BinaryPrimitives.WriteInt64LittleEndian(record[8..], at);
+                    file.Write(record);
+                }
+
+                file.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, Path, overwrite: true);
+        }
+    }
+
+    /// <summary>The records of the log at <paramref name="path"/>: null when there is none; a file that is not such a log
+    /// reads as one record for every user at <see cref="long.MaxValue"/> (nothing can be trusted, so nothing is restored).</summary>
+    public static RemovalRecords? Read(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        var bytes = File.ReadAllBytes(path); // at most the record limit's 4 MB
+        if (bytes.Length < Magic.Length || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+        {
+            return RemovalRecords.Unreadable;
+        }
+
+        var records = new RemovalRecords();
+        for (int offset = Magic.Length; offset + RecordBytes <= bytes.Length; offset += RecordBytes) // a torn last record is left out
+        {
+            records.Add(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(offset)), BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(offset + 8)));
+        }
+
+        return records;
+    }
+
+    public void Dispose()
+    {
+        lock (_sync)
+        {
+            _file?.Dispose();
+            _file = null;
+        }
+    }
+
+    /// <summary>Opens the file for appending, writing the magic into a new or empty one. A file that is not such a log
+    /// is started again with one record for every user at <paramref name="unixMs"/>: its records cannot be read, so
+    /// nothing written before now may be restored.</summary>
+    private FileStream Open(long unixMs)
+    {
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        var file = new FileStream(Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+        try
+        {
+            Span<byte> magic = stackalloc byte[8];
+            bool empty = file.Length == 0;
+            if (empty || file.Length < Magic.Length || file.Read(magic) != Magic.Length || !magic.SequenceEqual(Magic))
+            {
+                file.SetLength(0);
+                file.Write(Magic);
+                if (!empty)
+                {
+                    Span<byte> record = stackalloc byte[RecordBytes];
+                    BinaryPrimitives.WriteInt64LittleEndian(record, EveryUser);
+                    BinaryPrimitives.WriteInt64LittleEndian(record[8..], unixMs);
+                    file.Write(record);
+                }
+            }
+
+            long whole = (file.Length - Magic.Length) / RecordBytes;
+            file.SetLength(Magic.Length + (whole * RecordBytes)); // a torn last record goes
+            file.Position = file.Length;
+            _records = whole;
+            return file;
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+}
