@@ -109,6 +109,19 @@ public sealed class RemovalLogTests : IDisposable
     }
 
     [Fact]
+    public void A_file_longer_than_a_log_can_grow_is_not_read()
+    {
+        Directory.CreateDirectory(_directory);
+        using (var file = File.Create(LogPath))
+        {
+            file.Write("ERCRLOG1"u8);
+            file.SetLength(8 + ((RemovalLog.DefaultMaxRecords + 2L) * 16));
+        }
+
+        Assert.True(RemovalLog.Read(LogPath)!.IsUnreadable);
+    }
+
+    [Fact]
     public void Dropping_before_a_time_keeps_the_latest_record_of_each_user_from_then_on()
     {
         using var log = new RemovalLog(LogPath);

@@ -107,7 +107,12 @@ internal sealed class RemovalLog : IDisposable
             return null;
         }
 
-        var bytes = File.ReadAllBytes(path); // at most the record limit's 4 MB
+        if (new FileInfo(path).Length > Magic.Length + ((DefaultMaxRecords + 1L) * RecordBytes))
+        {
+            return RemovalRecords.Unreadable; // longer than a log can grow: not one (and not read into memory)
+        }
+
+        var bytes = File.ReadAllBytes(path);
         if (bytes.Length < Magic.Length || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
         {
             return RemovalRecords.Unreadable;
