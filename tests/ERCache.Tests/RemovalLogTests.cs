@@ -109,6 +109,18 @@ public sealed class RemovalLogTests : IDisposable
     }
 
     [Fact]
+    public void A_disposed_log_refuses_to_append_or_rewrite_rather_than_open_its_file_again()
+    {
+        var log = new RemovalLog(LogPath);
+        log.Append(1, 1_000);
+        log.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(() => log.Append(2, 2_000));
+        Assert.Throws<ObjectDisposedException>(() => log.DropBefore(0));
+        Assert.Equal(8 + 16, new FileInfo(LogPath).Length);
+    }
+
+    [Fact]
     public void A_file_longer_than_a_log_can_grow_is_not_read()
     {
         Directory.CreateDirectory(_directory);

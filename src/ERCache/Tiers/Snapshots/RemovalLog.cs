@@ -32,6 +32,7 @@ internal sealed class RemovalLog : IDisposable
     private readonly int _maxRecords;
     private FileStream? _file; // opened at the first append, under _sync
     private long _records;
+    private bool _disposed;
 
     public RemovalLog(string path, int maxRecords = DefaultMaxRecords)
     {
@@ -49,6 +50,7 @@ internal sealed class RemovalLog : IDisposable
     {
         lock (_sync)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this); // an operation racing the cache's disposal
             var file = _file ??= Open(unixMs);
             if (_records >= _maxRecords)
             {
@@ -74,6 +76,7 @@ internal sealed class RemovalLog : IDisposable
     {
         lock (_sync)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             _file?.Dispose();
             _file = null;
             // A file that is not a log was never appended to by this process (the first append starts it again): its
@@ -131,6 +134,7 @@ internal sealed class RemovalLog : IDisposable
     {
         lock (_sync)
         {
+            _disposed = true;
             _file?.Dispose();
             _file = null;
         }
