@@ -27,7 +27,7 @@ public sealed partial class EmbeddingCache
                 nameof(vector));
         }
 
-        _snapshots?.NoteRemoved(runtime.State.Name, userId); // a snapshot's older vector never comes back over the push
+        _snapshots?.NoteRemoved(runtime.State.Name, userId, durable: false); // a snapshot's older vector never comes back over the push
         runtime.Set(userId, vector);
         if (runtime.State.Next?.Current is { } next)
         {
@@ -42,7 +42,7 @@ public sealed partial class EmbeddingCache
         CheckDisposed();
         var runtime = Resolve(model);
         ModelRuntime[] runtimes = runtime.State.Next?.Current is { } next ? [runtime, next] : [runtime];
-        _snapshots?.NoteRemoved(runtime.State.Name, userId); // before the tiers, and lasting: a crash does not undo it
+        _snapshots?.NoteRemoved(runtime.State.Name, userId, durable: true); // before the tiers, and lasting: a crash does not undo it
         return RemoveAsync(runtimes, userId, [.. runtimes.Select(r => r.RegionalField)], cancellationToken);
     }
 
@@ -52,7 +52,7 @@ public sealed partial class EmbeddingCache
         CheckDisposed();
         foreach (var state in _registry.States)
         {
-            _snapshots?.NoteRemoved(state.Name, userId);
+            _snapshots?.NoteRemoved(state.Name, userId, durable: true);
         }
 
         return RemoveAsync([.. _registry.AllVersions.Select(s => s.Current)], userId, fields: null, cancellationToken);
@@ -63,7 +63,7 @@ public sealed partial class EmbeddingCache
     {
         CheckDisposed();
         var runtime = Resolve(model);
-        _snapshots?.NoteRemoved(runtime.State.Name, Tiers.Snapshots.RemovalLog.EveryUser);
+        _snapshots?.NoteRemoved(runtime.State.Name, Tiers.Snapshots.RemovalLog.EveryUser, durable: true);
         int cleared = runtime.Clear();
         runtime.State.Next?.Current.Clear(); // a rollout's next version: its count is not the model's entries
         _invalidator?.Announce(InvalidationKind.Clear, 0, runtime.RegionalField);

@@ -246,6 +246,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>Whether snapshots are still loading (for the health check).</summary>
     internal bool IsLoadingSnapshots => _snapshots is { Loaded.IsCompleted: false };
 
+    /// <summary>The snapshots' keeper, when <c>Snapshots:Directory</c> is set (for tests).</summary>
+    internal SnapshotKeeper? Snapshots => _snapshots;
+
     /// <summary>The clock of every TTL and deadline (the health check's window too).</summary>
     internal TimeProvider Time => _time;
 

@@ -66,20 +66,24 @@ internal sealed class SnapshotKeeper : IDisposable
     /// <summary>The directory's removal log of a model (see <see cref="RemovalLog"/>).</summary>
     public static string RemovalLogPathOf(string directory, string model) => Path.Combine(directory, $"{FileStem(model)}.removals.ercache-log");
 
+    /// <summary>The removal log of a model, once an operation wrote to it (for tests).</summary>
+    internal RemovalLog? RemovalLogOf(string model) => _removalLogs.GetValueOrDefault(model);
+
     /// <summary>
     /// Records that <paramref name="userId"/>'s entries of <paramref name="model"/> (every user's, with
     /// <see cref="RemovalLog.EveryUser"/>) are removed or superseded as of now, before the operation touches the tiers:
-    /// a snapshot written before it is then never restored over it, even after a crash. When the record cannot be
-    /// written, the model's snapshots are deleted instead (a cold start rather than a removed user served), and an error
-    /// is logged.
+    /// a snapshot written before it is then never restored over it, even after a crash. <paramref name="durable"/> (a
+    /// removal or clear) syncs the record to disk; a push's is flushed to the operating system only (see
+    /// <see cref="RemovalLog"/>). When the record cannot be written, the model's snapshots are deleted instead (a cold
+    /// start rather than a removed user served), and an error is logged.
     /// </summary>
-    public void NoteRemoved(string model, long userId)
+    public void NoteRemoved(string model, long userId, bool durable)
     {
         long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var log = _removalLogs.GetOrAdd(model, static (m, directory) => new RemovalLog(RemovalLogPathOf(directory, m)), _options.Directory!);
         try
         {
-            log.Append(userId, now);
+            log.Append(userId, now, durable);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -11,8 +11,9 @@ namespace ERCache.Tiers.Snapshots;
 /// <para>Layout: the magic <c>ERCRLOG1</c>, then records of 16 bytes, little-endian: the user id (i64;
 /// <see cref="EveryUser"/> for a clear) and the wall-clock time of the operation (Unix ms, i64). A torn last record (a
 /// crash mid-append) is ignored.</para>
-/// <para>Each record is written and flushed to the operating system before the operation touches the tiers, so it
-/// survives the process's crash, not the machine's (a sync to disk per removal would cost milliseconds). Once all of a
+/// <para>Each record is written before the operation touches the tiers: a removal's or a clear's synced to disk, so it
+/// survives the machine's crash too; a push's only flushed to the operating system (it survives the process's crash),
+/// since pushes may come in bulk and a lost one brings back an older vector, not a removed user. Once all of a
 /// model's tiers are written again, the records older than that snapshot, less a margin, are dropped
 /// (<see cref="DropBefore"/>). A log that reaches its record limit is replaced by one record for every user: nothing
 /// written before then is restored, and its size stays bounded.</para>
@@ -43,10 +44,14 @@ internal sealed class RemovalLog : IDisposable
     /// <summary>The log's file.</summary>
     public string Path { get; }
 
-    /// <summary>Appends a record and flushes it to the operating system. Throws <see cref="IOException"/> or
+    /// <summary>Records synced to disk since the log was opened (for tests).</summary>
+    internal long SyncedAppends { get; private set; }
+
+    /// <summary>Appends a record and flushes it to the operating system; with <paramref name="durable"/> to the disk too,
+    /// so that it survives the machine's crash. Throws <see cref="IOException"/> or
     /// <see cref="UnauthorizedAccessException"/> when the file cannot be written; the caller must then make sure no
     /// snapshot of the model is restored.</summary>
-    public void Append(long userId, long unixMs)
+    public void Append(long userId, long unixMs, bool durable = false)
     {
         lock (_sync)
         {
@@ -65,7 +70,8 @@ internal sealed class RemovalLog : IDisposable
             BinaryPrimitives.WriteInt64LittleEndian(record, userId);
             BinaryPrimitives.WriteInt64LittleEndian(record[8..], unixMs);
             file.Write(record);
-            file.Flush();
+            file.Flush(flushToDisk: durable);
+            SyncedAppends += durable ? 1 : 0;
             _records++;
         }
     }
