@@ -89,6 +89,10 @@ public sealed class RemovalLogTests : IDisposable
         var records = RemovalLog.Read(LogPath)!;
         Assert.Equal(0, records.Users);
         Assert.Equal(2_000, records.ClearedAt); // nothing written before it is restored, user 99 included
+
+        log.Append(100, 3_000); // the log goes on after it
+        Assert.True(RemovalLog.Read(LogPath)!.Covers(100, 3_000));
+        Assert.Equal(8 + (2 * 16), new FileInfo(LogPath).Length);
     }
 
     [Fact]

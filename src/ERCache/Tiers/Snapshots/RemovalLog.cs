@@ -59,11 +59,11 @@ internal sealed class RemovalLog : IDisposable
             var file = _file ??= Open(unixMs);
             if (_records >= _maxRecords)
             {
-                // Bounded: one record for every user replaces them all (nothing written before now is restored).
-                file.SetLength(Magic.Length);
-                file.Position = Magic.Length;
-                _records = 0;
-                userId = EveryUser;
+                // Bounded: one record for every user replaces them all (nothing written before now is restored), in a
+                // file written whole and renamed, so that a crash meanwhile leaves the old log or the new one.
+                ReplaceWith([(EveryUser, unixMs)]);
+                SyncedAppends += durable ? 1 : 0;
+                return;
             }
 
             Span<byte> record = stackalloc byte[RecordBytes];
@@ -83,28 +83,34 @@ internal sealed class RemovalLog : IDisposable
         lock (_sync)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _file?.Dispose();
-            _file = null;
             // A file that is not a log was never appended to by this process (the first append starts it again): its
             // records, whatever they were, are older than the snapshot just written.
-            var kept = Read(Path) is { IsUnreadable: false } records ? records.Since(unixMs) : [];
-            string temporary = $"{Path}.{Environment.ProcessId}.tmp";
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                file.Write(Magic);
-                Span<byte> record = stackalloc byte[RecordBytes];
-                foreach (var (user, at) in kept)
-                {
-                    BinaryPrimitives.WriteInt64LittleEndian(record, user);
-                    BinaryPrimitives.WriteInt64LittleEndian(record[8..], at);
-                    file.Write(record);
-                }
+            ReplaceWith(Read(Path) is { IsUnreadable: false } records ? records.Since(unixMs) : []);
+        }
+    }
 
-                file.Flush(flushToDisk: true);
+    /// <summary>Replaces the file by one holding <paramref name="records"/>, written under a temporary name, synced and
+    /// renamed over it; the next append opens it again. Under the lock.</summary>
+    private void ReplaceWith(List<(long UserId, long UnixMs)> records)
+    {
+        _file?.Dispose();
+        _file = null;
+        string temporary = $"{Path}.{Environment.ProcessId}.tmp";
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            file.Write(Magic);
+            Span<byte> record = stackalloc byte[RecordBytes];
+            foreach (var (user, at) in records)
+            {
+                BinaryPrimitives.WriteInt64LittleEndian(record, user);
+                BinaryPrimitives.WriteInt64LittleEndian(record[8..], at);
+                file.Write(record);
             }
 
-            File.Move(temporary, Path, overwrite: true);
+            file.Flush(flushToDisk: true);
         }
+
+        File.Move(temporary, Path, overwrite: true);
     }
 
     /// <summary>The records of the log at <paramref name="path"/>: null when there is none; a file that is not such a log
