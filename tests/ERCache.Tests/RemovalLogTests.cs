@@ -96,6 +96,34 @@ public sealed class RemovalLogTests : IDisposable
     }
 
     [Fact]
+    public void Half_full_asks_once_per_fill_for_the_snapshots_that_shorten_it()
+    {
+        int asked = 0;
+        using var log = new RemovalLog(LogPath, maxRecords: 8, halfFull: () => asked++);
+        for (int user = 0; user < 3; user++)
+        {
+            log.Append(user, 1_000);
+        }
+
+        Assert.Equal(0, asked);
+        log.Append(3, 1_000); // the fourth of eight
+        Assert.Equal(1, asked);
+        for (int user = 4; user < 8; user++)
+        {
+            log.Append(user, 1_000);
+        }
+
+        Assert.Equal(1, asked);
+        log.Append(8, 2_000); // full: replaced by one record for every user, then filling again
+        for (int user = 9; user < 12; user++)
+        {
+            log.Append(user, 3_000);
+        }
+
+        Assert.Equal(2, asked);
+    }
+
+    [Fact]
     public void A_file_that_is_not_a_log_reads_as_covering_everything_and_is_started_again_from_a_clear()
     {
         Directory.CreateDirectory(_directory);

@@ -320,6 +320,24 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
+    public async Task A_bulk_of_pushes_that_fills_half_the_removal_log_has_the_snapshots_written()
+    {
+        // Otherwise the log would fill, and its record for every user would make the snapshots useless until the next.
+        await using var cache = Start(Options(), new FakeTimeProvider(Epoch), new TestTower());
+        await cache.WhenReadyAsync();
+        var vector = new float[8];
+        for (long user = 0; user < (Tiers.Snapshots.RemovalLog.DefaultMaxRecords / 2) - 1; user++)
+        {
+            cache.SetVector(Model, user, vector);
+        }
+
+        Assert.False(Directory.Exists(_directory) && Directory.GetFiles(_directory, "*.ercache-snapshot").Length > 0);
+        cache.SetVector(Model, -1, vector); // the record that makes it half full
+
+        await Poll.Until(() => Directory.GetFiles(_directory, "*.ercache-snapshot").Length == 2, "the snapshots were not written");
+    }
+
+    [Fact]
     public async Task A_removal_that_cannot_be_logged_deletes_the_model_snapshots_and_logs_an_error()
     {
         var logs = new FakeLogCollector();

@@ -80,7 +80,7 @@ internal sealed class SnapshotKeeper : IDisposable
     public void NoteRemoved(string model, long userId, bool durable)
     {
         long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var log = _removalLogs.GetOrAdd(model, static (m, directory) => new RemovalLog(RemovalLogPathOf(directory, m)), _options.Directory!);
+        var log = LogOf(model);
         try
         {
             log.Append(userId, now, durable);
@@ -102,6 +102,22 @@ internal sealed class SnapshotKeeper : IDisposable
             }
         }
     }
+
+    /// <summary>The model's removal log; once half full, it has the snapshots written (which shortens it), unless a
+    /// write is under way or the cache is stopping.</summary>
+    private RemovalLog LogOf(string model) =>
+        _removalLogs.GetOrAdd(
+            model,
+            static (m, keeper) => new RemovalLog(
+                RemovalLogPathOf(keeper._options.Directory!, m),
+                halfFull: () =>
+                {
+                    if (!keeper._stopping.IsCancellationRequested)
+                    {
+                        _ = keeper.WriteAllAsync(skipIfBusy: true);
+                    }
+                }),
+            this);
 
     /// <summary>A model's name made safe for any file system.</summary>
     private static string FileStem(string model)
@@ -366,7 +382,7 @@ internal sealed class SnapshotKeeper : IDisposable
             return;
         }
 
-        log ??= _removalLogs.GetOrAdd(model, static (m, directory) => new RemovalLog(RemovalLogPathOf(directory, m)), _options.Directory!);
+        log ??= LogOf(model);
         try
         {
             log.DropBefore(unixMs);

@@ -15,8 +15,9 @@ namespace ERCache.Tiers.Snapshots;
 /// survives the machine's crash too; a push's only flushed to the operating system (it survives the process's crash),
 /// since pushes may come in bulk and a lost one brings back an older vector, not a removed user. Once all of a
 /// model's tiers are written again, the records older than that snapshot, less a margin, are dropped
-/// (<see cref="DropBefore"/>). A log that reaches its record limit is replaced by one record for every user: nothing
-/// written before then is restored, and its size stays bounded.</para>
+/// (<see cref="DropBefore"/>); a log half full asks for that write at once. A log that reaches its record limit all
+/// the same (more than a snapshot's margin of operations) is replaced by one record for every user: nothing written
+/// before then is restored, and its size stays bounded.</para>
 /// </remarks>
 internal sealed class RemovalLog : IDisposable
 {
@@ -31,14 +32,21 @@ internal sealed class RemovalLog : IDisposable
 
     private readonly Lock _sync = new();
     private readonly int _maxRecords;
+    private readonly Action? _halfFull;
     private FileStream? _file; // opened at the first append, under _sync
     private long _records;
     private bool _disposed;
 
-    public RemovalLog(string path, int maxRecords = DefaultMaxRecords)
+    /// <param name="path">The log's file.</param>
+    /// <param name="maxRecords">The records it holds at most before one for every user replaces them.</param>
+    /// <param name="halfFull">Called (outside the log's lock) when an append brings it to half of
+    /// <paramref name="maxRecords"/>: writing the model's snapshots then shortens it, before a bulk of pushes or removals
+    /// fills it and the every-user record makes the snapshots useless.</param>
+    public RemovalLog(string path, int maxRecords = DefaultMaxRecords, Action? halfFull = null)
     {
         Path = path;
         _maxRecords = maxRecords;
+        _halfFull = halfFull;
     }
 
     /// <summary>The log's file.</summary>
@@ -53,6 +61,15 @@ internal sealed class RemovalLog : IDisposable
     /// snapshot of the model is restored.</summary>
     public void Append(long userId, long unixMs, bool durable = false)
     {
+        if (AppendLocked(userId, unixMs, durable))
+        {
+            _halfFull?.Invoke();
+        }
+    }
+
+    /// <summary><see cref="Append"/> under the lock; returns whether it brought the log to half full.</summary>
+    private bool AppendLocked(long userId, long unixMs, bool durable)
+    {
         lock (_sync)
         {
             ObjectDisposedException.ThrowIf(_disposed, this); // an operation racing the cache's disposal
@@ -63,7 +80,7 @@ internal sealed class RemovalLog : IDisposable
                 // file written whole and renamed, so that a crash meanwhile leaves the old log or the new one.
                 ReplaceWith([(EveryUser, unixMs)]);
                 SyncedAppends += durable ? 1 : 0;
-                return;
+                return false;
             }
 
             Span<byte> record = stackalloc byte[RecordBytes];
@@ -72,7 +89,7 @@ internal sealed class RemovalLog : IDisposable
             file.Write(record);
             file.Flush(flushToDisk: durable);
             SyncedAppends += durable ? 1 : 0;
-            _records++;
+            return ++_records == _maxRecords / 2;
         }
     }
 
