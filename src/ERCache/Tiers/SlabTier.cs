@@ -466,12 +466,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private void FaultInAhead()
     {
         int next = Volatile.Read(ref _counters.Used);
-        if (next >= _capacity)
-        {
-            return;
-        }
-
-        if (Volatile.Read(ref _slabs[next >> _pageShift]) is not { } slab)
+        if (next >= _capacity || Volatile.Read(ref _slabs[next >> _pageShift]) is not { } slab)
         {
             return;
         }

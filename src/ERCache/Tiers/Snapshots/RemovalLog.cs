@@ -83,10 +83,7 @@ internal sealed class RemovalLog : IDisposable
                 return false;
             }
 
-            Span<byte> record = stackalloc byte[RecordBytes];
-            BinaryPrimitives.WriteInt64LittleEndian(record, userId);
-            BinaryPrimitives.WriteInt64LittleEndian(record[8..], unixMs);
-            file.Write(record);
+            WriteRecord(file, userId, unixMs);
             file.Flush(flushToDisk: durable);
             SyncedAppends += durable ? 1 : 0;
             return ++_records == _maxRecords / 2;
@@ -116,12 +113,9 @@ internal sealed class RemovalLog : IDisposable
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             file.Write(Magic);
-            Span<byte> record = stackalloc byte[RecordBytes];
             foreach (var (user, at) in records)
             {
-                BinaryPrimitives.WriteInt64LittleEndian(record, user);
-                BinaryPrimitives.WriteInt64LittleEndian(record[8..], at);
-                file.Write(record);
+                WriteRecord(file, user, at);
             }
 
             file.Flush(flushToDisk: true);
@@ -178,18 +172,15 @@ internal sealed class RemovalLog : IDisposable
         var file = new FileStream(Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
         try
         {
-            Span<byte> magic = stackalloc byte[8];
+            Span<byte> magic = stackalloc byte[Magic.Length];
             bool empty = file.Length == 0;
-            if (empty || file.Length < Magic.Length || file.Read(magic) != Magic.Length || !magic.SequenceEqual(Magic))
+            if (file.Length < Magic.Length || file.Read(magic) != Magic.Length || !magic.SequenceEqual(Magic))
             {
                 file.SetLength(0);
                 file.Write(Magic);
                 if (!empty)
                 {
-                    Span<byte> record = stackalloc byte[RecordBytes];
-                    BinaryPrimitives.WriteInt64LittleEndian(record, EveryUser);
-                    BinaryPrimitives.WriteInt64LittleEndian(record[8..], unixMs);
-                    file.Write(record);
+                    WriteRecord(file, EveryUser, unixMs);
                 }
             }
 
@@ -204,5 +195,14 @@ internal sealed class RemovalLog : IDisposable
             file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Writes one record at the file's position (the layout in the remarks).</summary>
+    private static void WriteRecord(FileStream file, long userId, long unixMs)
+    {
+        Span<byte> record = stackalloc byte[RecordBytes];
+        BinaryPrimitives.WriteInt64LittleEndian(record, userId);
+        BinaryPrimitives.WriteInt64LittleEndian(record[8..], unixMs);
+        file.Write(record);
     }
 }
