@@ -13,7 +13,9 @@ namespace ERCache.Tiers.Snapshots;
 /// crash mid-append) is ignored.</para>
 /// <para>Each record is written before the operation touches the tiers: a removal's or a clear's synced to disk, so it
 /// survives the machine's crash too; a push's only flushed to the operating system (it survives the process's crash),
-/// since pushes may come in bulk and a lost one brings back an older vector, not a removed user. Once all of a
+/// since pushes may come in bulk and a lost one brings back an older vector, not a removed user. The directory is
+/// synced when the file is created or replaced (<see cref="DirectorySync"/>), so the file's name survives as its
+/// records do. Once all of a
 /// model's tiers are written again, the records older than that snapshot, less a margin, are dropped
 /// (<see cref="DropBefore"/>); a log half full asks for that write at once. A log that reaches its record limit all
 /// the same (more than a snapshot's margin of operations) is replaced by one record for every user: nothing written
@@ -122,6 +124,7 @@ internal sealed class RemovalLog : IDisposable
         }
 
         File.Move(temporary, Path, overwrite: true);
+        DirectorySync.Flush(DirectoryOf(Path)); // the renamed log survives the machine's crash, as its records do
     }
 
     /// <summary>The records of the log at <paramref name="path"/>: null when there is none; a file that is not such a log
@@ -168,10 +171,16 @@ internal sealed class RemovalLog : IDisposable
     /// nothing written before now may be restored.</summary>
     private FileStream Open(long unixMs)
     {
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        Directory.CreateDirectory(DirectoryOf(Path));
+        bool created = !File.Exists(Path);
         var file = new FileStream(Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
         try
         {
+            if (created)
+            {
+                DirectorySync.Flush(DirectoryOf(Path)); // a new log's name survives the machine's crash, as its records do
+            }
+
             Span<byte> magic = stackalloc byte[Magic.Length];
             bool empty = file.Length == 0;
             if (file.Length < Magic.Length || file.Read(magic) != Magic.Length || !magic.SequenceEqual(Magic))
@@ -196,6 +205,8 @@ internal sealed class RemovalLog : IDisposable
             throw;
         }
     }
+
+    private static string DirectoryOf(string path) => System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
 
     /// <summary>Writes one record at the file's position (the layout in the remarks).</summary>
     private static void WriteRecord(FileStream file, long userId, long unixMs)

@@ -15,8 +15,9 @@ namespace ERCache.Tiers.Snapshots;
 /// the snapshot (Unix ms, i64). Then the entries: user id (i64), write time (Unix ms, i64), the row as the tier stores
 /// it. Then the trailer: the entry count (i64), the XxHash3 of every byte before the trailer (u64), and <c>ERCSEND1</c>.</para>
 /// <para>Write times are wall clock, so a snapshot taken by one process is aged correctly by the next. A file is
-/// written under a temporary name and renamed over the old one only when complete and flushed: a crash while writing
-/// leaves the previous snapshot (or none), never a partial one under the real name.</para>
+/// written under a temporary name and renamed over the old one only when complete and flushed, then the directory is
+/// synced (<see cref="DirectorySync"/>): a crash while writing leaves the previous snapshot (or none), never a partial
+/// one under the real name, and a written snapshot stays written.</para>
 /// </remarks>
 internal static class TierSnapshotFile
 {
@@ -75,6 +76,7 @@ internal static class TierSnapshotFile
             }
 
             File.Move(temporary, path, overwrite: true);
+            DirectorySync.Flush(Path.GetDirectoryName(Path.GetFullPath(path))!); // the rename too survives a crash, before the removal log is shortened
             return count;
         }
         catch
