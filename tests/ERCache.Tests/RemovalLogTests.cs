@@ -123,6 +123,34 @@ public sealed class RemovalLogTests : IDisposable
         Assert.Equal(2, asked);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(4)]
+    [InlineData(7)]
+    public void A_file_cut_before_its_magic_was_whole_holds_no_record_and_is_started_without_a_clear(int bytes)
+    {
+        // An append that creates the log races a load that reads it: the load can find the file before its magic. The
+        // same file is what a crash then leaves. Read as unreadable, it would keep the whole snapshot from being restored.
+        Directory.CreateDirectory(_directory);
+        File.WriteAllBytes(LogPath, "ERCRLOG1"u8[..bytes].ToArray());
+
+        var records = RemovalLog.Read(LogPath)!;
+        Assert.False(records.IsUnreadable);
+        Assert.Equal((0, long.MinValue), (records.Users, records.ClearedAt));
+
+        using (var log = new RemovalLog(LogPath))
+        {
+            log.Append(5, 3_000);
+        }
+
+        records = RemovalLog.Read(LogPath)!;
+        Assert.Equal((1, long.MinValue), (records.Users, records.ClearedAt));
+        Assert.True(records.Covers(5, 3_000));
+
+        File.WriteAllBytes(LogPath, "ERCRLOX"u8[..Math.Max(bytes, 7)].ToArray()); // not how a log starts
+        Assert.True(RemovalLog.Read(LogPath)!.IsUnreadable);
+    }
+
     [Fact]
     public void A_file_that_is_not_a_log_reads_as_covering_everything_and_is_started_again_from_a_clear()
     {

@@ -142,6 +142,12 @@ internal sealed class RemovalLog : IDisposable
         }
 
         var bytes = File.ReadAllBytes(path);
+        if (bytes.Length < Magic.Length && IsStart(bytes))
+        {
+            // Created and its magic not written yet (an append racing this read), or cut there by a crash: no record yet.
+            return new RemovalRecords();
+        }
+
         if (bytes.Length < Magic.Length || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
         {
             return RemovalRecords.Unreadable;
@@ -182,12 +188,13 @@ internal sealed class RemovalLog : IDisposable
             }
 
             Span<byte> magic = stackalloc byte[Magic.Length];
-            bool empty = file.Length == 0;
-            if (file.Length < Magic.Length || file.Read(magic) != Magic.Length || !magic.SequenceEqual(Magic))
+            int read = file.ReadAtLeast(magic, Magic.Length, throwOnEndOfStream: false);
+            if (read < Magic.Length || !magic.SequenceEqual(Magic))
             {
+                bool started = IsStart(magic[..read]); // created and cut before its magic was whole: no record was lost
                 file.SetLength(0);
                 file.Write(Magic);
-                if (!empty)
+                if (!started)
                 {
                     WriteRecord(file, EveryUser, unixMs);
                 }
@@ -205,6 +212,9 @@ internal sealed class RemovalLog : IDisposable
             throw;
         }
     }
+
+    /// <summary>Whether <paramref name="bytes"/>, shorter than the magic, are how a log's file starts (empty included).</summary>
+    private static bool IsStart(ReadOnlySpan<byte> bytes) => Magic.AsSpan(0, bytes.Length).SequenceEqual(bytes);
 
     private static string DirectoryOf(string path) => System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
 
