@@ -546,7 +546,7 @@ public sealed class ConcurrencyTests
                 for (long u = 0; u < Restored; u++)
                 {
                     TestTower.Fill(row, u, 1);
-                    tier.TryRestore(u, row, writtenAt: 1, ttl: long.MaxValue, removed.ContainsKey);
+                    tier.Restore(u, row, writtenAt: 1, ttl: long.MaxValue, removed.ContainsKey);
                 }
 
                 Interlocked.Decrement(ref running);

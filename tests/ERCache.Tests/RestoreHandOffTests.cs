@@ -6,7 +6,7 @@ using ERCache.Tiers.Eviction;
 
 namespace ERCache.Tests;
 
-/// <summary>A snapshot's restore writes through <see cref="EmbeddingTier.TryRestore"/>: the requests' writes waiting for
+/// <summary>A snapshot's restore writes through <see cref="EmbeddingTier.Restore"/>: the requests' writes waiting for
 /// the tier's lock go first, and on huge pages the restore faults in the memory its next writes reach outside the lock,
 /// so that the requests' writes do not wait for a load's page faults.</summary>
 public sealed class RestoreHandOffTests : IDisposable
@@ -38,7 +38,7 @@ public sealed class RestoreHandOffTests : IDisposable
     {
         var tier = NewTier(hugePages: false);
         TierHelper.WriteUsers(tier, 0, 1);
-        Assert.True(tier.TryRestore(1, TierHelper.Vector(1, Dimensions), writtenAt: 1, ttl: long.MaxValue)); // nobody waits
+        Assert.Equal(RestoreResult.Restored, tier.Restore(1, TierHelper.Vector(1, Dimensions), writtenAt: 1, ttl: long.MaxValue)); // nobody waits
         Assert.Equal(0, tier.RestoreHandOffSpins);
 
         Thread request;
@@ -48,7 +48,7 @@ public sealed class RestoreHandOffTests : IDisposable
             AwaitWaitingRequestWrite(tier);
 
             // The restore waits its turns for the request, which never gets the lock here, then writes anyway.
-            Assert.True(tier.TryRestore(2, TierHelper.Vector(2, Dimensions), writtenAt: 2, ttl: long.MaxValue));
+            Assert.Equal(RestoreResult.Restored, tier.Restore(2, TierHelper.Vector(2, Dimensions), writtenAt: 2, ttl: long.MaxValue));
             Assert.Equal(SlabTier<LruOrder, Float32Codec>.HandOffSpins, tier.RestoreHandOffSpins);
         }
 
@@ -63,9 +63,9 @@ public sealed class RestoreHandOffTests : IDisposable
         var tier = NewTier(hugePages: false);
         TierHelper.WriteUsers(tier, 0, 3);
 
-        Assert.False(tier.TryRestore(1, TierHelper.Vector(99, Dimensions), writtenAt: 0, ttl: long.MaxValue)); // holds a newer one
-        Assert.False(tier.TryRestore(5, TierHelper.Vector(5, Dimensions), writtenAt: 5, ttl: long.MaxValue, removed: u => u == 5));
-        Assert.False(tier.TryRestore(2, TierHelper.Vector(99, Dimensions), writtenAt: 2, ttl: long.MaxValue)); // the same age: kept out
+        Assert.Equal(RestoreResult.Kept, tier.Restore(1, TierHelper.Vector(99, Dimensions), writtenAt: 0, ttl: long.MaxValue)); // holds a newer one
+        Assert.Equal(RestoreResult.Kept, tier.Restore(5, TierHelper.Vector(5, Dimensions), writtenAt: 5, ttl: long.MaxValue, removed: u => u == 5));
+        Assert.Equal(RestoreResult.Kept, tier.Restore(2, TierHelper.Vector(99, Dimensions), writtenAt: 2, ttl: long.MaxValue)); // the same age: kept out
         Assert.False(TierHelper.Contains(tier, 5));
         TierHelper.AssertEveryUserReadsItsOwnVector(tier, 3);
     }
@@ -86,7 +86,7 @@ public sealed class RestoreHandOffTests : IDisposable
         const int Restored = 8_000; // half of the first slab, 8.4 MB of slots
         for (long u = 10; u < Restored; u++)
         {
-            Assert.True(tier.TryRestore(u, TierHelper.Vector(u, Dimensions), writtenAt: u, ttl: long.MaxValue));
+            Assert.Equal(RestoreResult.Restored, tier.Restore(u, TierHelper.Vector(u, Dimensions), writtenAt: u, ttl: long.MaxValue));
         }
 
         // Faulted in before each write reached it (10 requests' writes came first, on the first 2 MB), 2–4 MB at a time,
@@ -103,7 +103,7 @@ public sealed class RestoreHandOffTests : IDisposable
         var tier = NewTier(hugePages: false);
         for (long u = 0; u < 5_000; u++)
         {
-            Assert.True(tier.TryRestore(u, TierHelper.Vector(u, Dimensions), writtenAt: u, ttl: long.MaxValue));
+            Assert.Equal(RestoreResult.Restored, tier.Restore(u, TierHelper.Vector(u, Dimensions), writtenAt: u, ttl: long.MaxValue));
         }
 
         Assert.Equal(0, tier.RestoreFaultedInBytes);

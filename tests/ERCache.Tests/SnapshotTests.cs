@@ -196,6 +196,47 @@ public sealed class SnapshotTests : IDisposable
         Assert.Equal(2, TestTower.GenerationOf(vector)); // inferred by this process, nothing of the damaged file
     }
 
+    [Theory]
+    [InlineData(EvictionStrategy.Lru)]
+    [InlineData(EvictionStrategy.Fifo)]
+    [InlineData(EvictionStrategy.Sieve)]
+    public async Task A_restart_into_a_smaller_tier_keeps_the_newest_entries_and_evicts_the_oldest_of_them_first(EvictionStrategy eviction)
+    {
+        var options = Options(eviction: eviction);
+        var clock = new FakeTimeProvider(Epoch);
+        await using (var first = Start(options, clock, new TestTower { Generation = 1 }))
+        {
+            foreach (long user in Enumerable.Range(1, 20).Select(i => (long)((i * 7) % 20) + 1)) // a slot order that is not time order
+            {
+                clock.Advance(TimeSpan.FromSeconds(1));
+                await first.GetAsync(Model, user, new float[8]);
+            }
+        }
+
+        var logs = new FakeLogCollector();
+        options.Models[Model].Direct.Capacity = 8;
+        var tower = new TestTower { Generation = 2 };
+        await using var cache = Start(options, clock, tower, new FakeLogger<EmbeddingCache>(logs));
+        await cache.WhenReadyAsync();
+
+        var loaded = Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 29 && r.Message.Contains(".direct."));
+        Assert.Contains(": 8 entries, 0 too old, 0 kept because the tier held a newer vector or the user was removed meanwhile, 12 left out because the tier was full of newer entries", loaded.Message);
+        long[] written = [.. Enumerable.Range(1, 20).Select(i => (long)((i * 7) % 20) + 1)];
+        var newest = written[^8..];
+        Assert.Equal(newest.Order(), DirectUsers(cache, written)); // the eight written last
+
+        await cache.GetAsync(Model, 100, new float[8]); // a miss evicts the oldest restored entry
+        await cache.GetAsync(Model, 101, new float[8]);
+        Assert.Equal(newest[2..].Order(), DirectUsers(cache, written));
+    }
+
+    /// <summary>Which of <paramref name="users"/> the direct tier holds, read without counting a hit.</summary>
+    private static IEnumerable<long> DirectUsers(EmbeddingCache cache, long[] users)
+    {
+        var tier = cache.GetTier(Model, TierKind.Direct)!;
+        return users.Where(u => tier.TryGetWrittenAt(u, now: long.MaxValue - 1, ttl: long.MaxValue, out _)).Order();
+    }
+
     [Fact]
     public void A_restored_entry_never_replaces_a_newer_one_or_a_removed_user()
     {

@@ -23,7 +23,8 @@ public sealed class SnapshotOptions
     /// (the default) to write them only at a graceful stop.</summary>
     public TimeSpan? Interval { get; set; }
 
-    /// <summary>The longest the start-up load may take; what is loaded by then stays, and the cache reports ready.
+    /// <summary>The longest the start-up load may take; what is loaded by then stays (a snapshot is loaded newest first),
+    /// and the cache reports ready.
     /// Default 30 s; at most 10 minutes.</summary>
     public TimeSpan LoadTimeout { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -51,8 +51,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 28, Level = LogLevel.Warning, Message = "Every inference slot of model '{Model}' ({Slots}) is held by a call that passed its hard timeout {HardTimeout} and has not returned (a delegate that blocks or ignores its token): every miss is shed until one returns.")]
     public static partial void AllSlotsAbandoned(ILogger logger, string model, int slots, TimeSpan hardTimeout);
 
-    [LoggerMessage(EventId = 29, Level = LogLevel.Information, Message = "ERCache restored the {Tier} tier of model '{Model}' version '{Version}' from {Path}: {Loaded} entries, {Expired} too old, {Kept} kept because the tier held a newer vector or the user was removed meanwhile, {Removed} removed or superseded after the snapshot was written, in {ElapsedMs:F0} ms.")]
-    public static partial void SnapshotLoaded(ILogger logger, TierKind tier, string model, string version, string path, long loaded, long expired, long kept, long removed, double elapsedMs);
+    [LoggerMessage(EventId = 29, Level = LogLevel.Information, Message = "ERCache restored the {Tier} tier of model '{Model}' version '{Version}' from {Path}: {Loaded} entries, {Expired} too old, {Kept} kept because the tier held a newer vector or the user was removed meanwhile, {Full} left out because the tier was full of newer entries, {Removed} removed or superseded after the snapshot was written, in {ElapsedMs:F0} ms.")]
+    public static partial void SnapshotLoaded(ILogger logger, TierKind tier, string model, string version, string path, long loaded, long expired, long kept, long full, long removed, double elapsedMs);
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "ERCache skipped the snapshot {Path} for the {Tier} tier of model '{Model}': {Reason}. Nothing of it was used; the tier starts empty.")]
     public static partial void SnapshotRejected(ILogger logger, string path, TierKind tier, string model, string reason);

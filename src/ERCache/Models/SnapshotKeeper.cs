@@ -252,7 +252,7 @@ internal sealed class SnapshotKeeper : IDisposable
             }
 
             double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            Log.SnapshotLoaded(_logger, tier.Policy.Kind, state.Name, state.Version, path, outcome.Loaded, outcome.Expired, outcome.Kept, outcome.Removed, elapsedMs);
+            Log.SnapshotLoaded(_logger, tier.Policy.Kind, state.Name, state.Version, path, outcome.Loaded, outcome.Expired, outcome.Kept, outcome.Full, outcome.Removed, elapsedMs);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -275,7 +275,7 @@ internal sealed class SnapshotKeeper : IDisposable
         long frequency = time.TimestampFrequency;
         long futureMs = (long)FutureTolerance.TotalMilliseconds;
         var vector = new float[identity.Dimensions];
-        long loaded = 0, expired = 0, kept = 0, removedAfter = 0;
+        long loaded = 0, expired = 0, kept = 0, full = 0, removedAfter = 0;
         string? refused = TierSnapshotFile.Load(
             path,
             identity,
@@ -296,23 +296,21 @@ internal sealed class SnapshotKeeper : IDisposable
                 }
 
                 StorageFormats.Decode(identity.Format, row, vector);
-                if (tier.TryRestore(user, vector, ttlNow - ageTicks, ttl, removed))
+                switch (tier.Restore(user, vector, ttlNow - ageTicks, ttl, removed))
                 {
-                    loaded++;
-                }
-                else
-                {
-                    kept++;
+                    case RestoreResult.Restored: loaded++; break;
+                    case RestoreResult.Kept: kept++; break;
+                    default: full++; break;
                 }
             },
             cancellationToken);
-        return new RestoreOutcome(refused, loaded, expired, kept, removedAfter);
+        return new RestoreOutcome(refused, loaded, expired, kept, full, removedAfter);
     }
 
     /// <summary>What a restore did: why the file was refused (null when it was loaded), and the entries restored, too old,
-    /// kept out (a newer vector, or a removal during the load), and removed or superseded after the snapshot (the removal
-    /// log).</summary>
-    internal readonly record struct RestoreOutcome(string? Refused, long Loaded, long Expired, long Kept, long Removed);
+    /// kept out (a newer vector, or a removal during the load), left out of a tier full of newer entries, and removed or
+    /// superseded after the snapshot (the removal log).</summary>
+    internal readonly record struct RestoreOutcome(string? Refused, long Loaded, long Expired, long Kept, long Full, long Removed);
 
     private void WriteAll(CancellationToken cancellationToken)
     {

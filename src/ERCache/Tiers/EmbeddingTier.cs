@@ -69,6 +69,13 @@ internal abstract class EmbeddingTier : IDisposable
     /// </summary>
     public abstract void ForEachEntry(TierEntryVisitor visitor, bool withRows);
 
+    /// <summary>
+    /// <see cref="ForEachEntry"/> with rows, newest write first where the tier keeps a write order (a slab tier), so that a
+    /// snapshot restored in file order (<see cref="Restore"/>) rebuilds that order, and a load cut short, or into a smaller
+    /// tier, keeps the newest entries. This default visits in <see cref="ForEachEntry"/>'s order.
+    /// </summary>
+    public virtual void ForEachEntryNewestFirst(TierEntryVisitor visitor) => ForEachEntry(visitor, withRows: true);
+
     /// <summary>Hints the processor to start loading what reading <paramref name="users"/> will touch (at most
     /// <see cref="PrefetchBatch"/> of them), so their cache misses overlap instead of following one another, and writes
     /// each user's likely slot into <paramref name="candidates"/> (<see cref="NoCandidate"/> when there is none, or the
@@ -112,12 +119,14 @@ internal abstract class EmbeddingTier : IDisposable
     public abstract bool TryWriteNewer(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null);
 
     /// <summary>
-    /// <see cref="TryWriteNewer"/> for a bulk load that runs beside the requests (a snapshot restored at start-up): it
-    /// lets the requests' writes waiting for the tier's lock go first, so that a load writing in a tight loop does not keep
-    /// them waiting write after write. The same answer and the same checks as <see cref="TryWriteNewer"/>.
+    /// <see cref="TryWriteNewer"/> for a bulk load that runs beside the requests (a snapshot restored at start-up, its
+    /// entries newest first): the same checks, and the requests' writes waiting for the tier's lock go first, so that a
+    /// load writing in a tight loop does not keep them waiting write after write. A slab tier puts the entry where its
+    /// next victim is, as older than every entry it holds, and does not evict for it (<see cref="RestoreResult.TierFull"/>);
+    /// this default writes it as <see cref="TryWriteNewer"/> does.
     /// </summary>
-    public virtual bool TryRestore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null) =>
-        TryWriteNewer(userId, vector, writtenAt, ttl, removed);
+    public virtual RestoreResult Restore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null) =>
+        TryWriteNewer(userId, vector, writtenAt, ttl, removed) ? RestoreResult.Restored : RestoreResult.Kept;
 
     /// <summary>Removes the user's entry; a reader that races with it either copies the entry whole before the removal
     /// or misses. Returns whether there was one.</summary>

@@ -50,7 +50,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private readonly TaskScheduler _slabPreparation; // where slabs are prepared ahead (the thread pool)
     private long _advisedSlabBytes; // under _sync
 
-    // Request writes that found the lock taken and wait for it. A restore (TryRestore) lets them go first: on two
+    // How many slots ahead a snapshot's walk in write order prefetches: enough for a slot's lines to arrive from memory
+    // while the visits before it are written out.
+    private const int SnapshotPrefetchDistance = 8;
+
+    // Request writes that found the lock taken and wait for it. A restore (Restore) lets them go first: on two
     // vCPUs a load that took the lock again right after each of its writes kept a request's write waiting for up to
     // tens of milliseconds (docs/benchmarks.md). Written only on contention, so the uncontended write pays nothing.
     internal const int HandOffSpins = 1000; // turns of SpinWait (spins, then yields of the CPU), never a sleep
@@ -267,6 +271,43 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
+    /// <summary>Sorts the slots by their write stamps, read without the lock, then visits them newest first; a slot
+    /// rewritten since it was sorted is visited with what it holds then (a duplicate user's older copy is kept out
+    /// at restore). Sorted, the slots are read out of order, so each is prefetched a few visits ahead.</summary>
+    public override void ForEachEntryNewestFirst(TierEntryVisitor visitor)
+    {
+        int used = Volatile.Read(ref _counters.Used);
+        var stamps = new long[used];
+        var slots = new int[used];
+        int held = 0;
+        for (int slot = 0; slot < used; slot++)
+        {
+            if (Page(slot).TryCopy(slot & _pageMask, out _, out long writtenAt, []))
+            {
+                stamps[held] = -writtenAt; // ascending order of the negated stamp: newest first
+                slots[held++] = slot;
+            }
+        }
+
+        Array.Sort(stamps, slots, 0, held);
+        var row = new byte[_rowBytes];
+        int lines = (_stride + Storage.Prefetch.LineBytes - 1) / Storage.Prefetch.LineBytes;
+        for (int i = 0; i < held; i++)
+        {
+            if (i + SnapshotPrefetchDistance < held)
+            {
+                int ahead = slots[i + SnapshotPrefetchDistance];
+                Page(ahead).PrefetchSlot(ahead & _pageMask, lines);
+            }
+
+            int slot = slots[i];
+            if (Page(slot).TryCopy(slot & _pageMask, out long key, out long writtenAt, row))
+            {
+                visitor(key, writtenAt, row);
+            }
+        }
+    }
+
     public override bool TryGetWrittenAt(long userId, long now, long ttl, out long writtenAt)
     {
         writtenAt = 0;
@@ -381,7 +422,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
-    public override bool TryRestore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null)
+    public override RestoreResult Restore(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed = null)
     {
         // Let waiting request writes take the lock first. Each one counted here is waiting for the lock, which this
         // thread does not hold, so it takes it and stops counting. Requests that keep the lock busy without a break hold
@@ -405,13 +446,56 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         {
             lock (_sync)
             {
-                return WriteIfNewer(userId, vector, writtenAt, ttl, removed);
+                return RestoreIfNewer(userId, vector, writtenAt, ttl, removed);
             }
         }
         finally
         {
             _restoreHoldsLock = false;
         }
+    }
+
+    /// <summary><see cref="Restore"/>'s checks and write. Under the lock. A snapshot is written newest first
+    /// (<see cref="ForEachEntryNewestFirst"/>), and the requests' writes meanwhile are newer still, so a restored entry is
+    /// older than every entry the tier holds: it goes where the next victim is (<see cref="IEvictionOrder.OnRestore"/>),
+    /// which keeps the order in write order, and a full tier keeps what it holds rather than evict it for something
+    /// older.</summary>
+    private RestoreResult RestoreIfNewer(long userId, ReadOnlySpan<float> vector, long writtenAt, long ttl, Func<long, bool>? removed)
+    {
+        _policy.DrainHits();
+        int slot = _index.Find(userId);
+        if (removed?.Invoke(userId) == true || (slot >= 0 && Page(slot).WrittenAt(slot & _pageMask) >= writtenAt))
+        {
+            return RestoreResult.Kept;
+        }
+
+        if (slot >= 0)
+        {
+            // An older copy of the user (a regional hit's): rewritten in place, so readers never miss the user. It moves
+            // as a write does, which only makes this one rare entry later to go.
+            Write(userId, vector, writtenAt, ttl);
+            return RestoreResult.Restored;
+        }
+
+        if (!TryTakeUnusedSlot(out slot))
+        {
+            return RestoreResult.TierFull; // every entry held is newer; an expired one is left for the requests' writes to reclaim
+        }
+
+        try
+        {
+            WriteSlot(slot, userId, vector, writtenAt);
+        }
+        catch
+        {
+            _free.Push(slot); // the slot reads as empty (sequence 0); keep it for the next write
+            throw;
+        }
+
+        _index.Add(userId, slot);
+        _policy.OnRestore(slot);
+        Volatile.Write(ref _counters.Count, _counters.Count + 1);
+        return RestoreResult.Restored;
     }
 
     public override bool Remove(long userId)
@@ -490,7 +574,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     }
 
     /// <summary>Takes the lock for a request's write or removal, counted in <see cref="_requestWritesWaiting"/> while it
-    /// has to wait (see <see cref="TryRestore"/>). The caller exits the lock.</summary>
+    /// has to wait (see <see cref="Restore"/>). The caller exits the lock.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void EnterAsRequest()
     {
@@ -555,22 +639,8 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     /// the policy's victim's. Under the lock.</summary>
     private int TakeSlot(long now, long ttl)
     {
-        if (_free.TryPop(out int slot))
+        if (TryTakeUnusedSlot(out int slot))
         {
-            return slot;
-        }
-
-        if (_counters.Used < _capacity)
-        {
-            slot = _counters.Used;
-            EnsurePage(slot);
-            _fillingSlab?.Wrote(slot & _pageMask);
-            _counters.Used++;
-            if (_hugePages && (slot & _pageMask) == (_pageMask + 1) / 2 && (slot >> _pageShift) + 1 < _slabs.Length)
-            {
-                PrepareSlab((slot >> _pageShift) + 1); // half of this slab is filled: start on the next
-            }
-
             return slot;
         }
 
@@ -588,6 +658,32 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
         RecordEvictions(1, expired);
         return slot;
+    }
+
+    /// <summary>A free slot, or a fresh one while the tier fills. Under the lock.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryTakeUnusedSlot(out int slot)
+    {
+        if (_free.TryPop(out slot))
+        {
+            return true;
+        }
+
+        if (_counters.Used < _capacity)
+        {
+            slot = _counters.Used;
+            EnsurePage(slot);
+            _fillingSlab?.Wrote(slot & _pageMask);
+            _counters.Used++;
+            if (_hugePages && (slot & _pageMask) == (_pageMask + 1) / 2 && (slot >> _pageShift) + 1 < _slabs.Length)
+            {
+                PrepareSlab((slot >> _pageShift) + 1); // half of this slab is filled: start on the next
+            }
+
+            return true;
+        }
+
+        return false;
     }
 
     private bool TryReadLocked(long userId, long now, long ttl, Span<float> destination, out long writtenAt)

@@ -20,6 +20,8 @@ internal readonly struct FifoOrder : IEvictionOrder
 
     public void OnInsert(int slot) => _order.AddLast(slot);
 
+    public void OnRestore(int slot) => _order.AddFirst(slot);
+
     public void OnUpdate(int slot) => _order.MoveToLast(slot);
 
     public bool RecordHit(int slot) => false;

@@ -20,6 +20,11 @@ internal interface IEvictionOrder
     /// <summary>A new key was written into <paramref name="slot"/>.</summary>
     void OnInsert(int slot);
 
+    /// <summary>A key restored from a snapshot was written into <paramref name="slot"/>: written before every key in the
+    /// order (a snapshot is loaded newest first, and the requests' writes meanwhile are newer still), so it goes where
+    /// the next victim is, and the order stays in write order.</summary>
+    void OnRestore(int slot);
+
     /// <summary>An existing key in <paramref name="slot"/> was rewritten.</summary>
     void OnUpdate(int slot);
 

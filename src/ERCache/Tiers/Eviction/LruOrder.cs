@@ -36,6 +36,14 @@ internal readonly struct LruOrder : IEvictionOrder
         _recent.Moved(slot);
     }
 
+    /// <summary>Least recent and oldest written; not among the recent moves, so its first hit is recorded.</summary>
+    public void OnRestore(int slot)
+    {
+        _order.AddFirst(slot);
+        _written.AddFirst(slot);
+        _recent.Oldest(slot);
+    }
+
     public void OnUpdate(int slot)
     {
         _order.MoveToLast(slot);

@@ -23,6 +23,10 @@ internal sealed class RecentMoves(int capacity)
     /// <summary>Records that <paramref name="slot"/> moved to the tail. Under the tier lock.</summary>
     public void Moved(int slot) => _movedAt[slot] = unchecked(++_moves);
 
+    /// <summary>Records that <paramref name="slot"/> went to the head (a restored entry): as if it had moved a whole window
+    /// ago, so it is not recent. Under the tier lock.</summary>
+    public void Oldest(int slot) => _movedAt[slot] = unchecked(_moves - _window);
+
     /// <summary>Whether <paramref name="slot"/> moved to the tail within the last quarter of the capacity in moves. No
     /// lock: a stale answer (a slot reused or moved meanwhile) only records or skips one hit, which the lossy hit buffer
     /// already allows. The difference is taken modulo 2^32, so the counter may wrap: an entry unmoved for more moves

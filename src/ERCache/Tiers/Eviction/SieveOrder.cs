@@ -42,6 +42,14 @@ internal struct SieveOrder : IEvictionOrder
         _order.AddLast(slot);
     }
 
+    /// <summary>At the oldest end, unvisited: the hand, which walks from the oldest towards the newest, reaches it
+    /// after the entries it has not passed yet (it is behind a hand that has moved on).</summary>
+    public readonly void OnRestore(int slot)
+    {
+        _visited[slot] = 0;
+        _order.AddFirst(slot);
+    }
+
     public void OnUpdate(int slot)
     {
         Unlink(slot);

@@ -54,6 +54,25 @@ internal sealed class SlotList
         Count++;
     }
 
+    /// <summary>Links <paramref name="slot"/> at the head, before every slot in the list (the next victim).</summary>
+    public void AddFirst(int slot)
+    {
+        _reached = Math.Max(_reached, slot + 1);
+        _prev[slot] = None;
+        _next[slot] = Head;
+        if (Head == None)
+        {
+            Tail = slot;
+        }
+        else
+        {
+            _prev[Head] = slot;
+        }
+
+        Head = slot;
+        Count++;
+    }
+
     /// <summary>Whether <paramref name="slot"/> is linked (it was added and not removed since).</summary>
     public bool Contains(int slot) => slot < _reached && _prev[slot] != Unlinked;
 

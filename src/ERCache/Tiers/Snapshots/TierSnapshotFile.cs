@@ -12,8 +12,8 @@ namespace ERCache.Tiers.Snapshots;
 /// <remarks>
 /// <para>Layout (little-endian): the magic <c>ERCSNAP1</c>; the format version (u16); the tier kind and storage format
 /// (one byte each); dimensions and row bytes (i32 each); the model name and version (u16 length, UTF-8); the time of
-/// the snapshot (Unix ms, i64). Then the entries: user id (i64), write time (Unix ms, i64), the row as the tier stores
-/// it. Then the trailer: the entry count (i64), the XxHash3 of every byte before the trailer (u64), and <c>ERCSEND1</c>.</para>
+/// the snapshot (Unix ms, i64). Then the entries, newest write first (files of earlier releases are in slot order,
+/// and load as well): user id (i64), write time (Unix ms, i64), the row as the tier stores it. Then the trailer: the entry count (i64), the XxHash3 of every byte before the trailer (u64), and <c>ERCSEND1</c>.</para>
 /// <para>Write times are wall clock, so a snapshot taken by one process is aged correctly by the next. A file is
 /// written under a temporary name and renamed over the old one only when complete and flushed, then the directory is
 /// synced (<see cref="DirectorySync"/>): a crash while writing leaves the previous snapshot (or none), never a partial
@@ -52,7 +52,7 @@ internal static class TierSnapshotFile
                 }
 
                 Put(Header(identity, rowBytes, nowUnixMs));
-                tier.ForEachEntry(
+                tier.ForEachEntryNewestFirst( // restored in file order, each as older than the last (EmbeddingTier.Restore)
                     (user, writtenAt, row) =>
                     {
                         if (++count % CancellationStride == 0)
@@ -64,8 +64,7 @@ internal static class TierSnapshotFile
                         BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(8), toUnixMs(writtenAt));
                         row.CopyTo(record.AsSpan(16));
                         Put(record);
-                    },
-                    withRows: true);
+                    });
 
                 Span<byte> trailer = stackalloc byte[TrailerBytes];
                 BinaryPrimitives.WriteInt64LittleEndian(trailer, count);
