@@ -53,7 +53,7 @@ public sealed class SnapshotTests : IDisposable
         return new ERCacheOptions { Models = { [Model] = model }, Snapshots = { Directory = _directory } };
     }
 
-    private static EmbeddingCache Start(ERCacheOptions options, FakeTimeProvider clock, TestTower tower, ILogger? logger = null)
+    private static EmbeddingCache Start(ERCacheOptions options, TimeProvider clock, TestTower tower, ILogger? logger = null)
     {
         TestThread.LeaveSynchronizationContext();
         return EmbeddingCache.Create(
@@ -277,6 +277,108 @@ public sealed class SnapshotTests : IDisposable
     }
 
     public static TheoryData<string> Operations => ["remove", "remove from every model", "push", "clear"];
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_removal_is_not_undone_after_a_crash_when_the_wall_clock_stepped_back_since_the_snapshot(bool inTheNextProcess)
+    {
+        // The snapshot of minute 9 holds user 30 written at minute 8. Then the wall clock steps back 2 minutes (the
+        // monotonic clock does not), in the same process or before the next one, which restores that snapshot; then
+        // user 30 is removed and the process crashes. The removal's record must cover the entry all the same.
+        var options = Options();
+        var fake = new FakeTimeProvider(Epoch);
+        var clock = new SteppedWallClock(fake);
+        string crashed = Path.Combine(_directory, "crashed");
+        void Crash()
+        {
+            Directory.CreateDirectory(crashed);
+            foreach (string file in Directory.GetFiles(_directory))
+            {
+                File.Copy(file, Path.Combine(crashed, Path.GetFileName(file)));
+            }
+        }
+
+        await using (var cache = Start(options, clock, new TestTower { Generation = 1 }))
+        {
+            fake.SetUtcNow(Epoch + TimeSpan.FromMinutes(8));
+            foreach (long user in new long[] { 30, 31 })
+            {
+                await cache.GetAsync(Model, user, new float[8]);
+            }
+
+            fake.SetUtcNow(Epoch + TimeSpan.FromMinutes(9));
+            await cache.WriteSnapshotsAsync();
+            if (!inTheNextProcess)
+            {
+                clock.Offset = TimeSpan.FromMinutes(-2);
+                fake.Advance(TimeSpan.FromSeconds(5));
+                await cache.RemoveAsync(Model, 30);
+                Crash();
+            }
+        }
+
+        if (inTheNextProcess)
+        {
+            clock.Offset = TimeSpan.FromMinutes(-2);
+            fake.Advance(TimeSpan.FromSeconds(5));
+            await using var restarted = Start(options, clock, new TestTower { Generation = 2 });
+            await restarted.WhenReadyAsync();
+            Assert.Equal(EmbeddingSource.Direct, (await restarted.GetAsync(Model, 30, new float[8])).Source); // restored, 55 s "ahead"
+            await restarted.RemoveAsync(Model, 30);
+            Crash();
+        }
+
+        foreach (string file in Directory.GetFiles(crashed))
+        {
+            File.Copy(file, Path.Combine(_directory, Path.GetFileName(file)), overwrite: true); // no graceful stop
+        }
+
+        fake.Advance(TimeSpan.FromSeconds(10));
+        await using var next = Start(options, clock, new TestTower { Generation = 3 });
+        await next.WhenReadyAsync();
+
+        var vector = new float[8];
+        Assert.Equal(EmbeddingSource.Fresh, (await next.GetAsync(Model, 30, vector)).Source);
+        Assert.Equal(3, TestTower.GenerationOf(vector));
+        Assert.Equal(EmbeddingSource.Direct, (await next.GetAsync(Model, 31, vector)).Source); // the rest of the snapshot is restored
+    }
+
+    [Fact]
+    public void A_snapshot_says_when_it_was_taken_only_to_a_reader_it_could_be_restored_for()
+    {
+        using var metrics = new Diagnostics.ERCacheMetrics(null);
+        var tier = TierHelper.Create("Lru", capacity: 16, dimensions: 4, metrics);
+        TierHelper.WriteUsers(tier, 0, 3);
+        var identity = new Tiers.Snapshots.SnapshotIdentity(Model, "v1", 4, StorageFormat.Float32, TierKind.Direct);
+        string path = Path.Combine(_directory, "a.direct.ercache-snapshot");
+        Directory.CreateDirectory(_directory);
+        Assert.Null(Tiers.Snapshots.TierSnapshotFile.TakenAt(path, identity)); // no file
+
+        Tiers.Snapshots.TierSnapshotFile.Write(tier, identity, path, nowUnixMs: 123_456, at => at, CancellationToken.None);
+
+        Assert.Equal(123_456, Tiers.Snapshots.TierSnapshotFile.TakenAt(path, identity));
+        Assert.Null(Tiers.Snapshots.TierSnapshotFile.TakenAt(path, identity with { Version = "v2" }));
+        Assert.Null(Tiers.Snapshots.TierSnapshotFile.TakenAt(path, identity with { Format = StorageFormat.Float16 }));
+        File.WriteAllBytes(path, "ERCSNAP1"u8.ToArray()); // cut in its header
+        Assert.Null(Tiers.Snapshots.TierSnapshotFile.TakenAt(path, identity));
+    }
+
+    /// <summary>A clock whose wall time can step (<see cref="Offset"/>) while its monotonic timestamps go on, as when a
+    /// host's time is set back.</summary>
+    private sealed class SteppedWallClock(FakeTimeProvider inner) : TimeProvider
+    {
+        public TimeSpan Offset { get; set; }
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow() + Offset;
+
+        public override long GetTimestamp() => inner.GetTimestamp();
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            inner.CreateTimer(callback, state, dueTime, period);
+    }
 
     [Theory]
     [MemberData(nameof(Operations))]

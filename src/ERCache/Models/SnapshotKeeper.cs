@@ -35,6 +35,10 @@ internal sealed class SnapshotKeeper : IDisposable
     private readonly ITimer? _timer;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, RemovalLog> _removalLogs = new(StringComparer.OrdinalIgnoreCase);
 
+    // Per model, the time of the newest snapshot that may be restored (Unix ms): a removal's record is stamped no
+    // earlier, so it covers every entry of such a snapshot even when the wall clock has stepped back since.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _newestSnapshot = new(StringComparer.OrdinalIgnoreCase);
+
     public SnapshotKeeper(SnapshotOptions options, ModelRegistry registry, TimeProvider time, ILogger logger)
     {
         _options = options;
@@ -47,6 +51,7 @@ internal sealed class SnapshotKeeper : IDisposable
         foreach (var state in states)
         {
             state.BeginRestore();
+            NoteSnapshotsOnDisk(state);
         }
 
         Loaded = Task.Run(() => LoadAll(states));
@@ -71,15 +76,18 @@ internal sealed class SnapshotKeeper : IDisposable
 
     /// <summary>
     /// Records that <paramref name="userId"/>'s entries of <paramref name="model"/> (every user's, with
-    /// <see cref="RemovalLog.EveryUser"/>) are removed or superseded as of now, before the operation touches the tiers:
-    /// a snapshot written before it is then never restored over it, even after a crash. <paramref name="durable"/> (a
+    /// <see cref="RemovalLog.EveryUser"/>) are removed or superseded as of now (or of the newest snapshot, should the wall
+    /// clock read earlier), before the operation touches the tiers: a snapshot written before it is then never restored
+    /// over it, even after a crash. <paramref name="durable"/> (a
     /// removal or clear) syncs the record to disk; a push's is flushed to the operating system only (see
     /// <see cref="RemovalLog"/>). When the record cannot be written, the model's snapshots are deleted instead (a cold
     /// start rather than a removed user served), and an error is logged.
     /// </summary>
     public void NoteRemoved(string model, long userId, bool durable)
     {
-        long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        // Stamped no earlier than the newest snapshot: every entry of it was written before this removal, even if the
+        // wall clock has stepped back since and now reads earlier than some of their stamps.
+        long now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), _newestSnapshot.GetValueOrDefault(model, long.MinValue));
         var log = LogOf(model);
         try
         {
@@ -102,6 +110,35 @@ internal sealed class SnapshotKeeper : IDisposable
             }
         }
     }
+
+    /// <summary>Notes when the snapshots of <paramref name="state"/>'s current version on disk, the ones the load may
+    /// restore, were taken (their headers alone are read). A file that cannot be read is not restored either.</summary>
+    private void NoteSnapshotsOnDisk(ModelVersionState state)
+    {
+        var runtime = state.Current;
+        foreach (var tier in new[] { runtime.Direct, runtime.Failover })
+        {
+            if (tier is null)
+            {
+                continue;
+            }
+
+            var identity = new SnapshotIdentity(state.Name, state.Version, runtime.Policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
+            try
+            {
+                if (TierSnapshotFile.TakenAt(PathOf(_options.Directory!, state.Name, tier.Policy.Kind), identity) is { } takenAt)
+                {
+                    NoteSnapshotTaken(state.Name, takenAt);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // The load meets the same error and restores nothing of this file.
+            }
+        }
+    }
+
+    private void NoteSnapshotTaken(string model, long unixMs) => _newestSnapshot.AddOrUpdate(model, unixMs, (_, known) => Math.Max(known, unixMs));
 
     /// <summary>The model's removal log; once half full, it has the snapshots written (which shortens it), unless a
     /// write is under way or the cache is stopping.</summary>
@@ -339,6 +376,7 @@ internal sealed class SnapshotKeeper : IDisposable
                 string path = PathOf(_options.Directory!, state.Name, tier.Policy.Kind);
                 var identity = new SnapshotIdentity(state.Name, state.Version, runtime.Policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
                 long nowUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+                NoteSnapshotTaken(state.Name, nowUnixMs); // before the walk: a removal during it is stamped no earlier
                 long ttlNow = runtime.TtlNow;
                 long frequency = _time.TimestampFrequency;
                 long started = Stopwatch.GetTimestamp();

@@ -9,7 +9,8 @@ namespace ERCache.Tiers.Snapshots;
 /// </summary>
 /// <remarks>
 /// <para>Layout: the magic <c>ERCRLOG1</c>, then records of 16 bytes, little-endian: the user id (i64;
-/// <see cref="EveryUser"/> for a clear) and the wall-clock time of the operation (Unix ms, i64). A torn last record (a
+/// <see cref="EveryUser"/> for a clear) and the wall-clock time of the operation (Unix ms, i64; the caller stamps it no
+/// earlier than the newest snapshot, so that a clock set back cannot leave an entry of it uncovered). A torn last record (a
 /// crash mid-append) is ignored.</para>
 /// <para>Each record is written before the operation touches the tiers: a removal's or a clear's synced to disk, so it
 /// survives the machine's crash too; a push's only flushed to the operating system (it survives the process's crash),

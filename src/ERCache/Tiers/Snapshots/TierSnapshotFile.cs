@@ -99,7 +99,7 @@ internal static class TierSnapshotFile
             return $"truncated: {file.Length} bytes";
         }
 
-        if (ReadHeader(file, expected, rowBytes) is { } refused)
+        if (ReadHeader(file, expected, rowBytes, out _) is { } refused)
         {
             return refused;
         }
@@ -183,9 +183,27 @@ internal static class TierSnapshotFile
         return header.ToArray();
     }
 
-    /// <summary>Reads and checks the header; null when it describes <paramref name="expected"/>, else why not.</summary>
-    private static string? ReadHeader(FileStream file, SnapshotIdentity expected, int rowBytes)
+    /// <summary>
+    /// When the snapshot at <paramref name="path"/> was taken (Unix ms; every entry in it was written at or before then),
+    /// if the file exists and its header describes <paramref name="expected"/>; null otherwise: only such a file can be
+    /// restored. Reads the header alone.
+    /// </summary>
+    public static long? TakenAt(string path, SnapshotIdentity expected)
     {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return ReadHeader(file, expected, StorageFormats.RowBytes(expected.Format, expected.Dimensions), out long takenAt) is null ? takenAt : null;
+    }
+
+    /// <summary>Reads and checks the header; null when it describes <paramref name="expected"/>, else why not.
+    /// <paramref name="takenAt"/> is the snapshot's time (0 when the header was refused before it).</summary>
+    private static string? ReadHeader(FileStream file, SnapshotIdentity expected, int rowBytes, out long takenAt)
+    {
+        takenAt = 0;
         try
         {
             using var reader = new BinaryReader(file, Encoding.UTF8, leaveOpen: true);
@@ -206,7 +224,7 @@ internal static class TierSnapshotFile
             int storedRowBytes = reader.ReadInt32();
             string model = ReadText(reader);
             string modelVersion = ReadText(reader);
-            _ = reader.ReadInt64(); // the snapshot's time: the entries carry their own
+            takenAt = reader.ReadInt64(); // the entries carry their own times; this bounds them
             var found = new SnapshotIdentity(model, modelVersion, dimensions, format, tier);
             if (!string.Equals(model, expected.Model, StringComparison.OrdinalIgnoreCase) || !string.Equals(modelVersion, expected.Version, StringComparison.Ordinal) ||
                 dimensions != expected.Dimensions || format != expected.Format || tier != expected.Tier || storedRowBytes != rowBytes)
