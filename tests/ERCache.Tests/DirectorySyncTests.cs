@@ -35,15 +35,11 @@ public sealed class DirectorySyncTests : IDisposable
         }
 
         string missing = Path.Combine(_directory, "missing");
-        string file = Path.Combine(_directory, "a-file");
-        File.WriteAllText(file, "not a directory");
 
         var notFound = Assert.Throws<IOException>(() => DirectorySync.Flush(missing));
-        var notDirectory = Assert.Throws<IOException>(() => DirectorySync.Flush(file));
 
         Assert.Contains(missing, notFound.Message, StringComparison.Ordinal);
-        Assert.Contains("errno 2", notFound.Message, StringComparison.Ordinal); // ENOENT
-        Assert.Contains("errno 20", notDirectory.Message, StringComparison.Ordinal); // ENOTDIR: O_DIRECTORY is passed
+        Assert.Contains("errno 2)", notFound.Message, StringComparison.Ordinal); // ENOENT
     }
 
     [Fact]

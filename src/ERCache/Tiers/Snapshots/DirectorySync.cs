@@ -8,13 +8,13 @@ namespace ERCache.Tiers.Snapshots;
 /// Linux a crash right after a rename can leave the old file under the name, or no file at all after a creation.
 /// </summary>
 /// <remarks>
-/// On Linux, <c>open(O_RDONLY | O_DIRECTORY)</c> and <c>fsync</c> from the process's own C library (.NET cannot open a
-/// directory as a file). Elsewhere nothing is done: Windows journals its directory entries, and macOS's
+/// On Linux, <c>open(O_RDONLY)</c> and <c>fsync</c> from the process's own C library (.NET cannot open a directory as a
+/// file; <c>O_DIRECTORY</c> is left out because its value differs between x64 and arm64). Elsewhere nothing is done: Windows journals its directory entries, and macOS's
 /// <c>fsync</c> is not a barrier to the disk anyway.
 /// </remarks>
 internal static unsafe class DirectorySync
 {
-    private const int OpenReadOnlyDirectory = 0x10000; // O_RDONLY (0) | O_DIRECTORY on x64 and arm64 Linux
+    private const int OpenReadOnly = 0; // O_RDONLY, the same on every Linux architecture
 
     // From the process's own C library, looked up once; null where there is none to find.
     private static readonly delegate* unmanaged<byte*, int, int> Open = (delegate* unmanaged<byte*, int, int>)Find("open");
@@ -40,7 +40,7 @@ internal static unsafe class DirectorySync
         var path = Marshal.StringToCoTaskMemUTF8(Path.GetFullPath(directory));
         try
         {
-            int descriptor = Open((byte*)path, OpenReadOnlyDirectory);
+            int descriptor = Open((byte*)path, OpenReadOnly);
             if (descriptor < 0)
             {
                 throw Failure("open", directory);
