@@ -1,6 +1,7 @@
 using ERCache.Diagnostics;
 using ERCache.Tests.Infrastructure;
 using ERCache.Tiers;
+using ERCache.Tiers.Eviction;
 
 namespace ERCache.Tests;
 
@@ -44,6 +45,34 @@ public sealed class PrefetchTests
                 Assert.All(Enumerable.Range(0, 8), j => Assert.InRange(row[j], expected[j] - tolerance, expected[j] + tolerance));
             }
         }
+    }
+
+    [Fact]
+    public void Prefetching_a_hit_changes_no_order_no_bit_and_takes_any_slot()
+    {
+        var lru = new LruOrder(8);
+        var sieve = new SieveOrder(8);
+        var fifo = new FifoOrder(8);
+        for (int slot = 0; slot < 8; slot++)
+        {
+            lru.OnInsert(slot);
+            sieve.OnInsert(slot);
+            fifo.OnInsert(slot);
+        }
+
+        sieve.RecordHit(3);
+        foreach (int slot in new[] { -1, 0, 3, 7, 8, int.MaxValue, int.MinValue })
+        {
+            lru.PrefetchHit(slot);
+            sieve.PrefetchHit(slot);
+            fifo.PrefetchHit(slot);
+        }
+
+        lru.DrainHits();
+        Assert.Equal(Enumerable.Range(0, 8), lru.Order.FromHead()); // no hit recorded, none applied
+        Assert.Equal(Enumerable.Range(0, 8), sieve.Order.FromHead());
+        Assert.Equal(Enumerable.Range(0, 8), fifo.Order.FromHead());
+        Assert.Equal(Enumerable.Range(0, 8).Select(s => s == 3), Enumerable.Range(0, 8).Select(sieve.IsVisited));
     }
 
     [Theory]

@@ -338,6 +338,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             if (slot >= 0 && Volatile.Read(ref _slabs[slot >> _pageShift]) is { } slab)
             {
                 new SlotPage(slab, _rowBytes, _stride).PrefetchSlot(slot & _pageMask, rowLines);
+                _policy.PrefetchHit(slot); // the hit's own bookkeeping (LRU's recent moves, SIEVE's bit) misses too
                 candidates[i] = slot;
             }
             else

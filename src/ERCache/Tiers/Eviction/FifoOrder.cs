@@ -26,6 +26,10 @@ internal readonly struct FifoOrder : IEvictionOrder
 
     public bool RecordHit(int slot) => false;
 
+    public void PrefetchHit(int slot)
+    {
+    }
+
     public void DrainHits()
     {
     }

@@ -32,6 +32,10 @@ internal interface IEvictionOrder
     /// drained soon (the caller then tries to take the lock and call <see cref="DrainHits"/>).</summary>
     bool RecordHit(int slot);
 
+    /// <summary>Starts loading what <see cref="RecordHit"/> reads for <paramref name="slot"/>, without waiting for it (a
+    /// batch's prefetch: in a large tier that per-slot state is a cache miss of its own). No lock; changes nothing.</summary>
+    void PrefetchHit(int slot);
+
     /// <summary>Applies buffered hits to the order.</summary>
     void DrainHits();
 

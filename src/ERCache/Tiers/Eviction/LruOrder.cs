@@ -55,6 +55,8 @@ internal readonly struct LruOrder : IEvictionOrder
     /// <see cref="RecentMoves"/>).</summary>
     public bool RecordHit(int slot) => !_recent.IsRecent(slot) && _hits.Add(slot);
 
+    public void PrefetchHit(int slot) => _recent.Prefetch(slot);
+
     public void DrainHits()
     {
         var sink = new MoveToLast(_order, _recent);

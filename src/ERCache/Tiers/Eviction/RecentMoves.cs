@@ -27,6 +27,15 @@ internal sealed class RecentMoves(int capacity)
     /// ago, so it is not recent. Under the tier lock.</summary>
     public void Oldest(int slot) => _movedAt[slot] = unchecked(_moves - _window);
 
+    /// <summary>Starts loading <paramref name="slot"/>'s entry for <see cref="IsRecent"/> (a batch's prefetch).</summary>
+    public void Prefetch(int slot)
+    {
+        if ((uint)slot < (uint)_movedAt.Length)
+        {
+            Storage.Prefetch.Line(ref _movedAt[slot]);
+        }
+    }
+
     /// <summary>Whether <paramref name="slot"/> moved to the tail within the last quarter of the capacity in moves. No
     /// lock: a stale answer (a slot reused or moved meanwhile) only records or skips one hit, which the lossy hit buffer
     /// already allows. The difference is taken modulo 2^32, so the counter may wrap: an entry unmoved for more moves

@@ -67,6 +67,14 @@ internal struct SieveOrder : IEvictionOrder
         return false;
     }
 
+    public readonly void PrefetchHit(int slot)
+    {
+        if ((uint)slot < (uint)_visited.Length)
+        {
+            Storage.Prefetch.Line(ref _visited[slot]);
+        }
+    }
+
     public readonly void DrainHits()
     {
     }
