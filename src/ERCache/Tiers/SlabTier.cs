@@ -390,17 +390,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             }
 
             slot = TakeSlot(writtenAt, ttl);
-            try
-            {
-                WriteSlot(slot, userId, vector, writtenAt);
-            }
-            catch
-            {
-                _free.Push(slot); // the slot reads as empty (sequence 0); keep it for the next write
-                throw;
-            }
-
-            _index.Add(userId, slot);
+            WriteNewKey(slot, userId, vector, writtenAt);
             _policy.OnInsert(slot);
             Volatile.Write(ref _counters.Count, _counters.Count + 1);
         }
@@ -483,17 +473,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             return RestoreResult.TierFull; // every entry held is newer; an expired one is left for the requests' writes to reclaim
         }
 
-        try
-        {
-            WriteSlot(slot, userId, vector, writtenAt);
-        }
-        catch
-        {
-            _free.Push(slot); // the slot reads as empty (sequence 0); keep it for the next write
-            throw;
-        }
-
-        _index.Add(userId, slot);
+        WriteNewKey(slot, userId, vector, writtenAt);
         _policy.OnRestore(slot);
         Volatile.Write(ref _counters.Count, _counters.Count + 1);
         return RestoreResult.Restored;
@@ -700,6 +680,24 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private SlotRead ReadSlot(int slot, long userId, long now, long ttl, Span<float> destination, out long writtenAt) =>
         Page(slot).Read<TCodec>(slot & _pageMask, userId, now, ttl, destination, out writtenAt);
+
+    /// <summary>Writes a key not in the tier into the empty <paramref name="slot"/> it took, and indexes it; the caller
+    /// then places it in the order. A failed write gives the slot back. Under the lock.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void WriteNewKey(int slot, long userId, ReadOnlySpan<float> vector, long writtenAt)
+    {
+        try
+        {
+            WriteSlot(slot, userId, vector, writtenAt);
+        }
+        catch
+        {
+            _free.Push(slot); // the slot reads as empty (sequence 0); keep it for the next write
+            throw;
+        }
+
+        _index.Add(userId, slot);
+    }
 
     private void WriteSlot(int slot, long userId, ReadOnlySpan<float> vector, long writtenAt) =>
         Page(slot).Write<TCodec>(slot & _pageMask, userId, vector, writtenAt);
