@@ -61,6 +61,27 @@ public sealed class SnapshotTests : IDisposable
             new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, Logger = logger });
     }
 
+    private string CrashedDirectory => Path.Combine(_directory, "crashed");
+
+    /// <summary>Keeps a copy of the snapshot directory as a crash would leave it, before the graceful stop writes again.</summary>
+    private void KeepFilesAsOfCrash()
+    {
+        Directory.CreateDirectory(CrashedDirectory);
+        foreach (string file in Directory.GetFiles(_directory))
+        {
+            File.Copy(file, Path.Combine(CrashedDirectory, Path.GetFileName(file)));
+        }
+    }
+
+    /// <summary>Puts the crash's copy back over what the graceful stop wrote: the graceful stop never happened.</summary>
+    private void PutBackFilesAsOfCrash()
+    {
+        foreach (string file in Directory.GetFiles(CrashedDirectory))
+        {
+            File.Copy(file, Path.Combine(_directory, Path.GetFileName(file)), overwrite: true);
+        }
+    }
+
     /// <summary>Users 1..20 inferred at minute 0 and 21..40 at minute 8 (each twice: its vector as served), then the
     /// process stops at minute 9 and writes its snapshots.</summary>
     private static async Task<Dictionary<long, float[]>> RunFirstProcessAsync(ERCacheOptions options, FakeTimeProvider clock)
@@ -289,16 +310,6 @@ public sealed class SnapshotTests : IDisposable
         var options = Options();
         var fake = new FakeTimeProvider(Epoch);
         var clock = new SteppedWallClock(fake);
-        string crashed = Path.Combine(_directory, "crashed");
-        void Crash()
-        {
-            Directory.CreateDirectory(crashed);
-            foreach (string file in Directory.GetFiles(_directory))
-            {
-                File.Copy(file, Path.Combine(crashed, Path.GetFileName(file)));
-            }
-        }
-
         await using (var cache = Start(options, clock, new TestTower { Generation = 1 }))
         {
             fake.SetUtcNow(Epoch + TimeSpan.FromMinutes(8));
@@ -314,7 +325,7 @@ public sealed class SnapshotTests : IDisposable
                 clock.Offset = TimeSpan.FromMinutes(-2);
                 fake.Advance(TimeSpan.FromSeconds(5));
                 await cache.RemoveAsync(Model, 30);
-                Crash();
+                KeepFilesAsOfCrash();
             }
         }
 
@@ -326,13 +337,10 @@ public sealed class SnapshotTests : IDisposable
             await restarted.WhenReadyAsync();
             Assert.Equal(EmbeddingSource.Direct, (await restarted.GetAsync(Model, 30, new float[8])).Source); // restored, 55 s "ahead"
             await restarted.RemoveAsync(Model, 30);
-            Crash();
+            KeepFilesAsOfCrash();
         }
 
-        foreach (string file in Directory.GetFiles(crashed))
-        {
-            File.Copy(file, Path.Combine(_directory, Path.GetFileName(file)), overwrite: true); // no graceful stop
-        }
+        PutBackFilesAsOfCrash();
 
         fake.Advance(TimeSpan.FromSeconds(10));
         await using var next = Start(options, clock, new TestTower { Generation = 3 });
@@ -388,7 +396,6 @@ public sealed class SnapshotTests : IDisposable
         // on disk is the snapshot of minute 9 and the removal log as of the crash.
         var options = Options();
         var clock = new FakeTimeProvider(Epoch);
-        string crashed = Path.Combine(_directory, "crashed");
         await using (var cache = Start(options, clock, new TestTower { Generation = 1 }))
         {
             clock.SetUtcNow(Epoch + TimeSpan.FromMinutes(8));
@@ -411,17 +418,10 @@ public sealed class SnapshotTests : IDisposable
             // A removal or clear is synced to disk before it goes on (it survives the machine's crash); a push is not.
             Assert.Equal(operation == "push" ? 0 : 1, cache.Snapshots!.RemovalLogOf(Model)!.SyncedAppends);
 
-            Directory.CreateDirectory(crashed);
-            foreach (string file in Directory.GetFiles(_directory))
-            {
-                File.Copy(file, Path.Combine(crashed, Path.GetFileName(file)));
-            }
+            KeepFilesAsOfCrash();
         }
 
-        foreach (string file in Directory.GetFiles(crashed))
-        {
-            File.Copy(file, Path.Combine(_directory, Path.GetFileName(file)), overwrite: true); // the graceful stop never happened
-        }
+        PutBackFilesAsOfCrash();
 
         var logs = new FakeLogCollector();
         clock.SetUtcNow(Epoch + TimeSpan.FromMinutes(10));
