@@ -123,7 +123,7 @@ internal sealed class SnapshotKeeper : IDisposable
                 continue;
             }
 
-            var identity = new SnapshotIdentity(state.Name, state.Version, runtime.Policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
+            var identity = IdentityOf(runtime, tier);
             try
             {
                 if (TierSnapshotFile.TakenAt(PathOf(_options.Directory!, state.Name, tier.Policy.Kind), identity) is { } takenAt)
@@ -137,6 +137,11 @@ internal sealed class SnapshotKeeper : IDisposable
             }
         }
     }
+
+    /// <summary>What the snapshot of <paramref name="tier"/> of <paramref name="runtime"/>'s model version is taken for, and
+    /// must match to be restored.</summary>
+    private static SnapshotIdentity IdentityOf(ModelRuntime runtime, EmbeddingTier tier) =>
+        new(runtime.Policy.Name, runtime.Policy.Version, runtime.Policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
 
     private void NoteSnapshotTaken(string model, long unixMs) => _newestSnapshot.AddOrUpdate(model, unixMs, (_, known) => Math.Max(known, unixMs));
 
@@ -276,8 +281,7 @@ internal sealed class SnapshotKeeper : IDisposable
             return;
         }
 
-        var policy = runtime.Policy;
-        var identity = new SnapshotIdentity(policy.Name, policy.Version, policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
+        var identity = IdentityOf(runtime, tier);
         long started = Stopwatch.GetTimestamp();
         try
         {
@@ -374,7 +378,7 @@ internal sealed class SnapshotKeeper : IDisposable
                 }
 
                 string path = PathOf(_options.Directory!, state.Name, tier.Policy.Kind);
-                var identity = new SnapshotIdentity(state.Name, state.Version, runtime.Policy.Dimensions, tier.Policy.Format, tier.Policy.Kind);
+                var identity = IdentityOf(runtime, tier);
                 long nowUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
                 NoteSnapshotTaken(state.Name, nowUnixMs); // before the walk: a removal during it is stamped no earlier
                 long ttlNow = runtime.TtlNow;
