@@ -224,7 +224,9 @@ internal sealed partial class InferenceScheduler
                 return;
             }
 
-            _background = source;
+            // A full fence: a call ending now reads it without the lock (StartBackground) after freeing its slot, and
+            // one of the two must see the other's write, or the source waits for its timer.
+            Interlocked.Exchange(ref _background, source);
         }
 
         StartBackground();
@@ -239,6 +241,11 @@ internal sealed partial class InferenceScheduler
     /// </summary>
     public void StartBackground()
     {
+        if (Volatile.Read(ref _background) is null)
+        {
+            return; // the common case, told without a lock: whoever sets a source starts it (SetBackgroundSource)
+        }
+
         while (!Gate.AnyQueued) // a miss of any version on the gate goes first
         {
             IBackgroundBatchSource? source;

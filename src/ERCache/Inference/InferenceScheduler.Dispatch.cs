@@ -224,6 +224,7 @@ internal sealed partial class InferenceScheduler
             // Remove before completing: a caller arriving after this sees the tiers, not a finished pending. One
             // lock for the whole batch and the in-flight count.
             target?.ForgetPending(items);
+            bool queued;
             lock (_lock)
             {
                 if (target is null)
@@ -250,6 +251,7 @@ internal sealed partial class InferenceScheduler
                 }
 
                 SignalIdle();
+                queued = _queue.Count > 0;
             }
 
             foreach (var item in items)
@@ -265,7 +267,7 @@ internal sealed partial class InferenceScheduler
 
             // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed). The
             // slot goes to the most urgent queued miss of any version on the gate, else to background work.
-            Gate.Offer();
+            Gate.Offer(this, queued);
         }
     }
 

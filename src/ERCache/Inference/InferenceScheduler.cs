@@ -36,7 +36,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     private ITimer? _windowTimer;
     private InferenceBatch? _spareBatch;
     private int _inFlight;
-    private IBackgroundBatchSource? _background; // a rollout's warming, run on slots nobody needs
+    private IBackgroundBatchSource? _background; // a rollout's warming, run on slots nobody needs; set under _lock
     private int _backgroundInFlight; // under _lock: background batches (warming) in flight
     private long _ticksPerUser; // the tower's time per user, a moving average (0 until a call succeeded)
     private int _abandoned; // under _lock: calls past their hard timeout whose delegate has not returned (each holds a slot)
@@ -207,16 +207,20 @@ internal sealed partial class InferenceScheduler : IDisposable
         }
     }
 
-    /// <summary>A slot may be free and this scheduler is the gate's only one: start queued work, else background work.</summary>
-    internal void OnSlotFreed()
+    /// <summary>A slot may be free and this scheduler is the gate's only one: start queued work, else background work.
+    /// <paramref name="queued"/> is whether users were queued, when the caller just read it under the lock (a call's end
+    /// does), so as not to take the lock again for it: a miss queued since then took the free slot itself.</summary>
+    internal void OnSlotFreed(bool? queued = null)
     {
-        bool queued;
-        lock (_lock)
+        if (queued is null)
         {
-            queued = _queue.Count > 0;
+            lock (_lock)
+            {
+                queued = _queue.Count > 0;
+            }
         }
 
-        if (queued)
+        if (queued.Value)
         {
             Dispatch();
         }

@@ -72,12 +72,15 @@ internal sealed class SlotGate
     /// is most urgent first (a version's misses do not wait behind another's less urgent ones), then background work,
     /// which starts only while no scheduler on the gate has a miss queued.
     /// </summary>
-    public void Offer()
+    /// <param name="from">The scheduler whose call just ended, and <paramref name="queued"/> whether it had users queued
+    /// then (read under its lock): when it is the gate's only scheduler, that answer is used instead of asking again.</param>
+    /// <param name="queued">See <paramref name="from"/>.</param>
+    public void Offer(InferenceScheduler? from = null, bool queued = false)
     {
         var members = Volatile.Read(ref _members);
         if (members.Length == 1)
         {
-            members[0].OnSlotFreed();
+            members[0].OnSlotFreed(ReferenceEquals(members[0], from) ? queued : null);
             return;
         }
 
