@@ -85,6 +85,7 @@ public sealed class RegionalOperationsTests(SharedServers servers) : IClassFixtu
         long user = servers.Users(2);
         await using var a = new RegionalHost(servers[kind].ConnectionString);
         await using var b = new RegionalHost(servers[kind].ConnectionString);
+        await a.Cache.WhenReadyAsync(); // subscribed: a hears b's clear
         await a.GetAsync(user);
         await b.GetAsync(user); // b has it too, read from the store
         await a.Cache.FlushRegionalWritesAsync();
@@ -93,6 +94,9 @@ public sealed class RegionalOperationsTests(SharedServers servers) : IClassFixtu
         b.Towers["ctr"].Failing = true;
         Assert.Equal(EmbeddingSource.Fallback, (await b.GetAsync(user)).Result.Source); // neither local nor regional failover
 
+        // a applies b's clear too, whenever the channel delivers it, and drops whatever inference is pending then: wait
+        // for it, so that it cannot land during the inference below.
+        await a.WhenAppliedAsync(1);
         a.FakeClock.Advance(TimeSpan.FromSeconds(1)); // a value computed after the clear is served again
         await a.GetAsync(user + 1);
         await a.Cache.FlushRegionalWritesAsync();

@@ -80,6 +80,16 @@ internal sealed class RegionalHost : IAsyncDisposable
         return (result, vector);
     }
 
+    /// <summary>Waits until this host has applied at least <paramref name="count"/> other hosts' invalidation messages
+    /// (they arrive on the channel's own thread, after the sender's call returned); 30 s bound a hang, never a wait.</summary>
+    public async Task WhenAppliedAsync(int count)
+    {
+        while (Sum(Invalidations, "direction", "applied") < count)
+        {
+            await Invalidations.WaitForMeasurementsAsync(Invalidations.GetMeasurementSnapshot().Count + 1, TimeSpan.FromSeconds(30));
+        }
+    }
+
     public static long Sum(MetricCollector<long> collector, string? tag = null, string? value = null) =>
         collector.GetMeasurementSnapshot().Where(m => tag is null || Equals(m.Tags.GetValueOrDefault(tag), value)).Sum(m => m.Value);
 
