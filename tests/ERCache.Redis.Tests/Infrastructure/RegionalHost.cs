@@ -81,7 +81,7 @@ internal sealed class RegionalHost : IAsyncDisposable
     }
 
     /// <summary>Waits until this host has applied at least <paramref name="count"/> other hosts' invalidation messages
-    /// (they arrive on the channel's own thread, after the sender's call returned); 30 s bound a hang, never a wait.</summary>
+    /// (they arrive on the channel's own thread, after the sender's call returned). The 30 s only bound a hang.</summary>
     public async Task WhenAppliedAsync(int count)
     {
         while (Sum(Invalidations, "direction", "applied") < count)
