@@ -1,4 +1,5 @@
 using ERCache.Diagnostics;
+using ERCache.Storage;
 using ERCache.Tests.Infrastructure;
 using ERCache.Tiers;
 using ERCache.Tiers.Eviction;
@@ -151,6 +152,61 @@ public sealed class PrefetchTests
         {
             Assert.Equal(EmbeddingSource.Direct, results[i].Source);
             Assert.True(TestTower.BelongsTo(vectors.AsSpan(i * 8, 8), users[i]));
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(44)] // a slot of exactly one line
+    [InlineData(64)]
+    [InlineData(1024)] // 256 floats: a slot of 1,044 bytes, so most slots start inside a line
+    [InlineData(1030)]
+    public void Prefetching_a_slot_reads_only_its_own_slab_and_writes_nothing(int rowBytes)
+    {
+        const int slots = 5;
+        var slab = SlotPage.AllocateSlab(slots, rowBytes, hugePages: false, out _);
+        var page = new SlotPage(slab, rowBytes, SlotPage.StrideOf(rowBytes));
+
+        // Every slot, the last one ending at the slab's end, and slots past it (a candidate is never past it, but a hint
+        // must not throw if one were); the first lines only, and the whole slot.
+        for (int slot = 0; slot < slots + 2; slot++)
+        {
+            page.PrefetchSlot(slot, lines: 4);
+            page.PrefetchWholeSlot(slot);
+        }
+
+        Assert.All(slab, b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public void Tiers_from_32_MB_prefetch_whole_slots_and_a_batch_from_one_reads_what_a_plain_read_does()
+    {
+        const int dims = 256; // Float32: 1,044-byte slots
+        long threshold = SlabTier<LruOrder, Float32Codec>.MinWholeSlotPrefetchTierBytes;
+        int largest = (int)((threshold - 1) / SlotPage.StrideOf(dims * sizeof(float)));
+        using var metrics = new ERCacheMetrics(null);
+        var below = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", capacity: largest, dims, metrics, hugePages: false);
+        var large = (SlabTier<LruOrder, Float32Codec>)TierHelper.Create("Lru", capacity: largest + 1, dims, metrics, hugePages: false);
+        Assert.False(below.PrefetchesWholeSlots);
+        Assert.True(large.PrefetchesWholeSlots);
+
+        TierHelper.WriteUsers(large, 0, 64);
+        large.Remove(5);
+        var users = Enumerable.Range(0, EmbeddingTier.PrefetchBatch).Select(i => (long)i * 4).ToArray(); // 0, 4, …, 56,
+        users[1] = 5; // removed
+        users[^1] = 64; // never written
+        var candidates = new int[EmbeddingTier.PrefetchBatch];
+        large.Prefetch(users, candidates);
+        for (int i = 0; i < users.Length; i++)
+        {
+            var row = new float[dims];
+            bool found = large.TryReadFrom(candidates[i], users[i], now: 100, ttl: long.MaxValue, row, out long writtenAt);
+            Assert.Equal(users[i] is < 64 and not 5, found);
+            if (found)
+            {
+                Assert.Equal(users[i], writtenAt);
+                Assert.Equal(TierHelper.Vector(users[i], dims), row);
+            }
         }
     }
 }

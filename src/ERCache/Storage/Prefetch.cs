@@ -27,4 +27,17 @@ internal static class Prefetch
             Sse.Prefetch0(Unsafe.AsPointer(ref location));
         }
     }
+
+    /// <summary>Starts loading the line holding <paramref name="location"/> into the second-level cache and beyond, not
+    /// the first (x86; a no-op elsewhere). For many lines at once, such as whole rows: a first-level prefetch holds one of
+    /// the core's few first-level miss buffers until its line arrives, so a few rows' worth of them queue behind each
+    /// other, while the second level tracks many more misses at once and is a few cycles from the core.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void LineToSecondLevel<T>(ref T location)
+    {
+        if (Sse.IsSupported)
+        {
+            Sse.Prefetch1(Unsafe.AsPointer(ref location));
+        }
+    }
 }

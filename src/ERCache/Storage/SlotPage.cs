@@ -71,7 +71,7 @@ internal readonly struct SlotPage
     public Span<byte> Row(int index) => _slab.AsSpan((index * Stride) + HeaderBytes, RowBytes);
 
     /// <summary>Starts loading the first <paramref name="lines"/> cache lines of slot <paramref name="index"/> (header
-    /// and row).</summary>
+    /// and row) into the first-level cache; the hardware prefetcher follows the rest of the row as it is read.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void PrefetchSlot(int index, int lines)
     {
@@ -83,6 +83,25 @@ internal readonly struct SlotPage
             {
                 Prefetch.Line(ref _slab[offset]);
             }
+        }
+    }
+
+    /// <summary>Starts loading every cache line of slot <paramref name="index"/> (header and row) into the second-level
+    /// cache (<see cref="Prefetch.LineToSecondLevel"/>): a reader about to copy several rows from memory has all their
+    /// lines in flight at once instead of the hardware prefetcher's few lines ahead of each copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PrefetchWholeSlot(int index)
+    {
+        int start = index * Stride;
+        int last = Math.Min(start + Stride, _slab.Length) - 1; // a slot need not start on a line: its last byte's line too
+        for (int offset = start; offset < last; offset += Prefetch.LineBytes)
+        {
+            Prefetch.LineToSecondLevel(ref _slab[offset]);
+        }
+
+        if (last >= start)
+        {
+            Prefetch.LineToSecondLevel(ref _slab[last]);
         }
     }
 

@@ -37,6 +37,13 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     /// benchmarks read no gain, and with every entry read a possible cost (docs/benchmarks.md).</summary>
     internal const long MinHugePageTierBytes = 32L << 20;
 
+    /// <summary>The smallest tier (capacity × slot) whose batch reads prefetch each found slot whole, into the
+    /// second-level cache (<see cref="SlotPage.PrefetchWholeSlot"/>). A larger tier than the last-level cache of a core
+    /// complex (32 MB on the EPYC measured) serves a batch's rows mostly from memory, where that took a third off the
+    /// batch (docs/benchmarks.md). A smaller one often finds them in the second level already, where the extra
+    /// instructions (a prefetch per line) cost a batch about a sixth; it prefetches each slot's first lines, as before.</summary>
+    internal const long MinWholeSlotPrefetchTierBytes = 32L << 20;
+
     private readonly Lock _sync = new();
     private readonly SlotIndex _index;
     private readonly byte[]?[] _slabs; // one per page: the page's slots, see SlotPage
@@ -47,6 +54,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private readonly int _capacity;
     private readonly Stack<int> _free = new(); // slots emptied by a failed write, reused first
     private readonly bool _hugePages;
+    private readonly bool _prefetchWholeSlots; // see MinWholeSlotPrefetchTierBytes
     private readonly TaskScheduler _slabPreparation; // where slabs are prepared ahead (the thread pool)
     private long _advisedSlabBytes; // under _sync
 
@@ -101,6 +109,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         _stride = SlotPage.StrideOf(_rowBytes);
         // Only a large tier changes its slabs; a smaller one keeps growing ~4 MB at a time, on ordinary pages.
         _hugePages = policy.HugePages && HugePages.Supported && (long)_capacity * _stride >= MinHugePageTierBytes;
+        _prefetchWholeSlots = (long)_capacity * _stride >= MinWholeSlotPrefetchTierBytes;
         int slotsPerPage = _hugePages
             ? 1 << BitOperations.Log2((uint)Math.Max(16, TargetHugePageBytes / _stride)) // at most the target
             : Math.Clamp((int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, TargetPageBytes / _stride)), 16, 4096);
@@ -120,6 +129,9 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             }
         }
     }
+
+    /// <summary>Whether a batch's prefetch loads each found slot whole (see <see cref="MinWholeSlotPrefetchTierBytes"/>).</summary>
+    internal bool PrefetchesWholeSlots => _prefetchWholeSlots;
 
     /// <summary>Slots per slab.</summary>
     internal int SlotsPerPage => _pageMask + 1;
@@ -320,8 +332,9 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     }
 
     /// <summary>Two rounds of prefetches: every user's home bucket, then (the buckets now arriving) each first
-    /// candidate's slot header and the start of its row; the hardware prefetcher follows the rest of a row. The
-    /// candidates are what the second round found.</summary>
+    /// candidate's slot: in a large tier the whole slot into the second-level cache, in a smaller one its header and the
+    /// start of its row (see <see cref="MinWholeSlotPrefetchTierBytes"/>). The candidates are what the second round
+    /// found.</summary>
     public override void Prefetch(ReadOnlySpan<long> users, Span<int> candidates)
     {
         int n = Math.Min(users.Length, PrefetchBatch);
@@ -337,7 +350,16 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             int slot = _index.FirstCandidate(hashes[i]);
             if (slot >= 0 && Volatile.Read(ref _slabs[slot >> _pageShift]) is { } slab)
             {
-                new SlotPage(slab, _rowBytes, _stride).PrefetchSlot(slot & _pageMask, rowLines);
+                var page = new SlotPage(slab, _rowBytes, _stride);
+                if (_prefetchWholeSlots)
+                {
+                    page.PrefetchWholeSlot(slot & _pageMask);
+                }
+                else
+                {
+                    page.PrefetchSlot(slot & _pageMask, rowLines);
+                }
+
                 _policy.PrefetchHit(slot); // the hit's own bookkeeping (LRU's recent moves, SIEVE's bit) misses too
                 candidates[i] = slot;
             }
