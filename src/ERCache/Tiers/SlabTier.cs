@@ -41,7 +41,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     /// second-level cache (<see cref="SlotPage.PrefetchWholeSlot"/>). A larger tier than the last-level cache of a core
     /// complex (32 MB on the EPYC measured) serves a batch's rows mostly from memory, where that took a third off the
     /// batch (docs/benchmarks.md). A smaller one often finds them in the second level already, where the extra
-    /// instructions (a prefetch per line) cost a batch about a sixth; it prefetches each slot's first lines, as before.</summary>
+    /// instructions (a prefetch per line) cost a batch about a fifth; it prefetches each slot's first lines, as before.</summary>
     internal const long MinWholeSlotPrefetchTierBytes = 32L << 20;
 
     private readonly Lock _sync = new();
