@@ -192,9 +192,10 @@ public sealed class PrefetchTests
 
         TierHelper.WriteUsers(large, 0, 64);
         large.Remove(5);
-        var users = Enumerable.Range(0, EmbeddingTier.PrefetchBatch).Select(i => (long)i * 4).ToArray(); // 0, 4, …, 56,
-        users[1] = 5; // removed
-        users[^1] = 64; // never written
+        // 0, 4, …, 60, with 4 replaced by a removed user and 60 by one never written.
+        var users = Enumerable.Range(0, EmbeddingTier.PrefetchBatch).Select(i => (long)i * 4).ToArray();
+        users[1] = 5;
+        users[^1] = 64;
         var candidates = new int[EmbeddingTier.PrefetchBatch];
         large.Prefetch(users, candidates);
         for (int i = 0; i < users.Length; i++)
