@@ -86,8 +86,9 @@ internal sealed partial class InferenceScheduler
     }
 
     /// <summary>Completes the users <see cref="TakeBatches"/> shed, then starts its batches. Outside the lock: the shed
-    /// users' waiters continue on this thread.</summary>
-    private void Start(TakenBatches taken, bool inline, bool background = false)
+    /// users' waiters continue on this thread. <paramref name="startedAt"/>: with <paramref name="inline"/>, the caller's
+    /// reading of the clock, just taken, which the inline call counts as its start.</summary>
+    private void Start(TakenBatches taken, bool inline, bool background = false, long? startedAt = null)
     {
         CompleteAsShed(taken.Shed);
         if (taken.First is not { } first)
@@ -102,8 +103,9 @@ internal sealed partial class InferenceScheduler
 
         if (inline)
         {
-            // RunBatchAsync handles every exception itself; its closing Dispatch is not inline, so no recursion.
-            _ = RunBatchAsync(first, target: null);
+            // RunBatchAsync handles every exception itself; its closing Dispatch is not inline, so no recursion. The call
+            // starts now: the submitter's clock reading, just taken, is its start (one reading less per inline miss).
+            _ = RunBatchAsync(first, target: null, startedAt);
         }
         else
         {
@@ -162,8 +164,9 @@ internal sealed partial class InferenceScheduler
 
     /// <summary>Runs one delegate call on a slot of this scheduler. <paramref name="target"/> is the scheduler whose users
     /// these are when they are another version's background work (a rollout's warming): its version names the batch, its
-    /// sink takes the rows and its pending map held the users; null for this scheduler's own users.</summary>
-    private async Task RunBatchAsync(PendingInference[] items, InferenceScheduler? target)
+    /// sink takes the rows and its pending map held the users; null for this scheduler's own users. <paramref name="startedAt"/>
+    /// is a reading of the clock taken just before (an inline call's), or null to read it here.</summary>
+    private async Task RunBatchAsync(PendingInference[] items, InferenceScheduler? target, long? startedAt = null)
     {
         var policy = Policy;
         var owner = target ?? this;
@@ -182,7 +185,7 @@ internal sealed partial class InferenceScheduler
         try
         {
             _metrics.RecordInferenceCall(policy.Name, items.Length);
-            long started = _time.GetTimestamp();
+            long started = startedAt ?? _time.GetTimestamp();
             (var cause, abandoned, var failure, long now) = await _invoker.InvokeAsync(_inference, batch, policy, started).ConfigureAwait(false);
             failed = (cause, failure);
             _metrics.RecordInferenceDuration(policy.Name, _time.GetElapsedTime(started, now), cause);

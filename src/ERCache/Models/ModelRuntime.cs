@@ -388,6 +388,7 @@ internal sealed partial class ModelRuntime
         long now = _clock.Now;
         Span<int> failures = stackalloc int[8];
         failures.Clear();
+        bool anyFailed = false;
         for (int i = 0; i < positions.Length; i++)
         {
             int position = positions[i];
@@ -406,6 +407,7 @@ internal sealed partial class ModelRuntime
             else
             {
                 failures[(int)outcome.Cause]++;
+                anyFailed = true;
                 var kept = regionalFailover is not null && regionalFailover.TryGetValue(position, out var value) ? value : (RegionalFailoverValue?)null;
                 result = ServeFailure(users[position], now, outcome.Cause, row, kept, skipFailover);
             }
@@ -414,7 +416,7 @@ internal sealed partial class ModelRuntime
             Record(result);
         }
 
-        for (int c = 1; c < failures.Length; c++)
+        for (int c = 1; anyFailed && c < failures.Length; c++)
         {
             _metrics.RecordInferenceFailures(Policy.Name, (InferenceFailureCause)c, failures[c]);
         }
