@@ -30,6 +30,10 @@ public sealed class PrefetchTests
         tier.Prefetch(users, candidates);
         tier.Prefetch([], candidates);
         tier.Prefetch(users.AsSpan(0, 1), candidates);
+        foreach (long user in users)
+        {
+            tier.PrefetchWrite(user); // a full tier: the victim's slot, its key's bucket and the oldest entry's header too
+        }
 
         Assert.Equal(63, tier.Count);
         Assert.Equal(evictions, tier.Evictions);
@@ -74,6 +78,63 @@ public sealed class PrefetchTests
         Assert.Equal(Enumerable.Range(0, 8), sieve.Order.FromHead());
         Assert.Equal(Enumerable.Range(0, 8), fifo.Order.FromHead());
         Assert.Equal(Enumerable.Range(0, 8).Select(s => s == 3), Enumerable.Range(0, 8).Select(sieve.IsVisited));
+    }
+
+    [Fact]
+    public void The_victim_hint_is_the_next_victim_and_reading_it_changes_nothing()
+    {
+        var lru = new LruOrder(8);
+        var sieve = new SieveOrder(8);
+        var fifo = new FifoOrder(8);
+        Assert.Equal((-1, -1, -1), (lru.VictimHint, sieve.VictimHint, fifo.VictimHint)); // empty
+        for (int slot = 0; slot < 8; slot++)
+        {
+            lru.OnInsert(slot);
+            sieve.OnInsert(slot);
+            fifo.OnInsert(slot);
+        }
+
+        lru.OnUpdate(0); // slot 1 is now the least recently used
+        sieve.RecordHit(0); // visited: the hand passes it, but only when it really evicts
+        Assert.Equal((1, 0, 0), (lru.VictimHint, sieve.VictimHint, fifo.VictimHint));
+        Assert.True(sieve.IsVisited(0)); // the hint cleared no bit
+        Assert.Equal((1, 1, 0), (lru.SelectVictim(), sieve.SelectVictim(), fifo.SelectVictim()));
+    }
+
+    [Theory]
+    [InlineData("Lru")]
+    [InlineData("Sieve")]
+    [InlineData("Fifo")]
+    public void A_write_after_its_prefetch_evicts_what_it_would_have_evicted_without_it(string eviction)
+    {
+        using var metrics = new ERCacheMetrics(null);
+        var prefetched = TierHelper.Create(eviction, capacity: 16, dimensions: 8, metrics);
+        var plain = TierHelper.Create(eviction, capacity: 16, dimensions: 8, metrics);
+        var row = new float[8];
+        foreach (var tier in new[] { prefetched, plain })
+        {
+            TierHelper.WriteUsers(tier, 0, 16);
+            foreach (long hit in new long[] { 0, 1, 2, 5 })
+            {
+                tier.TryRead(hit, now: 16, ttl: long.MaxValue, row, out _); // LRU moves and SIEVE bits, so victims differ by order
+            }
+        }
+
+        for (long user = 100; user < 110; user++)
+        {
+            prefetched.PrefetchWrite(user);
+            prefetched.PrefetchWrite(user); // twice, as concurrent misses would
+            prefetched.Write(user, TierHelper.Vector(user, 8), writtenAt: user);
+            plain.Write(user, TierHelper.Vector(user, 8), writtenAt: user);
+            var held = Enumerable.Range(0, 110).Where(u => TierHelper.Contains(plain, u));
+            Assert.Equal(held, Enumerable.Range(0, 110).Where(u => TierHelper.Contains(prefetched, u)));
+        }
+
+        foreach (long user in Enumerable.Range(0, 110).Where(u => TierHelper.Contains(prefetched, u)))
+        {
+            Assert.True(prefetched.TryRead(user, now: 110, ttl: long.MaxValue, row, out _));
+            Assert.Equal(TierHelper.Vector(user, 8), row);
+        }
     }
 
     [Theory]

@@ -208,6 +208,14 @@ internal sealed partial class ModelRuntime
                 submitted = _time.GetTimestamp(); // after a round trip
             }
 
+            if (missCount == 1)
+            {
+                // Its row will be written once the inference returns: the slot it takes starts loading meanwhile.
+                long userId = userIds.Span[misses[0]];
+                Direct?.PrefetchWrite(userId);
+                Failover?.PrefetchWrite(userId);
+            }
+
             long deadline = now + InferenceTimeout;
             tickets = new InferenceTicket[missCount];
             var urgencies = Urgencies(userIds.Span, misses.AsSpan(0, missCount), regionalFailover);

@@ -84,6 +84,14 @@ internal abstract class EmbeddingTier : IDisposable
     public virtual void Prefetch(ReadOnlySpan<long> users, Span<int> candidates) =>
         candidates[..Math.Min(users.Length, PrefetchBatch)].Fill(NoCandidate);
 
+    /// <summary>Hints the processor to start loading what writing a new <paramref name="userId"/> will touch: its place in
+    /// the index and the slot it will most likely take (the next victim's, in a full tier), so that a write made once
+    /// the user's inference returns finds them cached instead of waiting for each under the tier's lock. Changes
+    /// nothing; nothing in a tier without a layout to prefetch.</summary>
+    public virtual void PrefetchWrite(long userId)
+    {
+    }
+
     /// <summary>
     /// <see cref="TryRead"/> that first tries the slot this tier's <see cref="Prefetch"/> found for the user, so that a
     /// batch hashes and probes each user once. The candidate is only a hint, possibly stale: it is used when it holds the

@@ -370,6 +370,47 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         }
     }
 
+    /// <summary>
+    /// Prefetches the user's home bucket (the write's lookup and insert probe it), and in a full tier the slot the
+    /// eviction order would take now and the header of the oldest entry (the write checks whether it expired). Racy reads
+    /// of the order, without the lock: a slot that is no longer the victim by the time of the write only wasted a hint,
+    /// and a slot number outside the tier's pages is skipped.
+    /// </summary>
+    public override void PrefetchWrite(long userId)
+    {
+        _index.PrefetchHome(userId);
+        if (Volatile.Read(ref _counters.Used) < _capacity)
+        {
+            return; // still filling: the write takes a fresh slot
+        }
+
+        PrefetchSlotForWrite(_policy.OldestWritten, wholeSlot: false);
+        if (PrefetchSlotForWrite(_policy.VictimHint, wholeSlot: true) is { } victim)
+        {
+            _index.PrefetchHome(victim.Page.Key(victim.Index)); // a racy read of its key: where the eviction unindexes it
+        }
+    }
+
+    private (SlotPage Page, int Index)? PrefetchSlotForWrite(int slot, bool wholeSlot)
+    {
+        if ((uint)slot >= (uint)_capacity || Volatile.Read(ref _slabs[slot >> _pageShift]) is not { } slab)
+        {
+            return null;
+        }
+
+        var page = new SlotPage(slab, _rowBytes, _stride);
+        if (wholeSlot)
+        {
+            page.PrefetchWholeSlot(slot & _pageMask);
+        }
+        else
+        {
+            page.PrefetchSlot(slot & _pageMask, lines: 1);
+        }
+
+        return (page, slot & _pageMask);
+    }
+
     public override bool TryReadFrom(int candidate, long userId, long now, long ttl, Span<float> destination, out long writtenAt)
     {
         if (candidate >= 0) // a slot this tier's Prefetch found, so one whose page exists

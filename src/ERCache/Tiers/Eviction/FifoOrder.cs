@@ -36,5 +36,7 @@ internal readonly struct FifoOrder : IEvictionOrder
 
     public int SelectVictim() => _order.Head;
 
+    public int VictimHint => _order.Head;
+
     public void Remove(int slot) => _order.Remove(slot);
 }

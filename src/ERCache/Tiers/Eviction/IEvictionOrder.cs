@@ -42,6 +42,10 @@ internal interface IEvictionOrder
     /// <summary>The live slot to evict next; the caller then calls <see cref="Remove"/> and reuses it.</summary>
     int SelectVictim();
 
+    /// <summary>The slot <see cref="SelectVictim"/> would most likely take, read without the lock and without changing
+    /// anything (for a write's prefetch): possibly stale, or -1.</summary>
+    int VictimHint { get; }
+
     /// <summary>Unlinks <paramref name="slot"/> from the order (before it is reused).</summary>
     void Remove(int slot);
 }

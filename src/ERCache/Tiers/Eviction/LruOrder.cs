@@ -65,6 +65,8 @@ internal readonly struct LruOrder : IEvictionOrder
 
     public int SelectVictim() => _order.Head;
 
+    public int VictimHint => _order.Head;
+
     public void Remove(int slot)
     {
         _order.Remove(slot);

@@ -79,6 +79,9 @@ internal struct SieveOrder : IEvictionOrder
     {
     }
 
+    /// <summary>The hand's slot (the victim unless it was visited since).</summary>
+    public readonly int VictimHint => _hand >= 0 ? _hand : _order.Head;
+
     public int SelectVictim()
     {
         int slot = _hand >= 0 ? _hand : _order.Head;
