@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ERCache.Inference;
 using ERCache.Tests.Infrastructure;
 
@@ -58,6 +59,85 @@ public sealed class CallReuseTests
     }
 
     [Fact]
+    public async Task A_timer_set_for_an_earlier_calls_limit_fires_during_a_later_call_without_cancelling_it()
+    {
+        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+        bool cancelledPastFirstLimit = true, cancelledAtOwnLimit = false;
+        f.Tower.Whole = (batch, ct) =>
+        {
+            // User 1's call ends three quarters into its limit, and the timer set for that limit stays armed. User 2's
+            // call starts then: the timer fires a quarter of a limit into it, and must wait for user 2's own limit.
+            if (batch.UserIds.Span[0] == 1)
+            {
+                f.Clock.Advance(HardTimeout * 3 / 4);
+            }
+            else
+            {
+                f.Clock.Advance(HardTimeout / 2);
+                cancelledPastFirstLimit = ct.IsCancellationRequested;
+                f.Clock.Advance(HardTimeout / 2);
+                cancelledAtOwnLimit = ct.IsCancellationRequested;
+            }
+
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+            return ValueTask.CompletedTask;
+        };
+
+        await f.GetAsync(1);
+        await f.GetAsync(2);
+
+        Assert.False(cancelledPastFirstLimit);
+        Assert.True(cancelledAtOwnLimit);
+    }
+
+    [Fact]
+    public async Task After_the_timer_fired_with_no_call_running_the_next_call_is_still_cancelled_at_its_limit()
+    {
+        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+        bool cancelledAtLimit = false;
+        f.Tower.Whole = (batch, ct) =>
+        {
+            if (batch.UserIds.Span[0] == 2)
+            {
+                f.Clock.Advance(HardTimeout);
+                cancelledAtLimit = ct.IsCancellationRequested;
+            }
+
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+            return ValueTask.CompletedTask;
+        };
+
+        await f.GetAsync(1);
+        f.Clock.Advance(HardTimeout * 2); // the timer set for user 1's limit fires while nothing runs
+        await f.GetAsync(2);
+
+        Assert.True(cancelledAtLimit);
+    }
+
+    [Fact]
+    public async Task Quick_calls_in_a_row_set_the_hard_limit_timer_once()
+    {
+        var clock = new CountingTimeProvider();
+        var model = CacheFixture.DefaultModel(4);
+        model.Inference.RunInline = true;
+        model.Inference.HardTimeout = HardTimeout;
+        var tower = new TestTower();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+        await using var cache = EmbeddingCache.Create(
+            new ERCacheOptions { Models = { [CacheFixture.Model] = model } }, new Dictionary<string, IEmbeddingInference> { [CacheFixture.Model] = tower },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline });
+
+        for (long user = 1; user <= 100; user++)
+        {
+            Assert.Equal(EmbeddingSource.Fresh, (await cache.GetAsync(CacheFixture.Model, user, new float[4])).Source);
+        }
+
+        // Each call used to set the timer as it started and stop it as it ended: 200 changes.
+        Assert.Equal(100, tower.CallCount);
+        Assert.InRange(clock.TimerChanges, 0, 2);
+    }
+
+    [Fact]
     public async Task A_reused_batch_forgets_failed_rows_and_the_vectors_of_earlier_users()
     {
         using var f = new CacheFixture(m => m.Inference.RunInline = true);
@@ -95,5 +175,29 @@ public sealed class CallReuseTests
         Assert.Equal(EmbeddingSource.Fresh, results[1].Source);
         Assert.True(TestTower.BelongsTo(vectors.AsSpan(4, 4), 4));
         Assert.Equal(2, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct)); // users 2 and 4 only
+    }
+}
+
+/// <summary>A manual clock that counts how often its timers are set or stopped after they were made.</summary>
+internal sealed class CountingTimeProvider : FakeTimeProvider
+{
+    private int _changes;
+
+    public int TimerChanges => Volatile.Read(ref _changes);
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+        new CountingTimer(base.CreateTimer(callback, state, dueTime, period), this);
+
+    private sealed class CountingTimer(ITimer inner, CountingTimeProvider owner) : ITimer
+    {
+        public bool Change(TimeSpan dueTime, TimeSpan period)
+        {
+            Interlocked.Increment(ref owner._changes);
+            return inner.Change(dueTime, period);
+        }
+
+        public void Dispose() => inner.Dispose();
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }

@@ -66,7 +66,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
         {
             running.GetAwaiter().GetResult();
             long ended = time.GetTimestamp();
-            return new((InferenceFailureCause.None, EndCall(call, ended), null, ended));
+            return new((InferenceFailureCause.None, EndCall(call), null, ended));
         }
 
         return AwaitCallAsync(running, call);
@@ -85,7 +85,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
         }
 
         long ended = time.GetTimestamp();
-        return (ExceptionCause.Of(failure), EndCall(call, ended), failure, ended);
+        return (ExceptionCause.Of(failure), EndCall(call), failure, ended);
     }
 
     /// <summary>Logs a failed call. The scheduler calls it once the call's callers are answered: formatting an
@@ -106,7 +106,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
     /// Ends a call: an abandoned one (still running past its hard limit) keeps its buffers until it stops; a finished
     /// one is kept for the next call when it can be reused, else disposed. Returns whether it was abandoned.
     /// </summary>
-    private bool EndCall(DelegateCall call, long ended)
+    private bool EndCall(DelegateCall call)
     {
         if (call.IsRunning)
         {
@@ -114,7 +114,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
             return true;
         }
 
-        if (_disposed || !call.TryReset(ended) || Interlocked.CompareExchange(ref _spareCall, call, null) is not null)
+        if (_disposed || !call.TryReset() || Interlocked.CompareExchange(ref _spareCall, call, null) is not null)
         {
             call.Dispose(); // at most one spare (concurrent calls beyond it allocate their own), none after disposal
         }
