@@ -176,6 +176,59 @@ public sealed class ConcurrencyTests
         }
     }
 
+    /// <summary>
+    /// The hard-limit timer fires on the thread that moves the clock while calls start, end and are reused on another
+    /// (<see cref="DelegateCall"/>: the timer stays armed across calls). No call's token may be cancelled before its own
+    /// limit: not by the limit of a call before it, and not by a cancellation that a reused call carried over.
+    /// </summary>
+    [Fact]
+    public async Task The_hard_limit_timer_fired_from_another_thread_never_cancels_a_call_before_its_own_limit()
+    {
+        var hardTimeout = TimeSpan.FromSeconds(1);
+        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = hardTimeout; m.Inference.CircuitBreaker.Enabled = false; });
+        long submittedAt = 0, early = 0;
+        f.Tower.Whole = (batch, ct) =>
+        {
+            // The call started at or after submittedAt: a token cancelled less than a limit after it was cancelled early.
+            bool cancelled = ct.IsCancellationRequested;
+            if (cancelled && f.Clock.GetElapsedTime(Volatile.Read(ref submittedAt)) < hardTimeout)
+            {
+                Interlocked.Increment(ref early);
+            }
+
+            Thread.SpinWait(200); // the call runs while the clock moves
+            if (!cancelled && ct.IsCancellationRequested && f.Clock.GetElapsedTime(Volatile.Read(ref submittedAt)) < hardTimeout)
+            {
+                Interlocked.Increment(ref early);
+            }
+
+            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+            return ValueTask.CompletedTask;
+        };
+
+        int callsLeft = 1;
+        var clock = Task.Run(() =>
+        {
+            while (Volatile.Read(ref callsLeft) > 0)
+            {
+                f.Clock.Advance(hardTimeout / 50); // the timer's callback runs here; small steps, so few calls span a limit
+                Thread.Yield();
+            }
+        });
+        var vector = new float[4];
+        for (long user = 1; user <= CacheCallsPerCaller; user++)
+        {
+            Volatile.Write(ref submittedAt, f.Clock.GetTimestamp());
+            await f.Cache.GetAsync(CacheFixture.Model, user, vector);
+        }
+
+        Volatile.Write(ref callsLeft, 0);
+        await clock;
+
+        Assert.Equal(CacheCallsPerCaller, f.Tower.CallCount);
+        Assert.Equal(0, Interlocked.Read(ref early));
+    }
+
     [Theory]
     [InlineData("Lru")]
     [InlineData("Fifo")]
