@@ -115,6 +115,24 @@ public sealed class CallReuseTests
     }
 
     [Fact]
+    public async Task A_timer_callback_that_runs_after_its_call_was_disposed_changes_nothing()
+    {
+        var clock = new HeldCallbackTimeProvider();
+        var policy = ModelPolicy.From("m", CacheFixture.DefaultModel(4));
+        var batch = new InferenceBatch("m", "v1", 4, [1L]);
+        var call = new DelegateCall(clock);
+        call.Start(new DelegateInference((_, _) => ValueTask.CompletedTask), batch, policy, clock.GetTimestamp());
+        await call.RunAsync(call.Token);
+
+        call.Dispose(); // ended and disposed without a reset, as when the scheduler is disposed meanwhile
+        var late = Record.Exception(clock.RunCallbacks); // the system timer may run a callback it had already dispatched
+
+        Assert.Null(late);
+        Assert.True(clock.Disposed);
+        batch.Release();
+    }
+
+    [Fact]
     public async Task Quick_calls_in_a_row_set_the_hard_limit_timer_once()
     {
         var clock = new CountingTimeProvider();
@@ -199,5 +217,48 @@ internal sealed class CountingTimeProvider : FakeTimeProvider
         public void Dispose() => inner.Dispose();
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}
+
+/// <summary>The system clock, with timers that never fire on their own: the test runs their callbacks, also after they
+/// were disposed (as a system timer may run a callback it had already dispatched), and a disposed timer's
+/// <see cref="ITimer.Change"/> throws, as <see cref="System.Threading.Timer"/>'s does.</summary>
+internal sealed class HeldCallbackTimeProvider : TimeProvider
+{
+    private readonly List<HeldTimer> _timers = [];
+
+    public bool Disposed => _timers.All(t => t.IsDisposed);
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        var timer = new HeldTimer(callback, state);
+        _timers.Add(timer);
+        return timer;
+    }
+
+    public void RunCallbacks()
+    {
+        foreach (var timer in _timers)
+        {
+            timer.Run();
+        }
+    }
+
+    private sealed class HeldTimer(TimerCallback callback, object? state) : ITimer
+    {
+        public bool IsDisposed { get; private set; }
+
+        public void Run() => callback(state);
+
+        public bool Change(TimeSpan dueTime, TimeSpan period) =>
+            IsDisposed ? throw new ObjectDisposedException(nameof(HeldTimer)) : true;
+
+        public void Dispose() => IsDisposed = true;
+
+        public ValueTask DisposeAsync()
+        {
+            Dispose();
+            return ValueTask.CompletedTask;
+        }
     }
 }

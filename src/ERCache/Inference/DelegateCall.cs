@@ -115,6 +115,12 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
 
     public void Dispose()
     {
+        lock (_limitLock)
+        {
+            // A callback the timer had already dispatched may still run: it finds no call, and changes nothing.
+            _limitAt = NoLimit;
+        }
+
         _timer?.Dispose();
         _source.Dispose();
     }

@@ -2,8 +2,9 @@ namespace ERCache.Tiers.Eviction;
 
 /// <summary>
 /// Orders a slab tier's slots for eviction. Implemented by structs so <see cref="SlabTier{TPolicy, TCodec}"/>
-/// gets a specialised copy per strategy. Every member except <see cref="RecordHit"/> runs under the tier's
-/// write lock; <see cref="RecordHit"/> runs on the lock-free read path.
+/// gets a specialised copy per strategy. Every member runs under the tier's write lock, except <see cref="RecordHit"/>
+/// and <see cref="PrefetchHit"/> (the lock-free read path) and the racy reads of a write's prefetch
+/// (<see cref="VictimHint"/>, <see cref="OldestWritten"/>), which change nothing.
 /// </summary>
 internal interface IEvictionOrder
 {
