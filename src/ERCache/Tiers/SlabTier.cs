@@ -372,8 +372,9 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
     /// <summary>
     /// Prefetches the user's home bucket (the write's lookup and insert probe it), and in a full tier the slot the
-    /// eviction order would take now and the header of the oldest entry (the write checks whether it expired). Racy reads
-    /// of the order, without the lock: a slot that is no longer the victim by the time of the write only wasted a hint,
+    /// eviction order would take now, the home bucket of the key it holds (the eviction unindexes it) and the header of
+    /// the oldest entry (the write checks whether it expired). Racy reads of the order and of that key, without the lock:
+    /// a slot that is no longer the victim by the time of the write, or a key read while it changed, only wastes a hint,
     /// and a slot number outside the tier's pages is skipped.
     /// </summary>
     public override void PrefetchWrite(long userId)
@@ -387,7 +388,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         PrefetchSlotForWrite(_policy.OldestWritten, wholeSlot: false);
         if (PrefetchSlotForWrite(_policy.VictimHint, wholeSlot: true) is { } victim)
         {
-            _index.PrefetchHome(victim.Page.Key(victim.Index)); // a racy read of its key: where the eviction unindexes it
+            _index.PrefetchHome(victim.Page.Key(victim.Index));
         }
     }
 
