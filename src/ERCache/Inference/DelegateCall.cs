@@ -1,3 +1,5 @@
+using ERCache.Internal;
+
 namespace ERCache.Inference;
 
 /// <summary>
@@ -144,7 +146,7 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
         var hardTimeout = _policy.HardTimeout;
         if (!ReferenceEquals(_limitPolicy, _policy))
         {
-            _limitTicks = ToTimestampTicks(hardTimeout); // once per settings, not per call
+            _limitTicks = Math.Min(TimestampTicks.Of(hardTimeout, time.TimestampFrequency), NoLimit - 1); // once per settings, not per call
             _limitPolicy = _policy;
         }
 
@@ -200,12 +202,5 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
         {
             // The call ended and was disposed while the timer fired: nothing to cancel.
         }
-    }
-
-    /// <summary><paramref name="span"/> in timestamp units, at most <see cref="NoLimit"/> − 1.</summary>
-    private long ToTimestampTicks(TimeSpan span)
-    {
-        var ticks = (Int128)span.Ticks * time.TimestampFrequency / TimeSpan.TicksPerSecond;
-        return ticks >= NoLimit ? NoLimit - 1 : (long)ticks;
     }
 }

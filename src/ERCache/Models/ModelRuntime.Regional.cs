@@ -1,3 +1,4 @@
+using ERCache.Internal;
 using ERCache.Regional;
 
 namespace ERCache.Models;
@@ -109,6 +110,6 @@ internal sealed partial class ModelRuntime
     private (TimeSpan Age, long Ticks) RegionalAge(long writtenAtUtcMs, long nowUtcMs)
     {
         var age = TimeSpan.FromMilliseconds(Math.Max(0, nowUtcMs - writtenAtUtcMs));
-        return (age, ToTimestampTicks(age, _time.TimestampFrequency));
+        return (age, TimestampTicks.Of(age, _time.TimestampFrequency));
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ERCache.Diagnostics;
 using ERCache.Inference;
+using ERCache.Internal;
 using ERCache.Regional;
 using ERCache.Tiers;
 
@@ -58,9 +59,9 @@ internal sealed partial class ModelRuntime
         Failover = failover;
         long frequency = time.TimestampFrequency;
         _tickScale = (double)TimeSpan.TicksPerSecond / frequency;
-        InferenceTimeout = ToTimestampTicks(policy.InferenceTimeout, frequency);
-        DirectTtl = ToTimestampTicks(policy.Direct.Ttl, frequency);
-        FailoverTtl = ToTimestampTicks(policy.Failover.Ttl, frequency);
+        InferenceTimeout = TimestampTicks.Of(policy.InferenceTimeout, frequency);
+        DirectTtl = TimestampTicks.Of(policy.Direct.Ttl, frequency);
+        FailoverTtl = TimestampTicks.Of(policy.Failover.Ttl, frequency);
         RefreshAheadAge = policy.RefreshAhead is { } ahead ? (long)(DirectTtl * ahead) : long.MaxValue;
         _backgroundWork = policy.RefreshAhead is not null || policy.DriftSampleRate > 0;
         Fingerprint = RegionalValue.Fingerprint(policy.Name, policy.Version, policy.Dimensions, policy.RegionalFormat);
@@ -178,7 +179,7 @@ internal sealed partial class ModelRuntime
             return 0;
         }
 
-        return options.MaxAge is { } maxAge ? Math.Min(DirectTtl, ToTimestampTicks(maxAge, _time.TimestampFrequency)) : DirectTtl;
+        return options.MaxAge is { } maxAge ? Math.Min(DirectTtl, TimestampTicks.Of(maxAge, _time.TimestampFrequency)) : DirectTtl;
     }
 
     /// <summary>
@@ -495,10 +496,4 @@ internal sealed partial class ModelRuntime
     /// <summary>What <see cref="TimeProvider.GetElapsedTime(long, long)"/> returns, to the tick, without reading the
     /// provider's frequency again (a virtual call on every hit).</summary>
     private TimeSpan Age(long writtenAt, long now) => writtenAt >= now ? TimeSpan.Zero : new TimeSpan((long)((now - writtenAt) * _tickScale));
-
-    private static long ToTimestampTicks(TimeSpan span, long frequency)
-    {
-        var ticks = (Int128)span.Ticks * frequency / TimeSpan.TicksPerSecond;
-        return ticks > long.MaxValue ? long.MaxValue : (long)ticks;
-    }
 }
