@@ -348,9 +348,8 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         for (int i = 0; i < n; i++)
         {
             int slot = _index.FirstCandidate(hashes[i]);
-            if (slot >= 0 && Volatile.Read(ref _slabs[slot >> _pageShift]) is { } slab)
+            if (TryPageOf(slot, out var page))
             {
-                var page = new SlotPage(slab, _rowBytes, _stride);
                 if (_prefetchWholeSlots)
                 {
                     page.PrefetchWholeSlot(slot & _pageMask);
@@ -385,31 +384,33 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             return; // still filling: the write takes a fresh slot
         }
 
-        PrefetchSlotForWrite(_policy.OldestWritten, wholeSlot: false);
-        if (PrefetchSlotForWrite(_policy.VictimHint, wholeSlot: true) is { } victim)
+        int oldest = _policy.OldestWritten;
+        if (TryPageOf(oldest, out var oldestPage))
         {
-            _index.PrefetchHome(victim.Page.Key(victim.Index));
+            oldestPage.PrefetchSlot(oldest & _pageMask, lines: 1);
+        }
+
+        int victim = _policy.VictimHint;
+        if (TryPageOf(victim, out var victimPage))
+        {
+            victimPage.PrefetchWholeSlot(victim & _pageMask);
+            _index.PrefetchHome(victimPage.Key(victim & _pageMask));
         }
     }
 
-    private (SlotPage Page, int Index)? PrefetchSlotForWrite(int slot, bool wholeSlot)
+    /// <summary>The page of <paramref name="slot"/>, when it is one of this tier's slots and its page exists (a slot
+    /// number from a racy read or a prefetch's candidate may be neither).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryPageOf(int slot, out SlotPage page)
     {
-        if ((uint)slot >= (uint)_capacity || Volatile.Read(ref _slabs[slot >> _pageShift]) is not { } slab)
+        if ((uint)slot < (uint)_capacity && Volatile.Read(ref _slabs[slot >> _pageShift]) is { } slab)
         {
-            return null;
+            page = new SlotPage(slab, _rowBytes, _stride);
+            return true;
         }
 
-        var page = new SlotPage(slab, _rowBytes, _stride);
-        if (wholeSlot)
-        {
-            page.PrefetchWholeSlot(slot & _pageMask);
-        }
-        else
-        {
-            page.PrefetchSlot(slot & _pageMask, lines: 1);
-        }
-
-        return (page, slot & _pageMask);
+        page = default;
+        return false;
     }
 
     public override bool TryReadFrom(int candidate, long userId, long now, long ttl, Span<float> destination, out long writtenAt)
