@@ -12,16 +12,25 @@ public sealed class CallReuseTests
 {
     private static readonly TimeSpan HardTimeout = TimeSpan.FromSeconds(1);
 
+    /// <summary>A cache whose calls run inline, on the caller's thread, with a hard limit of <see cref="HardTimeout"/>.</summary>
+    private static CacheFixture InlineWithHardLimit() => new(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+
+    /// <summary>Answers a call of one user with that user's vector.</summary>
+    private static ValueTask Answer(InferenceBatch batch)
+    {
+        TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
+        return ValueTask.CompletedTask;
+    }
+
     [Fact]
     public async Task A_reused_call_is_not_cancelled_by_the_previous_calls_hard_limit()
     {
-        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+        using var f = InlineWithHardLimit();
         var seen = new List<bool>();
         f.Tower.Whole = (batch, ct) =>
         {
             seen.Add(ct.IsCancellationRequested);
-            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
-            return ValueTask.CompletedTask;
+            return Answer(batch);
         };
 
         Assert.Equal(EmbeddingSource.Fresh, (await f.GetAsync(1)).Result.Source);
@@ -34,7 +43,7 @@ public sealed class CallReuseTests
     [Fact]
     public async Task A_reused_call_is_still_cancelled_at_its_own_hard_limit()
     {
-        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+        using var f = InlineWithHardLimit();
         bool cancelledAtHalf = true, cancelledAtLimit = false;
         f.Tower.Whole = (batch, ct) =>
         {
@@ -47,8 +56,7 @@ public sealed class CallReuseTests
                 cancelledAtLimit = ct.IsCancellationRequested;
             }
 
-            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
-            return ValueTask.CompletedTask;
+            return Answer(batch);
         };
 
         await f.GetAsync(1); // a quick call: its token source and timer are kept for the next
@@ -61,7 +69,7 @@ public sealed class CallReuseTests
     [Fact]
     public async Task A_timer_set_for_an_earlier_calls_limit_fires_during_a_later_call_without_cancelling_it()
     {
-        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+        using var f = InlineWithHardLimit();
         bool cancelledPastFirstLimit = true, cancelledAtOwnLimit = false;
         f.Tower.Whole = (batch, ct) =>
         {
@@ -79,8 +87,7 @@ public sealed class CallReuseTests
                 cancelledAtOwnLimit = ct.IsCancellationRequested;
             }
 
-            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
-            return ValueTask.CompletedTask;
+            return Answer(batch);
         };
 
         await f.GetAsync(1);
@@ -93,7 +100,7 @@ public sealed class CallReuseTests
     [Fact]
     public async Task After_the_timer_fired_with_no_call_running_the_next_call_is_still_cancelled_at_its_limit()
     {
-        using var f = new CacheFixture(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
+        using var f = InlineWithHardLimit();
         bool cancelledAtLimit = false;
         f.Tower.Whole = (batch, ct) =>
         {
@@ -103,8 +110,7 @@ public sealed class CallReuseTests
                 cancelledAtLimit = ct.IsCancellationRequested;
             }
 
-            TestTower.Fill(batch.GetRow(0).Span, batch.UserIds.Span[0], 0);
-            return ValueTask.CompletedTask;
+            return Answer(batch);
         };
 
         await f.GetAsync(1);
