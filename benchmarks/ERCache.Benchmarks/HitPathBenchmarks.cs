@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using BenchmarkDotNet.Attributes;
 using ERCache.Inference;
 using Microsoft.Extensions.Caching.Memory;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
 
 namespace ERCache.Benchmarks;
 
@@ -29,6 +31,7 @@ public class HitPathBenchmarks
     private EmbeddingCache _cacheSieve = null!;
     private EmbeddingCache _cacheWithoutHugePages = null!;
     private EmbeddingModel _model = null!;
+    private MeterProvider? _openTelemetry;
 
     [ParamsSource(nameof(EntryCounts))]
     public int Entries { get; set; }
@@ -64,6 +67,21 @@ public class HitPathBenchmarks
 
     [GlobalSetup(Targets = [nameof(ERCacheFloat32), nameof(ERCacheFloat32Handle)])]
     public void SetupFloat32() => Setup(PeerCaches.Store.None, StorageFormat.Float32);
+
+    [GlobalSetup(Target = nameof(ERCacheFloat32OpenTelemetry))]
+    public void SetupFloat32OpenTelemetry()
+    {
+        Setup(PeerCaches.Store.None, StorageFormat.Float32);
+        _openTelemetry = Sdk.CreateMeterProviderBuilder().AddMeter(Diagnostics.ERCacheDiagnostics.MeterName).AddReader(DiscardingReader()).Build();
+    }
+
+    [GlobalSetup(Target = nameof(ERCacheFloat32OpenTelemetryWithoutAges))]
+    public void SetupFloat32OpenTelemetryWithoutAges()
+    {
+        Setup(PeerCaches.Store.None, StorageFormat.Float32);
+        _openTelemetry = Sdk.CreateMeterProviderBuilder().AddMeter(Diagnostics.ERCacheDiagnostics.MeterName)
+            .AddView(Diagnostics.ERCacheDiagnostics.VectorAge, MetricStreamConfiguration.Drop).AddReader(DiscardingReader()).Build();
+    }
 
     [GlobalSetup(Target = nameof(ERCacheFloat32Sieve))]
     public void SetupFloat32Sieve()
@@ -125,6 +143,7 @@ public class HitPathBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
+        _openTelemetry?.Dispose();
         _cache?.Dispose();
         _cacheFloat16?.Dispose();
         _cacheInt8?.Dispose();
@@ -247,6 +266,15 @@ public class HitPathBenchmarks
         return _destination[0];
     }
 
+    /// <summary>The same hit while the OpenTelemetry SDK collects the cache's meter, as in a service that exports its
+    /// metrics (aggregated in process; an export every hour, never reached in a run).</summary>
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float ERCacheFloat32OpenTelemetry() => Hits(_cache);
+
+    /// <summary>The same, with the one per-hit instrument (the age histogram) dropped by a view.</summary>
+    [Benchmark(OperationsPerInvoke = Reads)]
+    public float ERCacheFloat32OpenTelemetryWithoutAges() => Hits(_cache);
+
     /// <summary>The same hit with Sieve eviction: a hit sets the entry's visited bit instead of queueing its promotion
     /// in the LRU order, as BitFaster's ConcurrentLru and ConcurrentTLru mark an item accessed.</summary>
     [Benchmark(OperationsPerInvoke = Reads)]
@@ -262,6 +290,9 @@ public class HitPathBenchmarks
 
     [Benchmark(OperationsPerInvoke = Reads)]
     public float ERCacheInt8() => Hits(_cacheInt8);
+
+    private static PeriodicExportingMetricReader DiscardingReader() =>
+        new(new DiscardingExporter(), exportIntervalMilliseconds: 3_600_000);
 
     private static T Completed<T>(ValueTask<T> pending) =>
         pending.IsCompletedSuccessfully ? pending.Result : throw new InvalidOperationException("expected an L1 hit");
@@ -281,3 +312,4 @@ public class HitPathBenchmarks
         return _destination[0];
     }
 }
+

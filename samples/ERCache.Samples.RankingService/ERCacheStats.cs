@@ -32,7 +32,8 @@ public sealed class ERCacheStats : IDisposable
         _listener.Start();
     }
 
-    /// <summary>Counter totals and the latest gauge values, keyed <c>instrument{tag=value,...}</c>.</summary>
+    /// <summary>Counter totals (an observable counter's newest total, such as <c>ercache.requests</c>) and the latest gauge
+    /// values, keyed <c>instrument{tag=value,...}</c>.</summary>
     public IReadOnlyDictionary<string, long> Snapshot()
     {
         _listener.RecordObservableInstruments();

@@ -96,7 +96,7 @@ public sealed partial class EmbeddingCache
         int missCount = 0;
         long ttl = runtime.DirectTtlFor(options);
         var direct = options.ForceRefresh ? null : runtime.Direct;
-        bool measured = runtime.MeasuresResults;
+        bool measured = runtime.MeasuresAges;
         int hits = 0;
         Span<int> candidates = stackalloc int[EmbeddingTier.PrefetchBatch];
         for (int i = 0; i < users.Length; i++)
@@ -114,7 +114,7 @@ public sealed partial class EmbeddingCache
                 hits++;
                 if (measured)
                 {
-                    runtime.RecordHitMeasurement(resultSpan[i]);
+                    runtime.RecordHitAge(resultSpan[i]);
                 }
             }
             else

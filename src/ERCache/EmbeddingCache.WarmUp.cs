@@ -25,8 +25,13 @@ public sealed partial class EmbeddingCache
     // Storage shapes (format and eviction) whose code has run in this process; the request path itself is "".
     private static readonly ConcurrentDictionary<string, bool> WarmedShapes = new(StringComparer.Ordinal);
 
+    private static long s_warmUpResults;
+
     /// <summary>For tests: the next cache built warms every shape again, as in a new process.</summary>
     internal static void ForgetWarmedShapes() => WarmedShapes.Clear();
+
+    /// <summary>For tests: results the scratch model versions have served in this process.</summary>
+    internal static long WarmUpResults => Interlocked.Read(ref s_warmUpResults);
 
     /// <inheritdoc />
     public async Task WarmUpAsync(CancellationToken cancellationToken = default)
@@ -85,7 +90,7 @@ public sealed partial class EmbeddingCache
         {
             var policy = ModelPolicy.From(model.Key, model.Value);
             var state = new ModelVersionState(
-                policy, inference, new ModelHealth(), TimeProvider.System, metrics, NullLogger.Instance, dispatcher, regional: null, Random.Shared);
+                policy, inference, new ResultCounts(), TimeProvider.System, metrics, NullLogger.Instance, dispatcher, regional: null, Random.Shared);
             state.Publish(state.Prepare(policy));
             return state;
         }).ToArray();
@@ -99,6 +104,7 @@ public sealed partial class EmbeddingCache
         {
             foreach (var state in states)
             {
+                Interlocked.Add(ref s_warmUpResults, state.Results.Served);
                 state.Retire(); // stops its scheduler and releases its tiers
             }
         }

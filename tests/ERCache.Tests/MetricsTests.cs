@@ -1,4 +1,9 @@
+using System.Diagnostics.Metrics;
+using ERCache.Diagnostics;
+using ERCache.Inference;
+using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Tests;
 
@@ -140,6 +145,81 @@ public sealed class MetricsTests
 
         Assert.Subset(new HashSet<string> { "model", "tier", "source", "cause" }, keys);
         Assert.DoesNotContain(values, v => long.TryParse(v, out _));
+    }
+
+    [Fact]
+    public async Task Requests_are_read_from_the_counts_when_a_listener_collects_not_measured_per_request()
+    {
+        using var f = new CacheFixture();
+        var totals = new Dictionary<string, long>(StringComparer.Ordinal);
+        int events = 0;
+        Instrument? requests = null;
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter, f.Cache.Meter) && instrument.Name == ERCacheDiagnostics.Requests)
+                {
+                    requests = instrument;
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            events++;
+            foreach (var tag in tags)
+            {
+                if (tag.Key == ERCacheDiagnostics.SourceTag)
+                {
+                    totals[(string)tag.Value!] = value;
+                }
+            }
+        });
+        listener.Start();
+
+        await f.GetAsync(1); // fresh
+        for (int i = 0; i < 5; i++)
+        {
+            await f.GetAsync(1); // direct
+        }
+
+        // Nothing was measured per request: the hits cost the listener nothing ...
+        Assert.True(requests!.IsObservable);
+        Assert.Equal(0, events);
+
+        // ... and a collection reads the totals, cumulative from one collection to the next.
+        listener.RecordObservableInstruments();
+        Assert.Equal(new Dictionary<string, long> { ["fresh"] = 1, ["direct"] = 5 }, totals);
+        await f.GetAsync(1);
+        listener.RecordObservableInstruments();
+        Assert.Equal(6, totals["direct"]);
+        Assert.Equal(1, totals["fresh"]);
+    }
+
+    [Fact]
+    public async Task Requests_keep_counting_across_a_version_change()
+    {
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        var monitor = new ManualOptionsMonitor(options);
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+        await using var cache = new EmbeddingCache(
+            monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
+        using var metrics = new CacheMetrics(cache.Meter);
+        var vector = new float[4];
+        await cache.GetAsync("ctr", 1, vector); // fresh, v1
+        await cache.GetAsync("ctr", 1, vector); // direct, v1
+        Assert.Equal(2, metrics.Sum(ERCacheDiagnostics.Requests, ("model", "ctr")));
+
+        var v2 = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        v2.Models["ctr"].Version = "v2";
+        monitor.Raise(v2);
+        var result = await cache.GetAsync("ctr", 1, vector); // fresh, v2: nothing of v1 is served
+        Assert.Equal((EmbeddingSource.Fresh, "v2"), (result.Source, result.ModelVersion));
+
+        // A counter never goes back: the new version adds to the model's totals.
+        Assert.Equal(2, metrics.Sum(ERCacheDiagnostics.Requests, ("model", "ctr"), ("source", "fresh")));
+        Assert.Equal(1, metrics.Sum(ERCacheDiagnostics.Requests, ("model", "ctr"), ("source", "direct")));
     }
 
     [Fact]

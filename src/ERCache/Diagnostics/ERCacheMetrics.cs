@@ -13,7 +13,6 @@ internal sealed class ERCacheMetrics : IDisposable
     private static readonly string[] CauseNames = ["none", "error", "timeout", "invalid_vector", "overload", "circuit_open"];
 
     private readonly bool _ownsMeter;
-    private readonly Counter<long> _requests;
     private readonly Counter<long> _inferenceCalls;
     private readonly Counter<long> _inferenceUsers;
     private readonly Counter<long> _inferenceFailures;
@@ -33,6 +32,7 @@ internal sealed class ERCacheMetrics : IDisposable
     private readonly Histogram<double> _invalidationLag;
     private readonly Histogram<double> _drift;
     private readonly Counter<long> _background;
+    private Func<IEnumerable<Measurement<long>>>? _observeRequests;
     private Func<IEnumerable<Measurement<int>>>? _observeRegionalQueue;
     private Func<IEnumerable<Measurement<long>>>? _observeEntries;
     private Func<IEnumerable<Measurement<long>>>? _observeBytes;
@@ -57,7 +57,10 @@ internal sealed class ERCacheMetrics : IDisposable
             Meter = meterFactory.Create(options);
         }
 
-        _requests = Meter.CreateCounter<long>(ERCacheDiagnostics.Requests, "{request}", "Embedding requests, one per user, by source.");
+        // Read from the models' striped counts when a listener collects, not measured per request: under OpenTelemetry's
+        // SDK a measurement per hit cost it 33–37 ns (docs/benchmarks.md).
+        Meter.CreateObservableCounter(
+            ERCacheDiagnostics.Requests, () => _observeRequests?.Invoke() ?? [], "{request}", "Embedding requests, one per user, by source.");
         _inferenceCalls = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceCalls, "{call}", "Inference delegate calls.");
         _inferenceUsers = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceUsers, "{user}", "Users sent to inference.");
         _inferenceFailures = Meter.CreateCounter<long>(ERCacheDiagnostics.InferenceFailures, "{user}", "Users whose inference failed, by cause.");
@@ -108,6 +111,14 @@ internal sealed class ERCacheMetrics : IDisposable
         _observeEntries = entries;
         _observeBytes = bytes;
     }
+
+    /// <summary>Connects the requests counter to the models' result counts (cumulative, one measurement per model and
+    /// source).</summary>
+    public void ObserveResults(Func<IEnumerable<Measurement<long>>> requests) => _observeRequests = requests;
+
+    /// <summary>The tags of the requests counter and the age histogram.</summary>
+    public static TagList ResultTags(string model, EmbeddingSource source) =>
+        new() { { ERCacheDiagnostics.ModelTag, model }, { ERCacheDiagnostics.SourceTag, SourceNames[(int)source] } };
 
     /// <summary>Connects the in-flight and circuit-state gauges to the live schedulers.</summary>
     public void ObserveSchedulers(Func<IEnumerable<Measurement<int>>> inFlight, Func<IEnumerable<Measurement<int>>> circuits)
@@ -183,25 +194,16 @@ internal sealed class ERCacheMetrics : IDisposable
         }
     }
 
-    /// <summary>Whether a listener takes per-result measurements (<see cref="RecordResult"/> does nothing otherwise).</summary>
-    public bool ResultsEnabled => _requests.Enabled || _age.Enabled;
+    /// <summary>Whether a listener takes the age of each result (<see cref="RecordAge"/> does nothing otherwise). The
+    /// only measurement taken per result: the requests counter is read from the models' counts.</summary>
+    public bool AgesEnabled => _age.Enabled;
 
-    public void RecordResult(string model, in EmbeddingResult result)
+    /// <summary>The age of a served vector (a fallback has none).</summary>
+    public void RecordAge(string model, in EmbeddingResult result)
     {
-        if (!ResultsEnabled)
-        {
-            return; // nobody listens: keep the hit path free of tag work
-        }
-
-        var tags = new TagList
-        {
-            { ERCacheDiagnostics.ModelTag, model },
-            { ERCacheDiagnostics.SourceTag, SourceNames[(int)result.Source] },
-        };
-        _requests.Add(1, tags);
         if (result.Source != EmbeddingSource.Fallback && _age.Enabled)
         {
-            _age.Record(result.Age.TotalSeconds, tags);
+            _age.Record(result.Age.TotalSeconds, ResultTags(model, result.Source));
         }
     }
 
@@ -270,10 +272,11 @@ internal sealed class ERCacheMetrics : IDisposable
         }
     }
 
-    /// <summary>Detaches the gauges from the cache (they report nothing from now on) and disposes the meter when the
-    /// cache owns it; a factory's meter is disposed with the factory.</summary>
+    /// <summary>Detaches the observable instruments from the cache (they report nothing from now on) and disposes the
+    /// meter when the cache owns it; a factory's meter is disposed with the factory.</summary>
     public void Dispose()
     {
+        _observeRequests = null;
         _observeEntries = null;
         _observeBytes = null;
         _observeInFlight = null;

@@ -66,7 +66,7 @@ public sealed class ERCacheHealthCheck : IHealthCheck
                 reasons.Add($"model '{model}': all {slots} inference slot(s) are held by calls past their hard timeout that have not returned, every miss is shed");
             }
 
-            var (served, fallbacks) = SinceWindow(model, state.Health, now);
+            var (served, fallbacks) = SinceWindow(model, state.Results, now);
             double share = served == 0 ? 0 : (double)fallbacks / served;
             data[$"{model}.results"] = served;
             data[$"{model}.fallbacks"] = fallbacks;
@@ -106,9 +106,9 @@ public sealed class ERCacheHealthCheck : IHealthCheck
 
     /// <summary>A model's results and fallbacks since about one window ago: against the newest snapshot at least a
     /// window old (or the oldest kept, or zero at the check's creation).</summary>
-    private (long Served, long Fallbacks) SinceWindow(string model, ModelHealth health, long now)
+    private (long Served, long Fallbacks) SinceWindow(string model, ResultCounts results, long now)
     {
-        var current = new Totals(now, health.Served, health.Fallbacks);
+        var current = new Totals(now, results.Served, results.Fallbacks);
         lock (_lock)
         {
             if (!_history.TryGetValue(model, out var snapshots))

@@ -55,14 +55,15 @@ internal sealed class ModelRegistry : IDisposable
         ApplyValidated(options); // the cache validated them
         metrics.ObserveTiers(() => ObserveTiers(t => t.Count), () => ObserveTiers(t => t.AllocatedBytes));
         metrics.ObserveSchedulers(ObserveInFlight, ObserveCircuits);
+        metrics.ObserveResults(ObserveResults);
         metrics.ObserveRollouts(() => States.SelectMany(s => s.Warmer?.WarmShares() ?? []));
     }
 
     /// <summary>Every model version the registry holds: the current ones and the rollouts' next ones.</summary>
     public IEnumerable<ModelVersionState> AllVersions => States.SelectMany(s => s.Next is { } n ? new[] { s, n } : [s]);
 
-    private ModelVersionState NewState(ModelPolicy policy, IEmbeddingInference inference, ModelHealth health, SlotGate? gate = null) =>
-        new(policy, inference, health, _time, _metrics, _logger, _dispatcher, _regional, _sampling, gate);
+    private ModelVersionState NewState(ModelPolicy policy, IEmbeddingInference inference, ResultCounts results, SlotGate? gate = null) =>
+        new(policy, inference, results, _time, _metrics, _logger, _dispatcher, _regional, _sampling, gate);
 
     public IReadOnlyCollection<string> ModelNames => Volatile.Read(ref _states).Names;
 
@@ -106,17 +107,17 @@ internal sealed class ModelRegistry : IDisposable
                     }
 
                     // The version a rollout warmed becomes current with its tiers; any other new version starts empty.
-                    var health = previous?.Health ?? new ModelHealth();
+                    var results = previous?.Results ?? new ResultCounts();
                     var warmed = previous?.Next is { } n && n.Serves(policy) ? n : null;
                     bool isNew = (previous is null || !previous.Serves(policy)) && warmed is null;
-                    var state = isNew ? NewState(policy, inference, health, previous?.Scheduler.Gate) : warmed ?? previous!;
+                    var state = isNew ? NewState(policy, inference, results, previous?.Scheduler.Gate) : warmed ?? previous!;
                     prepared.Add((state, state.Prepare(policy), isNew));
 
                     ModelVersionState? nextVersion = null;
                     if (policy.NextVersionPolicy is { } nextPolicy)
                     {
                         var kept = state.Next is { } k && k.Serves(nextPolicy) ? k : null;
-                        nextVersion = kept ?? NewState(nextPolicy, inference, health, state.Scheduler.Gate); // one tower: one set of slots
+                        nextVersion = kept ?? NewState(nextPolicy, inference, results, state.Scheduler.Gate); // one tower: one set of slots
                         prepared.Add((nextVersion, nextVersion.Prepare(nextPolicy), kept is null));
                     }
 
@@ -227,6 +228,22 @@ internal sealed class ModelRegistry : IDisposable
     private IEnumerable<Measurement<int>> ObserveCircuits() =>
         States.Where(s => s.Scheduler.BreakerState is not null)
             .Select(s => new Measurement<int>((int)s.Scheduler.BreakerState!.Value, ERCacheMetrics.ModelTags(s.Name)));
+
+    /// <summary>The requests counter: each model's results so far by source, for the sources that served any.</summary>
+    private IEnumerable<Measurement<long>> ObserveResults()
+    {
+        foreach (var state in States)
+        {
+            for (int source = 0; source < ResultCounts.Sources; source++)
+            {
+                long count = state.Results.Of((EmbeddingSource)source);
+                if (count > 0)
+                {
+                    yield return new Measurement<long>(count, ERCacheMetrics.ResultTags(state.Name, (EmbeddingSource)source));
+                }
+            }
+        }
+    }
 
     private IEnumerable<Measurement<long>> ObserveTiers(Func<EmbeddingTier, long> measure)
     {

@@ -359,32 +359,31 @@ internal sealed partial class ModelRuntime
         Failover?.Write(userId, row, writtenAt, FailoverTtl);
     }
 
-    /// <summary>Whether a metrics listener takes each result: then a batch records each hit as it reads it
-    /// (<see cref="RecordHitMeasurement"/>); else only <see cref="CountDirectHits"/>.</summary>
-    public bool MeasuresResults => _metrics.ResultsEnabled;
+    /// <summary>Whether a metrics listener takes each result's age: then a batch records each hit's as it reads it
+    /// (<see cref="RecordHitAge"/>).</summary>
+    public bool MeasuresAges => _metrics.AgesEnabled;
 
-    /// <summary>A direct hit of a batch (<see cref="TryReadDirect(long, int, long, long, Span{float}, out EmbeddingResult)"/>),
-    /// for metrics (the health total is counted by
-    /// <see cref="CountDirectHits"/>).</summary>
-    public void RecordHitMeasurement(in EmbeddingResult result) => _metrics.RecordResult(Policy.Name, result);
+    /// <summary>The age of a batch's direct hit (<see cref="TryReadDirect(long, int, long, long, Span{float}, out EmbeddingResult)"/>),
+    /// for metrics (the hit itself is counted by <see cref="CountDirectHits"/>).</summary>
+    public void RecordHitAge(in EmbeddingResult result) => _metrics.RecordAge(Policy.Name, result);
 
-    /// <summary>Counts a batch's direct hits for the health check in one add.</summary>
+    /// <summary>Counts a batch's direct hits in one add.</summary>
     public void CountDirectHits(int hits)
     {
         if (hits > 0)
         {
-            State.Health.CountServed(hits);
+            State.Results.Count(EmbeddingSource.Direct, hits);
         }
     }
 
-    /// <summary>Counts a result for metrics and the health check.</summary>
+    /// <summary>Counts a result (the health check and the requests counter read the counts) and measures its age when a
+    /// listener takes it.</summary>
     private void Record(in EmbeddingResult result)
     {
-        _metrics.RecordResult(Policy.Name, result);
-        State.Health.CountServed();
-        if (result.Source == EmbeddingSource.Fallback)
+        State.Results.Count(result.Source);
+        if (_metrics.AgesEnabled)
         {
-            State.Health.CountFallback();
+            _metrics.RecordAge(Policy.Name, result);
         }
     }
 

@@ -37,7 +37,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
     private int _writeFence;
 
     public ModelVersionState(
-        ModelPolicy policy, IEmbeddingInference inference, ModelHealth health, TimeProvider time, ERCacheMetrics metrics, ILogger logger,
+        ModelPolicy policy, IEmbeddingInference inference, ResultCounts results, TimeProvider time, ERCacheMetrics metrics, ILogger logger,
         InferenceDispatcher dispatcher, RegionalTier? regional, Random sampling, SlotGate? gate = null)
     {
         _leases = new LeaseCount(Release);
@@ -45,7 +45,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
         Name = policy.Name;
         Version = policy.Version;
         Inference = inference;
-        Health = health;
+        Results = results;
         RegionalField = RegionalValue.Field(policy.Name, policy.Version);
         _time = time;
         _metrics = metrics;
@@ -64,9 +64,9 @@ internal sealed class ModelVersionState : IInferenceResultSink
     /// <summary>The model's inference, resolved once per model name.</summary>
     public IEmbeddingInference Inference { get; }
 
-    /// <summary>Results and fallbacks served under this model name (the registry hands the same counts to the model's
-    /// next version), for the health check.</summary>
-    public ModelHealth Health { get; }
+    /// <summary>Results served under this model name, by source (the registry hands the same counts to the model's next
+    /// version and to the version that replaces it), for the health check and the requests counter.</summary>
+    public ResultCounts Results { get; }
 
     /// <summary>Logs the rows the delegate got wrong, a few lines a minute at most.</summary>
     public InvalidRowLog InvalidRows { get; }

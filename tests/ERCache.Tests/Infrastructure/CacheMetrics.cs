@@ -15,7 +15,9 @@ internal sealed class CacheMetrics : IDisposable
 
     public CacheMetrics(Meter meter)
     {
-        foreach (var name in new[] { ERCacheDiagnostics.Requests, ERCacheDiagnostics.InferenceCalls, ERCacheDiagnostics.InferenceUsers,
+        // An observable counter: each poll reports the totals so far, so its queries read the latest poll.
+        _collectors[ERCacheDiagnostics.Requests] = Collector.OfTotals(new MetricCollector<long>(meter, ERCacheDiagnostics.Requests));
+        foreach (var name in new[] { ERCacheDiagnostics.InferenceCalls, ERCacheDiagnostics.InferenceUsers,
                      ERCacheDiagnostics.InferenceFailures, ERCacheDiagnostics.Evictions, ERCacheDiagnostics.Entries, ERCacheDiagnostics.TierBytes,
                      ERCacheDiagnostics.InferenceCoalesced, ERCacheDiagnostics.InferenceShed, ERCacheDiagnostics.BackgroundInferences, ERCacheDiagnostics.InvalidationMessages })
         {
@@ -36,7 +38,8 @@ internal sealed class CacheMetrics : IDisposable
     /// <summary>Every measurement of every instrument.</summary>
     public IEnumerable<Recorded> Measurements => _collectors.Keys.SelectMany(name => Matching(name));
 
-    /// <summary>Sum of an instrument's values whose tags include every given pair.</summary>
+    /// <summary>Sum of an instrument's values whose tags include every given pair (of an observable counter, of its totals
+    /// now).</summary>
     public double Sum(string instrument, params (string Key, string Value)[] tags) => Matching(instrument, tags).Sum(m => m.Value);
 
     /// <summary>Number of values an instrument recorded with the given tags (histogram sample count).</summary>
@@ -86,5 +89,22 @@ internal sealed class CacheMetrics : IDisposable
                 collector.RecordObservableInstruments,
                 () => collector.Clear(),
                 collector.Dispose);
+
+        /// <summary>An observable counter's collector: a query polls it and reads the newest total of each tag set.</summary>
+        public static Collector OfTotals<T>(MetricCollector<T> collector)
+            where T : struct
+        {
+            var each = Of(collector);
+            return each with
+            {
+                Snapshot = name =>
+                {
+                    collector.RecordObservableInstruments();
+                    return each.Snapshot(name)
+                        .GroupBy(m => string.Join(',', m.Tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}")))
+                        .Select(g => g.Last());
+                },
+            };
+        }
     }
 }

@@ -34,5 +34,10 @@ public sealed class HealthCheckTestsSoak
         var report = await Check(check);
         Assert.Equal((long)(16 + (Threads * PerThread)), report.Data["ctr.results"]);
         Assert.Equal(0L, report.Data["ctr.fallbacks"]);
+
+        // The requests counter reads the same counts, by source.
+        Assert.Equal(16, f.Metrics.Sum("ercache.requests", ("model", Model), ("source", "fresh")));
+        Assert.Equal(Threads * PerThread, f.Metrics.Sum("ercache.requests", ("model", Model), ("source", "direct")));
+        Assert.Equal(0, f.Metrics.Sum("ercache.requests", ("source", "fallback")));
     }
 }
