@@ -34,7 +34,7 @@ public sealed class InvalidationRegionalTests(SharedServers servers) : IClassFix
         await a.Cache.RemoveAsync(user);
         foreach (var other in new[] { b, c })
         {
-            await other.Invalidations.WaitForMeasurementsAsync(2, Patience); // received, then applied
+            await other.WhenAppliedAsync(1);
             Assert.Equal(1, RegionalHost.Sum(other.Invalidations, "direction", "applied"));
         }
 
@@ -80,7 +80,7 @@ public sealed class InvalidationRegionalTests(SharedServers servers) : IClassFix
         b.Towers["ctr"].Failing = true;
         long before = RegionalHost.Sum(b.Invalidations, "direction", "applied");
         await a.Cache.RemoveAsync(user);
-        await Until(() => Task.FromResult(RegionalHost.Sum(b.Invalidations, "direction", "applied") > before), "b never applied the removal");
+        await b.WhenAppliedAsync((int)before + 1);
         var (removed, _) = await b.GetAsync(user);
         Assert.Equal((EmbeddingSource.Fallback, false), (removed.Source, removed.HasVector));
     }
