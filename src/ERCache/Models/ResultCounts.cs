@@ -9,25 +9,26 @@ namespace ERCache.Models;
 /// listener; docs/benchmarks.md). Kept across reloads and versions of the same model name, so the counts only grow.
 /// </summary>
 /// <remarks>Counting a result costs one interlocked add on a stripe chosen by the managed thread id: as many stripes as
-/// processors, each a cache line of its own holding one count per source, so threads counting at once rarely share a
-/// line. Reads sum the stripes; a read that races a count sees it or not, never part of it.</remarks>
+/// processors, each holding one count per source and 128 bytes from the next, so no two stripes share a cache line
+/// whatever the array's alignment, and threads counting at once rarely share a stripe. Reads sum the stripes; a read
+/// that races a count sees it or not, never part of it.</remarks>
 internal sealed class ResultCounts
 {
-    private const int LongsPerLine = 8; // a stripe: one count per source (five of the eight used)
+    private const int StripeLongs = 16; // a stripe: one count per source (five used), two cache lines from the next
     private static readonly int s_sources = Enum.GetValues<EmbeddingSource>().Length;
     private readonly long[] _counts;
     private readonly int _mask;
 
     public ResultCounts()
     {
-        if (s_sources > LongsPerLine)
+        if (s_sources > StripeLongs / 2)
         {
-            throw new InvalidOperationException($"{s_sources} sources do not fit a stripe of {LongsPerLine} counts.");
+            throw new InvalidOperationException($"{s_sources} sources do not fit in one cache line of a stripe.");
         }
 
         int stripes = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, Environment.ProcessorCount));
         _mask = stripes - 1;
-        _counts = new long[(stripes + 1) * LongsPerLine]; // one spare line in front: stripe 0 shares no line with the header
+        _counts = new long[(stripes + 1) * StripeLongs]; // one spare stripe in front: stripe 0 shares no line with the header
     }
 
     /// <summary>Sources a stripe counts (every value of <see cref="EmbeddingSource"/>).</summary>
@@ -55,9 +56,9 @@ internal sealed class ResultCounts
     public long Of(EmbeddingSource source)
     {
         long sum = 0;
-        for (int line = LongsPerLine; line < _counts.Length; line += LongsPerLine)
+        for (int stripe = StripeLongs; stripe < _counts.Length; stripe += StripeLongs)
         {
-            sum += Volatile.Read(ref _counts[line + (int)source]);
+            sum += Volatile.Read(ref _counts[stripe + (int)source]);
         }
 
         return sum;
@@ -69,5 +70,5 @@ internal sealed class ResultCounts
     /// <summary>Counts <paramref name="results"/> results from <paramref name="source"/> in one add (a batch's hits).</summary>
     public void Count(EmbeddingSource source, int results) => Interlocked.Add(ref _counts[Stripe() + (int)source], results);
 
-    private int Stripe() => ((Environment.CurrentManagedThreadId & _mask) + 1) * LongsPerLine;
+    private int Stripe() => ((Environment.CurrentManagedThreadId & _mask) + 1) * StripeLongs;
 }
