@@ -15,6 +15,16 @@ public sealed class CallReuseTests
     /// <summary>A cache whose calls run inline, on the caller's thread, with a hard limit of <see cref="HardTimeout"/>.</summary>
     private static CacheFixture InlineWithHardLimit() => new(m => { m.Inference.RunInline = true; m.Inference.HardTimeout = HardTimeout; });
 
+    /// <summary>Moves the clock through one hard limit while a synchronous tower computes on the caller's thread: whether
+    /// the call's token was cancelled half-way, and at the limit.</summary>
+    private static (bool AtHalf, bool AtLimit) CancelledThroughOneLimit(CacheFixture f, CancellationToken token)
+    {
+        f.Clock.Advance(HardTimeout / 2);
+        bool atHalf = token.IsCancellationRequested;
+        f.Clock.Advance(HardTimeout / 2);
+        return (atHalf, token.IsCancellationRequested);
+    }
+
     /// <summary>Answers a call of one user with that user's vector.</summary>
     private static ValueTask Answer(InferenceBatch batch)
     {
@@ -49,11 +59,7 @@ public sealed class CallReuseTests
         {
             if (batch.UserIds.Span[0] == 2)
             {
-                // A synchronous tower on the caller's thread: time passes while it computes.
-                f.Clock.Advance(HardTimeout / 2);
-                cancelledAtHalf = ct.IsCancellationRequested;
-                f.Clock.Advance(HardTimeout / 2);
-                cancelledAtLimit = ct.IsCancellationRequested;
+                (cancelledAtHalf, cancelledAtLimit) = CancelledThroughOneLimit(f, ct);
             }
 
             return Answer(batch);
@@ -81,10 +87,7 @@ public sealed class CallReuseTests
             }
             else
             {
-                f.Clock.Advance(HardTimeout / 2);
-                cancelledPastFirstLimit = ct.IsCancellationRequested;
-                f.Clock.Advance(HardTimeout / 2);
-                cancelledAtOwnLimit = ct.IsCancellationRequested;
+                (cancelledPastFirstLimit, cancelledAtOwnLimit) = CancelledThroughOneLimit(f, ct);
             }
 
             return Answer(batch);
