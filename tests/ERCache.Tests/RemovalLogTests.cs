@@ -194,6 +194,20 @@ public sealed class RemovalLogTests : IDisposable
     }
 
     [Fact]
+    public void A_rewrite_before_any_append_creates_the_directory_as_an_append_would()
+    {
+        using var log = new RemovalLog(LogPath);
+        Assert.False(Directory.Exists(_directory));
+
+        log.DropBefore(2_000); // a rewrite that comes first: an empty log, not a missing directory's exception
+        Assert.Equal(0, RemovalLog.Read(LogPath)!.Users);
+        log.Append(1, 3_000);
+
+        Assert.True(RemovalLog.Read(LogPath)!.Covers(1, 3_000));
+        Assert.Empty(Directory.GetFiles(_directory, "*.tmp"));
+    }
+
+    [Fact]
     public void Dropping_before_a_time_keeps_the_latest_record_of_each_user_from_then_on()
     {
         using var log = new RemovalLog(LogPath);

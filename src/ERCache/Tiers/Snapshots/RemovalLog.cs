@@ -112,6 +112,7 @@ internal sealed class RemovalLog : IDisposable
     {
         _file?.Dispose();
         _file = null;
+        Directory.CreateDirectory(DirectoryOf(Path)); // as the first append does: a rewrite may come before any append
         string temporary = $"{Path}.{Environment.ProcessId}.tmp";
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
         {
