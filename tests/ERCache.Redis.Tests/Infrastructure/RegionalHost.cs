@@ -82,16 +82,27 @@ internal sealed class RegionalHost : IAsyncDisposable
 
     /// <summary>Waits until this host has applied at least <paramref name="count"/> other hosts' invalidation messages
     /// (they arrive on the channel's own thread, after the sender's call returned). The 30 s only bound a hang.</summary>
+    /// <remarks>The sum and the count it waits beyond come from one snapshot: read apart, a message applied between the two
+    /// reads would leave it waiting for one more that never comes.</remarks>
     public async Task WhenAppliedAsync(int count)
     {
-        while (Sum(Invalidations, "direction", "applied") < count)
+        while (true)
         {
-            await Invalidations.WaitForMeasurementsAsync(Invalidations.GetMeasurementSnapshot().Count + 1, TimeSpan.FromSeconds(30));
+            var seen = Invalidations.GetMeasurementSnapshot();
+            if (Sum(seen, "direction", "applied") >= count)
+            {
+                return;
+            }
+
+            await Invalidations.WaitForMeasurementsAsync(seen.Count + 1, TimeSpan.FromSeconds(30));
         }
     }
 
     public static long Sum(MetricCollector<long> collector, string? tag = null, string? value = null) =>
-        collector.GetMeasurementSnapshot().Where(m => tag is null || Equals(m.Tags.GetValueOrDefault(tag), value)).Sum(m => m.Value);
+        Sum(collector.GetMeasurementSnapshot(), tag, value);
+
+    private static long Sum(IReadOnlyList<CollectedMeasurement<long>> measurements, string? tag, string? value) =>
+        measurements.Where(m => tag is null || Equals(m.Tags.GetValueOrDefault(tag), value)).Sum(m => m.Value);
 
     public async ValueTask DisposeAsync()
     {
