@@ -89,9 +89,21 @@ public sealed class SimulationClockTests
         long lastSeen = 0;
         bool wentBack = false;
         using var start = new Barrier(Threads + 1);
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<Exception>(); // thrown on a raw thread, one would end the test host
         var creators = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
         {
             start.SignalAndWait();
+            try
+            {
+                CreateTimers(t);
+            }
+            catch (Exception ex)
+            {
+                failures.Enqueue(ex);
+            }
+        })).ToArray();
+        void CreateTimers(int t)
+        {
             for (int i = 0; i < PerThread; i++)
             {
                 int id = (t * PerThread) + i;
@@ -103,7 +115,8 @@ public sealed class SimulationClockTests
                     firedAt[id] = clock.Now;
                 }, null, delay, Timeout.InfiniteTimeSpan);
             }
-        })).ToArray();
+        }
+
         foreach (var creator in creators)
         {
             creator.Start();
@@ -124,6 +137,7 @@ public sealed class SimulationClockTests
             creator.Join();
         }
 
+        Assert.Empty(failures);
         clock.RunUntil(clock.Now + Ms(1000), () => { });
         Assert.False(wentBack);
         Assert.All(fired, count => Assert.Equal(1, count));

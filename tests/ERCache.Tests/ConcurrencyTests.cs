@@ -78,7 +78,7 @@ public sealed class ConcurrencyTests
         Assert.True(maxBytes is null ? bound == capacity : bound < capacity, $"capacity {bound}");
         long reads = 0, hits = 0, writes = 0, bad = 0, overCapacity = 0, overBytes = 0;
 
-        var threads = Enumerable.Range(0, 8).Select(t => new Thread(() =>
+        CheckedThread.RunAll(Enumerable.Range(0, 8).Select(t => (Action)(() =>
         {
             var rng = new Random(t);
             var buffer = new float[dims];
@@ -141,16 +141,7 @@ public sealed class ConcurrencyTests
                     Interlocked.Increment(ref overBytes);
                 }
             }
-        })).ToArray();
-        foreach (var th in threads)
-        {
-            th.Start();
-        }
-
-        foreach (var th in threads)
-        {
-            th.Join();
-        }
+        })));
 
         Assert.Equal(0, bad);
         Assert.Equal(0, overCapacity);
@@ -592,8 +583,7 @@ public sealed class ConcurrencyTests
             var removed = new ConcurrentDictionary<long, bool>();
             var removalDone = new bool[Restored];
             long violations = 0;
-            int running = 3;
-            var restore = new Thread(() =>
+            Action restore = () =>
             {
                 var row = new float[Dims];
                 for (long u = 0; u < Restored; u++)
@@ -601,10 +591,8 @@ public sealed class ConcurrencyTests
                     TestTower.Fill(row, u, 1);
                     tier.Restore(u, row, writtenAt: 1, ttl: long.MaxValue, removed.ContainsKey);
                 }
-
-                Interlocked.Decrement(ref running);
-            });
-            var writer = new Thread(() =>
+            };
+            Action writer = () =>
             {
                 var row = new float[Dims];
                 for (int pass = 0; pass < WritePasses; pass++)
@@ -615,10 +603,8 @@ public sealed class ConcurrencyTests
                         tier.Write(u, row, writtenAt: 2);
                     }
                 }
-
-                Interlocked.Decrement(ref running);
-            });
-            var remover = new Thread(() =>
+            };
+            Action remover = () =>
             {
                 for (long u = 1; u < Restored; u += 3)
                 {
@@ -626,15 +612,14 @@ public sealed class ConcurrencyTests
                     tier.Remove(u);
                     Volatile.Write(ref removalDone[u], true);
                 }
-
-                Interlocked.Decrement(ref running);
-            });
-            var reader = new Thread(() =>
+            };
+            int seed = round;
+            Action<Func<bool>> reader = working =>
             {
-                var rng = new Random(round);
+                var rng = new Random(seed);
                 var row = new float[Dims];
                 var expected = new float[Dims];
-                while (Volatile.Read(ref running) > 0)
+                while (working())
                 {
                     long u = rng.Next(Restored + Extra);
                     bool removedBefore = u < Restored && Volatile.Read(ref removalDone[u]);
@@ -647,17 +632,8 @@ public sealed class ConcurrencyTests
                         }
                     }
                 }
-            });
-            Thread[] threads = [restore, writer, remover, reader];
-            foreach (var thread in threads)
-            {
-                thread.Start();
-            }
-
-            foreach (var thread in threads)
-            {
-                thread.Join();
-            }
+            };
+            CheckedThread.RunAll([restore, writer, remover], reader);
 
             Assert.Equal(0, Interlocked.Read(ref violations));
             Assert.Equal(0, tier.RequestWritesWaiting);
@@ -686,32 +662,20 @@ public sealed class ConcurrencyTests
         try
         {
             using var log = new Tiers.Snapshots.RemovalLog(Path.Combine(directory, "m.removals.ercache-log"));
-            int appending = Threads;
-            var appenders = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+            var appenders = Enumerable.Range(0, Threads).Select(t => (Action)(() =>
             {
                 for (int i = 0; i < PerThread; i++)
                 {
                     log.Append((t * PerThread) + i, 1_000 + i);
                 }
-
-                Interlocked.Decrement(ref appending);
-            })).ToArray();
-            var rewriter = new Thread(() =>
+            }));
+            CheckedThread.RunAll(appenders, appending =>
             {
-                for (int i = 0; i < Rewrites || Volatile.Read(ref appending) > 0; i++)
+                for (int i = 0; i < Rewrites || appending(); i++)
                 {
                     log.DropBefore(0); // drops nothing: every record must survive each rewrite
                 }
             });
-            foreach (var thread in appenders.Append(rewriter))
-            {
-                thread.Start();
-            }
-
-            foreach (var thread in appenders.Append(rewriter))
-            {
-                thread.Join();
-            }
 
             var records = Tiers.Snapshots.RemovalLog.Read(log.Path)!;
             Assert.Equal(Threads * PerThread, records.Users);
@@ -735,7 +699,6 @@ public sealed class ConcurrencyTests
     {
         var buffer = new HitBuffer();
         long added = 0, drained = 0, foreign = 0;
-        int readersLeft = 6;
         var sink = new CountingSink(() => Interlocked.Increment(ref drained), slot =>
         {
             if (slot is < 0 or >= 1000)
@@ -743,14 +706,7 @@ public sealed class ConcurrencyTests
                 Interlocked.Increment(ref foreign);
             }
         });
-        var drainer = new Thread(() =>
-        {
-            while (Volatile.Read(ref readersLeft) > 0)
-            {
-                buffer.Drain(ref sink);
-            }
-        });
-        var readers = Enumerable.Range(0, 6).Select(t => new Thread(() =>
+        var readers = Enumerable.Range(0, 6).Select(t => (Action)(() =>
         {
             var rng = new Random(t);
             for (int hit = 0; hit < HitsPerReader; hit++)
@@ -758,21 +714,14 @@ public sealed class ConcurrencyTests
                 buffer.Add(rng.Next(1000));
                 Interlocked.Increment(ref added);
             }
-
-            Interlocked.Decrement(ref readersLeft);
-        })).ToArray();
-        drainer.Start();
-        foreach (var r in readers)
+        }));
+        CheckedThread.RunAll(readers, reading =>
         {
-            r.Start();
-        }
-
-        foreach (var r in readers)
-        {
-            r.Join();
-        }
-
-        drainer.Join();
+            while (reading())
+            {
+                buffer.Drain(ref sink);
+            }
+        });
         buffer.Drain(ref sink);
 
         Assert.Equal(0, foreign);

@@ -93,8 +93,7 @@ public sealed class DispatcherTests
         // Which thread continues the caller: a synchronous continuation runs on it.
         int answeredOn = 0;
         var answered = pending.ContinueWith(_ => answeredOn = Environment.CurrentManagedThreadId, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        var completer = new Thread(() => release.SetResult()); // the tower's call completes on this thread
-        completer.Start();
+        var completer = CheckedThread.Start(() => release.SetResult()); // the tower's call completes on this thread
         completer.Join();
         Assert.True(pending.IsCompleted); // answered by the completing thread, before it returned
         await answered;

@@ -260,14 +260,13 @@ public sealed class RegionalRulesTests
             await region.Cache.RemoveAsync(Model, user);
 
             bool done = false;
-            var watcher = new Thread(() =>
+            var watcher = CheckedThread.Start(() =>
             {
                 while (!Volatile.Read(ref done))
                 {
                     seen += region.Cache.GetTierStatistics(Model, TierKind.Direct)!.Value.Count > 0 ? 1 : 0;
                 }
             });
-            watcher.Start();
             gated.ReleaseReads();
             Assert.Equal(EmbeddingSource.Regional, (await lookup).Source); // the lookup began first: its own request gets it
             Volatile.Write(ref done, true);

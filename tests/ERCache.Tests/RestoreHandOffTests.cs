@@ -21,10 +21,10 @@ public sealed class RestoreHandOffTests : IDisposable
     public void A_request_write_that_waits_for_the_lock_is_counted_until_it_has_it()
     {
         var tier = NewTier(hugePages: false);
-        Thread request;
+        CheckedThread request;
         using (tier.HoldWriteLock())
         {
-            request = StartThread(() => TierHelper.WriteUsers(tier, 7, 8));
+            request = CheckedThread.Start(() => TierHelper.WriteUsers(tier, 7, 8));
             AwaitWaitingRequestWrite(tier);
         }
 
@@ -41,10 +41,10 @@ public sealed class RestoreHandOffTests : IDisposable
         Assert.Equal(RestoreResult.Restored, tier.Restore(1, TierHelper.Vector(1, Dimensions), writtenAt: 1, ttl: long.MaxValue)); // nobody waits
         Assert.Equal(0, tier.RestoreHandOffSpins);
 
-        Thread request;
+        CheckedThread request;
         using (tier.HoldWriteLock()) // this thread holds the lock (re-entrant), so the waiting write cannot take it
         {
-            request = StartThread(() => TierHelper.WriteUsers(tier, 7, 8));
+            request = CheckedThread.Start(() => TierHelper.WriteUsers(tier, 7, 8));
             AwaitWaitingRequestWrite(tier);
 
             // The restore waits its turns for the request, which never gets the lock here, then writes anyway.
@@ -117,11 +117,4 @@ public sealed class RestoreHandOffTests : IDisposable
     /// of 10 s only keeps a broken build from hanging; the wait ends as soon as that thread gets there.</summary>
     private static void AwaitWaitingRequestWrite(SlabTier<LruOrder, Float32Codec> tier) =>
         Assert.True(SpinWait.SpinUntil(() => tier.RequestWritesWaiting == 1, TimeSpan.FromSeconds(10)), "the request's write did not wait for the lock");
-
-    private static Thread StartThread(Action action)
-    {
-        var thread = new Thread(() => action()) { IsBackground = true };
-        thread.Start();
-        return thread;
-    }
 }

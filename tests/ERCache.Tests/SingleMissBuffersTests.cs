@@ -1,4 +1,5 @@
 using ERCache.Internal;
+using ERCache.Tests.Infrastructure;
 
 namespace ERCache.Tests;
 
@@ -42,13 +43,11 @@ public sealed class SingleMissBuffersTests
     {
         var rented = SingleMissBuffers.Rent(3);
         SingleMissBuffers? takenThere = null;
-        var other = new Thread(() =>
+        CheckedThread.Start(() =>
         {
             rented.Return(); // the miss completed on an inference thread
             takenThere = SingleMissBuffers.Rent(4);
-        });
-        other.Start();
-        other.Join();
+        }).Join();
 
         Assert.NotSame(rented, takenThere); // the other thread did not keep it
         Assert.NotSame(rented, SingleMissBuffers.Rent(5)); // nor did this one get it back

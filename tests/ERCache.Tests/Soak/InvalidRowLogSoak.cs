@@ -24,23 +24,14 @@ public sealed class InvalidRowLogSoak
         }).ToArray();
 
         using var start = new Barrier(Threads);
-        var workers = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+        CheckedThread.RunAll(Enumerable.Range(0, Threads).Select(t => (Action)(() =>
         {
             start.SignalAndWait();
             for (int i = 0; i < PerThread; i++)
             {
                 log.Report(batches[t], 0);
             }
-        })).ToArray();
-        foreach (var worker in workers)
-        {
-            worker.Start();
-        }
-
-        foreach (var worker in workers)
-        {
-            worker.Join();
-        }
+        })));
 
         Assert.Single(logs.GetSnapshot()); // one line within the interval, whichever thread wrote it
         clock.Advance(InvalidRowLog.Interval);

@@ -98,7 +98,7 @@ public sealed class LeaseCountSoak
         const int Rounds = 20_000;
         LeaseCount? leases = null;
         int released = 0, round = 0, takerRound = 0, violations = 0;
-        var taker = new Thread(() =>
+        var taker = CheckedThread.Start(() =>
         {
             for (int r = 1; r <= Rounds; r++)
             {
@@ -119,13 +119,12 @@ public sealed class LeaseCountSoak
                 }
             }
         });
-        taker.Start();
-        for (int r = 1; r <= Rounds; r++)
+        for (int r = 1; r <= Rounds && taker.IsAlive; r++) // a taker that threw ends the rounds; its Join says why
         {
             int thisRound = r;
             Volatile.Write(ref leases, new LeaseCount(() => Volatile.Write(ref released, thisRound)));
             Volatile.Write(ref round, r);
-            while (Volatile.Read(ref takerRound) != r)
+            while (Volatile.Read(ref takerRound) != r && taker.IsAlive)
             {
             }
 

@@ -20,12 +20,11 @@ public sealed class RowDeliveryTestsSoak
         {
             var buffer = new float[row.Length];
             var item = new PendingInference(round, long.MaxValue, creatorRow: buffer);
-            var batch = new Thread(() =>
+            var batch = CheckedThread.Start(() =>
             {
                 start.SignalAndWait();
                 item.TryDeliverToCreator(row);
             });
-            batch.Start();
             start.SignalAndWait();
             bool got = item.DetachCreator();
             var seen = buffer.ToArray(); // what the creator answers with once it has detached
@@ -57,12 +56,11 @@ public sealed class RowDeliveryTestsSoak
         {
             var item = new PendingInference(round, long.MaxValue, creatorRow: new float[row.Length]);
             bool delivery = false;
-            var batch = new Thread(() =>
+            var batch = CheckedThread.Start(() =>
             {
                 start.SignalAndWait();
                 delivery = item.TryDeliverToCreator(row);
             });
-            batch.Start();
             start.SignalAndWait();
             bool join = item.TryJoin();
             batch.Join();

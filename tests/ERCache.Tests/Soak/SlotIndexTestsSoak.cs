@@ -23,8 +23,7 @@ public sealed class SlotIndexTestsSoak
 
         long falseMisses = 0, wrongSlots = 0, lookups = 0, churn = 0, retries = 0;
         const int ChurnPerWriter = 150_000; // bounded by iterations; readers run until the writers are done
-        int writersLeft = 2;
-        var writers = Enumerable.Range(0, 2).Select(w => new Thread(() =>
+        var writers = Enumerable.Range(0, 2).Select(w => (Action)(() =>
         {
             var rng = new Random(w);
             var mine = new List<(long Key, int Slot)>();
@@ -62,13 +61,11 @@ public sealed class SlotIndexTestsSoak
                     churn++;
                 }
             }
-
-            Interlocked.Decrement(ref writersLeft);
-        })).ToArray();
-        var readers = Enumerable.Range(0, 3).Select(r => new Thread(() =>
+        }));
+        var readers = Enumerable.Range(0, 3).Select(r => (Action<Func<bool>>)(writing =>
         {
             var rng = new Random(100 + r);
-            while (Volatile.Read(ref writersLeft) > 0)
+            while (writing())
             {
                 long key = rng.Next(1, pinned + 1);
                 int slot = LockFreeFind(index, slots, key, out bool confirmed);
@@ -87,15 +84,7 @@ public sealed class SlotIndexTestsSoak
                 }
             }
         })).ToArray();
-        foreach (var t in writers.Concat(readers))
-        {
-            t.Start();
-        }
-
-        foreach (var t in writers.Concat(readers))
-        {
-            t.Join();
-        }
+        CheckedThread.RunAll(writers, readers);
 
         Assert.Equal(0, falseMisses);
         Assert.Equal(0, wrongSlots);
