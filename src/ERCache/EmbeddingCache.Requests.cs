@@ -98,7 +98,8 @@ public sealed partial class EmbeddingCache
         var direct = options.ForceRefresh ? null : runtime.Direct;
         bool measured = runtime.MeasuresAges;
         int hits = 0;
-        Span<int> candidates = stackalloc int[EmbeddingTier.PrefetchBatch];
+        Unsafe.SkipInit(out PrefetchBuffer<int> candidateBuffer); // not stackalloc (see PrefetchBuffer); Prefetch writes each one read
+        Span<int> candidates = candidateBuffer;
         for (int i = 0; i < users.Length; i++)
         {
             int inGroup = i % EmbeddingTier.PrefetchBatch;

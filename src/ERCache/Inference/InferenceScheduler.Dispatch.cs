@@ -177,7 +177,7 @@ internal sealed partial class InferenceScheduler
             users[i] = items[i].UserId;
         }
 
-        bool abandoned = false, allSlotsAbandoned = false;
+        bool abandoned = false;
         (InferenceFailureCause Cause, Exception? Failure) failed = (InferenceFailureCause.None, null);
         var activity = ERCacheActivities.Source.HasListeners()
             ? ERCacheActivities.StartInference(policy.Name, items.Length, ERCacheActivities.Links(items.Select(i => i.Caller)))
@@ -208,70 +208,88 @@ internal sealed partial class InferenceScheduler
         }
         catch (Exception ex)
         {
-            // Only a bug of ours gets here (the delegate's failures are classified by the invoker); never leave
-            // callers or the pending map hanging: every user not answered yet gets an error.
-            Log.SchedulerFault(_logger, policy.Name, ex);
-            ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(InferenceFailureCause.Error));
-            foreach (var item in items)
-            {
-                item.Prepare(new InferenceOutcome(InferenceFailureCause.Error, null));
-            }
+            Fault(items, activity, ex);
         }
         finally
         {
-            if (!abandoned && (Volatile.Read(ref _disposed) || Interlocked.CompareExchange(ref _spareBatch, batch, null) is not null))
-            {
-                batch.Release(); // at most one spare batch (its buffers stay out of the pool while it waits), none after disposal
-            }
-
-            // Remove before completing: a caller arriving after this sees the tiers, not a finished pending. One
-            // lock for the whole batch and the in-flight count.
-            target?.ForgetPending(items);
-            bool queued;
-            lock (_lock)
-            {
-                if (target is null)
-                {
-                    foreach (var item in items)
-                    {
-                        RemovePending(item);
-                        _alarm.Remove(item);
-                    }
-                }
-                else
-                {
-                    _backgroundInFlight--; // an abandoned one still holds its slot (below), not a warming place
-                }
-
-                if (!abandoned)
-                {
-                    _inFlight--; // an abandoned call keeps its slot until it returns (ReleaseAbandonedSlot)
-                    Gate.Release();
-                }
-                else
-                {
-                    allSlotsAbandoned = ++_abandoned == policy.MaxConcurrency;
-                }
-
-                SignalIdle();
-                queued = _queue.Count > 0;
-            }
-
-            foreach (var item in items)
-            {
-                item.CompletePrepared();
-            }
-
-            _invoker.LogFailure(policy, items.Length, failed.Cause, failed.Failure); // after the callers are answered
-            if (allSlotsAbandoned)
-            {
-                Log.AllSlotsAbandoned(_logger, policy.Name, policy.MaxConcurrency, policy.HardTimeout);
-            }
-
-            // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed). The
-            // slot goes to the most urgent queued miss of any version on the gate, else to background work.
-            Gate.Offer(this, queued);
+            EndBatch(items, batch, target, abandoned, failed);
         }
+    }
+
+    // Fault and EndBatch are out of RunBatchAsync because they loop: the runtime compiles a method with a loop in an
+    // exception handler once, optimized but without tiering's profile data, and this one runs for every delegate call.
+
+    /// <summary>Only a bug of ours gets here (the delegate's failures are classified by the invoker); never leave callers
+    /// or the pending map hanging: every user not answered yet gets an error.</summary>
+    private void Fault(PendingInference[] items, System.Diagnostics.Activity? activity, Exception ex)
+    {
+        Log.SchedulerFault(_logger, Policy.Name, ex);
+        ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(InferenceFailureCause.Error));
+        foreach (var item in items)
+        {
+            item.Prepare(new InferenceOutcome(InferenceFailureCause.Error, null));
+        }
+    }
+
+    /// <summary>The end of a delegate call, answered or not: keeps the batch as the spare, forgets the users, frees the
+    /// slot, answers the callers, then offers the slot on.</summary>
+    private void EndBatch(
+        PendingInference[] items, InferenceBatch batch, InferenceScheduler? target, bool abandoned, (InferenceFailureCause Cause, Exception? Failure) failed)
+    {
+        var policy = Policy;
+        bool allSlotsAbandoned = false;
+        if (!abandoned && (Volatile.Read(ref _disposed) || Interlocked.CompareExchange(ref _spareBatch, batch, null) is not null))
+        {
+            batch.Release(); // at most one spare batch (its buffers stay out of the pool while it waits), none after disposal
+        }
+
+        // Remove before completing: a caller arriving after this sees the tiers, not a finished pending. One
+        // lock for the whole batch and the in-flight count.
+        target?.ForgetPending(items);
+        bool queued;
+        lock (_lock)
+        {
+            if (target is null)
+            {
+                foreach (var item in items)
+                {
+                    RemovePending(item);
+                    _alarm.Remove(item);
+                }
+            }
+            else
+            {
+                _backgroundInFlight--; // an abandoned one still holds its slot (below), not a warming place
+            }
+
+            if (!abandoned)
+            {
+                _inFlight--; // an abandoned call keeps its slot until it returns (ReleaseAbandonedSlot)
+                Gate.Release();
+            }
+            else
+            {
+                allSlotsAbandoned = ++_abandoned == policy.MaxConcurrency;
+            }
+
+            SignalIdle();
+            queued = _queue.Count > 0;
+        }
+
+        foreach (var item in items)
+        {
+            item.CompletePrepared();
+        }
+
+        _invoker.LogFailure(policy, items.Length, failed.Cause, failed.Failure); // after the callers are answered
+        if (allSlotsAbandoned)
+        {
+            Log.AllSlotsAbandoned(_logger, policy.Name, policy.MaxConcurrency, policy.HardTimeout);
+        }
+
+        // Not forced: with a batch window, a partial batch still waits for the window (its timer is armed). The
+        // slot goes to the most urgent queued miss of any version on the gate, else to background work.
+        Gate.Offer(this, queued);
     }
 
     /// <summary>A call abandoned at its hard limit has returned: its concurrency slot is free.</summary>

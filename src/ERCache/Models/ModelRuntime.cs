@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Internal;
@@ -394,8 +395,8 @@ internal sealed partial class ModelRuntime
     {
         int dims = Policy.Dimensions;
         long now = _clock.Now;
-        Span<int> failures = stackalloc int[8];
-        failures.Clear();
+        var failureCounts = default(FailureCounts); // not stackalloc: see FailureCounts
+        Span<int> failures = failureCounts;
         bool anyFailed = false;
         for (int i = 0; i < positions.Length; i++)
         {
@@ -495,4 +496,13 @@ internal sealed partial class ModelRuntime
     /// <summary>What <see cref="TimeProvider.GetElapsedTime(long, long)"/> returns, to the tick, without reading the
     /// provider's frequency again (a virtual call on every hit).</summary>
     private TimeSpan Age(long writtenAt, long now) => writtenAt >= now ? TimeSpan.Zero : new TimeSpan((long)((now - writtenAt) * _tickScale));
+
+    /// <summary>A request's failed users by cause (one count per <see cref="InferenceFailureCause"/>). A fixed-size local,
+    /// not <c>stackalloc</c>: the runtime compiles a method with a loop and a <c>stackalloc</c> once, optimized but without
+    /// tiering's profile data, and <see cref="Complete"/> runs for every request with a miss.</summary>
+    [InlineArray(8)]
+    private struct FailureCounts
+    {
+        private int _element;
+    }
 }

@@ -338,7 +338,8 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     public override void Prefetch(ReadOnlySpan<long> users, Span<int> candidates)
     {
         int n = Math.Min(users.Length, PrefetchBatch);
-        Span<ulong> hashes = stackalloc ulong[PrefetchBatch];
+        Unsafe.SkipInit(out PrefetchBuffer<ulong> hashBuffer); // not stackalloc (see PrefetchBuffer); each hash read is written first
+        Span<ulong> hashes = hashBuffer;
         for (int i = 0; i < n; i++)
         {
             hashes[i] = _index.PrefetchHome(users[i]);
