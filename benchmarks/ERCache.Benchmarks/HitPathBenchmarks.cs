@@ -312,4 +312,3 @@ public class HitPathBenchmarks
         return _destination[0];
     }
 }
-
