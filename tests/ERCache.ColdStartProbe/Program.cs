@@ -5,6 +5,14 @@ using ERCache.Inference;
 // Builds a cache with one model (a 2 ms tower, 50 ms timeout, like a ranking service's) in a new process, optionally
 // warms it up, then times its first requests, each for a new user. Prints one line per request:
 // "<milliseconds> <source> <cause>". Usage: ERCache.ColdStartProbe [warm-up]
+// With "jit-tiers" instead, runs the request paths once and prints how the runtime first compiled each library method
+// (JitTierProbe).
+if (args.Contains("jit-tiers"))
+{
+    await ERCache.ColdStartProbe.JitTierProbe.RunAsync();
+    return;
+}
+
 var model = new ModelOptions { Dimensions = 64 };
 model.Inference.Timeout = TimeSpan.FromMilliseconds(50);
 model.Direct.Ttl = TimeSpan.FromMinutes(1);

@@ -1,9 +1,9 @@
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Testing;
+using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ERCache.Tests;
@@ -98,18 +98,9 @@ public sealed class ColdStartTests
         }
     }
 
-    private static async Task<List<(double Milliseconds, string Source, string Cause)>> RunProbeAsync(string arguments)
-    {
-        var probe = Path.Combine(AppContext.BaseDirectory, "ERCache.ColdStartProbe.dll");
-        var start = new ProcessStartInfo("dotnet", $"\"{probe}\" {arguments}") { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(start)!;
-        var output = await process.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        var errors = await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.True(process.ExitCode == 0, $"the probe failed: {errors}");
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+    private static async Task<List<(double Milliseconds, string Source, string Cause)>> RunProbeAsync(string arguments) =>
+        (await ProbeProcess.RunAsync(arguments))
             .Select(line => line.Split(' '))
             .Select(f => (double.Parse(f[0], CultureInfo.InvariantCulture), f[1], f[2]))
             .ToList();
-    }
 }

@@ -101,7 +101,8 @@ internal static class RowKernels
     public static void ToHalf(ReadOnlySpan<float> source, Span<Half> destination)
     {
         CheckLength(source.Length, destination.Length);
-        Span<float> clamped = stackalloc float[256];
+        Unsafe.SkipInit(out ClampedChunk chunk); // not stackalloc (see ClampedChunk); each value read is written first
+        Span<float> clamped = chunk;
         for (int start = 0; start < source.Length; start += clamped.Length)
         {
             int n = Math.Min(clamped.Length, source.Length - start);
@@ -240,5 +241,16 @@ internal static class RowKernels
         {
             throw new ArgumentException($"The destination has {destination} elements but the source has {source}.", nameof(destination));
         }
+    }
+
+    /// <summary>
+    /// <see cref="ToHalf"/>'s scratch: a chunk of clamped floats. A fixed-size struct instead of <c>stackalloc</c>: the
+    /// runtime compiles a method with a loop and a <c>stackalloc</c> once, optimized without tiering's profile data (see
+    /// Tiers/PrefetchBuffer), and the tests keep the request path out of that tier (JitTierTests).
+    /// </summary>
+    [InlineArray(256)]
+    private struct ClampedChunk
+    {
+        private float _element;
     }
 }

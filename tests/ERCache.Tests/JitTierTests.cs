@@ -1,0 +1,53 @@
+using ERCache.Tests.Infrastructure;
+
+namespace ERCache.Tests;
+
+/// <summary>
+/// The request path is compiled by tiering, with its profile data. The runtime compiles a method with a loop beside a
+/// <c>stackalloc</c>, or a loop in an exception handler, once and <c>Optimized</c>, without that data, so the calls it
+/// makes through the abstract tier are neither devirtualized nor inlined (8–9 % of a batch's time at 10,000 entries;
+/// docs/benchmarks.md). A fresh process (ERCache.ColdStartProbe) runs every path a few times and reports each library
+/// method's compilations from the runtime's method-load events: a new <c>stackalloc</c> beside a loop, or a loop in an
+/// exception handler, fails this test.
+/// </summary>
+[Collection(SoakDefinition.Name)]
+public sealed class JitTierTests
+{
+    // Run once per configuration or process, not per request: compiled Optimized, and that costs a request nothing.
+    private static readonly string[] RunOnce =
+    [
+        "ERCache.EmbeddingCache::WarmUpCode",
+        "ERCache.Models.ModelRegistry::ApplyValidated",
+    ];
+
+    [Fact]
+    public async Task No_method_a_request_runs_is_compiled_without_tiering()
+    {
+        var compilations = (await ProbeProcess.RunAsync("jit-tiers"))
+            .Select(line => line.Split(' ', 2))
+            .ToDictionary(f => f[1], f => f[0].Split(','), StringComparer.Ordinal);
+
+        // The probe saw the paths (a process whose events did not arrive would pass vacuously otherwise): the batch, the
+        // single hit, the miss inline and queued, the failure path, and each tier shape's read and write.
+        Assert.All(
+            [
+                "ERCache.EmbeddingCache::GetManyOn",
+                "ERCache.Models.ModelRuntime::TryServeDirect",
+                "ERCache.Models.ModelRuntime::Complete",
+                "ERCache.Models.ModelRuntime::ServeFailure",
+                "ERCache.Inference.InferenceScheduler::RunBatchAsync",
+                "ERCache.Storage.RowKernels::ToHalf",
+                "ERCache.Storage.SlotPage::PrefetchWholeSlot",
+                "ERCache.Tiers.SlabTier`2[ERCache.Tiers.Eviction.LruOrder,ERCache.Storage.Float32Codec]::TryRead",
+                "ERCache.Tiers.SlabTier`2[ERCache.Tiers.Eviction.SieveOrder,ERCache.Storage.Float16Codec]::Prefetch",
+                "ERCache.Tiers.SlabTier`2[ERCache.Tiers.Eviction.FifoOrder,ERCache.Storage.Int8RowwiseCodec]::Write",
+                .. RunOnce,
+            ],
+            method => Assert.True(compilations.ContainsKey(method), $"the probe did not report {method} ({compilations.Count} methods reported)"));
+
+        var withoutTiering = compilations.Where(m => m.Value.Contains("Optimized")).Select(m => m.Key).Except(RunOnce).Order(StringComparer.Ordinal).ToList();
+        Assert.True(
+            withoutTiering.Count == 0,
+            $"compiled Optimized, without tiering's profile data (a loop beside a stackalloc, or a loop in an exception handler?): {string.Join(", ", withoutTiering)}");
+    }
+}
