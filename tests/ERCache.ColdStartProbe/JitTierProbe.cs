@@ -38,15 +38,17 @@ internal static class JitTierProbe
     {
     }
 
-    /// <summary>Each path of a request once or a few times: misses inline and queued, a batch's misses and hits, single
-    /// hits by name and handle, a failure served from the failover tier, in every tier format and eviction order, and a
-    /// tier large enough for the batch's whole-slot prefetch.</summary>
+    /// <summary>Each path of a request a few times: misses inline and queued, a batch's misses and hits, single hits by
+    /// name and handle, a refresh, a failure (the failover tier's read, then the fallback), in every tier format and
+    /// eviction strategy, and a tier large enough for the batch's whole-slot prefetch. No regional store: its lookup and
+    /// writes are not run here.</summary>
     private static async Task RunRequestPathsAsync()
     {
         var options = new ERCacheOptions();
         options.Models["inline"] = Model(64, inline: true, StorageFormat.Float32, EvictionStrategy.Lru, capacity: 1024);
         options.Models["queued"] = Model(64, inline: false, StorageFormat.Float16, EvictionStrategy.Sieve, capacity: 1024);
         options.Models["fifo"] = Model(64, inline: true, StorageFormat.Int8, EvictionStrategy.Fifo, capacity: 1024);
+        options.Models["memory-cache"] = Model(64, inline: false, StorageFormat.Float32, EvictionStrategy.MemoryCache, capacity: 1024);
         options.Models["large"] = Model(256, inline: true, StorageFormat.Float32, EvictionStrategy.Lru, capacity: 40_000); // ≥ 32 MB
         var tower = new DelegateInference((batch, _) =>
         {

@@ -41,6 +41,7 @@ public sealed class JitTierTests
                 "ERCache.Tiers.SlabTier`2[ERCache.Tiers.Eviction.LruOrder,ERCache.Storage.Float32Codec]::TryRead",
                 "ERCache.Tiers.SlabTier`2[ERCache.Tiers.Eviction.SieveOrder,ERCache.Storage.Float16Codec]::Prefetch",
                 "ERCache.Tiers.SlabTier`2[ERCache.Tiers.Eviction.FifoOrder,ERCache.Storage.Int8RowwiseCodec]::Write",
+                "ERCache.Tiers.MemoryCacheTier`1[ERCache.Storage.Float32Codec]::TryRead",
                 .. RunOnce,
             ],
             method => Assert.True(compilations.ContainsKey(method), $"the probe did not report {method} ({compilations.Count} methods reported)"));
