@@ -8,12 +8,13 @@ namespace ERCache.Tests;
 /// makes through the abstract tier are neither devirtualized nor inlined (8–9 % of a batch's time at 10,000 entries;
 /// docs/benchmarks.md). A fresh process (ERCache.ColdStartProbe) runs every path a few times and reports each library
 /// method's compilations from the runtime's method-load events: a new <c>stackalloc</c> beside a loop, or a loop in an
-/// exception handler, fails this test.
+/// exception handler, fails this test. In the soak collection: the probe runs on real threads and the real clock.
 /// </summary>
 [Collection(SoakDefinition.Name)]
 public sealed class JitTierTests
 {
-    // Run once per configuration or process, not per request: compiled Optimized, and that costs a request nothing.
+    // Run once per configuration or process, not per request: compiled Optimized, and that costs a request nothing. They
+    // are also the test's control: if the probe stopped reading that tier, they would not read Optimized either.
     private static readonly string[] RunOnce =
     [
         "ERCache.EmbeddingCache::WarmUpCode",
@@ -46,6 +47,9 @@ public sealed class JitTierTests
             ],
             method => Assert.True(compilations.ContainsKey(method), $"the probe did not report {method} ({compilations.Count} methods reported)"));
 
+        Assert.All(RunOnce, method => Assert.True(
+            compilations[method].Contains("Optimized"),
+            $"{method} no longer reads Optimized ({string.Join(',', compilations[method])}): either it changed (then drop it from RunOnce) or the probe no longer reads the tiers"));
         var withoutTiering = compilations.Where(m => m.Value.Contains("Optimized")).Select(m => m.Key).Except(RunOnce).Order(StringComparer.Ordinal).ToList();
         Assert.True(
             withoutTiering.Count == 0,
