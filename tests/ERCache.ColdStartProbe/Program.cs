@@ -5,7 +5,7 @@ using ERCache.Inference;
 // Builds a cache with one model (a 2 ms tower, 50 ms timeout, like a ranking service's) in a new process, optionally
 // warms it up, then times its first requests, each for a new user. Prints one line per request:
 // "<milliseconds> <source> <cause>". Usage: ERCache.ColdStartProbe [warm-up]
-// With "jit-tiers" instead, runs the request paths once and prints how the runtime first compiled each library method
+// With "jit-tiers" instead, runs the request paths a few times and prints every compilation of each library method
 // (JitTierProbe).
 if (args.Contains("jit-tiers"))
 {
