@@ -102,7 +102,7 @@ public sealed partial class EmbeddingCache
             runtime.BeginRemove(userId);
         }
 
-        int removed = 0;
+        int removed;
         try
         {
             // An all-models removal deletes the user's whole hash in one call; a single-model one deletes the model's
@@ -121,16 +121,24 @@ public sealed partial class EmbeddingCache
         }
         finally
         {
-            foreach (var runtime in runtimes)
-            {
-                removed += runtime.FinishRemove(userId);
-            }
+            removed = FinishRemove(runtimes, userId); // a call, not a loop in the handler (docs/internals.md, "Code the runtime tiers")
         }
 
         // The store holds nothing for the user now; the other hosts drop their local copies when they hear this.
         if (_regional is not null && (fields is null || runtimes[0].Regional is not null))
         {
             await AnnounceRemovalAsync(userId, fields, cancellationToken).ConfigureAwait(false);
+        }
+
+        return removed;
+    }
+
+    private static int FinishRemove(ModelRuntime[] runtimes, long userId)
+    {
+        int removed = 0;
+        foreach (var runtime in runtimes)
+        {
+            removed += runtime.FinishRemove(userId);
         }
 
         return removed;

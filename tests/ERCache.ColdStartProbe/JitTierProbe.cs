@@ -2,6 +2,7 @@ using System.Diagnostics.Tracing;
 using System.Runtime.CompilerServices;
 using ERCache;
 using ERCache.Inference;
+using ERCache.Testing;
 
 namespace ERCache.ColdStartProbe;
 
@@ -40,8 +41,7 @@ internal static class JitTierProbe
 
     /// <summary>Each path of a request a few times: misses inline and queued, a batch's misses and hits, single hits by
     /// name and handle, a refresh, a failure (the failover tier's read, then the fallback), in every tier format and
-    /// eviction strategy, and a tier large enough for the batch's whole-slot prefetch. No regional store: its lookup and
-    /// writes are not run here.</summary>
+    /// eviction strategy, and a tier large enough for the batch's whole-slot prefetch; then the regional paths.</summary>
     private static async Task RunRequestPathsAsync()
     {
         var options = new ERCacheOptions();
@@ -90,6 +90,38 @@ internal static class JitTierProbe
                 await cache.GetAsync(name, 999, vector); // fails
                 await cache.GetAsync(name, 999, vector, new EmbeddingRequestOptions { ForceRefresh = true });
             }
+        }
+
+        await RunRegionalPathsAsync(tower);
+    }
+
+    /// <summary>Two hosts sharing an in-memory regional store: one's misses look the store up, infer and write back in
+    /// groups; the other's find them there; a removal on one reaches the other.</summary>
+    private static async Task RunRegionalPathsAsync(IEmbeddingInference tower)
+    {
+        static ERCacheOptions Options()
+        {
+            var options = new ERCacheOptions();
+            options.Models["regional"] = Model(64, inline: true, StorageFormat.Float32, EvictionStrategy.Lru, capacity: 1024);
+            return options;
+        }
+
+        var store = new InMemoryRegionalStore();
+        var towers = new Dictionary<string, IEmbeddingInference> { ["regional"] = tower };
+        await using var first = EmbeddingCache.Create(Options(), towers, new EmbeddingCacheServices { RegionalStore = store });
+        await using var second = EmbeddingCache.Create(Options(), towers, new EmbeddingCacheServices { RegionalStore = store });
+        var vector = new float[64];
+        var vectors = new float[64 * 64];
+        var results = new EmbeddingResult[64];
+        for (int round = 0; round < 3; round++)
+        {
+            var users = Enumerable.Range(0, 64).Select(i => 10_000L + (round * 64) + i).ToArray();
+            await first.GetManyAsync("regional", users, vectors, results); // regional misses, inference, grouped writes
+            await first.GetAsync("regional", 20_000 + round, vector);
+            await first.FlushRegionalWritesAsync();
+            await second.GetManyAsync("regional", users, vectors, results); // regional hits, written to the local tiers
+            await second.GetAsync("regional", 20_000 + round, vector);
+            await first.RemoveAsync("regional", users[0]); // announced to the other host
         }
     }
 

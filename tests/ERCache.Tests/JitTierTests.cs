@@ -29,7 +29,8 @@ public sealed class JitTierTests
             .ToDictionary(f => f[1], f => f[0].Split(','), StringComparer.Ordinal);
 
         // The probe saw the paths (a process whose events did not arrive would pass vacuously otherwise): the batch, the
-        // single hit, the miss inline and queued, the failure path, and each tier shape's read and write.
+        // single hit, the miss inline and queued, the failure path, each tier shape's read and write, the regional lookup
+        // and grouped writes, and a removal announced to another host.
         Assert.All(
             [
                 "ERCache.EmbeddingCache::GetManyOn",
@@ -43,6 +44,10 @@ public sealed class JitTierTests
                 "ERCache.Tiers.SlabTier`2[ERCache.Tiers.Eviction.SieveOrder,ERCache.Storage.Float16Codec]::Prefetch",
                 "ERCache.Tiers.SlabTier`2[ERCache.Tiers.Eviction.FifoOrder,ERCache.Storage.Int8RowwiseCodec]::Write",
                 "ERCache.Tiers.MemoryCacheTier`1[ERCache.Storage.Float32Codec]::TryRead",
+                "ERCache.Models.ModelRuntime::ServeRegionalAsync",
+                "ERCache.Regional.RegionalTier::FlushAsync",
+                "ERCache.EmbeddingCache::RemoveLeasedAsync",
+                "ERCache.EmbeddingCache::ApplyInvalidation",
                 .. RunOnce,
             ],
             method => Assert.True(compilations.ContainsKey(method), $"the probe did not report {method} ({compilations.Count} methods reported)"));
