@@ -96,7 +96,7 @@ internal static class JitTierProbe
     }
 
     /// <summary>Two hosts sharing an in-memory regional store: one's misses look the store up, infer and write back in
-    /// groups; the other's find them there; a removal on one reaches the other.</summary>
+    /// groups; the other's find them there; a removal, a push and a clear on one reach the other.</summary>
     private static async Task RunRegionalPathsAsync(IEmbeddingInference tower)
     {
         static ERCacheOptions Options()
@@ -122,7 +122,11 @@ internal static class JitTierProbe
             await second.GetManyAsync("regional", users, vectors, results); // regional hits, written to the local tiers
             await second.GetAsync("regional", 20_000 + round, vector);
             await first.RemoveAsync("regional", users[0]); // announced to the other host
+            first.SetVector("regional", 30_000 + round, vector); // a push, announced too
         }
+
+        first.Clear("regional"); // and a clear
+        await first.FlushRegionalWritesAsync();
     }
 
     private static ModelOptions Model(int dimensions, bool inline, StorageFormat format, EvictionStrategy eviction, int capacity) => new()

@@ -30,7 +30,7 @@ public sealed class JitTierTests
 
         // The probe saw the paths (a process whose events did not arrive would pass vacuously otherwise): the batch, the
         // single hit, the miss inline and queued, the failure path, each tier shape's read and write, the regional lookup
-        // and grouped writes, and a removal announced to another host.
+        // and grouped writes, and a removal and a push announced to another host.
         Assert.All(
             [
                 "ERCache.EmbeddingCache::GetManyOn",
@@ -48,6 +48,7 @@ public sealed class JitTierTests
                 "ERCache.Regional.RegionalTier::FlushAsync",
                 "ERCache.EmbeddingCache::RemoveLeasedAsync",
                 "ERCache.EmbeddingCache::ApplyInvalidation",
+                "ERCache.EmbeddingCache::SetVector",
                 .. RunOnce,
             ],
             method => Assert.True(compilations.ContainsKey(method), $"the probe did not report {method} ({compilations.Count} methods reported)"));
