@@ -208,11 +208,11 @@ internal sealed partial class InferenceScheduler
         }
         catch (Exception ex)
         {
-            Fault(items, activity, ex);
+            Fault(policy, items, activity, ex);
         }
         finally
         {
-            EndBatch(items, batch, target, abandoned, failed);
+            EndBatch(policy, items, batch, target, abandoned, failed);
         }
     }
 
@@ -221,9 +221,9 @@ internal sealed partial class InferenceScheduler
 
     /// <summary>Only a bug of ours gets here (the delegate's failures are classified by the invoker); never leave callers
     /// or the pending map hanging: every user not answered yet gets an error.</summary>
-    private void Fault(PendingInference[] items, System.Diagnostics.Activity? activity, Exception ex)
+    private void Fault(ModelPolicy policy, PendingInference[] items, System.Diagnostics.Activity? activity, Exception ex)
     {
-        Log.SchedulerFault(_logger, Policy.Name, ex);
+        Log.SchedulerFault(_logger, policy.Name, ex);
         ERCacheActivities.Finish(activity, ERCacheMetrics.CauseName(InferenceFailureCause.Error));
         foreach (var item in items)
         {
@@ -232,11 +232,12 @@ internal sealed partial class InferenceScheduler
     }
 
     /// <summary>The end of a delegate call, answered or not: keeps the batch as the spare, forgets the users, frees the
-    /// slot, answers the callers, then offers the slot on.</summary>
+    /// slot, answers the callers, then offers the slot on. <paramref name="policy"/> is the settings the call started
+    /// with (a reload may have replaced <see cref="Policy"/> since).</summary>
     private void EndBatch(
-        PendingInference[] items, InferenceBatch batch, InferenceScheduler? target, bool abandoned, (InferenceFailureCause Cause, Exception? Failure) failed)
+        ModelPolicy policy, PendingInference[] items, InferenceBatch batch, InferenceScheduler? target, bool abandoned,
+        (InferenceFailureCause Cause, Exception? Failure) failed)
     {
-        var policy = Policy;
         bool allSlotsAbandoned = false;
         if (!abandoned && (Volatile.Read(ref _disposed) || Interlocked.CompareExchange(ref _spareBatch, batch, null) is not null))
         {
