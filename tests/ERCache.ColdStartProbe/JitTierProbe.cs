@@ -20,7 +20,7 @@ internal static class JitTierProbe
 
     public static async Task RunAsync()
     {
-        using var listener = new MethodLoadListener(EndMarker);
+        using var listener = new MethodLoadListener();
         await RunRequestPathsAsync();
         ProbeEnd(); // compiled now, so its event comes after every method compiled above
         if (!listener.WaitForEnd(TimeSpan.FromSeconds(60)))
@@ -141,7 +141,7 @@ internal static class JitTierProbe
     /// method, with its optimization tier from bits 7–9 of the event's <c>MethodFlags</c>. Their values were checked
     /// against the tiers the runtime's perf map names (<c>DOTNET_PerfMapEnabled=3</c>): 2 Optimized, 3 QuickJitted,
     /// 4 OptimizedTier1, 6 the instrumented tier 0.</summary>
-    private sealed class MethodLoadListener(string endMarker) : EventListener
+    private sealed class MethodLoadListener : EventListener
     {
         private const EventKeywords JitKeyword = (EventKeywords)0x10;
         private static readonly string[] Tiers =
@@ -198,7 +198,7 @@ internal static class JitTierProbe
                 tiers.Add(Tiers[(flags >> 7) & 7]);
             }
 
-            if (name == endMarker && !_ended.IsSet) // its first compilation; the listener may be disposed after that
+            if (name == EndMarker && !_ended.IsSet) // its first compilation; the listener may be disposed after that
             {
                 _ended.Set();
             }
