@@ -142,6 +142,28 @@ public sealed class CallReuseTests
     }
 
     [Fact]
+    public async Task A_call_the_timer_decided_to_cancel_is_not_offered_for_reuse()
+    {
+        var clock = new FakeTimeProvider();
+        var model = CacheFixture.DefaultModel(4);
+        model.Inference.HardTimeout = HardTimeout;
+        var policy = ModelPolicy.From("m", model);
+        var batch = new InferenceBatch("m", "v1", 4, [1L]);
+        using var call = new DelegateCall(clock);
+        call.Start(new DelegateInference((_, _) => ValueTask.CompletedTask), batch, policy, clock.GetTimestamp());
+        await call.RunAsync(call.Token); // the delegate has answered; the invoker has not yet asked to reuse the call
+        bool? offered = null;
+        call.CancellationDecided = () => offered = call.TryReset(); // the invoker's end of the call, in the timer's window
+
+        clock.Advance(HardTimeout); // the call's limit: the timer decides to cancel, then cancels
+
+        // Reused, the token source would have been reset for the next call and then cancelled under it.
+        Assert.False(offered);
+        Assert.True(call.Token.IsCancellationRequested);
+        batch.Release();
+    }
+
+    [Fact]
     public async Task Quick_calls_in_a_row_set_the_hard_limit_timer_once()
     {
         var clock = new CountingTimeProvider();

@@ -34,6 +34,10 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
 
     public CancellationToken Token => _source.Token;
 
+    /// <summary>For tests: runs on the timer's thread after it decided to cancel this call's token and before it does
+    /// (the window in which the call may end and be offered for reuse).</summary>
+    internal Action? CancellationDecided { get; set; }
+
     /// <summary>Whether the delegate was called and has not finished (it is abandoned if we stop waiting).</summary>
     public bool IsRunning => _call is { IsCompleted: false };
 
@@ -194,6 +198,7 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
             _cancelling = true; // from here on this call is not reused, so the cancellation below reaches only it
         }
 
+        CancellationDecided?.Invoke();
         try
         {
             _source.Cancel(); // outside the lock: the token's callbacks (the delegate's, the wait's) run here
