@@ -45,8 +45,8 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     internal const long MinWholeSlotPrefetchTierBytes = 32L << 20;
 
     /// <summary>How many of a found slot's first cache lines a smaller tier's batch prefetches into the first-level
-    /// cache: with 8 instead of 4, a batch of 1 KB rows at 10,000 entries read 3–5 % less time per user; the whole slot
-    /// (17 lines) no less than 4 (docs/benchmarks.md).</summary>
+    /// cache: with 8 instead of 4, a batch of 1 KB rows at 10,000 entries took 5–9 % less time per user; the whole slot
+    /// (17 lines) took as long as 4 (docs/benchmarks.md).</summary>
     internal const int SmallTierPrefetchLines = 8;
 
     private readonly Lock _sync = new();
