@@ -41,7 +41,8 @@ internal static class JitTierProbe
 
     /// <summary>Each path of a request a few times: misses inline and queued, a batch's misses and hits, single hits by
     /// name and handle, a refresh, a failure (the failover tier's read, then the fallback), in every tier format and
-    /// eviction strategy, and a tier large enough for the batch's whole-slot prefetch; then the regional paths.</summary>
+    /// eviction strategy, a tier large enough for the batch's whole-slot prefetch, and a model half-way through a
+    /// rollout's gradual switch (each request split between the two versions); then the regional paths.</summary>
     private static async Task RunRequestPathsAsync()
     {
         var options = new ERCacheOptions();
@@ -50,6 +51,15 @@ internal static class JitTierProbe
         options.Models["fifo"] = Model(64, inline: true, StorageFormat.Int8, EvictionStrategy.Fifo, capacity: 1024);
         options.Models["memory-cache"] = Model(64, inline: false, StorageFormat.Float32, EvictionStrategy.MemoryCache, capacity: 1024);
         options.Models["large"] = Model(256, inline: true, StorageFormat.Float32, EvictionStrategy.Lru, capacity: 40_000); // ≥ 32 MB
+        var switching = Model(64, inline: true, StorageFormat.Float32, EvictionStrategy.Lru, capacity: 1024);
+        switching.Version = "v1";
+        switching.Rollout = new RolloutOptions
+        {
+            NextVersion = "v2", // warmed in the background, and half-way through its gradual switch: requests take both versions
+            SwitchAt = DateTimeOffset.UtcNow - TimeSpan.FromHours(1),
+            SwitchOver = TimeSpan.FromHours(2),
+        };
+        options.Models["switching"] = switching;
         var tower = new DelegateInference((batch, _) =>
         {
             var users = batch.UserIds.Span;

@@ -30,7 +30,8 @@ public sealed class JitTierTests
 
         // The probe saw the paths (a process whose events did not arrive would pass vacuously otherwise): the batch, the
         // single hit, the miss inline and queued, the failure path, each tier shape's read and write, the regional lookup
-        // and grouped writes, and a removal and a push announced to another host.
+        // and grouped writes, a removal and a push announced to another host, and a batch and a single request during a
+        // rollout's gradual switch.
         Assert.All(
             [
                 "ERCache.EmbeddingCache::GetManyOn",
@@ -49,6 +50,8 @@ public sealed class JitTierTests
                 "ERCache.EmbeddingCache::RemoveLeasedAsync",
                 "ERCache.EmbeddingCache::ApplyInvalidation",
                 "ERCache.EmbeddingCache::SetVector",
+                "ERCache.EmbeddingCache::GetManySwitchingAsync",
+                "ERCache.Models.ModelRuntime::RouteFor",
                 .. RunOnce,
             ],
             method => Assert.True(compilations.ContainsKey(method), $"the probe did not report {method} ({compilations.Count} methods reported)"));
