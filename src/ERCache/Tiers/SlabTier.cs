@@ -112,9 +112,10 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         _policy = createPolicy(_capacity);
         _rowBytes = TCodec.RowBytes(dimensions);
         _stride = SlotPage.StrideOf(_rowBytes);
+        long tierBytes = (long)_capacity * _stride;
         // Only a large tier changes its slabs; a smaller one keeps growing ~4 MB at a time, on ordinary pages.
-        _hugePages = policy.HugePages && HugePages.Supported && (long)_capacity * _stride >= MinHugePageTierBytes;
-        _prefetchWholeSlots = (long)_capacity * _stride >= MinWholeSlotPrefetchTierBytes;
+        _hugePages = policy.HugePages && HugePages.Supported && tierBytes >= MinHugePageTierBytes;
+        _prefetchWholeSlots = tierBytes >= MinWholeSlotPrefetchTierBytes;
         int slotsPerPage = _hugePages
             ? 1 << BitOperations.Log2((uint)Math.Max(16, TargetHugePageBytes / _stride)) // at most the target
             : Math.Clamp((int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, TargetPageBytes / _stride)), 16, 4096);
