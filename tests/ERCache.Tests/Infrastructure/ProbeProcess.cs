@@ -13,11 +13,12 @@ internal static class ProbeProcess
         var probe = Path.Combine(AppContext.BaseDirectory, "ERCache.ColdStartProbe.dll");
         var start = new ProcessStartInfo("dotnet", $"\"{probe}\" {arguments}") { RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(start)!;
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60)); // one bound for the output and the exit
         try
         {
-            var errors = process.StandardError.ReadToEndAsync();
-            var output = await process.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60));
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            var errors = process.StandardError.ReadToEndAsync(deadline.Token);
+            var output = await process.StandardOutput.ReadToEndAsync(deadline.Token);
+            await process.WaitForExitAsync(deadline.Token);
             Assert.True(process.ExitCode == 0, $"the probe failed: {await errors}");
             return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         }
