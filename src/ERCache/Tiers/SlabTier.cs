@@ -56,6 +56,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     private readonly int _pageMask;
     private readonly int _rowBytes;
     private readonly int _stride;
+    private readonly int _slotLines; // cache lines of a slot, for prefetching it
     private readonly int _capacity;
     private readonly Stack<int> _free = new(); // slots emptied by a failed write, reused first
     private readonly bool _hugePages;
@@ -112,6 +113,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
         _policy = createPolicy(_capacity);
         _rowBytes = TCodec.RowBytes(dimensions);
         _stride = SlotPage.StrideOf(_rowBytes);
+        _slotLines = (_stride + Storage.Prefetch.LineBytes - 1) / Storage.Prefetch.LineBytes;
         long tierBytes = (long)_capacity * _stride;
         // Only a large tier changes its slabs; a smaller one keeps growing ~4 MB at a time, on ordinary pages.
         _hugePages = policy.HugePages && HugePages.Supported && tierBytes >= MinHugePageTierBytes;
@@ -309,13 +311,12 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
 
         Array.Sort(stamps, slots, 0, held);
         var row = new byte[_rowBytes];
-        int lines = (_stride + Storage.Prefetch.LineBytes - 1) / Storage.Prefetch.LineBytes;
         for (int i = 0; i < held; i++)
         {
             if (i + SnapshotPrefetchDistance < held)
             {
                 int ahead = slots[i + SnapshotPrefetchDistance];
-                Page(ahead).PrefetchSlot(ahead & _pageMask, lines);
+                Page(ahead).PrefetchSlot(ahead & _pageMask, _slotLines);
             }
 
             int slot = slots[i];
@@ -351,7 +352,7 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             hashes[i] = _index.PrefetchHome(users[i]);
         }
 
-        int rowLines = Math.Min(SmallTierPrefetchLines, (_stride + Storage.Prefetch.LineBytes - 1) / Storage.Prefetch.LineBytes);
+        int rowLines = Math.Min(SmallTierPrefetchLines, _slotLines);
         for (int i = 0; i < n; i++)
         {
             int slot = _index.FirstCandidate(hashes[i]);
