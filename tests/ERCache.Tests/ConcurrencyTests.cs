@@ -694,8 +694,10 @@ public sealed class ConcurrencyTests
         }
     }
 
-    [Fact]
-    public void Hit_buffer_hammered_by_readers_while_a_drainer_runs_only_yields_recorded_slots()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Hit_buffer_hammered_by_readers_while_a_drainer_runs_only_yields_recorded_slots(bool prefetching)
     {
         var buffer = new HitBuffer();
         long added = 0, drained = 0, foreign = 0;
@@ -719,10 +721,10 @@ public sealed class ConcurrencyTests
         {
             while (reading())
             {
-                buffer.Drain(ref sink);
+                Drain(buffer, ref sink, prefetching);
             }
         });
-        buffer.Drain(ref sink);
+        Drain(buffer, ref sink, prefetching);
 
         Assert.Equal(0, foreign);
         Assert.InRange(drained, 1, added);
@@ -785,8 +787,25 @@ public sealed class ConcurrencyTests
         Assert.True(recent.IsRecent(0) && recent.IsRecent(capacity - 1) && !recent.IsRecent(capacity - window - 1 + 10));
     }
 
+    private static void Drain(HitBuffer buffer, ref CountingSink sink, bool prefetching)
+    {
+        if (prefetching)
+        {
+            buffer.DrainPrefetching(ref sink);
+        }
+        else
+        {
+            buffer.Drain(ref sink);
+        }
+    }
+
+    /// <summary>Counts the hits drained; every slot it is handed, to prefetch or to apply, goes to <c>check</c>.</summary>
     private struct CountingSink(Action onHit, Action<int> check) : IHitSink
     {
+        public readonly void Prefetch(int slot) => check(slot);
+
+        public readonly void PrefetchNeighbours(int slot) => check(slot);
+
         public readonly void Hit(int slot)
         {
             check(slot);

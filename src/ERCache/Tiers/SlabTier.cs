@@ -44,6 +44,12 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     /// instructions (a prefetch per line) cost a batch about a fifth; it prefetches each slot's first lines, as before.</summary>
     internal const long MinWholeSlotPrefetchTierBytes = 32L << 20;
 
+    /// <summary>The smallest tier (capacity × slot) whose LRU order drains its buffered hits a group at a time, each
+    /// group's links requested first (<see cref="LruOrder"/>'s <c>prefetchDrains</c>): the rows such a tier streams
+    /// through the last-level cache push its order's links out, so each promotion's links were cache misses taken one
+    /// after another. The same bound as <see cref="MinWholeSlotPrefetchTierBytes"/>, for the same reason.</summary>
+    internal const long MinDrainPrefetchTierBytes = MinWholeSlotPrefetchTierBytes;
+
     /// <summary>How many of a found slot's first cache lines a smaller tier's batch prefetches into the first-level
     /// cache: with 8 instead of 4, a batch of 1 KB rows at 10,000 entries took 5–9 % less time per user; the whole slot
     /// (17 lines) took as long as 4 (docs/benchmarks.md).</summary>
@@ -96,12 +102,13 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
     /// <param name="model">The model's name, for errors and metrics.</param>
     /// <param name="policy">The tier's settings.</param>
     /// <param name="dimensions">Floats per row.</param>
-    /// <param name="createPolicy">Builds the eviction order for a capacity.</param>
+    /// <param name="createPolicy">Builds the eviction order for a capacity and whether the tier is read mostly from memory
+    /// (<see cref="MinDrainPrefetchTierBytes"/>).</param>
     /// <param name="metrics">Where evictions are counted.</param>
     /// <param name="slabPreparation">Where slabs are prepared ahead with huge pages (null: the thread pool); tests pass
     /// a manual scheduler.</param>
     public SlabTier(
-        string model, TierPolicy policy, int dimensions, Func<int, TPolicy> createPolicy, ERCacheMetrics metrics, TaskScheduler? slabPreparation = null)
+        string model, TierPolicy policy, int dimensions, Func<int, bool, TPolicy> createPolicy, ERCacheMetrics metrics, TaskScheduler? slabPreparation = null)
         : base(model, policy, dimensions, metrics)
     {
         _capacity = TierSizing.EffectiveCapacity(policy, dimensions);
@@ -110,11 +117,11 @@ internal sealed class SlabTier<TPolicy, TCodec> : EmbeddingTier
             throw new InvalidOperationException($"{policy.Kind} tier of model '{model}': MaxBytes {policy.MaxBytes} holds no entry.");
         }
 
-        _policy = createPolicy(_capacity);
         _rowBytes = TCodec.RowBytes(dimensions);
         _stride = SlotPage.StrideOf(_rowBytes);
         _slotLines = (_stride + Storage.Prefetch.LineBytes - 1) / Storage.Prefetch.LineBytes;
         long tierBytes = (long)_capacity * _stride;
+        _policy = createPolicy(_capacity, tierBytes >= MinDrainPrefetchTierBytes);
         // Only a large tier changes its slabs; a smaller one keeps growing ~4 MB at a time, on ordinary pages.
         _hugePages = policy.HugePages && HugePages.Supported && tierBytes >= MinHugePageTierBytes;
         _prefetchWholeSlots = tierBytes >= MinWholeSlotPrefetchTierBytes;

@@ -24,7 +24,7 @@ internal static class TierFactory
         : IEvictionVisitor<EmbeddingTier>
         where TCodec : struct, IRowCodec
     {
-        public EmbeddingTier Visit<TOrder>(Func<int, TOrder> create)
+        public EmbeddingTier Visit<TOrder>(Func<int, bool, TOrder> create)
             where TOrder : struct, IEvictionOrder =>
             new SlabTier<TOrder, TCodec>(model.Name, tier, model.Dimensions, create, metrics, slabPreparation);
 

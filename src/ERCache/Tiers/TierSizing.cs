@@ -35,7 +35,7 @@ internal static class TierSizing
 
     private readonly struct BytesPerEntryOf : IEvictionVisitor<int>
     {
-        public int Visit<TOrder>(Func<int, TOrder> create)
+        public int Visit<TOrder>(Func<int, bool, TOrder> create)
             where TOrder : struct, IEvictionOrder => TOrder.BytesPerEntry;
 
         public int VisitMemoryCache() => 0;

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using ERCache.Internal;
 
 namespace ERCache.Tiers.Eviction;
@@ -50,6 +51,24 @@ internal sealed class HitBuffer
         }
     }
 
+    /// <summary>
+    /// <see cref="Drain{TApply}"/> for an order whose bookkeeping is read from memory: the same hits, applied in the same
+    /// order, but <see cref="DrainGroup"/> at a time, each group's state requested first (<see cref="IHitSink.Prefetch"/>,
+    /// then <see cref="IHitSink.PrefetchNeighbours"/>), so that its cache misses overlap instead of following one another.
+    /// Under the tier lock.
+    /// </summary>
+    public void DrainPrefetching<TApply>(ref TApply apply)
+        where TApply : struct, IHitSink
+    {
+        foreach (var ring in _rings)
+        {
+            ring.DrainPrefetching(ref apply);
+        }
+    }
+
+    /// <summary>Hits a prefetching drain requests together: as many as a batch read prefetches.</summary>
+    public const int DrainGroup = EmbeddingTier.PrefetchBatch;
+
     private sealed class Ring
     {
         private readonly int[] _slots = new int[Size]; // slot + 1; 0 = empty or not yet written
@@ -93,11 +112,60 @@ internal sealed class HitBuffer
 
             Volatile.Write(ref _drained.Value, position);
         }
+
+        public void DrainPrefetching<TApply>(ref TApply apply)
+            where TApply : struct, IHitSink
+        {
+            long end = Volatile.Read(ref _appended.Value);
+            long position = _drained.Value;
+            Unsafe.SkipInit(out PrefetchBuffer<int> groupBuffer); // not stackalloc (see PrefetchBuffer); each slot read is written first
+            Span<int> group = groupBuffer;
+            bool unwritten = false;
+            while (!unwritten && position < end)
+            {
+                int count = 0;
+                for (; count < group.Length && position < end; position++)
+                {
+                    ref int cell = ref _slots[position & Mask];
+                    int value = Volatile.Read(ref cell);
+                    if (value == 0)
+                    {
+                        unwritten = true; // appended but not yet written: picked up next time
+                        break;
+                    }
+
+                    cell = 0;
+                    group[count++] = value - 1;
+                    apply.Prefetch(value - 1);
+                }
+
+                // The group's own state has been requested; now what it points to (its neighbours' links), then the moves.
+                for (int i = 0; i < count; i++)
+                {
+                    apply.PrefetchNeighbours(group[i]);
+                }
+
+                for (int i = 0; i < count; i++)
+                {
+                    apply.Hit(group[i]);
+                }
+            }
+
+            Volatile.Write(ref _drained.Value, position);
+        }
     }
 }
 
 /// <summary>Receives drained hits (a struct, so the drain loop is specialised and inlined).</summary>
 internal interface IHitSink
 {
+    /// <summary>Starts loading the state <see cref="Hit"/> reads first for <paramref name="slot"/> (only a hint: any slot
+    /// number, changes nothing).</summary>
+    void Prefetch(int slot);
+
+    /// <summary>Starts loading the state <see cref="Hit"/> reads next, found through <paramref name="slot"/>'s own (only a
+    /// hint, read without relying on it: any slot number, changes nothing).</summary>
+    void PrefetchNeighbours(int slot);
+
     void Hit(int slot);
 }

@@ -76,6 +76,38 @@ internal sealed class SlotList
     /// <summary>Whether <paramref name="slot"/> is linked (it was added and not removed since).</summary>
     public bool Contains(int slot) => slot < _reached && _prev[slot] != Unlinked;
 
+    /// <summary>Starts loading <paramref name="slot"/>'s links (what <see cref="Contains"/> and <see cref="MoveToLast"/>
+    /// read first). Only a hint: any slot number.</summary>
+    public void PrefetchLinks(int slot)
+    {
+        if ((uint)slot < (uint)_prev.Length)
+        {
+            Storage.Prefetch.Line(ref _prev[slot]);
+            Storage.Prefetch.Line(ref _next[slot]);
+        }
+    }
+
+    /// <summary>Starts loading the links <see cref="MoveToLast"/> of <paramref name="slot"/> rewrites: its neighbours'.
+    /// Only a hint: reads <paramref name="slot"/>'s links as they are now, whatever they hold.</summary>
+    public void PrefetchNeighbours(int slot)
+    {
+        if ((uint)slot >= (uint)_reached)
+        {
+            return;
+        }
+
+        int previous = _prev[slot], next = _next[slot];
+        if ((uint)previous < (uint)_next.Length)
+        {
+            Storage.Prefetch.Line(ref _next[previous]);
+        }
+
+        if ((uint)next < (uint)_prev.Length)
+        {
+            Storage.Prefetch.Line(ref _prev[next]);
+        }
+    }
+
     public void Remove(int slot)
     {
         int p = _prev[slot], n = _next[slot];
