@@ -19,6 +19,10 @@ internal sealed class HitBuffer
     private const int Size = 256; // per ring, a power of two
     private const int Mask = Size - 1;
     private const int MaxRings = 16;
+
+    /// <summary>Hits a prefetching drain requests together: as many as a batch read prefetches.</summary>
+    public const int DrainGroup = EmbeddingTier.PrefetchBatch;
+
     private static readonly int RingCount = (int)Math.Min(MaxRings, BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, Environment.ProcessorCount)));
     private readonly Ring[] _rings;
     private readonly int _ringMask;
@@ -65,9 +69,6 @@ internal sealed class HitBuffer
             ring.DrainPrefetching(ref apply);
         }
     }
-
-    /// <summary>Hits a prefetching drain requests together: as many as a batch read prefetches.</summary>
-    public const int DrainGroup = EmbeddingTier.PrefetchBatch;
 
     private sealed class Ring
     {
