@@ -98,17 +98,9 @@ internal sealed class HitBuffer
         {
             long end = Volatile.Read(ref _appended.Value);
             long position = _drained.Value;
-            for (; position < end; position++)
+            for (; position < end && TryTake(position, out int slot); position++)
             {
-                ref int cell = ref _slots[position & Mask];
-                int value = Volatile.Read(ref cell);
-                if (value == 0)
-                {
-                    break; // appended but not yet written: picked up next time
-                }
-
-                cell = 0;
-                apply.Hit(value - 1);
+                apply.Hit(slot);
             }
 
             Volatile.Write(ref _drained.Value, position);
@@ -127,17 +119,14 @@ internal sealed class HitBuffer
                 int count = 0;
                 for (; count < group.Length && position < end; position++)
                 {
-                    ref int cell = ref _slots[position & Mask];
-                    int value = Volatile.Read(ref cell);
-                    if (value == 0)
+                    if (!TryTake(position, out int slot))
                     {
-                        unwritten = true; // appended but not yet written: picked up next time
+                        unwritten = true;
                         break;
                     }
 
-                    cell = 0;
-                    group[count++] = value - 1;
-                    apply.Prefetch(value - 1);
+                    group[count++] = slot;
+                    apply.Prefetch(slot);
                 }
 
                 // The group's own state has been requested; now what it points to (its neighbours' links), then the moves.
@@ -153,6 +142,23 @@ internal sealed class HitBuffer
             }
 
             Volatile.Write(ref _drained.Value, position);
+        }
+
+        /// <summary>Takes the hit appended at <paramref name="position"/> and empties its cell; false when that cell was
+        /// appended but not yet written (the drain stops there and picks it up next time).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private bool TryTake(long position, out int slot)
+        {
+            ref int cell = ref _slots[position & Mask];
+            int value = Volatile.Read(ref cell);
+            slot = value - 1;
+            if (value == 0)
+            {
+                return false;
+            }
+
+            cell = 0;
+            return true;
         }
     }
 }
