@@ -110,6 +110,58 @@ public sealed class DispatcherTests
         Assert.Equal(batch ? TestTower.Expected(8, 0, 0) : 0, vectors[4]);
     }
 
+    /// <summary>A dispatcher's thread is offered its next call once the call's rows are written and before its callers
+    /// are answered: a caller that misses again at once then finds that thread idle (DispatcherTestsSoak has the
+    /// dedicated dispatcher's side). Only the call's own state is offered.</summary>
+    [Fact]
+    public async Task The_scheduler_offers_a_calls_thread_after_its_rows_are_written_and_before_its_callers_are_answered()
+    {
+        var clock = new FakeTimeProvider();
+        var release = new TaskCompletionSource();
+        var tower = new TestTower { Gate = release.Task };
+        var dispatcher = new OfferRecordingDispatcher();
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        TestThread.LeaveSynchronizationContext();
+        using var cache = EmbeddingCache.Create(
+            options, new Dictionary<string, IEmbeddingInference> { ["ctr"] = tower },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher });
+        var vector = new float[4];
+        var pending = cache.GetAsync("ctr", 7, vector).AsTask();
+        dispatcher.Watch(pending, cache.GetTier("ctr", TierKind.Direct)!);
+        Assert.Empty(dispatcher.Offers); // the call waits for the tower
+
+        release.SetResult(); // the call completes on this thread
+        var result = await pending;
+
+        Assert.Equal(EmbeddingSource.Fresh, result.Source);
+        var offer = Assert.Single(dispatcher.Offers);
+        Assert.Same(Assert.Single(dispatcher.Dispatched), offer.State);
+        Assert.Equal((false, 1), (offer.Answered, offer.RowsWritten));
+    }
+
+    /// <summary>Runs each call at once and records each offer: of which call, whether the watched request had been
+    /// answered, and how many rows the watched tier held.</summary>
+    private sealed class OfferRecordingDispatcher : InferenceDispatcher
+    {
+        private Task? _request;
+        private ERCache.Tiers.EmbeddingTier? _tier;
+
+        public List<object?> Dispatched { get; } = [];
+
+        public List<(object? State, bool Answered, int RowsWritten)> Offers { get; } = [];
+
+        public void Watch(Task request, ERCache.Tiers.EmbeddingTier tier) => (_request, _tier) = (request, tier);
+
+        public override void Dispatch(Action<object?> work, object? state)
+        {
+            Dispatched.Add(state);
+            work(state);
+        }
+
+        internal override void OfferCurrentThread(object? state) =>
+            Offers.Add((state, _request!.IsCompleted, _tier!.Count));
+    }
+
     /// <summary>Runs each call at once on the dispatching thread; optionally a simulation's dispatcher.</summary>
     private sealed class RunNowDispatcher(bool simulation) : InferenceDispatcher
     {
@@ -145,4 +197,31 @@ public sealed class DispatcherTests
         Assert.True(ran);
     }
 
+    [Fact]
+    public void The_dedicated_dispatcher_refuses_negative_waits()
+    {
+        Assert.Equal("spinBeforeBlocking", Assert.Throws<ArgumentOutOfRangeException>(() => new DedicatedThreadDispatcher(spinBeforeBlocking: TimeSpan.FromTicks(-1))).ParamName);
+        Assert.Equal("idleTimeout", Assert.Throws<ArgumentOutOfRangeException>(() => new DedicatedThreadDispatcher(idleTimeout: TimeSpan.FromTicks(-1))).ParamName);
+        Assert.True(DedicatedThreadDispatcher.DefaultSpinBeforeBlocking >= TimeSpan.Zero);
+    }
+
+    /// <summary>A lone miss prefetches what its write will touch only where that write happens: on the caller's thread
+    /// with <c>RunInline</c> or the inline dispatcher, not when a dispatcher thread makes the call.</summary>
+    [Theory]
+    [InlineData(false, "dedicated", false)]
+    [InlineData(true, "dedicated", true)]
+    [InlineData(false, "inline", true)]
+    [InlineData(false, "pool", false)]
+    public void Calls_start_on_the_caller_thread_only_inline(bool runInline, string dispatcherName, bool expected)
+    {
+        var dispatcher = dispatcherName switch
+        {
+            "dedicated" => InferenceDispatcher.DedicatedThreads,
+            "inline" => InferenceDispatcher.Inline,
+            _ => InferenceDispatcher.ThreadPool,
+        };
+        using var f = new CacheFixture(m => m.Inference.RunInline = runInline, dispatcher: dispatcher);
+
+        Assert.Equal(expected, f.Cache.ResolveState(CacheFixture.Model).Scheduler.CallsStartOnCallerThread);
+    }
 }

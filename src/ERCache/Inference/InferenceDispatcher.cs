@@ -37,6 +37,15 @@ public abstract class InferenceDispatcher
     /// the thread pool, so it neither holds an inference thread nor delays the rest of the batch.</summary>
     internal virtual bool RunsWaitersInline => false;
 
+    /// <summary>The call dispatched with <paramref name="state"/> has made its delegate call and is about to answer its
+    /// callers: a dispatcher with threads of its own may hand this thread its next call now, to run once this one
+    /// returns. Otherwise a caller answered by this call, missing again at once, would find no idle thread and wake
+    /// another. Nothing when this thread is not running that call (an asynchronous delegate's continuation, a caller's
+    /// own thread); nothing in the other dispatchers.</summary>
+    internal virtual void OfferCurrentThread(object? state)
+    {
+    }
+
     private sealed class ThreadPoolDispatcher : InferenceDispatcher
     {
         public override void Dispatch(Action<object?> work, object? state) =>

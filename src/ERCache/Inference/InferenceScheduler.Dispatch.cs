@@ -277,6 +277,8 @@ internal sealed partial class InferenceScheduler
             queued = _queue.Count > 0;
         }
 
+        // The rest is answering the callers: the dispatcher may give this thread its next call (one of theirs) now.
+        _dispatcher.OfferCurrentThread(items);
         foreach (var item in items)
         {
             item.CompletePrepared();

@@ -210,9 +210,11 @@ internal sealed partial class ModelRuntime
                 submitted = _time.GetTimestamp(); // after a round trip
             }
 
-            if (missCount == 1)
+            if (missCount == 1 && _scheduler.CallsStartOnCallerThread)
             {
-                // Its row will be written once the inference returns: the slot it takes starts loading meanwhile.
+                // Its row will be written once the inference returns, on this thread: the slot it takes starts loading
+                // meanwhile. Not when another thread makes the call: the lines loaded here would only be taken back from
+                // this core's cache by that thread's write.
                 long userId = userIds.Span[misses[0]];
                 Direct?.PrefetchWrite(userId);
                 Failover?.PrefetchWrite(userId);

@@ -10,11 +10,20 @@ namespace ERCache.Tests;
 public sealed class DispatcherTestsSoak
 {
     /// <summary>Hand-offs to busy, just-idle and long-idle workers from several threads at once: every call runs exactly
-    /// once, on few threads (a parked worker takes the next call instead of a new thread starting).</summary>
-    [Fact]
-    public async Task Hammer_the_dedicated_dispatcher_runs_every_call_exactly_once()
+    /// once, on few threads (a parked worker takes the next call instead of a new thread starting). Each way a parked
+    /// worker waits: watching for its next call (the default, and a longer watch that sees more of them), blocked
+    /// at once (every hand-off wakes it through the semaphore), and blocked with no idle time (a worker retires unless a
+    /// Dispatch claimed it as it timed out, which must then still hand it its call).</summary>
+    [Theory]
+    [InlineData(-1, -1)]
+    [InlineData(100, -1)]
+    [InlineData(0, -1)]
+    [InlineData(0, 0)]
+    public async Task Hammer_the_dedicated_dispatcher_runs_every_call_exactly_once(int spinMicroseconds, int idleMilliseconds)
     {
-        var dispatcher = new DedicatedThreadDispatcher();
+        var dispatcher = new DedicatedThreadDispatcher(
+            spinMicroseconds < 0 ? null : TimeSpan.FromMicroseconds(spinMicroseconds),
+            idleMilliseconds < 0 ? null : TimeSpan.FromMilliseconds(idleMilliseconds));
         const int Producers = 4, CallsEach = 5_000;
         var runs = new int[Producers * CallsEach];
         var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
@@ -45,7 +54,83 @@ public sealed class DispatcherTestsSoak
         Assert.All(runs, r => Assert.Equal(1, r));
         // Reused, not one thread per call. Unthrottled, a burst starts a thread whenever no worker is parked at that
         // instant (about 200 for these 20,000 calls here); under the scheduler, MaxConcurrency bounds the calls in flight.
-        Assert.InRange(threads.Count, 1, runs.Length / 10);
+        // A worker with no idle time exits as soon as nothing is handed to it, so there only the calls are bounded.
+        Assert.InRange(threads.Count, 1, idleMilliseconds == 0 ? runs.Length : runs.Length / 10);
+    }
+
+    /// <summary>A thread offered while its call finishes (the scheduler does so before answering the callers) takes the
+    /// next call, and runs it only once the current one has returned.</summary>
+    [Fact]
+    public async Task A_thread_offered_before_its_call_returns_runs_the_next_call_after_it()
+    {
+        var dispatcher = new DedicatedThreadDispatcher();
+        using var offered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        int firstThread = 0, secondThread = 0;
+        bool firstReturned = false, secondSawFirstReturned = false;
+        var second = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        dispatcher.Dispatch(
+            state =>
+            {
+                firstThread = Environment.CurrentManagedThreadId;
+                dispatcher.OfferCurrentThread(state);
+                offered.Set();
+                release.Wait();
+                Volatile.Write(ref firstReturned, true);
+            },
+            new object());
+        Assert.True(offered.Wait(TimeSpan.FromSeconds(30)));
+
+        dispatcher.Dispatch(
+            _ =>
+            {
+                secondThread = Environment.CurrentManagedThreadId;
+                secondSawFirstReturned = Volatile.Read(ref firstReturned);
+                second.SetResult();
+            },
+            null);
+        release.Set();
+        await second.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(firstThread, secondThread);
+        Assert.True(secondSawFirstReturned);
+    }
+
+    /// <summary>An offer for a call the thread is not running (an asynchronous delegate's continuation finishing another
+    /// call there), or from a thread that is not the dispatcher's, changes nothing: the next call starts on another
+    /// thread at once.</summary>
+    [Fact]
+    public async Task An_offer_for_another_call_or_from_another_thread_changes_nothing()
+    {
+        var dispatcher = new DedicatedThreadDispatcher();
+        var call = new object();
+        dispatcher.OfferCurrentThread(call); // the test's own thread: not a worker
+        using var offered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        int firstThread = 0, secondThread = 0;
+        var second = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        dispatcher.Dispatch(
+            _ =>
+            {
+                firstThread = Environment.CurrentManagedThreadId;
+                dispatcher.OfferCurrentThread(new object()); // not this call's state
+                offered.Set();
+                release.Wait();
+            },
+            call);
+        Assert.True(offered.Wait(TimeSpan.FromSeconds(30)));
+
+        dispatcher.Dispatch(
+            _ =>
+            {
+                secondThread = Environment.CurrentManagedThreadId;
+                second.SetResult();
+            },
+            null);
+        await second.Task.WaitAsync(TimeSpan.FromSeconds(30)); // while the first call still blocks: another thread
+        release.Set();
+
+        Assert.NotEqual(firstThread, secondThread);
     }
 
     /// <summary>Misses from several callers, shared users among them (coalesced waiters beside creators), on the default
