@@ -79,17 +79,23 @@ public sealed class DispatcherTestsSoak
                 Volatile.Write(ref firstReturned, true);
             },
             new object());
-        Assert.True(offered.Wait(TimeSpan.FromSeconds(30)));
+        try
+        {
+            Assert.True(offered.Wait(TimeSpan.FromSeconds(30)));
+            dispatcher.Dispatch(
+                _ =>
+                {
+                    secondThread = Environment.CurrentManagedThreadId;
+                    secondSawFirstReturned = Volatile.Read(ref firstReturned);
+                    second.SetResult();
+                },
+                null);
+        }
+        finally
+        {
+            release.Set(); // never leave the first call blocked on an event this test disposes
+        }
 
-        dispatcher.Dispatch(
-            _ =>
-            {
-                secondThread = Environment.CurrentManagedThreadId;
-                secondSawFirstReturned = Volatile.Read(ref firstReturned);
-                second.SetResult();
-            },
-            null);
-        release.Set();
         await second.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal(firstThread, secondThread);
@@ -118,17 +124,22 @@ public sealed class DispatcherTestsSoak
                 release.Wait();
             },
             call);
-        Assert.True(offered.Wait(TimeSpan.FromSeconds(30)));
-
-        dispatcher.Dispatch(
-            _ =>
-            {
-                secondThread = Environment.CurrentManagedThreadId;
-                second.SetResult();
-            },
-            null);
-        await second.Task.WaitAsync(TimeSpan.FromSeconds(30)); // while the first call still blocks: another thread
-        release.Set();
+        try
+        {
+            Assert.True(offered.Wait(TimeSpan.FromSeconds(30)));
+            dispatcher.Dispatch(
+                _ =>
+                {
+                    secondThread = Environment.CurrentManagedThreadId;
+                    second.SetResult();
+                },
+                null);
+            await second.Task.WaitAsync(TimeSpan.FromSeconds(30)); // while the first call still blocks: another thread
+        }
+        finally
+        {
+            release.Set(); // never leave the first call blocked on an event this test disposes
+        }
 
         Assert.NotEqual(firstThread, secondThread);
     }
