@@ -83,13 +83,7 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
     }
 
     /// <inheritdoc />
-    internal override void OfferCurrentThread(object? state)
-    {
-        if (Worker.Current is { } worker && worker.IsRunning(state))
-        {
-            worker.OfferEarly();
-        }
-    }
+    internal override void OfferCurrentThread(object? state) => Worker.Current?.OfferEarly(state);
 
     /// <summary>A worker timed out: it exits if nobody handed it a call meanwhile (then it is no longer parked).</summary>
     private bool TryRetire(Worker worker)
@@ -120,13 +114,16 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
         /// <summary>The worker whose thread this is; null on any other thread.</summary>
         public static Worker? Current => _current;
 
-        /// <summary>Whether this thread is running the call dispatched with <paramref name="state"/> and has not been
-        /// offered yet. Called on this worker's thread only.</summary>
-        public bool IsRunning(object? state) => !_offered && state is not null && ReferenceEquals(_running, state);
-
-        /// <summary>Parks the worker while its call finishes: a call handed now runs once this one returns.</summary>
-        public void OfferEarly()
+        /// <summary>Parks the worker while its call finishes, when that call is the one dispatched with
+        /// <paramref name="state"/> and it was not offered yet: a call handed now runs once this one returns. Called on
+        /// this worker's thread only.</summary>
+        public void OfferEarly(object? state)
         {
+            if (_offered || state is null || !ReferenceEquals(_running, state))
+            {
+                return;
+            }
+
             _offered = true;
             Volatile.Write(ref _status, Watching);
             owner.Park(this);
