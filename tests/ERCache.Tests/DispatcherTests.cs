@@ -198,11 +198,13 @@ public sealed class DispatcherTests
     }
 
     [Fact]
-    public void The_dedicated_dispatcher_refuses_negative_waits()
+    public void The_dedicated_dispatcher_refuses_negative_settings()
     {
         Assert.Equal("spinBeforeBlocking", Assert.Throws<ArgumentOutOfRangeException>(() => new DedicatedThreadDispatcher(spinBeforeBlocking: TimeSpan.FromTicks(-1))).ParamName);
         Assert.Equal("idleTimeout", Assert.Throws<ArgumentOutOfRangeException>(() => new DedicatedThreadDispatcher(idleTimeout: TimeSpan.FromTicks(-1))).ParamName);
+        Assert.Equal("maxWatchingThreads", Assert.Throws<ArgumentOutOfRangeException>(() => new DedicatedThreadDispatcher(maxWatchingThreads: -1)).ParamName);
         Assert.True(DedicatedThreadDispatcher.DefaultSpinBeforeBlocking >= TimeSpan.Zero);
+        Assert.Equal(Math.Max(0, Environment.ProcessorCount - 1), DedicatedThreadDispatcher.DefaultMaxWatchingThreads);
     }
 
     /// <summary>A lone miss prefetches what its write will touch only where that write happens: on the caller's thread

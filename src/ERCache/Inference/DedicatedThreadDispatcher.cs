@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
+using ERCache.Storage;
 
 namespace ERCache.Inference;
 
@@ -20,7 +22,9 @@ namespace ERCache.Inference;
 /// (<see cref="OfferCurrentThread"/>): a caller that misses again at once then hands its call to the thread that just
 /// answered it, instead of to a second thread that would spin beside it and the caller (three threads on two cores
 /// left some misses waiting 30 µs). A thread that waits in vain spins for 20 µs per call it ran
-/// (docs/benchmarks.md has the measurements).</para>
+/// (docs/benchmarks.md has the measurements), and at most <see cref="DefaultMaxWatchingThreads"/> threads watch at once
+/// (one fewer than the processors): when many calls end together, the others block at once instead of taking the
+/// cores that the callers and the towers need.</para>
 /// </remarks>
 internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
 {
@@ -31,22 +35,53 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
     /// says otherwise (none on a single processor, where watching only delays the thread that would hand it).</summary>
     public static readonly TimeSpan DefaultSpinBeforeBlocking = Environment.ProcessorCount > 1 ? TimeSpan.FromMicroseconds(20) : TimeSpan.Zero;
 
+    /// <summary>How many threads may watch for a call at once, unless the constructor says otherwise: one fewer than the
+    /// processors, so a core is always left to the threads that do the work.</summary>
+    public static readonly int DefaultMaxWatchingThreads = Math.Max(0, Environment.ProcessorCount - 1);
+
     private readonly Lock _lock = new();
     private readonly List<Worker> _idle = []; // most recently idle last: the busiest threads stay warm, the rest retire
     private readonly TimeSpan _idleTimeout;
     private readonly long _spinTicks; // DefaultSpinBeforeBlocking or the constructor's, in Stopwatch ticks
+    private readonly int _maxWatching;
+    // Written by the workers around each watch; in an object of its own, padded, so those writes do not take the line
+    // holding the fields that every Dispatch reads away from the callers' cores.
+    private readonly WatchingCount _watching = new();
 
     /// <param name="spinBeforeBlocking">How long a thread that finished a call watches for the next one before it blocks
     /// (zero: it blocks at once); <see cref="DefaultSpinBeforeBlocking"/> when null.</param>
     /// <param name="idleTimeout">How long a blocked thread waits for a call before it exits; <see cref="DefaultIdleTimeout"/>
     /// when null.</param>
-    public DedicatedThreadDispatcher(TimeSpan? spinBeforeBlocking = null, TimeSpan? idleTimeout = null)
+    /// <param name="maxWatchingThreads">How many threads may watch at once (zero: none watches); the others block at once.
+    /// <see cref="DefaultMaxWatchingThreads"/> when null.</param>
+    public DedicatedThreadDispatcher(TimeSpan? spinBeforeBlocking = null, TimeSpan? idleTimeout = null, int? maxWatchingThreads = null)
     {
         var spin = spinBeforeBlocking ?? DefaultSpinBeforeBlocking;
         _idleTimeout = idleTimeout ?? DefaultIdleTimeout;
+        _maxWatching = maxWatchingThreads ?? DefaultMaxWatchingThreads;
         ArgumentOutOfRangeException.ThrowIfLessThan(spin, TimeSpan.Zero, nameof(spinBeforeBlocking));
         ArgumentOutOfRangeException.ThrowIfLessThan(_idleTimeout, TimeSpan.Zero, nameof(idleTimeout));
-        _spinTicks = (long)(spin.TotalSeconds * Stopwatch.Frequency);
+        ArgumentOutOfRangeException.ThrowIfNegative(_maxWatching, nameof(maxWatchingThreads));
+        _spinTicks = _maxWatching == 0 ? 0 : (long)(spin.TotalSeconds * Stopwatch.Frequency);
+    }
+
+    /// <summary>How many times a thread blocked at once because <c>maxWatchingThreads</c> others were watching.</summary>
+    internal long WatchesSkipped => _watching.Skipped;
+
+    /// <summary>For tests: how many parked threads are watching for a call and how many are blocked, read under the lock.</summary>
+    internal (int Watching, int Blocked) CountParked()
+    {
+        lock (_lock)
+        {
+            int watching = 0, blocked = 0;
+            foreach (var worker in _idle)
+            {
+                watching += worker.IsWatching ? 1 : 0;
+                blocked += worker.IsBlocked ? 1 : 0;
+            }
+
+            return (watching, blocked);
+        }
     }
 
     /// <inheritdoc />
@@ -113,6 +148,12 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
 
         /// <summary>The worker whose thread this is; null on any other thread.</summary>
         public static Worker? Current => _current;
+
+        /// <summary>Spinning for its next call (for tests; a parked worker between its park and its spin counts too).</summary>
+        public bool IsWatching => Volatile.Read(ref _status) == Watching;
+
+        /// <summary>Blocked on its semaphore (for tests).</summary>
+        public bool IsBlocked => Volatile.Read(ref _status) == Blocked;
 
         /// <summary>Parks the worker while its call finishes, when that call is the one dispatched with
         /// <paramref name="state"/> and it was not offered yet: a call handed now runs once this one returns. Called on
@@ -188,30 +229,71 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
             return true;
         }
 
-        /// <summary>Spins until a call is handed (true) or the owner's spin time has passed (false). Reading the state is
-        /// an acquire: the handed call's fields are read after it.</summary>
+        /// <summary>Spins until a call is handed (true) or the owner's spin time has passed (false); does not spin when the
+        /// owner's watching threads are at their bound. Reading the state is an acquire: the handed call's fields are read
+        /// after it.</summary>
         private bool WatchForHand()
         {
             long spinTicks = owner._spinTicks;
-            if (spinTicks == 0)
+            if (spinTicks == 0 || !owner._watching.TryEnter(owner._maxWatching))
             {
                 return Volatile.Read(ref _status) == Handed;
             }
 
-            long start = Stopwatch.GetTimestamp();
-            for (int i = 1; ; i++)
+            try
             {
-                if (Volatile.Read(ref _status) == Handed)
+                long start = Stopwatch.GetTimestamp();
+                for (int i = 1; ; i++)
+                {
+                    if (Volatile.Read(ref _status) == Handed)
+                    {
+                        return true;
+                    }
+
+                    Thread.SpinWait(1);
+                    if ((i & 15) == 0 && Stopwatch.GetTimestamp() - start > spinTicks) // the clock read every 16 spins
+                    {
+                        return false;
+                    }
+                }
+            }
+            finally
+            {
+                owner._watching.Exit();
+            }
+        }
+    }
+
+    /// <summary>The number of threads watching now, with 128 bytes (a line and the one the processor may fetch with it)
+    /// either side.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = (2 * Prefetch.PairBytes) + 16)]
+    private sealed class WatchingCount
+    {
+        [FieldOffset(Prefetch.PairBytes)]
+        private int _count;
+
+        [FieldOffset(Prefetch.PairBytes + 8)]
+        private long _skipped;
+
+        public long Skipped => Interlocked.Read(ref _skipped);
+
+        /// <summary>Counts one more watching thread, unless <paramref name="max"/> already watch.</summary>
+        public bool TryEnter(int max)
+        {
+            if (Volatile.Read(ref _count) < max)
+            {
+                if (Interlocked.Increment(ref _count) <= max)
                 {
                     return true;
                 }
 
-                Thread.SpinWait(1);
-                if ((i & 15) == 0 && Stopwatch.GetTimestamp() - start > spinTicks) // the clock read every 16 spins
-                {
-                    return false;
-                }
+                Interlocked.Decrement(ref _count); // lost a race for the last place
             }
+
+            Interlocked.Increment(ref _skipped);
+            return false;
         }
+
+        public void Exit() => Interlocked.Decrement(ref _count);
     }
 }

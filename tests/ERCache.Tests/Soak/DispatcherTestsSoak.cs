@@ -12,18 +12,21 @@ public sealed class DispatcherTestsSoak
     /// <summary>Hand-offs to busy, just-idle and long-idle workers from several threads at once: every call runs exactly
     /// once, on few threads (a parked worker takes the next call instead of a new thread starting). Each way a parked
     /// worker waits: watching for its next call (the default, and a longer watch that sees more of them), blocked
-    /// at once (every hand-off wakes it through the semaphore), and blocked with no idle time (a worker retires unless a
-    /// Dispatch claimed it as it timed out, which must then still hand it its call).</summary>
+    /// at once (every hand-off wakes it through the semaphore), blocked with no idle time (a worker retires unless a
+    /// Dispatch claimed it as it timed out, which must then still hand it its call), and a long watch for one thread at
+    /// a time (the others block at once).</summary>
     [Theory]
-    [InlineData(-1, -1)]
-    [InlineData(100, -1)]
-    [InlineData(0, -1)]
-    [InlineData(0, 0)]
-    public async Task Hammer_the_dedicated_dispatcher_runs_every_call_exactly_once(int spinMicroseconds, int idleMilliseconds)
+    [InlineData(-1, -1, -1)]
+    [InlineData(100, -1, -1)]
+    [InlineData(0, -1, -1)]
+    [InlineData(0, 0, -1)]
+    [InlineData(100, -1, 1)]
+    public async Task Hammer_the_dedicated_dispatcher_runs_every_call_exactly_once(int spinMicroseconds, int idleMilliseconds, int maxWatching)
     {
         var dispatcher = new DedicatedThreadDispatcher(
             spinMicroseconds < 0 ? null : TimeSpan.FromMicroseconds(spinMicroseconds),
-            idleMilliseconds < 0 ? null : TimeSpan.FromMilliseconds(idleMilliseconds));
+            idleMilliseconds < 0 ? null : TimeSpan.FromMilliseconds(idleMilliseconds),
+            maxWatching < 0 ? null : maxWatching);
         const int Producers = 4, CallsEach = 5_000;
         var runs = new int[Producers * CallsEach];
         var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
@@ -56,6 +59,39 @@ public sealed class DispatcherTestsSoak
         // instant (about 200 for these 20,000 calls here); under the scheduler, MaxConcurrency bounds the calls in flight.
         // A worker with no idle time exits as soon as nothing is handed to it, so there only the calls are bounded.
         Assert.InRange(threads.Count, 1, idleMilliseconds == 0 ? runs.Length : runs.Length / 10);
+    }
+
+    /// <summary>Threads that finish their calls together watch for the next one only up to the bound: with one allowed,
+    /// of two threads one watches and the other blocks at once (it does not spin beside the first); the watcher blocks
+    /// when its watch ends.</summary>
+    [Fact]
+    public void Threads_past_the_watching_bound_block_at_once()
+    {
+        var dispatcher = new DedicatedThreadDispatcher(TimeSpan.FromSeconds(3), maxWatchingThreads: 1);
+        using var bothRunning = new CountdownEvent(2);
+        using var release = new ManualResetEventSlim();
+        for (int i = 0; i < 2; i++)
+        {
+            dispatcher.Dispatch(_ =>
+            {
+                bothRunning.Signal();
+                release.Wait();
+            }, null);
+        }
+
+        try
+        {
+            Assert.True(bothRunning.Wait(TimeSpan.FromSeconds(30)), "two threads did not start");
+        }
+        finally
+        {
+            release.Set(); // both calls return together
+        }
+
+        Assert.True(SpinWait.SpinUntil(() => dispatcher.WatchesSkipped == 1, TimeSpan.FromSeconds(30)), $"skipped {dispatcher.WatchesSkipped} watches");
+        Assert.True(SpinWait.SpinUntil(() => dispatcher.CountParked() == (1, 1), TimeSpan.FromSeconds(30)), $"parked {dispatcher.CountParked()}");
+        Assert.True(SpinWait.SpinUntil(() => dispatcher.CountParked() == (0, 2), TimeSpan.FromSeconds(30)), $"parked {dispatcher.CountParked()}"); // the watch ended
+        Assert.Equal(1, dispatcher.WatchesSkipped);
     }
 
     /// <summary>A thread offered while its call finishes (the scheduler does so before answering the callers) takes the
