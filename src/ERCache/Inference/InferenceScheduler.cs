@@ -142,7 +142,7 @@ internal sealed partial class InferenceScheduler : IDisposable
     /// <summary>Whether the scheduler was disposed (its rows are written nowhere any more).</summary>
     internal bool IsDisposed => Volatile.Read(ref _disposed);
 
-    /// <summary>Whether a call started as a miss is submitted runs on the submitting thread (<c>RunInline</c>, or the inline
+    /// <summary>Whether the call that a submitted miss starts runs on the submitting thread (<c>RunInline</c>, or the inline
     /// dispatcher): only then does what the caller prefetches for the call's write load on the core that writes.</summary>
     internal bool CallsStartOnCallerThread => Policy.RunInline || ReferenceEquals(_dispatcher, InferenceDispatcher.Inline);
 
