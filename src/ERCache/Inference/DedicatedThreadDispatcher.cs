@@ -68,19 +68,12 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
     /// <summary>How many times a thread blocked at once because <c>maxWatchingThreads</c> others were watching.</summary>
     internal long WatchesSkipped => _watching.Skipped;
 
-    /// <summary>For tests: how many parked threads are watching for a call and how many are blocked, read under the lock.</summary>
-    internal (int Watching, int Blocked) CountParked()
+    /// <summary>For tests: how many parked threads are blocked on their semaphore, read under the lock.</summary>
+    internal int CountBlocked()
     {
         lock (_lock)
         {
-            int watching = 0, blocked = 0;
-            foreach (var worker in _idle)
-            {
-                watching += worker.IsWatching ? 1 : 0;
-                blocked += worker.IsBlocked ? 1 : 0;
-            }
-
-            return (watching, blocked);
+            return _idle.Count(worker => worker.IsBlocked);
         }
     }
 
@@ -148,9 +141,6 @@ internal sealed class DedicatedThreadDispatcher : InferenceDispatcher
 
         /// <summary>The worker whose thread this is; null on any other thread.</summary>
         public static Worker? Current => _current;
-
-        /// <summary>Spinning for its next call (for tests; a parked worker between its park and its spin counts too).</summary>
-        public bool IsWatching => Volatile.Read(ref _status) == Watching;
 
         /// <summary>Blocked on its semaphore (for tests).</summary>
         public bool IsBlocked => Volatile.Read(ref _status) == Blocked;
