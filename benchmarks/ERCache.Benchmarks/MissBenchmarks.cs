@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.Caching.Memory;
 using ZiggyCreatures.Caching.Fusion;
@@ -8,8 +9,9 @@ namespace ERCache.Benchmarks;
 /// A single-user miss with an instant, synchronous factory (ERCache: an inline inference), into stores bounded at
 /// 10,000 entries that are full, so every miss also evicts: each peer's get-or-add of a new key, plus the copy into the
 /// caller's buffer. ERCache runs lean (direct tier only, RunInline), lean without its circuit breaker, and with default
-/// options (failover tier on, inference on the dispatcher), beside TLru run through the same thread hop. Each invocation misses on 256 new keys. For the batch target: 64 misses per
-/// <c>GetManyAsync</c> (lean), against the one direct-tier write each of them makes, measured alone.
+/// options (failover tier on, inference on the dispatcher), beside TLru run through the same thread hop, and with default
+/// options again, each miss followed by a pause (an isolated miss). Each invocation misses on 256 new keys. For the batch
+/// target: 64 misses per <c>GetManyAsync</c> (lean), against the one direct-tier write each of them makes, measured alone.
 /// </summary>
 [MemoryDiagnoser]
 public class MissBenchmarks
@@ -17,6 +19,7 @@ public class MissBenchmarks
     private const int Dimensions = PeerCaches.Dimensions;
     private const int Capacity = 10_000;
     private const int Misses = 256;
+    private const int PauseMicroseconds = 8;
     private readonly float[] _destination = new float[Dimensions];
     private PeerCaches _peers = null!;
     private EmbeddingCache _lean = null!;
@@ -144,6 +147,25 @@ public class MissBenchmarks
     [Benchmark(OperationsPerInvoke = Misses)]
     public float ERCacheDefaults() => Miss(_defaults);
 
+    /// <summary>A miss with default options that does not follow the last one at once: each is followed by a pause of
+    /// <see cref="PauseMicroseconds"/> µs on the caller's thread (a busy wait, shorter than the dispatcher thread's
+    /// watch, so no thread blocks), as a request's miss among its other work would be. Minus <see cref="PauseOnly"/>,
+    /// what one isolated miss costs its caller: the previous call's bookkeeping is over before it starts.</summary>
+    [Benchmark(OperationsPerInvoke = Misses)]
+    public float ERCacheDefaultsPaced() => Miss(_defaults, paced: true);
+
+    /// <summary>The pauses of <see cref="ERCacheDefaultsPaced"/> alone, to subtract from it.</summary>
+    [Benchmark(OperationsPerInvoke = Misses)]
+    public float PauseOnly()
+    {
+        for (int i = 0; i < Misses; i++)
+        {
+            Pause();
+        }
+
+        return _destination[0];
+    }
+
     /// <summary>Lean without the circuit breaker (<c>Inference:CircuitBreaker:Enabled</c> false): what the breaker costs
     /// a miss.</summary>
     [Benchmark(OperationsPerInvoke = Misses)]
@@ -184,7 +206,7 @@ public class MissBenchmarks
         return _vector[0];
     }
 
-    private float Miss(EmbeddingCache cache)
+    private float Miss(EmbeddingCache cache, bool paced = false)
     {
         var destination = _destination.AsMemory();
         for (int i = 0; i < Misses; i++)
@@ -196,8 +218,21 @@ public class MissBenchmarks
             {
                 throw new InvalidOperationException($"expected a fresh vector, got {result.Source}");
             }
+
+            if (paced)
+            {
+                Pause();
+            }
         }
 
         return _destination[0];
+    }
+
+    private static void Pause()
+    {
+        long until = Stopwatch.GetTimestamp() + PauseMicroseconds * Stopwatch.Frequency / 1_000_000;
+        while (Stopwatch.GetTimestamp() < until)
+        {
+        }
     }
 }

@@ -133,7 +133,7 @@ internal sealed partial class InferenceScheduler
                 else if (_queue.Count >= policy.MaxQueue && !_disposed && _queue.TryTakeLessUrgentThan(urgency, out var displaced))
                 {
                     // A full queue makes room for a user who loses more if shed (rule 12): the least urgent one goes.
-                    RemovePending(displaced);
+                    _pending.RemoveIfCurrent(displaced);
                     _alarm.Remove(displaced);
                     (displacedItems ??= []).Add(displaced);
                     shed++;
@@ -157,7 +157,7 @@ internal sealed partial class InferenceScheduler
                         Caller = caller,
                         Urgency = urgency,
                     };
-                    _pending[userId] = created; // replaces an item whose row went to its creator alone (TryJoin)
+                    _pending.Set(userId, created); // replaces an item whose row went to its creator alone (TryJoin)
                     _alarm.Add(created, now);
                     tickets[handled] = new InferenceTicket(created.Task, created, Creator: true);
                     if (positions.Length == 1 && TryStartAlone(created, policy, now))
@@ -373,7 +373,7 @@ internal sealed partial class InferenceScheduler
         {
             foreach (var item in items)
             {
-                RemovePending(item);
+                _pending.RemoveIfCurrent(item);
             }
         }
     }
@@ -404,8 +404,7 @@ internal sealed partial class InferenceScheduler
         PendingInference[] items;
         lock (_lock)
         {
-            items = [.. _pending.Values];
-            _pending.Clear();
+            items = _pending.TakeAll();
         }
 
         foreach (var item in items)

@@ -46,7 +46,7 @@ internal sealed partial class InferenceScheduler
                 if (now >= item.Deadline)
                 {
                     // Nobody waits for it any more: do not spend the model's capacity on it.
-                    RemovePending(item);
+                    _pending.RemoveIfCurrent(item);
                     _alarm.Remove(item);
                     (shedItems ??= []).Add(item);
                     shed++;
@@ -118,15 +118,6 @@ internal sealed partial class InferenceScheduler
             {
                 dispatcher.Dispatch(_runBatch, items);
             }
-        }
-    }
-
-    /// <summary>Forgets a user's pending item (not a newer one for the same user). Under the lock.</summary>
-    private void RemovePending(PendingInference item)
-    {
-        if (_pending.TryGetValue(item.UserId, out var current) && ReferenceEquals(current, item))
-        {
-            _pending.Remove(item.UserId);
         }
     }
 
@@ -254,7 +245,7 @@ internal sealed partial class InferenceScheduler
             {
                 foreach (var item in items)
                 {
-                    RemovePending(item);
+                    _pending.RemoveIfCurrent(item);
                     _alarm.Remove(item);
                 }
             }

@@ -20,7 +20,7 @@ namespace ERCache.Inference;
 /// </remarks>
 internal sealed partial class InferenceScheduler : IDisposable
 {
-    private readonly Dictionary<long, PendingInference> _pending = []; // under _lock, like the queue
+    private readonly PendingMap _pending = new(); // under _lock, like the queue
     private readonly MissQueue _queue = new(); // under _lock
     private readonly DeadlineAlarm _alarm; // under _lock: answers each request's creator at its deadline
     private readonly Lock _lock = new();
@@ -182,7 +182,7 @@ internal sealed partial class InferenceScheduler : IDisposable
             _alarm.Dispose();
             while (_queue.TryDequeue(out var item))
             {
-                RemovePending(item);
+                _pending.RemoveIfCurrent(item);
                 dropped.Add(item);
             }
 
