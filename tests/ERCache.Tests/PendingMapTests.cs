@@ -16,9 +16,9 @@ public sealed class PendingMapTests
         var map = new PendingMap();
         PendingInference a = Item(1), b = Item(2), c = Item(3);
 
-        map.Add(1, a); // the lone entry
-        map.Add(2, b); // the dictionary
-        map.Add(3, c);
+        map.Add(a); // the lone entry
+        map.Add(b); // the dictionary
+        map.Add(c);
         Assert.Equal(3, map.Count);
         Assert.True(map.TryGetValue(1, out var found) && ReferenceEquals(found, a));
         Assert.True(map.TryGetValue(3, out found) && ReferenceEquals(found, c));
@@ -26,10 +26,10 @@ public sealed class PendingMapTests
 
         Assert.True(map.Remove(1, out found) && ReferenceEquals(found, a)); // the lone entry is free again
         Assert.False(map.ContainsKey(1));
-        map.Add(1, a);
+        map.Add(a);
         Assert.Equal(3, map.Count);
-        Assert.Throws<InvalidOperationException>(() => map.Add(2, Item(2))); // in the dictionary
-        Assert.Throws<InvalidOperationException>(() => map.Add(1, Item(1))); // in the fields
+        Assert.Throws<InvalidOperationException>(() => map.Add(Item(2))); // in the dictionary
+        Assert.Throws<InvalidOperationException>(() => map.Add(Item(1))); // in the fields
 
         Assert.Equal([a, b, c], map.TakeAll().OrderBy(i => i.UserId));
         Assert.Equal(0, map.Count);
@@ -41,12 +41,12 @@ public sealed class PendingMapTests
     {
         var map = new PendingMap();
         PendingInference older = Item(1), newer = Item(1), other = Item(2), otherNewer = Item(2);
-        map.Set(1, older);
-        map.Set(2, other); // the dictionary, beside the lone entry
+        map.Set(older);
+        map.Set(other); // the dictionary, beside the lone entry
         map.Remove(1, out _);
-        map.Set(2, otherNewer); // user 2 is still in the dictionary: replaced there, not added to the fields
-        map.Set(1, older);
-        map.Set(1, newer);
+        map.Set(otherNewer); // user 2 is still in the dictionary: replaced there, not added to the fields
+        map.Set(older);
+        map.Set(newer);
         Assert.Equal(2, map.Count);
 
         map.RemoveIfCurrent(older);
@@ -72,7 +72,7 @@ public sealed class PendingMapTests
             {
                 case 0:
                     var item = Item(user);
-                    map.Set(user, item);
+                    map.Set(item);
                     oracle[user] = item;
                     break;
                 case 1:

@@ -157,7 +157,7 @@ internal sealed partial class InferenceScheduler
                         Caller = caller,
                         Urgency = urgency,
                     };
-                    _pending.Set(userId, created); // replaces an item whose row went to its creator alone (TryJoin)
+                    _pending.Set(created); // replaces an item whose row went to its creator alone (TryJoin)
                     _alarm.Add(created, now);
                     tickets[handled] = new InferenceTicket(created.Task, created, Creator: true);
                     if (positions.Length == 1 && TryStartAlone(created, policy, now))
@@ -227,7 +227,7 @@ internal sealed partial class InferenceScheduler
             var item = new PendingInference(userId, deadline, work, drift);
             if (work == BackgroundWork.Refresh)
             {
-                _pending.Add(userId, item);
+                _pending.Add(item);
             }
 
             _queue.Enqueue(item);
@@ -361,7 +361,7 @@ internal sealed partial class InferenceScheduler
             }
 
             var item = new PendingInference(userId, long.MaxValue, BackgroundWork.Warm);
-            _pending.Add(userId, item);
+            _pending.Add(item);
             return item;
         }
     }

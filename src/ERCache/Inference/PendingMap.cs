@@ -16,7 +16,7 @@ internal sealed class PendingMap
 {
     private readonly Dictionary<long, PendingInference> _others = [];
     private PendingInference? _lone;
-    private long _loneUser;
+    private long _loneUser; // _lone's UserId, kept beside it so a lookup reads this line only, not the item's
 
     /// <summary>How many users are pending.</summary>
     public int Count => (_lone is null ? 0 : 1) + _others.Count;
@@ -37,11 +37,12 @@ internal sealed class PendingMap
     /// <summary>Whether an inference is pending for the user.</summary>
     public bool ContainsKey(long userId) => TryGetValue(userId, out _);
 
-    /// <summary>Makes <paramref name="item"/> the user's pending inference, replacing any (<see
+    /// <summary>Makes <paramref name="item"/> its user's pending inference, replacing any (<see
     /// cref="PendingInference.TryJoin"/> refused the one it replaces).</summary>
-    public void Set(long userId, PendingInference item)
+    public void Set(PendingInference item)
     {
         ArgumentNullException.ThrowIfNull(item);
+        long userId = item.UserId;
         if (_lone is not null && _loneUser == userId)
         {
             _lone = item;
@@ -56,15 +57,15 @@ internal sealed class PendingMap
         }
     }
 
-    /// <summary>Adds the user's pending inference; throws when one is pending already (the callers check first).</summary>
-    public void Add(long userId, PendingInference item)
+    /// <summary>Adds its user's pending inference; throws when one is pending already (the callers check first).</summary>
+    public void Add(PendingInference item)
     {
-        if (ContainsKey(userId))
+        if (ContainsKey(item.UserId))
         {
-            throw new InvalidOperationException($"An inference is already pending for user {userId}.");
+            throw new InvalidOperationException($"An inference is already pending for user {item.UserId}.");
         }
 
-        Set(userId, item);
+        Set(item);
     }
 
     /// <summary>Removes the user's pending inference, returning it.</summary>
@@ -83,9 +84,13 @@ internal sealed class PendingMap
     /// <summary>Removes <paramref name="item"/> if it is still its user's pending inference (not a newer one).</summary>
     public void RemoveIfCurrent(PendingInference item)
     {
-        if (TryGetValue(item.UserId, out var current) && ReferenceEquals(current, item))
+        if (ReferenceEquals(_lone, item))
         {
-            Remove(item.UserId, out _);
+            (_lone, _loneUser) = (null, 0);
+        }
+        else if (_others.Count != 0 && _others.TryGetValue(item.UserId, out var current) && ReferenceEquals(current, item))
+        {
+            _others.Remove(item.UserId);
         }
     }
 
