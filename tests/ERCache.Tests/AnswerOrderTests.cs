@@ -1,4 +1,5 @@
 using ERCache.Inference;
+using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
 
 namespace ERCache.Tests;
@@ -33,28 +34,19 @@ public sealed class AnswerOrderTests
         Assert.Equal(1, f.Tower.CallCount);
     }
 
-    /// <summary>Runs calls when the test says so, as a single-threaded simulation's dispatcher does
-    /// (<see cref="InferenceDispatcher.RunsWaitersInline"/>): a request's own continuation then runs on the thread that
-    /// answers it, at the moment it is answered.</summary>
+    /// <summary>The project's <see cref="ManualInferenceDispatcher"/> (calls run when the test says so) as a
+    /// single-threaded simulation's dispatcher (<see cref="InferenceDispatcher.RunsWaitersInline"/>): a request's own
+    /// continuation then runs on the thread that answers it, at the moment it is answered.</summary>
     private sealed class SimulationDispatcher : InferenceDispatcher
     {
-        private readonly Queue<(Action<object?> Work, object? State)> _calls = new();
+        private readonly ManualInferenceDispatcher _calls = new();
 
-        public int Pending => _calls.Count;
+        public int Pending => _calls.Pending;
 
         internal override bool RunsWaitersInline => true;
 
-        public override void Dispatch(Action<object?> work, object? state) => _calls.Enqueue((work, state));
+        public override void Dispatch(Action<object?> work, object? state) => _calls.Dispatch(work, state);
 
-        public bool RunNext()
-        {
-            if (!_calls.TryDequeue(out var call))
-            {
-                return false;
-            }
-
-            call.Work(call.State);
-            return true;
-        }
+        public bool RunNext() => _calls.RunNext();
     }
 }

@@ -10,8 +10,9 @@ public sealed class DeadlineAlarmTestsSoak
     [Fact]
     public async Task Callers_creating_joining_and_timing_out_on_several_threads_get_their_own_user_and_leave_nothing_linked()
     {
-        // Four callers (two by two on the same users) miss on 32 users while calls end on pool threads after a random number of yields and a fifth
-        // thread moves the clock, so deadlines pass before, during and after calls, with creators and joiners mixed.
+        // Four callers (two by two on the same users) miss on 32 users while calls end on pool threads after a random
+        // number of yields and a fifth thread moves the clock, so deadlines pass before, during and after calls, with
+        // creators and joiners mixed.
         // Every fourth call outlasts the 50 ms timeout (it waits until the clock moved 60 ms), so deadlines pass during
         // calls however the threads are scheduled.
         using var f = new CacheFixture(m => m.Inference.MaxConcurrency = 8, dispatcher: InferenceDispatcher.ThreadPool);
