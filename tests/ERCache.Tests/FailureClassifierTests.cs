@@ -50,6 +50,38 @@ public sealed class FailureClassifierTests
         batch.Release();
     }
 
+    // Each row: "ok" written and finite, "nan" written with a NaN, "short" of the wrong length, "unwritten" (still
+    // NaN), "failed" by the delegate.
+    [Theory]
+    [InlineData("nan", InferenceFailureCause.InvalidVector)]
+    [InlineData("short", InferenceFailureCause.InvalidVector)]
+    [InlineData("unwritten", InferenceFailureCause.InvalidVector)]
+    [InlineData("nan short unwritten", InferenceFailureCause.InvalidVector)]
+    [InlineData("failed nan failed", InferenceFailureCause.InvalidVector)]
+    [InlineData("ok", InferenceFailureCause.None)]
+    [InlineData("nan nan nan ok", InferenceFailureCause.None)]
+    [InlineData("ok short", InferenceFailureCause.None)]
+    [InlineData("failed", InferenceFailureCause.None)]
+    [InlineData("failed failed", InferenceFailureCause.None)]
+    public void A_call_is_unusable_only_when_no_row_is_usable_and_some_row_is_invalid(string rows, InferenceFailureCause expected)
+    {
+        string[] kinds = rows.Split(' ');
+        var batch = new InferenceBatch("m", "v", 3, kinds.Length);
+        for (int i = 0; i < kinds.Length; i++)
+        {
+            switch (kinds[i])
+            {
+                case "ok": batch.SetRow(i, [1f, 2f, 3f]); break;
+                case "nan": batch.SetRow(i, [1f, float.NaN, 3f]); break;
+                case "short": batch.SetRow(i, [1f, 2f]); break;
+                case "failed": batch.SetRow(i, [1f, 2f, 3f]); batch.Fail(i); break;
+            }
+        }
+
+        Assert.Equal(expected, FailureClassifier.OfCall(batch));
+        batch.Release();
+    }
+
     [Fact]
     public void The_queue_and_the_callers_wait_have_their_own_causes()
     {

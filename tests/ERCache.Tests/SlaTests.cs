@@ -142,6 +142,96 @@ public sealed class SlaTests
         Assert.Equal(0, f.Metrics.Matching("ercache.circuit.state", ("model", "ctr")).Last().Value);
     }
 
+    [Theory]
+    [InlineData("NaN")]
+    [InlineData("wrong length")]
+    [InlineData("never written")]
+    public async Task A_tower_returning_only_invalid_vectors_opens_the_breaker_and_a_good_probe_closes_it(string how)
+    {
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.CircuitBreaker = new CircuitBreakerOptions
+            {
+                FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
+            };
+        });
+        var users = Enumerable.Range(1, 10).Select(u => (long)u).ToArray();
+        await f.Cache.GetManyAsync(CacheFixture.Model, users, new float[40], new EmbeddingResult[10]);
+        f.Clock.Advance(TimeSpan.FromMinutes(2));
+        f.Tower.Whole = (batch, _) =>
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                switch (how)
+                {
+                    case "NaN": batch.SetRow(i, [1f, float.NaN, 3f, 4f]); break;
+                    case "wrong length": batch.SetRow(i, [1f, 2f]); break;
+                }
+            }
+
+            return ValueTask.CompletedTask;
+        };
+
+        for (int u = 1; u <= 4; u++)
+        {
+            var r = await f.Cache.GetAsync(CacheFixture.Model, u, new float[4]);
+            Assert.Equal((EmbeddingSource.Failover, InferenceFailureCause.InvalidVector), (r.Source, r.FailureCause));
+        }
+
+        int callsWhenOpened = f.Tower.CallCount;
+        var open = await f.Cache.GetAsync(CacheFixture.Model, 5, new float[4]);
+        f.Metrics.RecordObservables();
+        Assert.Equal((EmbeddingSource.Failover, InferenceFailureCause.CircuitOpen), (open.Source, open.FailureCause));
+        Assert.Equal(callsWhenOpened, f.Tower.CallCount); // the broken tower is no longer called
+        Assert.Equal(1, f.Metrics.Matching("ercache.circuit.state", ("model", "ctr")).Last().Value);
+
+        f.Clock.Advance(TimeSpan.FromSeconds(5)); // break over: the next call is a probe
+        f.Tower.Whole = null;
+        var probe = await f.Cache.GetAsync(CacheFixture.Model, 6, new float[4]);
+        f.Metrics.RecordObservables();
+
+        Assert.Equal(EmbeddingSource.Fresh, probe.Source);
+        Assert.Equal(0, f.Metrics.Matching("ercache.circuit.state", ("model", "ctr")).Last().Value);
+    }
+
+    [Fact]
+    public async Task Calls_with_one_usable_row_among_invalid_ones_do_not_open_the_breaker()
+    {
+        using var f = new CacheFixture(m =>
+        {
+            m.Inference.CircuitBreaker = new CircuitBreakerOptions
+            {
+                FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
+            };
+        });
+        f.Tower.PerUser = (user, batch, i, _) =>
+        {
+            if (i == batch.Count - 1)
+            {
+                TestTower.Fill(batch.GetRow(i).Span, user, 1); // only the last row of each call is usable
+            }
+            else
+            {
+                batch.SetRow(i, [float.PositiveInfinity, 0f, 0f, 0f]);
+            }
+
+            return ValueTask.CompletedTask;
+        };
+
+        var results = new EmbeddingResult[4];
+        for (int call = 0; call < 10; call++)
+        {
+            long[] users = [.. Enumerable.Range((call * 4) + 1, 4).Select(u => (long)u)];
+            await f.Cache.GetManyAsync(CacheFixture.Model, users, new float[16], results);
+            Assert.Equal(
+                [InferenceFailureCause.InvalidVector, InferenceFailureCause.InvalidVector, InferenceFailureCause.InvalidVector, InferenceFailureCause.None],
+                results.Select(r => r.FailureCause));
+        }
+
+        Assert.Equal(10, f.Tower.CallCount); // never rejected as CircuitOpen
+        Assert.Equal(10, f.Cache.GetEntryCount(CacheFixture.Model, TierKind.Direct));
+    }
+
     [Fact]
     public async Task Users_failed_one_by_one_do_not_open_the_breaker()
     {

@@ -7,6 +7,10 @@ namespace ERCache;
 /// answered from the failover tier or as a fallback (<see cref="InferenceFailureCause.CircuitOpen"/>). After the
 /// break one probe call is let through: success closes the circuit, failure opens it again.
 /// </summary>
+/// <remarks>A model's delegate call fails when it throws, passes <see cref="InferenceOptions.HardTimeout"/>, or
+/// returns no usable vector and at least one invalid one (<see cref="InferenceFailureCause.InvalidVector"/>: a
+/// tower deployed broken is not called on and on); a call that fails some users with
+/// <see cref="Inference.InferenceBatch.Fail"/>, or returns one usable vector, is working.</remarks>
 public sealed class CircuitBreakerOptions
 {
     /// <summary>Whether the breaker is on. Default <see langword="true"/>.</summary>

@@ -41,6 +41,10 @@ internal sealed class DelegateCall(TimeProvider time) : IDisposable
     /// <summary>Whether the delegate was called and has not finished (it is abandoned if we stop waiting).</summary>
     public bool IsRunning => _call is { IsCompleted: false };
 
+    /// <summary>Whether the completed call produced no usable row and some invalid ones (for the breaker: see
+    /// <see cref="FailureClassifier.OfCall"/>).</summary>
+    public bool ProducedNothingUsable => FailureClassifier.OfCall(_batch) == InferenceFailureCause.InvalidVector;
+
     /// <summary>Prepares the call; <paramref name="started"/> is the caller's reading of the clock, taken just before
     /// (one reading per call instead of one here too).</summary>
     public void Start(IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy, long started)

@@ -39,10 +39,13 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
     }
 
     /// <summary>
-    /// Calls the delegate. Returns the batch-wide cause (None when the delegate completed), whether the call was
-    /// abandoned still running, in which case its buffers are released only when it finally stops, and when the call
-    /// ended (a timestamp). A delegate that completes synchronously (with no breaker or through a closed one) is
-    /// answered without an async state machine. <paramref name="started"/> is the caller's clock reading just before.
+    /// Calls the delegate. The breaker counts a call that threw, passed its hard limit, or completed with nothing
+    /// usable (<see cref="FailureClassifier.OfCall"/>: a tower returning only invalid vectors is broken too); the last
+    /// still completes here, and its rows are refused one by one as invalid. Returns the batch-wide cause (None when
+    /// the delegate completed), whether the call was abandoned still running, in which case its buffers are released
+    /// only when it finally stops, and when the call ended (a timestamp). A delegate that completes synchronously (with
+    /// no breaker or through a closed one) is answered without an async state machine. <paramref name="started"/> is
+    /// the caller's clock reading just before.
     /// </summary>
     public ValueTask<(InferenceFailureCause Cause, bool Abandoned, Exception? Failure, long Ended)> InvokeAsync(
         IEmbeddingInference inference, InferenceBatch batch, ModelPolicy policy, long started)
@@ -55,7 +58,7 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
             var breaker = Volatile.Read(ref _breaker);
             running = breaker is null
                 ? call.RunAsync(call.Token)
-                : breaker.ExecuteAsync(static (c, ct) => c.RunAsync(ct), call, call.Token);
+                : breaker.ExecuteAsync(static (c, ct) => c.RunAsync(ct), call, call.Token, static c => c.ProducedNothingUsable);
         }
         catch (Exception ex)
         {

@@ -15,6 +15,9 @@ namespace ERCache.Internal;
 /// </remarks>
 internal sealed class ModelCircuitBreaker
 {
+    // The outcome of a call that completed but produced nothing usable: the breaker counts it as a failure, the
+    // caller sees a completed call (it classifies the rows itself).
+    private static readonly object Unusable = new();
     private readonly ResiliencePipeline _pipeline;
     private readonly CircuitBreakerStateProvider _state = new();
 
@@ -31,8 +34,9 @@ internal sealed class ModelCircuitBreaker
                 StateProvider = _state,
 
                 // Every failure of the delegate counts, timeouts at the hard limit included (they arrive as
-                // TimeoutException; Polly's default predicate would ignore cancellations).
-                ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is not null),
+                // TimeoutException; Polly's default predicate would ignore cancellations), and so does a call judged
+                // unusable.
+                ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is not null || ReferenceEquals(args.Outcome.Result, Unusable)),
                 OnOpened = _ => Notify(onStateChanged, CircuitState.Open),
                 OnHalfOpened = _ => Notify(onStateChanged, CircuitState.HalfOpen),
                 OnClosed = _ => Notify(onStateChanged, CircuitState.Closed),
@@ -59,13 +63,18 @@ internal sealed class ModelCircuitBreaker
     /// without the two async state machines of <see cref="ResiliencePipeline.ExecuteAsync{TState}(Func{TState, CancellationToken, ValueTask}, TState, CancellationToken)"/>:
     /// an inline miss makes one such call per user.
     /// </summary>
-    public ValueTask ExecuteAsync<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, CancellationToken cancellationToken)
+    /// <param name="call">The call.</param>
+    /// <param name="state">The call's state.</param>
+    /// <param name="cancellationToken">Passed to the call.</param>
+    /// <param name="isUnusable">Judges a call that completed: true counts it as a failure toward opening the circuit,
+    /// though the caller still sees it complete (an inference that returned only invalid vectors).</param>
+    public ValueTask ExecuteAsync<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, CancellationToken cancellationToken, Func<TState, bool>? isUnusable = null)
     {
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         ValueTask<Outcome<object?>> running;
         try
         {
-            running = _pipeline.ExecuteOutcomeAsync(static (context, s) => Run(s.call, s.state, context.CancellationToken), context, (call, state));
+            running = _pipeline.ExecuteOutcomeAsync(static (context, s) => Run(s.call, s.state, s.isUnusable, context.CancellationToken), context, (call, state, isUnusable));
         }
         catch
         {
@@ -84,8 +93,9 @@ internal sealed class ModelCircuitBreaker
     }
 
     /// <summary>The call as an outcome: its exception is returned, not thrown, for the breaker to count. A reference-type
-    /// result, so that Polly's non-generic breaker strategy takes the outcome without boxing it.</summary>
-    private static ValueTask<Outcome<object?>> Run<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, CancellationToken cancellationToken)
+    /// result, so that Polly's non-generic breaker strategy takes the outcome without boxing it; <see cref="Unusable"/>
+    /// for a completed call <paramref name="isUnusable"/> rejects.</summary>
+    private static ValueTask<Outcome<object?>> Run<TState>(Func<TState, CancellationToken, ValueTask> call, TState state, Func<TState, bool>? isUnusable, CancellationToken cancellationToken)
     {
         ValueTask running;
         try
@@ -99,25 +109,29 @@ internal sealed class ModelCircuitBreaker
 
         if (!running.IsCompletedSuccessfully)
         {
-            return AwaitCallAsync(running);
+            return AwaitCallAsync(running, state, isUnusable);
         }
 
         running.GetAwaiter().GetResult(); // completes (and releases) a pooled value-task source
-        return new(Outcome.FromResult<object?>(null));
+        return new(Completed(state, isUnusable));
     }
 
-    private static async ValueTask<Outcome<object?>> AwaitCallAsync(ValueTask running)
+    private static async ValueTask<Outcome<object?>> AwaitCallAsync<TState>(ValueTask running, TState state, Func<TState, bool>? isUnusable)
     {
         try
         {
             await running.ConfigureAwait(false);
-            return Outcome.FromResult<object?>(null);
         }
         catch (Exception ex)
         {
             return Outcome.FromException<object?>(ex);
         }
+
+        return Completed(state, isUnusable);
     }
+
+    private static Outcome<object?> Completed<TState>(TState state, Func<TState, bool>? isUnusable) =>
+        Outcome.FromResult<object?>(isUnusable is not null && isUnusable(state) ? Unusable : null);
 
     private static async ValueTask AwaitOutcomeAsync(ValueTask<Outcome<object?>> running, ResilienceContext context)
     {
