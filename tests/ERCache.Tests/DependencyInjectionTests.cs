@@ -75,6 +75,42 @@ public sealed class DependencyInjectionTests
         Assert.Equal(EmbeddingSource.Fresh, (await host.Cache.GetAsync("ctr", 1, new float[4])).Source);
     }
 
+    [Theory]
+    [InlineData("CTR")]
+    [InlineData("Ctr")]
+    public async Task A_keyed_inference_registered_directly_is_found_in_any_case(string key)
+    {
+        using var host = new ConfiguredHost(
+            ConfiguredHost.Json(ConfiguredHost.Model("ctr")),
+            b => b.Services.AddKeyedSingleton<IEmbeddingInference, OnesTower>(key));
+
+        Assert.Equal(EmbeddingSource.Fresh, (await host.Cache.GetAsync("ctr", 1, new float[4])).Source);
+    }
+
+    [Fact]
+    public void A_keyed_inference_registered_after_AddERCache_in_another_case_is_found()
+    {
+        var services = new ServiceCollection();
+        services.AddERCache(o => o.Models["ctr"] = CacheFixture.DefaultModel(4));
+        services.AddKeyedSingleton<IEmbeddingInference, OnesTower>("CTR");
+        using var sp = services.BuildServiceProvider();
+
+        Assert.Contains("ctr", sp.GetRequiredService<EmbeddingCache>().Models);
+    }
+
+    [Fact]
+    public void A_keyed_inference_registered_in_two_spellings_is_refused_naming_both()
+    {
+        var services = new ServiceCollection();
+        services.AddERCache(o => o.Models["ctr"] = CacheFixture.DefaultModel(4)).AddModel<OnesTower>("ctr");
+        services.AddKeyedSingleton<IEmbeddingInference, OnesTower>("CTR");
+        using var sp = services.BuildServiceProvider();
+
+        var ex = Assert.Throws<InvalidOperationException>(() => sp.GetRequiredService<EmbeddingCache>());
+
+        Assert.Contains("under both 'ctr' and 'CTR'; model names are case-insensitive", ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task AddModel_finds_a_model_configured_in_another_case()
     {

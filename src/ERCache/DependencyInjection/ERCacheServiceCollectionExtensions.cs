@@ -138,7 +138,7 @@ public static class ERCacheServiceCollectionExtensions
 
     private static ERCacheBuilder AddCore(IServiceCollection services, string sectionPath, bool followSection)
     {
-        var names = ModelNames.Of(services);
+        ModelNames.Of(services); // registered now, for the start-up check
         var modelSections = ModelSections.Of(services); // captured now: the collection is not touched once built
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ERCacheOptions>>(new ERCacheOptionsValidator(sectionPath)));
         services.TryAddSingleton(TimeProvider.System);
@@ -147,7 +147,7 @@ public static class ERCacheServiceCollectionExtensions
         {
             var cache = new EmbeddingCache(
                 sp.GetRequiredService<IOptionsMonitor<ERCacheOptions>>(),
-                name => sp.GetKeyedService<IEmbeddingInference>(name) ?? sp.GetKeyedService<IEmbeddingInference>(names.RegisteredSpelling(name)),
+                name => sp.GetKeyedService<IEmbeddingInference>(KeyOfInference(services, name)),
                 new EmbeddingCacheServices
                 {
                     TimeProvider = sp.GetRequiredService<TimeProvider>(),
@@ -290,9 +290,38 @@ public static class ERCacheServiceCollectionExtensions
     }
 
     /// <summary>
-    /// The model names given to <c>AddModel</c>, one per service collection: keyed services match keys exactly, while
-    /// configuration matches model names in any case, so the cache looks a model up under the spelling it was
-    /// registered with.
+    /// The key model <paramref name="name"/>'s inference is registered under: keyed services match keys exactly, while
+    /// model names match in any case, so the key is found among the keyed <see cref="IEmbeddingInference"/>
+    /// registrations (those of <c>AddModel</c> and those made directly), read when the cache resolves the model (a
+    /// registration made after <c>AddERCache</c> counts). Two keys that differ only in case are refused, as two
+    /// <c>AddModel</c> spellings are.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The inference is registered under two spellings of the name.</exception>
+    private static string KeyOfInference(IServiceCollection services, string name)
+    {
+        string? found = null;
+        foreach (var descriptor in services)
+        {
+            if (descriptor.IsKeyedService && descriptor.ServiceType == typeof(IEmbeddingInference) &&
+                descriptor.ServiceKey is string key && string.Equals(key, name, StringComparison.OrdinalIgnoreCase) &&
+                !string.Equals(key, found, StringComparison.Ordinal))
+            {
+                if (found is not null)
+                {
+                    throw new InvalidOperationException(
+                        $"The inference of model '{name}' is registered as a keyed {nameof(IEmbeddingInference)} under both '{found}' and '{key}'; model names are case-insensitive, so register it once.");
+                }
+
+                found = key;
+            }
+        }
+
+        return found ?? name;
+    }
+
+    /// <summary>
+    /// The model names given to <c>AddModel</c>, one per service collection: one model is not registered in two
+    /// spellings, and the start-up check finds the names no configured model matches.
     /// </summary>
     private sealed class ModelNames
     {
@@ -324,14 +353,6 @@ public static class ERCacheServiceCollectionExtensions
                 {
                     return [.. _spellings.Values];
                 }
-            }
-        }
-
-        public string RegisteredSpelling(string name)
-        {
-            lock (_lock)
-            {
-                return _spellings.GetValueOrDefault(name, name);
             }
         }
     }
