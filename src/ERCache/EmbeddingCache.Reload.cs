@@ -59,6 +59,9 @@ public sealed partial class EmbeddingCache
         }
     }
 
+    /// <summary>How a connection string appears in a log line: it may hold a password.</summary>
+    private const string HiddenSetting = "(not logged: it may hold a password)";
+
     /// <summary>The settings read once, when the cache is built (<c>Regional</c>, <c>Snapshots</c>), as text by their
     /// path, so a reload that changes one can be named.</summary>
     private Dictionary<string, string> BuildTimeSettings(ERCacheOptions options)
@@ -69,6 +72,9 @@ public sealed partial class EmbeddingCache
         string r = $"{_sectionPath}:Regional", s = $"{_sectionPath}:Snapshots";
         return new Dictionary<string, string>(StringComparer.Ordinal)
         {
+            [$"{r}:ConnectionString"] = regional.ConnectionString ?? "(none)", // compared, never logged (see HiddenSetting)
+            [$"{r}:KeyPrefix"] = regional.KeyPrefix ?? "(default)",
+            [$"{r}:MaxClockSkew"] = regional.MaxClockSkew.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:Timeout"] = regional.Timeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:WriteTimeout"] = regional.WriteTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:QueueCapacity"] = regional.QueueCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -91,7 +97,8 @@ public sealed partial class EmbeddingCache
         {
             if (reloaded[path] != inForce && reloaded[path] != _reloadedSettings[path])
             {
-                Log.ReloadSettingIgnored(_logger, path, inForce, reloaded[path]);
+                bool hidden = path.EndsWith(":ConnectionString", StringComparison.Ordinal);
+                Log.ReloadSettingIgnored(_logger, path, hidden ? HiddenSetting : inForce, hidden ? HiddenSetting : reloaded[path]);
             }
         }
 

@@ -564,6 +564,30 @@ public sealed class TierSizeConfigurationTests
     }
 
     [Fact]
+    public void A_reloaded_store_setting_is_logged_too_and_a_connection_string_never_appears_in_the_log()
+    {
+        static ERCacheOptions With(RegionalOptions regional) => new() { Models = { ["ctr"] = CacheFixture.DefaultModel(4) }, Regional = regional };
+        var monitor = new ManualOptionsMonitor(With(new RegionalOptions { ConnectionString = "redis-a:6379,password=first-secret" }));
+        var logs = new FakeLogCollector();
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+        using var cache = new EmbeddingCache(
+            monitor, _ => new TestTower(),
+            new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs), RegionalStore = new ERCache.Testing.InMemoryRegionalStore() });
+
+        monitor.Raise(With(new RegionalOptions
+        {
+            ConnectionString = "redis-b:6379,password=second-secret", KeyPrefix = "ercache:other", MaxClockSkew = TimeSpan.FromSeconds(3),
+        }));
+
+        var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
+        Assert.Equal(
+            ["ERCache:Regional:ConnectionString", "ERCache:Regional:KeyPrefix", "ERCache:Regional:MaxClockSkew"],
+            ignored.Select(r => (string)r.StructuredState!.Single(p => p.Key == "Setting").Value!).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(logs.GetSnapshot(), r => r.Message.Contains("secret", StringComparison.Ordinal));
+        Assert.Contains("(default) -> ercache:other", ignored.Single(r => r.Message.Contains("KeyPrefix", StringComparison.Ordinal)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Freshness_on_a_model_with_one_slot_is_logged_once_since_it_cannot_run()
     {
         static ERCacheOptions With(int maxConcurrency, double sampleRate)
