@@ -13,11 +13,11 @@ public sealed partial class EmbeddingCache
     /// channel (no regional store, a store without one, or <c>Regional:Invalidation</c> off).</summary>
     internal bool? IsInvalidationSubscribed => _invalidator?.IsSubscribed;
 
-    private RegionalInvalidator StartInvalidation(IRegionalInvalidation channel, RegionalOptions options)
+    private RegionalInvalidator StartInvalidation(IRegionalInvalidation channel)
     {
         var regional = _regional!;
         regional.PushWritten = (user, field) => _invalidator?.Announce(InvalidationKind.Push, user, field);
-        return new RegionalInvalidator(channel, options.WriteTimeout, _time, _metrics, _logger, ApplyInvalidation, OnInvalidationSubscribed);
+        return new RegionalInvalidator(channel, () => regional.WriteTimeout, _time, _metrics, _logger, ApplyInvalidation, OnInvalidationSubscribed);
     }
 
     /// <summary>Announces a removal this host completed; throws when it could not be sent.</summary>

@@ -62,26 +62,22 @@ public sealed partial class EmbeddingCache
     /// <summary>How a connection string appears in a log line: it may hold a password.</summary>
     private const string HiddenSetting = "(not logged: it may hold a password)";
 
-    /// <summary>The settings read once, when the cache is built (<c>Regional</c>, <c>Snapshots</c>), as text by their
-    /// path, so a reload that changes one can be named.</summary>
+    /// <summary>The settings read once, when the cache is built (<c>Snapshots</c>, and <c>Regional</c> but for its
+    /// timeouts, batch size and breaker, which a reload applies), as text by their path, so a reload that changes one
+    /// can be named.</summary>
     private Dictionary<string, string> BuildTimeSettings(ERCacheOptions options)
     {
         var regional = options.Regional ?? new RegionalOptions();
         var snapshots = options.Snapshots ?? new SnapshotOptions();
-        var breaker = regional.CircuitBreaker ?? new CircuitBreakerOptions();
         string r = $"{_sectionPath}:Regional", s = $"{_sectionPath}:Snapshots";
         return new Dictionary<string, string>(StringComparer.Ordinal)
         {
             [$"{r}:ConnectionString"] = regional.ConnectionString ?? "(none)", // compared, never logged (see HiddenSetting)
             [$"{r}:KeyPrefix"] = regional.KeyPrefix ?? "(default)",
             [$"{r}:MaxClockSkew"] = regional.MaxClockSkew.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
-            [$"{r}:Timeout"] = regional.Timeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
-            [$"{r}:WriteTimeout"] = regional.WriteTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:QueueCapacity"] = regional.QueueCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:FlushInterval"] = regional.FlushInterval.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
-            [$"{r}:MaxBatchSize"] = regional.MaxBatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:Invalidation"] = regional.Invalidation ? "true" : "false",
-            [$"{r}:CircuitBreaker"] = $"{breaker.Enabled}/{breaker.FailureRatio.ToString(System.Globalization.CultureInfo.InvariantCulture)}/{breaker.MinimumThroughput}/{breaker.SamplingDuration:c}/{breaker.BreakDuration:c}",
             [$"{s}:Directory"] = snapshots.Directory ?? "(none)",
             [$"{s}:Interval"] = snapshots.Interval?.ToString("c", System.Globalization.CultureInfo.InvariantCulture) ?? "(none)",
             [$"{s}:LoadTimeout"] = snapshots.LoadTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
@@ -117,6 +113,7 @@ public sealed partial class EmbeddingCache
         try
         {
             _registry.Apply(options);
+            _regional?.Apply(options.Regional ?? new RegionalOptions());
             WarnOfBuildTimeSettings(options);
         }
         catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)

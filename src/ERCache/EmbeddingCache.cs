@@ -124,7 +124,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             _registry = new ModelRegistry(options, resolveInference, _time, _metrics, validator, _logger, _dispatcher, _regional, sampling ?? Random.Shared);
             if (invalidationChannel is not null)
             {
-                _invalidator = StartInvalidation(invalidationChannel, options.Regional ?? new RegionalOptions());
+                _invalidator = StartInvalidation(invalidationChannel);
             }
 
             WarmUpCode(_registry.States.Select(s => s.Current.Policy));
@@ -260,6 +260,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
 
     /// <summary>The regional store's circuit, or null without a store or breaker.</summary>
     internal Polly.CircuitBreaker.CircuitState? RegionalCircuitState => _regional?.CircuitState;
+
+    /// <summary>The regional tier, or null without a store (for tests of its reloaded settings).</summary>
+    internal Regional.RegionalTier? RegionalTier => _regional;
 
     /// <summary>Entries currently held by one tier of <paramref name="model"/> (0 when the tier is disabled).</summary>
     internal int GetEntryCount(string model, TierKind tier) => GetTier(model, tier)?.Count ?? 0;

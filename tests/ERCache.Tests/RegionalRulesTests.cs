@@ -163,7 +163,7 @@ public sealed class RegionalRulesTests
     [Fact]
     public async Task Rule9_a_store_that_throws_costs_nothing_but_the_regional_hit()
     {
-        using var region = new Region(new ThrowingStore());
+        using var region = new Region(new ThrowingRegionalStore());
         var (result, vector) = await region.GetAsync(3);
         Assert.Equal(EmbeddingSource.Fresh, result.Source);
         Assert.True(TestTower.BelongsTo(vector, 3));
@@ -417,16 +417,5 @@ public sealed class RegionalRulesTests
 
         public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
             inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
-    }
-
-    private sealed class ThrowingStore : IRegionalStore
-    {
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) =>
-            Task.FromException<byte[]?[]>(new IOException("store down"));
-
-        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => Task.FromException<RegionalWriteResult>(new IOException("store down"));
-
-        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
-            Task.FromException(new IOException("store down"));
     }
 }

@@ -14,7 +14,7 @@ namespace ERCache.Regional;
 internal sealed class RegionalInvalidator : IAsyncDisposable
 {
     private readonly IRegionalInvalidation _channel;
-    private readonly TimeSpan _timeout;
+    private readonly Func<TimeSpan> _timeout; // Regional:WriteTimeout as in force now (a reload may change it)
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
     private readonly ILogger _logger;
@@ -37,7 +37,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     private readonly ConcurrentDictionary<Task, byte> _announcing = new(); // background announcements in flight
 
     public RegionalInvalidator(
-        IRegionalInvalidation channel, TimeSpan timeout, TimeProvider time, ERCacheMetrics metrics, ILogger logger, Action<InvalidationMessage> apply,
+        IRegionalInvalidation channel, Func<TimeSpan> timeout, TimeProvider time, ERCacheMetrics metrics, ILogger logger, Action<InvalidationMessage> apply,
         Action<bool> subscribed)
     {
         _channel = channel;
@@ -67,7 +67,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         var message = new InvalidationMessage(kind, Host, userId, _time.GetUtcNow().ToUnixTimeMilliseconds(), field);
         try
         {
-            await _channel.PublishAsync(message.Encode(), cancellationToken).WaitAsync(_timeout, _time, cancellationToken).ConfigureAwait(false);
+            await _channel.PublishAsync(message.Encode(), cancellationToken).WaitAsync(_timeout(), _time, cancellationToken).ConfigureAwait(false);
             _metrics.RecordInvalidation("sent");
         }
         catch (Exception) when (!cancellationToken.IsCancellationRequested)
@@ -126,7 +126,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
             var unsubscribing = subscription.DisposeAsync().AsTask();
             try
             {
-                await unsubscribing.WaitAsync(_timeout, _time).ConfigureAwait(false);
+                await unsubscribing.WaitAsync(_timeout(), _time).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {
@@ -298,7 +298,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     {
         long nonce = Interlocked.Increment(ref _probe);
         var message = new InvalidationMessage(InvalidationKind.Probe, Host, nonce, _time.GetUtcNow().ToUnixTimeMilliseconds(), null);
-        return _channel.PublishAsync(message.Encode(), _stop.Token).WaitAsync(_timeout, _time, _stop.Token);
+        return _channel.PublishAsync(message.Encode(), _stop.Token).WaitAsync(_timeout(), _time, _stop.Token);
     }
 
     private void OnMessage(byte[] bytes)

@@ -62,7 +62,8 @@ internal sealed partial class RegionalTier
     private bool Take(out List<RegionalWriteGroup> groups, out int values, ref int pending)
     {
         var byUser = new Dictionary<long, (Dictionary<string, PendingWrite> Fields, TimeSpan Ttl)>();
-        while (pending > 0 && _queue.TryPeek(out var next) && (byUser.Count < _options.MaxBatchSize || byUser.ContainsKey(next.UserId)))
+        int size = Volatile.Read(ref _options).MaxBatchSize;
+        while (pending > 0 && _queue.TryPeek(out var next) && (byUser.Count < size || byUser.ContainsKey(next.UserId)))
         {
             _queue.TryDequeue(out var write);
             pending--;
@@ -106,9 +107,10 @@ internal sealed partial class RegionalTier
         try
         {
             var write = new Write(this, groups);
-            var (late, refused) = _breaker is null
+            var breaker = Volatile.Read(ref _breaker);
+            var (late, refused) = breaker is null
                 ? await write.RunAsync(cancellationToken).ConfigureAwait(false)
-                : await _breaker.ExecuteAsync(static (w, ct) => w.RunAsync(ct), write, cancellationToken).ConfigureAwait(false);
+                : await breaker.ExecuteAsync(static (w, ct) => w.RunAsync(ct), write, cancellationToken).ConfigureAwait(false);
 
             _metrics.RecordRegionalWrite(groups.Count, values - late - refused);
             if (late > 0)
@@ -173,7 +175,7 @@ internal sealed partial class RegionalTier
             var write = tier._store.WriteAsync(groups, limit.Token);
             try
             {
-                return await write.WaitAsync(tier._options.WriteTimeout, tier._time, cancellationToken).ConfigureAwait(false);
+                return await write.WaitAsync(tier.WriteTimeout, tier._time, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
             {

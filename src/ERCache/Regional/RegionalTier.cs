@@ -16,11 +16,12 @@ namespace ERCache.Regional;
 internal sealed partial class RegionalTier : IAsyncDisposable
 {
     private readonly IRegionalStore _store;
-    private readonly RegionalOptions _options;
+    private readonly Lock _applying = new();
+    private RegionalOptions _options; // a copy of our own, replaced whole by Apply: a call reads it once
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
     private readonly ILogger _logger;
-    private readonly ModelCircuitBreaker? _breaker;
+    private ModelCircuitBreaker? _breaker; // replaced by Apply when its settings change
     private readonly ConcurrentQueue<PendingWrite> _queue = new();
     private readonly ConcurrentDictionary<string, long> _clearedAt = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _flushing = new(1, 1);
@@ -35,31 +36,82 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
     {
         _store = store;
-        _options = options;
+        _options = Reloaded(options, options);
         _time = time;
         _metrics = metrics;
         _logger = logger;
-        var breaker = CircuitBreakerSettings.From(options.CircuitBreaker ?? new CircuitBreakerOptions());
-        _breaker = breaker.Enabled ? new ModelCircuitBreaker(breaker, time, state => Log.RegionalCircuit(_logger, state)) : null;
+        _breaker = NewBreaker(CircuitBreakerSettings.From(_options.CircuitBreaker));
         metrics.ObserveRegionalQueue(() => QueueLength);
         _flushLoop = FlushPeriodicallyAsync();
     }
 
+    /// <summary>
+    /// Applies a reload's <c>Timeout</c>, <c>WriteTimeout</c>, <c>MaxBatchSize</c> and <c>CircuitBreaker</c> (the
+    /// options are validated whole before): calls that start afterwards use them, calls running keep the settings
+    /// they started with. Unchanged breaker settings keep the breaker and its state; changed ones start a closed
+    /// breaker. The other settings are read once, when the tier is built (the cache logs a reload that changes them).
+    /// </summary>
+    public void Apply(RegionalOptions reloaded)
+    {
+        lock (_applying)
+        {
+            var before = Volatile.Read(ref _options);
+            var after = Reloaded(before, reloaded);
+            var settings = CircuitBreakerSettings.From(after.CircuitBreaker);
+            if (settings != CircuitBreakerSettings.From(before.CircuitBreaker))
+            {
+                Volatile.Write(ref _breaker, NewBreaker(settings));
+            }
+
+            Volatile.Write(ref _options, after);
+        }
+    }
+
+    /// <summary>The settings in force: <paramref name="builtWith"/>'s, with the reloadable ones taken from
+    /// <paramref name="reloaded"/>; a copy the caller's options object cannot change afterwards.</summary>
+    private static RegionalOptions Reloaded(RegionalOptions builtWith, RegionalOptions reloaded)
+    {
+        var breaker = reloaded.CircuitBreaker ?? new CircuitBreakerOptions();
+        return new RegionalOptions
+        {
+            ConnectionString = builtWith.ConnectionString,
+            KeyPrefix = builtWith.KeyPrefix,
+            MaxClockSkew = builtWith.MaxClockSkew,
+            QueueCapacity = builtWith.QueueCapacity,
+            FlushInterval = builtWith.FlushInterval,
+            Invalidation = builtWith.Invalidation,
+            Timeout = reloaded.Timeout,
+            WriteTimeout = reloaded.WriteTimeout,
+            MaxBatchSize = reloaded.MaxBatchSize,
+            CircuitBreaker = new CircuitBreakerOptions
+            {
+                Enabled = breaker.Enabled,
+                FailureRatio = breaker.FailureRatio,
+                MinimumThroughput = breaker.MinimumThroughput,
+                SamplingDuration = breaker.SamplingDuration,
+                BreakDuration = breaker.BreakDuration,
+            },
+        };
+    }
+
+    private ModelCircuitBreaker? NewBreaker(CircuitBreakerSettings settings) =>
+        settings.Enabled ? new ModelCircuitBreaker(settings, _time, state => Log.RegionalCircuit(_logger, state)) : null;
+
     /// <summary>The longest one grouped write may take.</summary>
-    public TimeSpan WriteTimeout => _options.WriteTimeout;
+    public TimeSpan WriteTimeout => Volatile.Read(ref _options).WriteTimeout;
 
     /// <summary>The longest a lookup may hold a request (<c>Regional:Timeout</c>).</summary>
-    public TimeSpan ReadTimeout => _options.Timeout;
+    public TimeSpan ReadTimeout => Volatile.Read(ref _options).Timeout;
 
     /// <summary>How far in the future a value's stamp may be and still be served (<c>Regional:MaxClockSkew</c>), in
     /// milliseconds.</summary>
-    public long MaxClockSkewMs => (long)_options.MaxClockSkew.TotalMilliseconds;
+    public long MaxClockSkewMs => (long)Volatile.Read(ref _options).MaxClockSkew.TotalMilliseconds;
 
     /// <summary>Values waiting to be written.</summary>
     public int QueueLength => Volatile.Read(ref _queued);
 
     /// <summary>The store's circuit, or null when its breaker is disabled.</summary>
-    public CircuitState? CircuitState => _breaker?.State;
+    public CircuitState? CircuitState => Volatile.Read(ref _breaker)?.State;
 
     /// <summary>Called with (user, field) once a pushed value is in the store (flush order, under the flush lock).</summary>
     public Action<long, string>? PushWritten { get; set; }
@@ -82,15 +134,16 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// </summary>
     public async Task<byte[]?[]?> ReadAsync(string field, int valueBytes, long[] users, TimeSpan budget, CancellationToken cancellationToken)
     {
-        var timeout = budget < _options.Timeout ? budget : _options.Timeout;
+        var options = Volatile.Read(ref _options);
+        var timeout = budget < options.Timeout ? budget : options.Timeout;
         if (timeout <= TimeSpan.Zero)
         {
             return null;
         }
 
-        if (users.Length > _options.MaxBatchSize)
+        if (users.Length > options.MaxBatchSize)
         {
-            return await ReadInRoundTripsAsync(field, valueBytes, users, budget, cancellationToken).ConfigureAwait(false);
+            return await ReadInRoundTripsAsync(field, valueBytes, users, options.MaxBatchSize, budget, cancellationToken).ConfigureAwait(false);
         }
 
         long started = _time.GetTimestamp();
@@ -99,9 +152,10 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         try
         {
             var read = new Read(this, field, valueBytes, users, timeout);
-            var values = _breaker is null
+            var breaker = Volatile.Read(ref _breaker);
+            var values = breaker is null
                 ? await read.RunAsync(cancellationToken).ConfigureAwait(false)
-                : await _breaker.ExecuteAsync(static (r, ct) => r.RunAsync(ct), read, cancellationToken).ConfigureAwait(false);
+                : await breaker.ExecuteAsync(static (r, ct) => r.RunAsync(ct), read, cancellationToken).ConfigureAwait(false);
             return values.Length == users.Length ? values : throw new InvalidOperationException($"The regional store returned {values.Length} values for {users.Length} users.");
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -129,9 +183,8 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// behind the first. A round trip that fails or is never sent (the budget spent) costs only its users, who are
     /// misses. Null only when no round trip answered.
     /// </summary>
-    private async Task<byte[]?[]?> ReadInRoundTripsAsync(string field, int valueBytes, long[] users, TimeSpan budget, CancellationToken cancellationToken)
+    private async Task<byte[]?[]?> ReadInRoundTripsAsync(string field, int valueBytes, long[] users, int size, TimeSpan budget, CancellationToken cancellationToken)
     {
-        int size = _options.MaxBatchSize;
         long started = _time.GetTimestamp();
         var values = new byte[]?[users.Length];
         bool answered = false;
@@ -183,7 +236,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         try
         {
             var removal = _store.RemoveAsync(userId, field, _time.GetUtcNow().ToUnixTimeMilliseconds(), remember, cancellationToken);
-            await removal.WaitAsync(_options.WriteTimeout, _time, cancellationToken).ConfigureAwait(false);
+            await removal.WaitAsync(WriteTimeout, _time, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -207,7 +260,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         }
 
         await _stop.CancelAsync().ConfigureAwait(false);
-        using (_time.CreateTimer(static s => ((CancellationTokenSource)s!).Cancel(), _writing, _options.WriteTimeout, Timeout.InfiniteTimeSpan))
+        using (_time.CreateTimer(static s => ((CancellationTokenSource)s!).Cancel(), _writing, WriteTimeout, Timeout.InfiniteTimeSpan))
         {
             await _flushLoop.ConfigureAwait(false); // a flush in progress goes on until the deadline
             try
