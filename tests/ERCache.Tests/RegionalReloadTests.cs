@@ -130,6 +130,28 @@ public sealed class RegionalReloadTests
     }
 
     [Fact]
+    public void An_invalid_regional_setting_rejects_the_whole_reload()
+    {
+        var model = CacheFixture.DefaultModel(4);
+        var monitor = new ManualOptionsMonitor(new ERCacheOptions { Models = { ["ctr"] = model } });
+        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
+        using var cache = new EmbeddingCache(
+            monitor, _ => new TestTower(),
+            new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), RegionalStore = new ERCache.Testing.InMemoryRegionalStore() });
+        var reloaded = CacheFixture.DefaultModel(4);
+        reloaded.Direct.Ttl = TimeSpan.FromMinutes(7);
+
+        monitor.Raise(new ERCacheOptions
+        {
+            Models = { ["ctr"] = reloaded },
+            Regional = new RegionalOptions { Timeout = TimeSpan.FromMilliseconds(50), WriteTimeout = TimeSpan.Zero },
+        });
+
+        Assert.Equal(new RegionalOptions().Timeout, cache.RegionalTier!.ReadTimeout); // its valid part not applied either
+        Assert.Equal(model.Direct.Ttl, cache.GetPolicy("ctr").Direct.Ttl);
+    }
+
+    [Fact]
     public async Task A_reloaded_WriteTimeout_bounds_the_next_announcement_to_the_other_hosts()
     {
         static ERCacheOptions With(TimeSpan writeTimeout) =>
