@@ -62,8 +62,8 @@ public sealed partial class EmbeddingCache
     /// <summary>How a connection string appears in a log line: it may hold a password.</summary>
     private const string HiddenSetting = "(not logged: it may hold a password)";
 
-    /// <summary>The settings read once, when the cache is built (<c>Snapshots</c>, and <c>Regional</c> but for its
-    /// timeouts, batch size and breaker, which a reload applies), as text by their path, so a reload that changes one
+    /// <summary>The settings read once, when the cache is built (<c>Snapshots</c>, and <c>Regional</c> but for the
+    /// settings a reload applies: see <see cref="Regional.RegionalTier.Apply"/>), as text by their path, so a reload that changes one
     /// can be named.</summary>
     private Dictionary<string, string> BuildTimeSettings(ERCacheOptions options)
     {
@@ -74,8 +74,6 @@ public sealed partial class EmbeddingCache
         {
             [$"{r}:ConnectionString"] = regional.ConnectionString ?? "(none)", // compared, never logged (see HiddenSetting)
             [$"{r}:KeyPrefix"] = regional.KeyPrefix ?? "(default)",
-            [$"{r}:MaxClockSkew"] = regional.MaxClockSkew.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
-            [$"{r}:QueueCapacity"] = regional.QueueCapacity.ToString(System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:FlushInterval"] = regional.FlushInterval.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:Invalidation"] = regional.Invalidation ? "true" : "false",
             [$"{s}:Directory"] = snapshots.Directory ?? "(none)",

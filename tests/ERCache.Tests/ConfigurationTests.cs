@@ -576,12 +576,12 @@ public sealed class TierSizeConfigurationTests
 
         monitor.Raise(With(new RegionalOptions
         {
-            ConnectionString = "redis-b:6379,password=second-secret", KeyPrefix = "ercache:other", MaxClockSkew = TimeSpan.FromSeconds(3),
+            ConnectionString = "redis-b:6379,password=second-secret", KeyPrefix = "ercache:other", Invalidation = false,
         }));
 
         var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
         Assert.Equal(
-            ["ERCache:Regional:ConnectionString", "ERCache:Regional:KeyPrefix", "ERCache:Regional:MaxClockSkew"],
+            ["ERCache:Regional:ConnectionString", "ERCache:Regional:Invalidation", "ERCache:Regional:KeyPrefix"],
             ignored.Select(r => (string)r.StructuredState!.Single(p => p.Key == "Setting").Value!).Order(StringComparer.Ordinal));
         Assert.DoesNotContain(logs.GetSnapshot(), r => r.Message.Contains("secret", StringComparison.Ordinal));
         Assert.Contains("(default) -> ercache:other", ignored.Single(r => r.Message.Contains("KeyPrefix", StringComparison.Ordinal)).Message, StringComparison.Ordinal);

@@ -8,8 +8,9 @@ using Polly.CircuitBreaker;
 
 namespace ERCache.Tests;
 
-/// <summary>A reload's <c>Regional:Timeout</c>, <c>WriteTimeout</c>, <c>MaxBatchSize</c> and <c>CircuitBreaker</c> apply
-/// to the regional tier's next calls; the settings read once are logged, not applied.</summary>
+/// <summary>A reload's <c>Regional:Timeout</c>, <c>WriteTimeout</c>, <c>MaxBatchSize</c>, <c>QueueCapacity</c>,
+/// <c>MaxClockSkew</c> and <c>CircuitBreaker</c> apply to the regional tier's next calls; the settings read once are
+/// logged, not applied.</summary>
 public sealed class RegionalReloadTests
 {
     private const string Field = "ctr:v1";
@@ -53,6 +54,28 @@ public sealed class RegionalReloadTests
 
         Assert.Equal(3, before); // 4 + 4 + 2
         Assert.Equal(1, store.Inner.Reads - before);
+    }
+
+    [Fact]
+    public async Task A_reloaded_QueueCapacity_bounds_the_next_values_queued_and_MaxClockSkew_applies()
+    {
+        var clock = new FakeTimeProvider();
+        using var metrics = new ERCacheMetrics(null);
+        await using var tier = new RegionalTier(
+            new GatedRegionalStore(clock), new RegionalOptions { QueueCapacity = 2, FlushInterval = TimeSpan.FromHours(1) }, clock, metrics, NullLogger.Instance);
+        bool Queue(long user) => tier.TryEnqueue(new PendingWrite(Field, StorageFormat.Float32, 0, user, 0, [1f], TimeSpan.FromHours(1)));
+
+        bool[] first = [Queue(1), Queue(2), Queue(3)];
+        tier.Apply(new RegionalOptions { QueueCapacity = 4, MaxClockSkew = TimeSpan.FromSeconds(3) });
+        bool[] second = [Queue(4), Queue(5), Queue(6)];
+        tier.Apply(new RegionalOptions { QueueCapacity = 1 }); // below what is queued: nothing more until it drains
+        bool third = Queue(7);
+
+        Assert.Equal([true, true, false], first);
+        Assert.Equal([true, true, false], second);
+        Assert.False(third);
+        Assert.Equal(4, tier.QueueLength);
+        Assert.Equal(1_000, tier.MaxClockSkewMs); // the last reload's default
     }
 
     [Fact]
@@ -118,14 +141,15 @@ public sealed class RegionalReloadTests
             Regional = new RegionalOptions
             {
                 Timeout = TimeSpan.FromMilliseconds(20), WriteTimeout = TimeSpan.FromSeconds(2), MaxBatchSize = 64, QueueCapacity = 10,
-                CircuitBreaker = new CircuitBreakerOptions { Enabled = false },
+                MaxClockSkew = TimeSpan.FromSeconds(2), FlushInterval = TimeSpan.FromSeconds(1), CircuitBreaker = new CircuitBreakerOptions { Enabled = false },
             },
         });
 
         var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
-        Assert.Equal("ERCache:Regional:QueueCapacity", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
+        Assert.Equal("ERCache:Regional:FlushInterval", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
         Assert.Equal(TimeSpan.FromMilliseconds(20), cache.RegionalTier!.ReadTimeout);
         Assert.Equal(TimeSpan.FromSeconds(2), cache.RegionalTier.WriteTimeout);
+        Assert.Equal(2_000, cache.RegionalTier.MaxClockSkewMs);
         Assert.Null(cache.RegionalTier.CircuitState);
     }
 

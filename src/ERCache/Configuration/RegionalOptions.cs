@@ -5,9 +5,10 @@ namespace ERCache;
 /// (for Redis or Garnet, <c>AddRedisRegionalTier()</c> from the <c>ERCache.Redis</c> package). Each model can opt out
 /// with <see cref="ModelRegionalOptions.Enabled"/>.
 /// </summary>
-/// <remarks>A configuration reload applies <see cref="Timeout"/>, <see cref="WriteTimeout"/>, <see cref="MaxBatchSize"/>
-/// and <see cref="CircuitBreaker"/> to the store calls that start after it; the other settings are read once, when the
-/// cache is built, and a reload that changes one is logged.</remarks>
+/// <remarks>A configuration reload applies <see cref="Timeout"/>, <see cref="WriteTimeout"/>, <see cref="MaxBatchSize"/>,
+/// <see cref="QueueCapacity"/>, <see cref="MaxClockSkew"/> and <see cref="CircuitBreaker"/> to the store calls that
+/// start after it; <see cref="ConnectionString"/>, <see cref="KeyPrefix"/>, <see cref="FlushInterval"/> and
+/// <see cref="Invalidation"/> are read once, when the cache is built, and a reload that changes one is logged.</remarks>
 public sealed class RegionalOptions
 {
     /// <summary>The store's connection string, read by the store's package (for Redis or Garnet,

@@ -12,7 +12,7 @@ internal sealed partial class RegionalTier
     public bool TryEnqueue(in PendingWrite write)
     {
         bool disposed = Volatile.Read(ref _disposed) != 0;
-        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity || disposed)
+        if (Interlocked.Increment(ref _queued) > Volatile.Read(ref _options).QueueCapacity || disposed)
         {
             Interlocked.Decrement(ref _queued);
             _metrics.RecordRegionalDropped(disposed ? "disposed" : "queue_full", 1);
@@ -148,7 +148,7 @@ internal sealed partial class RegionalTier
     private async Task FlushPeriodicallyAsync()
     {
         await Task.Yield(); // not on the constructor's thread
-        using var timer = new PeriodicTimer(_options.FlushInterval, _time);
+        using var timer = new PeriodicTimer(Volatile.Read(ref _options).FlushInterval, _time); // read once: not reloaded
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))

@@ -46,10 +46,12 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     }
 
     /// <summary>
-    /// Applies a reload's <c>Timeout</c>, <c>WriteTimeout</c>, <c>MaxBatchSize</c> and <c>CircuitBreaker</c> (the
-    /// options are validated whole before): calls that start afterwards use them, calls running keep the settings
-    /// they started with. Unchanged breaker settings keep the breaker and its state; changed ones start a closed
-    /// breaker. The other settings are read once, when the tier is built (the cache logs a reload that changes them).
+    /// Applies a reload's <c>Timeout</c>, <c>WriteTimeout</c>, <c>MaxBatchSize</c>, <c>QueueCapacity</c>,
+    /// <c>MaxClockSkew</c> and <c>CircuitBreaker</c> (the options are validated whole before): calls that start afterwards
+    /// use them, calls running keep the settings they started with; a smaller queue takes no new value until it has
+    /// drained below it. Unchanged breaker settings keep the breaker and its state; changed ones start a closed breaker.
+    /// The store's connection and key prefix, the flush interval and the invalidation channel are read once, when the
+    /// tier is built (the cache logs a reload that changes them).
     /// </summary>
     public void Apply(RegionalOptions reloaded)
     {
@@ -76,9 +78,9 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         {
             ConnectionString = builtWith.ConnectionString,
             KeyPrefix = builtWith.KeyPrefix,
-            MaxClockSkew = builtWith.MaxClockSkew,
-            QueueCapacity = builtWith.QueueCapacity,
             FlushInterval = builtWith.FlushInterval,
+            MaxClockSkew = reloaded.MaxClockSkew,
+            QueueCapacity = reloaded.QueueCapacity,
             Invalidation = builtWith.Invalidation,
             Timeout = reloaded.Timeout,
             WriteTimeout = reloaded.WriteTimeout,
