@@ -74,7 +74,6 @@ public sealed partial class EmbeddingCache
         {
             [$"{r}:ConnectionString"] = regional.ConnectionString ?? "(none)", // compared, never logged (see HiddenSetting)
             [$"{r}:KeyPrefix"] = regional.KeyPrefix ?? "(default)",
-            [$"{r}:FlushInterval"] = regional.FlushInterval.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             [$"{r}:Invalidation"] = regional.Invalidation ? "true" : "false",
             [$"{s}:Directory"] = snapshots.Directory ?? "(none)",
             [$"{s}:Interval"] = snapshots.Interval?.ToString("c", System.Globalization.CultureInfo.InvariantCulture) ?? "(none)",

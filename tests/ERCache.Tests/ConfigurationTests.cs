@@ -552,14 +552,14 @@ public sealed class TierSizeConfigurationTests
             monitor, _ => new TestTower(),
             new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs), RegionalStore = new ERCache.Testing.InMemoryRegionalStore() });
 
-        var reloaded = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) }, Regional = new RegionalOptions { FlushInterval = TimeSpan.FromMilliseconds(200) } };
+        var reloaded = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) }, Regional = new RegionalOptions { Invalidation = false } };
         reloaded.Models["ctr"].Direct.Ttl = TimeSpan.FromMinutes(7);
         monitor.Raise(reloaded);
         monitor.Raise(reloaded); // the same change again: logged once
 
         var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
-        Assert.Equal("ERCache:Regional:FlushInterval", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
-        Assert.Contains("00:00:00.0100000 -> 00:00:00.2000000", ignored[0].Message, StringComparison.Ordinal);
+        Assert.Equal("ERCache:Regional:Invalidation", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
+        Assert.Contains("(true -> false)", ignored[0].Message, StringComparison.Ordinal);
         Assert.Equal(TimeSpan.FromMinutes(7), cache.GetPolicy("ctr").Direct.Ttl); // the models' part of the reload applied
     }
 

@@ -9,8 +9,8 @@ using Polly.CircuitBreaker;
 namespace ERCache.Tests;
 
 /// <summary>A reload's <c>Regional:Timeout</c>, <c>WriteTimeout</c>, <c>MaxBatchSize</c>, <c>QueueCapacity</c>,
-/// <c>MaxClockSkew</c> and <c>CircuitBreaker</c> apply to the regional tier's next calls; the settings read once are
-/// logged, not applied.</summary>
+/// <c>MaxClockSkew</c>, <c>FlushInterval</c> and <c>CircuitBreaker</c> apply to the regional tier's next calls; the
+/// settings read once are logged, not applied.</summary>
 public sealed class RegionalReloadTests
 {
     private const string Field = "ctr:v1";
@@ -79,6 +79,28 @@ public sealed class RegionalReloadTests
     }
 
     [Fact]
+    public async Task A_shortened_FlushInterval_flushes_one_new_interval_after_the_reload()
+    {
+        var clock = new FakeTimeProvider();
+        var store = new GatedRegionalStore(clock) { WriteGate = new TaskCompletionSource() };
+        using var metrics = new ERCacheMetrics(null);
+        await using var tier = new RegionalTier(store, new RegionalOptions { FlushInterval = TimeSpan.FromMinutes(1) }, clock, metrics, NullLogger.Instance);
+        Assert.True(tier.TryEnqueue(new PendingWrite(Field, StorageFormat.Float32, 0, 1, 0, [1f], TimeSpan.FromHours(1))));
+
+        tier.Apply(new RegionalOptions { FlushInterval = TimeSpan.FromSeconds(1) });
+        clock.Advance(TimeSpan.FromSeconds(1)); // with the built minute, nothing would be due until 00:01:00
+        try
+        {
+            await store.WriteHeld.WaitAsync(TimeSpan.FromSeconds(10)); // the background flush reached the store
+            Assert.Equal(1, store.WritesStarted);
+        }
+        finally
+        {
+            store.WriteGate.TrySetResult(); // else the disposal's last flush would wait for the gate on a clock that stands still
+        }
+    }
+
+    [Fact]
     public async Task A_reloaded_WriteTimeout_bounds_the_next_removal()
     {
         var clock = new FakeTimeProvider();
@@ -141,12 +163,13 @@ public sealed class RegionalReloadTests
             Regional = new RegionalOptions
             {
                 Timeout = TimeSpan.FromMilliseconds(20), WriteTimeout = TimeSpan.FromSeconds(2), MaxBatchSize = 64, QueueCapacity = 10,
-                MaxClockSkew = TimeSpan.FromSeconds(2), FlushInterval = TimeSpan.FromSeconds(1), CircuitBreaker = new CircuitBreakerOptions { Enabled = false },
+                MaxClockSkew = TimeSpan.FromSeconds(2), FlushInterval = TimeSpan.FromSeconds(1), KeyPrefix = "ercache:other",
+                CircuitBreaker = new CircuitBreakerOptions { Enabled = false },
             },
         });
 
         var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
-        Assert.Equal("ERCache:Regional:FlushInterval", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
+        Assert.Equal("ERCache:Regional:KeyPrefix", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
         Assert.Equal(TimeSpan.FromMilliseconds(20), cache.RegionalTier!.ReadTimeout);
         Assert.Equal(TimeSpan.FromSeconds(2), cache.RegionalTier.WriteTimeout);
         Assert.Equal(2_000, cache.RegionalTier.MaxClockSkewMs);

@@ -6,8 +6,8 @@ namespace ERCache;
 /// with <see cref="ModelRegionalOptions.Enabled"/>.
 /// </summary>
 /// <remarks>A configuration reload applies <see cref="Timeout"/>, <see cref="WriteTimeout"/>, <see cref="MaxBatchSize"/>,
-/// <see cref="QueueCapacity"/>, <see cref="MaxClockSkew"/> and <see cref="CircuitBreaker"/> to the store calls that
-/// start after it; <see cref="ConnectionString"/>, <see cref="KeyPrefix"/>, <see cref="FlushInterval"/> and
+/// <see cref="QueueCapacity"/>, <see cref="MaxClockSkew"/>, <see cref="FlushInterval"/> and <see cref="CircuitBreaker"/>
+/// to the store calls that start after it; <see cref="ConnectionString"/>, <see cref="KeyPrefix"/> and
 /// <see cref="Invalidation"/> are read once, when the cache is built, and a reload that changes one is logged.</remarks>
 public sealed class RegionalOptions
 {

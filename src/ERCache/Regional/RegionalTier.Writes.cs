@@ -148,7 +148,7 @@ internal sealed partial class RegionalTier
     private async Task FlushPeriodicallyAsync()
     {
         await Task.Yield(); // not on the constructor's thread
-        using var timer = new PeriodicTimer(Volatile.Read(ref _options).FlushInterval, _time); // read once: not reloaded
+        using var timer = _flushTimer; // disposed when the loop ends (Apply changes a disposed timer's period no more)
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))

@@ -27,6 +27,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private readonly SemaphoreSlim _flushing = new(1, 1);
     private readonly CancellationTokenSource _stop = new();    // disposal: no flush begins after it
     private readonly CancellationTokenSource _writing = new(); // disposal's deadline: no write continues after it
+    private readonly PeriodicTimer _flushTimer; // Regional:FlushInterval; Apply changes its period
     private readonly Task _flushLoop;
     private readonly List<(long User, string Field)> _announcing = []; // under _flushing: the pushes of the batch being written
     private int _queued;
@@ -42,16 +43,18 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         _logger = logger;
         _breaker = NewBreaker(CircuitBreakerSettings.From(_options.CircuitBreaker));
         metrics.ObserveRegionalQueue(() => QueueLength);
+        _flushTimer = new PeriodicTimer(_options.FlushInterval, time);
         _flushLoop = FlushPeriodicallyAsync();
     }
 
     /// <summary>
     /// Applies a reload's <c>Timeout</c>, <c>WriteTimeout</c>, <c>MaxBatchSize</c>, <c>QueueCapacity</c>,
-    /// <c>MaxClockSkew</c> and <c>CircuitBreaker</c> (the options are validated whole before): calls that start afterwards
-    /// use them, calls running keep the settings they started with; a smaller queue takes no new value until it has
-    /// drained below it. Unchanged breaker settings keep the breaker and its state; changed ones start a closed breaker.
-    /// The store's connection and key prefix, the flush interval and the invalidation channel are read once, when the
-    /// tier is built (the cache logs a reload that changes them).
+    /// <c>MaxClockSkew</c>, <c>FlushInterval</c> and <c>CircuitBreaker</c> (the options are validated whole before):
+    /// calls that start afterwards use them, calls running keep the settings they started with; a smaller queue takes no
+    /// new value until it has drained below it; the next background flush comes one new interval after the reload.
+    /// Unchanged breaker settings keep the breaker and its state; changed ones start a closed breaker. The store's
+    /// connection and key prefix and the invalidation channel are read once, when the tier is built (the cache logs a
+    /// reload that changes them).
     /// </summary>
     public void Apply(RegionalOptions reloaded)
     {
@@ -66,6 +69,17 @@ internal sealed partial class RegionalTier : IAsyncDisposable
             }
 
             Volatile.Write(ref _options, after);
+            if (after.FlushInterval != before.FlushInterval && Volatile.Read(ref _disposed) == 0)
+            {
+                try
+                {
+                    _flushTimer.Period = after.FlushInterval; // the next flush one new interval from now
+                }
+                catch (ObjectDisposedException)
+                {
+                    // the loop ended (disposal) between the check and the change: no flush is due any more
+                }
+            }
         }
     }
 
@@ -78,7 +92,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         {
             ConnectionString = builtWith.ConnectionString,
             KeyPrefix = builtWith.KeyPrefix,
-            FlushInterval = builtWith.FlushInterval,
+            FlushInterval = reloaded.FlushInterval,
             MaxClockSkew = reloaded.MaxClockSkew,
             QueueCapacity = reloaded.QueueCapacity,
             Invalidation = builtWith.Invalidation,
