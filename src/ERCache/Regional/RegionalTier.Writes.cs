@@ -148,7 +148,8 @@ internal sealed partial class RegionalTier
     private async Task FlushPeriodicallyAsync()
     {
         await Task.Yield(); // not on the constructor's thread
-        using var timer = _flushTimer; // disposed when the loop ends (Apply changes a disposed timer's period no more)
+        // Disposed when the loop ends; Apply checks for disposal and tolerates a timer disposed here first.
+        using var timer = _flushTimer;
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
