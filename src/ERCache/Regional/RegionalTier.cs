@@ -17,7 +17,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
 {
     private readonly IRegionalStore _store;
     private readonly Lock _applying = new();
-    private RegionalOptions _options; // a copy of our own, replaced whole by Apply: a call reads it once
+    private Settings _options; // replaced whole by Apply: a call reads it once
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
     private readonly ILogger _logger;
@@ -37,11 +37,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
     {
         _store = store;
-        _options = Reloaded(options, options);
+        _options = Settings.Of(options);
         _time = time;
         _metrics = metrics;
         _logger = logger;
-        _breaker = NewBreaker(CircuitBreakerSettings.From(_options.CircuitBreaker));
+        _breaker = NewBreaker(_options.Breaker);
         metrics.ObserveRegionalQueue(() => QueueLength);
         _flushTimer = new PeriodicTimer(_options.FlushInterval, time);
         _flushLoop = FlushPeriodicallyAsync();
@@ -61,11 +61,10 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         lock (_applying)
         {
             var before = Volatile.Read(ref _options);
-            var after = Reloaded(before, reloaded);
-            var settings = CircuitBreakerSettings.From(after.CircuitBreaker);
-            if (settings != CircuitBreakerSettings.From(before.CircuitBreaker))
+            var after = Settings.Of(reloaded);
+            if (after.Breaker != before.Breaker)
             {
-                Volatile.Write(ref _breaker, NewBreaker(settings));
+                Volatile.Write(ref _breaker, NewBreaker(after.Breaker));
             }
 
             Volatile.Write(ref _options, after);
@@ -83,31 +82,15 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         }
     }
 
-    /// <summary>The settings in force: <paramref name="builtWith"/>'s, with the reloadable ones taken from
-    /// <paramref name="reloaded"/>; a copy the caller's options object cannot change afterwards.</summary>
-    private static RegionalOptions Reloaded(RegionalOptions builtWith, RegionalOptions reloaded)
+    /// <summary>The settings the tier reads on its calls, all of them reloadable: an immutable snapshot of
+    /// <c>Regional</c>, so the caller's options object cannot change them afterwards.</summary>
+    private sealed record Settings(
+        TimeSpan Timeout, TimeSpan WriteTimeout, int MaxBatchSize, int QueueCapacity, TimeSpan MaxClockSkew,
+        TimeSpan FlushInterval, CircuitBreakerSettings Breaker)
     {
-        var breaker = reloaded.CircuitBreaker ?? new CircuitBreakerOptions();
-        return new RegionalOptions
-        {
-            ConnectionString = builtWith.ConnectionString,
-            KeyPrefix = builtWith.KeyPrefix,
-            FlushInterval = reloaded.FlushInterval,
-            MaxClockSkew = reloaded.MaxClockSkew,
-            QueueCapacity = reloaded.QueueCapacity,
-            Invalidation = builtWith.Invalidation,
-            Timeout = reloaded.Timeout,
-            WriteTimeout = reloaded.WriteTimeout,
-            MaxBatchSize = reloaded.MaxBatchSize,
-            CircuitBreaker = new CircuitBreakerOptions
-            {
-                Enabled = breaker.Enabled,
-                FailureRatio = breaker.FailureRatio,
-                MinimumThroughput = breaker.MinimumThroughput,
-                SamplingDuration = breaker.SamplingDuration,
-                BreakDuration = breaker.BreakDuration,
-            },
-        };
+        public static Settings Of(RegionalOptions options) => new(
+            options.Timeout, options.WriteTimeout, options.MaxBatchSize, options.QueueCapacity, options.MaxClockSkew,
+            options.FlushInterval, CircuitBreakerSettings.From(options.CircuitBreaker ?? new CircuitBreakerOptions()));
     }
 
     private ModelCircuitBreaker? NewBreaker(CircuitBreakerSettings settings) =>
