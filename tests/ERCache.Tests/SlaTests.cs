@@ -103,16 +103,17 @@ public sealed class SlaTests
         Assert.Equal(TimeSpan.FromMinutes(2) + TimeSpan.FromMilliseconds(60), after.Age); // the original entry, untouched
     }
 
+    /// <summary>A cache whose breaker opens after four calls in 30 s of which half failed, for 5 s.</summary>
+    private static CacheFixture WithBreaker() => new(m =>
+        m.Inference.CircuitBreaker = new CircuitBreakerOptions
+        {
+            FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
+        });
+
     [Fact]
     public async Task The_breaker_opens_serves_failover_probes_and_closes()
     {
-        using var f = new CacheFixture(m =>
-        {
-            m.Inference.CircuitBreaker = new CircuitBreakerOptions
-            {
-                FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
-            };
-        });
+        using var f = WithBreaker();
         var users = Enumerable.Range(1, 10).Select(u => (long)u).ToArray();
         await f.Cache.GetManyAsync(CacheFixture.Model, users, new float[40], new EmbeddingResult[10]);
         f.Clock.Advance(TimeSpan.FromMinutes(2));
@@ -148,13 +149,7 @@ public sealed class SlaTests
     [InlineData("never written")]
     public async Task A_tower_returning_only_invalid_vectors_opens_the_breaker_and_a_good_probe_closes_it(string how)
     {
-        using var f = new CacheFixture(m =>
-        {
-            m.Inference.CircuitBreaker = new CircuitBreakerOptions
-            {
-                FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
-            };
-        });
+        using var f = WithBreaker();
         var users = Enumerable.Range(1, 10).Select(u => (long)u).ToArray();
         await f.Cache.GetManyAsync(CacheFixture.Model, users, new float[40], new EmbeddingResult[10]);
         f.Clock.Advance(TimeSpan.FromMinutes(2));
@@ -197,13 +192,7 @@ public sealed class SlaTests
     [Fact]
     public async Task Calls_with_one_usable_row_among_invalid_ones_do_not_open_the_breaker()
     {
-        using var f = new CacheFixture(m =>
-        {
-            m.Inference.CircuitBreaker = new CircuitBreakerOptions
-            {
-                FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
-            };
-        });
+        using var f = WithBreaker();
         f.Tower.PerUser = (user, batch, i, _) =>
         {
             if (i == batch.Count - 1)
@@ -237,13 +226,7 @@ public sealed class SlaTests
     {
         // The breaker counts calls that throw (or pass their hard limit); a tower that completes and marks some rows
         // failed is working. The replay harness relies on this when it leaves the breaker out.
-        using var f = new CacheFixture(m =>
-        {
-            m.Inference.CircuitBreaker = new CircuitBreakerOptions
-            {
-                FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30), BreakDuration = TimeSpan.FromSeconds(5),
-            };
-        });
+        using var f = WithBreaker();
         f.Tower.PerUser = (_, batch, i, _) =>
         {
             batch.Fail(i);
