@@ -1,5 +1,7 @@
+using ERCache.Health;
 using ERCache.Redis.Tests.Infrastructure;
 using ERCache.Regional;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using StackExchange.Redis;
 
 namespace ERCache.Redis.Tests;
@@ -149,6 +151,17 @@ public sealed class RegionalTierTests(SharedServers servers) : IClassFixture<Sha
         }
 
         Assert.Equal(4, RegionalHost.Sum(host.Reads, "outcome", "decode_failure"));
+
+        // The refusals are logged with what the value held, one line per kind: the two copies of user first + 4's value
+        // (the first one's fingerprint changed too: the user is checked first) make one line.
+        string[] lines = [.. host.Logs.GetSnapshot().Where(r => r.Id.Id == 41).Select(r => r.Message)];
+        Assert.Contains(lines, m => m.Contains($"for user {first}: Float32 of 8 dimensions in 60 bytes, where this model reads Float32 of 8 in 64.", StringComparison.Ordinal));
+        Assert.Contains(lines, m => m.Contains($"for user {first + 1}: the value of user {first + 4}, under this user's key.", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, m => m.Contains($"for user {first + 2}:", StringComparison.Ordinal));
+        var health = await new ERCacheHealthCheck(host.Cache, new ERCacheHealthCheckOptions { MinimumResults = 4 })
+            .CheckHealthAsync(new HealthCheckContext { Registration = new HealthCheckRegistration("ercache", _ => null!, null, null) });
+        Assert.Equal(HealthStatus.Degraded, health.Status);
+        Assert.Contains("of 4 regional values found over the last 00:01:00 did not decode", health.Description, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -38,4 +38,16 @@ public sealed class ResultCountsTests
         Assert.Equal(5, first.Served);
         Assert.Equal(7, second.Served);
     }
+
+    [Fact]
+    public void Regional_values_found_and_refused_are_counted_apart_from_results()
+    {
+        var counts = new ResultCounts();
+        counts.CountRegional(found: 16, refused: 3);
+        counts.CountRegional(found: 0, refused: 0); // a lookup that found nothing
+        counts.CountRegional(found: 4, refused: 0);
+
+        Assert.Equal((20, 3), (counts.RegionalFound, counts.RegionalRefused));
+        Assert.Equal(0, counts.Served);
+    }
 }

@@ -7,14 +7,16 @@ namespace ERCache.Health;
 
 /// <summary>
 /// The health of one <see cref="EmbeddingCache"/>: <c>Healthy</c>, or <c>Degraded</c> with the reasons when a model's
-/// circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, or the regional
-/// store's circuit is open, or snapshots are still loading; <c>Unhealthy</c> once the cache is disposed. A degraded cache still answers every request
-/// (that is its contract), so it never reports <c>Unhealthy</c> while it serves. Register with
+/// circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, a model's share of
+/// regional values refused (values that do not decode as the model expects) passes its threshold, the regional store's
+/// circuit is open, or snapshots are still loading; <c>Unhealthy</c> once the cache is disposed. A degraded cache still
+/// answers every request (that is its contract), so it never reports <c>Unhealthy</c> while it serves. Register with
 /// <c>services.AddHealthChecks().AddERCache()</c>.
 /// </summary>
-/// <remarks>The fallback share compares the model's running totals now with the totals the check recorded about one
+/// <remarks>Both shares compare the model's running totals now with the totals the check recorded about one
 /// <see cref="ERCacheHealthCheckOptions.Window"/> ago (or when it was built), so it needs no timer of its own and
-/// counts nothing on the request path beyond one counter increment per result.</remarks>
+/// counts nothing on the request path beyond one counter increment per result (and one add per regional
+/// lookup).</remarks>
 public sealed class ERCacheHealthCheck : IHealthCheck
 {
     private const int MaxSnapshots = 64;
@@ -66,16 +68,26 @@ public sealed class ERCacheHealthCheck : IHealthCheck
                 reasons.Add($"model '{model}': all {slots} inference slot(s) are held by calls past their hard timeout that have not returned, every miss is shed");
             }
 
-            var (served, fallbacks) = SinceWindow(model, state.Results, now);
-            double share = served == 0 ? 0 : (double)fallbacks / served;
-            data[$"{model}.results"] = served;
-            data[$"{model}.fallbacks"] = fallbacks;
+            var window = SinceWindow(model, state.Results, now);
+            double share = window.Served == 0 ? 0 : (double)window.Fallbacks / window.Served;
+            data[$"{model}.results"] = window.Served;
+            data[$"{model}.fallbacks"] = window.Fallbacks;
             data[$"{model}.fallback_share"] = share;
-            if (served >= _options.MinimumResults && share > _options.FallbackShareThreshold)
+            if (window.Served >= _options.MinimumResults && share > _options.FallbackShareThreshold)
             {
                 reasons.Add(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"model '{model}': {share:P1} of {served} results over the last {_options.Window} were fallbacks (threshold {_options.FallbackShareThreshold:P1})"));
+                    $"model '{model}': {share:P1} of {window.Served} results over the last {_options.Window} were fallbacks (threshold {_options.FallbackShareThreshold:P1})"));
+            }
+
+            double refusedShare = window.RegionalFound == 0 ? 0 : (double)window.RegionalRefused / window.RegionalFound;
+            data[$"{model}.regional_found"] = window.RegionalFound;
+            data[$"{model}.regional_refused"] = window.RegionalRefused;
+            if (window.RegionalFound >= _options.MinimumResults && refusedShare > _options.RegionalRefusedShareThreshold)
+            {
+                reasons.Add(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"model '{model}': {refusedShare:P1} of {window.RegionalFound} regional values found over the last {_options.Window} did not decode and were refused (threshold {_options.RegionalRefusedShareThreshold:P1}; the log says why)"));
             }
         }
 
@@ -104,17 +116,18 @@ public sealed class ERCacheHealthCheck : IHealthCheck
             : HealthCheckResult.Degraded(string.Join("; ", reasons) + ".", data: data));
     }
 
-    /// <summary>A model's results and fallbacks since about one window ago: against the newest snapshot at least a
-    /// window old (or the oldest kept, or zero at the check's creation).</summary>
-    private (long Served, long Fallbacks) SinceWindow(string model, ResultCounts results, long now)
+    /// <summary>A model's counts since about one window ago: against the newest snapshot at least a window old (or the
+    /// oldest kept, or zero at the check's creation).</summary>
+    private Totals SinceWindow(string model, ResultCounts results, long now)
     {
-        var current = new Totals(now, results.Served, results.Fallbacks);
+        long refused = results.RegionalRefused; // before the values found: see ResultCounts.CountRegional
+        var current = new Totals(now, results.Served, results.Fallbacks, results.RegionalFound, refused);
         lock (_lock)
         {
             if (!_history.TryGetValue(model, out var snapshots))
             {
                 snapshots = new Queue<Totals>();
-                snapshots.Enqueue(new Totals(_created, 0, 0)); // the model's totals start with the cache (or its first reload)
+                snapshots.Enqueue(new Totals(_created, 0, 0, 0, 0)); // the model's totals start with the cache (or its first reload)
                 _history[model] = snapshots;
             }
 
@@ -137,11 +150,17 @@ public sealed class ERCacheHealthCheck : IHealthCheck
             }
 
             // Totals only grow, unless the model was removed and added again by a reload: then count from zero.
-            return current.Served >= baseline.Served
-                ? (current.Served - baseline.Served, current.Fallbacks - baseline.Fallbacks)
-                : (current.Served, current.Fallbacks);
+            return current.Served >= baseline.Served && current.RegionalFound >= baseline.RegionalFound
+                ? current with
+                {
+                    Served = current.Served - baseline.Served,
+                    Fallbacks = current.Fallbacks - baseline.Fallbacks,
+                    RegionalFound = current.RegionalFound - baseline.RegionalFound,
+                    RegionalRefused = current.RegionalRefused - baseline.RegionalRefused,
+                }
+                : current;
         }
     }
 
-    private readonly record struct Totals(long At, long Served, long Fallbacks);
+    private readonly record struct Totals(long At, long Served, long Fallbacks, long RegionalFound, long RegionalRefused);
 }

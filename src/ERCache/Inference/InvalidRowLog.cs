@@ -13,11 +13,9 @@ namespace ERCache.Inference;
 internal sealed class InvalidRowLog(ILogger logger, TimeProvider time, string model)
 {
     /// <summary>The shortest time between two lines of one kind.</summary>
-    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+    public static TimeSpan Interval => LogThrottle.Interval;
 
-    private readonly Lock _lock = new();
-    private readonly long[] _lastLogged = [long.MinValue, long.MinValue, long.MinValue];
-    private readonly long[] _suppressed = new long[3];
+    private readonly LogThrottle _throttle = new(time, kinds: 3);
 
     private enum Kind
     {
@@ -46,19 +44,9 @@ internal sealed class InvalidRowLog(ILogger logger, TimeProvider time, string mo
                 : "the row was never written (every value is still NaN)";
         }
 
-        long suppressed;
-        lock (_lock)
+        if (!_throttle.TryEnter((int)kind, out long suppressed))
         {
-            long now = time.GetTimestamp();
-            if (_lastLogged[(int)kind] != long.MinValue && time.GetElapsedTime(_lastLogged[(int)kind], now) < Interval)
-            {
-                _suppressed[(int)kind]++;
-                return;
-            }
-
-            _lastLogged[(int)kind] = now;
-            suppressed = _suppressed[(int)kind];
-            _suppressed[(int)kind] = 0;
+            return;
         }
 
         Log.InvalidVector(logger, model, index, batch.Count, problem, suppressed);

@@ -86,4 +86,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 33, Level = LogLevel.Warning, Message = "ERCache stopped loading snapshots after Snapshots:LoadTimeout {Timeout}; what was loaded stays, the rest starts empty.")]
     public static partial void SnapshotLoadTimedOut(ILogger logger, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "ERCache refused the regional value of model '{Model}' for user {UserId}: {Problem}. It was not served (a regional miss); values that never decode usually mean another deployment writes under the same Regional:KeyPrefix, or a damaged store. ({Suppressed} more of this kind since the last such line.)")]
+    public static partial void RegionalValueRefused(ILogger logger, string model, long userId, string problem, long suppressed);
 }

@@ -33,7 +33,7 @@ internal sealed partial class ModelRuntime
             return (missCount, null);
         }
 
-        int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0, future = 0;
+        int dims = Policy.Dimensions, left = 0, hits = 0, stale = 0, absent = 0, bad = 0, future = 0, cleared = 0;
         long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
         long latestServable = nowUtc + regional.MaxClockSkewMs;
         long nowTs = _clock.Now;
@@ -50,10 +50,12 @@ internal sealed partial class ModelRuntime
             else if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, Fingerprint, users[i], row, out long writtenAtUtc))
             {
                 bad++; // never served: another user's, another version's, truncated or garbage
+                State.RefusedValues.Report(value, Policy.RegionalFormat, Fingerprint, users[i], dims);
             }
             else if (writtenAtUtc <= clearedAt)
             {
                 absent++; // written before this host cleared the model: as good as absent
+                cleared++;
             }
             else if (writtenAtUtc > latestServable)
             {
@@ -90,6 +92,7 @@ internal sealed partial class ModelRuntime
             misses[left++] = position;
         }
 
+        State.Results.CountRegional(found: hits + stale + bad + future + cleared, refused: bad);
         _metrics.RecordRegionalReads(Policy.Name, "hit", hits);
         _metrics.RecordRegionalReads(Policy.Name, "stale", stale);
         _metrics.RecordRegionalReads(Policy.Name, "miss", absent);

@@ -52,6 +52,7 @@ internal sealed class ModelVersionState : IInferenceResultSink
         _regional = regional;
         Scheduler = new InferenceScheduler(time, metrics, logger, dispatcher, inference, this, policy, gate);
         InvalidRows = new InvalidRowLog(logger, time, policy.Name);
+        RefusedValues = new RefusedValueLog(logger, time, policy.Name);
     }
 
     public string Name { get; }
@@ -70,6 +71,9 @@ internal sealed class ModelVersionState : IInferenceResultSink
 
     /// <summary>Logs the rows the delegate got wrong, a few lines a minute at most.</summary>
     public InvalidRowLog InvalidRows { get; }
+
+    /// <summary>Logs why regional values were refused, a few lines a minute at most.</summary>
+    public RefusedValueLog RefusedValues { get; }
 
     /// <summary>Runs this version's inference; its rows come back to <see cref="Accept"/>.</summary>
     public InferenceScheduler Scheduler { get; }

@@ -6,7 +6,8 @@ namespace ERCache.Models;
 /// The results one model name has served, by <see cref="EmbeddingSource"/>: the health check's totals and the
 /// <c>ercache.requests</c> counter, which reads them when a listener collects instead of taking a measurement per
 /// request (under OpenTelemetry's SDK that measurement cost a hit 33–37 ns, about half of what the hit costs without a
-/// listener; docs/benchmarks.md). Kept across reloads and versions of the same model name, so the counts only grow.
+/// listener; docs/benchmarks.md). Also the regional values its lookups found and refused, for the health check. Kept
+/// across reloads and versions of the same model name, so the counts only grow.
 /// </summary>
 /// <remarks>Counting a result costs one interlocked add on a stripe chosen by the managed thread id: as many stripes as
 /// processors, each holding one count per source and 128 bytes from the next, so no two stripes share a cache line
@@ -18,6 +19,7 @@ internal sealed class ResultCounts
     private static readonly int s_sources = Enum.GetValues<EmbeddingSource>().Length;
     private readonly long[] _counts;
     private readonly int _mask;
+    private long _regionalFound, _regionalRefused; // one add per regional lookup (a miss path): not striped
 
     public ResultCounts()
     {
@@ -62,6 +64,28 @@ internal sealed class ResultCounts
         }
 
         return sum;
+    }
+
+    /// <summary>Regional values the model's lookups found so far (present in the store, whether served or not).</summary>
+    public long RegionalFound => Volatile.Read(ref _regionalFound);
+
+    /// <summary>Regional values found so far that did not decode as the model expects, never served.</summary>
+    public long RegionalRefused => Volatile.Read(ref _regionalRefused);
+
+    /// <summary>Counts one regional lookup's <paramref name="found"/> values, <paramref name="refused"/> of them refused.
+    /// The found values are added first: a reader that reads <see cref="RegionalRefused"/> before
+    /// <see cref="RegionalFound"/> never sees more refused than found.</summary>
+    public void CountRegional(int found, int refused)
+    {
+        if (found > 0)
+        {
+            Interlocked.Add(ref _regionalFound, found);
+        }
+
+        if (refused > 0)
+        {
+            Interlocked.Add(ref _regionalRefused, refused);
+        }
     }
 
     /// <summary>Counts one result from <paramref name="source"/>.</summary>

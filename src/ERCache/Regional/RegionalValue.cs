@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.IO.Hashing;
 using System.Text;
 using ERCache.Storage;
@@ -62,5 +63,55 @@ internal static class RegionalValue
         writtenAtUnixMs = BinaryPrimitives.ReadInt64LittleEndian(value[8..]);
         StorageFormats.Decode(format, value[HeaderBytes..], destination);
         return RowKernels.AllFinite(destination); // a forged row with the right header: never serve a NaN or an infinity
+    }
+
+    /// <summary>Why <see cref="TryDecode"/> refused <paramref name="value"/>: called only after a refusal, so the
+    /// lookup's path is unchanged. The checks run in <see cref="TryDecode"/>'s order.</summary>
+    public static RegionalValueProblem ProblemOf(ReadOnlySpan<byte> value, StorageFormat format, ulong fingerprint, long userId, int dimensions)
+    {
+        if (value.Length < HeaderBytes || value[0] != Magic || value[1] != Layout || value[3] != 0)
+        {
+            return RegionalValueProblem.NotAValue;
+        }
+
+        if (value[2] != (byte)format || BinaryPrimitives.ReadInt32LittleEndian(value[4..]) != dimensions || value.Length != Length(format, dimensions))
+        {
+            return RegionalValueProblem.OtherShape;
+        }
+
+        if (BinaryPrimitives.ReadInt64LittleEndian(value[16..]) != userId)
+        {
+            return RegionalValueProblem.OtherUser;
+        }
+
+        return BinaryPrimitives.ReadUInt64LittleEndian(value[24..]) != fingerprint ? RegionalValueProblem.OtherModel : RegionalValueProblem.NotFinite;
+    }
+
+    /// <summary>What was found, for the log line of a <paramref name="problem"/> that <see cref="ProblemOf"/> gave.</summary>
+    public static string Describe(RegionalValueProblem problem, ReadOnlySpan<byte> value, StorageFormat format, int dimensions)
+    {
+        var culture = CultureInfo.InvariantCulture;
+        switch (problem)
+        {
+            case RegionalValueProblem.NotAValue when value.Length >= 2 && value[0] == Magic && value[1] != Layout:
+                return string.Create(culture, $"a value of layout {value[1]} ({value.Length} bytes), where this library reads layout {Layout}");
+            case RegionalValueProblem.NotAValue when value.Length >= 2 && value[0] == Magic:
+                return string.Create(culture, $"{value.Length} bytes with a damaged ERCache header");
+            case RegionalValueProblem.NotAValue:
+                return string.Create(culture, $"{value.Length} bytes without an ERCache header");
+            case RegionalValueProblem.OtherShape:
+                var written = (StorageFormat)value[2];
+                int expected = Length(format, dimensions);
+                string length = value.Length > expected ? string.Create(culture, $"more than {expected}") : value.Length.ToString(culture); // read one byte past
+                return string.Create(
+                    culture,
+                    $"{(Enum.IsDefined(written) ? written.ToString() : $"format {value[2]}")} of {BinaryPrimitives.ReadInt32LittleEndian(value[4..])} dimensions in {length} bytes, where this model reads {format} of {dimensions} in {expected}");
+            case RegionalValueProblem.OtherUser:
+                return string.Create(culture, $"the value of user {BinaryPrimitives.ReadInt64LittleEndian(value[16..])}, under this user's key");
+            case RegionalValueProblem.OtherModel:
+                return "a value of another model or version under this field (its fingerprint differs)";
+            default:
+                return "a row holding a value that is not finite";
+        }
     }
 }

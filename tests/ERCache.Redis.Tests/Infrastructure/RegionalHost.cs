@@ -1,6 +1,7 @@
 using ERCache.Diagnostics;
 using ERCache.Inference;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Redis.Tests.Infrastructure;
@@ -33,7 +34,7 @@ internal sealed class RegionalHost : IAsyncDisposable
 
         configure?.Invoke(options);
         Store = RedisRegionalStore.Connect(connectionString);
-        Cache = EmbeddingCache.Create(options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), new EmbeddingCacheServices { TimeProvider = Clock, RegionalStore = Store, Dispatcher = dispatcher });
+        Cache = EmbeddingCache.Create(options, Towers.ToDictionary(t => t.Key, t => (IEmbeddingInference)t.Value), new EmbeddingCacheServices { TimeProvider = Clock, RegionalStore = Store, Dispatcher = dispatcher, Logger = new FakeLogger<EmbeddingCache>(Logs) });
         Reads = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalReads);
         Groups = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteGroups);
         Values = new MetricCollector<long>(Cache.Meter, ERCacheDiagnostics.RegionalWriteValues);
@@ -44,6 +45,9 @@ internal sealed class RegionalHost : IAsyncDisposable
     }
 
     public TimeProvider Clock { get; }
+
+    /// <summary>What the cache logged.</summary>
+    public FakeLogCollector Logs { get; } = new();
 
     public FakeTimeProvider FakeClock => (FakeTimeProvider)Clock;
 

@@ -54,4 +54,42 @@ public sealed class ResultCountsSoak
         Assert.Equal((long)Threads * Rounds, counts.Of(EmbeddingSource.Direct));
         Assert.Equal(3L * Threads * (Rounds / 4), counts.Fallbacks);
     }
+
+    [Fact]
+    public void Hammer_regional_counts_from_several_threads_are_exact_and_never_show_more_refused_than_found()
+    {
+        const int Threads = 4, Lookups = 1_000_000;
+        var counts = new ResultCounts();
+        using var start = new ManualResetEventSlim();
+        int counting = Threads;
+        var workers = Enumerable.Range(0, Threads).Select(w => new Thread(() =>
+        {
+            start.Wait();
+            for (int i = 0; i < Lookups; i++)
+            {
+                counts.CountRegional(found: 2, refused: i % 2 == w % 2 ? 2 : 0); // every other lookup: all refused
+            }
+
+            Interlocked.Decrement(ref counting);
+        })).ToList();
+        workers.ForEach(t => t.Start());
+
+        long reads = 0, moreRefused = 0;
+        start.Set();
+        while (Volatile.Read(ref counting) > 0 || reads == 0)
+        {
+            long refused = counts.RegionalRefused, found = counts.RegionalFound; // the health check's order
+            if (refused > found)
+            {
+                moreRefused++;
+            }
+
+            reads++;
+            Thread.Yield();
+        }
+
+        workers.ForEach(t => t.Join());
+        Assert.Equal(0, moreRefused);
+        Assert.Equal((2L * Threads * Lookups, (long)Threads * Lookups), (counts.RegionalFound, counts.RegionalRefused));
+    }
 }
