@@ -4,7 +4,6 @@ using Microsoft.Extensions.Configuration;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using Microsoft.Extensions.Logging.Testing;
 
 namespace ERCache.Tests;
 
@@ -526,64 +525,48 @@ public sealed class TierSizeConfigurationTests
     [Fact]
     public void An_options_monitor_reload_that_cannot_be_applied_is_logged_not_thrown()
     {
-        var monitor = new ManualOptionsMonitor(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } });
-        var logs = new FakeLogCollector();
         var tower = new TestTower();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        using var cache = new EmbeddingCache(
-            monitor,
-            name => name == "ctr" ? tower : null,
-            new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs) });
+        using var host = new ReloadableCache(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } }, name => name == "ctr" ? tower : null);
 
-        monitor.Raise(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["new"] = CacheFixture.DefaultModel(4) } });
+        host.Reload(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["new"] = CacheFixture.DefaultModel(4) } });
 
-        Assert.Equal(["ctr"], cache.Models);
-        Assert.Contains(logs.GetSnapshot(), r => r.Message.Contains("No inference is registered for model(s) 'new'", StringComparison.Ordinal));
+        Assert.Equal(["ctr"], host.Cache.Models);
+        Assert.Contains(host.Logs.GetSnapshot(), r => r.Message.Contains("No inference is registered for model(s) 'new'", StringComparison.Ordinal));
     }
 
     [Fact]
     public void A_reloaded_setting_that_is_read_once_is_logged_by_its_path_not_ignored_silently()
     {
-        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
-        var monitor = new ManualOptionsMonitor(options);
-        var logs = new FakeLogCollector();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        using var cache = new EmbeddingCache(
-            monitor, _ => new TestTower(),
-            new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs), RegionalStore = new ERCache.Testing.InMemoryRegionalStore() });
+        using var host = new ReloadableCache(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } }, store: new ERCache.Testing.InMemoryRegionalStore());
 
         var reloaded = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) }, Regional = new RegionalOptions { Invalidation = false } };
         reloaded.Models["ctr"].Direct.Ttl = TimeSpan.FromMinutes(7);
-        monitor.Raise(reloaded);
-        monitor.Raise(reloaded); // the same change again: logged once
+        host.Reload(reloaded);
+        host.Reload(reloaded); // the same change again: logged once
 
-        var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
+        var ignored = host.Logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
         Assert.Equal("ERCache:Regional:Invalidation", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
         Assert.Contains("(true -> false)", ignored[0].Message, StringComparison.Ordinal);
-        Assert.Equal(TimeSpan.FromMinutes(7), cache.GetPolicy("ctr").Direct.Ttl); // the models' part of the reload applied
+        Assert.Equal(TimeSpan.FromMinutes(7), host.Cache.GetPolicy("ctr").Direct.Ttl); // the models' part of the reload applied
     }
 
     [Fact]
     public void A_reloaded_store_setting_is_logged_too_and_a_connection_string_never_appears_in_the_log()
     {
         static ERCacheOptions With(RegionalOptions regional) => new() { Models = { ["ctr"] = CacheFixture.DefaultModel(4) }, Regional = regional };
-        var monitor = new ManualOptionsMonitor(With(new RegionalOptions { ConnectionString = "redis-a:6379,password=first-secret" }));
-        var logs = new FakeLogCollector();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        using var cache = new EmbeddingCache(
-            monitor, _ => new TestTower(),
-            new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs), RegionalStore = new ERCache.Testing.InMemoryRegionalStore() });
+        using var host = new ReloadableCache(
+            With(new RegionalOptions { ConnectionString = "redis-a:6379,password=first-secret" }), store: new ERCache.Testing.InMemoryRegionalStore());
 
-        monitor.Raise(With(new RegionalOptions
+        host.Reload(With(new RegionalOptions
         {
             ConnectionString = "redis-b:6379,password=second-secret", KeyPrefix = "ercache:other", Invalidation = false,
         }));
 
-        var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
+        var ignored = host.Logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
         Assert.Equal(
             ["ERCache:Regional:ConnectionString", "ERCache:Regional:Invalidation", "ERCache:Regional:KeyPrefix"],
             ignored.Select(r => (string)r.StructuredState!.Single(p => p.Key == "Setting").Value!).Order(StringComparer.Ordinal));
-        Assert.DoesNotContain(logs.GetSnapshot(), r => r.Message.Contains("secret", StringComparison.Ordinal));
+        Assert.DoesNotContain(host.Logs.GetSnapshot(), r => r.Message.Contains("secret", StringComparison.Ordinal));
         Assert.Contains("(default) -> ercache:other", ignored.Single(r => r.Message.Contains("KeyPrefix", StringComparison.Ordinal)).Message, StringComparison.Ordinal);
     }
 
@@ -598,21 +581,16 @@ public sealed class TierSizeConfigurationTests
             return new ERCacheOptions { Models = { ["ctr"] = model } };
         }
 
-        var monitor = new ManualOptionsMonitor(With(maxConcurrency: 1, sampleRate: 0.1));
-        var logs = new FakeLogCollector();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        using var cache = new EmbeddingCache(
-            monitor, _ => new TestTower(),
-            new EmbeddingCacheServices { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs) });
-        int Warnings() => logs.GetSnapshot().Count(r => r.Id.Id == 39);
+        using var host = new ReloadableCache(With(maxConcurrency: 1, sampleRate: 0.1));
+        int Warnings() => host.Logged(39).Length;
 
         Assert.Equal(1, Warnings());
-        Assert.Contains("'ctr'", logs.GetSnapshot().First(r => r.Id.Id == 39).Message, StringComparison.Ordinal);
-        monitor.Raise(With(maxConcurrency: 1, sampleRate: 0.1)); // unchanged: not again
+        Assert.Contains("'ctr'", host.Logged(39)[0], StringComparison.Ordinal);
+        host.Reload(With(maxConcurrency: 1, sampleRate: 0.1)); // unchanged: not again
         Assert.Equal(1, Warnings());
-        monitor.Raise(With(maxConcurrency: 2, sampleRate: 0.1)); // a spare slot now: nothing to say
+        host.Reload(With(maxConcurrency: 2, sampleRate: 0.1)); // a spare slot now: nothing to say
         Assert.Equal(1, Warnings());
-        monitor.Raise(With(maxConcurrency: 1, sampleRate: 0.2));
+        host.Reload(With(maxConcurrency: 1, sampleRate: 0.2));
         Assert.Equal(2, Warnings());
     }
 }

@@ -23,19 +23,17 @@ public sealed class LoneMissTests
     [Fact]
     public async Task A_lone_miss_that_finds_a_free_slot_does_not_pass_a_user_already_queued()
     {
-        var monitor = new ManualOptionsMonitor(Options(maxConcurrency: 1));
         var tower = new TestTower();
         var dispatcher = new ManualInferenceDispatcher();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        await using var cache = new EmbeddingCache(
-            monitor, name => name == CacheFixture.Model ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = dispatcher });
+        await using var host = new ReloadableCache(Options(maxConcurrency: 1), name => name == CacheFixture.Model ? tower : null, dispatcher: dispatcher);
+        var cache = host.Cache;
 
         var first = cache.GetAsync(CacheFixture.Model, 100, new float[4]); // takes the only slot
         var queued = cache.GetAsync(CacheFixture.Model, 1, new float[4]);  // waits for it
         Assert.Equal(1, cache.GetQueuedUsers(CacheFixture.Model));
 
         // A reload frees a second slot; user 1 is still queued until something starts the queue.
-        monitor.Raise(Options(maxConcurrency: 2));
+        host.Reload(Options(maxConcurrency: 2));
         var lone = cache.GetAsync(CacheFixture.Model, 2, new float[4]);
         dispatcher.RunAll();
         await Task.WhenAll(first.AsTask(), queued.AsTask(), lone.AsTask());

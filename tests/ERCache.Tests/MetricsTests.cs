@@ -3,7 +3,6 @@ using ERCache.Diagnostics;
 using ERCache.Inference;
 using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
-using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Tests;
 
@@ -200,11 +199,8 @@ public sealed class MetricsTests
     [Fact]
     public async Task Requests_keep_counting_across_a_version_change()
     {
-        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
-        var monitor = new ManualOptionsMonitor(options);
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        await using var cache = new EmbeddingCache(
-            monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
+        await using var host = new ReloadableCache(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } }, dispatcher: InferenceDispatcher.Inline);
+        var cache = host.Cache;
         using var metrics = new CacheMetrics(cache.Meter);
         var vector = new float[4];
         await cache.GetAsync("ctr", 1, vector); // fresh, v1
@@ -213,7 +209,7 @@ public sealed class MetricsTests
 
         var v2 = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
         v2.Models["ctr"].Version = "v2";
-        monitor.Raise(v2);
+        host.Reload(v2);
         var result = await cache.GetAsync("ctr", 1, vector); // fresh, v2: nothing of v1 is served
         Assert.Equal((EmbeddingSource.Fresh, "v2"), (result.Source, result.ModelVersion));
 

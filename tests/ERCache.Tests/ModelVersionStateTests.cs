@@ -36,10 +36,9 @@ public sealed class ModelVersionStateTests
             await other.FlushRegionalWritesAsync();
         }
 
-        var monitor = new ManualOptionsMonitor(Options());
         var tower = new TestTower { Generation = 2 };
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = dispatcher, RegionalStore = store });
+        await using var host = new ReloadableCache(Options(), name => name == "ctr" ? tower : null, clock: clock, dispatcher: dispatcher, store: store);
+        var cache = host.Cache;
 
         // This host misses locally; its lookup reads the shared vector, and the answer is in flight.
         store.HoldReads();
@@ -51,7 +50,7 @@ public sealed class ModelVersionStateTests
         var before = cache.GetPolicy("ctr");
         var reloaded = Options();
         Change(reloaded.Models["ctr"], change);
-        monitor.Raise(reloaded);
+        host.Reload(reloaded);
         Assert.NotSame(before, cache.GetPolicy("ctr"));
         Assert.Equal(before.Version, cache.GetPolicy("ctr").Version);
         await cache.RemoveAsync("ctr", User);
@@ -78,10 +77,9 @@ public sealed class ModelVersionStateTests
     [Fact]
     public async Task A_same_version_reload_keeps_the_scheduler_and_the_tiers_whose_storage_is_unchanged()
     {
-        var monitor = new ManualOptionsMonitor(Options());
         var tower = new TestTower();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
+        await using var host = new ReloadableCache(Options(), name => name == "ctr" ? tower : null, dispatcher: InferenceDispatcher.Inline);
+        var cache = host.Cache;
         Assert.Equal(EmbeddingSource.Fresh, (await cache.GetAsync("ctr", User, new float[4])).Source);
         var state = cache.ResolveState("ctr");
         var (direct, failover) = (cache.GetTier("ctr", TierKind.Direct), cache.GetTier("ctr", TierKind.Failover));
@@ -89,7 +87,7 @@ public sealed class ModelVersionStateTests
         var reloaded = Options();
         reloaded.Models["ctr"].Direct.Capacity = 2000;
         reloaded.Models["ctr"].Inference.MaxConcurrency = 2;
-        monitor.Raise(reloaded);
+        host.Reload(reloaded);
 
         Assert.Same(state, cache.ResolveState("ctr"));
         Assert.Same(state.Scheduler, cache.ResolveState("ctr").Scheduler);
@@ -102,15 +100,14 @@ public sealed class ModelVersionStateTests
     [Fact]
     public async Task A_reload_that_only_turns_huge_pages_off_rebuilds_that_tier()
     {
-        var monitor = new ManualOptionsMonitor(Options());
         var tower = new TestTower();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
+        await using var host = new ReloadableCache(Options(), name => name == "ctr" ? tower : null, dispatcher: InferenceDispatcher.Inline);
+        var cache = host.Cache;
         var (direct, failover) = (cache.GetTier("ctr", TierKind.Direct), cache.GetTier("ctr", TierKind.Failover));
 
         var reloaded = Options();
         reloaded.Models["ctr"].Failover.HugePages = false;
-        monitor.Raise(reloaded);
+        host.Reload(reloaded);
 
         Assert.Same(direct, cache.GetTier("ctr", TierKind.Direct));
         Assert.NotSame(failover, cache.GetTier("ctr", TierKind.Failover));
@@ -123,11 +120,10 @@ public sealed class ModelVersionStateTests
     {
         var options = Options();
         options.Models["ctr"].Direct.Eviction = EvictionStrategy.MemoryCache;
-        var monitor = new ManualOptionsMonitor(options);
         var tower = new TestTower { Generation = 1 };
         var dispatcher = new ManualInferenceDispatcher();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        await using var cache = new EmbeddingCache(monitor, name => name == "ctr" ? tower : null, new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = dispatcher });
+        await using var host = new ReloadableCache(options, name => name == "ctr" ? tower : null, dispatcher: dispatcher);
+        var cache = host.Cache;
         var old = cache.ResolveState("ctr");
         var oldDirect = Assert.IsType<Tiers.MemoryCacheTier<Storage.Float32Codec>>(cache.GetTier("ctr", TierKind.Direct));
 
@@ -137,7 +133,7 @@ public sealed class ModelVersionStateTests
         var v2 = Options();
         v2.Models["ctr"].Version = "v2";
         v2.Models["ctr"].Direct.Eviction = EvictionStrategy.MemoryCache;
-        monitor.Raise(v2);
+        host.Reload(v2);
 
         var current = cache.ResolveState("ctr");
         Assert.NotSame(old, current);
@@ -164,13 +160,12 @@ public sealed class ModelVersionStateTests
     [Fact]
     public async Task A_request_whose_version_was_retired_before_its_miss_path_is_answered_whole_by_the_current_version()
     {
-        var monitor = new ManualOptionsMonitor(Options());
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
+        await using var host = new ReloadableCache(Options(), dispatcher: InferenceDispatcher.Inline);
+        var cache = host.Cache;
         var v1 = cache.ResolveState("ctr").Current; // what a request resolved just before the reload
         var v2 = Options();
         v2.Models["ctr"].Version = "v2";
-        monitor.Raise(v2);
+        host.Reload(v2);
         Assert.True(v1.State.IsRetired);
 
         var vector = new float[4];
@@ -191,13 +186,12 @@ public sealed class ModelVersionStateTests
     {
         var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4), ["other"] = CacheFixture.DefaultModel(4) } };
         options.Models["ctr"].Failover.Eviction = EvictionStrategy.MemoryCache;
-        var monitor = new ManualOptionsMonitor(options);
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        await using var cache = new EmbeddingCache(monitor, _ => new TestTower(), new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Dispatcher = InferenceDispatcher.Inline });
+        await using var host = new ReloadableCache(options, dispatcher: InferenceDispatcher.Inline);
+        var cache = host.Cache;
         var removed = cache.ResolveState("ctr");
         var failover = Assert.IsType<Tiers.MemoryCacheTier<Storage.Float32Codec>>(cache.GetTier("ctr", TierKind.Failover));
 
-        monitor.Raise(new ERCacheOptions { Models = { ["other"] = CacheFixture.DefaultModel(4) } });
+        host.Reload(new ERCacheOptions { Models = { ["other"] = CacheFixture.DefaultModel(4) } });
 
         Assert.True(removed.IsRetired);
         Assert.True(failover.IsReleased);

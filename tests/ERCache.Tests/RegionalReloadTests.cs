@@ -2,7 +2,6 @@ using ERCache.Diagnostics;
 using ERCache.Regional;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 using Polly.CircuitBreaker;
 
@@ -149,15 +148,9 @@ public sealed class RegionalReloadTests
     [Fact]
     public void A_reload_applies_the_regional_timeouts_and_logs_only_the_settings_read_once()
     {
-        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
-        var monitor = new ManualOptionsMonitor(options);
-        var logs = new FakeLogCollector();
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        using var cache = new EmbeddingCache(
-            monitor, _ => new TestTower(),
-            new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), Logger = new FakeLogger<EmbeddingCache>(logs), RegionalStore = new ERCache.Testing.InMemoryRegionalStore() });
+        using var host = new ReloadableCache(new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } }, store: new ERCache.Testing.InMemoryRegionalStore());
 
-        monitor.Raise(new ERCacheOptions
+        host.Reload(new ERCacheOptions
         {
             Models = { ["ctr"] = CacheFixture.DefaultModel(4) },
             Regional = new RegionalOptions
@@ -168,34 +161,31 @@ public sealed class RegionalReloadTests
             },
         });
 
-        var ignored = logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
+        var ignored = host.Logs.GetSnapshot().Where(r => r.Id.Id == 38).ToArray();
         Assert.Equal("ERCache:Regional:KeyPrefix", Assert.Single(ignored).StructuredState!.Single(p => p.Key == "Setting").Value);
-        Assert.Equal(TimeSpan.FromMilliseconds(20), cache.RegionalTier!.ReadTimeout);
-        Assert.Equal(TimeSpan.FromSeconds(2), cache.RegionalTier.WriteTimeout);
-        Assert.Equal(2_000, cache.RegionalTier.MaxClockSkewMs);
-        Assert.Null(cache.RegionalTier.CircuitState);
+        var tier = host.Cache.RegionalTier!;
+        Assert.Equal(TimeSpan.FromMilliseconds(20), tier.ReadTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(2), tier.WriteTimeout);
+        Assert.Equal(2_000, tier.MaxClockSkewMs);
+        Assert.Null(tier.CircuitState);
     }
 
     [Fact]
     public void An_invalid_regional_setting_rejects_the_whole_reload()
     {
         var model = CacheFixture.DefaultModel(4);
-        var monitor = new ManualOptionsMonitor(new ERCacheOptions { Models = { ["ctr"] = model } });
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        using var cache = new EmbeddingCache(
-            monitor, _ => new TestTower(),
-            new EmbeddingCacheServices { TimeProvider = new FakeTimeProvider(), RegionalStore = new ERCache.Testing.InMemoryRegionalStore() });
+        using var host = new ReloadableCache(new ERCacheOptions { Models = { ["ctr"] = model } }, store: new ERCache.Testing.InMemoryRegionalStore());
         var reloaded = CacheFixture.DefaultModel(4);
         reloaded.Direct.Ttl = TimeSpan.FromMinutes(7);
 
-        monitor.Raise(new ERCacheOptions
+        host.Reload(new ERCacheOptions
         {
             Models = { ["ctr"] = reloaded },
             Regional = new RegionalOptions { Timeout = TimeSpan.FromMilliseconds(50), WriteTimeout = TimeSpan.Zero },
         });
 
-        Assert.Equal(new RegionalOptions().Timeout, cache.RegionalTier!.ReadTimeout); // its valid part not applied either
-        Assert.Equal(model.Direct.Ttl, cache.GetPolicy("ctr").Direct.Ttl);
+        Assert.Equal(new RegionalOptions().Timeout, host.Cache.RegionalTier!.ReadTimeout); // its valid part not applied either
+        Assert.Equal(model.Direct.Ttl, host.Cache.GetPolicy("ctr").Direct.Ttl);
     }
 
     [Fact]
@@ -204,14 +194,10 @@ public sealed class RegionalReloadTests
         static ERCacheOptions With(TimeSpan writeTimeout) =>
             new() { Models = { ["ctr"] = CacheFixture.DefaultModel(4) }, Regional = new RegionalOptions { WriteTimeout = writeTimeout } };
         var clock = new FakeTimeProvider();
-        var monitor = new ManualOptionsMonitor(With(TimeSpan.FromSeconds(1)));
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
-        using var cache = new EmbeddingCache(
-            monitor, _ => new TestTower(),
-            new EmbeddingCacheServices { TimeProvider = clock, RegionalStore = new SilentChannel(new ERCache.Testing.InMemoryRegionalStore(clock)) });
+        using var host = new ReloadableCache(With(TimeSpan.FromSeconds(1)), clock: clock, store: new SilentChannel(new ERCache.Testing.InMemoryRegionalStore(clock)));
 
-        monitor.Raise(With(TimeSpan.FromSeconds(3)));
-        var removal = cache.RemoveAsync("ctr", 7); // deleted from the store at once; its announcement is never answered
+        host.Reload(With(TimeSpan.FromSeconds(3)));
+        var removal = host.Cache.RemoveAsync("ctr", 7); // deleted from the store at once; its announcement is never answered
         clock.Advance(TimeSpan.FromSeconds(1));
         Assert.False(removal.IsCompleted); // the built 1 s no longer bounds the announcement
         clock.Advance(TimeSpan.FromSeconds(2));
