@@ -246,6 +246,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>Whether snapshots are still loading (for the health check).</summary>
     internal bool IsLoadingSnapshots => _snapshots is { Loaded.IsCompleted: false };
 
+    /// <summary>Why the next restart may start cold (see <see cref="SnapshotKeeper.Problems"/>); empty without snapshots.</summary>
+    internal IReadOnlyList<string> SnapshotProblems => _snapshots?.Problems ?? [];
+
     /// <summary>The snapshots' keeper, when <c>Snapshots:Directory</c> is set (for tests).</summary>
     internal SnapshotKeeper? Snapshots => _snapshots;
 

@@ -2,6 +2,7 @@ using ERCache.Inference;
 using ERCache.Regional;
 using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -497,6 +498,90 @@ public sealed class SnapshotTests : IDisposable
         var error = Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 40);
         Assert.Equal(LogLevel.Error, error.Level);
         Assert.Contains("ctr.removals.ercache-log", error.Message);
+    }
+
+    [Fact]
+    public async Task A_failed_snapshot_write_keeps_the_health_check_degraded_until_a_write_succeeds()
+    {
+        await using var cache = Start(Options(), new FakeTimeProvider(Epoch), new TestTower());
+        await cache.WhenReadyAsync();
+        var check = new Health.ERCacheHealthCheck(cache);
+        await cache.GetAsync(Model, 5, new float[8]);
+        string direct = Models.SnapshotKeeper.PathOf(_directory, Model, TierKind.Direct);
+        Directory.CreateDirectory(direct); // the file's path is a directory: the finished file cannot replace it
+
+        await cache.WriteSnapshotsAsync();
+
+        var failed = await HealthCheckTests.Check(check);
+        Assert.Equal(HealthStatus.Degraded, failed.Status);
+        Assert.Contains($"snapshots: the last write of {direct} failed (", failed.Description, StringComparison.Ordinal);
+        Assert.Equal(1, failed.Data["snapshot_problems"]);
+
+        Directory.Delete(direct);
+        await cache.WriteSnapshotsAsync();
+        var written = await HealthCheckTests.Check(check);
+        Assert.Equal(HealthStatus.Healthy, written.Status);
+        Assert.Equal(0, written.Data["snapshot_problems"]);
+    }
+
+    [Theory]
+    [InlineData("a removal")]
+    [InlineData("a snapshot write")] // which shortens the log
+    public async Task A_removal_that_cannot_be_logged_keeps_the_health_check_degraded_until_the_log_is_written_again(string writesTheLog)
+    {
+        await using var cache = Start(Options(), new FakeTimeProvider(Epoch), new TestTower());
+        await cache.WhenReadyAsync();
+        var check = new Health.ERCacheHealthCheck(cache);
+        await cache.GetAsync(Model, 5, new float[8]);
+        await cache.WriteSnapshotsAsync();
+        string log = Path.Combine(_directory, "ctr.removals.ercache-log");
+        Directory.CreateDirectory(log); // the log's path cannot be a file
+
+        await cache.RemoveAsync(Model, 5);
+        await cache.WriteSnapshotsAsync(); // new snapshots, but a log that cannot be read restores nothing of the model
+
+        var degraded = await HealthCheckTests.Check(check);
+        Assert.Equal(HealthStatus.Degraded, degraded.Status);
+        Assert.Contains("snapshots: a removal of model 'ctr' could not be logged in", degraded.Description, StringComparison.Ordinal);
+        Assert.Contains("the next restart starts it cold", degraded.Description, StringComparison.Ordinal);
+
+        Directory.Delete(log);
+        if (writesTheLog == "a removal")
+        {
+            await cache.RemoveAsync(Model, 6);
+        }
+        else
+        {
+            await cache.WriteSnapshotsAsync();
+        }
+
+        Assert.Equal(HealthStatus.Healthy, (await HealthCheckTests.Check(check)).Status);
+    }
+
+    [Fact]
+    public async Task A_removal_that_cannot_be_logged_during_a_snapshot_write_deletes_what_the_write_made()
+    {
+        // The walk has written user 5 when the removal runs; the removal's log fails and deletes the model's snapshots,
+        // then the finished file would replace them with user 5 in it, and no log to drop it at the restore.
+        await using var cache = Start(Options(), new FakeTimeProvider(Epoch), new TestTower());
+        await cache.WhenReadyAsync();
+        await cache.GetAsync(Model, 5, new float[8]);
+        string log = Path.Combine(_directory, "ctr.removals.ercache-log");
+        int renames = 0;
+        cache.Snapshots!.BeforeRename = _ =>
+        {
+            if (Interlocked.Increment(ref renames) == 1)
+            {
+                Directory.CreateDirectory(log);
+                Assert.Equal(2, cache.RemoveAsync(Model, 5).GetAwaiter().GetResult());
+            }
+        };
+
+        await cache.WriteSnapshotsAsync();
+
+        Assert.Equal(2, renames); // both tiers were walked and finished
+        Assert.Empty(Directory.GetFiles(_directory, "*.ercache-snapshot"));
+        Assert.Contains(cache.SnapshotProblems, p => p.Contains("was deleted: a removal that could not be logged ran meanwhile", StringComparison.Ordinal));
     }
 
     [Fact]

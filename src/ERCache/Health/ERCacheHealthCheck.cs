@@ -9,7 +9,8 @@ namespace ERCache.Health;
 /// The health of one <see cref="EmbeddingCache"/>: <c>Healthy</c>, or <c>Degraded</c> with the reasons when a model's
 /// circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, a model's share of
 /// regional values refused (values that do not decode as the model expects) passes its threshold, the regional store's
-/// circuit is open, or snapshots are still loading; <c>Unhealthy</c> once the cache is disposed. A degraded cache still
+/// circuit is open, snapshots are still loading, or the last snapshot write failed or a removal could not be logged (the
+/// next restart may start cold); <c>Unhealthy</c> once the cache is disposed. A degraded cache still
 /// answers every request (that is its contract), so it never reports <c>Unhealthy</c> while it serves. Register with
 /// <c>services.AddHealthChecks().AddERCache()</c>.
 /// </summary>
@@ -95,6 +96,13 @@ public sealed class ERCacheHealthCheck : IHealthCheck
         if (_cache.IsLoadingSnapshots)
         {
             reasons.Add("snapshots are still loading (the tiers are warming)");
+        }
+
+        var snapshotProblems = _cache.SnapshotProblems;
+        data["snapshot_problems"] = snapshotProblems.Count;
+        foreach (var problem in snapshotProblems)
+        {
+            reasons.Add($"snapshots: {problem}");
         }
 
         if (_cache.IsInvalidationSubscribed is { } subscribed)

@@ -39,6 +39,15 @@ internal sealed class SnapshotKeeper : IDisposable
     // earlier, so it covers every entry of such a snapshot even when the wall clock has stepped back since.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _newestSnapshot = new(StringComparer.OrdinalIgnoreCase);
 
+    // What went wrong, for the health check: the last write pass's failures, and per model a removal that could not be
+    // logged (its snapshots were deleted, and a log that cannot be read restores nothing) until its log is written again.
+    private IReadOnlyList<string> _writeProblems = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _removalLogProblems = new(StringComparer.OrdinalIgnoreCase);
+
+    // Per model, how many removals could not be logged: a write whose walk such a removal overlapped deletes its file,
+    // since the entry it may have written before the removal is in no log that would drop it at the restore.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _unloggedRemovals = new(StringComparer.OrdinalIgnoreCase);
+
     public SnapshotKeeper(SnapshotOptions options, ModelRegistry registry, TimeProvider time, ILogger logger)
     {
         _options = options;
@@ -63,6 +72,13 @@ internal sealed class SnapshotKeeper : IDisposable
 
     /// <summary>Completes when the start-up load has finished, timed out or failed (never faults).</summary>
     public Task Loaded { get; }
+
+    /// <summary>Runs for each tier file written, once it is complete and before it replaces the previous one (tests).</summary>
+    internal Action<string>? BeforeRename { get; set; }
+
+    /// <summary>Why the next restart may start cold, for the health check: each failure of the last write pass, and each
+    /// model whose removal could not be logged, until its log is written again. Empty when all is well.</summary>
+    public IReadOnlyList<string> Problems => [.. Volatile.Read(ref _writeProblems), .. _removalLogProblems.Values];
 
     /// <summary>The directory's file for one tier of a model: the name made safe for any file system.</summary>
     public static string PathOf(string directory, string model, TierKind tier) =>
@@ -92,10 +108,13 @@ internal sealed class SnapshotKeeper : IDisposable
         try
         {
             log.Append(userId, now, durable);
+            _removalLogProblems.TryRemove(model, out _);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             Log.RemovalLogFailed(_logger, "write", log.Path, model, ex);
+            _unloggedRemovals.AddOrUpdate(model, 1, static (_, n) => n + 1); // before the files go: see WriteAll
+            _removalLogProblems[model] = $"a removal of model '{model}' could not be logged in {log.Path} ({ex.Message}), so its snapshots were deleted: the next restart starts it cold";
             foreach (var tier in new[] { TierKind.Direct, TierKind.Failover })
             {
                 string path = PathOf(_options.Directory!, model, tier);
@@ -355,6 +374,13 @@ internal sealed class SnapshotKeeper : IDisposable
 
     private void WriteAll(CancellationToken cancellationToken)
     {
+        var problems = new List<string>();
+        WriteAll(problems, cancellationToken);
+        Volatile.Write(ref _writeProblems, problems);
+    }
+
+    private void WriteAll(List<string> problems, CancellationToken cancellationToken)
+    {
         try
         {
             Directory.CreateDirectory(_options.Directory!);
@@ -362,6 +388,7 @@ internal sealed class SnapshotKeeper : IDisposable
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             Log.SnapshotFailed(_logger, "create the directory of", _options.Directory!, ex);
+            problems.Add($"the last write could not create the directory {_options.Directory} ({ex.Message}): nothing was written");
             return;
         }
 
@@ -369,6 +396,7 @@ internal sealed class SnapshotKeeper : IDisposable
         {
             var runtime = state.Current;
             long modelStartedUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            int unlogged = _unloggedRemovals.GetValueOrDefault(state.Name);
             bool allWritten = true;
             foreach (var tier in new[] { runtime.Direct, runtime.Failover })
             {
@@ -386,8 +414,20 @@ internal sealed class SnapshotKeeper : IDisposable
                 long started = Stopwatch.GetTimestamp();
                 try
                 {
+                    var beforeRename = BeforeRename;
                     long entries = TierSnapshotFile.Write(
-                        tier, identity, path, nowUnixMs, writtenAt => nowUnixMs - (long)((Int128)(ttlNow - writtenAt) * 1000 / frequency), cancellationToken);
+                        tier, identity, path, nowUnixMs, writtenAt => nowUnixMs - (long)((Int128)(ttlNow - writtenAt) * 1000 / frequency), cancellationToken,
+                        beforeRename is null ? null : () => beforeRename(path));
+                    if (_unloggedRemovals.GetValueOrDefault(state.Name) != unlogged)
+                    {
+                        // A removal the log missed ran during the walk, and deleted the files before this one replaced
+                        // them: this file may hold the removed user, so it goes too (a removal after this check deletes it).
+                        File.Delete(path);
+                        problems.Add($"the last write of {path} was deleted: a removal that could not be logged ran meanwhile");
+                        allWritten = false;
+                        continue;
+                    }
+
                     double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                     long bytes = new FileInfo(path).Length;
                     Log.SnapshotWritten(_logger, tier.Policy.Kind, state.Name, state.Version, path, entries, bytes, elapsedMs);
@@ -395,11 +435,13 @@ internal sealed class SnapshotKeeper : IDisposable
                 catch (OperationCanceledException)
                 {
                     Log.SnapshotWriteTimedOut(_logger, path, _options.WriteTimeout);
+                    problems.Add($"the last write abandoned {path} after Snapshots:WriteTimeout {_options.WriteTimeout}, and the tiers after it");
                     return;
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
                     Log.SnapshotFailed(_logger, "write", path, ex);
+                    problems.Add($"the last write of {path} failed ({ex.Message}): the previous snapshot, if any, is what a restart restores");
                     allWritten = false;
                 }
             }
@@ -426,6 +468,7 @@ internal sealed class SnapshotKeeper : IDisposable
         try
         {
             log.DropBefore(unixMs);
+            _removalLogProblems.TryRemove(model, out _); // the log is written again, beside snapshots taken after the removal
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

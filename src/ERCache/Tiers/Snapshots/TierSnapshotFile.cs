@@ -32,9 +32,12 @@ internal static class TierSnapshotFile
     /// <summary>
     /// Writes every entry of <paramref name="tier"/> to <paramref name="path"/>, stamping each with its wall-clock write
     /// time (<paramref name="toUnixMs"/> converts the tier's stamps). Returns the entries written. On cancellation or
-    /// failure the temporary file is deleted and the previous snapshot stays.
+    /// failure the temporary file is deleted and the previous snapshot stays. <paramref name="beforeRename"/> runs once
+    /// the file is complete, before it replaces the previous one (a test's hook).
     /// </summary>
-    public static long Write(EmbeddingTier tier, SnapshotIdentity identity, string path, long nowUnixMs, Func<long, long> toUnixMs, CancellationToken cancellationToken)
+    public static long Write(
+        EmbeddingTier tier, SnapshotIdentity identity, string path, long nowUnixMs, Func<long, long> toUnixMs, CancellationToken cancellationToken,
+        Action? beforeRename = null)
     {
         string temporary = $"{path}.{Environment.ProcessId}.tmp";
         int rowBytes = StorageFormats.RowBytes(identity.Format, identity.Dimensions);
@@ -74,6 +77,7 @@ internal static class TierSnapshotFile
                 file.Flush(flushToDisk: true);
             }
 
+            beforeRename?.Invoke();
             File.Move(temporary, path, overwrite: true);
             DirectorySync.Flush(Path.GetDirectoryName(Path.GetFullPath(path))!); // the rename too survives a crash, before the removal log is shortened
             return count;
