@@ -264,6 +264,9 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>The regional store's circuit, or null without a store or breaker.</summary>
     internal Polly.CircuitBreaker.CircuitState? RegionalCircuitState => _regional?.CircuitState;
 
+    /// <summary>How long ago the regional write queue last dropped a value because it was full; null if it never did.</summary>
+    internal TimeSpan? SinceRegionalQueueFull => _regional?.SinceQueueFull;
+
     /// <summary>The regional tier, or null without a store (for tests of its reloaded settings).</summary>
     internal Regional.RegionalTier? RegionalTier => _regional;
 

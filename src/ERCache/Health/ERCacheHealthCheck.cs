@@ -9,7 +9,7 @@ namespace ERCache.Health;
 /// The health of one <see cref="EmbeddingCache"/>: <c>Healthy</c>, or <c>Degraded</c> with the reasons when a model's
 /// circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, a model's share of
 /// regional values refused (values that do not decode as the model expects) passes its threshold, the regional store's
-/// circuit is open, snapshots are still loading, or the last snapshot write failed or a removal could not be logged (the
+/// circuit is open or its write queue was full within the window, snapshots are still loading, or the last snapshot write failed or a removal could not be logged (the
 /// next restart may start cold); <c>Unhealthy</c> once the cache is disposed. A degraded cache still
 /// answers every request (that is its contract), so it never reports <c>Unhealthy</c> while it serves. Register with
 /// <c>services.AddHealthChecks().AddERCache()</c>.
@@ -112,6 +112,13 @@ public sealed class ERCacheHealthCheck : IHealthCheck
             {
                 reasons.Add("invalidation subscription lost: other hosts' removals and pushes may be missed, local vectors written before the loss are checked regionally");
             }
+        }
+
+        if (_cache.SinceRegionalQueueFull is { } sinceFull && sinceFull < _options.Window)
+        {
+            reasons.Add(string.Create(
+                CultureInfo.InvariantCulture,
+                $"regional store: the write queue was full {sinceFull.TotalSeconds:F0} s ago (Regional:QueueCapacity), fresh vectors were not shared and other hosts infer them again"));
         }
 
         if (_cache.RegionalCircuitState is CircuitState.Open or CircuitState.Isolated)

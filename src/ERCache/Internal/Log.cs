@@ -89,4 +89,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "ERCache refused the regional value of model '{Model}' for user {UserId}: {Problem}. It was not served (a regional miss); values that never decode usually mean another deployment writes under the same Regional:KeyPrefix, or a damaged store. ({Suppressed} more of this kind since the last such line.)")]
     public static partial void RegionalValueRefused(ILogger logger, string model, long userId, string problem, long suppressed);
+
+    [LoggerMessage(EventId = 42, Level = LogLevel.Warning, Message = "ERCache's regional write queue is full (Regional:QueueCapacity {Capacity}): a fresh vector was not shared, so other hosts infer it again. The store writes slower than the hosts infer, or the queue is too small. ({Suppressed} more dropped since the last such line.)")]
+    public static partial void RegionalQueueFull(ILogger logger, int capacity, long suppressed);
 }

@@ -7,15 +7,25 @@ namespace ERCache.Regional;
 // WriteTimeout and counted when dropped.
 internal sealed partial class RegionalTier
 {
-    /// <summary>Queues a fresh value for the next grouped write; drops and counts it when the queue is full. Never
-    /// blocks.</summary>
+    /// <summary>Queues a fresh value for the next grouped write; drops and counts it when the queue is full (logged a
+    /// few lines a minute at most, and remembered for the health check). Never blocks.</summary>
     public bool TryEnqueue(in PendingWrite write)
     {
         bool disposed = Volatile.Read(ref _disposed) != 0;
-        if (Interlocked.Increment(ref _queued) > Volatile.Read(ref _options).QueueCapacity || disposed)
+        int capacity = Volatile.Read(ref _options).QueueCapacity;
+        if (Interlocked.Increment(ref _queued) > capacity || disposed)
         {
             Interlocked.Decrement(ref _queued);
             _metrics.RecordRegionalDropped(disposed ? "disposed" : "queue_full", 1);
+            if (!disposed)
+            {
+                Volatile.Write(ref _lastQueueFull, _time.GetTimestamp());
+                if (_queueFullLog.TryEnter(0, out long suppressed))
+                {
+                    Log.RegionalQueueFull(_logger, capacity, suppressed);
+                }
+            }
+
             return false;
         }
 

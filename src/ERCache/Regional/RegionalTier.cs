@@ -33,6 +33,8 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private int _queued;
     private int _disposed;
     private long _distrustBefore = long.MinValue;
+    private long _lastQueueFull = long.MinValue; // when a value was last dropped because the queue was full (timestamp)
+    private readonly LogThrottle _queueFullLog;
 
     public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
     {
@@ -42,6 +44,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         _breaker = NewBreaker(_options.Breaker);
+        _queueFullLog = new LogThrottle(time, kinds: 1);
         metrics.ObserveRegionalQueue(() => QueueLength);
         _flushTimer = new PeriodicTimer(_options.FlushInterval, time);
         _flushLoop = FlushPeriodicallyAsync();
@@ -105,6 +108,9 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// <summary>How far in the future a value's stamp may be and still be served (<c>Regional:MaxClockSkew</c>), in
     /// milliseconds.</summary>
     public long MaxClockSkewMs => (long)Volatile.Read(ref _options).MaxClockSkew.TotalMilliseconds;
+
+    /// <summary>How long ago the queue was last full and dropped a value; null if it never was.</summary>
+    public TimeSpan? SinceQueueFull => Volatile.Read(ref _lastQueueFull) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
 
     /// <summary>Values waiting to be written.</summary>
     public int QueueLength => Volatile.Read(ref _queued);
