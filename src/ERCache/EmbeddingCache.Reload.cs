@@ -39,6 +39,7 @@ public sealed partial class EmbeddingCache
             catch (Exception ex)
             {
                 Log.ReloadFailed(_logger, ex);
+                Volatile.Write(ref _reloadProblem, $"the last configuration reload could not be bound ({ex.Message}); the previous settings stay in force");
                 return;
             }
 
@@ -58,6 +59,9 @@ public sealed partial class EmbeddingCache
             ApplyReload(options);
         }
     }
+
+    /// <summary>Why the last reload was not applied (for the health check); null once one is.</summary>
+    internal string? ReloadProblem => Volatile.Read(ref _reloadProblem);
 
     /// <summary>How a connection string appears in a log line: it may hold a password.</summary>
     private const string HiddenSetting = "(not logged: it may hold a password)";
@@ -112,14 +116,17 @@ public sealed partial class EmbeddingCache
             _registry.Apply(options);
             _regional?.Apply(options.Regional ?? new RegionalOptions());
             WarnOfBuildTimeSettings(options);
+            Volatile.Write(ref _reloadProblem, null);
         }
         catch (Exception ex) when (ex is OptionsValidationException or InvalidOperationException)
         {
             Log.ReloadRejected(_logger, ex.Message); // nothing was swapped: the running policies stay in force
+            Volatile.Write(ref _reloadProblem, $"the last configuration reload was rejected ({ex.Message}); the previous settings stay in force");
         }
         catch (Exception ex)
         {
             Log.ReloadFailed(_logger, ex);
+            Volatile.Write(ref _reloadProblem, $"the last configuration reload failed ({ex.GetType().Name}: {ex.Message}); the previous settings stay in force");
         }
     }
 }

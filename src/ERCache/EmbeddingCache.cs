@@ -41,6 +41,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     private readonly string _sectionPath;
     private readonly Dictionary<string, string> _buildTimeSettings = []; // settings read once (Regional, Snapshots), by path
     private Dictionary<string, string> _reloadedSettings = []; // the same, as the last reload had them
+    private string? _reloadProblem; // why the last reload was not applied; null once one is
     private readonly InferenceDispatcher _dispatcher;
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IDisposable? _configurationSubscription;

@@ -196,4 +196,42 @@ public sealed class HealthCheckTests
         Assert.Contains("ready", entry.Value.Tags);
     }
 
+
+    [Fact]
+    public async Task Degraded_while_the_last_reload_was_rejected_and_healthy_once_one_is_applied()
+    {
+        using var host = new ReloadableCache(new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } });
+        var check = new ERCacheHealthCheck(host.Cache);
+        var invalid = CacheFixture.DefaultModel(4);
+        invalid.Direct.Ttl = TimeSpan.Zero;
+
+        host.Reload(new ERCacheOptions { Models = { [Model] = invalid } });
+
+        var rejected = await Check(check);
+        Assert.Equal(HealthStatus.Degraded, rejected.Status);
+        Assert.Contains("configuration: the last configuration reload was rejected (", rejected.Description, StringComparison.Ordinal);
+        Assert.Contains($"ERCache:Models:{Model}:Direct:Ttl must be positive", rejected.Description, StringComparison.Ordinal);
+
+        host.Reload(new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } });
+        Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status);
+    }
+
+    [Fact]
+    public async Task Degraded_while_the_last_reloaded_section_holds_a_value_that_does_not_bind()
+    {
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model(Model)));
+        var check = new ERCacheHealthCheck(host.Cache);
+
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model(Model, directTtl: "not a time")));
+
+        var unbound = await Check(check);
+        Assert.Equal(HealthStatus.Degraded, unbound.Status);
+        Assert.Contains(
+            $"configuration: the last configuration reload was rejected (ERCache:Models:{Model}:Direct:Ttl 'not a time' is not a duration",
+            unbound.Description, StringComparison.Ordinal);
+
+        host.Reload(ConfiguredHost.Json(ConfiguredHost.Model(Model, directTtl: "00:02:00")));
+        Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status);
+        Assert.Equal(TimeSpan.FromMinutes(2), host.Cache.GetPolicy(Model).Direct.Ttl);
+    }
 }
