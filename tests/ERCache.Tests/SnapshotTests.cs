@@ -542,7 +542,7 @@ public sealed class SnapshotTests : IDisposable
 
         var degraded = await HealthCheckTests.Check(check);
         Assert.Equal(HealthStatus.Degraded, degraded.Status);
-        Assert.Contains("snapshots: a removal of model 'ctr' could not be logged in", degraded.Description, StringComparison.Ordinal);
+        Assert.Contains("snapshots: 1 removal(s) of model 'ctr' could not be logged in", degraded.Description, StringComparison.Ordinal);
         Assert.Contains("the next restart starts it cold", degraded.Description, StringComparison.Ordinal);
 
         Directory.Delete(log);

@@ -105,16 +105,18 @@ internal sealed class SnapshotKeeper : IDisposable
         // wall clock has stepped back since and now reads earlier than some of their stamps.
         long now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), _newestSnapshot.GetValueOrDefault(model, long.MinValue));
         var log = LogOf(model);
+        string? problem = _removalLogProblems.GetValueOrDefault(model); // read before the append: see ClearProblem
         try
         {
             log.Append(userId, now, durable);
-            _removalLogProblems.TryRemove(model, out _);
+            ClearProblem(model, problem);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             Log.RemovalLogFailed(_logger, "write", log.Path, model, ex);
-            _unloggedRemovals.AddOrUpdate(model, 1, static (_, n) => n + 1); // before the files go: see WriteAll
-            _removalLogProblems[model] = $"a removal of model '{model}' could not be logged in {log.Path} ({ex.Message}), so its snapshots were deleted: the next restart starts it cold";
+            int unlogged = _unloggedRemovals.AddOrUpdate(model, 1, static (_, n) => n + 1); // before the files go: see WriteAll
+            _removalLogProblems[model] =
+                $"{unlogged} removal(s) of model '{model}' could not be logged in {log.Path} (last: {ex.Message}), so its snapshots were deleted: the next restart starts it cold";
             foreach (var tier in new[] { TierKind.Direct, TierKind.Failover })
             {
                 string path = PathOf(_options.Directory!, model, tier);
@@ -453,6 +455,16 @@ internal sealed class SnapshotKeeper : IDisposable
         }
     }
 
+    /// <summary>The model's log was written: the unlogged removal <paramref name="seenBefore"/> (read before the write)
+    /// no longer matters. A failure that raced the write has another text (its count) and stays.</summary>
+    private void ClearProblem(string model, string? seenBefore)
+    {
+        if (seenBefore is not null)
+        {
+            _removalLogProblems.TryRemove(KeyValuePair.Create(model, seenBefore));
+        }
+    }
+
     /// <summary>Once every tier of a model is written, its removal log keeps only what came after: a removal made
     /// before the walk began had emptied the tiers already. The margin covers the moment between a removal's record and
     /// its tiers (and the walk's own start), so no record a snapshot may still need is dropped.</summary>
@@ -465,10 +477,11 @@ internal sealed class SnapshotKeeper : IDisposable
         }
 
         log ??= LogOf(model);
+        string? problem = _removalLogProblems.GetValueOrDefault(model);
         try
         {
             log.DropBefore(unixMs);
-            _removalLogProblems.TryRemove(model, out _); // the log is written again, beside snapshots taken after the removal
+            ClearProblem(model, problem); // the log is written again, beside snapshots taken after the removal
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
