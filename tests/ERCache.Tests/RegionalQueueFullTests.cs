@@ -9,8 +9,9 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Tests;
 
-/// <summary>A full regional write queue drops fresh vectors (other hosts then infer them again): the operator is told, a
-/// few lines a minute at most, and the health check is degraded while it happened within its window.</summary>
+/// <summary>A full regional write queue drops fresh vectors (other hosts then infer them again): the operator is
+/// told, a few lines a minute at most, and the health check is degraded while it happened within its
+/// window.</summary>
 public sealed class RegionalQueueFullTests
 {
     private const string Model = "ctr";

@@ -6,12 +6,13 @@ using Polly.CircuitBreaker;
 namespace ERCache.Health;
 
 /// <summary>
-/// The health of one <see cref="EmbeddingCache"/>: <c>Healthy</c>, or <c>Degraded</c> with the reasons when a model's
-/// circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, a model's share of
-/// regional values refused (values that do not decode as the model expects) passes its threshold, the regional store's
-/// circuit is open or its write queue was full within the window, the last configuration reload was rejected, snapshots are still loading, or the last snapshot write failed or a removal could not be logged (the
-/// next restart may start cold); <c>Unhealthy</c> once the cache is disposed. A degraded cache still
-/// answers every request (that is its contract), so it never reports <c>Unhealthy</c> while it serves. Register with
+/// The health of one <see cref="EmbeddingCache"/>: <c>Healthy</c>, or <c>Degraded</c> with the reasons when a
+/// model's circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, a
+/// model's share of regional values refused (values that do not decode as the model expects) passes its threshold,
+/// the regional store's circuit is open or its write queue was full within the window, the last configuration reload
+/// was rejected, snapshots are still loading, or the last snapshot write failed or a removal could not be logged
+/// (the next restart may start cold); <c>Unhealthy</c> once the cache is disposed. A degraded cache still answers
+/// every request (that is its contract), so it never reports <c>Unhealthy</c> while it serves. Register with
 /// <c>services.AddHealthChecks().AddERCache()</c>.
 /// </summary>
 /// <remarks>Both shares compare the model's running totals now with the totals the check recorded about one

@@ -8,9 +8,9 @@ public sealed class ERCacheHealthCheckOptions
     public double FallbackShareThreshold { get; set; } = 0.05;
 
     /// <summary>A model whose share of regional values refused (found in the store but not decoding as the model
-    /// expects: another deployment's values under the same key prefix, a damaged store) among those its lookups found over
-    /// <see cref="Window"/> passes this (0 to 1) is degraded; judged once at least <see cref="MinimumResults"/> values were
-    /// found. Default 0.01.</summary>
+    /// expects: another deployment's values under the same key prefix, a damaged store) among those its lookups found
+    /// over <see cref="Window"/> passes this (0 to 1) is degraded; judged once at least <see cref="MinimumResults"/>
+    /// values were found. Default 0.01.</summary>
     public double RegionalRefusedShareThreshold { get; set; } = 0.01;
 
     /// <summary>How far back the fallback share and the refused share look. Default one minute.</summary>

@@ -15,8 +15,9 @@ internal sealed class LogThrottle(TimeProvider time, int kinds)
     private readonly long[] _lastLogged = Enumerable.Repeat(long.MinValue, kinds).ToArray();
     private readonly long[] _suppressed = new long[kinds];
 
-    /// <summary>Whether a line of <paramref name="kind"/> may be logged now; if so, <paramref name="suppressed"/> is how
-    /// many were left out since the last one (and the count starts again), otherwise this one is counted.</summary>
+    /// <summary>Whether a line of <paramref name="kind"/> may be logged now; if so, <paramref name="suppressed"/> is
+    /// how many were left out since the last one (and the count starts again), otherwise this one is
+    /// counted.</summary>
     public bool TryEnter(int kind, out long suppressed)
     {
         lock (_lock)

@@ -66,14 +66,15 @@ internal sealed class ResultCounts
         return sum;
     }
 
-    /// <summary>Regional values the model's lookups found so far (present in the store, whether served or not).</summary>
+    /// <summary>Regional values the model's lookups found so far (present in the store, whether served or
+    /// not).</summary>
     public long RegionalFound => Volatile.Read(ref _regionalFound);
 
     /// <summary>Regional values found so far that did not decode as the model expects, never served.</summary>
     public long RegionalRefused => Volatile.Read(ref _regionalRefused);
 
-    /// <summary>Counts one regional lookup's <paramref name="found"/> values, <paramref name="refused"/> of them refused.
-    /// The found values are added first: a reader that reads <see cref="RegionalRefused"/> before
+    /// <summary>Counts one regional lookup's <paramref name="found"/> values, <paramref name="refused"/> of them
+    /// refused. The found values are added first: a reader that reads <see cref="RegionalRefused"/> before
     /// <see cref="RegionalFound"/> never sees more refused than found.</summary>
     public void CountRegional(int found, int refused)
     {

@@ -39,8 +39,9 @@ internal sealed class SnapshotKeeper : IDisposable
     // earlier, so it covers every entry of such a snapshot even when the wall clock has stepped back since.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _newestSnapshot = new(StringComparer.OrdinalIgnoreCase);
 
-    // What went wrong, for the health check: the last write pass's failures, and per model a removal that could not be
-    // logged (its snapshots were deleted, and a log that cannot be read restores nothing) until its log is written again.
+    // What went wrong, for the health check: the last write pass's failures, and per model a removal that could not
+    // be logged (its snapshots were deleted, and a log that cannot be read restores nothing) until its log is written
+    // again.
     private IReadOnlyList<string> _writeProblems = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _removalLogProblems = new(StringComparer.OrdinalIgnoreCase);
 
@@ -73,11 +74,13 @@ internal sealed class SnapshotKeeper : IDisposable
     /// <summary>Completes when the start-up load has finished, timed out or failed (never faults).</summary>
     public Task Loaded { get; }
 
-    /// <summary>Runs for each tier file written, once it is complete and before it replaces the previous one (tests).</summary>
+    /// <summary>Runs for each tier file written, once it is complete and before it replaces the previous one
+    /// (tests).</summary>
     internal Action<string>? BeforeRename { get; set; }
 
-    /// <summary>Why the next restart may start cold, for the health check: each failure of the last write pass, and each
-    /// model whose removal could not be logged, until its log is written again. Empty when all is well.</summary>
+    /// <summary>Why the next restart may start cold, for the health check: each failure of the last write pass, and
+    /// each model whose removal could not be logged, until its log is written again. Empty when all is
+    /// well.</summary>
     public IReadOnlyList<string> Problems => [.. Volatile.Read(ref _writeProblems), .. _removalLogProblems.Values];
 
     /// <summary>The directory's file for one tier of a model: the name made safe for any file system.</summary>
@@ -422,8 +425,9 @@ internal sealed class SnapshotKeeper : IDisposable
                         beforeRename is null ? null : () => beforeRename(path));
                     if (_unloggedRemovals.GetValueOrDefault(state.Name) != unlogged)
                     {
-                        // A removal the log missed ran during the walk, and deleted the files before this one replaced
-                        // them: this file may hold the removed user, so it goes too (a removal after this check deletes it).
+                        // A removal the log missed ran during the walk, and deleted the files before this one
+                        // replaced them: this file may hold the removed user, so it goes too (a removal after this
+                        // check deletes it).
                         File.Delete(path);
                         problems.Add($"the last write of {path} was deleted: a removal that could not be logged ran meanwhile");
                         allWritten = false;

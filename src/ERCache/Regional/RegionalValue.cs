@@ -87,7 +87,8 @@ internal static class RegionalValue
         return BinaryPrimitives.ReadUInt64LittleEndian(value[24..]) != fingerprint ? RegionalValueProblem.OtherModel : RegionalValueProblem.NotFinite;
     }
 
-    /// <summary>What was found, for the log line of a <paramref name="problem"/> that <see cref="ProblemOf"/> gave.</summary>
+    /// <summary>What was found, for the log line of a <paramref name="problem"/> that <see cref="ProblemOf"/>
+    /// gave.</summary>
     public static string Describe(RegionalValueProblem problem, ReadOnlySpan<byte> value, StorageFormat format, int dimensions)
     {
         var culture = CultureInfo.InvariantCulture;

@@ -1,9 +1,11 @@
 namespace ERCache.Regional;
 
-/// <summary>Why a regional value was refused (see <see cref="RegionalValue.ProblemOf"/>): one kind of log line each.</summary>
+/// <summary>Why a regional value was refused (see <see cref="RegionalValue.ProblemOf"/>): one kind of log line
+/// each.</summary>
 internal enum RegionalValueProblem
 {
-    /// <summary>No ERCache header, or another layout (a value of an older or newer library, or foreign bytes).</summary>
+    /// <summary>No ERCache header, or another layout (a value of an older or newer library, or foreign
+    /// bytes).</summary>
     NotAValue = 0,
 
     /// <summary>Another storage format or dimension count, or a length that does not match the header.</summary>

@@ -5,12 +5,14 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Tests.Infrastructure;
 
-/// <summary>A cache on a <see cref="ManualOptionsMonitor"/>, so that the test raises each reload on its own thread; on a
-/// fake clock, with what it logs collected. Built off the synchronization context (see <see cref="TestThread"/>).</summary>
+/// <summary>A cache on a <see cref="ManualOptionsMonitor"/>, so that the test raises each reload on its own thread;
+/// on a fake clock, with what it logs collected. Built off the synchronization context (see
+/// <see cref="TestThread"/>).</summary>
 internal sealed class ReloadableCache : IAsyncDisposable, IDisposable
 {
     /// <param name="options">The options the cache is built with.</param>
-    /// <param name="inference">Each model's inference by name; a new <see cref="TestTower"/> for any name when null.</param>
+    /// <param name="inference">Each model's inference by name; a new <see cref="TestTower"/> for any name when
+    /// null.</param>
     /// <param name="clock">The clock; a new fake one when null.</param>
     /// <param name="dispatcher">The dispatcher; the cache's default when null.</param>
     /// <param name="store">A regional store, if any.</param>
