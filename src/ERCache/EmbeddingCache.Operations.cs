@@ -27,8 +27,13 @@ public sealed partial class EmbeddingCache
                 nameof(vector));
         }
 
-        _snapshots?.NoteRemoved(runtime.State.Name, userId, durable: false); // a snapshot's older vector never comes back over the push
+        bool logged = _snapshots?.NoteRemoved(runtime.State.Name, userId, durable: false) ?? true; // a snapshot's older vector never comes back over the push
         runtime.Set(userId, vector);
+        if (!logged)
+        {
+            _snapshots!.SettleUnlogged(runtime.State.Name);
+        }
+
         if (runtime.State.Next?.Current is { } next)
         {
             // A rollout's next version computed its vector before the push: drop the local copy (it is warmed again).
@@ -42,20 +47,26 @@ public sealed partial class EmbeddingCache
         CheckDisposed();
         var runtime = Resolve(model);
         ModelRuntime[] runtimes = runtime.State.Next?.Current is { } next ? [runtime, next] : [runtime];
-        _snapshots?.NoteRemoved(runtime.State.Name, userId, durable: true); // before the tiers, and lasting: a crash does not undo it
-        return RemoveAsync(runtimes, userId, [.. runtimes.Select(r => r.RegionalField)], cancellationToken);
+        bool logged = _snapshots?.NoteRemoved(runtime.State.Name, userId, durable: true) ?? true; // before the tiers, and lasting: a crash does not undo it
+        var removal = RemoveAsync(runtimes, userId, [.. runtimes.Select(r => r.RegionalField)], cancellationToken);
+        return logged ? removal : SettleUnloggedAsync(removal, [runtime.State.Name]);
     }
 
     /// <inheritdoc />
     public Task<int> RemoveAsync(long userId, CancellationToken cancellationToken = default)
     {
         CheckDisposed();
+        List<string>? unlogged = null;
         foreach (var state in _registry.States)
         {
-            _snapshots?.NoteRemoved(state.Name, userId, durable: true);
+            if (_snapshots?.NoteRemoved(state.Name, userId, durable: true) == false)
+            {
+                (unlogged ??= []).Add(state.Name);
+            }
         }
 
-        return RemoveAsync([.. _registry.AllVersions.Select(s => s.Current)], userId, fields: null, cancellationToken);
+        var removal = RemoveAsync([.. _registry.AllVersions.Select(s => s.Current)], userId, fields: null, cancellationToken);
+        return unlogged is null ? removal : SettleUnloggedAsync(removal, unlogged);
     }
 
     /// <inheritdoc />
@@ -63,9 +74,14 @@ public sealed partial class EmbeddingCache
     {
         CheckDisposed();
         var runtime = Resolve(model);
-        _snapshots?.NoteRemoved(runtime.State.Name, Tiers.Snapshots.RemovalLog.EveryUser, durable: true);
+        bool logged = _snapshots?.NoteRemoved(runtime.State.Name, Tiers.Snapshots.RemovalLog.EveryUser, durable: true) ?? true;
         int cleared = runtime.Clear();
         runtime.State.Next?.Current.Clear(); // a rollout's next version: its count is not the model's entries
+        if (!logged)
+        {
+            _snapshots!.SettleUnlogged(runtime.State.Name);
+        }
+
         _invalidator?.Announce(InvalidationKind.Clear, 0, runtime.RegionalField);
         if (runtime.State.Next?.Current is { } next)
         {
@@ -73,6 +89,23 @@ public sealed partial class EmbeddingCache
         }
 
         return cleared;
+    }
+
+    /// <summary>Once a removal whose record could not be written has changed the tiers (or failed), deletes the models'
+    /// snapshots again (see <see cref="SnapshotKeeper.SettleUnlogged"/>).</summary>
+    private async Task<int> SettleUnloggedAsync(Task<int> removal, IReadOnlyList<string> models)
+    {
+        try
+        {
+            return await removal.ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (string model in models)
+            {
+                _snapshots!.SettleUnlogged(model);
+            }
+        }
     }
 
     private async Task<int> RemoveAsync(ModelRuntime[] runtimes, long userId, string[]? fields, CancellationToken cancellationToken)

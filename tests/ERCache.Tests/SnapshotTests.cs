@@ -584,6 +584,36 @@ public sealed class SnapshotTests : IDisposable
         Assert.Contains(cache.SnapshotProblems, p => p.Contains("was deleted: a removal that could not be logged ran meanwhile", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("one model")]
+    [InlineData("every model")]
+    public async Task A_snapshot_written_while_an_unlogged_removal_waits_for_the_store_is_deleted_once_the_removal_ends(string removes)
+    {
+        // The removal's record fails first; then, while it waits for the regional store, a snapshot walks the tiers
+        // (the user is still there) and is written whole. Once the removal has changed the tiers, that file goes too.
+        var clock = new FakeTimeProvider(Epoch);
+        var store = new GatedRegionalStore(clock);
+        var options = Options();
+        options.Regional.Invalidation = false;
+        TestThread.LeaveSynchronizationContext();
+        await using var cache = EmbeddingCache.Create(
+            options, new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower() },
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
+        await cache.WhenReadyAsync();
+        await cache.GetAsync(Model, 5, new float[8]);
+        Directory.CreateDirectory(Path.Combine(_directory, "ctr.removals.ercache-log")); // the log's path cannot be a file
+        store.RemovalGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var removal = removes == "one model" ? cache.RemoveAsync(Model, 5) : cache.RemoveAsync(5);
+        await cache.WriteSnapshotsAsync();
+        Assert.Equal(2, Directory.GetFiles(_directory, "*.ercache-snapshot").Length); // user 5 in them, no record
+        Assert.False(removal.IsCompleted);
+
+        store.RemovalGate.SetResult();
+        Assert.Equal(2, await removal.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Empty(Directory.GetFiles(_directory, "*.ercache-snapshot"));
+    }
+
     [Fact]
     public async Task A_removal_log_that_cannot_be_read_restores_nothing_of_the_model()
     {

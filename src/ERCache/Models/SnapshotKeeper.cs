@@ -45,8 +45,10 @@ internal sealed class SnapshotKeeper : IDisposable
     private IReadOnlyList<string> _writeProblems = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _removalLogProblems = new(StringComparer.OrdinalIgnoreCase);
 
-    // Per model, how many removals could not be logged: a write whose walk such a removal overlapped deletes its file,
-    // since the entry it may have written before the removal is in no log that would drop it at the restore.
+    // Per model, how many times its snapshots were deleted for an unlogged removal (at the failed record and again
+    // once the removal changed the tiers): a write whose walk overlapped one deletes its own file, since the entry it
+    // may have written before the removal is in no log that would drop it at the restore. And how many records failed.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _deletions = new(StringComparer.OrdinalIgnoreCase);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _unloggedRemovals = new(StringComparer.OrdinalIgnoreCase);
 
     public SnapshotKeeper(SnapshotOptions options, ModelRegistry registry, TimeProvider time, ILogger logger)
@@ -100,9 +102,10 @@ internal sealed class SnapshotKeeper : IDisposable
     /// over it, even after a crash. <paramref name="durable"/> (a
     /// removal or clear) syncs the record to disk; a push's is flushed to the operating system only (see
     /// <see cref="RemovalLog"/>). When the record cannot be written, the model's snapshots are deleted instead (a cold
-    /// start rather than a removed user served), and an error is logged.
+    /// start rather than a removed user served), an error is logged, and this returns false: the caller then calls
+    /// <see cref="SettleUnlogged"/> once the operation has changed the tiers.
     /// </summary>
-    public void NoteRemoved(string model, long userId, bool durable)
+    public bool NoteRemoved(string model, long userId, bool durable)
     {
         // Stamped no earlier than the newest snapshot: every entry of it was written before this removal, even if the
         // wall clock has stepped back since and now reads earlier than some of their stamps.
@@ -113,24 +116,39 @@ internal sealed class SnapshotKeeper : IDisposable
         {
             log.Append(userId, now, durable);
             ClearProblem(model, problem);
+            return true;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             Log.RemovalLogFailed(_logger, "write", log.Path, model, ex);
-            int unlogged = _unloggedRemovals.AddOrUpdate(model, 1, static (_, n) => n + 1); // before the files go: see WriteAll
+            DeleteSnapshots(model);
+            int unlogged = _unloggedRemovals.AddOrUpdate(model, 1, static (_, n) => n + 1);
             _removalLogProblems[model] =
                 $"{unlogged} removal(s) of model '{model}' could not be logged in {log.Path} (last: {ex.Message}), so its snapshots were deleted: the next restart starts it cold";
-            foreach (var tier in new[] { TierKind.Direct, TierKind.Failover })
+            return false;
+        }
+    }
+
+    /// <summary>An operation whose record <see cref="NoteRemoved"/> could not write has changed the tiers: the model's
+    /// snapshots are deleted again. A write whose walk began before the tiers changed either finished before this (and
+    /// its file goes now) or finishes after it (and sees the count move: see <see cref="WriteAll(List{string},
+    /// CancellationToken)"/>).</summary>
+    public void SettleUnlogged(string model) => DeleteSnapshots(model);
+
+    /// <summary>Counts a deletion, then deletes the model's snapshots (in that order: see WriteAll).</summary>
+    private void DeleteSnapshots(string model)
+    {
+        _deletions.AddOrUpdate(model, 1, static (_, n) => n + 1);
+        foreach (var tier in new[] { TierKind.Direct, TierKind.Failover })
+        {
+            string path = PathOf(_options.Directory!, model, tier);
+            try
             {
-                string path = PathOf(_options.Directory!, model, tier);
-                try
-                {
-                    File.Delete(path);
-                }
-                catch (Exception deleteFailed) when (deleteFailed is IOException or UnauthorizedAccessException)
-                {
-                    Log.SnapshotFailed(_logger, "delete (a removal could not be logged)", path, deleteFailed);
-                }
+                File.Delete(path);
+            }
+            catch (Exception deleteFailed) when (deleteFailed is IOException or UnauthorizedAccessException)
+            {
+                Log.SnapshotFailed(_logger, "delete (a removal could not be logged)", path, deleteFailed);
             }
         }
     }
@@ -401,7 +419,7 @@ internal sealed class SnapshotKeeper : IDisposable
         {
             var runtime = state.Current;
             long modelStartedUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            int unlogged = _unloggedRemovals.GetValueOrDefault(state.Name);
+            int deletions = _deletions.GetValueOrDefault(state.Name);
             bool allWritten = true;
             foreach (var tier in new[] { runtime.Direct, runtime.Failover })
             {
@@ -423,7 +441,7 @@ internal sealed class SnapshotKeeper : IDisposable
                     long entries = TierSnapshotFile.Write(
                         tier, identity, path, nowUnixMs, writtenAt => nowUnixMs - (long)((Int128)(ttlNow - writtenAt) * 1000 / frequency), cancellationToken,
                         beforeRename is null ? null : () => beforeRename(path));
-                    if (_unloggedRemovals.GetValueOrDefault(state.Name) != unlogged)
+                    if (_deletions.GetValueOrDefault(state.Name) != deletions)
                     {
                         // A removal the log missed ran during the walk, and deleted the files before this one
                         // replaced them: this file may hold the removed user, so it goes too (a removal after this
