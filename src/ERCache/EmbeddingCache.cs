@@ -247,11 +247,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>Whether snapshots are still loading (for the health check).</summary>
     internal bool IsLoadingSnapshots => _snapshots is { Loaded.IsCompleted: false };
 
-    /// <summary>Why the next restart may start cold (see <see cref="SnapshotKeeper.Problems"/>); empty without
-    /// snapshots.</summary>
-    internal IReadOnlyList<string> SnapshotProblems => _snapshots?.Problems ?? [];
-
-    /// <summary>The snapshots' keeper, when <c>Snapshots:Directory</c> is set (for tests).</summary>
+    /// <summary>The snapshots' keeper, when <c>Snapshots:Directory</c> is set (for the health check and tests).</summary>
     internal SnapshotKeeper? Snapshots => _snapshots;
 
     /// <summary>The clock of every TTL and deadline (the health check's window too).</summary>
@@ -266,11 +262,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <summary>The regional store's circuit, or null without a store or breaker.</summary>
     internal Polly.CircuitBreaker.CircuitState? RegionalCircuitState => _regional?.CircuitState;
 
-    /// <summary>How long ago the regional write queue last dropped a value because it was full; null if it never
-    /// did.</summary>
-    internal TimeSpan? SinceRegionalQueueFull => _regional?.SinceQueueFull;
-
-    /// <summary>The regional tier, or null without a store (for tests of its reloaded settings).</summary>
+    /// <summary>The regional tier, or null without a store (for the health check and tests).</summary>
     internal Regional.RegionalTier? RegionalTier => _regional;
 
     /// <summary>Entries currently held by one tier of <paramref name="model"/> (0 when the tier is disabled).</summary>

@@ -1,4 +1,5 @@
 using ERCache.Inference;
+using ERCache.Internal;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
@@ -72,7 +73,7 @@ public sealed class FailureLoggingTests
         }
 
         Assert.Equal(3, Warnings().Length);
-        clock.Advance(InvalidRowLog.Interval);
+        clock.Advance(LogThrottle.Interval);
         await Request(20);
         Assert.Equal(4, Warnings().Length);
         Assert.Contains("a vector of 1 floats for a model of 4 dimensions", Warnings()[3], StringComparison.Ordinal);

@@ -54,12 +54,12 @@ public sealed class SnapshotTests : IDisposable
         return new ERCacheOptions { Models = { [Model] = model }, Snapshots = { Directory = _directory } };
     }
 
-    private static EmbeddingCache Start(ERCacheOptions options, TimeProvider clock, TestTower tower, ILogger? logger = null)
+    private static EmbeddingCache Start(ERCacheOptions options, TimeProvider clock, TestTower tower, ILogger? logger = null, IRegionalStore? store = null)
     {
         TestThread.LeaveSynchronizationContext();
         return EmbeddingCache.Create(
             options, new Dictionary<string, IEmbeddingInference> { [Model] = tower },
-            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, Logger = logger });
+            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, Logger = logger, RegionalStore = store });
     }
 
     private string CrashedDirectory => Path.Combine(_directory, "crashed");
@@ -581,7 +581,7 @@ public sealed class SnapshotTests : IDisposable
 
         Assert.Equal(2, renames); // both tiers were walked and finished
         Assert.Empty(Directory.GetFiles(_directory, "*.ercache-snapshot"));
-        Assert.Contains(cache.SnapshotProblems, p => p.Contains("was deleted: a removal that could not be logged ran meanwhile", StringComparison.Ordinal));
+        Assert.Contains(cache.Snapshots.Problems, p => p.Contains("was deleted: a removal that could not be logged ran meanwhile", StringComparison.Ordinal));
     }
 
     [Theory]
@@ -595,10 +595,7 @@ public sealed class SnapshotTests : IDisposable
         var store = new GatedRegionalStore(clock);
         var options = Options();
         options.Regional.Invalidation = false;
-        TestThread.LeaveSynchronizationContext();
-        await using var cache = EmbeddingCache.Create(
-            options, new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower() },
-            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store });
+        await using var cache = Start(options, clock, new TestTower(), store: store);
         await cache.WhenReadyAsync();
         await cache.GetAsync(Model, 5, new float[8]);
         Directory.CreateDirectory(Path.Combine(_directory, "ctr.removals.ercache-log")); // the log's path cannot be a file

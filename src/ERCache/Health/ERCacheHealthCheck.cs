@@ -104,7 +104,7 @@ public sealed class ERCacheHealthCheck : IHealthCheck
             reasons.Add($"configuration: {reloadProblem}");
         }
 
-        var snapshotProblems = _cache.SnapshotProblems;
+        var snapshotProblems = _cache.Snapshots?.Problems ?? [];
         data["snapshot_problems"] = snapshotProblems.Count;
         foreach (var problem in snapshotProblems)
         {
@@ -120,7 +120,7 @@ public sealed class ERCacheHealthCheck : IHealthCheck
             }
         }
 
-        if (_cache.SinceRegionalQueueFull is { } sinceFull && sinceFull < _options.Window)
+        if (_cache.RegionalTier?.SinceQueueFull is { } sinceFull && sinceFull < _options.Window)
         {
             reasons.Add(string.Create(
                 CultureInfo.InvariantCulture,

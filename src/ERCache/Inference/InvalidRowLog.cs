@@ -6,15 +6,12 @@ namespace ERCache.Inference;
 
 /// <summary>
 /// Says which rows a model's delegate got wrong: one warning per kind of problem (wrong length, a value that is not
-/// finite, a row never written) at most every <see cref="Interval"/>, naming the row and what was found, with the count
+/// finite, a row never written) at most every <see cref="LogThrottle.Interval"/>, naming the row and what was found, with the count
 /// of the same kind left out since the last line. A delegate that is wrong on every call logs a few lines a minute,
 /// not one per request.
 /// </summary>
 internal sealed class InvalidRowLog(ILogger logger, TimeProvider time, string model)
 {
-    /// <summary>The shortest time between two lines of one kind.</summary>
-    public static TimeSpan Interval => LogThrottle.Interval;
-
     private readonly LogThrottle _throttle = new(time, kinds: 3);
 
     private enum Kind

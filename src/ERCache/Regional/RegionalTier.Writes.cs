@@ -12,7 +12,7 @@ internal sealed partial class RegionalTier
     public bool TryEnqueue(in PendingWrite write)
     {
         bool disposed = Volatile.Read(ref _disposed) != 0;
-        int capacity = Volatile.Read(ref _options).QueueCapacity;
+        int capacity = Volatile.Read(ref _settings).QueueCapacity;
         if (Interlocked.Increment(ref _queued) > capacity || disposed)
         {
             Interlocked.Decrement(ref _queued);
@@ -72,7 +72,7 @@ internal sealed partial class RegionalTier
     private bool Take(out List<RegionalWriteGroup> groups, out int values, ref int pending)
     {
         var byUser = new Dictionary<long, (Dictionary<string, PendingWrite> Fields, TimeSpan Ttl)>();
-        int size = Volatile.Read(ref _options).MaxBatchSize;
+        int size = Volatile.Read(ref _settings).MaxBatchSize;
         while (pending > 0 && _queue.TryPeek(out var next) && (byUser.Count < size || byUser.ContainsKey(next.UserId)))
         {
             _queue.TryDequeue(out var write);

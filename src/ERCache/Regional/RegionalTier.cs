@@ -17,7 +17,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
 {
     private readonly IRegionalStore _store;
     private readonly Lock _applying = new();
-    private Settings _options; // replaced whole by Apply: a call reads it once
+    private Settings _settings; // replaced whole by Apply: a call reads it once
     private readonly TimeProvider _time;
     private readonly ERCacheMetrics _metrics;
     private readonly ILogger _logger;
@@ -39,14 +39,14 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
     {
         _store = store;
-        _options = Settings.Of(options);
+        _settings = Settings.Of(options);
         _time = time;
         _metrics = metrics;
         _logger = logger;
-        _breaker = NewBreaker(_options.Breaker);
+        _breaker = NewBreaker(_settings.Breaker);
         _queueFullLog = new LogThrottle(time, kinds: 1);
         metrics.ObserveRegionalQueue(() => QueueLength);
-        _flushTimer = new PeriodicTimer(_options.FlushInterval, time);
+        _flushTimer = new PeriodicTimer(_settings.FlushInterval, time);
         _flushLoop = FlushPeriodicallyAsync();
     }
 
@@ -63,14 +63,14 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     {
         lock (_applying)
         {
-            var before = Volatile.Read(ref _options);
+            var before = Volatile.Read(ref _settings);
             var after = Settings.Of(reloaded);
             if (after.Breaker != before.Breaker)
             {
                 Volatile.Write(ref _breaker, NewBreaker(after.Breaker));
             }
 
-            Volatile.Write(ref _options, after);
+            Volatile.Write(ref _settings, after);
             if (after.FlushInterval != before.FlushInterval && Volatile.Read(ref _disposed) == 0)
             {
                 try
@@ -100,14 +100,14 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         settings.Enabled ? new ModelCircuitBreaker(settings, _time, state => Log.RegionalCircuit(_logger, state)) : null;
 
     /// <summary>The longest one grouped write may take.</summary>
-    public TimeSpan WriteTimeout => Volatile.Read(ref _options).WriteTimeout;
+    public TimeSpan WriteTimeout => Volatile.Read(ref _settings).WriteTimeout;
 
     /// <summary>The longest a lookup may hold a request (<c>Regional:Timeout</c>).</summary>
-    public TimeSpan ReadTimeout => Volatile.Read(ref _options).Timeout;
+    public TimeSpan ReadTimeout => Volatile.Read(ref _settings).Timeout;
 
     /// <summary>How far in the future a value's stamp may be and still be served (<c>Regional:MaxClockSkew</c>), in
     /// milliseconds.</summary>
-    public long MaxClockSkewMs => (long)Volatile.Read(ref _options).MaxClockSkew.TotalMilliseconds;
+    public long MaxClockSkewMs => (long)Volatile.Read(ref _settings).MaxClockSkew.TotalMilliseconds;
 
     /// <summary>How long ago the queue was last full and dropped a value; null if it never was.</summary>
     public TimeSpan? SinceQueueFull => Volatile.Read(ref _lastQueueFull) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
@@ -139,16 +139,16 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// </summary>
     public async Task<byte[]?[]?> ReadAsync(string field, int valueBytes, long[] users, TimeSpan budget, CancellationToken cancellationToken)
     {
-        var options = Volatile.Read(ref _options);
-        var timeout = budget < options.Timeout ? budget : options.Timeout;
+        var settings = Volatile.Read(ref _settings);
+        var timeout = budget < settings.Timeout ? budget : settings.Timeout;
         if (timeout <= TimeSpan.Zero)
         {
             return null;
         }
 
-        if (users.Length > options.MaxBatchSize)
+        if (users.Length > settings.MaxBatchSize)
         {
-            return await ReadInRoundTripsAsync(field, valueBytes, users, options.MaxBatchSize, budget, cancellationToken).ConfigureAwait(false);
+            return await ReadInRoundTripsAsync(field, valueBytes, users, settings.MaxBatchSize, budget, cancellationToken).ConfigureAwait(false);
         }
 
         long started = _time.GetTimestamp();

@@ -1,4 +1,5 @@
 using ERCache.Inference;
+using ERCache.Internal;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
@@ -34,7 +35,7 @@ public sealed class InvalidRowLogSoak
         })));
 
         Assert.Single(logs.GetSnapshot()); // one line within the interval, whichever thread wrote it
-        clock.Advance(InvalidRowLog.Interval);
+        clock.Advance(LogThrottle.Interval);
         log.Report(batches[0], 0);
         var last = logs.GetSnapshot()[^1].Message;
         Assert.Contains($"({(Threads * PerThread) - 1} more of this kind since the last such line.)", last, StringComparison.Ordinal);
