@@ -4,7 +4,6 @@ using ERCache.Internal;
 using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Tests;
@@ -21,19 +20,16 @@ public sealed class RegionalQueueFullTests
     public async Task Values_dropped_by_a_full_queue_are_logged_with_the_count_and_degrade_the_health_check_for_a_window()
     {
         var clock = new FakeTimeProvider();
-        var logs = new FakeLogCollector();
         var store = new InMemoryRegionalStore(clock);
-        TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
         var options = new ERCacheOptions
         {
             Models = { [Model] = CacheFixture.DefaultModel(4) },
             Regional = { QueueCapacity = 2, FlushInterval = TimeSpan.FromMinutes(1), Invalidation = false },
         };
-        await using var cache = EmbeddingCache.Create(
-            options, new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower() },
-            new EmbeddingCacheServices { TimeProvider = clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store, Logger = new FakeLogger<EmbeddingCache>(logs) });
+        await using var host = new ReloadableCache(options, clock: clock, dispatcher: InferenceDispatcher.Inline, store: store);
+        var cache = host.Cache;
         var check = new ERCacheHealthCheck(cache);
-        string[] Lines() => [.. logs.GetSnapshot().Where(r => r.Id.Id == QueueFullEvent).Select(r => r.Message)];
+        string[] Lines() => host.Logged(QueueFullEvent);
         async Task InferAsync(long first, int users)
         {
             for (long user = first; user < first + users; user++)

@@ -198,25 +198,25 @@ public sealed class RegionalRefusalTests
     /// <summary>One host on the in-memory store, with its warnings collected.</summary>
     private sealed class Host : IDisposable
     {
+        private readonly ReloadableCache _host;
+
         public Host()
         {
-            TestThread.LeaveSynchronizationContext(); // the cache reacts inside each step (see TestThread)
             Store = new InMemoryRegionalStore(Clock);
-            Cache = EmbeddingCache.Create(
+            _host = new ReloadableCache(
                 new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(Dimensions) }, Regional = { Invalidation = false } }, // one host: nothing to hear
-                new Dictionary<string, IEmbeddingInference> { [Model] = Tower },
-                new EmbeddingCacheServices { TimeProvider = Clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = Store, Logger = new FakeLogger<EmbeddingCache>(Logs) });
+                _ => Tower, Clock, InferenceDispatcher.Inline, Store);
         }
 
         public FakeTimeProvider Clock { get; } = new();
 
-        public FakeLogCollector Logs { get; } = new();
+        public FakeLogCollector Logs => _host.Logs;
 
         public InMemoryRegionalStore Store { get; }
 
         public TestTower Tower { get; } = new();
 
-        public EmbeddingCache Cache { get; }
+        public EmbeddingCache Cache => _host.Cache;
 
         public Models.ResultCounts Counts => Cache.StatesForHealth().Single().Results;
 
@@ -226,6 +226,6 @@ public sealed class RegionalRefusalTests
             return (await Cache.GetAsync(Model, user, vector), vector);
         }
 
-        public void Dispose() => Cache.Dispose();
+        public void Dispose() => _host.Dispose();
     }
 }
