@@ -13,6 +13,10 @@ public sealed partial class EmbeddingCache
     /// channel (no regional store, a store without one, or <c>Regional:Invalidation</c> off).</summary>
     internal bool? IsInvalidationSubscribed => _invalidator?.IsSubscribed;
 
+    /// <summary>How long ago a push or clear of this host last could not be announced; null if none failed (or there
+    /// is no invalidation channel).</summary>
+    internal TimeSpan? SinceAnnouncementNotSent => _invalidator?.SinceNotSent;
+
     private RegionalInvalidator StartInvalidation(IRegionalInvalidation channel)
     {
         var regional = _regional!;

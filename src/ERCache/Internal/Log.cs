@@ -75,8 +75,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 36, Level = LogLevel.Information, Message = "ERCache's invalidation subscription is back: {Entries} local entries written before it were dropped (what was missed cannot be known).")]
     public static partial void InvalidationRestored(ILogger logger, int entries);
 
-    [LoggerMessage(EventId = 37, Level = LogLevel.Warning, Message = "ERCache could not announce a {Kind} of user {UserId} to the other hosts; they keep their local copies until their TTL.")]
-    public static partial void InvalidationNotSent(ILogger logger, string kind, long userId, Exception exception);
+    [LoggerMessage(EventId = 37, Level = LogLevel.Warning, Message = "ERCache could not announce a {Operation} to the other hosts; they keep their local copies until their TTL. ({Suppressed} more not sent since the last such line.)")]
+    public static partial void InvalidationNotSent(ILogger logger, string operation, long suppressed, Exception exception);
 
     [LoggerMessage(EventId = 38, Level = LogLevel.Warning, Message = "ERCache ignored a reloaded {Setting} ({Before} -> {After}): it is read once, when the cache is built; restart the service to apply it. The models' settings of the same reload were applied.")]
     public static partial void ReloadSettingIgnored(ILogger logger, string setting, string before, string after);

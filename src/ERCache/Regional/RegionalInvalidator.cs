@@ -35,6 +35,8 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     private int _disposed;
     private int _receiving = 1;
     private readonly ConcurrentDictionary<Task, byte> _announcing = new(); // background announcements in flight
+    private readonly LogThrottle _notSentLog;
+    private long _lastNotSent = long.MinValue; // when a background announcement last failed (timestamp)
 
     public RegionalInvalidator(
         IRegionalInvalidation channel, Func<TimeSpan> timeout, TimeProvider time, ERCacheMetrics metrics, ILogger logger, Action<InvalidationMessage> apply,
@@ -47,6 +49,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         _logger = logger;
         _apply = apply;
         _subscribed = subscribed;
+        _notSentLog = new LogThrottle(time, kinds: 1);
         _subscribing = SubscribeAsync();
     }
 
@@ -59,6 +62,9 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
 
     /// <summary>Whether messages are being received now.</summary>
     public bool IsSubscribed => Volatile.Read(ref _state) == 1;
+
+    /// <summary>How long ago a background announcement (a push, a clear) last failed; null if none has.</summary>
+    public TimeSpan? SinceNotSent => Volatile.Read(ref _lastNotSent) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
 
     /// <summary>Announces an operation to the other hosts, bounded by <c>Regional:WriteTimeout</c>; throws when it could
     /// not be sent (the caller of a removal must know).</summary>
@@ -77,9 +83,10 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         }
     }
 
-    /// <summary>Announces in the background (a push written by the flush loop, a clear); a failure is logged and
-    /// counted. Accepted until <see cref="DisposeAsync"/>, which waits for what is in flight (the pushes written by the
-    /// regional tier's last flush included).</summary>
+    /// <summary>Announces in the background (a push written by the flush loop, a clear); a failure is counted, logged
+    /// (one line at most every 10 s, with the count left out since) and remembered for the health check: the other
+    /// hosts keep their local copies until their TTL. Accepted until <see cref="DisposeAsync"/>, which waits for what
+    /// is in flight (the pushes written by the regional tier's last flush included).</summary>
     public void Announce(InvalidationKind kind, long userId, string field)
     {
         if (Volatile.Read(ref _disposed) != 0)
@@ -90,13 +97,13 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         var announced = PublishAsync(kind, userId, field, CancellationToken.None).ContinueWith(
             static (t, s) =>
             {
-                var (self, kind, user) = ((RegionalInvalidator, InvalidationKind, long))s!;
+                var (self, kind, user, field) = ((RegionalInvalidator, InvalidationKind, long, string))s!;
                 if (t.Exception is { } ex)
                 {
-                    Log.InvalidationNotSent(self._logger, kind.ToString(), user, ex.InnerException ?? ex);
+                    self.OnNotSent(kind, user, field, ex.InnerException ?? ex);
                 }
             },
-            (this, kind, userId),
+            (this, kind, userId, field),
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
@@ -104,6 +111,16 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         {
             _announcing.TryAdd(announced, 0);
             _ = announced.ContinueWith(static (t, s) => ((RegionalInvalidator)s!)._announcing.TryRemove(t, out _), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    private void OnNotSent(InvalidationKind kind, long userId, string field, Exception error)
+    {
+        Volatile.Write(ref _lastNotSent, _time.GetTimestamp());
+        if (_notSentLog.TryEnter(0, out long suppressed))
+        {
+            string what = kind == InvalidationKind.Clear ? $"clear of '{field}'" : $"{kind.ToString().ToLowerInvariant()} of user {userId} ('{field}')";
+            Log.InvalidationNotSent(_logger, what, suppressed, error);
         }
     }
 
