@@ -9,11 +9,12 @@ namespace ERCache.Health;
 /// The health of one <see cref="EmbeddingCache"/>: <c>Healthy</c>, or <c>Degraded</c> with the reasons when a
 /// model's circuit breaker is open, a model's share of fallbacks over the recent window passes the threshold, a
 /// model's share of regional values refused (values that do not decode as the model expects) passes its threshold,
-/// the regional store's circuit is open, its write queue was full or a push or clear could not be announced to the
-/// other hosts within the window, the last configuration reload was rejected, snapshots are still loading, or the last
-/// snapshot write failed or a removal could not be logged (the next restart may start cold); <c>Unhealthy</c> once
-/// the cache is disposed. A degraded cache still answers every request (that is its contract), so it never reports
-/// <c>Unhealthy</c> while it serves. Register with <c>services.AddHealthChecks().AddERCache()</c>.
+/// the regional store's circuit is open, its write queue was full, a background flush failed or a push or clear could
+/// not be announced to the other hosts within the window, the last configuration reload was rejected, snapshots are
+/// still loading, or the last snapshot write failed or a removal could not be logged (the next restart may start
+/// cold); <c>Unhealthy</c> once the cache is disposed. A degraded cache still answers every request (that is its
+/// contract), so it never reports <c>Unhealthy</c> while it serves. Register with
+/// <c>services.AddHealthChecks().AddERCache()</c>.
 /// </summary>
 /// <remarks>Both shares compare the model's running totals now with the totals the check recorded about one
 /// <see cref="ERCacheHealthCheckOptions.Window"/> ago (or when it was built), so it needs no timer of its own and
@@ -125,6 +126,13 @@ public sealed class ERCacheHealthCheck : IHealthCheck
             reasons.Add(string.Create(
                 CultureInfo.InvariantCulture,
                 $"regional store: the write queue was full {sinceFull.TotalSeconds:F0} s ago (Regional:QueueCapacity), fresh vectors were not shared and other hosts infer them again"));
+        }
+
+        if (_cache.RegionalTier?.SinceFlushFailed is { } sinceFlushFailed && sinceFlushFailed < _options.Window)
+        {
+            reasons.Add(string.Create(
+                CultureInfo.InvariantCulture,
+                $"regional store: a background flush failed {sinceFlushFailed.TotalSeconds:F0} s ago, the values it had taken were not shared (a bug: the log has the exception)"));
         }
 
         if (_cache.SinceAnnouncementNotSent is { } sinceNotSent && sinceNotSent < _options.Window)

@@ -30,8 +30,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "The regional store's circuit breaker is now {State}.")]
     public static partial void RegionalCircuit(ILogger logger, CircuitState state);
 
-    [LoggerMessage(EventId = 22, Level = LogLevel.Error, Message = "ERCache's regional flush loop failed; fresh values are no longer written to the regional store.")]
-    public static partial void RegionalFlushLoopFailed(ILogger logger, Exception exception);
+    [LoggerMessage(EventId = 22, Level = LogLevel.Error, Message = "ERCache's regional background flush failed (a bug): the values it had taken from the queue were not written, or not announced; the next flush runs as usual. ({Suppressed} more since the last such line.)")]
+    public static partial void RegionalFlushFailed(ILogger logger, long suppressed, Exception exception);
 
     [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "ERCache was disposed before its last regional writes finished; they are dropped.")]
     public static partial void RegionalNotFlushed(ILogger logger);

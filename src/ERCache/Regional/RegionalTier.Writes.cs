@@ -53,17 +53,27 @@ internal sealed partial class RegionalTier
     private async Task WriteQueuedAsync(CancellationToken cancellationToken)
     {
         int pending = Volatile.Read(ref _queued);
-        while (pending > 0 && !cancellationToken.IsCancellationRequested && Take(out var groups, out int values, ref pending))
+        while (pending > 0 && !cancellationToken.IsCancellationRequested)
         {
-            if (await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false) && PushWritten is { } announce)
+            try
             {
-                foreach (var (user, field) in _announcing)
+                if (!Take(out var groups, out int values, ref pending))
                 {
-                    announce(user, field); // only now can other hosts read the pushed value from the store
+                    break;
+                }
+
+                if (await WriteAsync(groups, values, cancellationToken).ConfigureAwait(false) && PushWritten is { } announce)
+                {
+                    foreach (var (user, field) in _announcing)
+                    {
+                        announce(user, field); // only now can other hosts read the pushed value from the store
+                    }
                 }
             }
-
-            _announcing.Clear();
+            finally
+            {
+                _announcing.Clear(); // a batch that failed half-way must not have its pushes announced by the next one
+            }
         }
     }
 
@@ -164,16 +174,30 @@ internal sealed partial class RegionalTier
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                await FlushAsync(_writing.Token).ConfigureAwait(false);
+                try
+                {
+                    await FlushAsync(_writing.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!_writing.IsCancellationRequested)
+                {
+                    OnFlushFailed(ex); // a bug of ours: what this flush had taken is lost, the next one runs as usual
+                }
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
             // disposal: the final flush runs in DisposeAsync, by the same deadline
         }
-        catch (Exception ex)
+    }
+
+    /// <summary>A background flush threw (never the store's failures, which are counted as dropped writes): logged at
+    /// most every 10 s with the count left out, and remembered for the health check.</summary>
+    private void OnFlushFailed(Exception error)
+    {
+        Volatile.Write(ref _lastFlushFailure, _time.GetTimestamp());
+        if (_flushFailedLog.TryEnter(0, out long suppressed))
         {
-            Log.RegionalFlushLoopFailed(_logger, ex); // a bug of ours; requests are unaffected, writes stop until the cache is rebuilt
+            Log.RegionalFlushFailed(_logger, suppressed, error);
         }
     }
 

@@ -35,6 +35,8 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private long _distrustBefore = long.MinValue;
     private long _lastQueueFull = long.MinValue; // when a value was last dropped because the queue was full (timestamp)
     private readonly LogThrottle _queueFullLog;
+    private long _lastFlushFailure = long.MinValue; // when a background flush last threw (timestamp)
+    private readonly LogThrottle _flushFailedLog;
 
     public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
     {
@@ -45,6 +47,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         _logger = logger;
         _breaker = NewBreaker(_settings.Breaker);
         _queueFullLog = new LogThrottle(time, kinds: 1);
+        _flushFailedLog = new LogThrottle(time, kinds: 1);
         metrics.ObserveRegionalQueue(() => QueueLength);
         _flushTimer = new PeriodicTimer(_settings.FlushInterval, time);
         _flushLoop = FlushPeriodicallyAsync();
@@ -111,6 +114,9 @@ internal sealed partial class RegionalTier : IAsyncDisposable
 
     /// <summary>How long ago the queue was last full and dropped a value; null if it never was.</summary>
     public TimeSpan? SinceQueueFull => Volatile.Read(ref _lastQueueFull) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
+
+    /// <summary>How long ago a background flush last threw (a bug; the log has the exception); null if none has.</summary>
+    public TimeSpan? SinceFlushFailed => Volatile.Read(ref _lastFlushFailure) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
 
     /// <summary>Values waiting to be written.</summary>
     public int QueueLength => Volatile.Read(ref _queued);
