@@ -524,6 +524,42 @@ public sealed class SnapshotTests : IDisposable
         Assert.Equal(0, written.Data["snapshot_problems"]);
     }
 
+    [Fact]
+    public async Task A_snapshot_write_past_its_WriteTimeout_abandons_the_next_tier_and_keeps_the_health_check_degraded_until_a_write_succeeds()
+    {
+        var clock = new FakeTimeProvider(Epoch);
+        var options = Options();
+        await using var cache = Start(options, clock, new TestTower());
+        await cache.WhenReadyAsync();
+        var check = new Health.ERCacheHealthCheck(cache);
+        await cache.GetAsync(Model, 5, new float[8]);
+        string direct = Models.SnapshotKeeper.PathOf(_directory, Model, TierKind.Direct);
+        string failover = Models.SnapshotKeeper.PathOf(_directory, Model, TierKind.Failover);
+        cache.Snapshots!.BeforeRename = path =>
+        {
+            if (path == direct)
+            {
+                clock.Advance(options.Snapshots.WriteTimeout); // the direct tier took the whole budget
+            }
+        };
+
+        await cache.WriteSnapshotsAsync();
+
+        Assert.True(File.Exists(direct)); // finished before the deadline was seen: complete, so it stays
+        Assert.False(File.Exists(failover));
+        var abandoned = await HealthCheckTests.Check(check);
+        Assert.Equal(HealthStatus.Degraded, abandoned.Status);
+        Assert.Contains(
+            $"snapshots: the last write abandoned {failover} after Snapshots:WriteTimeout {options.Snapshots.WriteTimeout}",
+            abandoned.Description,
+            StringComparison.Ordinal);
+
+        cache.Snapshots.BeforeRename = null;
+        await cache.WriteSnapshotsAsync();
+        Assert.True(File.Exists(failover));
+        Assert.Equal(HealthStatus.Healthy, (await HealthCheckTests.Check(check)).Status);
+    }
+
     [Theory]
     [InlineData("a removal")]
     [InlineData("a snapshot write")] // which shortens the log

@@ -39,6 +39,7 @@ internal static class TierSnapshotFile
         EmbeddingTier tier, SnapshotIdentity identity, string path, long nowUnixMs, Func<long, long> toUnixMs, CancellationToken cancellationToken,
         Action? beforeRename = null)
     {
+        cancellationToken.ThrowIfCancellationRequested(); // a pass past its deadline starts no other tier
         string temporary = $"{path}.{Environment.ProcessId}.tmp";
         int rowBytes = StorageFormats.RowBytes(identity.Format, identity.Dimensions);
         long count = 0;
