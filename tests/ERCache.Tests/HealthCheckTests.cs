@@ -4,6 +4,7 @@ using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 
@@ -233,5 +234,44 @@ public sealed class HealthCheckTests
         host.Reload(ConfiguredHost.Json(ConfiguredHost.Model(Model, directTtl: "00:02:00")));
         Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status);
         Assert.Equal(TimeSpan.FromMinutes(2), host.Cache.GetPolicy(Model).Direct.Ttl);
+    }
+
+    [Fact]
+    public async Task Degraded_while_the_last_reloaded_section_could_not_be_read_at_all()
+    {
+        var broken = new BreakableSource();
+        using var host = new ConfiguredHost(ConfiguredHost.Json(ConfiguredHost.Model(Model)), source: broken);
+        var check = new ERCacheHealthCheck(host.Cache);
+
+        broken.Provider.Broken = true;
+        host.Configuration.Reload();
+
+        var unread = await Check(check);
+        Assert.Equal(HealthStatus.Degraded, unread.Status);
+        Assert.Contains(
+            "configuration: the last configuration reload could not be bound (the configuration store is unreachable); the previous settings stay in force",
+            unread.Description, StringComparison.Ordinal);
+        Assert.Contains(host.Logs.GetSnapshot(), r => r.Level == LogLevel.Error && r.Exception?.Message == "the configuration store is unreachable");
+
+        broken.Provider.Broken = false;
+        host.Configuration.Reload();
+        Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status);
+    }
+
+    /// <summary>A configuration source whose reads throw while <see cref="BreakableProvider.Broken"/> (a provider whose
+    /// backing store went away), and which holds nothing otherwise.</summary>
+    private sealed class BreakableSource : IConfigurationSource
+    {
+        public BreakableProvider Provider { get; } = new();
+
+        public IConfigurationProvider Build(IConfigurationBuilder builder) => Provider;
+    }
+
+    private sealed class BreakableProvider : ConfigurationProvider
+    {
+        public bool Broken { get; set; }
+
+        public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath) =>
+            Broken ? throw new InvalidOperationException("the configuration store is unreachable") : base.GetChildKeys(earlierKeys, parentPath);
     }
 }

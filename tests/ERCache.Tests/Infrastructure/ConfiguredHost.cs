@@ -12,10 +12,20 @@ internal sealed class ConfiguredHost : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), $"ercache-{Guid.NewGuid():N}.json");
 
-    public ConfiguredHost(string json, Action<IERCacheBuilder>? register = null)
+    /// <param name="json">The appsettings file's text.</param>
+    /// <param name="register">Registers the models' inference; a <see cref="TestTower"/> per configured model when
+    /// null.</param>
+    /// <param name="source">Another configuration source, read after the file.</param>
+    public ConfiguredHost(string json, Action<IERCacheBuilder>? register = null, IConfigurationSource? source = null)
     {
         File.WriteAllText(_path, json);
-        Configuration = new ConfigurationBuilder().AddJsonFile(_path, optional: false, reloadOnChange: false).Build();
+        var configuration = new ConfigurationBuilder().AddJsonFile(_path, optional: false, reloadOnChange: false);
+        if (source is not null)
+        {
+            configuration.Add(source);
+        }
+
+        Configuration = configuration.Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(Configuration);
         services.AddSingleton<TimeProvider>(Clock);
