@@ -1,5 +1,7 @@
 using ERCache.Inference;
 using ERCache.Internal;
+using ERCache.Regional;
+using ERCache.Testing;
 using ERCache.Tests.Infrastructure;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
@@ -8,7 +10,8 @@ using Microsoft.Extensions.Time.Testing;
 namespace ERCache.Tests;
 
 /// <summary>What the delegate got wrong is logged: a failed call after its callers are answered (so a slow log sink
-/// cannot change their answer), invalid vectors by kind, rate-limited.</summary>
+/// cannot change their answer), invalid vectors by kind; failed calls to the tower or the regional store, like invalid
+/// vectors, a few lines a minute at most, with the count left out.</summary>
 public sealed class FailureLoggingTests
 {
     [Fact]
@@ -78,6 +81,149 @@ public sealed class FailureLoggingTests
         Assert.Equal(4, Warnings().Length);
         Assert.Contains("a vector of 1 floats for a model of 4 dimensions", Warnings()[3], StringComparison.Ordinal);
         Assert.Contains("(5 more of this kind since the last such line.)", Warnings()[3], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_tower_failing_every_call_logs_a_few_lines_a_minute_with_the_count_left_out()
+    {
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        options.Models["ctr"].Inference.CircuitBreaker.Enabled = false; // else it would stop the calls, and the lines
+        var tower = new TestTower { Whole = (_, _) => throw new InvalidOperationException("tower down") };
+        using var host = new ReloadableCache(options, _ => tower, dispatcher: InferenceDispatcher.Inline);
+        string[] Lines() => host.Logged(1);
+        async Task FailAsync(long first, int users)
+        {
+            for (long user = first; user < first + users; user++)
+            {
+                Assert.Equal(InferenceFailureCause.Error, (await host.Cache.GetAsync("ctr", user, new float[4])).FailureCause);
+            }
+        }
+
+        await FailAsync(1, 3); // three failed calls: one line
+        Assert.Contains("(0 more failed calls since the last such line.)", Assert.Single(Lines()), StringComparison.Ordinal);
+        Assert.Equal("tower down", host.Logs.GetSnapshot().Single(r => r.Id.Id == 1).Exception?.Message);
+
+        host.Clock.Advance(LogThrottle.Interval - TimeSpan.FromTicks(1));
+        await FailAsync(4, 1);
+        Assert.Single(Lines());
+        host.Clock.Advance(TimeSpan.FromTicks(1));
+        await FailAsync(5, 1);
+        Assert.Equal(2, Lines().Length);
+        Assert.Contains("(3 more failed calls since the last such line.)", Lines()[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Calls_past_their_hard_timeout_log_a_few_lines_a_minute_with_the_count_left_out()
+    {
+        var options = new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } };
+        var inference = options.Models["ctr"].Inference;
+        inference.CircuitBreaker.Enabled = false;
+        inference.HardTimeout = inference.Timeout * 2;
+        var tower = new TestTower { Whole = (_, _) => throw new InvalidOperationException("tower down") };
+        using var host = new ReloadableCache(options, _ => tower, dispatcher: InferenceDispatcher.Inline);
+        string[] Lines() => host.Logged(2);
+        Assert.Equal(InferenceFailureCause.Error, (await host.Cache.GetAsync("ctr", 0, new float[4])).FailureCause);
+        Assert.Single(host.Logged(1)); // an error's line does not hold back the first hard timeout's
+        tower.Whole = async (_, token) => await Task.Delay(Timeout.InfiniteTimeSpan, token); // until cancelled
+        async Task TimeOutAsync(long user)
+        {
+            var pending = host.Cache.GetAsync("ctr", user, new float[4]).AsTask();
+            host.Clock.Advance(inference.HardTimeout.Value); // the caller's deadline, then the call's hard timeout
+            Assert.Equal(InferenceFailureCause.Timeout, (await pending).FailureCause);
+            await Poll.Until(() => host.Cache.GetInFlight("ctr") == 0, "the call did not end at its hard timeout");
+        }
+
+        await TimeOutAsync(1);
+        await Poll.Until(() => Lines().Length == 1, "the hard timeout was not logged");
+        await TimeOutAsync(2);
+        await TimeOutAsync(3);
+        host.Clock.Advance(LogThrottle.Interval);
+        await TimeOutAsync(4);
+        await Poll.Until(() => Lines().Length == 2, "the hard timeout after the interval was not logged");
+        Assert.Contains("(2 more since the last such line.)", Lines()[1], StringComparison.Ordinal);
+        Assert.Single(host.Logged(1)); // a hard timeout is not an error of the tower's
+    }
+
+    [Fact]
+    public async Task A_regional_store_that_is_down_logs_a_few_lines_a_minute_with_the_count_left_out()
+    {
+        var options = new ERCacheOptions
+        {
+            Models = { ["ctr"] = CacheFixture.DefaultModel(4) },
+            Regional = { CircuitBreaker = new CircuitBreakerOptions { Enabled = false }, FlushInterval = TimeSpan.FromMinutes(1) },
+        };
+        using var host = new ReloadableCache(options, dispatcher: InferenceDispatcher.Inline, store: new ThrowingRegionalStore());
+        string[] Lines() => host.Logged(20);
+        async Task MissAsync(long first, int users)
+        {
+            for (long user = first; user < first + users; user++)
+            {
+                Assert.Equal(EmbeddingSource.Fresh, (await host.Cache.GetAsync("ctr", user, new float[4])).Source); // the lookup failed
+            }
+        }
+
+        await MissAsync(1, 3);
+        Assert.Contains("The regional store failed a read;", Assert.Single(Lines()), StringComparison.Ordinal);
+        Assert.Contains("(0 more failed calls since the last such line.)", Lines()[0], StringComparison.Ordinal);
+
+        host.Clock.Advance(LogThrottle.Interval);
+        await MissAsync(4, 1);
+        Assert.Equal(2, Lines().Length);
+        Assert.Contains("(2 more failed calls since the last such line.)", Lines()[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_channel_that_cannot_be_subscribed_logs_its_retries_a_few_lines_a_minute_with_the_count_left_out()
+    {
+        var store = new Unsubscribable();
+        using var host = new ReloadableCache(
+            new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } }, dispatcher: InferenceDispatcher.Inline, store: store);
+        string[] Lines() => host.Logged(20);
+        async Task RetryAsync()
+        {
+            int attempts = store.Attempts;
+            host.Clock.Advance(RegionalInvalidator.RetryInterval);
+            await Poll.Until(() => store.Attempts == attempts + 1, "the subscription was not retried"); // the attempt before is logged
+        }
+
+        await host.Cache.WhenReadyAsync(); // the first attempt failed
+        Assert.Contains("The regional store failed a subscribe;", Assert.Single(Lines()), StringComparison.Ordinal);
+        for (int retry = 1; retry <= 9; retry++)
+        {
+            await RetryAsync(); // attempts at 1 s to 9 s: counted
+        }
+
+        Assert.Single(Lines());
+        await RetryAsync();
+        await RetryAsync(); // the attempt at 10 s is logged by now
+        Assert.Equal(2, Lines().Length);
+        Assert.Contains("(9 more failed calls since the last such line.)", Lines()[1], StringComparison.Ordinal);
+    }
+
+    /// <summary>The in-memory store, whose invalidation channel refuses every subscription.</summary>
+    private sealed class Unsubscribable : IRegionalStore, IRegionalInvalidation
+    {
+        private readonly InMemoryRegionalStore _inner = new();
+        private int _attempts;
+
+        public int Attempts => Volatile.Read(ref _attempts);
+
+        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) =>
+            _inner.ReadAsync(field, users, valueBytes, cancellationToken);
+
+        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) =>
+            _inner.WriteAsync(groups, cancellationToken);
+
+        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
+            _inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
+
+        public Task PublishAsync(byte[] message, CancellationToken cancellationToken) => _inner.PublishAsync(message, cancellationToken);
+
+        public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _attempts);
+            return Task.FromException<IAsyncDisposable>(new IOException("channel down"));
+        }
     }
 
     /// <summary>A sink that takes <paramref name="delay"/> of the test's clock to write an entry with an exception.</summary>

@@ -14,6 +14,8 @@ namespace ERCache.Inference;
 /// still runs, so it still counts against <c>MaxConcurrency</c>.</param>
 internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action abandonedCallStopped) : IDisposable
 {
+    private const int HardTimeoutKind = 0, ErrorKind = 1;
+    private readonly LogThrottle _failureLog = new(time, kinds: 2); // a tower failing steadily logs a few lines a minute
     private ModelCircuitBreaker? _breaker;
     private DelegateCall? _spareCall;
     private volatile bool _disposed;
@@ -97,11 +99,17 @@ internal sealed class DelegateInvoker(TimeProvider time, ILogger logger, Action 
     {
         if (cause == InferenceFailureCause.Timeout)
         {
-            Log.HardTimeout(logger, policy.Name, users, policy.HardTimeout);
+            if (_failureLog.TryEnter(HardTimeoutKind, out long suppressed))
+            {
+                Log.HardTimeout(logger, policy.Name, users, policy.HardTimeout, suppressed);
+            }
         }
         else if (cause == InferenceFailureCause.Error && failure is not null)
         {
-            Log.InferenceFailed(logger, policy.Name, users, failure);
+            if (_failureLog.TryEnter(ErrorKind, out long suppressed))
+            {
+                Log.InferenceFailed(logger, policy.Name, users, suppressed, failure);
+            }
         }
     }
 

@@ -9,11 +9,11 @@ namespace ERCache.Internal;
 /// </summary>
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback.")]
-    public static partial void InferenceFailed(ILogger logger, string model, int users, Exception exception);
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Inference for model '{Model}' failed for a batch of {Users} user(s); serving failover or fallback. ({Suppressed} more failed calls since the last such line.)")]
+    public static partial void InferenceFailed(ILogger logger, string model, int users, long suppressed, Exception exception);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Inference for model '{Model}' passed its hard timeout {HardTimeout} for a batch of {Users} user(s); the call was cancelled and abandoned.")]
-    public static partial void HardTimeout(ILogger logger, string model, int users, TimeSpan hardTimeout);
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Inference for model '{Model}' passed its hard timeout {HardTimeout} for a batch of {Users} user(s); the call was cancelled and abandoned. ({Suppressed} more since the last such line.)")]
+    public static partial void HardTimeout(ILogger logger, string model, int users, TimeSpan hardTimeout, long suppressed);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Rejected an ERCache configuration reload; the previous policies stay in force: {Errors}")]
     public static partial void ReloadRejected(ILogger logger, string errors);
@@ -24,8 +24,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "ERCache's inference scheduler for model '{Model}' failed; the batch's users get a fallback.")]
     public static partial void SchedulerFault(ILogger logger, string model, Exception exception);
 
-    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "The regional store failed a {Operation}; requests go on from the local tiers and inference.")]
-    public static partial void RegionalStoreFailed(ILogger logger, string operation, Exception exception);
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "The regional store failed a {Operation}; requests go on from the local tiers and inference. ({Suppressed} more failed calls since the last such line.)")]
+    public static partial void RegionalStoreFailed(ILogger logger, string operation, long suppressed, Exception exception);
 
     [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "The regional store's circuit breaker is now {State}.")]
     public static partial void RegionalCircuit(ILogger logger, CircuitState state);

@@ -36,6 +36,8 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     private int _receiving = 1;
     private readonly ConcurrentDictionary<Task, byte> _announcing = new(); // background announcements in flight
     private readonly LogThrottle _notSentLog;
+    private const int SubscribeKind = 0, ProbeKind = 1;
+    private readonly LogThrottle _storeFailedLog; // retried every second while the store is down: a few lines a minute
     private long _lastNotSent = long.MinValue; // when a background announcement last failed (timestamp)
 
     public RegionalInvalidator(
@@ -50,6 +52,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         _apply = apply;
         _subscribed = subscribed;
         _notSentLog = new LogThrottle(time, kinds: 1);
+        _storeFailedLog = new LogThrottle(time, kinds: 2);
         _subscribing = SubscribeAsync();
     }
 
@@ -114,6 +117,14 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         }
     }
 
+    private void LogStoreFailed(int kind, string operation, Exception error)
+    {
+        if (_storeFailedLog.TryEnter(kind, out long suppressed))
+        {
+            Log.RegionalStoreFailed(_logger, operation, suppressed, error);
+        }
+    }
+
     private void OnNotSent(InvalidationKind kind, long userId, string field, Exception error)
     {
         Volatile.Write(ref _lastNotSent, _time.GetTimestamp());
@@ -166,12 +177,12 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         _stop.Dispose();
     }
 
-    /// <summary>Subscribes, retrying every <see cref="RetryInterval"/> while the store cannot be reached (the first
-    /// failure is logged): a store down at start-up is heard from once it is up.</summary>
+    /// <summary>Subscribes, retrying every <see cref="RetryInterval"/> while the store cannot be reached (failures are
+    /// logged at most every 10 s, with the count left out): a store down at start-up is heard from once it is
+    /// up.</summary>
     private async Task SubscribeAsync()
     {
         await Task.Yield(); // not on the constructor's thread
-        bool logged = false;
         try
         {
             while (true)
@@ -183,11 +194,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
                 {
-                    if (!logged)
-                    {
-                        Log.RegionalStoreFailed(_logger, "subscribe", ex);
-                        logged = true;
-                    }
+                    LogStoreFailed(SubscribeKind, "subscribe", ex);
 
                     OnSubscribed(false);
                 }
@@ -254,7 +261,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    Log.RegionalStoreFailed(_logger, "probe", ex); // the next attempt follows
+                    LogStoreFailed(ProbeKind, "probe", ex); // the next attempt follows
                 }
 
                 await Task.Delay(RetryInterval, _time, _stop.Token).ConfigureAwait(false);

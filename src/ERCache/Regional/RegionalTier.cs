@@ -37,6 +37,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private readonly LogThrottle _queueFullLog;
     private long _lastFlushFailure = long.MinValue; // when a background flush last threw (timestamp)
     private readonly LogThrottle _flushFailedLog;
+    private readonly LogThrottle _storeFailedLog; // a store that is down logs a few lines a minute, not one per call
 
     public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
     {
@@ -48,6 +49,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         _breaker = NewBreaker(_settings.Breaker);
         _queueFullLog = new LogThrottle(time, kinds: 1);
         _flushFailedLog = new LogThrottle(time, kinds: 1);
+        _storeFailedLog = new LogThrottle(time, kinds: 1);
         metrics.ObserveRegionalQueue(() => QueueLength);
         _flushTimer = new PeriodicTimer(_settings.FlushInterval, time);
         _flushLoop = FlushPeriodicallyAsync();
@@ -309,9 +311,9 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         var cause = ExceptionCause.Of(exception);
         string reason = ERCacheMetrics.CauseName(cause);
         _metrics.RecordRegionalFailure(operation, reason);
-        if (cause == InferenceFailureCause.Error)
+        if (cause == InferenceFailureCause.Error && _storeFailedLog.TryEnter(0, out long suppressed))
         {
-            Log.RegionalStoreFailed(_logger, operation, exception);
+            Log.RegionalStoreFailed(_logger, operation, suppressed, exception);
         }
 
         return reason;
