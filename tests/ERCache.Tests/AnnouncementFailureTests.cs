@@ -62,23 +62,11 @@ public sealed class AnnouncementFailureTests
 
     /// <summary>The in-memory store, whose channel refuses to publish while <see cref="PublishFails"/> (a connection
     /// lost between the store's write and the announcement).</summary>
-    private sealed class FailingChannel(InMemoryRegionalStore inner) : IRegionalStore, IRegionalInvalidation
+    private sealed class FailingChannel(InMemoryRegionalStore inner) : WrappedRegionalStore(inner)
     {
         public bool PublishFails { get; set; }
 
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) =>
-            inner.ReadAsync(field, users, valueBytes, cancellationToken);
-
-        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) =>
-            inner.WriteAsync(groups, cancellationToken);
-
-        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
-            inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
-
-        public Task PublishAsync(byte[] message, CancellationToken cancellationToken) =>
-            PublishFails ? Task.FromException(new IOException("connection lost")) : inner.PublishAsync(message, cancellationToken);
-
-        public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken) =>
-            inner.SubscribeAsync(onMessage, onSubscribed, cancellationToken);
+        public override Task PublishAsync(byte[] message, CancellationToken cancellationToken) =>
+            PublishFails ? Task.FromException(new IOException("connection lost")) : Inner.PublishAsync(message, cancellationToken);
     }
 }

@@ -175,7 +175,7 @@ public sealed class FailureLoggingTests
     [Fact]
     public async Task A_channel_that_cannot_be_subscribed_logs_its_retries_a_few_lines_a_minute_with_the_count_left_out()
     {
-        var store = new Unsubscribable();
+        var store = new FailingSubscriptions(new InMemoryRegionalStore(), failures: int.MaxValue);
         using var host = new ReloadableCache(
             new ERCacheOptions { Models = { ["ctr"] = CacheFixture.DefaultModel(4) } }, dispatcher: InferenceDispatcher.Inline, store: store);
         string[] Lines() => host.Logged(20);
@@ -198,32 +198,6 @@ public sealed class FailureLoggingTests
         await RetryAsync(); // the attempt at 10 s is logged by now
         Assert.Equal(2, Lines().Length);
         Assert.Contains("(9 more failed calls since the last such line.)", Lines()[1], StringComparison.Ordinal);
-    }
-
-    /// <summary>The in-memory store, whose invalidation channel refuses every subscription.</summary>
-    private sealed class Unsubscribable : IRegionalStore, IRegionalInvalidation
-    {
-        private readonly InMemoryRegionalStore _inner = new();
-        private int _attempts;
-
-        public int Attempts => Volatile.Read(ref _attempts);
-
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) =>
-            _inner.ReadAsync(field, users, valueBytes, cancellationToken);
-
-        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) =>
-            _inner.WriteAsync(groups, cancellationToken);
-
-        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
-            _inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
-
-        public Task PublishAsync(byte[] message, CancellationToken cancellationToken) => _inner.PublishAsync(message, cancellationToken);
-
-        public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref _attempts);
-            return Task.FromException<IAsyncDisposable>(new IOException("channel down"));
-        }
     }
 
     /// <summary>A sink that takes <paramref name="delay"/> of the test's clock to write an entry with an exception.</summary>

@@ -255,28 +255,6 @@ public sealed class InvalidationTests
         Assert.Equal(0, host.GetEntryCount(Model, TierKind.Direct)); // another host's removal is heard now
     }
 
-    /// <summary>The in-memory store, whose first <c>failures</c> subscription attempts throw (a store down at start-up).</summary>
-    private sealed class FailingSubscriptions(InMemoryRegionalStore inner, int failures) : IRegionalStore, IRegionalInvalidation
-    {
-        private int _attempts;
-
-        public int Attempts => Volatile.Read(ref _attempts);
-
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) => inner.ReadAsync(field, users, valueBytes, cancellationToken);
-
-        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
-
-        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
-            inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
-
-        public Task PublishAsync(byte[] message, CancellationToken cancellationToken) => inner.PublishAsync(message, cancellationToken);
-
-        public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken) =>
-            Interlocked.Increment(ref _attempts) <= failures
-                ? Task.FromException<IAsyncDisposable>(new IOException("store down"))
-                : inner.SubscribeAsync(onMessage, onSubscribed, cancellationToken);
-    }
-
     [Fact]
     public void Messages_round_trip_and_anything_else_is_refused()
     {
@@ -376,7 +354,7 @@ public sealed class InvalidationTests
 
     /// <summary>The in-memory store's data and channel, with a subscription whose state the test reports and which
     /// drops messages while <see cref="Deaf"/> (a client reconnected but not yet subscribed again).</summary>
-    private sealed class DeafChannel(InMemoryRegionalStore inner) : IRegionalStore, IRegionalInvalidation
+    private sealed class DeafChannel(InMemoryRegionalStore inner) : WrappedRegionalStore(inner)
     {
         private Action<bool>? _report;
 
@@ -384,19 +362,10 @@ public sealed class InvalidationTests
 
         public void Report(bool subscribed) => _report!(subscribed);
 
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) => inner.ReadAsync(field, users, valueBytes, cancellationToken);
-
-        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
-
-        public Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken) =>
-            inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
-
-        public Task PublishAsync(byte[] message, CancellationToken cancellationToken) => inner.PublishAsync(message, cancellationToken);
-
-        public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken)
+        public override Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken)
         {
             _report = onSubscribed;
-            return inner.SubscribeAsync(m => { if (!Deaf) { onMessage(m); } }, onSubscribed, cancellationToken);
+            return Inner.SubscribeAsync(m => { if (!Deaf) { onMessage(m); } }, onSubscribed, cancellationToken);
         }
     }
 }

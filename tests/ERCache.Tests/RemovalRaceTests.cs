@@ -62,27 +62,18 @@ public sealed class RemovalRaceTests
 
     /// <summary>The in-memory store and channel, running <see cref="AfterRemove"/> once a removal has deleted its data and
     /// before it returns (before the removing host announces it).</summary>
-    private sealed class RemovalHook(InMemoryRegionalStore inner) : IRegionalStore, IRegionalInvalidation
+    private sealed class RemovalHook(InMemoryRegionalStore inner) : WrappedRegionalStore(inner)
     {
         public Func<Task>? AfterRemove { get; set; }
 
-        public Task<byte[]?[]> ReadAsync(string field, ReadOnlyMemory<long> users, int valueBytes, CancellationToken cancellationToken) => inner.ReadAsync(field, users, valueBytes, cancellationToken);
-
-        public Task<RegionalWriteResult> WriteAsync(IReadOnlyList<RegionalWriteGroup> groups, CancellationToken cancellationToken) => inner.WriteAsync(groups, cancellationToken);
-
-        public async Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken)
+        public override async Task RemoveAsync(long userId, string? field, long removedAtUnixMs, TimeSpan remember, CancellationToken cancellationToken)
         {
-            await inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
+            await Inner.RemoveAsync(userId, field, removedAtUnixMs, remember, cancellationToken);
             if (AfterRemove is { } after)
             {
                 AfterRemove = null;
                 await after();
             }
         }
-
-        public Task PublishAsync(byte[] message, CancellationToken cancellationToken) => inner.PublishAsync(message, cancellationToken);
-
-        public Task<IAsyncDisposable> SubscribeAsync(Action<byte[]> onMessage, Action<bool> onSubscribed, CancellationToken cancellationToken) =>
-            inner.SubscribeAsync(onMessage, onSubscribed, cancellationToken);
     }
 }
