@@ -116,7 +116,6 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             }
 
             var invalidationChannel = InvalidationChannel(options, services);
-            ThrowIfSnapshotsBesideInvalidation(options, invalidationChannel, sectionPath);
             if (services?.RegionalStore is { } regionalStore)
             {
                 _regional = new RegionalTier(regionalStore, options.Regional ?? new RegionalOptions(), _time, _metrics, _logger);
@@ -134,7 +133,7 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
             _reloadedSettings = _buildTimeSettings;
             if (options.Snapshots is { Directory: not null } snapshots)
             {
-                _snapshots = new SnapshotKeeper(snapshots, _registry, _time, _logger);
+                _snapshots = new SnapshotKeeper(snapshots, _registry, _time, _logger, _invalidator);
                 _snapshotWriteTimeout = snapshots.WriteTimeout;
             }
         }
@@ -205,24 +204,6 @@ public sealed partial class EmbeddingCache : IEmbeddingCache, IDisposable, IAsyn
     /// <c>Regional:Invalidation</c> is not off.</summary>
     private static IRegionalInvalidation? InvalidationChannel(ERCacheOptions options, EmbeddingCacheServices? services) =>
         services?.RegionalStore is IRegionalInvalidation channel && options.Regional?.Invalidation != false ? channel : null;
-
-    /// <summary>
-    /// Refuses local snapshots beside a regional store whose invalidation channel is on (DESIGN §2 rule 11): a snapshot
-    /// holds what this host had when it stopped, and the removals other hosts made while it was down never reached it,
-    /// so a restored entry could serve a removed user. With a regional store a restarted host recovers its vectors from
-    /// the store instead.
-    /// </summary>
-    private static void ThrowIfSnapshotsBesideInvalidation(ERCacheOptions options, IRegionalInvalidation? invalidationChannel, string sectionPath)
-    {
-        if (options.Snapshots is { Directory: { } directory } && invalidationChannel is not null)
-        {
-            throw new OptionsValidationException(Options.DefaultName, typeof(ERCacheOptions), [
-                $"{sectionPath}:Snapshots:Directory ('{directory}') cannot be used with a regional store whose invalidation channel is on " +
-                $"({sectionPath}:Regional:Invalidation): a snapshot cannot be checked against the removals other hosts made while this host " +
-                "was down, so it could bring a removed user back. With a regional store a restarted host recovers from the store: leave " +
-                "Snapshots:Directory unset."]);
-        }
-    }
 
     /// <summary>
     /// Completes when the cache is ready to serve at full strength: at once without <c>Snapshots</c>, else when the

@@ -708,19 +708,6 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
-    public void Snapshots_are_refused_beside_a_regional_store_whose_invalidation_is_on_naming_both_settings()
-    {
-        // Rule 11: a snapshot holds what this host had when it stopped; removals other hosts made while it was down never
-        // reached it, so restoring it could serve a removed user. Nothing is started before the refusal.
-        var clock = new FakeTimeProvider(Epoch);
-        var store = new InMemoryRegionalStore(clock);
-        var error = Assert.Throws<OptionsValidationException>(() => StartWithStore(Options(), clock, store));
-        Assert.Contains($"ERCache:Snapshots:Directory ('{_directory}')", error.Message);
-        Assert.Contains("ERCache:Regional:Invalidation", error.Message);
-        Assert.False(Directory.Exists(_directory));
-    }
-
-    [Fact]
     public async Task Snapshots_still_work_beside_a_store_without_invalidation()
     {
         // Without the channel, other hosts' removals never reach the local tiers anyway; the snapshot adds no new gap.

@@ -15,8 +15,9 @@ public sealed class SnapshotOptions
     /// <summary>The directory the snapshots live in (created if missing); one file per model and tier, and per model a
     /// log of the removals, clears and pushes made since its snapshots were written, so that a restart after a crash
     /// does not bring back what they removed or superseded (each such operation appends 16 bytes to it first). Default
-    /// <see langword="null"/>: no snapshots. Not beside a regional store whose invalidation channel is on (building the
-    /// cache fails): a snapshot cannot be checked against the removals other hosts made while this one was down.</summary>
+    /// <see langword="null"/>: no snapshots. Beside a regional store whose invalidation channel is on, a restart does
+    /// not restore the snapshots' rows (the removals and pushes other hosts made while this one was down never reached
+    /// it): it reads the values of the snapshots' users from the store instead.</summary>
     public string? Directory { get; set; }
 
     /// <summary>How often the tiers are also written while running (at least 1 minute), or <see langword="null"/>

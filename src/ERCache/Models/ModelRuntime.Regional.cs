@@ -101,6 +101,68 @@ internal sealed partial class ModelRuntime
         return (left, failover);
     }
 
+    /// <summary>
+    /// A warm restart beside invalidation (DESIGN §2 rules 10 and 11): copies the store's values of
+    /// <paramref name="users"/> (those a snapshot held) into the local tiers, as a regional hit copies one, with each
+    /// value's original write time. The store is the truth: a user removed or pushed elsewhere while this host was down
+    /// has the store's answer, never the snapshot's row. Written as a snapshot restore writes (the requests' writes go
+    /// first, a newer local entry is kept), and not for a user removed, or a model cleared, since the restore began.
+    /// </summary>
+    public async Task<RegionalPrefetchCounts> PrefetchRegionalAsync(long[] users, CancellationToken cancellationToken)
+    {
+        var regional = Regional!;
+        var values = await regional.ReadAsync(RegionalField, RegionalValue.Length(Policy.RegionalFormat, Policy.Dimensions), users, regional.WriteTimeout, cancellationToken)
+            .ConfigureAwait(false);
+        if (values is null)
+        {
+            return new RegionalPrefetchCounts(0, 0, 0, users.Length);
+        }
+
+        var row = new float[Policy.Dimensions];
+        long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        long latestServable = nowUtc + regional.MaxClockSkewMs;
+        long nowTs = _clock.Now;
+        long clearedAt = regional.ClearedAt(RegionalField);
+        long direct = 0, failoverOnly = 0, missing = 0;
+        for (int i = 0; i < users.Length; i++)
+        {
+            if (values[i] is not { } value)
+            {
+                missing++;
+                continue;
+            }
+
+            if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, Fingerprint, users[i], row, out long writtenAtUtc))
+            {
+                State.RefusedValues.Report(value, Policy.RegionalFormat, Fingerprint, users[i], Policy.Dimensions);
+                missing++;
+                continue;
+            }
+
+            long ageTicks = RegionalAge(writtenAtUtc, nowUtc).Ticks;
+            if (writtenAtUtc <= clearedAt || writtenAtUtc > latestServable || ageTicks >= FailoverTtl)
+            {
+                missing++;
+                continue;
+            }
+
+            long writtenAt = nowTs - ageTicks;
+            if (ageTicks < DirectTtl)
+            {
+                Direct?.Restore(users[i], row, writtenAt, DirectTtl, State.IsRemovedSinceRestoreBegan);
+                direct++;
+            }
+            else
+            {
+                failoverOnly++;
+            }
+
+            Failover?.Restore(users[i], row, writtenAt, FailoverTtl, State.IsRemovedSinceRestoreBegan);
+        }
+
+        return new RegionalPrefetchCounts(direct, failoverOnly, missing, 0);
+    }
+
     /// <summary>Queues a fresh vector for the store; a push (<paramref name="announce"/>) is announced to the other
     /// hosts once written.</summary>
     private void EnqueueRegional(long userId, float[] vector, bool announce = false, long? writtenAtUtcMs = null) =>

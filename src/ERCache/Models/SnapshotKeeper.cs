@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using ERCache.Internal;
+using ERCache.Regional;
 using ERCache.Storage;
 using ERCache.Tiers;
 using ERCache.Tiers.Snapshots;
@@ -16,7 +17,10 @@ namespace ERCache.Models;
 /// <remarks>
 /// The load never blocks a request: requests are served from whatever is in the tiers while it runs. An entry is
 /// restored only when the tier holds nothing newer for the user and the user was not removed since the load began
-/// (both checked under the tier's write lock, see <see cref="EmbeddingTier.TryWriteNewer"/>).
+/// (both checked under the tier's write lock, see <see cref="EmbeddingTier.TryWriteNewer"/>). Beside a regional store
+/// whose invalidation channel is on, a snapshot's rows are not restored: other hosts' removals and pushes made while
+/// this host was down never reached it (rule 11). The load then waits for the channel's subscription and copies the
+/// store's values of the snapshot's users instead (<see cref="ModelRuntime.PrefetchRegionalAsync"/>).
 /// </remarks>
 internal sealed class SnapshotKeeper : IDisposable
 {
@@ -30,6 +34,7 @@ internal sealed class SnapshotKeeper : IDisposable
     private readonly ModelRegistry _registry;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly RegionalInvalidator? _invalidator; // set: the store, not the snapshots' rows, is the truth
     private readonly SemaphoreSlim _writing = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly ITimer? _timer;
@@ -51,12 +56,20 @@ internal sealed class SnapshotKeeper : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _deletions = new(StringComparer.OrdinalIgnoreCase);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _unloggedRemovals = new(StringComparer.OrdinalIgnoreCase);
 
-    public SnapshotKeeper(SnapshotOptions options, ModelRegistry registry, TimeProvider time, ILogger logger)
+    /// <summary>Starts the load at once, in the background.</summary>
+    /// <param name="options">The snapshots' settings.</param>
+    /// <param name="registry">The models.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">Where what happens is logged.</param>
+    /// <param name="invalidator">The invalidation channel's end when the cache has one: the load then prefetches the
+    /// snapshots' users from the regional store instead of restoring their rows.</param>
+    public SnapshotKeeper(SnapshotOptions options, ModelRegistry registry, TimeProvider time, ILogger logger, RegionalInvalidator? invalidator = null)
     {
         _options = options;
         _registry = registry;
         _time = time;
         _logger = logger;
+        _invalidator = invalidator;
 
         // Removals are tracked from now, before any request can run; the load then starts in the background.
         var states = registry.States.ToArray();
@@ -66,7 +79,7 @@ internal sealed class SnapshotKeeper : IDisposable
             NoteSnapshotsOnDisk(state);
         }
 
-        Loaded = Task.Run(() => LoadAll(states));
+        Loaded = Task.Run(() => LoadAllAsync(states));
         if (options.Interval is { } interval)
         {
             _timer = time.CreateTimer(static s => _ = ((SnapshotKeeper)s!).WriteAllAsync(skipIfBusy: true), this, interval, interval);
@@ -257,16 +270,33 @@ internal sealed class SnapshotKeeper : IDisposable
         }
     }
 
-    private void LoadAll(ModelVersionState[] states)
+    private async Task LoadAllAsync(ModelVersionState[] states)
     {
         using var timeout = new CancellationTokenSource(_options.LoadTimeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
         try
         {
+            if (_invalidator is { } invalidator)
+            {
+                // Only once other hosts' removals reach this host can a value copied in be dropped by the next one.
+                await invalidator.Started.WaitAsync(linked.Token).ConfigureAwait(false);
+                if (!invalidator.IsSubscribed)
+                {
+                    Log.SnapshotPrefetchSkipped(_logger, "the invalidation channel could not be subscribed to");
+                    return;
+                }
+            }
+
             foreach (var state in states)
             {
                 var runtime = state.Current;
                 var removals = ReadRemovals(state.Name);
+                if (_invalidator is not null)
+                {
+                    await PrefetchAsync(state, runtime, removals, linked.Token).ConfigureAwait(false);
+                    continue;
+                }
+
                 foreach (var (tier, ttl) in new[] { (runtime.Direct, runtime.DirectTtl), (runtime.Failover, runtime.FailoverTtl) })
                 {
                     if (tier is not null && !state.IsRetired)
@@ -291,6 +321,68 @@ internal sealed class SnapshotKeeper : IDisposable
                 state.EndRestore();
             }
         }
+    }
+
+    /// <summary>How many users one prefetch step reads (the regional tier splits it into round trips of
+    /// <c>Regional:MaxBatchSize</c>).</summary>
+    internal const int PrefetchStep = 1024;
+
+    /// <summary>
+    /// The load beside invalidation: the users of the model's snapshots (each entry still within its tier's TTL and not
+    /// dropped by the removal log) are read from the regional store and its values copied in, never the snapshots' rows.
+    /// </summary>
+    private async Task PrefetchAsync(ModelVersionState state, ModelRuntime runtime, RemovalRecords? removals, CancellationToken cancellationToken)
+    {
+        long started = Stopwatch.GetTimestamp();
+        long nowUnixMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var users = new HashSet<long>();
+        foreach (var (tier, ttl) in new[] { (runtime.Direct, runtime.Policy.Direct.Ttl), (runtime.Failover, runtime.Policy.Failover.Ttl) })
+        {
+            string? path = tier is null ? null : PathOf(_options.Directory!, state.Name, tier.Policy.Kind);
+            if (path is null || state.IsRetired || !File.Exists(path))
+            {
+                continue;
+            }
+
+            long ttlMs = (long)ttl.TotalMilliseconds;
+            try
+            {
+                string? refused = TierSnapshotFile.Load(
+                    path,
+                    IdentityOf(runtime, tier!),
+                    (user, writtenAtUnixMs, _) =>
+                    {
+                        if (removals?.Covers(user, writtenAtUnixMs) != true && nowUnixMs - writtenAtUnixMs < ttlMs)
+                        {
+                            users.Add(user);
+                        }
+                    },
+                    cancellationToken);
+                if (refused is not null)
+                {
+                    Log.SnapshotRejected(_logger, path, tier!.Policy.Kind, state.Name, refused);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                Log.SnapshotFailed(_logger, "read", path, ex);
+            }
+        }
+
+        if (users.Count == 0)
+        {
+            return;
+        }
+
+        var all = users.ToArray();
+        var counts = default(RegionalPrefetchCounts);
+        for (int first = 0; first < all.Length; first += PrefetchStep)
+        {
+            counts += await runtime.PrefetchRegionalAsync(all[first..Math.Min(all.Length, first + PrefetchStep)], cancellationToken).ConfigureAwait(false);
+        }
+
+        double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        Log.SnapshotPrefetched(_logger, state.Name, state.Version, all.Length, counts.Direct, counts.FailoverOnly, counts.Missing, counts.Unavailable, elapsedMs);
     }
 
     /// <summary>The model's removal log as the last process left it (null when there is none); a log that cannot be read
