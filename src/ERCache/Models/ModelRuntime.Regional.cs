@@ -107,17 +107,27 @@ internal sealed partial class ModelRuntime
     /// value's original write time. The store is the truth: a user removed or pushed elsewhere while this host was down
     /// has the store's answer, never the snapshot's row. Written as a snapshot restore writes (the requests' writes go
     /// first, a newer local entry is kept), and not for a user removed, or a model cleared, since the restore began.
+    /// One round trip of <c>Regional:MaxBatchSize</c> users at a time, each bounded by <c>Regional:Timeout</c>.
     /// </summary>
     public async Task<RegionalPrefetchCounts> PrefetchRegionalAsync(long[] users, CancellationToken cancellationToken)
     {
         var regional = Regional!;
-        var values = await regional.ReadAsync(RegionalField, RegionalValue.Length(Policy.RegionalFormat, Policy.Dimensions), users, regional.WriteTimeout, cancellationToken)
-            .ConfigureAwait(false);
-        if (values is null)
+        int valueBytes = RegionalValue.Length(Policy.RegionalFormat, Policy.Dimensions);
+        var counts = default(RegionalPrefetchCounts);
+        for (int first = 0; first < users.Length; first += regional.MaxBatchSize)
         {
-            return new RegionalPrefetchCounts(0, 0, 0, users.Length);
+            var step = users[first..Math.Min(users.Length, first + regional.MaxBatchSize)];
+            var values = await regional.ReadAsync(RegionalField, valueBytes, step, regional.WriteTimeout, cancellationToken).ConfigureAwait(false);
+            counts += values is null ? new RegionalPrefetchCounts(0, 0, 0, step.Length) : CopyIn(regional, step, values);
         }
 
+        return counts;
+    }
+
+    /// <summary>Writes the prefetched <paramref name="values"/> of <paramref name="users"/> (see
+    /// <see cref="PrefetchRegionalAsync"/>).</summary>
+    private RegionalPrefetchCounts CopyIn(RegionalTier regional, long[] users, byte[]?[] values)
+    {
         var row = new float[Policy.Dimensions];
         long nowUtc = _time.GetUtcNow().ToUnixTimeMilliseconds();
         long latestServable = nowUtc + regional.MaxClockSkewMs;

@@ -323,10 +323,6 @@ internal sealed class SnapshotKeeper : IDisposable
         }
     }
 
-    /// <summary>How many users one prefetch step reads (the regional tier splits it into round trips of
-    /// <c>Regional:MaxBatchSize</c>).</summary>
-    internal const int PrefetchStep = 1024;
-
     /// <summary>
     /// The load beside invalidation: the users of the model's snapshots (each entry still within its tier's TTL and not
     /// dropped by the removal log) are read from the regional store and its values copied in, never the snapshots' rows.
@@ -374,15 +370,9 @@ internal sealed class SnapshotKeeper : IDisposable
             return;
         }
 
-        var all = users.ToArray();
-        var counts = default(RegionalPrefetchCounts);
-        for (int first = 0; first < all.Length; first += PrefetchStep)
-        {
-            counts += await runtime.PrefetchRegionalAsync(all[first..Math.Min(all.Length, first + PrefetchStep)], cancellationToken).ConfigureAwait(false);
-        }
-
+        var counts = await runtime.PrefetchRegionalAsync([.. users], cancellationToken).ConfigureAwait(false);
         double elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        Log.SnapshotPrefetched(_logger, state.Name, state.Version, all.Length, counts.Direct, counts.FailoverOnly, counts.Missing, counts.Unavailable, elapsedMs);
+        Log.SnapshotPrefetched(_logger, state.Name, state.Version, users.Count, counts.Direct, counts.FailoverOnly, counts.Missing, counts.Unavailable, elapsedMs);
     }
 
     /// <summary>The model's removal log as the last process left it (null when there is none); a log that cannot be read

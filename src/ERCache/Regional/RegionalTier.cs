@@ -107,6 +107,9 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// <summary>The longest one grouped write may take.</summary>
     public TimeSpan WriteTimeout => Volatile.Read(ref _settings).WriteTimeout;
 
+    /// <summary>The most users one round trip reads or writes (<c>Regional:MaxBatchSize</c>).</summary>
+    public int MaxBatchSize => Volatile.Read(ref _settings).MaxBatchSize;
+
     /// <summary>The longest a lookup may hold a request (<c>Regional:Timeout</c>).</summary>
     public TimeSpan ReadTimeout => Volatile.Read(ref _settings).Timeout;
 
