@@ -90,12 +90,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "ERCache refused the regional value of model '{Model}' for user {UserId}: {Problem}. It was not served (a regional miss); values that never decode usually mean another deployment writes under the same Regional:KeyPrefix, or a damaged store. ({Suppressed} more of this kind since the last such line.)")]
     public static partial void RegionalValueRefused(ILogger logger, string model, long userId, string problem, long suppressed);
 
+    [LoggerMessage(EventId = 42, Level = LogLevel.Warning, Message = "ERCache's regional write queue is full (Regional:QueueCapacity {Capacity}): a fresh vector was not shared, so other hosts infer it again. The store writes slower than the hosts infer, or the queue is too small. ({Suppressed} more dropped since the last such line.)")]
+    public static partial void RegionalQueueFull(ILogger logger, int capacity, long suppressed);
+
     [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "ERCache prefetched model '{Model}' version '{Version}' from the regional store for the {Users} users of its snapshots (beside invalidation the store, not a snapshot, holds the truth): {Direct} fresh, {FailoverOnly} for the failover tier only, {Missing} with no usable value (removed, replaced and expired, or refused), {Unavailable} not read (the store did not answer), in {ElapsedMs:F0} ms.")]
     public static partial void SnapshotPrefetched(ILogger logger, string model, string version, long users, long direct, long failoverOnly, long missing, long unavailable, double elapsedMs);
 
     [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "ERCache did not prefetch the users of its snapshots from the regional store: {Reason}. The tiers start empty; requests read the store.")]
     public static partial void SnapshotPrefetchSkipped(ILogger logger, string reason);
-
-    [LoggerMessage(EventId = 42, Level = LogLevel.Warning, Message = "ERCache's regional write queue is full (Regional:QueueCapacity {Capacity}): a fresh vector was not shared, so other hosts infer it again. The store writes slower than the hosts infer, or the queue is too small. ({Suppressed} more dropped since the last such line.)")]
-    public static partial void RegionalQueueFull(ILogger logger, int capacity, long suppressed);
 }
