@@ -64,7 +64,8 @@ public class RegionalBenchmarks
         SetupPrefetch();
     }
 
-    /// <summary>4,096 users of <c>ctr</c> written now (fresh for the direct tier), and a cache on the same store.</summary>
+    /// <summary>4,096 users of <c>ctr</c> written now (fresh for the direct tier), and a cache on the same
+    /// store.</summary>
     private void SetupPrefetch()
     {
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

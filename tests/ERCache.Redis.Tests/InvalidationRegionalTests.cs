@@ -75,8 +75,8 @@ public sealed class InvalidationRegionalTests(SharedServers servers) : IClassFix
             between: () => b.FakeClock.Advance(TimeSpan.FromSeconds(1)));
         Assert.Equal(EmbeddingSource.Regional, (await b.GetAsync(user)).Result.Source); // from the store, which still has it
 
-        // Subscribed again: a removal on a reaches b, once b holds the user again. Seen once on Garnet under a full run:
-        // the lookup after the copy above was Regional again, as if b had dropped its tiers once more (a reconnect
+        // Subscribed again: a removal on a reaches b, once b holds the user again. Seen once on Garnet under a full
+        // run: the lookup after the copy above was Regional again, as if b had dropped its tiers once more (a reconnect
         // reported after the probe was heard would do that, not proven); so this waits until a lookup is Direct.
         await Until(async () => (await b.GetAsync(user)).Result.Source == EmbeddingSource.Direct, "b does not hold the user locally");
         b.Towers["ctr"].Failing = true;

@@ -3,9 +3,9 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace ERCache.Redis.Tests;
 
-/// <summary>A warm restart beside real Redis and Garnet with invalidation on (DESIGN §2 rules 10 and 11): the restarted
-/// host prefetches its snapshots' users from the store, so a user another host removed while it was down is not
-/// served, and the others are local hits from its first request.</summary>
+/// <summary>A warm restart beside real Redis and Garnet with invalidation on (DESIGN §2 rules 10 and 11): the
+/// restarted host prefetches its snapshots' users from the store, so a user another host removed while it was down is
+/// not served, and the others are local hits from its first request.</summary>
 public sealed class SnapshotPrefetchRegionalTests(SharedServers servers) : IClassFixture<SharedServers>, IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"ercache-prefetch-{Guid.NewGuid():N}");

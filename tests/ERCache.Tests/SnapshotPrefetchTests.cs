@@ -167,8 +167,8 @@ public sealed class SnapshotPrefetchTests : IDisposable
 
     private string[] Logged(int eventId) => [.. _logs.GetSnapshot().Where(r => r.Id.Id == eventId && r.Level >= LogLevel.Information).Select(r => r.Message)];
 
-    /// <summary>The in-memory store, whose next read runs <see cref="BeforeAnswer"/> once the values are read and before
-    /// they are returned.</summary>
+    /// <summary>The in-memory store, whose next read runs <see cref="BeforeAnswer"/> once the values are read and
+    /// before they are returned.</summary>
     private sealed class HeldRead(InMemoryRegionalStore inner) : WrappedRegionalStore(inner)
     {
         public Func<Task>? BeforeAnswer { get; set; }

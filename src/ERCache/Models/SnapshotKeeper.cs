@@ -325,7 +325,8 @@ internal sealed class SnapshotKeeper : IDisposable
 
     /// <summary>
     /// The load beside invalidation: the users of the model's snapshots (each entry still within its tier's TTL and not
-    /// dropped by the removal log) are read from the regional store and its values copied in, never the snapshots' rows.
+    /// dropped by the removal log) are read from the regional store and its values copied in, never the snapshots'
+    /// rows.
     /// </summary>
     private async Task PrefetchAsync(ModelVersionState state, ModelRuntime runtime, RemovalRecords? removals, CancellationToken cancellationToken)
     {

@@ -120,7 +120,8 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     /// <summary>How long ago the queue was last full and dropped a value; null if it never was.</summary>
     public TimeSpan? SinceQueueFull => Volatile.Read(ref _lastQueueFull) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
 
-    /// <summary>How long ago a background flush last threw (a bug; the log has the exception); null if none has.</summary>
+    /// <summary>How long ago a background flush last threw (a bug; the log has the exception); null if none
+    /// has.</summary>
     public TimeSpan? SinceFlushFailed => Volatile.Read(ref _lastFlushFailure) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
 
     /// <summary>Values waiting to be written.</summary>
