@@ -14,6 +14,7 @@ namespace ERCache.Tests;
 public sealed class SnapshotPrefetchTests : IDisposable
 {
     private const string Model = "ctr";
+    private const string LocalModel = "local";
     private const int PrefetchedEvent = 43;
     private const int PrefetchSkippedEvent = 44;
     private static readonly DateTimeOffset Epoch = new(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);
@@ -126,15 +127,50 @@ public sealed class SnapshotPrefetchTests : IDisposable
         await restarted.WhenReadyAsync();
 
         Assert.Equal(0, restarted.GetEntryCount(Model, TierKind.Direct) + restarted.GetEntryCount(Model, TierKind.Failover));
-        Assert.Contains("the invalidation channel could not be subscribed to", Assert.Single(Logged(PrefetchSkippedEvent)), StringComparison.Ordinal);
+        Assert.Contains(
+            "restored nothing of every model from its snapshots: the invalidation channel could not be subscribed to",
+            Assert.Single(Logged(PrefetchSkippedEvent)),
+            StringComparison.Ordinal);
         Assert.Empty(Logged(PrefetchedEvent));
     }
 
-    private EmbeddingCache Host(IRegionalStore store, int generation, bool snapshots = true)
+    [Fact]
+    public async Task A_model_that_does_not_use_the_store_restores_nothing_and_the_others_are_prefetched()
+    {
+        var store = new InMemoryRegionalStore(_clock);
+        await using (var before = Host(store, generation: 1, localModel: true))
+        {
+            await before.WhenReadyAsync();
+            await InferAsync(before, 1, 2);
+            Assert.Equal(EmbeddingSource.Fresh, (await before.GetAsync(LocalModel, 1, new float[4])).Source);
+        }
+
+        await using var restarted = Host(store, generation: 2, localModel: true);
+        await restarted.WhenReadyAsync();
+
+        Assert.Equal(2, restarted.GetEntryCount(Model, TierKind.Direct));
+        Assert.Equal(0, restarted.GetEntryCount(LocalModel, TierKind.Direct) + restarted.GetEntryCount(LocalModel, TierKind.Failover));
+        string skipped = Assert.Single(Logged(PrefetchSkippedEvent));
+        Assert.Contains($"restored nothing of model '{LocalModel}' from its snapshots: it does not use the regional store", skipped, StringComparison.Ordinal);
+        Assert.Single(Logged(PrefetchedEvent));
+    }
+
+    /// <summary>A host of <see cref="Model"/>, and with <paramref name="localModel"/> also of <see cref="LocalModel"/>,
+    /// which does not use the regional store.</summary>
+    private EmbeddingCache Host(IRegionalStore store, int generation, bool snapshots = true, bool localModel = false)
     {
         var model = CacheFixture.DefaultModel(4);
         model.Direct.Ttl = TimeSpan.FromMinutes(10);
         var options = new ERCacheOptions { Models = { [Model] = model } };
+        var towers = new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = generation } };
+        if (localModel)
+        {
+            var local = CacheFixture.DefaultModel(4);
+            local.Regional.Enabled = false;
+            options.Models[LocalModel] = local;
+            towers[LocalModel] = new TestTower { Generation = generation };
+        }
+
         if (snapshots)
         {
             options.Snapshots.Directory = _directory;
@@ -142,7 +178,7 @@ public sealed class SnapshotPrefetchTests : IDisposable
 
         TestThread.LeaveSynchronizationContext();
         return EmbeddingCache.Create(
-            options, new Dictionary<string, IEmbeddingInference> { [Model] = new TestTower { Generation = generation } },
+            options, towers,
             new EmbeddingCacheServices
             {
                 TimeProvider = _clock, Dispatcher = InferenceDispatcher.Inline, RegionalStore = store, Logger = new FakeLogger<EmbeddingCache>(_logs),

@@ -96,6 +96,6 @@ internal static partial class Log
     [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "ERCache prefetched model '{Model}' version '{Version}' from the regional store for the {Users} users of its snapshots (beside invalidation the store, not a snapshot, holds the truth): {Direct} fresh, {FailoverOnly} for the failover tier only, {Missing} with no usable value (removed, replaced and expired, or refused), {Unavailable} not read (the store did not answer), in {ElapsedMs:F0} ms.")]
     public static partial void SnapshotPrefetched(ILogger logger, string model, string version, long users, long direct, long failoverOnly, long missing, long unavailable, double elapsedMs);
 
-    [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "ERCache did not prefetch the users of its snapshots from the regional store: {Reason}. The tiers start empty; requests read the store.")]
-    public static partial void SnapshotPrefetchSkipped(ILogger logger, string reason);
+    [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "ERCache restored nothing of {Scope} from its snapshots: {Reason}. Beside an invalidation channel a snapshot's rows are never restored (removals made elsewhere while this host was down never reached it), so those tiers start empty.")]
+    public static partial void SnapshotPrefetchSkipped(ILogger logger, string scope, string reason);
 }

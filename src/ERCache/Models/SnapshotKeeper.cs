@@ -282,7 +282,7 @@ internal sealed class SnapshotKeeper : IDisposable
                 await invalidator.Started.WaitAsync(linked.Token).ConfigureAwait(false);
                 if (!invalidator.IsSubscribed)
                 {
-                    Log.SnapshotPrefetchSkipped(_logger, "the invalidation channel could not be subscribed to");
+                    Log.SnapshotPrefetchSkipped(_logger, "every model", "the invalidation channel could not be subscribed to");
                     return;
                 }
             }
@@ -293,6 +293,17 @@ internal sealed class SnapshotKeeper : IDisposable
                 var removals = ReadRemovals(state.Name);
                 if (_invalidator is not null)
                 {
+                    if (runtime.Regional is null)
+                    {
+                        // Other hosts' removals reach its tiers too, but there is no store to take its vectors from.
+                        if (new[] { runtime.Direct, runtime.Failover }.Any(t => t is not null && File.Exists(PathOf(_options.Directory!, state.Name, t.Policy.Kind))))
+                        {
+                            Log.SnapshotPrefetchSkipped(_logger, $"model '{state.Name}'", "it does not use the regional store (Regional:Enabled false)");
+                        }
+
+                        continue;
+                    }
+
                     await PrefetchAsync(state, runtime, removals, linked.Token).ConfigureAwait(false);
                     continue;
                 }
