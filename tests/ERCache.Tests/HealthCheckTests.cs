@@ -237,6 +237,28 @@ public sealed class HealthCheckTests
     }
 
     [Fact]
+    public async Task Degraded_while_the_last_reload_failed_unexpectedly_and_healthy_once_one_is_applied()
+    {
+        // The application's inference lookup throws for the reload's new model: neither a bad setting nor a binding error.
+        using var host = new ReloadableCache(
+            new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } },
+            name => name == "broken" ? throw new FormatException("the model store returned garbage") : new TestTower());
+        var check = new ERCacheHealthCheck(host.Cache);
+
+        host.Reload(new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4), ["broken"] = CacheFixture.DefaultModel(4) } });
+
+        var failed = await Check(check);
+        Assert.Equal(HealthStatus.Degraded, failed.Status);
+        Assert.Contains(
+            "configuration: the last configuration reload failed (FormatException: the model store returned garbage); the previous settings stay in force",
+            failed.Description, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => host.Cache.GetPolicy("broken")); // nothing of it was applied
+
+        host.Reload(new ERCacheOptions { Models = { [Model] = CacheFixture.DefaultModel(4) } });
+        Assert.Equal(HealthStatus.Healthy, (await Check(check)).Status);
+    }
+
+    [Fact]
     public async Task Degraded_while_the_last_reloaded_section_could_not_be_read_at_all()
     {
         var broken = new BreakableSource();
