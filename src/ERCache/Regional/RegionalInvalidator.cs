@@ -35,10 +35,8 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     private int _disposed;
     private int _receiving = 1;
     private readonly ConcurrentDictionary<Task, byte> _announcing = new(); // background announcements in flight
-    private readonly LogThrottle _notSentLog;
-    private const int SubscribeKind = 0, ProbeKind = 1;
-    private readonly LogThrottle _storeFailedLog; // retried every second while the store is down: a few lines a minute
-    private long _lastNotSent = long.MinValue; // when a background announcement last failed (timestamp)
+    private const int SubscribeKind = 0, ProbeKind = 1, NotSentKind = 2;
+    private readonly LogThrottle _problems; // retried every second while the store is down: a few lines a minute
 
     public RegionalInvalidator(
         IRegionalInvalidation channel, Func<TimeSpan> timeout, TimeProvider time, ERCacheMetrics metrics, ILogger logger, Action<InvalidationMessage> apply,
@@ -51,8 +49,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
         _logger = logger;
         _apply = apply;
         _subscribed = subscribed;
-        _notSentLog = new LogThrottle(time, kinds: 1);
-        _storeFailedLog = new LogThrottle(time, kinds: 2);
+        _problems = new LogThrottle(time, kinds: 3);
         _subscribing = SubscribeAsync();
     }
 
@@ -67,7 +64,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
     public bool IsSubscribed => Volatile.Read(ref _state) == 1;
 
     /// <summary>How long ago a background announcement (a push, a clear) last failed; null if none has.</summary>
-    public TimeSpan? SinceNotSent => Volatile.Read(ref _lastNotSent) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
+    public TimeSpan? SinceNotSent => _problems.SinceLast(NotSentKind);
 
     /// <summary>Announces an operation to the other hosts, bounded by <c>Regional:WriteTimeout</c>; throws when it could
     /// not be sent (the caller of a removal must know).</summary>
@@ -119,7 +116,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
 
     private void LogStoreFailed(int kind, string operation, Exception error)
     {
-        if (_storeFailedLog.TryEnter(kind, out long suppressed))
+        if (_problems.TryEnter(kind, out long suppressed))
         {
             Log.RegionalStoreFailed(_logger, operation, suppressed, error);
         }
@@ -127,8 +124,7 @@ internal sealed class RegionalInvalidator : IAsyncDisposable
 
     private void OnNotSent(InvalidationKind kind, long userId, string field, Exception error)
     {
-        Volatile.Write(ref _lastNotSent, _time.GetTimestamp());
-        if (_notSentLog.TryEnter(0, out long suppressed))
+        if (_problems.TryEnter(NotSentKind, out long suppressed))
         {
             string what = kind == InvalidationKind.Clear ? $"clear of '{field}'" : $"{kind.ToString().ToLowerInvariant()} of user {userId} ('{field}')";
             Log.InvalidationNotSent(_logger, what, suppressed, error);

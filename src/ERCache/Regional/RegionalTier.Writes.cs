@@ -19,8 +19,7 @@ internal sealed partial class RegionalTier
             _metrics.RecordRegionalDropped(disposed ? "disposed" : "queue_full", 1);
             if (!disposed)
             {
-                Volatile.Write(ref _lastQueueFull, _time.GetTimestamp());
-                if (_queueFullLog.TryEnter(0, out long suppressed))
+                if (_problems.TryEnter(QueueFull, out long suppressed))
                 {
                     Log.RegionalQueueFull(_logger, capacity, suppressed);
                 }
@@ -194,8 +193,7 @@ internal sealed partial class RegionalTier
     /// most every 10 s with the count left out, and remembered for the health check.</summary>
     private void OnFlushFailed(Exception error)
     {
-        Volatile.Write(ref _lastFlushFailure, _time.GetTimestamp());
-        if (_flushFailedLog.TryEnter(0, out long suppressed))
+        if (_problems.TryEnter(FlushFailed, out long suppressed))
         {
             Log.RegionalFlushFailed(_logger, suppressed, error);
         }

@@ -33,11 +33,8 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     private int _queued;
     private int _disposed;
     private long _distrustBefore = long.MinValue;
-    private long _lastQueueFull = long.MinValue; // when a value was last dropped because the queue was full (timestamp)
-    private readonly LogThrottle _queueFullLog;
-    private long _lastFlushFailure = long.MinValue; // when a background flush last threw (timestamp)
-    private readonly LogThrottle _flushFailedLog;
-    private readonly LogThrottle _storeFailedLog; // a store that is down logs a few lines a minute, not one per call
+    private const int QueueFull = 0, FlushFailed = 1, StoreFailed = 2;
+    private readonly LogThrottle _problems; // a few lines a minute of each, and when each last happened (health check)
 
     public RegionalTier(IRegionalStore store, RegionalOptions options, TimeProvider time, ERCacheMetrics metrics, ILogger logger)
     {
@@ -47,9 +44,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         _breaker = NewBreaker(_settings.Breaker);
-        _queueFullLog = new LogThrottle(time, kinds: 1);
-        _flushFailedLog = new LogThrottle(time, kinds: 1);
-        _storeFailedLog = new LogThrottle(time, kinds: 1);
+        _problems = new LogThrottle(time, kinds: 3);
         metrics.ObserveRegionalQueue(() => QueueLength);
         _flushTimer = new PeriodicTimer(_settings.FlushInterval, time);
         _flushLoop = FlushPeriodicallyAsync();
@@ -118,11 +113,11 @@ internal sealed partial class RegionalTier : IAsyncDisposable
     public long MaxClockSkewMs => (long)Volatile.Read(ref _settings).MaxClockSkew.TotalMilliseconds;
 
     /// <summary>How long ago the queue was last full and dropped a value; null if it never was.</summary>
-    public TimeSpan? SinceQueueFull => Volatile.Read(ref _lastQueueFull) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
+    public TimeSpan? SinceQueueFull => _problems.SinceLast(QueueFull);
 
     /// <summary>How long ago a background flush last threw (a bug; the log has the exception); null if none
     /// has.</summary>
-    public TimeSpan? SinceFlushFailed => Volatile.Read(ref _lastFlushFailure) is var last && last != long.MinValue ? _time.GetElapsedTime(last) : null;
+    public TimeSpan? SinceFlushFailed => _problems.SinceLast(FlushFailed);
 
     /// <summary>Values waiting to be written.</summary>
     public int QueueLength => Volatile.Read(ref _queued);
@@ -315,7 +310,7 @@ internal sealed partial class RegionalTier : IAsyncDisposable
         var cause = ExceptionCause.Of(exception);
         string reason = ERCacheMetrics.CauseName(cause);
         _metrics.RecordRegionalFailure(operation, reason);
-        if (cause == InferenceFailureCause.Error && _storeFailedLog.TryEnter(0, out long suppressed))
+        if (cause == InferenceFailureCause.Error && _problems.TryEnter(StoreFailed, out long suppressed))
         {
             Log.RegionalStoreFailed(_logger, operation, suppressed, exception);
         }
