@@ -43,23 +43,23 @@ internal sealed partial class ModelRuntime
         {
             int position = misses[i];
             var row = destination.Span.Slice(position * dims, dims);
-            if (values[i] is not { } value)
+            var read = DecodeRegional(values[i], users[i], row, clearedAt, latestServable, out long writtenAtUtc);
+            if (read == RegionalRead.Absent)
             {
                 absent++;
             }
-            else if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, Fingerprint, users[i], row, out long writtenAtUtc))
+            else if (read == RegionalRead.Refused)
             {
-                bad++; // never served: another user's, another version's, truncated or garbage
-                State.RefusedValues.Report(value, Policy.RegionalFormat, Fingerprint, users[i], dims);
+                bad++;
             }
-            else if (writtenAtUtc <= clearedAt)
+            else if (read == RegionalRead.Cleared)
             {
-                absent++; // written before this host cleared the model: as good as absent
+                absent++; // as good as absent
                 cleared++;
             }
-            else if (writtenAtUtc > latestServable)
+            else if (read == RegionalRead.Future)
             {
-                future++; // a writer's clock ahead by more than MaxClockSkew: its age is unknowable, never fresh
+                future++;
             }
             else
             {
@@ -136,21 +136,14 @@ internal sealed partial class ModelRuntime
         long direct = 0, failoverOnly = 0, missing = 0;
         for (int i = 0; i < users.Length; i++)
         {
-            if (values[i] is not { } value)
+            if (DecodeRegional(values[i], users[i], row, clearedAt, latestServable, out long writtenAtUtc) != RegionalRead.Usable)
             {
-                missing++;
-                continue;
-            }
-
-            if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, Fingerprint, users[i], row, out long writtenAtUtc))
-            {
-                State.RefusedValues.Report(value, Policy.RegionalFormat, Fingerprint, users[i], Policy.Dimensions);
                 missing++;
                 continue;
             }
 
             long ageTicks = RegionalAge(writtenAtUtc, nowUtc).Ticks;
-            if (writtenAtUtc <= clearedAt || writtenAtUtc > latestServable || ageTicks >= FailoverTtl)
+            if (ageTicks >= FailoverTtl)
             {
                 missing++;
                 continue;
@@ -171,6 +164,49 @@ internal sealed partial class ModelRuntime
         }
 
         return new RegionalPrefetchCounts(direct, failoverOnly, missing, 0);
+    }
+
+    /// <summary>What one value read from the regional store is to this model.</summary>
+    private enum RegionalRead
+    {
+        /// <summary>The store holds none.</summary>
+        Absent,
+
+        /// <summary>It does not decode as this model's value of this user (reported to the refused-value
+        /// log).</summary>
+        Refused,
+
+        /// <summary>Written before this host cleared the model.</summary>
+        Cleared,
+
+        /// <summary>Stamped by a writer's clock ahead by more than <c>Regional:MaxClockSkew</c>: its age is
+        /// unknowable, never fresh.</summary>
+        Future,
+
+        /// <summary>Decoded into the row, with its write time.</summary>
+        Usable,
+    }
+
+    /// <summary>Decodes <paramref name="value"/>, <paramref name="userId"/>'s value read from the store, into
+    /// <paramref name="row"/> and judges it: never served unless <see cref="RegionalRead.Usable"/> (then
+    /// <paramref name="writtenAtUtc"/> is its wall-clock write time). The rules of a request's lookup and of a
+    /// restart's prefetch.</summary>
+    private RegionalRead DecodeRegional(byte[]? value, long userId, Span<float> row, long clearedAt, long latestServable, out long writtenAtUtc)
+    {
+        writtenAtUtc = 0;
+        if (value is null)
+        {
+            return RegionalRead.Absent;
+        }
+
+        if (!RegionalValue.TryDecode(value, Policy.RegionalFormat, Fingerprint, userId, row, out writtenAtUtc))
+        {
+            // Another user's, another version's, truncated or garbage.
+            State.RefusedValues.Report(value, Policy.RegionalFormat, Fingerprint, userId, Policy.Dimensions);
+            return RegionalRead.Refused;
+        }
+
+        return writtenAtUtc <= clearedAt ? RegionalRead.Cleared : writtenAtUtc > latestServable ? RegionalRead.Future : RegionalRead.Usable;
     }
 
     /// <summary>Queues a fresh vector for the store; a push (<paramref name="announce"/>) is announced to the other
